@@ -1,0 +1,5 @@
+"""cleanclaim's engine: claim model, decisions, evaluation, CLI."""
+
+from cleanclaim.engine.engine import Engine
+
+__all__ = ["Engine"]

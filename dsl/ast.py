@@ -1,0 +1,301 @@
+"""The policy language's syntax tree: frozen dataclasses, each with its source span.
+
+Lark trees never leave `dsl/`; the parser's transformer builds these nodes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Where a node stands in its source file (1-based lines and columns)."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+# ---- expressions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Literal_:
+    """A number, string, date or boolean written in the policy."""
+
+    value: Decimal | int | str | dt.date | bool
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class CodeList:
+    """An inline list of codes: `[93005, 93010]`, `[R07.*]`, `[26, TC]`."""
+
+    items: tuple[CodeItem, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class CodeItem:
+    """One element of a code list: a code, a prefix (`R07.*`) or a range (`11400-11446`)."""
+
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    """A name, optionally followed by fields: `line.service_date`, `due`, `ecg_components`."""
+
+    parts: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A call of a built-in or plugin function: `days_between(a, b)`."""
+
+    name: str
+    args: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class BoolOp:
+    op: Literal["and", "or"]
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    op: Literal["==", "!=", "<", "<=", ">", ">="]
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Arith:
+    """`a + b` or `a - b`: numbers, or the union/difference of code sets."""
+
+    op: Literal["+", "-"]
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """`x in s` / `x not in s`, where `s` is a value set, a code list or a list field."""
+
+    element: Expr
+    container: Expr
+    negated: bool
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """`x is missing` / `x is present`."""
+
+    operand: Expr
+    missing: bool
+    span: Span
+
+
+Quantifier = Literal["any", "all", "no", "count"]
+
+
+@dataclass(frozen=True, slots=True)
+class Quantified:
+    """`any o in other_lines where ...`: a condition over the elements of a list."""
+
+    quantifier: Quantifier
+    var: str
+    collection: Expr
+    condition: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class QuantifiedIn:
+    """`all of line.pointed_diagnoses in routine_exam`: membership over a list.
+
+    `all of` requires a non-empty list: "all pointed diagnoses are routine" is false for
+    a line that points to no diagnosis.
+    """
+
+    quantifier: Quantifier
+    collection: Expr
+    container: Expr
+    span: Span
+
+
+Expr = (
+    Literal_
+    | CodeList
+    | Path
+    | Call
+    | Not
+    | BoolOp
+    | Compare
+    | Arith
+    | Membership
+    | Presence
+    | Quantified
+    | QuantifiedIn
+)
+
+
+# ---- value sets ----------------------------------------------------------------------
+
+SetKind = Literal["codes", "icd10", "modifiers"]
+
+
+@dataclass(frozen=True, slots=True)
+class SetLiteral:
+    kind: SetKind | None
+    codes: CodeList
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class SetCsv:
+    """Codes read from a column of a CSV file beside the policy file."""
+
+    kind: SetKind | None
+    file: str
+    column: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class SetRef:
+    name: str
+    span: Span
+
+
+SetTerm = SetLiteral | SetCsv | SetRef
+
+
+@dataclass(frozen=True, slots=True)
+class ValueSet:
+    """`valueset NAME = term + term ...`."""
+
+    name: str
+    terms: tuple[SetTerm, ...]
+    span: Span
+
+
+# ---- rules ---------------------------------------------------------------------------
+
+ScopeKind = Literal["codes", "all_lines", "claim", "diagnosis"]
+Severity = Literal["reject", "deny", "review", "info"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    kind: ScopeKind
+    codes: tuple[SetTerm, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ValueFilter:
+    """`plan is "gold"` / `place of service is not "23"`."""
+
+    field: Literal["plan", "place_of_service"]
+    negated: bool
+    values: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """`then deny CO-97 with M15`."""
+
+    severity: Severity
+    group: str
+    carc: str
+    rarcs: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Let:
+    name: str
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A string clause (title, message, reference) with the span of its string."""
+
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """A name clause (root cause, owner, kind) with its span."""
+
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """The clauses in force from `start` to `end` (inclusive; None = open)."""
+
+    start: dt.date | None
+    end: dt.date | None
+    lets: tuple[Let, ...]
+    conditions: tuple[Expr, ...]
+    outcome: Outcome | None
+    message: Text | None
+    reference: Text | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule: shared clauses plus one or more dated versions."""
+
+    id: str
+    title: Text | None
+    scope: Scope | None
+    filters: tuple[ValueFilter, ...]
+    root_cause: Word | None
+    owner: Word | None
+    kind: Word | None
+    versions: tuple[Version, ...]
+    span: Span
+    # Clauses that stand where they do not belong (e.g. `applies to` after `effective`),
+    # kept so the checker can report them with their position.
+    misplaced: tuple[tuple[str, Span], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFile:
+    """One parsed `.policy` file."""
+
+    path: str
+    language_version: int
+    valuesets: tuple[ValueSet, ...]
+    rules: tuple[Rule, ...]
+    span: Span

@@ -1,0 +1,491 @@
+"""Checked pack to executable program: generated Python, compiled once.
+
+Each rule becomes a block of straight-line Python. Rules that apply to all lines are
+joined into one function; rules scoped to procedure codes are joined per distinct rule
+combination and indexed by code, so a line meets only the rules that can apply to it.
+A fired rule appends `(rule index, version index, line number, message)` to `out`.
+
+Evaluation never raises on bad claim data: comparisons and arithmetic with a missing
+value are false / missing. Should a generated block raise anyway (a plugin function
+failing, say), the caller re-runs each rule alone through `Program.run_rule` to find
+and report the one that failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from cleanclaim.dsl import ast
+from cleanclaim.dsl import types as T
+from cleanclaim.dsl.checker import DEFAULT_OWNER, CheckedPack
+from cleanclaim.dsl.codesets import icd10cm
+from cleanclaim.dsl.valuesets import CodeSet
+
+LineFn = Callable[[Any, Any, list[Any]], None]
+ClaimFn = Callable[[Any, list[Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleVersion:
+    start: dt.date | None
+    end: dt.date | None
+    severity: str
+    group: str
+    carc: str
+    rarcs: tuple[str, ...]
+    reference: str | None
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """What a finding needs to know about the rule that produced it."""
+
+    index: int
+    id: str
+    pack: str
+    title: str | None
+    scope: str  # codes | all_lines | claim | diagnosis
+    root_cause: str
+    owner: str
+    kind: str
+    file: str
+    line: int
+    versions: tuple[RuleVersion, ...]
+    codes: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class Program:
+    """A compiled pack: rule metadata and the generated functions that apply them."""
+
+    pack_id: str
+    rules: tuple[CompiledRule, ...]
+    lines_any: LineFn | None
+    lines_by_code: dict[str, LineFn]
+    claim_fn: ClaimFn | None
+    diagnosis_fn: ClaimFn | None
+    digest: str
+    source: str
+    _rule_sources: dict[int, str] = field(default_factory=dict)
+    _namespace: dict[str, Any] = field(default_factory=dict)
+    _single: dict[int, Callable[..., None]] = field(default_factory=dict)
+
+    def run_rule(self, index: int, claim: Any, line: Any, out: list[Any]) -> None:
+        """Apply one rule alone (slow path, used to isolate a failing rule)."""
+        fn = self._single.get(index)
+        if fn is None:
+            code = compile(self._rule_sources[index], f"<rule {self.rules[index].id}>", "exec")
+            exec(code, self._namespace)
+            fn = self._namespace[f"_rule_{index}"]
+            self._single[index] = fn
+        rule = self.rules[index]
+        if rule.scope in ("claim", "diagnosis"):
+            fn(claim, out)
+        else:
+            fn(claim, line, out)
+
+
+# ---- runtime helpers the generated code calls ------------------------------------------
+
+
+def _lt(a: Any, b: Any) -> bool:
+    return a is not None and b is not None and a < b
+
+
+def _le(a: Any, b: Any) -> bool:
+    return a is not None and b is not None and a <= b
+
+
+def _gt(a: Any, b: Any) -> bool:
+    return a is not None and b is not None and a > b
+
+
+def _ge(a: Any, b: Any) -> bool:
+    return a is not None and b is not None and a >= b
+
+
+def _add(a: Any, b: Any) -> Any:
+    return None if a is None or b is None else a + b
+
+
+def _sub(a: Any, b: Any) -> Any:
+    return None if a is None or b is None else a - b
+
+
+def _date_add(d: dt.date | None, n: Any) -> dt.date | None:
+    return None if d is None or n is None else d + dt.timedelta(days=int(n))
+
+
+def _date_sub(d: dt.date | None, n: Any) -> Any:
+    if d is None or n is None:
+        return None
+    if isinstance(n, dt.date):
+        return (d - n).days
+    return d - dt.timedelta(days=int(n))
+
+
+def _missing(x: Any) -> bool:
+    return x is None or x == "" or (isinstance(x, (list, tuple)) and not x)
+
+
+def _in_set(x: Any, s: CodeSet) -> bool:
+    return x in s
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "(missing)"
+    if isinstance(x, (list, tuple)):
+        return ", ".join(_fmt(i) for i in x) if x else "(none)"
+    if isinstance(x, dt.date):
+        return x.isoformat()
+    return str(x)
+
+
+def _fmt_icd(x: Any) -> str:
+    if x is None:
+        return "(missing)"
+    if isinstance(x, (list, tuple)):
+        return ", ".join(icd10cm.dotted(i) for i in x) if x else "(none)"
+    return icd10cm.dotted(str(x))
+
+
+def _others(claim: Any, line: Any) -> list[Any]:
+    return [o for o in claim.lines if o is not line]
+
+
+_HELPERS: dict[str, Any] = {
+    "_lt": _lt, "_le": _le, "_gt": _gt, "_ge": _ge, "_add": _add, "_sub": _sub,
+    "_date_add": _date_add, "_date_sub": _date_sub, "_missing": _missing, "_in_set": _in_set,
+    "_fmt": _fmt, "_fmt_icd": _fmt_icd, "_others": _others,
+}
+
+
+# ---- code generation -------------------------------------------------------------------
+
+
+class _Gen:
+    """Generates Python source for one pack, collecting constants in a namespace."""
+
+    def __init__(self, checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
+                 tables: Mapping[str, Any]) -> None:
+        self.checked = checked
+        self.functions = functions
+        self.ns: dict[str, Any] = dict(_HELPERS)
+        self._const_ids: dict[tuple[str, Any], str] = {}
+        self.tables = tables
+        self._tmp = 0
+
+    def const(self, value: Any, hint: str = "k") -> str:
+        key = (type(value).__name__, value if not isinstance(value, CodeSet) else id(value))
+        name = self._const_ids.get(key)
+        if name is None:
+            name = f"_{hint}{len(self._const_ids)}"
+            self._const_ids[key] = name
+            self.ns[name] = value
+        return name
+
+    def type_of(self, expr: ast.Expr) -> T.Type:
+        return self.checked.types.get(id(expr), T.ANY)
+
+    # Sets known at compile time: value set names, code lists and their unions.
+    def static_set(self, expr: ast.Expr) -> CodeSet | None:
+        if isinstance(expr, ast.CodeList):
+            return self.checked.literal_sets.get(id(expr))
+        if isinstance(expr, ast.Path) and len(expr.parts) == 1:
+            return self.checked.valuesets.get(expr.parts[0])
+        if isinstance(expr, ast.Arith) and expr.op == "+":
+            left, right = self.static_set(expr.left), self.static_set(expr.right)
+            if left is not None and right is not None:
+                return left.union(right)
+        return None
+
+    def membership(self, element: str, s: CodeSet, simple: bool) -> str:
+        exact = self.const(s.exact, "s")
+        if not s.prefixes:
+            return f"({element} in {exact})"
+        if simple:
+            prefixes = self.const(s.prefixes, "p")
+            return (f"({element} in {exact} or ({element} is not None and "
+                    f"{element}.startswith({prefixes})))")
+        return f"_in_set({element}, {self.const(s, 'c')})"
+
+    def expr(self, e: ast.Expr, env: dict[str, str]) -> str:  # noqa: C901 - one dispatch
+        if isinstance(e, ast.Literal_):
+            v = e.value
+            if isinstance(v, (bool, int, str)) and not isinstance(v, Decimal):
+                return repr(v)
+            return self.const(v)
+        if isinstance(e, ast.Path):
+            return self.path(e, env)
+        if isinstance(e, ast.Not):
+            return f"(not {self.expr(e.operand, env)})"
+        if isinstance(e, ast.BoolOp):
+            return f"({self.expr(e.left, env)} {e.op} {self.expr(e.right, env)})"
+        if isinstance(e, ast.Compare):
+            left, right = self.expr(e.left, env), self.expr(e.right, env)
+            nullable = self.type_of(e.left).nullable or self.type_of(e.right).nullable
+            if e.op in ("==", "!=") or not nullable:
+                return f"({left} {e.op} {right})"
+            helper = {"<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}[e.op]
+            return f"{helper}({left}, {right})"
+        if isinstance(e, ast.Arith):
+            left_t = self.type_of(e.left)
+            left, right = self.expr(e.left, env), self.expr(e.right, env)
+            if left_t.name == "date":
+                return f"{'_date_add' if e.op == '+' else '_date_sub'}({left}, {right})"
+            nullable = left_t.nullable or self.type_of(e.right).nullable
+            if nullable:
+                return f"{'_add' if e.op == '+' else '_sub'}({left}, {right})"
+            return f"({left} {e.op} {right})"
+        if isinstance(e, ast.Membership):
+            element = self.expr(e.element, env)
+            simple = isinstance(e.element, ast.Path)
+            s = self.static_set(e.container)
+            if s is not None:
+                test = self.membership(element, s, simple)
+            else:
+                test = f"({element} in {self.expr(e.container, env)})"
+            return f"(not {test})" if e.negated else test
+        if isinstance(e, ast.Presence):
+            value = self.expr(e.operand, env)
+            t = self.type_of(e.operand)
+            if t.name == "list":
+                test = f"(not {value})"
+            elif t.name in T.CODE_LIKE:
+                test = f"(not {value})"
+            else:
+                test = f"({value} is None)"
+            return test if e.missing else f"(not {test})"
+        if isinstance(e, ast.Quantified):
+            var = f"_v_{e.var}"
+            inner = dict(env)
+            inner[e.var] = var
+            coll = self.expr(e.collection, env)
+            cond = self.expr(e.condition, inner)
+            if e.quantifier == "any":
+                return f"any({cond} for {var} in {coll})"
+            if e.quantifier == "all":
+                return f"all({cond} for {var} in {coll})"
+            if e.quantifier == "no":
+                return f"(not any({cond} for {var} in {coll}))"
+            return f"sum(1 for {var} in {coll} if {cond})"
+        if isinstance(e, ast.QuantifiedIn):
+            coll = self.expr(e.collection, env)
+            s = self.static_set(e.container)
+            self._tmp += 1
+            var = f"_e{self._tmp}"
+            if s is not None and not s.prefixes:
+                exact = self.const(s.exact, "s")
+                if e.quantifier == "any":
+                    return f"(not {exact}.isdisjoint({coll}))"
+                if e.quantifier == "no":
+                    return f"{exact}.isdisjoint({coll})"
+                if e.quantifier == "all":
+                    return f"(bool({coll}) and {exact}.issuperset({coll}))"
+                return f"sum(1 for {var} in {coll} if {var} in {exact})"
+            test = (self.membership(var, s, True) if s is not None
+                    else f"({var} in {self.expr(e.container, env)})")
+            if e.quantifier == "any":
+                return f"any({test} for {var} in {coll})"
+            if e.quantifier == "no":
+                return f"(not any({test} for {var} in {coll}))"
+            if e.quantifier == "all":
+                return f"(bool({coll}) and all({test} for {var} in {coll}))"
+            return f"sum(1 for {var} in {coll} if {test})"
+        if isinstance(e, ast.CodeList):
+            s = self.static_set(e)
+            return self.const(s, "c")
+        assert isinstance(e, ast.Call)
+        spec = self.functions[e.name]
+        fn = self.const(spec.impl, "f")
+        args = []
+        for arg, param in zip(e.args, spec.params, strict=True):
+            if param.name == "table":
+                assert isinstance(arg, ast.Path)
+                args.append(self.const(self.tables[arg.parts[0]], "t"))
+            elif param.name == "set":
+                s = self.static_set(arg)
+                args.append(self.const(s, "c") if s is not None else self.expr(arg, env))
+            else:
+                args.append(self.expr(arg, env))
+        if spec.contextual:
+            line = env.get("line", "None")
+            args = [env["claim"], line, *args]
+        return f"{fn}({', '.join(args)})"
+
+    def path(self, e: ast.Path, env: dict[str, str]) -> str:
+        head = e.parts[0]
+        if head in env:
+            base = env[head]
+        elif head in self.checked.valuesets:
+            return self.const(self.checked.valuesets[head], "c")
+        else:  # a table name used as a value
+            return self.const(self.tables.get(head), "t")
+        return ".".join([base, *e.parts[1:]])
+
+    def message(self, rule: ast.Rule, version: ast.Version, env: dict[str, str]) -> str:
+        text = version.message
+        if text is None:
+            default = rule.title.value if rule.title else rule.id
+            return repr(default)
+        places = self.checked.templates.get(id(text), [])
+        parts: list[str] = []
+        pos = 0
+        for start, end, path, found in places:
+            if start > pos:
+                parts.append(repr(text.value[pos:start]))
+            formatter = "_fmt_icd" if (found.name == "icd10" or (
+                found.name == "list" and found.elem is not None and found.elem.name == "icd10"
+            )) else "_fmt"
+            parts.append(f"{formatter}({self.path(path, env)})")
+            pos = end
+        if pos < len(text.value):
+            parts.append(repr(text.value[pos:]))
+        return " + ".join(parts) if parts else "''"
+
+
+def _scope_kind(rule: ast.Rule) -> str:
+    return rule.scope.kind if rule.scope is not None else "all_lines"
+
+
+def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]:
+    """Python lines applying one rule (all its versions) to the current claim/line."""
+    scope = _scope_kind(rule)
+    if scope in ("codes", "all_lines"):
+        env = {"claim": "claim", "line": "line", "member": "claim.member",
+               "other_lines": "_others(claim, line)"}
+        date_var, line_no = "line.service_date", "line.line"
+    elif scope == "diagnosis":
+        env = {"claim": "claim", "member": "claim.member", "diagnosis": "diagnosis"}
+        date_var, line_no = "claim.first_service_date", "None"
+    else:
+        env = {"claim": "claim", "member": "claim.member"}
+        date_var, line_no = "claim.first_service_date", "None"
+    out: list[str] = [f"{indent}# {rule.id} ({rule.span.file}:{rule.span.line})"]
+    guards = []
+    for vf in rule.filters:
+        target = "claim.plan" if vf.field == "plan" else "claim.place_of_service"
+        values = gen.const(frozenset(vf.values), "s")
+        guards.append(f"{target} {'not in' if vf.negated else 'in'} {values}")
+    if guards:
+        out.append(f"{indent}if {' and '.join(guards)}:")
+        indent += "    "
+    # Versions: the one in force on the date of service applies (latest start first).
+    ordered = sorted(enumerate(rule.versions),
+                     key=lambda iv: iv[1].start or dt.date.min, reverse=True)
+    first = True
+    for vindex, version in ordered:
+        conds = []
+        if version.start is not None:
+            conds.append(f"{gen.const(version.start)} <= {date_var}")
+        if version.end is not None:
+            conds.append(f"{date_var} <= {gen.const(version.end)}")
+        keyword = "if" if first else "elif"
+        if conds:
+            out.append(f"{indent}{keyword} {' and '.join(conds)}:")
+        elif first:
+            out.append(f"{indent}if True:")
+        else:
+            out.append(f"{indent}else:")
+        first = False
+        body = indent + "    "
+        venv = dict(env)
+        for let in version.lets:
+            var = f"_l_{let.name}"
+            out.append(f"{body}{var} = {gen.expr(let.value, venv)}")
+            venv[let.name] = var
+        cond = " and ".join(gen.expr(c, venv) for c in version.conditions) or "False"
+        out.append(f"{body}if {cond}:")
+        out.append(f"{body}    out.append(({index}, {vindex}, {line_no}, "
+                   f"{gen.message(rule, version, venv)}))")
+        if not conds:
+            break
+    return out
+
+
+def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
+                 tables: Mapping[str, Any], digest: str) -> Program:
+    """Generate and compile the program of a pack that checked without errors."""
+    gen = _Gen(checked, functions, tables)
+    rules: list[CompiledRule] = []
+    blocks: dict[int, tuple[str, list[str]]] = {}
+    for index, (pack_id, rule) in enumerate(checked.rules):
+        scope = _scope_kind(rule)
+        root = rule.root_cause.value if rule.root_cause else "submission"
+        versions = tuple(
+            RuleVersion(v.start, v.end, v.outcome.severity if v.outcome else "review",
+                        v.outcome.group if v.outcome else "CO",
+                        v.outcome.carc if v.outcome else "16",
+                        v.outcome.rarcs if v.outcome else (),
+                        v.reference.value if v.reference else None, v.span.line)
+            for v in rule.versions)
+        rules.append(CompiledRule(
+            index=index, id=rule.id, pack=pack_id,
+            title=rule.title.value if rule.title else None, scope=scope,
+            root_cause=root, owner=rule.owner.value if rule.owner else DEFAULT_OWNER[root],
+            kind=rule.kind.value if rule.kind else root, file=rule.span.file,
+            line=rule.span.line, versions=versions,
+            codes=checked.scope_sets[rule.id].exact if rule.id in checked.scope_sets
+            else frozenset()))
+        blocks[index] = (scope, _rule_block(gen, index, rule, "    "))
+
+    source_parts: list[str] = []
+    rule_sources: dict[int, str] = {}
+    for index, (scope, body) in blocks.items():
+        params = "claim, out" if scope in ("claim", "diagnosis") else "claim, line, out"
+        if scope == "diagnosis":
+            inner = ["    for diagnosis in claim.diagnosis_items:"] + ["    " + b for b in body]
+        else:
+            inner = body
+        rule_sources[index] = "\n".join([f"def _rule_{index}({params}):", *inner]) + "\n"
+
+    def join(name: str, params: str, indices: list[int], loop: bool = False) -> str:
+        lines = [f"def {name}({params}):"]
+        if loop:
+            lines.append("    for diagnosis in claim.diagnosis_items:")
+        for i in indices:
+            lines.extend(("    " + b) if loop else b for b in blocks[i][1])
+        return "\n".join(lines) + "\n"
+
+    any_lines = [i for i, (s, _) in blocks.items() if s == "all_lines"]
+    claim_rules = [i for i, (s, _) in blocks.items() if s == "claim"]
+    diag_rules = [i for i, (s, _) in blocks.items() if s == "diagnosis"]
+    by_code: dict[str, list[int]] = {}
+    for rule in rules:
+        if rule.scope == "codes":
+            for code in rule.codes:
+                by_code.setdefault(code, []).append(rule.index)
+    if any_lines:
+        source_parts.append(join("_lines_any", "claim, line, out", any_lines))
+    if claim_rules:
+        source_parts.append(join("_claim", "claim, out", claim_rules))
+    if diag_rules:
+        source_parts.append(join("_diagnoses", "claim, out", diag_rules, loop=True))
+    combos: dict[tuple[int, ...], str] = {}
+    for indices in by_code.values():
+        key = tuple(indices)
+        if key not in combos:
+            combos[key] = f"_lines_{len(combos)}"
+            source_parts.append(join(combos[key], "claim, line, out", list(key)))
+    source = "\n".join(source_parts)
+    namespace = gen.ns
+    exec(compile(source, f"<pack {checked.sources.manifest.id}>", "exec"), namespace)
+    lines_by_code = {code: namespace[combos[tuple(ix)]] for code, ix in by_code.items()}
+    return Program(
+        pack_id=checked.sources.manifest.id,
+        rules=tuple(rules),
+        lines_any=namespace.get("_lines_any"),
+        lines_by_code=lines_by_code,
+        claim_fn=namespace.get("_claim"),
+        diagnosis_fn=namespace.get("_diagnoses"),
+        digest=digest,
+        source=source,
+        _rule_sources=rule_sources,
+        _namespace=namespace,
+    )

@@ -1,0 +1,523 @@
+"""Policy text to syntax tree.
+
+The version line selects the grammar (`grammar/policy_v<N>.lark`). Lark's exceptions are
+turned into `PolicyError`s here, and a syntax error does not stop the file: the broken
+value set or rule is blanked out and parsing resumes at the next one, so every broken
+item of a file is reported in one pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.tree import Meta
+
+from cleanclaim.dsl import ast
+from cleanclaim.dsl.errors import PolicyError
+
+SUPPORTED_VERSIONS = (1,)
+
+_VERSION_LINE = re.compile(r"\A(?:\s|#[^\n]*)*version\s+([0-9]+)\b")
+_ITEM_START = re.compile(r"^[ \t]*(rule|valueset)\b", re.MULTILINE)
+
+
+@cache
+def _parser(version: int) -> Lark:
+    grammar = resources.files("cleanclaim.dsl").joinpath(f"grammar/policy_v{version}.lark")
+    return Lark(
+        grammar.read_text(encoding="utf-8"),
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=False,
+        cache=True,
+    )
+
+
+# Common mistakes named by example (lark's `match_examples`): the text before the error.
+_EXAMPLES: dict[str, list[str]] = {
+    "missing `end` after the rule (each rule runs from `rule` to `end`)": [
+        'version 1\nrule "a/b"\n  when line.units > 1\n  then deny CO-151\nrule "a/c"',
+        'version 1\nrule "a/b"\n  when line.units > 1\n  then deny CO-151\nvalueset x = [1]',
+    ],
+    "unclosed code list: a `]` is missing": [
+        "version 1\nvalueset x = [93000, 93005\nrule",
+        "version 1\nvalueset x = [93000\nvalueset",
+    ],
+    "a rule id must be a quoted string, e.g. rule \"medicare/ecg/bundling\"": [
+        "version 1\nrule a",
+        "version 1\nrule medicare",
+    ],
+    "the outcome needs a group code and CARC, e.g. `then deny CO-97 with M15`": [
+        'version 1\nrule "a" then deny 97',
+        'version 1\nrule "a" then deny M15',
+        'version 1\nrule "a" then deny end',
+    ],
+}
+
+
+def _span(file: str, meta: Meta | Token) -> ast.Span:
+    line = getattr(meta, "line", None) or 1
+    column = getattr(meta, "column", None) or 1
+    end_line = getattr(meta, "end_line", None) or line
+    end_column = getattr(meta, "end_column", None) or column + 1
+    return ast.Span(file, line, column, end_line, end_column)
+
+
+def _unquote(token: Token) -> str:
+    text = str(token)[1:-1]
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+class _ToAst(Transformer[Token, Any]):
+    """Builds `ast` nodes from the Lark tree of one file."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__()
+        self.file = file
+        self.errors: list[PolicyError] = []
+
+    def _s(self, meta: Meta | Token) -> ast.Span:
+        return _span(self.file, meta)
+
+    def _date(self, token: Token) -> dt.date | None:
+        try:
+            return dt.date.fromisoformat(str(token))
+        except ValueError:
+            self.errors.append(
+                PolicyError("E006", f"`{token}` is not a calendar date", self._s(token),
+                            "dates are written YYYY-MM-DD, e.g. 2026-01-01")
+            )
+            return None
+
+    # ---- file ------------------------------------------------------------------------
+    @v_args(meta=True)
+    def start(self, meta: Meta, children: list[Any]) -> ast.PolicyFile:
+        version = children[0]
+        valuesets = tuple(c for c in children[1:] if isinstance(c, ast.ValueSet))
+        rules = tuple(c for c in children[1:] if isinstance(c, ast.Rule))
+        return ast.PolicyFile(self.file, version, valuesets, rules, self._s(meta))
+
+    def version_decl(self, children: list[Token]) -> int:
+        return int(children[0])
+
+    # ---- value sets ------------------------------------------------------------------
+    @v_args(meta=True)
+    def valueset(self, meta: Meta, children: list[Any]) -> ast.ValueSet:
+        name, terms = children
+        return ast.ValueSet(str(name), terms, self._s(meta))
+
+    def set_union(self, children: list[ast.SetTerm]) -> tuple[ast.SetTerm, ...]:
+        return tuple(children)
+
+    def kind_codes(self, _: list[Any]) -> ast.SetKind:
+        return "codes"
+
+    def kind_icd10(self, _: list[Any]) -> ast.SetKind:
+        return "icd10"
+
+    def kind_modifiers(self, _: list[Any]) -> ast.SetKind:
+        return "modifiers"
+
+    @v_args(meta=True)
+    def set_literal(self, meta: Meta, children: list[Any]) -> ast.SetLiteral:
+        kind = children[0] if len(children) == 2 else None
+        return ast.SetLiteral(kind, children[-1], self._s(meta))
+
+    @v_args(meta=True)
+    def set_csv(self, meta: Meta, children: list[Any]) -> ast.SetCsv:
+        kind = children[0] if len(children) == 3 else None
+        return ast.SetCsv(kind, _unquote(children[-2]), _unquote(children[-1]), self._s(meta))
+
+    @v_args(meta=True)
+    def set_ref(self, meta: Meta, children: list[Token]) -> ast.SetRef:
+        return ast.SetRef(str(children[0]), self._s(meta))
+
+    @v_args(meta=True)
+    def code_list(self, meta: Meta, children: list[Token]) -> ast.CodeList:
+        items = tuple(ast.CodeItem(str(t).upper(), self._s(t)) for t in children)
+        return ast.CodeList(items, self._s(meta))
+
+    # ---- rules -----------------------------------------------------------------------
+    @v_args(meta=True)
+    def rule(self, meta: Meta, children: list[Any]) -> ast.Rule:
+        rule_id = _unquote(children[0])
+        span = self._s(meta)
+        shared: dict[str, Any] = {"lets": [], "conditions": []}
+        versions: list[tuple[tuple[dt.date | None, dt.date | None, ast.Span], dict[str, Any]]] = []
+        current = shared
+        header: dict[str, Any] = {"title": None, "scope": None, "root_cause": None,
+                                  "owner": None, "kind": None, "filters": []}
+        misplaced: list[tuple[str, ast.Span]] = []
+        for clause_name, value, clause_span in children[1:]:
+            if clause_name == "effective":
+                current = {"lets": [], "conditions": []}
+                versions.append(((value[0], value[1], clause_span), current))
+            elif clause_name == "let":
+                current["lets"].append(value)
+            elif clause_name == "when":
+                current["conditions"].append(value)
+            elif clause_name in ("then", "message", "reference"):
+                if clause_name in current:
+                    misplaced.append((f"second `{clause_name}`", clause_span))
+                current[clause_name] = value
+            elif clause_name == "filter":
+                if current is not shared:
+                    misplaced.append(("plan / place of service", clause_span))
+                header["filters"].append(value)
+            else:  # title, scope, root_cause, owner, kind: shared only
+                if current is not shared:
+                    misplaced.append((clause_name.replace("_", " "), clause_span))
+                if header[clause_name] is not None:
+                    misplaced.append((f"second `{clause_name.replace('_', ' ')}`", clause_span))
+                header[clause_name] = value
+        if not versions:
+            versions.append(((None, None, span), {"lets": [], "conditions": []}))
+        built = []
+        for (start, end, vspan), own in versions:
+            built.append(
+                ast.Version(
+                    start=start,
+                    end=end,
+                    lets=tuple(shared["lets"]) + tuple(own["lets"]),
+                    conditions=tuple(shared["conditions"]) + tuple(own["conditions"]),
+                    outcome=own.get("then", shared.get("then")),
+                    message=own.get("message", shared.get("message")),
+                    reference=own.get("reference", shared.get("reference")),
+                    span=vspan,
+                )
+            )
+        return ast.Rule(
+            id=rule_id,
+            title=header["title"],
+            scope=header["scope"],
+            filters=tuple(header["filters"]),
+            root_cause=header["root_cause"],
+            owner=header["owner"],
+            kind=header["kind"],
+            versions=tuple(built),
+            span=span,
+            misplaced=tuple(misplaced),
+        )
+
+    @v_args(meta=True)
+    def title(self, meta: Meta, c: list[Token]) -> tuple[str, ast.Text, ast.Span]:
+        return ("title", ast.Text(_unquote(c[0]), self._s(c[0])), self._s(meta))
+
+    @v_args(meta=True)
+    def message(self, meta: Meta, c: list[Token]) -> tuple[str, ast.Text, ast.Span]:
+        return ("message", ast.Text(_unquote(c[0]), self._s(c[0])), self._s(meta))
+
+    @v_args(meta=True)
+    def reference(self, meta: Meta, c: list[Token]) -> tuple[str, ast.Text, ast.Span]:
+        return ("reference", ast.Text(_unquote(c[0]), self._s(c[0])), self._s(meta))
+
+    @v_args(meta=True)
+    def root_cause(self, meta: Meta, c: list[Token]) -> tuple[str, ast.Word, ast.Span]:
+        return ("root_cause", ast.Word(str(c[0]), self._s(c[0])), self._s(meta))
+
+    @v_args(meta=True)
+    def owner(self, meta: Meta, c: list[Token]) -> tuple[str, ast.Word, ast.Span]:
+        return ("owner", ast.Word(str(c[0]), self._s(c[0])), self._s(meta))
+
+    @v_args(meta=True)
+    def kind(self, meta: Meta, c: list[Token]) -> tuple[str, ast.Word, ast.Span]:
+        return ("kind", ast.Word(str(c[0]), self._s(c[0])), self._s(meta))
+
+    @v_args(meta=True)
+    def applies(self, meta: Meta, c: list[ast.Scope]) -> tuple[str, ast.Scope, ast.Span]:
+        return ("scope", c[0], self._s(meta))
+
+    @v_args(meta=True)
+    def scope_codes(self, meta: Meta, c: list[Any]) -> ast.Scope:
+        return ast.Scope("codes", c[0], self._s(meta))
+
+    @v_args(meta=True)
+    def scope_all_lines(self, meta: Meta, _: list[Any]) -> ast.Scope:
+        return ast.Scope("all_lines", (), self._s(meta))
+
+    @v_args(meta=True)
+    def scope_claim(self, meta: Meta, _: list[Any]) -> ast.Scope:
+        return ast.Scope("claim", (), self._s(meta))
+
+    @v_args(meta=True)
+    def scope_diagnosis(self, meta: Meta, _: list[Any]) -> ast.Scope:
+        return ast.Scope("diagnosis", (), self._s(meta))
+
+    def is_in(self, _: list[Any]) -> bool:
+        return False
+
+    def is_not_in(self, _: list[Any]) -> bool:
+        return True
+
+    def _filter(
+        self, meta: Meta, field: str, c: list[Any]
+    ) -> tuple[str, ast.ValueFilter, ast.Span]:
+        negated, *values = c
+        span = self._s(meta)
+        vf = ast.ValueFilter(field, negated, tuple(_unquote(v) for v in values), span)  # type: ignore[arg-type]
+        return ("filter", vf, span)
+
+    @v_args(meta=True)
+    def plan_scope(self, meta: Meta, c: list[Any]) -> tuple[str, ast.ValueFilter, ast.Span]:
+        return self._filter(meta, "plan", c)
+
+    @v_args(meta=True)
+    def pos_scope(self, meta: Meta, c: list[Any]) -> tuple[str, ast.ValueFilter, ast.Span]:
+        return self._filter(meta, "place_of_service", c)
+
+    @v_args(meta=True)
+    def effective(self, meta: Meta, c: list[Token]) -> tuple[str, tuple[Any, Any], ast.Span]:
+        start = self._date(c[0])
+        end = self._date(c[1]) if len(c) > 1 else None
+        return ("effective", (start, end), self._s(meta))
+
+    @v_args(meta=True)
+    def effective_until(self, meta: Meta, c: list[Token]) -> tuple[str, tuple[Any, Any], ast.Span]:
+        return ("effective", (None, self._date(c[0])), self._s(meta))
+
+    @v_args(meta=True)
+    def let(self, meta: Meta, c: list[Any]) -> tuple[str, ast.Let, ast.Span]:
+        span = self._s(meta)
+        return ("let", ast.Let(str(c[0]), c[1], span), span)
+
+    @v_args(meta=True)
+    def when(self, meta: Meta, c: list[Any]) -> tuple[str, ast.Expr, ast.Span]:
+        return ("when", c[0], self._s(meta))
+
+    @v_args(meta=True)
+    def then(self, meta: Meta, c: list[Any]) -> tuple[str, ast.Outcome, ast.Span]:
+        severity, carc, *rarcs = c
+        group, code = str(carc).split("-", 1)
+        span = self._s(meta)
+        outcome = ast.Outcome(severity, group, code, tuple(str(r) for r in rarcs), span)
+        return ("then", outcome, span)
+
+    def reject(self, _: list[Any]) -> ast.Severity:
+        return "reject"
+
+    def deny(self, _: list[Any]) -> ast.Severity:
+        return "deny"
+
+    def review(self, _: list[Any]) -> ast.Severity:
+        return "review"
+
+    def info(self, _: list[Any]) -> ast.Severity:
+        return "info"
+
+    # ---- expressions -----------------------------------------------------------------
+    @v_args(meta=True)
+    def or_(self, meta: Meta, c: list[Any]) -> ast.BoolOp:
+        return ast.BoolOp("or", c[0], c[1], self._s(meta))
+
+    @v_args(meta=True)
+    def and_(self, meta: Meta, c: list[Any]) -> ast.BoolOp:
+        return ast.BoolOp("and", c[0], c[1], self._s(meta))
+
+    @v_args(meta=True)
+    def not_(self, meta: Meta, c: list[Any]) -> ast.Not:
+        return ast.Not(c[0], self._s(meta))
+
+    @v_args(meta=True)
+    def compare(self, meta: Meta, c: list[Any]) -> ast.Compare:
+        return ast.Compare(str(c[1]), c[0], c[2], self._s(meta))  # type: ignore[arg-type]
+
+    @v_args(meta=True)
+    def in_(self, meta: Meta, c: list[Any]) -> ast.Membership:
+        return ast.Membership(c[0], c[1], False, self._s(meta))
+
+    @v_args(meta=True)
+    def not_in(self, meta: Meta, c: list[Any]) -> ast.Membership:
+        return ast.Membership(c[0], c[1], True, self._s(meta))
+
+    @v_args(meta=True)
+    def is_missing(self, meta: Meta, c: list[Any]) -> ast.Presence:
+        return ast.Presence(c[0], True, self._s(meta))
+
+    @v_args(meta=True)
+    def is_present(self, meta: Meta, c: list[Any]) -> ast.Presence:
+        return ast.Presence(c[0], False, self._s(meta))
+
+    @v_args(meta=True)
+    def arith(self, meta: Meta, c: list[Any]) -> ast.Arith:
+        return ast.Arith(str(c[1]), c[0], c[2], self._s(meta))  # type: ignore[arg-type]
+
+    @v_args(meta=True)
+    def number(self, meta: Meta, c: list[Token]) -> ast.Literal_:
+        text = str(c[0])
+        value: Decimal | int = Decimal(text) if "." in text else int(text)
+        return ast.Literal_(value, self._s(meta))
+
+    @v_args(meta=True)
+    def string(self, meta: Meta, c: list[Token]) -> ast.Literal_:
+        return ast.Literal_(_unquote(c[0]), self._s(meta))
+
+    @v_args(meta=True)
+    def date(self, meta: Meta, c: list[Token]) -> ast.Literal_:
+        value = self._date(c[0]) or dt.date.min
+        return ast.Literal_(value, self._s(meta))
+
+    @v_args(meta=True)
+    def true(self, meta: Meta, _: list[Any]) -> ast.Literal_:
+        return ast.Literal_(True, self._s(meta))
+
+    @v_args(meta=True)
+    def false(self, meta: Meta, _: list[Any]) -> ast.Literal_:
+        return ast.Literal_(False, self._s(meta))
+
+    def codes(self, c: list[ast.CodeList]) -> ast.CodeList:
+        return c[0]
+
+    @v_args(meta=True)
+    def path(self, meta: Meta, c: list[Token]) -> ast.Path:
+        return ast.Path(tuple(str(t) for t in c), self._s(meta))
+
+    @v_args(meta=True)
+    def call(self, meta: Meta, c: list[Any]) -> ast.Call:
+        return ast.Call(str(c[0]), tuple(c[1:]), self._s(meta))
+
+    @v_args(meta=True)
+    def count_call(self, meta: Meta, c: list[Any]) -> ast.Call:
+        return ast.Call("count", (c[0],), self._s(meta))
+
+    def q_any(self, _: list[Any]) -> ast.Quantifier:
+        return "any"
+
+    def q_all(self, _: list[Any]) -> ast.Quantifier:
+        return "all"
+
+    def q_no(self, _: list[Any]) -> ast.Quantifier:
+        return "no"
+
+    def q_count(self, _: list[Any]) -> ast.Quantifier:
+        return "count"
+
+    @v_args(meta=True)
+    def quantified(self, meta: Meta, c: list[Any]) -> ast.Quantified:
+        return ast.Quantified(c[0], str(c[1]), c[2], c[3], self._s(meta))
+
+    @v_args(meta=True)
+    def quantified_of(self, meta: Meta, c: list[Any]) -> ast.QuantifiedIn:
+        return ast.QuantifiedIn(c[0], c[1], c[2], self._s(meta))
+
+
+def _describe_expected(expected: set[str]) -> str:
+    names = sorted(expected)
+    pretty = []
+    for name in names[:8]:
+        if name.isupper() and not name.startswith("__"):
+            pretty.append({"NAME": "a name", "STRING": "a quoted string", "DATE": "a date",
+                           "NUMBER": "a number", "CODE_ITEM": "a code", "CARC": "a CARC like CO-97",
+                           "RARC": "a RARC like M15", "INT": "a number", "COMP_OP": "a comparison",
+                           "ADD_OP": "+ or -", "RSQB": "`]`", "LSQB": "`[`", "LPAR": "`(`",
+                           "RPAR": "`)`", "COMMA": "`,`", "EQUAL": "`=`", "DOT": "`.`",
+                           "PLUS": "`+`"}.get(name, f"`{name.lower()}`"))
+        else:
+            pretty.append(name)
+    more = ", ..." if len(names) > 8 else ""
+    return ", ".join(pretty) + more
+
+
+def _syntax_error(file: str, text: str, err: UnexpectedInput, parser: Lark) -> PolicyError:
+    line = getattr(err, "line", 1) or 1
+    column = getattr(err, "column", 1) or 1
+    hint: str | None = None
+    try:
+        label = err.match_examples(parser.parse, _EXAMPLES, use_accepts=True)
+    except Exception:  # match_examples re-parses examples; never let it mask the error
+        label = None
+    if isinstance(err, UnexpectedEOF):
+        code, message = "E002", "the file ends in the middle of a value set or rule"
+        hint = label or "a rule needs `end`; a code list needs `]`"
+        lines = text.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+    elif isinstance(err, UnexpectedCharacters):
+        char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+        code, message = "E003", f"unexpected character `{char}`"
+        if char == "'":
+            hint = 'strings are written in double quotes: "..."'
+        elif char.isupper():
+            hint = ("names of value sets, fields and functions are lower case; codes go in a "
+                    "code list such as [R07.9]")
+        else:
+            hint = label
+    else:
+        assert isinstance(err, UnexpectedToken)
+        token = err.token
+        shown = "end of file" if token.type == "$END" else f"`{token}`"
+        expected = _describe_expected(set(err.expected))
+        code, message = "E001", f"unexpected {shown}; expected {expected}"
+        hint = label
+        if token.type == "$END":
+            code = "E002"
+    return PolicyError(code, message, ast.Span(file, line, column, line, column + 1), hint)
+
+
+def parse_policy(text: str, file: str) -> tuple[ast.PolicyFile | None, list[PolicyError]]:
+    """Parse one policy file; returns the tree (None if unusable) and every error found."""
+    match = _VERSION_LINE.match(text)
+    if match is None:
+        return None, [
+            PolicyError("E004", "a policy file must start with a version line",
+                        ast.Span(file, 1, 1, 1, 2), "put `version 1` on the first line")
+        ]
+    version = int(match.group(1))
+    if version not in SUPPORTED_VERSIONS:
+        line = text.count("\n", 0, match.start(1)) + 1
+        return None, [
+            PolicyError("E005", f"policy language version {version} is not supported",
+                        ast.Span(file, line, 1, line, 2),
+                        f"supported versions: {', '.join(map(str, SUPPORTED_VERSIONS))}")
+        ]
+    parser = _parser(version)
+    errors: list[PolicyError] = []
+    work = text
+    for _attempt in range(200):
+        try:
+            tree = parser.parse(work)
+            break
+        except UnexpectedInput as err:
+            errors.append(_syntax_error(file, text, err, parser))
+            blanked = _blank_broken_item(work, err)
+            if blanked is None:
+                return None, errors
+            work = blanked
+    else:  # pragma: no cover - a file with more than 200 broken items
+        return None, errors
+    transformer = _ToAst(file)
+    policy: ast.PolicyFile = transformer.transform(tree)
+    return policy, errors + transformer.errors
+
+
+def _blank_broken_item(text: str, err: UnexpectedInput) -> str | None:
+    """Blank out the value set or rule that holds a syntax error, keeping positions."""
+    pos = getattr(err, "pos_in_stream", None)
+    if pos is None:
+        token = getattr(err, "token", None)
+        pos = getattr(token, "start_pos", None)
+    if pos is None or isinstance(err, UnexpectedEOF):
+        pos = len(text)
+    starts = [m.start() for m in _ITEM_START.finditer(text)]
+    before = [s for s in starts if s <= pos]
+    after = [s for s in starts if s > pos]
+    if not before:
+        return None
+    begin = before[-1]
+    # The failing token may itself start the next item (a missing `end`): blank the item
+    # before it, up to the failing token.
+    if begin == pos or (begin < pos and text[begin:pos].strip() in ("rule", "valueset")):
+        earlier = [s for s in starts if s < begin]
+        end = begin
+        begin = earlier[-1] if earlier else begin
+    else:
+        end = after[0] if after else len(text)
+    if end <= begin:
+        return None
+    chunk = text[begin:end]
+    return text[:begin] + re.sub(r"[^\n]", " ", chunk) + text[end:]

@@ -1,0 +1,237 @@
+"""The value types of the policy language, the claim vocabulary and built-in functions.
+
+The claim vocabulary (which fields a policy can read, and their types) is part of the
+language: the checker rejects unknown fields, and the engine's claim model implements
+exactly these attribute names (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Type:
+    """A value type. `name` is a scalar (bool, number, money, date, str, code, icd10,
+    modifier), `list`, `set` (a value set of `elem` codes), `table`, or a record name."""
+
+    name: str
+    elem: Type | None = None
+    nullable: bool = False
+    table_format: str | None = None
+
+    def __str__(self) -> str:
+        if self.name == "list" and self.elem is not None:
+            return f"list of {self.elem}"
+        if self.name == "set" and self.elem is not None:
+            return f"set of {self.elem} codes"
+        if self.name == "table":
+            return f"{self.table_format} table"
+        return self.name
+
+    def maybe(self) -> Type:
+        return Type(self.name, self.elem, True, self.table_format)
+
+    def definite(self) -> Type:
+        return Type(self.name, self.elem, False, self.table_format)
+
+
+BOOL = Type("bool")
+NUMBER = Type("number")
+MONEY = Type("money")
+DATE = Type("date")
+STR = Type("str")
+CODE = Type("code")  # a procedure code (CPT / HCPCS)
+ICD10 = Type("icd10")  # a diagnosis code, stored without the dot
+MODIFIER = Type("modifier")
+ANY = Type("any")
+
+CODE_LIKE = frozenset({"str", "code", "icd10", "modifier"})
+NUMERIC = frozenset({"number", "money"})
+
+
+def list_of(t: Type) -> Type:
+    return Type("list", t)
+
+
+def set_of(kind: str) -> Type:
+    return Type("set", Type(kind))
+
+
+def table(fmt: str) -> Type:
+    return Type("table", table_format=fmt)
+
+
+# record name -> field -> type
+RECORDS: dict[str, dict[str, Type]] = {
+    "Claim": {
+        "claim_id": STR,
+        "payer": STR,
+        "plan": STR.maybe(),
+        "frequency": STR,
+        "replaces": STR.maybe(),
+        "received_date": DATE,
+        "member": Type("Member"),
+        "billing_provider": Type("Provider"),
+        "rendering_provider": Type("Provider"),
+        "referring_provider": Type("Provider"),
+        "place_of_service": STR.maybe(),
+        "diagnoses": list_of(ICD10),
+        "authorizations": list_of(Type("Authorization")),
+        "lines": list_of(Type("Line")),
+        "first_service_date": DATE,
+    },
+    "Member": {
+        "id": STR.maybe(),
+        "birth_date": DATE.maybe(),
+        "sex": STR.maybe(),
+        "coverage": list_of(Type("Coverage")),
+    },
+    "Coverage": {
+        "payer": STR.maybe(),
+        "plan": STR.maybe(),
+        "start": DATE.maybe(),
+        "end": DATE.maybe(),
+    },
+    "Provider": {
+        "npi": STR.maybe(),
+        "taxonomy": STR.maybe(),
+        "specialty": STR.maybe(),
+    },
+    "Authorization": {
+        "number": STR.maybe(),
+        "codes": list_of(CODE),
+        "start": DATE.maybe(),
+        "end": DATE.maybe(),
+        "units": NUMBER.maybe(),
+    },
+    "Line": {
+        "line": NUMBER,
+        "code": CODE.maybe(),
+        "modifiers": list_of(MODIFIER),
+        "units": NUMBER.maybe(),
+        "charge": MONEY.maybe(),
+        "service_date": DATE,
+        "diagnosis_pointers": list_of(NUMBER),
+        "minutes": NUMBER.maybe(),
+        "pointed_diagnoses": list_of(ICD10),
+    },
+    "Diagnosis": {
+        "code": ICD10,
+        "position": NUMBER,
+    },
+}
+
+# The names a rule can start a path with, by the rule's scope.
+ROOTS: dict[str, dict[str, Type]] = {
+    "line": {
+        "claim": Type("Claim"),
+        "member": Type("Member"),
+        "line": Type("Line"),
+        "other_lines": list_of(Type("Line")),
+    },
+    "claim": {"claim": Type("Claim"), "member": Type("Member")},
+    "diagnosis": {
+        "claim": Type("Claim"),
+        "member": Type("Member"),
+        "diagnosis": Type("Diagnosis"),
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    """A function the policy language can call.
+
+    `impl` receives `(claim, line, *args)` when `contextual` is true (functions that read
+    the claim being checked, such as coverage look-ups), else just `*args`. Every
+    function must accept None for a nullable argument and then return None or False:
+    evaluation never raises on bad claim data.
+    """
+
+    name: str
+    params: tuple[Type, ...]
+    result: Type
+    impl: Callable[..., Any]
+    doc: str
+    contextual: bool = False
+    scopes: frozenset[str] = field(default=frozenset({"line", "claim", "diagnosis"}))
+
+
+# ---- date arithmetic (pure, the language's own built-ins) --------------------------------
+
+
+def _add_months(d: dt.date, months: int) -> dt.date:
+    """Add calendar months; a day past the end of the target month becomes its last day
+    (so 2024-02-29 plus 12 months is 2025-02-28)."""
+    total = d.year * 12 + (d.month - 1) + months
+    year, month0 = divmod(total, 12)
+    last = calendar.monthrange(year, month0 + 1)[1]
+    return dt.date(year, month0 + 1, min(d.day, last))
+
+
+def add_days(d: dt.date | None, n: int | None) -> dt.date | None:
+    if d is None or n is None:
+        return None
+    return d + dt.timedelta(days=int(n))
+
+
+def add_months(d: dt.date | None, n: int | None) -> dt.date | None:
+    if d is None or n is None:
+        return None
+    return _add_months(d, int(n))
+
+
+def add_years(d: dt.date | None, n: int | None) -> dt.date | None:
+    if d is None or n is None:
+        return None
+    return _add_months(d, 12 * int(n))
+
+
+def days_between(a: dt.date | None, b: dt.date | None) -> int | None:
+    """Days from `a` to `b` (positive when `b` is later)."""
+    if a is None or b is None:
+        return None
+    return (b - a).days
+
+
+def months_between(a: dt.date | None, b: dt.date | None) -> int | None:
+    """Whole calendar months from `a` to `b` (a month counts once its day is reached)."""
+    if a is None or b is None:
+        return None
+    months = (b.year - a.year) * 12 + (b.month - a.month)
+    if b >= a and _add_months(a, months) > b:
+        months -= 1
+    elif b < a and _add_months(a, months) < b:
+        months += 1
+    return months
+
+
+def years_between(a: dt.date | None, b: dt.date | None) -> int | None:
+    """Whole years from `a` to `b` (an age: birthday reached or not)."""
+    months = months_between(a, b)
+    return None if months is None else int(months / 12)
+
+
+def count(items: Any) -> int:
+    return 0 if items is None else len(items)
+
+
+BUILTINS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("add_days", (DATE, NUMBER), DATE.maybe(), add_days, "date plus N days"),
+    FunctionSpec("add_months", (DATE, NUMBER), DATE.maybe(), add_months,
+                 "date plus N calendar months (end of month clamps: Jan 31 + 1 = Feb 28/29)"),
+    FunctionSpec("add_years", (DATE, NUMBER), DATE.maybe(), add_years,
+                 "date plus N years (Feb 29 + 1 year = Feb 28)"),
+    FunctionSpec("days_between", (DATE, DATE), NUMBER.maybe(), days_between,
+                 "days from the first date to the second"),
+    FunctionSpec("months_between", (DATE, DATE), NUMBER.maybe(), months_between,
+                 "whole calendar months from the first date to the second"),
+    FunctionSpec("years_between", (DATE, DATE), NUMBER.maybe(), years_between,
+                 "whole years from the first date to the second (e.g. age)"),
+    FunctionSpec("count", (list_of(ANY),), NUMBER, count, "number of items in a list"),
+)

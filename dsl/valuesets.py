@@ -1,0 +1,162 @@
+"""Value sets: the code lists rules are written against, resolved and validated.
+
+Kinds: `codes` (CPT / HCPCS Level II procedure codes; ranges such as `11400-11446`),
+`icd10` (ICD-10-CM codes, billable, or a prefix such as `R07.*` for a code and all its
+descendants), `modifiers` (two-character modifiers). ICD-10-CM codes are stored without
+the dot, so `R07.9` and `R079` are the same code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cleanclaim.dsl import ast
+from cleanclaim.dsl.codesets import icd10cm, procedure
+from cleanclaim.dsl.errors import PolicyError
+
+_MODIFIER = re.compile(r"^[A-Z0-9]{2}$")
+
+
+@dataclass(frozen=True, slots=True)
+class CodeSet:
+    """A resolved value set: exact codes plus prefixes (ICD-10-CM `R07.*`)."""
+
+    kind: str
+    exact: frozenset[str]
+    prefixes: tuple[str, ...] = ()
+
+    def __contains__(self, code: object) -> bool:
+        if not isinstance(code, str):
+            return False
+        return code in self.exact or (bool(self.prefixes) and code.startswith(self.prefixes))
+
+    def union(self, other: CodeSet) -> CodeSet:
+        return CodeSet(self.kind, self.exact | other.exact,
+                       tuple(dict.fromkeys(self.prefixes + other.prefixes)))
+
+    def describe(self) -> str:
+        shown = sorted(self.exact)[:6]
+        if self.kind == "icd10":
+            shown = [icd10cm.dotted(c) for c in shown]
+        shown += [icd10cm.dotted(p) + ".*" if len(p) > 3 else p + ".*" for p in self.prefixes]
+        more = len(self.exact) + len(self.prefixes) - len(shown)
+        return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def infer_kind(texts: Iterable[str]) -> str | None:
+    """The kind of an unmarked code list, from its items; None when it cannot be told."""
+    items = [t.strip().upper() for t in texts if t.strip()]
+    if not items:
+        return None
+    if any("." in t or t.endswith("*") for t in items):
+        return "icd10"
+    if all(_is_code_or_range(t) for t in items):
+        return "codes"
+    if all(_MODIFIER.match(t) for t in items):
+        return "modifiers"
+    if all(icd10cm.is_code(t) for t in items):
+        return "icd10"
+    return None
+
+
+def _is_code_or_range(text: str) -> bool:
+    if "-" in text:
+        lo, _, hi = text.partition("-")
+        return procedure.is_procedure_code(lo) and procedure.is_procedure_code(hi)
+    return procedure.is_procedure_code(text)
+
+
+def resolve_items(kind: str, items: Iterable[tuple[str, ast.Span]],
+                  errors: list[PolicyError]) -> CodeSet:
+    """Validate and resolve code-list items of a known kind; problems go to `errors`."""
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for text, span in items:
+        text = text.strip().upper()
+        if kind == "icd10":
+            _resolve_icd(text, span, exact, prefixes, errors)
+        elif kind == "codes":
+            _resolve_procedure(text, span, exact, errors)
+        elif kind == "modifiers":
+            if _MODIFIER.match(text):
+                exact.add(text)
+            else:
+                errors.append(PolicyError("E302", f"`{text}` is not a modifier", span,
+                                          "modifiers are two letters or digits, e.g. 26, TC, GP"))
+        else:
+            exact.add(text)
+    return CodeSet(kind, frozenset(exact), tuple(prefixes))
+
+
+def _resolve_icd(text: str, span: ast.Span, exact: set[str], prefixes: list[str],
+                 errors: list[PolicyError]) -> None:
+    if text.endswith("*"):
+        stem = icd10cm.normalize(text[:-1].rstrip("."))
+        if icd10cm.is_code(stem):
+            prefixes.append(stem)
+            return
+        suggestions = icd10cm.suggest(stem)
+        errors.append(PolicyError(
+            "E301", f"`{text}` does not start any ICD-10-CM code", span,
+            _suggest_hint(suggestions)))
+        return
+    code = icd10cm.normalize(text)
+    if icd10cm.is_billable(code):
+        exact.add(code)
+    elif icd10cm.is_code(code):
+        errors.append(PolicyError(
+            "E301", f"`{text}` is an ICD-10-CM category, not a billable code: no claim can "
+            "carry it", span, f"did you mean `{icd10cm.dotted(code)}.*`?" if len(code) > 3
+            else f"did you mean `{code}.*`?"))
+    else:
+        errors.append(PolicyError("E301", f"`{text}` is not a valid ICD-10-CM code", span,
+                                  _suggest_hint(icd10cm.suggest(code))))
+
+
+def _suggest_hint(suggestions: list[str]) -> str | None:
+    if not suggestions:
+        return None
+    return "did you mean " + " or ".join(f"`{s}`" for s in suggestions) + "?"
+
+
+def _resolve_procedure(text: str, span: ast.Span, exact: set[str],
+                       errors: list[PolicyError]) -> None:
+    if "-" in text:
+        lo, _, hi = text.partition("-")
+        try:
+            exact.update(procedure.expand_range(lo, hi))
+        except ValueError as exc:
+            errors.append(PolicyError("E303", f"bad code range `{text}`: {exc}", span,
+                                      "a range joins two codes of the same shape, "
+                                      "e.g. 11400-11446 or J0100-J0150"))
+        return
+    if procedure.is_procedure_code(text):
+        exact.add(text)
+        return
+    errors.append(PolicyError(
+        "E302", f"`{text}` is not a CPT or HCPCS Level II code", span,
+        "CPT codes are 5 digits or 4 digits + F/T/U; HCPCS Level II codes are a letter and "
+        "4 digits" + ("; ICD-10-CM codes belong in an `icd10` value set"
+                      if icd10cm.is_code(text.replace("*", "")) else "")))
+
+
+def read_csv_column(text: str, column: str) -> tuple[list[tuple[str, int]], str | None]:
+    """The non-empty values of `column` with their 1-based line numbers, or an error."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return [], "the file is empty"
+    names = [h.strip() for h in header]
+    if column not in names:
+        return [], f"no column `{column}` (columns: {', '.join(names)})"
+    index = names.index(column)
+    values: list[tuple[str, int]] = []
+    for row in reader:
+        if len(row) > index and row[index].strip():
+            values.append((row[index].strip(), reader.line_num))
+    return values, None

@@ -1,0 +1,112 @@
+"""Findings and decisions: decision format v1 (DESIGN.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Worst first. `info` findings leave a claim clean.
+SEVERITY_RANK = {"reject": 3, "deny": 2, "review": 1, "info": 0}
+STATUS_BY_RANK = {3: "reject", 2: "deny", 1: "review", 0: "clean"}
+
+# Our own short labels for the codes cleanclaim emits (X12 owns the official wording).
+CARC_LABELS = {
+    "4": "modifier inconsistent with procedure or missing",
+    "15": "authorization missing or not valid for the service",
+    "16": "claim lacks information or has a billing error",
+    "18": "duplicate claim or service",
+    "26": "service before coverage began",
+    "27": "service after coverage ended",
+    "29": "filing time limit passed",
+    "31": "patient not identified as insured",
+    "49": "routine exam, not covered",
+    "50": "not medically necessary",
+    "97": "included in another service",
+    "119": "benefit maximum for the period reached",
+    "151": "services exceed what is supported",
+    "197": "prior authorization absent",
+    "198": "authorization exceeded",
+    "204": "not covered by the benefit plan",
+    "236": "code pair not allowed together (NCCI)",
+}
+RARC_LABELS = {
+    "MA130": "unprocessable claim; submit a new claim",
+    "M15": "separately billed service bundled",
+    "M51": "missing or invalid procedure code",
+    "M53": "missing or invalid units",
+    "M76": "missing or invalid diagnosis",
+    "M77": "missing or invalid place of service",
+    "M86": "service already paid in this period",
+    "N54": "claim does not match the authorized service",
+    "N115": "decision based on a local coverage determination",
+    "N257": "missing or invalid billing provider identifier",
+    "N290": "missing or invalid rendering provider identifier",
+    "N362": "units exceed the allowed maximum (MUE)",
+    "N429": "not covered when routine",
+    "N640": "exceeds the number allowed in the period",
+}
+
+
+@dataclass(slots=True)
+class Finding:
+    """One problem on a claim: what a payer would do, why, where and who fixes it."""
+
+    rule: str
+    kind: str
+    severity: str
+    line: int | None
+    group: str
+    carc: str
+    rarc: list[str]
+    root_cause: str
+    owner: str
+    message: str
+    reference: str | None
+    source: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "kind": self.kind,
+            "severity": self.severity,
+            "line": self.line,
+            "group": self.group,
+            "carc": self.carc,
+            "rarc": self.rarc,
+            "root_cause": self.root_cause,
+            "owner": self.owner,
+            "message": self.message,
+            "reference": self.reference,
+            "source": self.source,
+        }
+
+
+@dataclass(slots=True)
+class Decision:
+    """The decision for one input claim (every input claim gets exactly one)."""
+
+    claim_id: str | None
+    status: str
+    findings: list[Finding]
+    policy: dict[str, Any] = field(default_factory=dict)
+    position: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "claim_id": self.claim_id,
+            "status": self.status,
+            "findings": [f.to_json() for f in self.findings],
+            "policy": self.policy,
+        }
+        if self.position is not None:
+            out["position"] = self.position
+        return out
+
+
+def status_of(findings: list[Finding]) -> str:
+    rank = 0
+    for finding in findings:
+        r = SEVERITY_RANK[finding.severity]
+        if r > rank:
+            rank = r
+    return STATUS_BY_RANK[rank]

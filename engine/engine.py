@@ -1,0 +1,260 @@
+"""The engine: load policy packs once, then check claims against them.
+
+```python
+from cleanclaim.engine import Engine
+
+engine = Engine()                       # the shipped packs
+decision = engine.check({"claim_id": "C-1", "payer": "medicare", ...})
+for decision in engine.check_many(claims):   # any iterable, evaluated lazily
+    ...
+```
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cleanclaim.dsl import types as T
+from cleanclaim.dsl.checker import CheckEnv, check_pack
+from cleanclaim.dsl.compiler import CompiledRule, Program, compile_pack
+from cleanclaim.dsl.errors import PolicyCompileError, PolicyError
+from cleanclaim.dsl.pack import (
+    PackSources,
+    all_tables,
+    display_path,
+    list_packs,
+    load_sources,
+)
+from cleanclaim.engine.decision import Decision, Finding, status_of
+from cleanclaim.engine.inputs import RawClaim, ReadProblem
+from cleanclaim.engine.model import Claim, decode_claim
+from cleanclaim.engine.ncci import TableError, load_mue, load_ptp
+from cleanclaim.engine.runtime import ENGINE_FUNCTIONS
+
+TABLE_LOADERS = {"ncci-ptp": load_ptp, "ncci-mue": load_mue}
+SEVERITY_ORDER = {"reject": 0, "deny": 1, "review": 2, "info": 3}
+
+
+def shipped_policies() -> Path:
+    """The folder of the packs that ship with cleanclaim."""
+    return Path(str(resources.files("cleanclaim.payer_policies")))
+
+
+def _engine_finding(rule: str, kind: str, message: str, *, line: int | None = None,
+                    severity: str = "reject", group: str = "CO", carc: str = "16",
+                    rarc: Sequence[str] = ("MA130",), root_cause: str = "submission",
+                    owner: str = "billing", reference: str | None = None) -> Finding:
+    return Finding(rule, kind, severity, line, group, carc, list(rarc), root_cause, owner,
+                   message, reference, None)
+
+
+class Engine:
+    """Compiled policy packs, ready to check claims.
+
+    policy_roots: folders holding pack folders; default: the shipped packs.
+    tables: table format -> file, replacing the table of that format in every pack
+        (e.g. {"ncci-ptp": Path("ccipra-v321r0-f1.TXT")}).
+    today: the date a claim without `received_date` is taken to be received.
+    Raises `PolicyCompileError` with every located error when a pack does not compile.
+    """
+
+    def __init__(
+        self,
+        policy_roots: Sequence[Path] | None = None,
+        *,
+        tables: Mapping[str, Path] | None = None,
+        today: dt.date | None = None,
+        functions: Sequence[T.FunctionSpec] = (),
+    ) -> None:
+        self.roots = list(policy_roots) if policy_roots else [shipped_policies()]
+        self.today = today or dt.date.today()
+        self.table_overrides = dict(tables or {})
+        self.functions: dict[str, T.FunctionSpec] = {
+            f.name: f for f in (*T.BUILTINS, *ENGINE_FUNCTIONS, *functions)}
+        self._table_cache: dict[Path, Any] = {}
+        self.programs: dict[str, Program] = {}
+        self._policy: dict[str, dict[str, Any]] = {}
+        self._templates: dict[str, list[list[tuple[Any, ...]]]] = {}
+        errors: list[PolicyError] = []
+        sources_text: dict[str, str] = {}
+        for pack_id in list_packs(self.roots):
+            sources = load_sources(self.roots, pack_id)
+            if sources is None or sources.manifest.library:
+                if sources is not None:
+                    # A library is checked on its own too, so its errors surface once.
+                    self._compile(sources, errors, sources_text, keep=False)
+                continue
+            self._compile(sources, errors, sources_text, keep=True)
+        if errors:
+            unique = {(e.code, e.span, e.message): e for e in errors}
+            raise PolicyCompileError(list(unique.values()), sources_text)
+
+    # ---- loading -----------------------------------------------------------------------
+
+    def _compile(self, sources: PackSources, errors: list[PolicyError],
+                 sources_text: dict[str, str], keep: bool) -> None:
+        sources_text.update(sources.files)
+        real_paths = {display_path(p): p for pack in sources.packs
+                      for p in pack.root.glob("*.policy")}
+        env = CheckEnv(self.functions, frozenset(TABLE_LOADERS))
+        checked = check_pack(sources, env, real_paths)
+        tables: dict[str, Any] = {}
+        for decl in all_tables(sources).values():
+            path = self.table_overrides.get(decl.format, decl.file)
+            loader = TABLE_LOADERS.get(decl.format)
+            if loader is None:
+                continue
+            try:
+                if path not in self._table_cache:
+                    self._table_cache[path] = loader(path)
+                tables[decl.name] = self._table_cache[path]
+            except (TableError, OSError) as exc:
+                checked.errors.append(PolicyError(
+                    "E504", f"table `{decl.name}` ({decl.format}): {exc}",
+                    checked_span(sources, decl.file)))
+        if checked.errors:
+            errors.extend(checked.errors)
+            return
+        if not keep:
+            return
+        digest = sources.digest()
+        program = compile_pack(checked, self.functions, tables, digest)
+        pack_id = sources.manifest.id
+        self.programs[pack_id] = program
+        self._policy[pack_id] = {"packs": {pack_id: digest}}
+        self._templates[pack_id] = [
+            [(rule.id, rule.kind, v.severity, v.group, v.carc, v.rarcs, rule.root_cause,
+              rule.owner, v.reference, {"file": rule.file, "line": rule.line})
+             for v in rule.versions]
+            for rule in program.rules]
+
+    @property
+    def packs(self) -> dict[str, str]:
+        """Pack id -> digest of every payer pack loaded."""
+        return {pack_id: p.digest for pack_id, p in self.programs.items()}
+
+    # ---- checking ----------------------------------------------------------------------
+
+    def check(self, claim: Mapping[str, Any] | bytes | str | Claim) -> Decision:
+        """Check one claim given as a dict, JSON text/bytes or a decoded `Claim`."""
+        if isinstance(claim, Claim):
+            return self.evaluate(claim)
+        if isinstance(claim, (bytes, str)):
+            try:
+                data = json.loads(claim)
+            except ValueError as exc:
+                return self.unreadable(RawClaim(0, None, (ReadProblem("claim", f"not valid "
+                                                                      f"JSON: {exc}"),)))
+            return self.check_raw(RawClaim(0, data))
+        return self.check_raw(RawClaim(0, dict(claim)))
+
+    def check_many(self, claims: Iterable[Mapping[str, Any] | bytes | str | Claim | RawClaim]
+                   ) -> Iterator[Decision]:
+        """Check claims lazily, one decision per claim, in input order."""
+        for position, claim in enumerate(claims):
+            if isinstance(claim, RawClaim):
+                decision = self.check_raw(claim)
+            else:
+                decision = self.check(claim)
+                decision.position = position
+            yield decision
+
+    def check_raw(self, raw: RawClaim) -> Decision:
+        """Check a claim as a reader produced it; unreadable claims are rejected."""
+        if raw.data is None or raw.problems:
+            return self.unreadable(raw)
+        claim, problems = decode_claim(raw.data, self.today)
+        if claim is None:
+            claim_id = raw.data.get("claim_id") if isinstance(raw.data, dict) else None
+            return self.unreadable(RawClaim(raw.position, None, tuple(problems),
+                                            claim_id if isinstance(claim_id, str) else None))
+        decision = self.evaluate(claim)
+        decision.position = raw.position
+        return decision
+
+    def unreadable(self, raw: RawClaim) -> Decision:
+        findings = [_engine_finding("engine/claim-format", "submission",
+                                    f"{p.where}: {p.message}") for p in raw.problems]
+        if not findings:
+            findings.append(_engine_finding("engine/claim-format", "submission",
+                                            "the claim could not be read"))
+        return Decision(raw.claim_id, "reject", findings, {}, raw.position)
+
+    def evaluate(self, claim: Claim) -> Decision:
+        """Apply the claim's payer pack to a decoded claim."""
+        program = self.programs.get(claim.payer)
+        if program is None:
+            known = ", ".join(sorted(self.programs)) or "none"
+            finding = _engine_finding(
+                "engine/payer-setup", "payer_setup",
+                f"no policy pack for payer `{claim.payer}` (packs: {known})",
+                root_cause="payer_setup", owner="billing")
+            return Decision(claim.claim_id, "reject", [finding], {})
+        out: list[tuple[int, int, int | None, str]] = []
+        try:
+            if program.claim_fn is not None:
+                program.claim_fn(claim, out)
+            if program.diagnosis_fn is not None:
+                program.diagnosis_fn(claim, out)
+            lines_any = program.lines_any
+            by_code = program.lines_by_code
+            for line in claim.lines:
+                if lines_any is not None:
+                    lines_any(claim, line, out)
+                specific = by_code.get(line.code)  # type: ignore[arg-type]
+                if specific is not None:
+                    specific(claim, line, out)
+        except Exception:
+            out = []
+            failures = self._rule_by_rule(program, claim, out)
+            return self._decide(program, claim, out, failures)
+        if not out:
+            return Decision(claim.claim_id, "clean", [], self._policy[program.pack_id])
+        return self._decide(program, claim, out, [])
+
+    def _decide(self, program: Program, claim: Claim, out: list[tuple[int, int, int | None, str]],
+                extra: list[Finding]) -> Decision:
+        templates = self._templates[program.pack_id]
+        findings = list(extra)
+        for index, vindex, line, message in sorted(out, key=lambda f: (f[2] or 0, f[0])):
+            (rule_id, kind, severity, group, carc, rarcs, root, owner, reference,
+             source) = templates[index][vindex]
+            findings.append(Finding(rule_id, kind, severity, line, group, carc, list(rarcs),
+                                    root, owner, message, reference, source))
+        return Decision(claim.claim_id, status_of(findings), findings,
+                        self._policy[program.pack_id])
+
+    def _rule_by_rule(self, program: Program, claim: Claim,
+                      out: list[tuple[int, int, int | None, str]]) -> list[Finding]:
+        """Slow path: apply rules one at a time to report the one that raised."""
+        failures: list[Finding] = []
+        for rule in program.rules:
+            targets: list[Any] = [None]
+            if rule.scope == "all_lines":
+                targets = list(claim.lines)
+            elif rule.scope == "codes":
+                targets = [ln for ln in claim.lines if ln.code in rule.codes]
+            for line in targets:
+                try:
+                    program.run_rule(rule.index, claim, line, out)
+                except Exception as exc:  # a rule or plugin function failed on this claim
+                    failures.append(_rule_failure(rule, line, exc))
+        return failures
+
+
+def _rule_failure(rule: CompiledRule, line: Any, exc: Exception) -> Finding:
+    return Finding(rule.id, "submission", "review", getattr(line, "line", None), "CO", "16",
+                   [], "submission", "billing",
+                   f"rule could not be applied to this claim ({type(exc).__name__}); "
+                   "a person must check it", None, {"file": rule.file, "line": rule.line})
+
+
+def checked_span(sources: PackSources, file: Path) -> Any:
+    from cleanclaim.dsl.ast import Span
+
+    return Span(display_path(sources.manifest.manifest_file), 1, 1, 1, 2)

@@ -1,0 +1,344 @@
+"""The claim model: claim format v1 (DESIGN.md) decoded into typed, slotted objects.
+
+Decoding is lenient where a payer rule should judge the data (a missing diagnosis
+pointer, a malformed procedure code, a missing NPI become findings of the pack's
+required-data rules) and strict only where a claim cannot be read at all: wrong JSON
+types, a missing claim id, payer or line list, a date that is not YYYY-MM-DD. Those
+come back as `ReadProblem`s naming each field, and the claim is rejected.
+
+The attribute names are the policy language's claim vocabulary (`dsl/types.py`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from cleanclaim.dsl.codesets.icd10cm import normalize as normalize_icd
+from cleanclaim.engine.inputs import ReadProblem
+
+FREQUENCIES = ("original", "replacement", "void")
+
+
+class Provider:
+    __slots__ = ("npi", "specialty", "taxonomy")
+
+    def __init__(self, npi: str | None = None, taxonomy: str | None = None,
+                 specialty: str | None = None) -> None:
+        self.npi = npi
+        self.taxonomy = taxonomy
+        self.specialty = specialty
+
+
+class Coverage:
+    __slots__ = ("end", "payer", "plan", "start")
+
+    def __init__(self, payer: str | None, plan: str | None, start: dt.date | None,
+                 end: dt.date | None) -> None:
+        self.payer = payer
+        self.plan = plan
+        self.start = start
+        self.end = end
+
+    def contains(self, day: dt.date) -> bool:
+        return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
+
+
+class Member:
+    __slots__ = ("birth_date", "coverage", "coverage_given", "id", "sex")
+
+    def __init__(self, id: str | None = None, birth_date: dt.date | None = None,
+                 sex: str | None = None, coverage: tuple[Coverage, ...] = (),
+                 coverage_given: bool = False) -> None:
+        self.id = id
+        self.birth_date = birth_date
+        self.sex = sex
+        self.coverage = coverage
+        # False when the claim carried no `coverage` at all (a roster may supply it).
+        self.coverage_given = coverage_given
+
+
+class Authorization:
+    __slots__ = ("codes", "end", "number", "start", "units")
+
+    def __init__(self, number: str | None, codes: tuple[str, ...], start: dt.date | None,
+                 end: dt.date | None, units: float | None) -> None:
+        self.number = number
+        self.codes = codes
+        self.start = start
+        self.end = end
+        self.units = units
+
+    def covers(self, day: dt.date) -> bool:
+        return (self.start is not None and self.start <= day
+                and (self.end is None or day <= self.end))
+
+
+class Diagnosis:
+    __slots__ = ("code", "position")
+
+    def __init__(self, code: str, position: int) -> None:
+        self.code = code
+        self.position = position
+
+
+class ServiceLine:
+    __slots__ = ("charge", "code", "diagnosis_pointers", "line", "minutes", "modifiers",
+                 "pointed_diagnoses", "service_date", "units")
+
+    def __init__(self, line: int, code: str | None, modifiers: tuple[str, ...],
+                 units: float | None, charge: Decimal | None, service_date: dt.date,
+                 diagnosis_pointers: tuple[int, ...], minutes: float | None,
+                 pointed_diagnoses: tuple[str, ...]) -> None:
+        self.line = line
+        self.code = code
+        self.modifiers = modifiers
+        self.units = units
+        self.charge = charge
+        self.service_date = service_date
+        self.diagnosis_pointers = diagnosis_pointers
+        self.minutes = minutes
+        self.pointed_diagnoses = pointed_diagnoses
+
+
+class Claim:
+    __slots__ = ("authorizations", "billing_provider", "claim_id", "diagnoses",
+                 "diagnosis_items", "documentation", "first_service_date", "frequency",
+                 "lines", "member", "payer", "place_of_service", "plan",
+                 "received_date", "referring_provider", "rendering_provider", "replaces")
+
+    claim_id: str
+    payer: str
+    plan: str | None
+    frequency: str
+    replaces: str | None
+    received_date: dt.date
+    member: Member
+    billing_provider: Provider
+    rendering_provider: Provider
+    referring_provider: Provider
+    place_of_service: str | None
+    diagnoses: tuple[str, ...]
+    diagnosis_items: tuple[Diagnosis, ...]
+    authorizations: tuple[Authorization, ...]
+    lines: tuple[ServiceLine, ...]
+    documentation: dict[str, Any]
+    first_service_date: dt.date
+
+
+class _Reader:
+    """Collects problems while reading one claim object."""
+
+    __slots__ = ("problems",)
+
+    def __init__(self) -> None:
+        self.problems: list[ReadProblem] = []
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(ReadProblem(where, message))
+
+    def text(self, obj: dict[str, Any], key: str, where: str, required: bool = False) -> str | None:
+        value = obj.get(key)
+        if value is None or value == "":
+            if required:
+                self.fail(where, "is required")
+            return None
+        if isinstance(value, str):
+            return value.strip()
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        self.fail(where, f"must be a string, not {_json_type(value)}")
+        return None
+
+    def date(self, obj: dict[str, Any], key: str, where: str,
+             required: bool = False) -> dt.date | None:
+        value = obj.get(key)
+        if value is None or value == "":
+            if required:
+                self.fail(where, "is required (YYYY-MM-DD)")
+            return None
+        if not isinstance(value, str):
+            self.fail(where, f"must be a date string YYYY-MM-DD, not {_json_type(value)}")
+            return None
+        try:
+            if len(value) != 10:
+                raise ValueError
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            self.fail(where, f"`{value}` is not a date in the form YYYY-MM-DD")
+            return None
+
+    def number(self, obj: dict[str, Any], key: str, where: str) -> float | None:
+        value = obj.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, str):
+                try:
+                    return float(value) if "." in value else int(value)
+                except ValueError:
+                    pass
+            self.fail(where, f"must be a number, not {_json_type(value)}")
+            return None
+        return value
+
+    def obj(self, parent: dict[str, Any], key: str, where: str) -> dict[str, Any] | None:
+        value = parent.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.fail(where, f"must be an object, not {_json_type(value)}")
+            return None
+        return value
+
+    def array(self, parent: dict[str, Any], key: str, where: str) -> list[Any]:
+        value = parent.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(where, f"must be a list, not {_json_type(value)}")
+            return []
+        return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _provider(r: _Reader, data: dict[str, Any], key: str) -> Provider:
+    obj = r.obj(data, key, key)
+    if obj is None:
+        return Provider()
+    return Provider(r.text(obj, "npi", f"{key}.npi"), r.text(obj, "taxonomy", f"{key}.taxonomy"),
+                    r.text(obj, "specialty", f"{key}.specialty"))
+
+
+def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProblem]]:
+    """Build a `Claim` from a claim-format-v1 object; problems name each bad field."""
+    if not isinstance(data, dict):
+        return None, [ReadProblem("claim", f"must be a JSON object, not {_json_type(data)}")]
+    r = _Reader()
+    claim = Claim()
+    claim.claim_id = r.text(data, "claim_id", "claim_id", required=True) or ""
+    claim.payer = r.text(data, "payer", "payer", required=True) or ""
+    claim.plan = r.text(data, "plan", "plan")
+    frequency = r.text(data, "frequency", "frequency") or "original"
+    if frequency not in FREQUENCIES:
+        r.fail("frequency", f"`{frequency}` is not one of {', '.join(FREQUENCIES)}")
+    claim.frequency = frequency
+    claim.replaces = r.text(data, "replaces", "replaces")
+    claim.received_date = r.date(data, "received_date", "received_date") or today
+    claim.place_of_service = r.text(data, "place_of_service", "place_of_service")
+
+    member_obj = r.obj(data, "member", "member") or {}
+    spans: list[Coverage] = []
+    raw_coverage = member_obj.get("coverage")
+    for i, span in enumerate(r.array(member_obj, "coverage", "member.coverage")):
+        where = f"member.coverage[{i}]"
+        if not isinstance(span, dict):
+            r.fail(where, f"must be an object, not {_json_type(span)}")
+            continue
+        spans.append(Coverage(r.text(span, "payer", f"{where}.payer"),
+                              r.text(span, "plan", f"{where}.plan"),
+                              r.date(span, "start", f"{where}.start"),
+                              r.date(span, "end", f"{where}.end")))
+    claim.member = Member(r.text(member_obj, "id", "member.id"),
+                          r.date(member_obj, "birth_date", "member.birth_date"),
+                          r.text(member_obj, "sex", "member.sex"), tuple(spans),
+                          raw_coverage is not None)
+    claim.billing_provider = _provider(r, data, "billing_provider")
+    claim.rendering_provider = _provider(r, data, "rendering_provider")
+    claim.referring_provider = _provider(r, data, "referring_provider")
+
+    diagnoses: list[str] = []
+    for i, code in enumerate(r.array(data, "diagnoses", "diagnoses")):
+        if isinstance(code, str) and code.strip():
+            diagnoses.append(normalize_icd(code))
+        else:
+            r.fail(f"diagnoses[{i}]", f"must be a non-empty string, not {_json_type(code)}")
+    claim.diagnoses = tuple(diagnoses)
+    claim.diagnosis_items = tuple(Diagnosis(c, i + 1) for i, c in enumerate(diagnoses))
+
+    auths: list[Authorization] = []
+    for i, auth in enumerate(r.array(data, "authorizations", "authorizations")):
+        where = f"authorizations[{i}]"
+        if not isinstance(auth, dict):
+            r.fail(where, f"must be an object, not {_json_type(auth)}")
+            continue
+        codes = tuple(str(c).strip().upper() for c in r.array(auth, "codes", f"{where}.codes"))
+        auths.append(Authorization(r.text(auth, "number", f"{where}.number"), codes,
+                                   r.date(auth, "start", f"{where}.start"),
+                                   r.date(auth, "end", f"{where}.end"),
+                                   r.number(auth, "units", f"{where}.units")))
+    claim.authorizations = tuple(auths)
+
+    lines: list[ServiceLine] = []
+    raw_lines = data.get("lines")
+    if not isinstance(raw_lines, list) or not raw_lines:
+        r.fail("lines", "is required: a non-empty list of service lines"
+               if raw_lines in (None, []) else f"must be a list, not {_json_type(raw_lines)}")
+        raw_lines = []
+    for i, raw in enumerate(raw_lines):
+        where = f"lines[{i}]"
+        if not isinstance(raw, dict):
+            r.fail(where, f"must be an object, not {_json_type(raw)}")
+            continue
+        number = raw.get("line", i + 1)
+        if isinstance(number, bool) or not isinstance(number, int):
+            r.fail(f"{where}.line", f"must be a whole number, not {_json_type(number)}")
+            number = i + 1
+        code = r.text(raw, "code", f"{where}.code")
+        modifiers = []
+        for j, m in enumerate(r.array(raw, "modifiers", f"{where}.modifiers")):
+            if isinstance(m, (str, int)) and not isinstance(m, bool):
+                modifiers.append(str(m).strip().upper())
+            else:
+                r.fail(f"{where}.modifiers[{j}]", f"must be a string, not {_json_type(m)}")
+        charge: Decimal | None = None
+        raw_charge = raw.get("charge")
+        if raw_charge is not None:
+            try:
+                if isinstance(raw_charge, bool):
+                    raise InvalidOperation
+                charge = Decimal(str(raw_charge))
+                if not charge.is_finite():
+                    raise InvalidOperation
+            except InvalidOperation:
+                r.fail(f"{where}.charge", f"`{raw_charge}` is not an amount")
+        pointers: list[int] = []
+        for j, p in enumerate(r.array(raw, "diagnosis_pointers", f"{where}.diagnosis_pointers")):
+            if isinstance(p, bool) or not isinstance(p, int):
+                r.fail(f"{where}.diagnosis_pointers[{j}]",
+                       f"must be a whole number, not {_json_type(p)}")
+            else:
+                pointers.append(p)
+        service_date = r.date(raw, "service_date", f"{where}.service_date", required=True)
+        count = len(diagnoses)
+        pointed = tuple(diagnoses[p - 1] for p in pointers if 1 <= p <= count)
+        lines.append(ServiceLine(
+            number, code.upper() if code else code, tuple(modifiers),
+            r.number(raw, "units", f"{where}.units"), charge, service_date or today,
+            tuple(pointers), r.number(raw, "minutes", f"{where}.minutes"), pointed))
+    claim.lines = tuple(lines)
+    claim.first_service_date = min((ln.service_date for ln in lines), default=today)
+    documentation = data.get("documentation")
+    if documentation is not None and not isinstance(documentation, dict):
+        r.fail("documentation", f"must be an object, not {_json_type(documentation)}")
+        documentation = None
+    claim.documentation = documentation or {}
+    if r.problems:
+        return None, r.problems
+    return claim, []

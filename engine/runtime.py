@@ -1,0 +1,159 @@
+"""Functions the policy language can call that read the claim or reference data.
+
+The language's pure built-ins (date arithmetic, `count`) live in `dsl/types.py`; these
+need the claim being checked (contextual functions get `claim, line` first) or the
+engine's reference data (ICD-10-CM, NPI check digits, NCCI tables).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from cleanclaim.dsl import types as T
+from cleanclaim.dsl.codesets import icd10cm, npi, procedure
+from cleanclaim.engine.model import Claim, ServiceLine
+from cleanclaim.engine.ncci import MueTable, PtpTable
+
+_DIGITS = {n: re.compile(rf"^[0-9]{{{n}}}$") for n in range(1, 11)}
+
+
+def billable_icd10(code: str | None) -> bool:
+    return code is not None and icd10cm.is_billable(code)
+
+
+def procedure_code(code: str | None) -> bool:
+    return code is not None and procedure.is_procedure_code(code)
+
+
+def valid_npi(value: str | None) -> bool:
+    return value is not None and npi.is_valid_npi(value)
+
+
+def digits(value: str | None, n: Any) -> bool:
+    pattern = _DIGITS.get(int(n)) if n is not None else None
+    return value is not None and pattern is not None and pattern.match(value) is not None
+
+
+def _spans(claim: Claim) -> list[Any]:
+    payer = claim.payer
+    return [s for s in claim.member.coverage if s.payer is None or s.payer == payer]
+
+
+def coverage_count(claim: Claim, line: ServiceLine | None) -> int:
+    """Coverage spans the member has with the claim's payer."""
+    return len(_spans(claim))
+
+
+def covered_on(claim: Claim, line: ServiceLine | None, day: dt.date | None) -> bool:
+    """True when a coverage span with the claim's payer contains `day`."""
+    return day is not None and any(s.contains(day) for s in _spans(claim))
+
+
+def coverage_start(claim: Claim, line: ServiceLine | None) -> dt.date | None:
+    """The earliest start of the member's coverage with the claim's payer."""
+    starts = [s.start for s in _spans(claim) if s.start is not None]
+    return min(starts) if starts else None
+
+
+def ptp_conflict(claim: Claim, line: ServiceLine | None, table: PtpTable) -> str | None:
+    """The column-1 code that an NCCI PTP edit bundles this line into, if any."""
+    if line is None or line.code is None or not table.has_column2(line.code):
+        return None
+    others = [(o.code, o.modifiers, o.service_date) for o in claim.lines
+              if o is not line and o.code is not None]
+    hit = table.column1_conflict(line.code, line.modifiers, line.service_date, others)
+    return hit.column1 if hit is not None else None
+
+
+def mue_units(claim: Claim, line: ServiceLine | None, table: MueTable) -> float | None:
+    """Units the MUE counts for this line: the line's own (indicator 1), or the code's
+    units summed over the claim's lines on the same date (indicators 2 and 3)."""
+    if line is None or line.code is None:
+        return None
+    edit = table.get(line.code)
+    if edit is None:
+        return None
+    if edit.indicator == 1:
+        return line.units
+    return sum(o.units or 0 for o in claim.lines
+               if o.code == line.code and o.service_date == line.service_date)
+
+
+def mue_limit(claim: Claim, line: ServiceLine | None, table: MueTable) -> int | None:
+    """The MUE value of this line's code, or None when the code has no MUE."""
+    if line is None or line.code is None:
+        return None
+    edit = table.get(line.code)
+    return edit.value if edit is not None else None
+
+
+def _covering_authorization(claim: Claim, line: ServiceLine) -> Any:
+    for auth in claim.authorizations:
+        if line.code in auth.codes and auth.covers(line.service_date):
+            return auth
+    return None
+
+
+def authorized_units(claim: Claim, line: ServiceLine | None) -> float | None:
+    """Units of the authorization that lists this line's code and covers its date."""
+    if line is None:
+        return None
+    auth = _covering_authorization(claim, line)
+    return auth.units if auth is not None else None
+
+
+def authorized_units_used(claim: Claim, line: ServiceLine | None) -> float | None:
+    """Units of this code billed under the same authorization, up to and including this
+    line (claim line order): the line that goes past the authorized units is the one
+    that exceeds it."""
+    if line is None:
+        return None
+    auth = _covering_authorization(claim, line)
+    if auth is None:
+        return None
+    used: float = 0
+    for other in claim.lines:
+        if other.code == line.code and auth.covers(other.service_date):
+            used += other.units or 0
+        if other is line:
+            break
+    return used
+
+
+LINE = frozenset({"line"})
+ANYWHERE = frozenset({"line", "claim", "diagnosis"})
+
+ENGINE_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
+    T.FunctionSpec("billable_icd10", (T.ICD10,), T.BOOL, billable_icd10,
+                   "true when the code is a valid, billable ICD-10-CM code"),
+    T.FunctionSpec("procedure_code", (T.CODE,), T.BOOL, procedure_code,
+                   "true when the code is shaped like a CPT or HCPCS Level II code"),
+    T.FunctionSpec("valid_npi", (T.STR,), T.BOOL, valid_npi,
+                   "true when the NPI has 10 digits and a valid check digit"),
+    T.FunctionSpec("digits", (T.STR, T.NUMBER), T.BOOL, digits,
+                   "true when the text is exactly N digits"),
+    T.FunctionSpec("coverage_count", (), T.NUMBER, coverage_count,
+                   "coverage spans the member has with the claim's payer", contextual=True),
+    T.FunctionSpec("covered_on", (T.DATE,), T.BOOL, covered_on,
+                   "true when coverage with the claim's payer includes the date",
+                   contextual=True),
+    T.FunctionSpec("coverage_start", (), T.DATE.maybe(), coverage_start,
+                   "first day of the member's coverage with the claim's payer",
+                   contextual=True),
+    T.FunctionSpec("ptp_conflict", (T.table("ncci-ptp"),), T.CODE.maybe(), ptp_conflict,
+                   "the column-1 code an NCCI PTP edit bundles this line into",
+                   contextual=True, scopes=LINE),
+    T.FunctionSpec("mue_units", (T.table("ncci-mue"),), T.NUMBER.maybe(), mue_units,
+                   "units the MUE counts for this line (line, or code and date)",
+                   contextual=True, scopes=LINE),
+    T.FunctionSpec("mue_limit", (T.table("ncci-mue"),), T.NUMBER.maybe(), mue_limit,
+                   "the MUE value of this line's code", contextual=True, scopes=LINE),
+    T.FunctionSpec("authorized_units", (), T.NUMBER.maybe(), authorized_units,
+                   "units of the authorization covering this line", contextual=True,
+                   scopes=LINE),
+    T.FunctionSpec("authorized_units_used", (), T.NUMBER.maybe(), authorized_units_used,
+                   "units of this code billed under its authorization through this line",
+                   contextual=True, scopes=LINE),
+)
