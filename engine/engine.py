@@ -140,8 +140,18 @@ class Engine:
 
     # ---- checking ----------------------------------------------------------------------
 
-    def check(self, claim: Mapping[str, Any] | bytes | str | Claim) -> Decision:
-        """Check one claim given as a dict, JSON text/bytes or a decoded `Claim`."""
+    def check(self, claim: Mapping[str, Any] | bytes | str | Claim,
+              today: dt.date | None = None) -> Decision:
+        """Check one claim given as a dict, JSON text/bytes or a decoded `Claim`.
+
+        `today` overrides the engine's date for this claim (a claim without
+        `received_date` is taken as received today)."""
+        if today is not None:
+            saved, self.today = self.today, today
+            try:
+                return self.check(claim)
+            finally:
+                self.today = saved
         if isinstance(claim, Claim):
             return self.evaluate(claim)
         if isinstance(claim, (bytes, str)):

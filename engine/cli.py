@@ -1,0 +1,183 @@
+"""The `cleanclaim` command line (typer).
+
+Exit codes of `check`: 0 nothing denied or rejected; 1 at least one claim denied or
+rejected; 2 usage error, unreadable input file, or a policy pack that does not compile
+(located errors on stderr).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+
+from cleanclaim.dsl.errors import PolicyCompileError
+from cleanclaim.engine.decision import Decision
+
+app = typer.Typer(
+    name="cleanclaim",
+    help="Check US professional claims against payer policy before they are submitted.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Check US professional claims against payer policy before they are submitted."""
+
+
+class OutputFormat(str, Enum):
+    json = "json"
+    ndjson = "ndjson"
+    table = "table"
+
+
+def _date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"`{value}` is not a date YYYY-MM-DD") from exc
+
+
+def _payer_map(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise typer.BadParameter(f"{path}: the payer map must be a mapping of id to pack")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def build_engine(policies: list[Path] | None, ptp: Path | None, mue: Path | None,
+                 today: dt.date | None) -> Any:
+    """An Engine for the CLI's options; exits 2 with located errors if a pack is broken."""
+    from cleanclaim.engine.engine import Engine
+
+    tables = {}
+    if ptp is not None:
+        tables["ncci-ptp"] = ptp
+    if mue is not None:
+        tables["ncci-mue"] = mue
+    for path in (ptp, mue):
+        if path is not None and not path.exists():
+            typer.echo(f"error: {path}: no such file", err=True)
+            raise typer.Exit(2)
+    try:
+        return Engine(policies or None, tables=tables, today=today)
+    except PolicyCompileError as exc:
+        typer.echo(exc.render(), err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def check(
+    paths: Annotated[list[Path], typer.Argument(help="Claim files: JSON, NDJSON, X12 837P, FHIR R4.")],
+    policies: Annotated[list[Path] | None, typer.Option(
+        "--policies", help="A folder of policy packs (repeatable); default: the shipped packs.")] = None,
+    output: Annotated[OutputFormat, typer.Option(
+        "--format", help="json: an array; ndjson: one decision a line; table: for people.")
+    ] = OutputFormat.json,
+    state: Annotated[Path | None, typer.Option(
+        "--state", help="Claim-history store (SQLite).")] = None,
+    ptp: Annotated[Path | None, typer.Option(
+        "--ptp", help="CMS NCCI practitioner PTP file, replacing the packs' sample table.")] = None,
+    mue: Annotated[Path | None, typer.Option(
+        "--mue", help="CMS practitioner MUE file, replacing the packs' sample table.")] = None,
+    today: Annotated[str | None, typer.Option(
+        "--today", help="The date taken as today (YYYY-MM-DD): received date of claims "
+        "that carry none.")] = None,
+    payer_map: Annotated[Path | None, typer.Option(
+        "--payer-map", help="YAML/JSON mapping of X12/FHIR payer ids to pack ids.")] = None,
+) -> None:
+    """Check claims and print one decision per claim."""
+    from cleanclaim.engine.inputs import InputFileError, RawClaim
+    from cleanclaim.engine.reading import iter_inputs
+
+    if state is not None:
+        typer.echo("note: --state (claim history) is not implemented yet; "
+                   "checking without history", err=True)
+    engine = build_engine(policies, ptp, mue, _date(today))
+    for path in paths:
+        if not path.exists():
+            typer.echo(f"error: {path}: no such file", err=True)
+            raise typer.Exit(2)
+    file_errors = 0
+    worst = 0
+
+    def decisions() -> Iterable[Decision]:
+        nonlocal file_errors
+        for item in iter_inputs(paths, _payer_map(payer_map)):
+            if isinstance(item, InputFileError):
+                file_errors += 1
+                typer.echo(f"error: {item}", err=True)
+                continue
+            assert isinstance(item, RawClaim)
+            yield engine.check_raw(item)
+
+    out = sys.stdout
+    for decision in _write(decisions(), output, out):
+        if decision.status in ("deny", "reject"):
+            worst = 1
+    out.flush()
+    if file_errors:
+        raise typer.Exit(2)
+    raise typer.Exit(worst)
+
+
+def _write(decisions: Iterable[Decision], output: OutputFormat, out: TextIO
+           ) -> Iterable[Decision]:
+    if output is OutputFormat.ndjson:
+        for d in decisions:
+            out.write(json.dumps(d.to_json(), separators=(",", ":")) + "\n")
+            yield d
+    elif output is OutputFormat.json:
+        out.write("[")
+        first = True
+        for d in decisions:
+            out.write(("\n" if first else ",\n") + json.dumps(d.to_json(), indent=2))
+            first = False
+            yield d
+        out.write("\n]\n" if not first else "]\n")
+    else:
+        for d in decisions:
+            out.write(render_table(d))
+            yield d
+
+
+def render_table(d: Decision) -> str:
+    """One claim as a small table: status, then each finding's line, codes, root cause,
+    owner and message."""
+    lines = [f"{d.claim_id or '(no claim id)'}  {d.status.upper()}"]
+    if not d.findings:
+        lines.append("  no findings")
+    rows = [("line", "codes", "root cause", "owner", "message")]
+    for f in d.findings:
+        codes = f"{f.group}-{f.carc}" + ("".join(f" {r}" for r in f.rarc))
+        rows.append((str(f.line) if f.line is not None else "-", codes, f.root_cause, f.owner,
+                     f.message))
+    if d.findings:
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for row in rows:
+            cells = [row[i].ljust(widths[i]) for i in range(4)]
+            lines.append("  " + "  ".join(cells) + "  " + row[4])
+    return "\n".join(lines) + "\n\n"
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

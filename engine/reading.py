@@ -1,0 +1,126 @@
+"""Input files to `RawClaim`s: claim JSON (one object, an array, or NDJSON), X12 837P and
+FHIR R4, chosen by extension and, failing that, by content.
+
+NDJSON streams: one line is read, checked and written at a time, so a file of any size
+runs in constant memory. A line that is not valid JSON becomes a rejected claim naming
+its line number; the lines after it are read normally.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from cleanclaim.engine.inputs import InputFileError, RawClaim, ReadProblem
+
+NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+X12_SUFFIXES = (".837", ".x12", ".edi")
+
+# X12 payer ids (NM1*PR NM109) and FHIR payer identifiers -> pack ids. Extend with
+# `--payer-map FILE` (YAML or JSON mapping).
+DEFAULT_PAYER_MAP: dict[str, str] = {"medicare": "medicare", "acme-ppo": "acme-ppo"}
+
+
+def _sniff(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in NDJSON_SUFFIXES:
+        return "ndjson"
+    if suffix in X12_SUFFIXES:
+        return "x12"
+    if suffix == ".xml":
+        return "fhir"
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip()
+    if head.startswith(b"ISA"):
+        return "x12"
+    if b'"resourceType"' in head:
+        return "fhir"
+    return "json"
+
+
+def read_claims(path: Path, payer_map: Mapping[str, str] | None = None) -> Iterator[RawClaim]:
+    """Every claim of an input file, in order; raises `InputFileError` only for a file
+    that cannot be read at all."""
+    payers = {**DEFAULT_PAYER_MAP, **(payer_map or {})}
+    try:
+        kind = _sniff(path)
+    except OSError as exc:
+        raise InputFileError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    if kind == "ndjson":
+        yield from _read_ndjson(path)
+    elif kind == "x12":
+        from cleanclaim.engine.formats.x12 import read_x12
+
+        yield from read_x12(_text(path), str(path), payers)
+    elif kind == "fhir":
+        from cleanclaim.engine.formats.fhir import read_fhir
+
+        yield from read_fhir(_text(path), str(path), payers)
+    else:
+        yield from _read_json(path)
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(str(path), f"not UTF-8 text (byte {exc.start})") from exc
+    except OSError as exc:
+        raise InputFileError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+
+
+def _claim_id(data: Any) -> str | None:
+    if isinstance(data, dict):
+        value = data.get("claim_id")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _read_ndjson(path: Path) -> Iterator[RawClaim]:
+    position = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                data = json.loads(raw)
+            except ValueError as exc:
+                yield RawClaim(position, None,
+                               (ReadProblem(f"line {number}", f"not valid JSON: {exc}"),))
+            else:
+                yield RawClaim(position, data, (), _claim_id(data))
+            position += 1
+
+
+def _read_json(path: Path) -> Iterator[RawClaim]:
+    text = _text(path)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        # The claims in a broken JSON document cannot be told apart: one rejected
+        # decision stands for the file, naming where the JSON breaks.
+        yield RawClaim(0, None, (ReadProblem(str(path), f"not valid JSON: {exc}"),))
+        return
+    if isinstance(data, list):
+        for position, item in enumerate(data):
+            yield RawClaim(position, item, (), _claim_id(item))
+    else:
+        yield RawClaim(0, data, (), _claim_id(data))
+
+
+def iter_inputs(paths: list[Path], payer_map: Mapping[str, str] | None = None
+                ) -> Iterator[RawClaim | InputFileError]:
+    """Claims of several files in order; a file that cannot be read yields its error
+    in place, and the next file is read."""
+    offset = 0
+    for path in paths:
+        count = 0
+        try:
+            for raw in read_claims(path, payer_map):
+                count += 1
+                yield RawClaim(offset + raw.position, raw.data, raw.problems, raw.claim_id)
+        except InputFileError as exc:
+            yield exc
+        offset += count
