@@ -478,7 +478,9 @@ def test_ptp_sample_exercises_every_case() -> None:
     assert any(row.deletion and row.deletion <= D and row.indicator != 9 for row in rows)
     assert any(row.effective > date(2026, 12, 31) for row in rows)
     assert len(table.edits("20610")) == 2
-    assert conflict(table, "93010", "93000", mods=["59"]) is not None
+    assert conflict(table, "93308", "93306", mods=["59"]) is not None
+    # The ECG pairs stay out of the sample: the medicare ECG rule (CO-97 + M15) covers them.
+    assert conflict(table, "93010", "93000") is None
     assert conflict(table, "99213", "11102", other_mods=["25"]) is None
     assert conflict(table, "99213", "11102") is not None
 
