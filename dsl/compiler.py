@@ -14,6 +14,7 @@ and report the one that failed.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -302,6 +303,8 @@ class _Gen:
             s = self.static_set(e)
             return self.const(s, "c")
         assert isinstance(e, ast.Call)
+        if e.name == "count" and len(e.args) == 1 and not self.type_of(e.args[0]).nullable:
+            return f"len({self.expr(e.args[0], env)})"  # the built-in, inlined
         spec = self.functions[e.name]
         fn = self.const(spec.impl, "f")
         args = []
@@ -350,6 +353,10 @@ class _Gen:
         return " + ".join(parts) if parts else "''"
 
 
+def _uses(code: str, var: str) -> bool:
+    return re.search(rf"\b{re.escape(var)}\b", code) is not None
+
+
 def _scope_kind(rule: ast.Rule) -> str:
     return rule.scope.kind if rule.scope is not None else "all_lines"
 
@@ -396,12 +403,25 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
         first = False
         body = indent + "    "
         venv = dict(env)
+        lets: list[tuple[str, str]] = []
         for let in version.lets:
             var = f"_l_{let.name}"
-            out.append(f"{body}{var} = {gen.expr(let.value, venv)}")
+            lets.append((var, gen.expr(let.value, venv)))
             venv[let.name] = var
         cond = " and ".join(gen.expr(c, venv) for c in version.conditions) or "False"
+        # A `let` the conditions need is computed before them; one only the message
+        # shows is computed once the rule has fired (the hot path stays short).
+        needed: set[str] = set()
+        for var, _ in reversed(lets):
+            if _uses(cond, var) or any(_uses(code, var) for v, code in lets if v in needed):
+                needed.add(var)
+        for var, code in lets:
+            if var in needed:
+                out.append(f"{body}{var} = {code}")
         out.append(f"{body}if {cond}:")
+        for var, code in lets:
+            if var not in needed:
+                out.append(f"{body}    {var} = {code}")
         out.append(f"{body}    out.append(({index}, {vindex}, {line_no}, "
                    f"{gen.message(rule, version, venv)}))")
         if not conds:

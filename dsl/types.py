@@ -189,7 +189,10 @@ def add_months(d: dt.date | None, n: int | None) -> dt.date | None:
 def add_years(d: dt.date | None, n: int | None) -> dt.date | None:
     if d is None or n is None:
         return None
-    return _add_months(d, 12 * int(n))
+    try:
+        return d.replace(year=d.year + int(n))
+    except ValueError:  # Feb 29 in a year without one: the end of February
+        return _add_months(d, 12 * int(n))
 
 
 def days_between(a: dt.date | None, b: dt.date | None) -> int | None:

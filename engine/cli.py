@@ -136,6 +136,20 @@ def check(
     raise typer.Exit(worst)
 
 
+@app.command()
+def bench(
+    claims: Annotated[int, typer.Option(help="Synthetic claims in the workload.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the workload.")] = 7,
+    cold_start: Annotated[bool, typer.Option(help="Also time a cold `check`.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Measure throughput on a seeded synthetic workload (one core)."""
+    from cleanclaim.engine.bench import format_results, run_bench
+
+    results = run_bench(claims, seed, cold_start)
+    typer.echo(json.dumps(results, indent=2) if as_json else format_results(results))
+
+
 def _write(decisions: Iterable[Decision], output: OutputFormat, out: TextIO
            ) -> Iterable[Decision]:
     if output is OutputFormat.ndjson:

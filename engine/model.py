@@ -103,10 +103,11 @@ class ServiceLine:
 
 
 class Claim:
-    __slots__ = ("authorizations", "billing_provider", "claim_id", "diagnoses",
-                 "diagnosis_items", "documentation", "first_service_date", "frequency",
-                 "lines", "member", "payer", "place_of_service", "plan",
-                 "received_date", "referring_provider", "rendering_provider", "replaces")
+    __slots__ = ("authorizations", "billing_provider", "claim_id", "coverage_start",
+                 "diagnoses", "diagnosis_items", "documentation", "first_service_date",
+                 "frequency", "lines", "member", "payer", "payer_coverage", "place_of_service",
+                 "plan", "received_date", "referring_provider", "rendering_provider",
+                 "replaces")
 
     claim_id: str
     payer: str
@@ -125,6 +126,18 @@ class Claim:
     lines: tuple[ServiceLine, ...]
     documentation: dict[str, Any]
     first_service_date: dt.date
+    # Derived once: the member's coverage spans with this claim's payer (a span naming
+    # no payer counts for any payer) and the earliest start among them.
+    payer_coverage: tuple[Coverage, ...]
+    coverage_start: dt.date | None
+
+    def set_coverage(self, spans: tuple[Coverage, ...]) -> None:
+        """Replace the member's coverage (e.g. from a roster) and re-derive the facts."""
+        self.member.coverage = spans
+        payer = self.payer
+        self.payer_coverage = tuple(s for s in spans if s.payer is None or s.payer == payer)
+        starts = [s.start for s in self.payer_coverage if s.start is not None]
+        self.coverage_start = min(starts) if starts else None
 
 
 class _Reader:
@@ -259,6 +272,7 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
                           r.date(member_obj, "birth_date", "member.birth_date"),
                           r.text(member_obj, "sex", "member.sex"), tuple(spans),
                           raw_coverage is not None)
+    claim.set_coverage(tuple(spans))
     claim.billing_provider = _provider(r, data, "billing_provider")
     claim.rendering_provider = _provider(r, data, "rendering_provider")
     claim.referring_provider = _provider(r, data, "referring_provider")

@@ -19,16 +19,45 @@ from cleanclaim.engine.ncci import MueTable, PtpTable
 _DIGITS = {n: re.compile(rf"^[0-9]{{{n}}}$") for n in range(1, 11)}
 
 
+# Claims repeat the same codes and NPIs endlessly: remember each answer (bounded).
+_CACHE_LIMIT = 200_000
+_billable: dict[str, bool] = {}
+_procedure: dict[str, bool] = {}
+_npi: dict[str, bool] = {}
+
+
+def _remember(cache: dict[str, bool], key: str, value: bool) -> bool:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 def billable_icd10(code: str | None) -> bool:
-    return code is not None and icd10cm.is_billable(code)
+    if code is None:
+        return False
+    known = _billable.get(code)
+    if known is None:
+        return _remember(_billable, code, icd10cm.is_billable(code))
+    return known
 
 
 def procedure_code(code: str | None) -> bool:
-    return code is not None and procedure.is_procedure_code(code)
+    if code is None:
+        return False
+    known = _procedure.get(code)
+    if known is None:
+        return _remember(_procedure, code, procedure.is_procedure_code(code))
+    return known
 
 
 def valid_npi(value: str | None) -> bool:
-    return value is not None and npi.is_valid_npi(value)
+    if value is None:
+        return False
+    known = _npi.get(value)
+    if known is None:
+        return _remember(_npi, value, npi.is_valid_npi(value))
+    return known
 
 
 def digits(value: str | None, n: Any) -> bool:
@@ -36,25 +65,25 @@ def digits(value: str | None, n: Any) -> bool:
     return value is not None and pattern is not None and pattern.match(value) is not None
 
 
-def _spans(claim: Claim) -> list[Any]:
-    payer = claim.payer
-    return [s for s in claim.member.coverage if s.payer is None or s.payer == payer]
-
 
 def coverage_count(claim: Claim, line: ServiceLine | None) -> int:
     """Coverage spans the member has with the claim's payer."""
-    return len(_spans(claim))
+    return len(claim.payer_coverage)
 
 
 def covered_on(claim: Claim, line: ServiceLine | None, day: dt.date | None) -> bool:
     """True when a coverage span with the claim's payer contains `day`."""
-    return day is not None and any(s.contains(day) for s in _spans(claim))
+    if day is None:
+        return False
+    for s in claim.payer_coverage:
+        if (s.start is None or s.start <= day) and (s.end is None or day <= s.end):
+            return True
+    return False
 
 
 def coverage_start(claim: Claim, line: ServiceLine | None) -> dt.date | None:
     """The earliest start of the member's coverage with the claim's payer."""
-    starts = [s.start for s in _spans(claim) if s.start is not None]
-    return min(starts) if starts else None
+    return claim.coverage_start
 
 
 def ptp_conflict(claim: Claim, line: ServiceLine | None, table: PtpTable) -> str | None:
