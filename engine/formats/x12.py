@@ -66,7 +66,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from cleanclaim.engine.inputs import InputFileError, RawClaim, ReadProblem
 
@@ -215,7 +215,7 @@ class _Claim:
 class _Out:
     """One result of the walk: a claim, a truncated claim, or a problem of no claim."""
 
-    kind: str  # "claim" | "partial" | "file"
+    kind: Literal["claim", "partial", "file"]
     data: dict[str, Any] | None
     problems: tuple[ReadProblem, ...]
     claim_id: str | None = None
