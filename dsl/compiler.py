@@ -216,7 +216,7 @@ class _Gen:
                     f"{element}.startswith({prefixes})))")
         return f"_in_set({element}, {self.const(s, 'c')})"
 
-    def expr(self, e: ast.Expr, env: dict[str, str]) -> str:  # noqa: C901 - one dispatch
+    def expr(self, e: ast.Expr, env: dict[str, str]) -> str:
         if isinstance(e, ast.Literal_):
             v = e.value
             if isinstance(v, (bool, int, str)) and not isinstance(v, Decimal):
@@ -256,9 +256,7 @@ class _Gen:
         if isinstance(e, ast.Presence):
             value = self.expr(e.operand, env)
             t = self.type_of(e.operand)
-            if t.name == "list":
-                test = f"(not {value})"
-            elif t.name in T.CODE_LIKE:
+            if t.name == "list" or t.name in T.CODE_LIKE:
                 test = f"(not {value})"
             else:
                 test = f"({value} is None)"
@@ -477,10 +475,10 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
     claim_rules = [i for i, (s, _) in blocks.items() if s == "claim"]
     diag_rules = [i for i, (s, _) in blocks.items() if s == "diagnosis"]
     by_code: dict[str, list[int]] = {}
-    for rule in rules:
-        if rule.scope == "codes":
-            for code in rule.codes:
-                by_code.setdefault(code, []).append(rule.index)
+    for compiled in rules:
+        if compiled.scope == "codes":
+            for code in compiled.codes:
+                by_code.setdefault(code, []).append(compiled.index)
     if any_lines:
         source_parts.append(join("_lines_any", "claim, line, out", any_lines))
     if claim_rules:

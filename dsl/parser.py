@@ -438,7 +438,8 @@ def _syntax_error(file: str, text: str, err: UnexpectedInput, parser: Lark) -> P
         lines = text.splitlines() or [""]
         line, column = len(lines), len(lines[-1]) + 1
     elif isinstance(err, UnexpectedCharacters):
-        char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+        pos = err.pos_in_stream or 0
+        char = text[pos] if pos < len(text) else ""
         code, message = "E003", f"unexpected character `{char}`"
         if char == "'":
             hint = 'strings are written in double quotes: "..."'

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Iterable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -34,7 +34,7 @@ def _root() -> None:
     """Check US professional claims against payer policy before they are submitted."""
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     json = "json"
     ndjson = "ndjson"
     table = "table"
@@ -83,9 +83,11 @@ def build_engine(policies: list[Path] | None, ptp: Path | None, mue: Path | None
 
 @app.command()
 def check(
-    paths: Annotated[list[Path], typer.Argument(help="Claim files: JSON, NDJSON, X12 837P, FHIR R4.")],
+    paths: Annotated[list[Path], typer.Argument(
+        help="Claim files: JSON, NDJSON, X12 837P, FHIR R4.")],
     policies: Annotated[list[Path] | None, typer.Option(
-        "--policies", help="A folder of policy packs (repeatable); default: the shipped packs.")] = None,
+        "--policies",
+        help="A folder of policy packs (repeatable); default: the shipped packs.")] = None,
     output: Annotated[OutputFormat, typer.Option(
         "--format", help="json: an array; ndjson: one decision a line; table: for people.")
     ] = OutputFormat.json,

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+
 from cleanclaim.dsl.codesets import icd10cm
 from cleanclaim.dsl.codesets.npi import is_valid_npi, npi_check_digit
 from cleanclaim.dsl.codesets.procedure import (

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from cleanclaim.engine.formats import fhir as fhir_module
 from cleanclaim.engine.formats.fhir import read_fhir
 from cleanclaim.engine.inputs import InputFileError, RawClaim

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+
 from cleanclaim.engine.ncci import (
     NCCI_PTP_MODIFIERS,
     MueEdit,
