@@ -12,6 +12,8 @@ The attribute names are the policy language's claim vocabulary (`dsl/types.py`).
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -19,6 +21,7 @@ from cleanclaim.dsl.codesets.icd10cm import normalize as normalize_icd
 from cleanclaim.engine.inputs import ReadProblem
 
 FREQUENCIES = ("original", "replacement", "void")
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 class Provider:
@@ -175,7 +178,8 @@ class _Reader:
             self.fail(where, f"must be a date string YYYY-MM-DD, not {_json_type(value)}")
             return None
         try:
-            if len(value) != 10:
+            # Only YYYY-MM-DD: fromisoformat alone also takes ISO week dates (2026-W07-2).
+            if _ISO_DATE.match(value) is None:
                 raise ValueError
             return dt.date.fromisoformat(value)
         except ValueError:
@@ -189,10 +193,15 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             if isinstance(value, str):
                 try:
-                    return float(value) if "." in value else int(value)
+                    number = float(value) if "." in value else int(value)
+                    if math.isfinite(number):
+                        return number
                 except ValueError:
                     pass
             self.fail(where, f"must be a number, not {_json_type(value)}")
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(where, f"must be a finite number, not {value}")
             return None
         return value
 
