@@ -182,7 +182,7 @@ def test_broken_policy_renders_file_line_column_source_and_caret(case: BrokenCas
         assert caret.startswith("    " + " " * (span.column - 1) + "^")
         assert set(caret.strip()) == {"^"}
         if found.hint:
-            assert f"  hint: {found.hint.splitlines()[0]}" in rendered[at + 3:]
+            assert rendered[at + 3] == f"  hint: {found.hint.splitlines()[0]}"
     count = len(error.errors)
     assert rendered[-1] == f"{count} error{'s' if count != 1 else ''}"
 
