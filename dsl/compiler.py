@@ -70,6 +70,7 @@ class Program:
     lines_by_code: dict[str, LineFn]
     claim_fn: ClaimFn | None
     diagnosis_fn: ClaimFn | None
+    evaluate_fn: ClaimFn  # the whole pack applied to one claim
     digest: str
     source: str
     _rule_sources: dict[int, str] = field(default_factory=dict)
@@ -181,6 +182,9 @@ class _Gen:
         self._const_ids: dict[tuple[str, Any], str] = {}
         self.tables = tables
         self._tmp = 0
+        # Calls that depend only on the claim and the current line: when one appears in
+        # several rules of a function it is computed once per line (see `_memoize`).
+        self.memoizable: set[str] = set()
 
     def const(self, value: Any, hint: str = "k") -> str:
         key = (type(value).__name__, value if not isinstance(value, CodeSet) else id(value))
@@ -318,7 +322,10 @@ class _Gen:
         if spec.contextual:
             line = env.get("line", "None")
             args = [env["claim"], line, *args]
-        return f"{fn}({', '.join(args)})"
+        text = f"{fn}({', '.join(args)})"
+        if not _LOCAL_NAME.search(", ".join(args)):
+            self.memoizable.add(text)  # depends on the claim and line only
+        return text
 
     def path(self, e: ast.Path, env: dict[str, str]) -> str:
         head = e.parts[0]
@@ -349,6 +356,34 @@ class _Gen:
         if pos < len(text.value):
             parts.append(repr(text.value[pos:]))
         return " + ".join(parts) if parts else "''"
+
+
+_LOCAL_NAME = re.compile(r"\b_(?:v|l|e)[A-Za-z0-9_]*\b")
+
+
+class _Unset:
+    """Marks a per-line memo not computed yet."""
+
+    __slots__ = ()
+
+
+_UNSET = _Unset()
+_HELPERS["_U"] = _UNSET
+
+
+def _memoize(body: list[str], candidates: set[str], indent: str, prefix: str) -> list[str]:
+    """Compute calls that several rules of `body` make with the same arguments once: the
+    first use stores the value, later uses read it (functions are pure by contract)."""
+    text = "\n".join(body)
+    repeated = [c for c in candidates if text.count(c) >= 2]
+    if not repeated:
+        return body
+    inits = []
+    for k, call in enumerate(sorted(repeated, key=len, reverse=True)):
+        name = f"_m{prefix}{k}"
+        text = text.replace(call, f"({name} if {name} is not _U else ({name} := {call}))")
+        inits.append(f"{indent}{name} = _U")
+    return inits + text.split("\n")
 
 
 def _uses(code: str, var: str) -> bool:
@@ -491,10 +526,34 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         if key not in combos:
             combos[key] = f"_lines_{len(combos)}"
             source_parts.append(join(combos[key], "claim, line, out", list(key)))
+    # One function applies the whole pack to a claim: claim rules, diagnosis rules, then
+    # each line meets the all-lines rules inline and its code's rules through the index.
+    fused = ["def _evaluate(claim, out):"]
+    claim_body: list[str] = []
+    for i in claim_rules:
+        claim_body.extend(blocks[i][1])
+    fused.extend(_memoize(claim_body, gen.memoizable, "    ", "c"))
+    if diag_rules:
+        fused.append("    for diagnosis in claim.diagnosis_items:")
+        for i in diag_rules:
+            fused.extend("    " + b for b in blocks[i][1])
+    fused.append("    for line in claim.lines:")
+    line_body: list[str] = []
+    for i in any_lines:
+        line_body.extend("    " + b for b in blocks[i][1])
+    fused.extend(_memoize(line_body, gen.memoizable, "        ", "l"))
+    if combos:
+        fused.append("        _specific = _BY_CODE.get(line.code)")
+        fused.append("        if _specific is not None:")
+        fused.append("            _specific(claim, line, out)")
+    elif not any_lines:
+        fused.append("        pass")
+    source_parts.append("\n".join(fused) + "\n")
     source = "\n".join(source_parts)
     namespace = gen.ns
     exec(compile(source, f"<pack {checked.sources.manifest.id}>", "exec"), namespace)
     lines_by_code = {code: namespace[combos[tuple(ix)]] for code, ix in by_code.items()}
+    namespace["_BY_CODE"] = lines_by_code
     return Program(
         pack_id=checked.sources.manifest.id,
         rules=tuple(rules),
@@ -502,6 +561,7 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         lines_by_code=lines_by_code,
         claim_fn=namespace.get("_claim"),
         diagnosis_fn=namespace.get("_diagnoses"),
+        evaluate_fn=namespace["_evaluate"],
         digest=digest,
         source=source,
         _rule_sources=rule_sources,

@@ -207,18 +207,7 @@ class Engine:
             return Decision(claim.claim_id, "reject", [finding], {})
         out: list[tuple[int, int, int | None, str]] = []
         try:
-            if program.claim_fn is not None:
-                program.claim_fn(claim, out)
-            if program.diagnosis_fn is not None:
-                program.diagnosis_fn(claim, out)
-            lines_any = program.lines_any
-            by_code = program.lines_by_code
-            for line in claim.lines:
-                if lines_any is not None:
-                    lines_any(claim, line, out)
-                specific = by_code.get(line.code)  # type: ignore[arg-type]
-                if specific is not None:
-                    specific(claim, line, out)
+            program.evaluate_fn(claim, out)
         except Exception:
             out = []
             failures = self._rule_by_rule(program, claim, out)
