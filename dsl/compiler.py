@@ -73,6 +73,10 @@ class Program:
     evaluate_fn: ClaimFn  # the whole pack applied to one claim
     digest: str
     source: str
+    # What `explain` needs to build its tracing code on demand (never on the hot path).
+    checked: CheckedPack | None = None
+    functions: Mapping[str, T.FunctionSpec] = field(default_factory=dict)
+    tables: Mapping[str, Any] = field(default_factory=dict)
     _rule_sources: dict[int, str] = field(default_factory=dict)
     _namespace: dict[str, Any] = field(default_factory=dict)
     _single: dict[int, Callable[..., None]] = field(default_factory=dict)
@@ -564,6 +568,9 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         evaluate_fn=namespace["_evaluate"],
         digest=digest,
         source=source,
+        checked=checked,
+        functions=functions,
+        tables=tables,
         _rule_sources=rule_sources,
         _namespace=namespace,
     )

@@ -152,6 +152,93 @@ def bench(
     typer.echo(json.dumps(results, indent=2) if as_json else format_results(results))
 
 
+@app.command()
+def explain(
+    claim: Annotated[Path, typer.Argument(help="A file holding one claim (JSON).")],
+    rule: Annotated[str | None, typer.Option("--rule", help="Only this rule id.")] = None,
+    output: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    policies: Annotated[list[Path] | None, typer.Option(
+        "--policies", help="A folder of policy packs (repeatable).")] = None,
+    today: Annotated[str | None, typer.Option("--today", help="Today (YYYY-MM-DD).")] = None,
+) -> None:
+    """Explain a claim's decision: every rule considered, fired or not, and why."""
+    from cleanclaim.dsl.explain import render_text
+
+    engine = build_engine(policies, None, None, _date(today))
+    try:
+        data = json.loads(claim.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {claim}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if isinstance(data, list):
+        if len(data) != 1:
+            typer.echo(f"error: {claim}: explain takes one claim; the file has {len(data)}",
+                       err=True)
+            raise typer.Exit(2)
+        data = data[0]
+    decision, traces = engine.explain(data, rule)
+    if rule is not None and not traces:
+        known = {r.id for p in engine.programs.values() for r in p.rules}
+        if rule not in known:
+            typer.echo(f"error: no rule `{rule}` in the loaded packs", err=True)
+            raise typer.Exit(2)
+    if output == "json":
+        typer.echo(json.dumps({"decision": decision.to_json(),
+                               "trace": [t.to_json() for t in traces]}, indent=2))
+    else:
+        typer.echo(render_text(decision.claim_id, traces), nl=False)
+        typer.echo(f"Decision: {decision.status}")
+        for f in decision.findings:
+            where = f"line {f.line}" if f.line is not None else "claim"
+            typer.echo(f"  {where}: {f.group}-{f.carc} {' '.join(f.rarc)} "
+                       f"({f.root_cause}, {f.owner}) {f.message}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on; beyond loopback "
+                                      "(127.0.0.1, ::1, localhost) a token is required.")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8080,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="CLEANCLAIM_TOKEN", show_envvar=True,
+        help="Bearer token required on /v1/* (prefer the environment variable).")] = None,
+    policies: Annotated[list[Path] | None, typer.Option(
+        "--policies",
+        help="A folder of policy packs (repeatable); default: the shipped packs.")] = None,
+    max_body: Annotated[int, typer.Option(
+        "--max-body", help="Largest /v1/check body and batch line, in bytes.")
+    ] = 10 * 1024 * 1024,
+    timeout: Annotated[float, typer.Option(
+        help="Seconds a client may stay silent before it is dropped.")] = 30.0,
+    max_connections: Annotated[int, typer.Option(
+        "--max-connections", help="Connections served at once; more get 503.")] = 128,
+    ptp: Annotated[Path | None, typer.Option(
+        "--ptp", help="CMS NCCI practitioner PTP file, replacing the packs' sample table.")] = None,
+    mue: Annotated[Path | None, typer.Option(
+        "--mue", help="CMS practitioner MUE file, replacing the packs' sample table.")] = None,
+) -> None:
+    """Serve the HTTP API (docs/api.md) until interrupted."""
+    from cleanclaim.engine.server import ServerConfig, bind_problem, run
+
+    problem = bind_problem(host, token or None)
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    if max_body < 1 or timeout <= 0 or max_connections < 1:
+        typer.echo("error: --max-body, --timeout and --max-connections must be positive",
+                   err=True)
+        raise typer.Exit(2)
+    engine = build_engine(policies, ptp, mue, None)
+    config = ServerConfig(host=host, port=port, token=token or None, max_body=max_body,
+                          timeout=timeout, max_connections=max_connections)
+    try:
+        run(engine, config)
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 def _write(decisions: Iterable[Decision], output: OutputFormat, out: TextIO
            ) -> Iterable[Decision]:
     if output is OutputFormat.ndjson:

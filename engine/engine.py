@@ -80,6 +80,7 @@ class Engine:
         self.programs: dict[str, Program] = {}
         self._policy: dict[str, dict[str, Any]] = {}
         self._templates: dict[str, list[list[tuple[Any, ...]]]] = {}
+        self._tracers: dict[str, Any] = {}
         errors: list[PolicyError] = []
         sources_text: dict[str, str] = {}
         for pack_id in list_packs(self.roots):
@@ -215,6 +216,25 @@ class Engine:
         if not out:
             return Decision(claim.claim_id, "clean", [], self._policy[program.pack_id])
         return self._decide(program, claim, out, [])
+
+    def explain(self, claim: Mapping[str, Any] | bytes | str | Claim,
+                rule: str | None = None) -> tuple[Decision, list[Any]]:
+        """The decision and a trace of every rule considered (`dsl.explain.RuleTrace`),
+        or only of `rule`. Tracing code is built on first use, never on the hot path."""
+        from cleanclaim.dsl.explain import Tracer
+
+        decision = self.check(claim)
+        if isinstance(claim, Claim):
+            decoded: Claim | None = claim
+        else:
+            data = json.loads(claim) if isinstance(claim, (bytes, str)) else dict(claim)
+            decoded, _ = decode_claim(data, self.today)
+        if decoded is None or decoded.payer not in self.programs:
+            return decision, []
+        tracer = self._tracers.get(decoded.payer)
+        if tracer is None:
+            tracer = self._tracers[decoded.payer] = Tracer(self.programs[decoded.payer])
+        return decision, tracer.trace_claim(decoded, rule)
 
     def _decide(self, program: Program, claim: Claim, out: list[tuple[int, int, int | None, str]],
                 extra: list[Finding]) -> Decision:

@@ -1,0 +1,343 @@
+"""Why a rule fired or not: a trace of every rule considered for a claim.
+
+Tracing code is generated from the same syntax tree as the evaluator, but only when a
+trace is asked for, and into functions of its own: the evaluator's generated code has no
+trace hooks, so explaining costs nothing when it is not used.
+
+For each rule considered (the claim and diagnosis rules once, each line's all-lines rules
+and the rules indexed by its code), the trace says whether a version was in force on the
+date of service, whether plan and place-of-service filters let the claim through, each
+`when` condition in order with its result and the values it read, and the outcome.
+Conditions are evaluated as the engine does: the first false one ends the rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cleanclaim.dsl import ast
+from cleanclaim.dsl.codesets import icd10cm
+from cleanclaim.dsl.compiler import CompiledRule, Program, RuleVersion, _Gen, _others
+from cleanclaim.dsl.valuesets import CodeSet
+
+
+@dataclass(slots=True)
+class ValueSeen:
+    """A value a condition read: its name in the policy, the value, a readable form."""
+
+    label: str
+    value: Any
+    text: str
+
+
+@dataclass(slots=True)
+class ConditionTrace:
+    source: str
+    line: int
+    result: bool | None  # None: not evaluated (an earlier condition was false)
+    values: list[ValueSeen] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RuleTrace:
+    rule: str
+    title: str | None
+    file: str
+    line: int
+    target: str  # "claim", "diagnosis 2", "line 1"
+    status: str  # fired | passed | not in force | filtered out | error
+    reason: str
+    version: str | None = None
+    lets: list[ValueSeen] = field(default_factory=list)
+    conditions: list[ConditionTrace] = field(default_factory=list)
+    outcome: str | None = None
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule, "title": self.title,
+            "source": {"file": self.file, "line": self.line},
+            "target": self.target, "status": self.status, "reason": self.reason,
+            "version": self.version,
+            "lets": [{"name": v.label, "value": v.text} for v in self.lets],
+            "conditions": [
+                {"source": c.source, "line": c.line, "result": c.result,
+                 "values": [{"name": v.label, "value": v.text} for v in c.values]}
+                for c in self.conditions],
+            "outcome": self.outcome, "message": self.message,
+        }
+
+
+def describe(value: Any, kind: str | None = None) -> str:
+    """A value as a biller reads it; ICD-10-CM codes with their descriptions."""
+    if value is None:
+        return "(missing)"
+    if isinstance(value, CodeSet):
+        return f"a list of {len(value.exact) + len(value.prefixes)} codes ({value.describe()})"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "(none)"
+        return ", ".join(describe(v, kind) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if kind == "icd10" and isinstance(value, str):
+        label = icd10cm.description(value)
+        code = icd10cm.dotted(value)
+        return f"{code} ({label.lower() if label else 'not an ICD-10-CM code'})"
+    if hasattr(value, "service_date") and hasattr(value, "code"):
+        return f"line {value.line} ({value.code} on {value.service_date.isoformat()})"
+    if hasattr(value, "__slots__") and not isinstance(value, str):
+        return type(value).__name__.lower()
+    return str(value)
+
+
+class Tracer:
+    """Builds and runs tracing functions for one compiled pack."""
+
+    def __init__(self, program: Program) -> None:
+        if program.checked is None:
+            raise ValueError("this program was compiled without its syntax tree")
+        self.program = program
+        self.checked = program.checked
+        self.gen = _Gen(self.checked, program.functions, program.tables)
+        self._fns: dict[tuple[int, int], Any] = {}
+        self._rules = {rule.id: rule for _, rule in self.checked.rules}
+
+    def _source(self, node: Any) -> str:
+        span: ast.Span = node.span
+        text = self.checked.sources.files.get(span.file, "")
+        lines = text.splitlines()
+        if not (1 <= span.line <= len(lines)):
+            return "?"
+        if span.end_line == span.line:
+            return lines[span.line - 1][span.column - 1:span.end_column - 1].strip()
+        chunk = [lines[span.line - 1][span.column - 1:]]
+        chunk += lines[span.line:span.end_line - 1]
+        chunk.append(lines[span.end_line - 1][:span.end_column - 1])
+        return " ".join(part.strip() for part in chunk)
+
+    def _leaves(self, expr: ast.Expr, bound: frozenset[str]) -> list[ast.Expr]:
+        """Sub-expressions worth showing: fields, names and calls outside quantifier
+        bodies' own variables, in source order, without repeats."""
+        found: list[ast.Expr] = []
+
+        def walk(e: ast.Expr, bound: frozenset[str]) -> None:
+            if isinstance(e, ast.Path):
+                if e.parts[0] not in bound:
+                    found.append(e)
+            elif isinstance(e, ast.Call):
+                if not any(isinstance(a, ast.Path) and a.parts[0] in bound for a in e.args):
+                    found.append(e)
+                for a in e.args:
+                    if not (isinstance(a, ast.Path) and a.parts[0] in self.checked.tables):
+                        walk(a, bound)
+            elif isinstance(e, ast.Not):
+                walk(e.operand, bound)
+            elif isinstance(e, (ast.BoolOp, ast.Compare, ast.Arith)):
+                walk(e.left, bound)
+                walk(e.right, bound)
+            elif isinstance(e, ast.Membership):
+                walk(e.element, bound)
+                walk(e.container, bound)
+            elif isinstance(e, ast.Presence):
+                walk(e.operand, bound)
+            elif isinstance(e, ast.Quantified):
+                walk(e.collection, bound)
+                walk(e.condition, bound | {e.var})
+            elif isinstance(e, ast.QuantifiedIn):
+                walk(e.collection, bound)
+                walk(e.container, bound)
+
+        walk(expr, bound)
+        seen: set[str] = set()
+        unique = []
+        for leaf in found:
+            key = self._source(leaf)
+            if key not in seen:
+                seen.add(key)
+                unique.append(leaf)
+        return unique
+
+    def _function(self, index: int, vindex: int) -> Any:
+        key = (index, vindex)
+        if key in self._fns:
+            return self._fns[key]
+        _, rule = self.checked.rules[index]
+        version = rule.versions[vindex]
+        env = {"claim": "claim", "member": "claim.member"}
+        scope = rule.scope.kind if rule.scope else "all_lines"
+        if scope in ("codes", "all_lines"):
+            env.update({"line": "line", "other_lines": "_others(claim, line)"})
+        elif scope == "diagnosis":
+            env["diagnosis"] = "diagnosis"
+        gen = self.gen
+        body = ["def _trace(claim, line, diagnosis, lets, conds):"]
+        for let in version.lets:
+            var = f"_l_{let.name}"
+            body.append(f"    {var} = {gen.expr(let.value, env)}")
+            body.append(f"    lets.append(({let.name!r}, {var}, {self._kind(let.value)!r}))")
+            env[let.name] = var
+        for i, cond in enumerate(version.conditions):
+            body.append("    seen = []")
+            for leaf in self._leaves(cond, frozenset()):
+                label = self._source(leaf)
+                body.append(f"    seen.append(({label!r}, {gen.expr(leaf, env)}, "
+                            f"{self._kind(leaf)!r}))")
+            for part in _membership_parts(cond):
+                s = gen.static_set(part.container)
+                if s is None:
+                    continue
+                coll = gen.expr(part.collection, env)
+                inside = gen.membership("_x", s, True)
+                label = f"of {self._source(part.collection)}, in {self._source(part.container)}"
+                body.append(f"    seen.append(({label!r}, [_x for _x in {coll} if {inside}], "
+                            f"{self._kind(part.collection)!r}))")
+            body.append(f"    result = bool({gen.expr(cond, env)})")
+            body.append(f"    conds.append(({i}, result, seen))")
+            body.append("    if not result:")
+            body.append("        return False")
+        message = gen.message(rule, version, env)
+        body.append(f"    return {message}")
+        namespace = gen.ns
+        namespace.setdefault("_others", _others)
+        exec(compile("\n".join(body) + "\n", f"<trace {rule.id}>", "exec"), namespace)
+        fn = namespace["_trace"]
+        self._fns[key] = fn
+        return fn
+
+    def _kind(self, expr: ast.Expr) -> str | None:
+        t = self.checked.types.get(id(expr))
+        if t is None:
+            return None
+        if t.name == "list" and t.elem is not None:
+            return t.elem.name
+        return t.name
+
+    # ---- running -----------------------------------------------------------------------
+
+    def trace_rule(self, rule: CompiledRule, claim: Any, line: Any = None,
+                   diagnosis: Any = None) -> RuleTrace:
+        _, node = self.checked.rules[rule.index]
+        target = ("claim" if rule.scope == "claim" else
+                  f"diagnosis {diagnosis.position}" if rule.scope == "diagnosis" else
+                  f"line {line.line}")
+        trace = RuleTrace(rule.id, rule.title, rule.file, rule.line, target, "passed", "")
+        for vf in node.filters:
+            value = claim.plan if vf.field == "plan" else claim.place_of_service
+            inside = value in vf.values
+            if inside == vf.negated:
+                what = "plan" if vf.field == "plan" else "place of service"
+                trace.status = "filtered out"
+                trace.reason = (f"the claim's {what} is {describe(value)}; the rule applies "
+                                f"when it is {'not ' if vf.negated else ''}"
+                                f"{' or '.join(vf.values)}")
+                return trace
+        day = line.service_date if line is not None else claim.first_service_date
+        vindex = _version_in_force(rule.versions, day)
+        if vindex is None:
+            trace.status = "not in force"
+            trace.reason = f"no version of the rule is in force on {day.isoformat()}"
+            return trace
+        version: RuleVersion = rule.versions[vindex]
+        if version.start or version.end:
+            trace.version = (f"effective {version.start or 'any time'}"
+                             + (f" until {version.end}" if version.end else ""))
+        lets: list[tuple[str, Any, str | None]] = []
+        conds: list[tuple[int, bool, list[tuple[str, Any, str | None]]]] = []
+        try:
+            message = self._function(rule.index, vindex)(claim, line, diagnosis, lets, conds)
+        except Exception as exc:  # same contract as evaluation: report, never raise
+            trace.status = "error"
+            trace.reason = f"the rule could not be applied ({type(exc).__name__})"
+            return trace
+        trace.lets = [ValueSeen(n, v, describe(v, k)) for n, v, k in lets]
+        ast_version = node.versions[vindex]
+        results = {i: (r, seen) for i, r, seen in conds}
+        for i, cond in enumerate(ast_version.conditions):
+            result, seen = results.get(i, (None, []))
+            trace.conditions.append(ConditionTrace(
+                self._source(cond), cond.span.line, result,
+                [ValueSeen(label, v, describe(v, k)) for label, v, k in seen]))
+        if message is False:
+            failed = next((c for c in trace.conditions if c.result is False), None)
+            trace.status = "passed"
+            trace.reason = (f"`{failed.source}` is false" if failed else "a condition is false")
+            return trace
+        trace.status = "fired"
+        trace.reason = "every condition is true"
+        trace.outcome = (f"{version.severity} {version.group}-{version.carc}"
+                         + "".join(f" {r}" for r in version.rarcs))
+        trace.message = str(message)
+        return trace
+
+    def trace_claim(self, claim: Any, only_rule: str | None = None) -> list[RuleTrace]:
+        """Every rule considered for the claim, claim rules first, then line by line."""
+        traces: list[RuleTrace] = []
+        rules = [r for r in self.program.rules if only_rule in (None, r.id)]
+        for rule in rules:
+            if rule.scope == "claim":
+                traces.append(self.trace_rule(rule, claim))
+            elif rule.scope == "diagnosis":
+                for diagnosis in claim.diagnosis_items:
+                    traces.append(self.trace_rule(rule, claim, diagnosis=diagnosis))
+        for line in claim.lines:
+            for rule in rules:
+                if rule.scope == "all_lines" or (rule.scope == "codes"
+                                                 and line.code in rule.codes):
+                    traces.append(self.trace_rule(rule, claim, line=line))
+        return traces
+
+
+def _membership_parts(expr: ast.Expr) -> list[ast.QuantifiedIn]:
+    """The `any/all/no of LIST in SET` parts of a condition (outside quantifier bodies)."""
+    if isinstance(expr, ast.QuantifiedIn):
+        return [expr]
+    if isinstance(expr, ast.Not):
+        return _membership_parts(expr.operand)
+    if isinstance(expr, ast.BoolOp):
+        return _membership_parts(expr.left) + _membership_parts(expr.right)
+    return []
+
+
+def _version_in_force(versions: Sequence[RuleVersion], day: dt.date) -> int | None:
+    best: int | None = None
+    for i, v in enumerate(versions):
+        in_force = (v.start is None or v.start <= day) and (v.end is None or day <= v.end)
+        if in_force and (best is None or (v.start or dt.date.min)
+                         > (versions[best].start or dt.date.min)):
+            best = i
+    return best
+
+
+def render_text(claim_id: str | None, traces: Sequence[RuleTrace]) -> str:
+    """The trace in plain English, grouped by what each rule looked at."""
+    out = [f"Claim {claim_id or '(no id)'}: {len(traces)} rule checks"]
+    current = None
+    for t in traces:
+        if t.target != current:
+            current = t.target
+            out.append("")
+            out.append(f"{t.target}:")
+        head = {"fired": "FIRED ", "passed": "passed", "not in force": "not in force",
+                "filtered out": "skipped", "error": "ERROR "}[t.status]
+        out.append(f"  {head} {t.rule}" + (f" - {t.title}" if t.title else ""))
+        out.append(f"         {t.file}:{t.line}" + (f" ({t.version})" if t.version else ""))
+        if t.status in ("not in force", "filtered out", "error"):
+            out.append(f"         {t.reason}")
+            continue
+        for c in t.conditions:
+            verdict = {True: "true", False: "false", None: "not checked"}[c.result]
+            out.append(f"         when {c.source}  -> {verdict}")
+            if c.result is not None:
+                for v in c.values:
+                    out.append(f"           {v.label} = {v.text}")
+        if t.status == "fired":
+            out.append(f"         => {t.outcome}: {t.message}")
+        else:
+            out.append(f"         => no finding: {t.reason}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,91 @@
+"""`explain`: every rule considered for a claim, fired or not, with the values it saw."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from typer.testing import CliRunner
+
+from cleanclaim.dsl.explain import render_text
+from cleanclaim.engine.cli import app
+
+
+def _claim(diagnosis: str, code: str = "93306", **extra: Any) -> dict[str, Any]:
+    claim: dict[str, Any] = {
+        "claim_id": "X-1", "payer": "medicare", "received_date": "2026-03-02",
+        "member": {"id": "M", "coverage": [{"payer": "medicare", "start": "2016-04-01",
+                                            "end": None}]},
+        "billing_provider": {"npi": "1234567893"},
+        "rendering_provider": {"npi": "1234567893"},
+        "place_of_service": "11", "diagnoses": [diagnosis],
+        "lines": [{"line": 1, "code": code, "units": 1, "service_date": "2026-02-12",
+                   "diagnosis_pointers": [1]}],
+    }
+    claim.update(extra)
+    return claim
+
+
+def test_fired_rule_shows_the_values_it_saw_in_plain_words(engine: Any) -> None:
+    decision, traces = engine.explain(_claim("M54.50"), "medicare/necessity/tte-lcd-l33577")
+    assert decision.status == "deny"
+    [trace] = traces
+    assert trace.status == "fired"
+    assert trace.target == "line 1"
+    assert trace.file == "payer_policies/medicare/cardiology.policy"
+    [condition] = trace.conditions
+    assert condition.source == "no of line.pointed_diagnoses in tte_group1"
+    assert condition.result is True
+    texts = {v.label: v.text for v in condition.values}
+    assert texts["line.pointed_diagnoses"] == "M54.50 (low back pain, unspecified)"
+    assert texts["of line.pointed_diagnoses, in tte_group1"] == "(none)"
+    text = render_text(decision.claim_id, traces)
+    assert "FIRED  medicare/necessity/tte-lcd-l33577" in text
+    assert "deny CO-50 N115" in text
+
+
+def test_rule_that_passes_says_which_condition_was_false(engine: Any) -> None:
+    _, traces = engine.explain(_claim("I05.0"), "medicare/necessity/tte-lcd-l33577")
+    [trace] = traces
+    assert trace.status == "passed"
+    assert "is false" in trace.reason
+    texts = {v.label: v.text for v in trace.conditions[0].values}
+    assert texts["of line.pointed_diagnoses, in tte_group1"].startswith("I05.0 (")
+
+
+def test_every_rule_considered_for_each_line_and_only_those(engine: Any) -> None:
+    _, traces = engine.explain(_claim("R07.9", code="99213"))
+    rules = {t.rule for t in traces if t.target == "line 1"}
+    assert "medicare/timely-filing/one-year" in rules
+    assert "medicare/necessity/tte-lcd-l33577" not in rules  # not indexed for 99213
+    assert {t.target for t in traces} == {"claim", "diagnosis 1", "line 1"}
+    assert all(t.status == "passed" for t in traces)
+
+
+def test_filters_and_dated_versions_are_explained(engine: Any) -> None:
+    claim = _claim("R07.9", code="93306", payer="acme-ppo", plan="gold")
+    claim["member"]["coverage"][0]["payer"] = "acme-ppo"
+    _, traces = engine.explain(claim, "acme-ppo/timely-filing/limit")
+    [trace] = traces
+    assert trace.version == "effective 2026-01-01"
+    assert trace.lets[0].label == "limit" and trace.lets[0].text == "90"
+
+
+def test_cli_json_trace_and_unknown_rule(tmp_path: Any) -> None:
+    path = tmp_path / "claim.json"
+    path.write_text(json.dumps(_claim("M54.50")))
+    runner = CliRunner()
+    result = runner.invoke(app, ["explain", str(path), "--format", "json", "--rule",
+                                 "medicare/necessity/tte-lcd-l33577", "--today", "2026-03-02"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["decision"]["status"] == "deny"
+    assert data["trace"][0]["status"] == "fired"
+    result = runner.invoke(app, ["explain", str(path), "--rule", "medicare/nope"])
+    assert result.exit_code == 2
+
+
+def test_tracing_adds_nothing_to_the_evaluator(engine: Any) -> None:
+    # The evaluator's generated code has no trace hooks; tracers are built on demand.
+    for program in engine.programs.values():
+        assert "seen" not in program.source and "trace" not in program.source
