@@ -1,0 +1,271 @@
+"""Load test of the HTTP API, on loopback only.
+
+    python -m cleanclaim.engine.loadtest --concurrency 8 --requests 2000
+
+starts `cleanclaim serve` on 127.0.0.1 (a free port, a random bearer token) in a child
+process, then:
+
+1. `POST /v1/check`: `--requests` requests over `--concurrency` keep-alive connections,
+   each a synthetic claim (the seeded workload of `cleanclaim bench`); prints p50/p99/max
+   latency and requests/s;
+2. `POST /v1/check/batch`: `--batch-claims` claims as one chunked NDJSON stream, sent
+   while the decisions are read (full duplex); prints claims/s and checks that every
+   line got one decision, in order.
+
+It stops by itself and stops the server it started. `--port N` measures a server already
+listening on 127.0.0.1:N instead (with `--token` or CLEANCLAIM_TOKEN if it needs one); no
+other host can be given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import random
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cleanclaim.engine.bench import synthetic_claim
+
+HOST = "127.0.0.1"  # never anything else
+
+
+def _percentile(sorted_values: list[float], share: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(share * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def die_with_parent() -> None:
+    """In a child process (`preexec_fn`): on Linux, get SIGTERM when the parent dies, so a
+    server started for a test or a load test never outlives a killed parent."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+
+
+def start_server(extra: list[str], token: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """`cleanclaim serve` on a free loopback port; returns the process and its port."""
+    env = {**os.environ, "CLEANCLAIM_TOKEN": token}
+    handle = log.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cleanclaim.engine.cli", "serve", "--host", HOST, "--port", "0",
+         *extra], stdout=subprocess.DEVNULL, stderr=handle, env=env,
+        preexec_fn=die_with_parent)
+    handle.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", log.read_text())
+        if match:
+            return process, int(match.group(1))
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited ({process.returncode}):\n{log.read_text()}")
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit("the server did not start within 60 s")
+
+
+def _headers(token: str | None, content_type: str) -> dict[str, str]:
+    headers = {"Content-Type": content_type}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def run_check(port: int, token: str | None, payloads: list[bytes], concurrency: int
+              ) -> dict[str, Any]:
+    """`len(payloads)` requests to /v1/check over `concurrency` keep-alive connections."""
+    headers = _headers(token, "application/json")
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    errors: list[str] = []
+    lock = threading.Lock()
+    next_index = iter(range(len(payloads)))
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection(HOST, port, timeout=60)
+        mine: list[float] = []
+        seen: dict[str, int] = {}
+        try:
+            while True:
+                with lock:
+                    index = next(next_index, None)
+                if index is None:
+                    break
+                start = time.perf_counter()
+                connection.request("POST", "/v1/check", payloads[index], headers)
+                response = connection.getresponse()
+                body = response.read()
+                mine.append(time.perf_counter() - start)
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
+                status = json.loads(body)["status"]
+                seen[status] = seen.get(status, 0) + 1
+        except Exception as exc:
+            with lock:
+                errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            connection.close()
+            with lock:
+                latencies.extend(mine)
+                for key, value in seen.items():
+                    statuses[key] = statuses.get(key, 0) + value
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "requests": len(latencies), "concurrency": concurrency, "seconds": elapsed,
+        "requests_per_s": len(latencies) / elapsed if elapsed else 0.0,
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "max_ms": (latencies[-1] * 1000) if latencies else float("nan"),
+        "statuses": statuses, "errors": errors,
+    }
+
+
+def _chunks(lines: list[bytes], size: int = 64 * 1024) -> Iterator[bytes]:
+    buffer: list[bytes] = []
+    held = 0
+    for line in lines:
+        buffer.append(line)
+        held += len(line)
+        if held >= size:
+            yield b"".join(buffer)
+            buffer, held = [], 0
+    if buffer:
+        yield b"".join(buffer)
+
+
+def run_batch(port: int, token: str | None, payloads: list[bytes]) -> dict[str, Any]:
+    """One chunked NDJSON stream of all payloads; decisions read while sending."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=120)
+    connection.putrequest("POST", "/v1/check/batch")
+    for name, value in _headers(token, "application/x-ndjson").items():
+        connection.putheader(name, value)
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    lines = [p + b"\n" for p in payloads]
+    send_error: list[str] = []
+
+    def sender() -> None:
+        try:
+            for chunk in _chunks(lines):
+                connection.send(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            connection.send(b"0\r\n\r\n")
+        except OSError as exc:
+            send_error.append(f"{type(exc).__name__}: {exc}")
+
+    start = time.perf_counter()
+    thread = threading.Thread(target=sender)
+    thread.start()
+    response = connection.getresponse()
+    count = 0
+    in_order = True
+    first = None
+    for raw in response:
+        decision = json.loads(raw)
+        if first is None:
+            first = time.perf_counter() - start
+        if decision.get("position") != count:
+            in_order = False
+        count += 1
+    elapsed = time.perf_counter() - start
+    thread.join()
+    connection.close()
+    return {
+        "claims": len(payloads), "decisions": count, "in_order": in_order,
+        "seconds": elapsed, "claims_per_s": count / elapsed if elapsed else 0.0,
+        "first_decision_ms": (first or 0.0) * 1000, "http_status": response.status,
+        "errors": send_error,
+    }
+
+
+def workload(count: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    return [json.dumps(synthetic_claim(rng, i)).encode() for i in range(count)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cleanclaim.engine.loadtest",
+                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--batch-claims", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--port", type=int, default=None,
+                        help="measure a server already listening on 127.0.0.1:PORT")
+    parser.add_argument("--token", default=None,
+                        help="bearer token of that server (default: CLEANCLAIM_TOKEN)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    if args.concurrency < 1 or args.requests < 1 or args.batch_claims < 0:
+        parser.error("--concurrency and --requests must be positive")
+
+    payloads = workload(max(args.requests, args.batch_claims), args.seed)
+    process = None
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "server.log"
+        try:
+            if args.port is None:
+                token = secrets.token_urlsafe(24)
+                process, port = start_server([], token, log)
+            else:
+                token = args.token or os.environ.get("CLEANCLAIM_TOKEN") or ""
+                port = args.port
+            run_check(port, token, payloads[:50], 1)  # warm up
+            check = run_check(port, token, payloads[:args.requests], args.concurrency)
+            batch = run_batch(port, token, payloads[:args.batch_claims]) \
+                if args.batch_claims else None
+            access_lines = (len(log.read_text().splitlines()) - 1) if process else None
+        finally:
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    results = {"check": check, "batch": batch, "server_access_log_lines": access_lines}
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"POST /v1/check        {check['requests']} requests, concurrency "
+              f"{check['concurrency']}: p50 {check['p50_ms']:.2f} ms, p99 "
+              f"{check['p99_ms']:.2f} ms, max {check['max_ms']:.2f} ms, "
+              f"{check['requests_per_s']:,.0f} requests/s")
+        print(f"                      decisions: {check['statuses']}")
+        if batch is not None:
+            print(f"POST /v1/check/batch  {batch['claims']} claims in one stream: "
+                  f"{batch['claims_per_s']:,.0f} claims/s, first decision after "
+                  f"{batch['first_decision_ms']:.1f} ms, {batch['decisions']} decisions, "
+                  f"in order: {batch['in_order']}")
+    failed = check["errors"] or (batch is not None and (
+        batch["errors"] or batch["decisions"] != batch["claims"] or not batch["in_order"]))
+    if failed:
+        print(f"errors: {check['errors']} {batch['errors'] if batch else ''}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
