@@ -90,7 +90,8 @@ class Compare:
 
 @dataclass(frozen=True, slots=True)
 class Arith:
-    """`a + b` or `a - b`: numbers, or the union/difference of code sets."""
+    """`a + b` or `a - b`: numbers, dates and days, or the union / difference of two code
+    sets of one kind (`ecg - [93005]`: the codes of `ecg` but 93005)."""
 
     op: Literal["+", "-"]
     left: Expr
@@ -110,7 +111,8 @@ class Membership:
 
 @dataclass(frozen=True, slots=True)
 class Presence:
-    """`x is missing` / `x is present`."""
+    """`x is missing` / `x is present`, where `x` is a field, a name or a function result
+    (a literal or a condition is never missing: the checker rejects it)."""
 
     operand: Expr
     missing: bool
@@ -122,7 +124,11 @@ Quantifier = Literal["any", "all", "no", "count"]
 
 @dataclass(frozen=True, slots=True)
 class Quantified:
-    """`any o in other_lines where ...`: a condition over the elements of a list."""
+    """`any o in other_lines where ...`: a condition over the elements of a list.
+
+    `all` requires a non-empty list, as `all of` does: "all other lines are ..." is false
+    for a claim with no other line.
+    """
 
     quantifier: Quantifier
     var: str
@@ -290,6 +296,46 @@ class Rule:
     misplaced: tuple[tuple[str, Span], ...] = field(default=())
 
 
+# ---- counters (claim history) ----------------------------------------------------------
+
+WindowKind = Literal["calendar_year", "benefit_year", "rolling", "day", "lifetime"]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """`per calendar year`, `per benefit year starting july`, `per 12 months`, `per day`,
+    `per lifetime`: the span of dates, ending on a line's date of service, a counter
+    counts over."""
+
+    kind: WindowKind
+    amount: int | None  # rolling windows: how many `unit`s
+    unit: Literal["days", "months", "years"] | None
+    start_month: int | None  # benefit years: the month they start (1-12)
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """`counter NAME ... end`: what a member's claim history counts and over which window.
+
+    `counts visits of lines where ...`: `measure` is visits, units, lines or charges; the
+    lines counted are those of `codes`, those meeting `condition`, or every line (both
+    None). `keys` (`by rendering provider, code`) count each provider/code apart.
+    """
+
+    name: str
+    title: Text | None
+    measure: Word | None
+    codes: tuple[SetTerm, ...] | None
+    condition: Expr | None
+    window: Window | None
+    keys: tuple[Word, ...]
+    span: Span
+    # Clauses present but misspelt (`counts`, `per`), reported by the parser: the checker
+    # does not report them missing as well.
+    broken: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyFile:
     """One parsed `.policy` file."""
@@ -299,3 +345,4 @@ class PolicyFile:
     valuesets: tuple[ValueSet, ...]
     rules: tuple[Rule, ...]
     span: Span
+    counters: tuple[Counter, ...] = ()

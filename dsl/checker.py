@@ -15,8 +15,9 @@ from pathlib import Path
 from cleanclaim.dsl import ast
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.errors import PolicyError, did_you_mean
-from cleanclaim.dsl.pack import PackSources, TableDecl, all_tables
-from cleanclaim.dsl.parser import parse_policy
+from cleanclaim.dsl.history import COUNTER, Counter, check_counter_calls, check_counters
+from cleanclaim.dsl.pack import PackSources, TableDecl, all_tables, display_path
+from cleanclaim.dsl.parser import parse_policy_file
 from cleanclaim.dsl.valuesets import CodeSet, infer_kind, read_csv_column, resolve_items
 
 ROOT_CAUSES = (
@@ -66,6 +67,10 @@ class CheckedPack:
     tables: dict[str, TableDecl] = field(default_factory=dict)
     errors: list[PolicyError] = field(default_factory=list)
     real_paths: dict[str, Path] = field(default_factory=dict)
+    # Value sets a syntax error blanked out: their users are not reported as unknown too.
+    broken_names: set[str] = field(default_factory=set)
+    # Claim-history counters by name (dsl/history.py).
+    counters: dict[str, Counter] = field(default_factory=dict)
 
 
 Stage = Callable[[CheckedPack, CheckEnv], None]
@@ -86,10 +91,11 @@ def check_pack(sources: PackSources, env: CheckEnv, real_paths: Mapping[str, Pat
 
 def _parse(checked: CheckedPack, env: CheckEnv) -> None:
     for name, text in checked.sources.files.items():
-        tree, errors = parse_policy(text, name)
-        checked.errors.extend(errors)
-        if tree is not None:
-            checked.files.append(tree)
+        parsed = parse_policy_file(text, name)
+        checked.errors.extend(parsed.errors)
+        checked.broken_names |= parsed.broken_names
+        if parsed.tree is not None:
+            checked.files.append(parsed.tree)
 
 
 # ---- stage: declarations -------------------------------------------------------------
@@ -97,12 +103,14 @@ def _parse(checked: CheckedPack, env: CheckEnv) -> None:
 
 def _declarations(checked: CheckedPack, env: CheckEnv) -> None:
     checked.tables = all_tables(checked.sources)
+    manifest = display_path(checked.sources.manifest.manifest_file)
     for table in checked.tables.values():
         if env.table_formats and table.format not in env.table_formats:
             checked.errors.append(PolicyError(
                 "E501", f"table `{table.name}` has unknown format `{table.format}`",
-                ast.Span(str(table.file), 1, 1, 1, 2),
-                did_you_mean(table.format, env.table_formats)))
+                table.format_span or ast.Span(manifest, 1, 1, 1, 2),
+                did_you_mean(table.format, env.table_formats)
+                or "formats: " + ", ".join(sorted(env.table_formats))))
     seen_rules: dict[str, ast.Rule] = {}
     for tree in checked.files:
         pack_id = checked.sources.file_pack.get(tree.path, checked.sources.manifest.id)
@@ -130,23 +138,29 @@ def _declarations(checked: CheckedPack, env: CheckEnv) -> None:
 
 def _value_sets(checked: CheckedPack, env: CheckEnv) -> None:
     resolving: list[str] = []
+    # Value sets that did not resolve: each problem is reported once, by the first
+    # resolution (a cycle of two sets is one error, not one per member).
+    failed: set[str] = set()
 
     def resolve(name: str, span: ast.Span) -> CodeSet | None:
         if name in checked.valuesets:
             return checked.valuesets[name]
         decl = checked.valueset_decls.get(name)
-        if decl is None:
+        if decl is None or name in failed:
             return None
         if name in resolving:
             checked.errors.append(PolicyError(
                 "E108", f"value set `{name}` refers to itself: "
-                f"{' -> '.join([*resolving, name])}", span))
+                f"{' -> '.join([*resolving, name])}", span,
+                "a value set cannot include itself, directly or through other value sets"))
             return None
         resolving.append(name)
         result = resolve_terms(checked, decl.terms, None, resolve)
         resolving.pop()
         if result is not None:
             checked.valuesets[name] = result
+        else:
+            failed.add(name)
         return result
 
     for name, decl in checked.valueset_decls.items():
@@ -166,7 +180,8 @@ def resolve_terms(
         if isinstance(term, ast.SetRef):
             found = resolve(term.name, term.span)
             if found is None:
-                if term.name not in checked.valueset_decls:
+                if (term.name not in checked.valueset_decls
+                        and term.name not in checked.broken_names):
                     checked.errors.append(PolicyError(
                         "E101", f"unknown value set `{term.name}`", term.span,
                         did_you_mean(term.name, checked.valueset_decls)))
@@ -195,8 +210,8 @@ def resolve_terms(
     for part, span in parts[1:]:
         if part.kind != result.kind:
             checked.errors.append(PolicyError(
-                "E305", f"cannot join {part.kind} codes to {result.kind} codes", span,
-                "a value set holds one kind of code"))
+                "E305", f"cannot join {T.KIND_WORDS[part.kind]} to a set of "
+                f"{T.KIND_WORDS[result.kind]}", span, "a value set holds one kind of code"))
             return None
         result = result.union(part)
     return result
@@ -216,16 +231,19 @@ def _resolve_csv(checked: CheckedPack, term: ast.SetCsv, expected: str | None) -
     if problem is not None:
         checked.errors.append(PolicyError("E304", f"`{term.file}`: {problem}", term.span))
         return None
-    kind = term.kind or expected or infer_kind(v for v, _ in values)
+    kind = term.kind or expected or infer_kind(v for v, _line, _column in values)
     if kind is None:
         checked.errors.append(PolicyError(
             "E305", f"cannot tell what kind of codes `{term.file}` holds", term.span,
             "mark it: `icd10 csv ...` or `codes csv ...`"))
         return None
-    # Problems inside the CSV are reported at the CSV's own line numbers.
+    # Problems inside the CSV are reported at the CSV's own lines and columns, and the
+    # CSV's text goes with the sources so that they are shown with it.
     csv_name = f"{term.span.file.rsplit('/', 1)[0]}/{term.file}" if "/" in term.span.file \
         else term.file
-    items = [(v, ast.Span(csv_name, line, 1, line, len(v) + 1)) for v, line in values]
+    checked.sources.extra_sources[csv_name] = text
+    items = [(v, ast.Span(csv_name, line, column, line, column + len(v)))
+             for v, line, column in values]
     return resolve_items(kind, items, checked.errors)
 
 
@@ -246,9 +264,9 @@ def _check_rule(checked: CheckedPack, env: CheckEnv, pack_id: str, rule: ast.Rul
             f"e.g. rule \"{pack_id}/{rule.id.split('/')[-1].lower()}\""))
     for what, span in rule.misplaced:
         errors.append(PolicyError(
-            "E405", f"{what} cannot stand here", span,
+            "E405", f"`{what}` cannot stand here", span,
             "title, applies to, plan, place of service, root cause, owner and kind come "
-            "before the first `effective`; each clause once per version"))
+            "before the first `effective`"))
     if rule.scope is None:
         errors.append(PolicyError(
             "E404", f"rule `{rule.id}` says nothing about what it applies to", rule.span,
@@ -264,8 +282,9 @@ def _check_rule(checked: CheckedPack, env: CheckEnv, pack_id: str, rule: ast.Rul
             if found is not None:
                 if found.kind != "codes":
                     errors.append(PolicyError(
-                        "E201", f"a rule applies to procedure codes, not {found.kind} codes",
-                        rule.scope.span, "use a `codes` value set"))
+                        "E201", "a rule applies to procedure codes, not to "
+                        f"{T.KIND_WORDS[found.kind]}", rule.scope.span,
+                        "use a `codes` value set"))
                 else:
                     checked.scope_sets[rule.id] = found
     if rule.root_cause is None:
@@ -318,11 +337,14 @@ def _check_rule(checked: CheckedPack, env: CheckEnv, pack_id: str, rule: ast.Rul
 
 def _check_template(checked: CheckedPack, env: CheckEnv, message: ast.Text,
                     scope_env: dict[str, T.Type], scope_kind: str) -> None:
+    if id(message) in checked.templates:
+        return  # a message shared by several dated versions: its places are known
+    offsets = _raw_offsets(checked, message)
     for match in _TEMPLATE_FIELD.finditer(message.value):
         text = match.group(1).strip()
-        span = ast.Span(message.span.file, message.span.line,
-                        message.span.column + 1 + match.start(), message.span.line,
-                        message.span.column + 1 + match.end())
+        line = message.span.line
+        span = ast.Span(message.span.file, line, message.span.column + offsets[match.start()],
+                        line, message.span.column + offsets[match.end()])
         if not _FIELD_PATH.match(text):
             checked.errors.append(PolicyError(
                 "E109", f"`{{{text}}}` in the message is not a field or name", span,
@@ -330,8 +352,42 @@ def _check_template(checked: CheckedPack, env: CheckEnv, message: ast.Text,
             continue
         path = ast.Path(tuple(text.split(".")), span)
         found = _infer(checked, env, path, scope_env, scope_kind, template=True)
+        if not _showable(found):
+            instead = ("name the value set in the text instead" if found.name == "set"
+                       else "show one of its fields, e.g. {line.code}")
+            checked.errors.append(PolicyError(
+                "E109", f"`{{{text}}}` is {T.one(found)}, which a message cannot show", span,
+                f"a message shows single values or lists of them; {instead}"))
+            continue
         checked.templates.setdefault(id(message), []).append(
             (match.start(), match.end(), path, found))
+
+
+def _showable(t: T.Type) -> bool:
+    """Whether a message can show a value of type `t`: a scalar or a list of scalars."""
+    if t.name == "list":
+        return t.elem is None or _showable(t.elem)
+    return t.name not in T.RECORDS and t.name not in ("set", "table")
+
+
+def _raw_offsets(checked: CheckedPack, text: ast.Text) -> list[int]:
+    """For each character of a string clause's value (and its end), the offset from the
+    opening quote in the source, where escapes such as \\" take two characters."""
+    plain = list(range(1, len(text.value) + 2))
+    source = checked.sources.files.get(text.span.file)
+    if source is None or text.span.end_line != text.span.line:
+        return plain
+    lines = source.removeprefix("\ufeff").splitlines()
+    if text.span.line > len(lines):
+        return plain
+    raw = lines[text.span.line - 1][text.span.column - 1:text.span.end_column - 1]
+    offsets: list[int] = []
+    i = 1
+    while i < len(raw) - 1:
+        offsets.append(i)
+        i += 2 if raw[i] == "\\" else 1
+    offsets.append(i)
+    return offsets if len(offsets) == len(plain) else plain
 
 
 def _span_of(expr: ast.Expr) -> ast.Span:
@@ -383,7 +439,7 @@ def _infer_inner(checked: CheckedPack, env: CheckEnv, expr: ast.Expr, scope: dic
         checked.literal_sets[id(expr)] = resolved
         return T.set_of(kind)
     if isinstance(expr, ast.Path):
-        return _infer_path(checked, env, expr, scope, template)
+        return _infer_path(checked, env, expr, scope, scope_kind, template)
     if isinstance(expr, ast.Not):
         t = infer(expr.operand)
         _expect_bool(checked, t, expr.operand)
@@ -402,7 +458,9 @@ def _infer_inner(checked: CheckedPack, env: CheckEnv, expr: ast.Expr, scope: dic
                 "compare codes with == or `in`"))
         return T.BOOL
     if isinstance(expr, ast.Arith):
-        left, right = infer(expr.left), infer(expr.right)
+        # An inline code list on either side of `a + b` / `a - b` takes the kind of the
+        # codes looked up, like a list that stands alone.
+        left, right = infer(expr.left, element_kind), infer(expr.right, element_kind)
         if left.name in T.NUMERIC and right.name in T.NUMERIC:
             return T.Type("money" if "money" in (left.name, right.name) else "number",
                           nullable=left.nullable or right.nullable)
@@ -410,7 +468,14 @@ def _infer_inner(checked: CheckedPack, env: CheckEnv, expr: ast.Expr, scope: dic
             return T.Type("date", nullable=left.nullable or right.nullable)
         if left.name == "date" and right.name == "date" and expr.op == "-":
             return T.Type("number", nullable=left.nullable or right.nullable)
-        if left.name == "set" and right.name == "set" and expr.op == "+":
+        if left.name == "set" and right.name == "set":
+            # `a + b` joins two sets, `a - b` takes the codes of b out of a: one kind.
+            if left.elem != right.elem:
+                words = _kind_words(right), _kind_words(left)
+                errors.append(PolicyError(
+                    "E201", f"cannot join {words[0]} to a set of {words[1]}" if expr.op == "+"
+                    else f"cannot take {words[0]} out of a set of {words[1]}",
+                    expr.span, "a value set holds one kind of code"))
             return left
         errors.append(PolicyError("E201", f"cannot compute {left} {expr.op} {right}", expr.span,
                                   "dates take a number of days: add_days(d, 30) or d + 30"))
@@ -420,7 +485,12 @@ def _infer_inner(checked: CheckedPack, env: CheckEnv, expr: ast.Expr, scope: dic
         _check_container(checked, env, expr.container, element, scope, scope_kind, template)
         return T.BOOL
     if isinstance(expr, ast.Presence):
-        infer(expr.operand)
+        found = infer(expr.operand)
+        if not isinstance(expr.operand, ast.Path | ast.Call | ast.Arith):
+            errors.append(PolicyError(
+                "E201", f"`is {'missing' if expr.missing else 'present'}` needs a field, a name "
+                f"or a function result, not {T.one(found)}", expr.operand.span,
+                "only a value read from the claim can be missing, e.g. `line.units is missing`"))
         return T.BOOL
     if isinstance(expr, ast.Quantified):
         coll = infer(expr.collection)
@@ -449,6 +519,12 @@ def _infer_inner(checked: CheckedPack, env: CheckEnv, expr: ast.Expr, scope: dic
     return _infer_call(checked, env, expr, scope, scope_kind, template)
 
 
+def _kind_words(t: T.Type) -> str:
+    """The codes of a set type, as messages name them: "ICD-10-CM codes"."""
+    kind = t.elem.name if t.elem is not None else "str"
+    return T.KIND_WORDS.get(kind, kind)
+
+
 def _expect_bool(checked: CheckedPack, t: T.Type, expr: ast.Expr) -> None:
     if t.name not in ("bool", "any"):
         checked.errors.append(PolicyError(
@@ -466,24 +542,28 @@ def _check_container(checked: CheckedPack, env: CheckEnv, container: ast.Expr,
         set_kind = t.elem.name if t.elem else "str"
         if element.name not in T.CODE_LIKE:
             checked.errors.append(PolicyError(
-                "E201", f"{element} cannot be looked up in a code set", container.span))
+                "E201", f"{T.one(element)} cannot be looked up in a code set", container.span))
         elif kind not in (set_kind, "str") and set_kind != "str":
             checked.errors.append(PolicyError(
-                "E201", f"a {element} is never in a set of {set_kind} codes", container.span,
+                "E201", f"{T.one(element)} is never in {T.one(t)}", container.span,
                 "check the value set: diagnoses go in `icd10` sets, procedures in `codes` "
                 "sets"))
         return
     if t.name == "list":
         if t.elem is not None and not _compatible(t.elem, element):
             checked.errors.append(PolicyError(
-                "E201", f"a {element} is never in a {t}", container.span))
+                "E201", f"{T.one(element)} is never in {T.one(t)}", container.span))
         return
     checked.errors.append(PolicyError(
         "E201", f"`in` needs a value set, a code list or a list, not {t}", container.span))
 
 
+# How a rule's scope is written after `applies to`, by the kind of scope.
+_SCOPE_WORDS = {"line": "lines", "claim": "claim", "diagnosis": "each diagnosis"}
+
+
 def _infer_path(checked: CheckedPack, env: CheckEnv, expr: ast.Path,
-                scope: dict[str, T.Type], template: bool) -> T.Type:
+                scope: dict[str, T.Type], scope_kind: str, template: bool) -> T.Type:
     head = expr.parts[0]
     if head in scope:
         current = scope[head]
@@ -492,15 +572,28 @@ def _infer_path(checked: CheckedPack, env: CheckEnv, expr: ast.Path,
         return T.set_of(found.kind) if found else T.ANY
     elif head in checked.tables and len(expr.parts) == 1:
         return T.table(checked.tables[head].format)
+    elif head in checked.counters and len(expr.parts) == 1:
+        return COUNTER
+    elif head in checked.broken_names and head not in checked.valueset_decls:
+        return T.ANY  # a value set with a syntax error, reported there
     else:
-        names = [*scope, *checked.valueset_decls, *checked.tables]
-        in_valuesets = head in checked.valueset_decls
-        message = (f"value set `{head}` has no fields" if in_valuesets
-                   else f"unknown name `{head}`")
-        checked.errors.append(PolicyError(
-            "E104" if not template else "E109", message, expr.span,
-            did_you_mean(head, names) or "names start with claim, line, member, "
-            "diagnosis, other_lines, a `let` name or a value set"))
+        code = "E109" if template else "E104"
+        roots = ", ".join(T.ROOTS[scope_kind])
+        elsewhere = [k for k, names in T.ROOTS.items() if head in names]
+        if head in checked.valueset_decls:
+            message, hint = f"value set `{head}` has no fields", None
+        elif elsewhere:
+            message = (f"`{head}` cannot be used in a rule that applies to "
+                       f"{_SCOPE_WORDS[scope_kind]}")
+            hint = (f"in this rule, names start with {roots}, a `let` name or a value set; "
+                    f"`{head}` is for rules that apply to "
+                    + " or ".join(_SCOPE_WORDS[k] for k in elsewhere))
+        else:
+            message = f"unknown name `{head}`"
+            hint = did_you_mean(head, [*scope, *checked.valueset_decls, *checked.tables,
+                                       *checked.counters]) or (
+                f"names start with {roots}, a `let` name or a value set")
+        checked.errors.append(PolicyError(code, message, expr.span, hint))
         return T.ANY
     for index, part in enumerate(expr.parts[1:], start=1):
         if current.name == "any":
@@ -532,8 +625,9 @@ def _infer_call(checked: CheckedPack, env: CheckEnv, expr: ast.Call,
         return T.ANY
     if scope_kind not in spec.scopes:
         checked.errors.append(PolicyError(
-            "E103", f"`{expr.name}` cannot be used in a rule that applies to {scope_kind}s",
-            expr.span, f"it works in rules that apply to: {', '.join(sorted(spec.scopes))}"))
+            "E103", f"`{expr.name}` cannot be used in a rule that applies to "
+            f"{_SCOPE_WORDS[scope_kind]}", expr.span, "it works in rules that apply to "
+            + " or ".join(_SCOPE_WORDS[s] for s in sorted(spec.scopes))))
     if len(expr.args) != len(spec.params):
         checked.errors.append(PolicyError(
             "E202", f"`{expr.name}` takes {len(spec.params)} argument(s), got {len(expr.args)}",
@@ -570,5 +664,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("parse", _parse),
     ("declarations", _declarations),
     ("value-sets", _value_sets),
+    ("counters", check_counters),
     ("rules", _rules),
+    ("counter-calls", check_counter_calls),
 )

@@ -24,6 +24,7 @@ from cleanclaim.dsl import ast
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.checker import DEFAULT_OWNER, CheckedPack
 from cleanclaim.dsl.codesets import icd10cm
+from cleanclaim.dsl.history import Counter, bind_counters, counter_source
 from cleanclaim.dsl.valuesets import CodeSet
 
 LineFn = Callable[[Any, Any, list[Any]], None]
@@ -77,6 +78,9 @@ class Program:
     checked: CheckedPack | None = None
     functions: Mapping[str, T.FunctionSpec] = field(default_factory=dict)
     tables: Mapping[str, Any] = field(default_factory=dict)
+    # Claim-history counters the pack declares: a run records its claims' facts when
+    # there is any (engine/history.py).
+    counters: tuple[Counter, ...] = ()
     _rule_sources: dict[int, str] = field(default_factory=dict)
     _namespace: dict[str, Any] = field(default_factory=dict)
     _single: dict[int, Callable[..., None]] = field(default_factory=dict)
@@ -115,16 +119,44 @@ def _ge(a: Any, b: Any) -> bool:
     return a is not None and b is not None and a >= b
 
 
+def _eq(a: Any, b: Any) -> bool:
+    return a is not None and b is not None and a == b
+
+
+def _ne(a: Any, b: Any) -> bool:
+    return a is not None and b is not None and a != b
+
+
+def _numbers(a: Any, b: Any) -> tuple[Any, Any]:
+    """Decimal literals meet float units: compute in Decimal."""
+    if isinstance(a, Decimal) and isinstance(b, float):
+        return a, Decimal(repr(b))
+    if isinstance(b, Decimal) and isinstance(a, float):
+        return Decimal(repr(a)), b
+    return a, b
+
+
 def _add(a: Any, b: Any) -> Any:
-    return None if a is None or b is None else a + b
+    if a is None or b is None:
+        return None
+    a, b = _numbers(a, b)
+    return a + b
 
 
 def _sub(a: Any, b: Any) -> Any:
-    return None if a is None or b is None else a - b
+    if a is None or b is None:
+        return None
+    a, b = _numbers(a, b)
+    return a - b
 
 
 def _date_add(d: dt.date | None, n: Any) -> dt.date | None:
-    return None if d is None or n is None else d + dt.timedelta(days=int(n))
+    if d is None or n is None:
+        return None
+    try:
+        return d + dt.timedelta(days=int(n))
+    except OverflowError:  # beyond year 9999: no such date
+        return None
 
 
 def _date_sub(d: dt.date | None, n: Any) -> Any:
@@ -132,7 +164,10 @@ def _date_sub(d: dt.date | None, n: Any) -> Any:
         return None
     if isinstance(n, dt.date):
         return (d - n).days
-    return d - dt.timedelta(days=int(n))
+    try:
+        return d - dt.timedelta(days=int(n))
+    except OverflowError:
+        return None
 
 
 def _missing(x: Any) -> bool:
@@ -166,7 +201,8 @@ def _others(claim: Any, line: Any) -> list[Any]:
 
 
 _HELPERS: dict[str, Any] = {
-    "_lt": _lt, "_le": _le, "_gt": _gt, "_ge": _ge, "_add": _add, "_sub": _sub,
+    "_lt": _lt, "_le": _le, "_gt": _gt, "_ge": _ge, "_eq": _eq, "_ne": _ne, "_add": _add,
+    "_sub": _sub,
     "_date_add": _date_add, "_date_sub": _date_sub, "_missing": _missing, "_in_set": _in_set,
     "_fmt": _fmt, "_fmt_icd": _fmt_icd, "_others": _others,
 }
@@ -208,10 +244,10 @@ class _Gen:
             return self.checked.literal_sets.get(id(expr))
         if isinstance(expr, ast.Path) and len(expr.parts) == 1:
             return self.checked.valuesets.get(expr.parts[0])
-        if isinstance(expr, ast.Arith) and expr.op == "+":
+        if isinstance(expr, ast.Arith):
             left, right = self.static_set(expr.left), self.static_set(expr.right)
             if left is not None and right is not None:
-                return left.union(right)
+                return left.union(right) if expr.op == "+" else left.difference(right)
         return None
 
     def membership(self, element: str, s: CodeSet, simple: bool) -> str:
@@ -239,19 +275,23 @@ class _Gen:
         if isinstance(e, ast.Compare):
             left, right = self.expr(e.left, env), self.expr(e.right, env)
             nullable = self.type_of(e.left).nullable or self.type_of(e.right).nullable
-            if e.op in ("==", "!=") or not nullable:
+            if not nullable:
                 return f"({left} {e.op} {right})"
-            helper = {"<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}[e.op]
+            # Any comparison with a missing value is false, `!=` included (`is missing`
+            # asks for a missing value).
+            helper = {"<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge", "==": "_eq",
+                      "!=": "_ne"}[e.op]
             return f"{helper}({left}, {right})"
         if isinstance(e, ast.Arith):
+            s = self.static_set(e)
+            if s is not None:  # a union/difference of value sets: computed once, here
+                return self.const(s, "c")
             left_t = self.type_of(e.left)
             left, right = self.expr(e.left, env), self.expr(e.right, env)
             if left_t.name == "date":
                 return f"{'_date_add' if e.op == '+' else '_date_sub'}({left}, {right})"
-            nullable = left_t.nullable or self.type_of(e.right).nullable
-            if nullable:
-                return f"{'_add' if e.op == '+' else '_sub'}({left}, {right})"
-            return f"({left} {e.op} {right})"
+            # The helpers handle missing values and mix Decimal literals with float units.
+            return f"{'_add' if e.op == '+' else '_sub'}({left}, {right})"
         if isinstance(e, ast.Membership):
             element = self.expr(e.element, env)
             simple = isinstance(e.element, ast.Path)
@@ -277,8 +317,10 @@ class _Gen:
             cond = self.expr(e.condition, inner)
             if e.quantifier == "any":
                 return f"any({cond} for {var} in {coll})"
-            if e.quantifier == "all":
-                return f"all({cond} for {var} in {coll})"
+            if e.quantifier == "all":  # false on an empty list, like `all of`
+                self._tmp += 1
+                held = f"_q{self._tmp}"
+                return f"(bool({held} := {coll}) and all({cond} for {var} in {held}))"
             if e.quantifier == "no":
                 return f"(not any({cond} for {var} in {coll}))"
             return f"sum(1 for {var} in {coll} if {cond})"
@@ -337,6 +379,8 @@ class _Gen:
             base = env[head]
         elif head in self.checked.valuesets:
             return self.const(self.checked.valuesets[head], "c")
+        elif head in self.checked.counters:  # a counter handed to a history function
+            return self.const(self.checked.counters[head], "h")
         else:  # a table name used as a value
             return self.const(self.tables.get(head), "t")
         return ".".join([base, *e.parts[1:]])
@@ -553,9 +597,12 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
     elif not any_lines:
         fused.append("        pass")
     source_parts.append("\n".join(fused) + "\n")
+    if checked.counters:  # claim-history counters: each one's line filter
+        source_parts.append(counter_source(gen, checked))
     source = "\n".join(source_parts)
     namespace = gen.ns
     exec(compile(source, f"<pack {checked.sources.manifest.id}>", "exec"), namespace)
+    bind_counters(checked, namespace)
     lines_by_code = {code: namespace[combos[tuple(ix)]] for code, ix in by_code.items()}
     namespace["_BY_CODE"] = lines_by_code
     return Program(
@@ -571,6 +618,7 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         checked=checked,
         functions=functions,
         tables=tables,
+        counters=tuple(checked.counters.values()),
         _rule_sources=rule_sources,
         _namespace=namespace,
     )

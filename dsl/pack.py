@@ -32,6 +32,9 @@ class TableDecl:
     name: str
     format: str
     file: Path
+    # Where the manifest writes the table's format and file (for errors about them).
+    format_span: Span | None = None
+    file_span: Span | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,8 @@ class PackManifest:
     tables: tuple[TableDecl, ...]
     root: Path
     manifest_file: Path
+    # Where each `include` entry is written in the manifest, in order.
+    include_spans: tuple[Span, ...] = ()
 
 
 @dataclass(slots=True)
@@ -55,6 +60,9 @@ class PackSources:
     files: dict[str, str] = field(default_factory=dict)  # display path -> text
     file_pack: dict[str, str] = field(default_factory=dict)  # display path -> pack id
     errors: list[PolicyError] = field(default_factory=list)
+    # Other texts errors can point into (manifests; the checker adds the CSV files it
+    # reads): display path -> text, so that a rendered error shows their line too.
+    extra_sources: dict[str, str] = field(default_factory=dict)
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -98,42 +106,129 @@ def list_packs(roots: Sequence[Path]) -> list[str]:
     return list(seen)
 
 
-def _manifest_error(path: Path, message: str, hint: str | None = None) -> PolicyError:
-    return PolicyError("E501", message, Span(display_path(path), 1, 1, 1, 2), hint)
+def _manifest_error(path: Path, message: str, hint: str | None = None,
+                    span: Span | None = None) -> PolicyError:
+    return PolicyError("E501", message, span or Span(display_path(path), 1, 1, 1, 2), hint)
+
+
+def _node_span(file: str, node: yaml.Node) -> Span:
+    """The span of a YAML node: its first line, to the node's end if that is on the line."""
+    start, end = node.start_mark, node.end_mark
+    line, column = start.line + 1, start.column + 1
+    end_column = end.column + 1 if end.line == start.line and end.column > start.column \
+        else column + 1
+    return Span(file, line, column, line, end_column)
+
+
+class _ManifestNodes:
+    """Where the keys and values of a manifest stand, to locate errors about them."""
+
+    def __init__(self, file: str, root: yaml.Node | None) -> None:
+        self.file = file
+        self.keys: dict[str, Span] = {}
+        self.values: dict[str, yaml.Node] = {}
+        if isinstance(root, yaml.MappingNode):
+            for key, value in root.value:
+                if isinstance(key, yaml.ScalarNode):
+                    self.keys.setdefault(str(key.value), _node_span(file, key))
+                    self.values.setdefault(str(key.value), value)
+
+    def key(self, name: str) -> Span | None:
+        return self.keys.get(name)
+
+    def value(self, name: str) -> Span | None:
+        node = self.values.get(name)
+        return _node_span(self.file, node) if node is not None else self.key(name)
+
+    def items(self, name: str) -> list[Span]:
+        """The spans of the entries of a list value."""
+        node = self.values.get(name)
+        if isinstance(node, yaml.SequenceNode):
+            return [_node_span(self.file, item) for item in node.value]
+        return []
+
+    def entry(self, mapping: str, key: str, sub: str | None = None) -> Span | None:
+        """The span of `key` in the mapping value of `mapping`, or of its `sub` value."""
+        node = self.values.get(mapping)
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and str(k.value) == key:
+                if sub is None:
+                    return _node_span(self.file, k)
+                if isinstance(v, yaml.MappingNode):
+                    for k2, v2 in v.value:
+                        if isinstance(k2, yaml.ScalarNode) and k2.value == sub:
+                            return _node_span(self.file, v2)
+                return _node_span(self.file, k)
+        return None
+
+
+def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return data, node
 
 
 def read_manifest(folder: Path) -> tuple[PackManifest | None, list[PolicyError]]:
+    manifest, errors, _text = _read_manifest(folder)
+    return manifest, errors
+
+
+def _read_manifest(folder: Path) -> tuple[PackManifest | None, list[PolicyError], str | None]:
+    """The manifest of a pack folder, the errors in it (located at the key or value they
+    are about) and its text."""
     path = folder / "pack.yaml"
+    file = display_path(path)
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        return None, [_manifest_error(path, f"cannot read manifest: {exc}")]
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [_manifest_error(path, f"cannot read manifest: {exc}")], None
+    try:
+        data, root = _load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        span = (Span(file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2)
+                if mark is not None else None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        return None, [_manifest_error(path, f"cannot read manifest: {problem}", span=span)], text
     if not isinstance(data, dict):
-        return None, [_manifest_error(path, "the manifest must be a mapping")]
+        return None, [_manifest_error(path, "the manifest must be a mapping")], text
+    nodes = _ManifestNodes(file, root)
     errors: list[PolicyError] = []
     known = {"id", "name", "version", "library", "include", "tables", "description"}
     for key in data:
         if key not in known:
             errors.append(_manifest_error(path, f"unknown manifest key `{key}`",
-                                          did_you_mean(str(key), known)))
+                                          did_you_mean(str(key), known), nodes.key(str(key))))
     pack_id = data.get("id", folder.name)
     if pack_id != folder.name:
         errors.append(_manifest_error(path, f"pack id `{pack_id}` differs from its folder "
-                                      f"name `{folder.name}`"))
+                                      f"name `{folder.name}`", span=nodes.value("id")))
     include = data.get("include") or []
+    include_spans = nodes.items("include")
     if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
-        errors.append(_manifest_error(path, "`include` must be a list of pack ids"))
-        include = []
+        errors.append(_manifest_error(path, "`include` must be a list of pack ids",
+                                      "e.g. include: [common]", nodes.value("include")))
+        include, include_spans = [], []
     tables: list[TableDecl] = []
     raw_tables = data.get("tables") or {}
     if not isinstance(raw_tables, dict):
-        errors.append(_manifest_error(path, "`tables` must map a name to {format, file}"))
+        errors.append(_manifest_error(path, "`tables` must map a name to {format, file}",
+                                      span=nodes.value("tables")))
         raw_tables = {}
     for name, spec in raw_tables.items():
         if not isinstance(spec, dict) or "format" not in spec or "file" not in spec:
-            errors.append(_manifest_error(path, f"table `{name}` needs `format` and `file`"))
+            errors.append(_manifest_error(path, f"table `{name}` needs `format` and `file`",
+                                          span=nodes.entry("tables", str(name))))
             continue
-        tables.append(TableDecl(str(name), str(spec["format"]), folder / str(spec["file"])))
+        tables.append(TableDecl(str(name), str(spec["format"]), folder / str(spec["file"]),
+                                nodes.entry("tables", str(name), "format"),
+                                nodes.entry("tables", str(name), "file")))
     manifest = PackManifest(
         id=str(pack_id),
         name=str(data.get("name", pack_id)),
@@ -143,8 +238,9 @@ def read_manifest(folder: Path) -> tuple[PackManifest | None, list[PolicyError]]
         tables=tuple(tables),
         root=folder,
         manifest_file=path,
+        include_spans=tuple(include_spans) if len(include_spans) == len(include) else (),
     )
-    return manifest, errors
+    return manifest, errors, text
 
 
 def load_sources(roots: Sequence[Path], pack_id: str) -> PackSources | None:
@@ -152,13 +248,18 @@ def load_sources(roots: Sequence[Path], pack_id: str) -> PackSources | None:
     folder = find_pack(roots, pack_id)
     if folder is None:
         return None
-    manifest, errors = read_manifest(folder)
+    manifest, errors, text = _read_manifest(folder)
     if manifest is None:
         placeholder = PackManifest(pack_id, pack_id, "0", False, (), (), folder,
                                    folder / "pack.yaml")
-        return PackSources(placeholder, [], {}, {}, errors)
+        sources = PackSources(placeholder, [], {}, {}, errors)
+        if text is not None:
+            sources.extra_sources[display_path(placeholder.manifest_file)] = text
+        return sources
     sources = PackSources(manifest)
     sources.errors.extend(errors)
+    if text is not None:
+        sources.extra_sources[display_path(manifest.manifest_file)] = text
     _collect(roots, manifest, sources, visiting=[])
     return sources
 
@@ -168,20 +269,24 @@ def _collect(roots: Sequence[Path], manifest: PackManifest, sources: PackSources
     if any(p.id == manifest.id for p in sources.packs):
         return
     visiting = [*visiting, manifest.id]
-    for included in manifest.include:
+    for index, included in enumerate(manifest.include):
+        span = (manifest.include_spans[index] if index < len(manifest.include_spans)
+                else Span(display_path(manifest.manifest_file), 1, 1, 1, 2))
         if included in visiting:
             sources.errors.append(_manifest_error(
-                manifest.manifest_file, f"include cycle: {' -> '.join([*visiting, included])}"))
+                manifest.manifest_file, f"include cycle: {' -> '.join([*visiting, included])}",
+                span=span))
             continue
         folder = find_pack(roots, included)
         if folder is None:
             sources.errors.append(PolicyError(
-                "E502", f"pack `{manifest.id}` includes unknown pack `{included}`",
-                Span(display_path(manifest.manifest_file), 1, 1, 1, 2),
+                "E502", f"pack `{manifest.id}` includes unknown pack `{included}`", span,
                 did_you_mean(included, list_packs(roots))))
             continue
-        sub, errors = read_manifest(folder)
+        sub, errors, text = _read_manifest(folder)
         sources.errors.extend(errors)
+        if text is not None:
+            sources.extra_sources.setdefault(display_path(folder / "pack.yaml"), text)
         if sub is not None:
             _collect(roots, sub, sources, visiting)
     sources.packs.append(manifest)

@@ -3,13 +3,19 @@
 The version line selects the grammar (`grammar/policy_v<N>.lark`). Lark's exceptions are
 turned into `PolicyError`s here, and a syntax error does not stop the file: the broken
 value set or rule is blanked out and parsing resumes at the next one, so every broken
-item of a file is reported in one pass.
+item of a file is reported in one pass. The names of value sets blanked that way are
+kept (`ParsedPolicy.broken_names`) so that their users are not reported as unknown too.
+
+Common mistakes ("missing `then`", "unclosed code list", "date must be YYYY-MM-DD") are
+named in the error's hint from the failing token, what the parser expected there and the
+words before it (`_hint`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -20,12 +26,13 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.tree import Meta
 
 from cleanclaim.dsl import ast
-from cleanclaim.dsl.errors import PolicyError
+from cleanclaim.dsl.errors import PolicyError, did_you_mean
 
 SUPPORTED_VERSIONS = (1,)
 
 _VERSION_LINE = re.compile(r"\A(?:\s|#[^\n]*)*version\s+([0-9]+)\b")
-_ITEM_START = re.compile(r"^[ \t]*(rule|valueset)\b", re.MULTILINE)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ITEM_START = re.compile(r"^[ \t]*(rule|valueset|counter)\b", re.MULTILINE)
 
 
 @cache
@@ -40,26 +47,17 @@ def _parser(version: int) -> Lark:
     )
 
 
-# Common mistakes named by example (lark's `match_examples`): the text before the error.
-_EXAMPLES: dict[str, list[str]] = {
-    "missing `end` after the rule (each rule runs from `rule` to `end`)": [
-        'version 1\nrule "a/b"\n  when line.units > 1\n  then deny CO-151\nrule "a/c"',
-        'version 1\nrule "a/b"\n  when line.units > 1\n  then deny CO-151\nvalueset x = [1]',
-    ],
-    "unclosed code list: a `]` is missing": [
-        "version 1\nvalueset x = [93000, 93005\nrule",
-        "version 1\nvalueset x = [93000\nvalueset",
-    ],
-    "a rule id must be a quoted string, e.g. rule \"medicare/ecg/bundling\"": [
-        "version 1\nrule a",
-        "version 1\nrule medicare",
-    ],
-    "the outcome needs a group code and CARC, e.g. `then deny CO-97 with M15`": [
-        'version 1\nrule "a" then deny 97',
-        'version 1\nrule "a" then deny M15',
-        'version 1\nrule "a" then deny end',
-    ],
-}
+@cache
+def reserved_words(version: int) -> frozenset[str]:
+    """The keywords of a language version that cannot be names (its NAME terminal's
+    negative lookahead)."""
+    pattern = _parser(version).get_terminal("NAME").pattern.value
+    match = re.match(r"\(\?!\(\?:([a-z0-9_|]+)\)", pattern)
+    return frozenset(match.group(1).split("|")) if match else frozenset()
+
+
+# How the analyst writes each clause (the transformer's clause names are internal).
+_WRITTEN = {"scope": "applies to", "root_cause": "root cause", "filter": "plan"}
 
 
 def _span(file: str, meta: Meta | Token) -> ast.Span:
@@ -87,6 +85,12 @@ class _ToAst(Transformer[Token, Any]):
         return _span(self.file, meta)
 
     def _date(self, token: Token) -> dt.date | None:
+        if not _ISO_DATE.fullmatch(str(token)):
+            self.errors.append(
+                PolicyError("E006", f"`{token}` is not a date: date must be YYYY-MM-DD",
+                            self._s(token), "dates are written YYYY-MM-DD, e.g. 2026-01-01")
+            )
+            return None
         try:
             return dt.date.fromisoformat(str(token))
         except ValueError:
@@ -102,10 +106,18 @@ class _ToAst(Transformer[Token, Any]):
         version = children[0]
         valuesets = tuple(c for c in children[1:] if isinstance(c, ast.ValueSet))
         rules = tuple(c for c in children[1:] if isinstance(c, ast.Rule))
-        return ast.PolicyFile(self.file, version, valuesets, rules, self._s(meta))
+        counters = tuple(c for c in children[1:] if isinstance(c, ast.Counter))
+        return ast.PolicyFile(self.file, version, valuesets, rules, self._s(meta), counters)
 
     def version_decl(self, children: list[Token]) -> int:
         return int(children[0])
+
+    # ---- counters (claim history): built in dsl/history.py ---------------------------
+    @v_args(meta=True)
+    def counter(self, meta: Meta, children: list[Any]) -> ast.Counter:
+        from cleanclaim.dsl.history import counter_from_tree
+
+        return counter_from_tree(self._s, meta, children, self.errors)
 
     # ---- value sets ------------------------------------------------------------------
     @v_args(meta=True)
@@ -145,37 +157,64 @@ class _ToAst(Transformer[Token, Any]):
         return ast.CodeList(items, self._s(meta))
 
     # ---- rules -----------------------------------------------------------------------
+    def _duplicate(self, written: str, where: str, first: ast.Span, span: ast.Span,
+                   hint: str) -> None:
+        self.errors.append(PolicyError(
+            "E407", f"second `{written}` in this {where}; the first is at line {first.line}",
+            span, hint))
+
     @v_args(meta=True)
     def rule(self, meta: Meta, children: list[Any]) -> ast.Rule:
         rule_id = _unquote(children[0])
         span = self._s(meta)
-        shared: dict[str, Any] = {"lets": [], "conditions": []}
+        shared: dict[str, Any] = {"lets": [], "conditions": [], "spans": {}}
         versions: list[tuple[tuple[dt.date | None, dt.date | None, ast.Span], dict[str, Any]]] = []
         current = shared
         header: dict[str, Any] = {"title": None, "scope": None, "root_cause": None,
                                   "owner": None, "kind": None, "filters": []}
+        header_spans: dict[str, ast.Span] = {}
         misplaced: list[tuple[str, ast.Span]] = []
         for clause_name, value, clause_span in children[1:]:
+            written = _WRITTEN.get(clause_name, clause_name)
             if clause_name == "effective":
-                current = {"lets": [], "conditions": []}
+                current = {"lets": [], "conditions": [], "spans": {}}
                 versions.append(((value[0], value[1], clause_span), current))
             elif clause_name == "let":
+                first = current["spans"].get(f"let {value.name}")
+                if first is not None:
+                    self._duplicate(f"let {value.name}", "version" if current is not shared
+                                    else "rule", first, clause_span,
+                                    "a `let` name is given once per version; rename one")
+                current["spans"].setdefault(f"let {value.name}", clause_span)
                 current["lets"].append(value)
             elif clause_name == "when":
                 current["conditions"].append(value)
             elif clause_name in ("then", "message", "reference"):
-                if clause_name in current:
-                    misplaced.append((f"second `{clause_name}`", clause_span))
-                current[clause_name] = value
+                # A version's own `then` / `message` / `reference` replaces the shared one;
+                # two in the same place is a mistake.
+                first = current["spans"].get(clause_name)
+                if first is not None:
+                    self._duplicate(written, "version" if current is not shared else "rule",
+                                    first, clause_span, f"keep one `{written}`; a version that "
+                                    "needs another one starts with its own `effective`")
+                else:
+                    current["spans"][clause_name] = clause_span
+                    current[clause_name] = value
             elif clause_name == "filter":
                 if current is not shared:
-                    misplaced.append(("plan / place of service", clause_span))
+                    field = "plan" if value.field == "plan" else "place of service"
+                    misplaced.append((field, clause_span))
                 header["filters"].append(value)
             else:  # title, scope, root_cause, owner, kind: shared only
                 if current is not shared:
-                    misplaced.append((clause_name.replace("_", " "), clause_span))
-                if header[clause_name] is not None:
-                    misplaced.append((f"second `{clause_name.replace('_', ' ')}`", clause_span))
+                    misplaced.append((written, clause_span))
+                    if header[clause_name] is not None:
+                        continue
+                elif clause_name in header_spans:
+                    self._duplicate(written, "rule", header_spans[clause_name], clause_span,
+                                    f"a rule has one `{written}`; keep one")
+                    continue
+                header_spans.setdefault(clause_name, clause_span)
                 header[clause_name] = value
         if not versions:
             versions.append(((None, None, span), {"lets": [], "conditions": []}))
@@ -407,36 +446,145 @@ class _ToAst(Transformer[Token, Any]):
         return ast.QuantifiedIn(c[0], c[1], c[2], self._s(meta))
 
 
+_TERMINAL_WORDS = {
+    "NAME": "a name", "FIELD": "a field name", "STRING": "a quoted string", "DATE": "a date",
+    "NUMBER": "a number", "CODE_ITEM": "a code", "CARC": "a CARC like CO-97",
+    "RARC": "a RARC like M15", "INT": "a number", "COMP_OP": "a comparison",
+    "MINUS": "`-`", "RSQB": "`]`", "LSQB": "`[`", "LPAR": "`(`", "RPAR": "`)`",
+    "COMMA": "`,`", "EQUAL": "`=`", "DOT": "`.`", "PLUS": "`+`", "$END": "the end of the file",
+}
+
+
 def _describe_expected(expected: set[str]) -> str:
     names = sorted(expected)
     pretty = []
     for name in names[:8]:
         if name.isupper() and not name.startswith("__"):
-            pretty.append({"NAME": "a name", "STRING": "a quoted string", "DATE": "a date",
-                           "NUMBER": "a number", "CODE_ITEM": "a code", "CARC": "a CARC like CO-97",
-                           "RARC": "a RARC like M15", "INT": "a number", "COMP_OP": "a comparison",
-                           "ADD_OP": "+ or -", "RSQB": "`]`", "LSQB": "`[`", "LPAR": "`(`",
-                           "RPAR": "`)`", "COMMA": "`,`", "EQUAL": "`=`", "DOT": "`.`",
-                           "PLUS": "`+`"}.get(name, f"`{name.lower()}`"))
+            pretty.append(_TERMINAL_WORDS.get(name, f"`{name.lower()}`"))
         else:
             pretty.append(name)
     more = ", ..." if len(names) > 8 else ""
     return ", ".join(pretty) + more
 
 
-def _syntax_error(file: str, text: str, err: UnexpectedInput, parser: Lark) -> PolicyError:
+# ---- named syntax hints ----------------------------------------------------------------
+#
+# The common mistakes are named from the failing token, what the parser expected there and
+# the words before it. (lark's `match_examples` compares whole parser states, stack depth
+# included, so an example written for the first item of a file never matches a later one.)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """Where the parser stopped: the token it met, what it expected, the words before."""
+
+    kind: str  # the token's terminal, `$END` at the end of the file
+    token: str
+    expected: frozenset[str]
+    before: tuple[str, ...]
+    is_keyword: bool = False
+
+    @property
+    def previous(self) -> str:
+        return self.before[-1] if self.before else ""
+
+    @property
+    def at_clause(self) -> bool:
+        """The parser is between two clauses of a rule."""
+        return {"WHEN", "THEN", "END"} <= self.expected
+
+    @property
+    def wants_operand(self) -> bool:
+        """The parser needs the operand of an expression."""
+        return {"NAME", "NUMBER"} <= self.expected
+
+
+# Words after which a name is being given (not used): a keyword there is a bad name.
+_NAMING_WORDS = frozenset({"let", "valueset", "any", "all", "no", "count", "cause", "owner",
+                           "kind"})
+_SEVERITIES = frozenset({"reject", "deny", "review", "info"})
+_CLAUSES = ("title", "applies", "plan", "place", "root", "owner", "kind", "effective", "let",
+            "when", "then", "message", "reference", "end")
+_OPERAND_START = frozenset({"NAME", "FIELD", "NUMBER", "INT", "STRING", "DATE", "LPAR", "LSQB",
+                            "NOT", "ANY", "ALL", "NO", "COUNT", "TRUE", "FALSE", "CLAIM",
+                            "DIAGNOSIS"})
+_CODE_LIKE = frozenset({"CODE_ITEM", "NUMBER", "INT", "NAME", "FIELD", "DATE", "RARC"})
+_NAME_SHAPE = re.compile(r"[a-z_][a-z0-9_]*")
+_WORDS = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|[A-Za-z0-9_.*-]+|\S')
+
+
+def _words_before(text: str, pos: int, count: int = 3) -> tuple[str, ...]:
+    """The last `count` words and symbols of `text[:pos]`, comments left out."""
+    words = [w for w in _WORDS.findall(text, 0, pos) if not w.startswith("#")]
+    return tuple(words[-count:])
+
+
+def _after_last_word(text: str) -> tuple[int, int]:
+    """The line and column just after the last word of `text` (comments left out)."""
+    end = 0
+    for match in _WORDS.finditer(text):
+        if not match.group(0).startswith("#"):
+            end = match.end()
+    line_start = text.rfind("\n", 0, end) + 1
+    return text.count("\n", 0, end) + 1, end - line_start + 1
+
+
+def _hint(f: _Failure) -> str | None:
+    """The name of a common mistake, judged from where the parser stopped."""
+    if f.kind == "$END":
+        if "RSQB" in f.expected:
+            return "unclosed code list: a `]` is missing"
+        if "END" in f.expected:
+            return "missing `end` after the rule (each rule runs from `rule` to `end`)"
+        return "the file ends in the middle of a value set or rule"
+    if f.token in _SEVERITIES and "THEN" in f.expected:
+        return f"missing `then` before `{f.token}`: an outcome reads `then deny CO-97`"
+    if f.kind in ("RULE", "VALUESET", "COUNTER") and "END" in f.expected:
+        return "missing `end` after the rule (each rule runs from `rule` to `end`)"
+    if "NAME" in f.expected and f.is_keyword:
+        if f.previous in _NAMING_WORDS:
+            return f"`{f.token}` is a keyword of the policy language; choose another name"
+        what = "expression" if f.wants_operand else "value set"
+        return f"the {what} is not finished: something must follow `{f.previous}`"
+    if "RSQB" in f.expected:
+        if f.kind in _CODE_LIKE:
+            return "separate the codes of a list with `,`"
+        return "unclosed code list: a `]` is missing"
+    if f.expected == {"STRING"} and f.previous == "rule":
+        return 'a rule id must be a quoted string, e.g. rule "medicare/ecg/bundling"'
+    if "CARC" in f.expected:
+        return "the outcome needs a group code and CARC, e.g. `then deny CO-97 with M15`"
+    if "RARC" in f.expected:
+        return "`with` is followed by RARCs such as M15; leave `with` out when there is none"
+    lower = f.token.lower()
+    if "NAME" in f.expected and lower != f.token and _NAME_SHAPE.fullmatch(lower):
+        return (f"names of value sets, fields and functions are lower case: `{lower}`; "
+                "codes go in a code list such as [R07.9]")
+    if f.at_clause and f.kind in _OPERAND_START | _CODE_LIKE:
+        close = did_you_mean(lower, _CLAUSES)
+        if close is not None and lower not in ("claim", "diagnosis"):
+            return close
+        if "AND" in f.expected:
+            return "two conditions are joined with `and` or `or` (or each gets its `when`)"
+        return "missing `when` before the condition? A condition reads `when <condition>`"
+    if f.kind == "END" and {"RULE", "VALUESET"} <= f.expected:
+        return "this `end` closes no rule: is an `end` above it too early, or a `rule` missing?"
+    return None
+
+
+_DATE_ATTEMPT = re.compile(r"[0-9]+(-[0-9]*)*")
+
+
+def _syntax_error(file: str, text: str, err: UnexpectedInput,
+                  reserved: frozenset[str]) -> PolicyError:
     line = getattr(err, "line", 1) or 1
     column = getattr(err, "column", 1) or 1
     hint: str | None = None
-    try:
-        label = err.match_examples(parser.parse, _EXAMPLES, use_accepts=True)
-    except Exception:  # match_examples re-parses examples; never let it mask the error
-        label = None
     if isinstance(err, UnexpectedEOF):
-        code, message = "E002", "the file ends in the middle of a value set or rule"
-        hint = label or "a rule needs `end`; a code list needs `]`"
-        lines = text.splitlines() or [""]
-        line, column = len(lines), len(lines[-1]) + 1
+        code, message = "E002", "unexpected end of file"
+        before = _words_before(text, len(text))
+        hint = _hint(_Failure("$END", "", frozenset(err.expected), before))
+        line, column = _after_last_word(text)
     elif isinstance(err, UnexpectedCharacters):
         pos = err.pos_in_stream or 0
         char = text[pos] if pos < len(text) else ""
@@ -447,57 +595,97 @@ def _syntax_error(file: str, text: str, err: UnexpectedInput, parser: Lark) -> P
             hint = ("names of value sets, fields and functions are lower case; codes go in a "
                     "code list such as [R07.9]")
         else:
-            hint = label
+            hint = _hint(_Failure("", char, frozenset(err.allowed or ()),
+                                  _words_before(text, pos)))
     else:
         assert isinstance(err, UnexpectedToken)
         token = err.token
-        shown = "end of file" if token.type == "$END" else f"`{token}`"
-        expected = _describe_expected(set(err.expected))
-        code, message = "E001", f"unexpected {shown}; expected {expected}"
-        hint = label
+        expected = frozenset(err.expected)
+        failure = _Failure(token.type, str(token), expected,
+                           _words_before(text, token.start_pos or 0), str(token) in reserved)
         if token.type == "$END":
+            # The end-of-file token borrows the position of the last token: point after it.
+            line = token.end_line or line
+            column = token.end_column or column
             code = "E002"
+            message = f"unexpected end of file; expected {_describe_expected(set(expected))}"
+        elif "DATE" in expected and _DATE_ATTEMPT.fullmatch(str(token)):
+            return PolicyError("E006", f"`{token}` is not a date: date must be YYYY-MM-DD",
+                               ast.Span(file, line, column, line, column + len(str(token))),
+                               "dates are written YYYY-MM-DD, e.g. 2026-01-01")
+        else:
+            code = "E001"
+            message = f"unexpected `{token}`; expected {_describe_expected(set(expected))}"
+        hint = _hint(failure)
     return PolicyError(code, message, ast.Span(file, line, column, line, column + 1), hint)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPolicy:
+    """One parsed file: the tree (None if unusable), its errors, and the value sets that
+    a syntax error blanked out, so that their users are not reported as unknown as well."""
+
+    tree: ast.PolicyFile | None
+    errors: list[PolicyError]
+    broken_names: frozenset[str] = frozenset()
+
+
+_VALUESET_NAME = re.compile(r"^[ \t]*valueset\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
+
+
+def _valueset_names(text: str) -> frozenset[str]:
+    return frozenset(m.group(1).lower() for m in _VALUESET_NAME.finditer(text))
 
 
 def parse_policy(text: str, file: str) -> tuple[ast.PolicyFile | None, list[PolicyError]]:
     """Parse one policy file; returns the tree (None if unusable) and every error found."""
+    parsed = parse_policy_file(text, file)
+    return parsed.tree, parsed.errors
+
+
+def parse_policy_file(text: str, file: str) -> ParsedPolicy:
+    """Parse one policy file, every syntax error of it in one pass."""
+    # A byte order mark is invisible in an editor: columns count from after it.
+    text = text.removeprefix("\ufeff")
     match = _VERSION_LINE.match(text)
     if match is None:
-        return None, [
+        return ParsedPolicy(None, [
             PolicyError("E004", "a policy file must start with a version line",
                         ast.Span(file, 1, 1, 1, 2), "put `version 1` on the first line")
-        ]
+        ], _valueset_names(text))
     version = int(match.group(1))
     if version not in SUPPORTED_VERSIONS:
         line = text.count("\n", 0, match.start(1)) + 1
-        return None, [
+        return ParsedPolicy(None, [
             PolicyError("E005", f"policy language version {version} is not supported",
                         ast.Span(file, line, 1, line, 2),
                         f"supported versions: {', '.join(map(str, SUPPORTED_VERSIONS))}")
-        ]
+        ], _valueset_names(text))
     parser = _parser(version)
     errors: list[PolicyError] = []
+    broken: set[str] = set()
     work = text
     for _attempt in range(200):
         try:
             tree = parser.parse(work)
             break
         except UnexpectedInput as err:
-            errors.append(_syntax_error(file, text, err, parser))
+            errors.append(_syntax_error(file, text, err, reserved_words(version)))
             blanked = _blank_broken_item(work, err)
             if blanked is None:
-                return None, errors
-            work = blanked
+                return ParsedPolicy(None, errors, _valueset_names(text))
+            work, chunk = blanked
+            broken |= _valueset_names(chunk)
     else:  # pragma: no cover - a file with more than 200 broken items
-        return None, errors
+        return ParsedPolicy(None, errors, _valueset_names(text))
     transformer = _ToAst(file)
     policy: ast.PolicyFile = transformer.transform(tree)
-    return policy, errors + transformer.errors
+    return ParsedPolicy(policy, errors + transformer.errors, frozenset(broken))
 
 
-def _blank_broken_item(text: str, err: UnexpectedInput) -> str | None:
-    """Blank out the value set or rule that holds a syntax error, keeping positions."""
+def _blank_broken_item(text: str, err: UnexpectedInput) -> tuple[str, str] | None:
+    """Blank out the value set or rule that holds a syntax error, keeping positions;
+    returns the new text and the text blanked."""
     pos = getattr(err, "pos_in_stream", None)
     if pos is None:
         token = getattr(err, "token", None)
@@ -510,9 +698,9 @@ def _blank_broken_item(text: str, err: UnexpectedInput) -> str | None:
     if not before:
         return None
     begin = before[-1]
-    # The failing token may itself start the next item (a missing `end`): blank the item
-    # before it, up to the failing token.
-    if begin == pos or (begin < pos and text[begin:pos].strip() in ("rule", "valueset")):
+    if begin == pos:
+        # The failing token starts the next item (a missing `end` or `]`): blank the item
+        # before it, up to the failing token.
         earlier = [s for s in starts if s < begin]
         end = begin
         begin = earlier[-1] if earlier else begin
@@ -521,4 +709,4 @@ def _blank_broken_item(text: str, err: UnexpectedInput) -> str | None:
     if end <= begin:
         return None
     chunk = text[begin:end]
-    return text[:begin] + re.sub(r"[^\n]", " ", chunk) + text[end:]
+    return text[:begin] + re.sub(r"[^\n]", " ", chunk) + text[end:], chunk

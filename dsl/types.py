@@ -28,7 +28,7 @@ class Type:
         if self.name == "list" and self.elem is not None:
             return f"list of {self.elem}"
         if self.name == "set" and self.elem is not None:
-            return f"set of {self.elem} codes"
+            return f"set of {KIND_WORDS.get(self.elem.name, self.elem.name)}"
         if self.name == "table":
             return f"{self.table_format} table"
         return self.name
@@ -49,6 +49,23 @@ CODE = Type("code")  # a procedure code (CPT / HCPCS)
 ICD10 = Type("icd10")  # a diagnosis code, stored without the dot
 MODIFIER = Type("modifier")
 ANY = Type("any")
+
+# How messages name the codes of a value set, by its kind.
+KIND_WORDS = {"codes": "procedure codes", "icd10": "ICD-10-CM codes", "modifiers": "modifiers",
+              "str": "strings"}
+# How messages name one value of a scalar type, with its article.
+_ONE = {"code": "a procedure code", "icd10": "an ICD-10-CM code", "modifier": "a modifier",
+        "str": "a string", "number": "a number", "money": "an amount of money",
+        "date": "a date", "bool": "a condition (true or false)", "any": "a value"}
+
+
+def one(t: Type) -> str:
+    """A value of type `t`, as a message says it: "an ICD-10-CM code", "a list of ..."."""
+    if t.name in _ONE:
+        return _ONE[t.name]
+    text = f"{t.name} record" if t.name in RECORDS else str(t)
+    return ("an " if text[:1].lower() in "aeiou" else "a ") + text
+
 
 CODE_LIKE = frozenset({"str", "code", "icd10", "modifier"})
 NUMERIC = frozenset({"number", "money"})
@@ -177,13 +194,19 @@ def _add_months(d: dt.date, months: int) -> dt.date:
 def add_days(d: dt.date | None, n: int | None) -> dt.date | None:
     if d is None or n is None:
         return None
-    return d + dt.timedelta(days=int(n))
+    try:
+        return d + dt.timedelta(days=int(n))
+    except OverflowError:  # past year 9999 (or before year 1): no such date
+        return None
 
 
 def add_months(d: dt.date | None, n: int | None) -> dt.date | None:
     if d is None or n is None:
         return None
-    return _add_months(d, int(n))
+    try:
+        return _add_months(d, int(n))
+    except ValueError:  # past year 9999
+        return None
 
 
 def add_years(d: dt.date | None, n: int | None) -> dt.date | None:
@@ -192,7 +215,7 @@ def add_years(d: dt.date | None, n: int | None) -> dt.date | None:
     try:
         return d.replace(year=d.year + int(n))
     except ValueError:  # Feb 29 in a year without one: the end of February
-        return _add_months(d, 12 * int(n))
+        return add_months(d, 12 * int(n))
 
 
 def days_between(a: dt.date | None, b: dt.date | None) -> int | None:

@@ -38,13 +38,43 @@ class CodeSet:
         return CodeSet(self.kind, self.exact | other.exact,
                        tuple(dict.fromkeys(self.prefixes + other.prefixes)))
 
+    def difference(self, other: CodeSet) -> CodeSet:
+        """The codes of this set that are not in `other` (`a - b` in a policy).
+
+        A prefix of this set that `other` takes only some codes from is replaced by the
+        billable codes under it, so the result is again exact codes plus prefixes."""
+        exact = {c for c in self.exact if c not in other}
+        prefixes: list[str] = []
+        for prefix in self.prefixes:
+            if other.prefixes and prefix.startswith(other.prefixes):
+                continue  # all of it is taken away
+            if any(c.startswith(prefix) for c in other.exact) or any(
+                    p.startswith(prefix) for p in other.prefixes):
+                exact.update(code for code in (icd10cm.normalize(d) for d in
+                                               icd10cm.billable_codes_under(prefix))
+                             if code not in other)
+            else:
+                prefixes.append(prefix)
+        return CodeSet(self.kind, frozenset(exact), tuple(prefixes))
+
+    # The generated code computes `a - b` with this when the compiler cannot do it once
+    # ahead of time (a `let` bound to a set, say).
+    __sub__ = difference
+
     def describe(self) -> str:
         shown = sorted(self.exact)[:6]
         if self.kind == "icd10":
             shown = [icd10cm.dotted(c) for c in shown]
-        shown += [icd10cm.dotted(p) + ".*" if len(p) > 3 else p + ".*" for p in self.prefixes]
+        shown += [prefix_text(p) for p in self.prefixes]
         more = len(self.exact) + len(self.prefixes) - len(shown)
         return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def prefix_text(code: str) -> str:
+    """How a policy writes the ICD-10-CM prefix of `code` and its descendants: `R07.*` for
+    a category, `R07.8*` below it (a code item has at most one dot)."""
+    dotted = icd10cm.dotted(code)
+    return dotted + ("*" if "." in dotted else ".*")
 
 
 def infer_kind(texts: Iterable[str]) -> str | None:
@@ -110,8 +140,7 @@ def _resolve_icd(text: str, span: ast.Span, exact: set[str], prefixes: list[str]
     elif icd10cm.is_code(code):
         errors.append(PolicyError(
             "E301", f"`{text}` is an ICD-10-CM category, not a billable code: no claim can "
-            "carry it", span, f"did you mean `{icd10cm.dotted(code)}.*`?" if len(code) > 3
-            else f"did you mean `{code}.*`?"))
+            "carry it", span, f"did you mean `{prefix_text(code)}`?"))
     else:
         errors.append(PolicyError("E301", f"`{text}` is not a valid ICD-10-CM code", span,
                                   _suggest_hint(icd10cm.suggest(code))))
@@ -144,8 +173,9 @@ def _resolve_procedure(text: str, span: ast.Span, exact: set[str],
                       if icd10cm.is_code(text.replace("*", "")) else "")))
 
 
-def read_csv_column(text: str, column: str) -> tuple[list[tuple[str, int]], str | None]:
-    """The non-empty values of `column` with their 1-based line numbers, or an error."""
+def read_csv_column(text: str, column: str) -> tuple[list[tuple[str, int, int]], str | None]:
+    """The non-empty values of `column` with their 1-based line and column, or an error."""
+    lines = io.StringIO(text).readlines()
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
@@ -155,8 +185,44 @@ def read_csv_column(text: str, column: str) -> tuple[list[tuple[str, int]], str 
     if column not in names:
         return [], f"no column `{column}` (columns: {', '.join(names)})"
     index = names.index(column)
-    values: list[tuple[str, int]] = []
+    values: list[tuple[str, int, int]] = []
+    first_line = reader.line_num + 1
     for row in reader:
         if len(row) > index and row[index].strip():
-            values.append((row[index].strip(), reader.line_num))
+            record = "".join(lines[first_line - 1:reader.line_num])
+            offset = _field_offset(record, index)
+            line = first_line + record.count("\n", 0, offset)
+            col = offset - (record.rfind("\n", 0, offset) + 1) + 1
+            values.append((row[index].strip(), line, col))
+        first_line = reader.line_num + 1
     return values, None
+
+
+def _field_offset(record: str, index: int) -> int:
+    """Where the value of field `index` starts in the text of one CSV record (after an
+    opening quote and blanks); quoted fields may hold commas, `""` and newlines. As for
+    `csv.reader`, a quote opens a quoted field only as the field's first character."""
+    field, i, quoted, starting = 0, 0, False, True
+    while i < len(record):
+        char = record[i]
+        if field == index:
+            if char == '"':
+                i += 1
+            while i < len(record) and record[i] in " \t":
+                i += 1
+            return i
+        if quoted:
+            if char == '"' and record[i + 1:i + 2] == '"':
+                i += 1
+            elif char == '"':
+                quoted = False
+        elif char == '"' and starting:
+            quoted = True
+        elif char == ",":
+            field += 1
+            starting = True
+            i += 1
+            continue
+        starting = False
+        i += 1
+    return 0

@@ -6,6 +6,10 @@ Prints, side by side in one run (shared machines are noisy: compare ratios):
 - the same decode + encode with no evaluation, and end to end as a share of it;
 - per-claim evaluation cost with 200, 2,000 and 20,000 synthetic rules;
 - `cleanclaim check` of one claim from a cold start (a fresh process).
+
+`cleanclaim bench --history` instead compares checking with claim history (a store of
+1,000,000 prior visits, both phases of a run) with checking without it
+(`run_history_bench`).
 """
 
 from __future__ import annotations
@@ -196,3 +200,175 @@ def format_results(results: dict[str, float]) -> str:
                      f"{results['cold_start_check_one_claim_s']:.2f} s", "target < 1 s"))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{a.ljust(width)}  {b:>22}  {c}" for a, b, c in rows)
+
+
+# ---- claim history (`cleanclaim bench --history`) -------------------------------------------
+
+_PRIOR_CODES = [("97110", "GP"), ("97140", "GP"), ("97530", "GO"), ("97535", "GO"),
+                ("92507", "GN"), ("93000", ""), ("93010", ""), ("99213", ""), ("99214", "")]
+
+
+def run_history_bench(n_claims: int = 20_000, seed: int = 7, prior_visits: int = 1_000_000,
+                      members: int = 50_000) -> dict[str, float]:
+    """Throughput with claim history against throughput without it.
+
+    A store is filled with `prior_visits` recorded visits (one line each, on distinct
+    dates of the year before TODAY) of `members` members; the workload's claims belong to
+    those members. Measured on the same decoded claims:
+    - *no history*: the shipped packs without their history rules (counters and the rules
+      that read them taken out), each claim evaluated alone;
+    - *history rules, no store*: the shipped packs, each claim counted alone;
+    - *with history*: both phases of a run against the store (`HistoryRun`): every
+      claim's facts recorded (written to SQLite), then each claim evaluated against the
+      member's recorded claims.
+    No history and with history again end to end: JSON text in, decision JSON out, as
+    `cleanclaim check` (one worker) does.
+    """
+    from cleanclaim.engine.engine import shipped_policies
+    from cleanclaim.engine.history import HistoryRun, HistoryStore
+
+    rng = random.Random(seed)
+    results: dict[str, float] = {"history_prior_visits": float(prior_visits),
+                                 "history_members": float(members)}
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Engine([_without_history(shipped_policies(), Path(tmp) / "packs")],
+                       today=TODAY)
+        engine = Engine(today=TODAY)
+        store = HistoryStore(Path(tmp) / "history.sqlite")
+        started = time.perf_counter()
+        _fill_store(store, prior_visits, members, rng)
+        results["history_fill_s"] = time.perf_counter() - started
+        payloads = [json.dumps(synthetic_claim(rng, i)).encode() for i in range(n_claims)]
+        claims = _decode(payloads)
+
+        def no_history() -> int:
+            for claim in claims:
+                plain.evaluate(claim)
+            return len(claims)
+
+        def alone() -> int:
+            for claim in claims:
+                claim.history = None
+                engine.evaluate(claim)
+            return len(claims)
+
+        def with_history() -> int:
+            for claim in claims:
+                claim.history = None
+            for _decision in HistoryRun(engine, store).check_many(claims):
+                pass
+            return len(claims)
+
+        def end_to_end(check: Engine) -> int:
+            for raw in payloads:
+                claim, _ = decode_claim(json.loads(raw), TODAY)
+                assert claim is not None
+                json.dumps(check.evaluate(claim).to_json(), separators=(",", ":"))
+            return len(payloads)
+
+        def end_to_end_history() -> int:
+            # As `cleanclaim check --state` with one worker: each line decoded once.
+            run = HistoryRun(engine, store)
+            for decision in run.check_many(json.loads(raw) for raw in payloads):
+                json.dumps(decision.to_json(), separators=(",", ":"))
+            return len(payloads)
+
+        results["no_history_claims_per_s"] = _rate(no_history)
+        results["history_rules_alone_claims_per_s"] = _rate(alone)
+        results["with_history_claims_per_s"] = _rate(with_history)
+        results["history_slowdown"] = (results["no_history_claims_per_s"]
+                                       / results["with_history_claims_per_s"])
+        results["no_history_end_to_end_claims_per_s"] = _rate(lambda: end_to_end(plain))
+        results["with_history_end_to_end_claims_per_s"] = _rate(end_to_end_history)
+        results["history_end_to_end_slowdown"] = (
+            results["no_history_end_to_end_claims_per_s"]
+            / results["with_history_end_to_end_claims_per_s"])
+        store.close()
+    return results
+
+
+def _without_history(source: Path, target: Path) -> Path:
+    """A copy of the packs under `source` with counters and the rules that read them
+    taken out: the engine as it was before claim history."""
+    import re
+    import shutil
+
+    from cleanclaim.engine.history import HISTORY_FUNCTIONS
+
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("cases", "__pycache__"))
+    reads = re.compile(r"\b(" + "|".join(f.name for f in HISTORY_FUNCTIONS) + r")\(")
+    block = re.compile(r"^(rule|counter)\b.*?^end\b", re.MULTILINE | re.DOTALL)
+    for policy in target.rglob("*.policy"):
+        text = policy.read_text(encoding="utf-8")
+        kept = block.sub(lambda m: "" if m.group(1) == "counter" or reads.search(m.group(0))
+                         else m.group(0), text)
+        policy.write_text(kept, encoding="utf-8")
+    return target
+
+
+def _fill_store(store: Any, prior_visits: int, members: int, rng: random.Random) -> None:
+    """`prior_visits` recorded visits (one line each) of members M000000... (the ids and
+    payers `synthetic_claim` gives) in the year before TODAY, one to four visits a claim,
+    written straight to the store's table."""
+    from cleanclaim.engine.history import ClaimFacts
+
+    payers = ("medicare", "acme-ppo")
+    per_member, extra = divmod(prior_visits, members)
+    now = "2026-06-01T00:00:00+00:00"
+    rows: list[tuple[Any, ...]] = []
+    for m in range(members):
+        payer = payers[m % 2]
+        key = store.member_key(payer, f"M{m:06d}")
+        count = per_member + (1 if m < extra else 0)
+        backs = sorted(rng.sample(range(1, 366), min(count, 365)), reverse=True)
+        backs += [rng.randint(1, 365) for _ in range(count - len(backs))]
+        visit = 0
+        while visit < count:
+            size = min(rng.randint(1, 4), count - visit)
+            dates = [(TODAY - dt.timedelta(days=b)).isoformat()
+                     for b in backs[visit:visit + size]]
+            lines = []
+            for idx, dos in enumerate(dates):
+                code, modifier = rng.choice(_PRIOR_CODES)
+                lines.append(f"{idx}\t{idx + 1}\t{dos}\t{code}\t{modifier}\t1\t95.00\t\tM5450")
+            received = max(dates)
+            fact = ClaimFacts(payer, f"P{m}-{visit}", key, received, "original", None,
+                              min(dates), max(dates), NPI, NPI, size, "\n".join(lines))
+            rows.append((fact.member_key, fact.claim_id, payer, fact.received, "original",
+                         None, fact.first_dos, fact.last_dos, size, None, NPI, NPI, now,
+                         fact.lines))
+            visit += size
+        if len(rows) >= 50_000:
+            _insert(store, rows)
+            rows = []
+    _insert(store, rows)
+
+
+def _insert(store: Any, rows: list[tuple[Any, ...]]) -> None:
+    with store.transaction():
+        store.db.executemany("INSERT OR REPLACE INTO claims VALUES "
+                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def format_history_results(results: dict[str, float]) -> str:
+    """`cleanclaim bench --history` for people."""
+    rows = [
+        ("prior visits in the store",
+         f"{results['history_prior_visits']:,.0f} of {results['history_members']:,.0f} members",
+         f"filled in {results['history_fill_s']:.1f} s"),
+        ("no history (packs without history rules)",
+         f"{results['no_history_claims_per_s']:,.0f} claims/s", ""),
+        ("history rules, each claim alone",
+         f"{results['history_rules_alone_claims_per_s']:,.0f} claims/s", ""),
+        ("with history (record + evaluate)",
+         f"{results['with_history_claims_per_s']:,.0f} claims/s", ""),
+        ("slowdown with history", f"{results['history_slowdown']:.2f}x", "target <= 3x"),
+        ("end to end, no history",
+         f"{results['no_history_end_to_end_claims_per_s']:,.0f} claims/s", ""),
+        ("end to end, with history",
+         f"{results['with_history_end_to_end_claims_per_s']:,.0f} claims/s", ""),
+        ("slowdown end to end", f"{results['history_end_to_end_slowdown']:.2f}x",
+         "target <= 3x"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{a.ljust(width)}  {b:>30}  {c}" for a, b, c in rows)

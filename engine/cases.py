@@ -19,10 +19,25 @@ cases:
       status: deny
       findings:
         - {rule: medicare/timely-filing/one-year, line: 1, carc: "29"}
+  - name: the 21st therapy visit of the year is over the limit
+    history:                 # optional: the member's earlier claims, each merged onto
+      - {claim_id: C-0, lines: [...]}   # `base`; checked in one batch with `claim`
+    claim: {...}
+    expect: {status: deny}
+  - name: a second ECG interpretation on the same date
+    history: [...]           # optional, as above
+    claims:                  # several claims checked in one batch, each merged onto `base`
+      - claim: {claim_id: E-1}
+        expect: {status: clean}          # one case per claim with an `expect`
+      - claim: {claim_id: E-2, rendering_provider: {npi: "1245319599"}}
+        expect: {status: deny}
 ```
+Claims of a batch count against each other in the counting order (date of service, then
+received date, then claim id), whatever their order in the file.
 Each expected finding matches one actual finding on every field it lists (unlisted fields
 are ignored); the lists must pair up one to one. pytest collects these files
-(`tests/conftest.py`) and `cleanclaim test` runs them.
+(`tests/policy_cases_plugin.py`) and `cleanclaim test` runs them (`engine/testing.py`:
+side-by-side failures, rule coverage, JUnit XML).
 """
 
 from __future__ import annotations
@@ -55,6 +70,13 @@ class PolicyCase:
     expect_findings: list[dict[str, Any]] | None
     today: dt.date | None
     line: int = 0
+    # A case of several claims (`claims:`): the claims checked together in one batch after
+    # `history`; `claim` is `batch[batch_index]`.
+    batch: tuple[dict[str, Any], ...] = ()
+    batch_index: int = 0
+    # Earlier claims of the member: the case's claim is checked after them, in one batch,
+    # so counters of claim history count them.
+    history: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(slots=True)
@@ -117,6 +139,10 @@ def load_cases(path: Path) -> list[PolicyCase]:
     cases = []
     for index, raw in enumerate(data["cases"]):
         where = f"{path}: case {index + 1}"
+        if isinstance(raw, dict) and "claims" in raw:
+            cases.extend(_batch_cases(raw, base, path, where, _item_lines(node, index),
+                                      _as_date(raw.get("today"), where) or today))
+            continue
         if not isinstance(raw, dict) or "name" not in raw or "expect" not in raw:
             raise CaseFileError(f"{where}: a case needs `name` and `expect`")
         expect = raw["expect"]
@@ -130,12 +156,80 @@ def load_cases(path: Path) -> list[PolicyCase]:
             if unknown:
                 raise CaseFileError(f"{where}: unknown finding field(s) {sorted(unknown)}")
         claim = merge(base, raw.get("claim") or {})
+        history = raw.get("history") or []
+        if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+            raise CaseFileError(f"{where}: `history` must be a list of claims")
         cases.append(PolicyCase(
             name=str(raw["name"]), file=path, claim=claim,
             expect_status=expect.get("status"), expect_findings=findings,
             today=_as_date(raw.get("today"), where) or today,
-            line=lines[index] if index < len(lines) else 0))
+            line=lines[index] if index < len(lines) else 0,
+            history=tuple(merge(base, h) for h in history)))
     return cases
+
+
+def _batch_cases(raw: dict[str, Any], base: dict[str, Any], path: Path, where: str,
+                 lines: tuple[int, list[int]], today: dt.date | None) -> list[PolicyCase]:
+    """The cases of `claims:` - several claims checked in one batch (after `history`), each
+    `{claim: ..., expect: ...}`: one case per claim that has an `expect`."""
+    items = raw["claims"]
+    if "name" not in raw or not isinstance(items, list) or not items:
+        raise CaseFileError(f"{where}: a case with `claims` needs `name` and a non-empty "
+                            "list of `{claim: ..., expect: ...}`")
+    history = raw.get("history") or []
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise CaseFileError(f"{where}: `history` must be a list of claims")
+    claims: list[dict[str, Any]] = []
+    expects: list[dict[str, Any] | None] = []
+    for i, item in enumerate(items):
+        at = f"{where}, claim {i + 1}"
+        if not isinstance(item, dict) or not isinstance(item.get("claim"), dict):
+            raise CaseFileError(f"{at}: each of `claims` is `{{claim: ..., expect: ...}}`")
+        expect = item.get("expect")
+        if expect is not None:
+            if not isinstance(expect, dict):
+                raise CaseFileError(f"{at}: `expect` must be a mapping")
+            findings = expect.get("findings")
+            if findings is not None and not isinstance(findings, list):
+                raise CaseFileError(f"{at}: `expect.findings` must be a list")
+            for finding in findings or []:
+                unknown = set(finding) - set(FINDING_FIELDS)
+                if unknown:
+                    raise CaseFileError(f"{at}: unknown finding field(s) {sorted(unknown)}")
+        claims.append(merge(base, item["claim"]))
+        expects.append(expect)
+    ids = [c.get("claim_id") for c in claims]
+    if len(set(map(str, ids))) != len(ids):
+        raise CaseFileError(f"{where}: the claims of a case need different claim ids")
+    case_line, item_lines = lines
+    out = []
+    for i, (claim, expect) in enumerate(zip(claims, expects, strict=True)):
+        if expect is None:
+            continue
+        out.append(PolicyCase(
+            name=f"{raw['name']}: {claim.get('claim_id', i + 1)}", file=path, claim=claim,
+            expect_status=expect.get("status"), expect_findings=expect.get("findings"),
+            today=today, line=item_lines[i] if i < len(item_lines) else case_line,
+            history=tuple(merge(base, h) for h in history), batch=tuple(claims),
+            batch_index=i))
+    return out
+
+
+def _item_lines(node: Any, index: int) -> tuple[int, list[int]]:
+    """The line of case `index` and of each item of its `claims` (0 when unknown)."""
+    if not isinstance(node, yaml.MappingNode):
+        return 0, []
+    for key, value in node.value:
+        if key.value == "cases" and isinstance(value, yaml.SequenceNode) and (
+                index < len(value.value)):
+            case = value.value[index]
+            if isinstance(case, yaml.MappingNode):
+                for k, v in case.value:
+                    if k.value == "claims" and isinstance(v, yaml.SequenceNode):
+                        return case.start_mark.line + 1, [i.start_mark.line + 1
+                                                          for i in v.value]
+            return case.start_mark.line + 1, []
+    return 0, []
 
 
 def _matches(expected: Mapping[str, Any], actual: Finding) -> bool:
@@ -156,6 +250,31 @@ def _matches(expected: Mapping[str, Any], actual: Finding) -> bool:
     return True
 
 
+@dataclass(slots=True)
+class FindingMatch:
+    """How the expected findings of a case pair up with the actual ones."""
+
+    matched: list[tuple[dict[str, Any], Finding]] = field(default_factory=list)
+    missing: list[dict[str, Any]] = field(default_factory=list)  # expected, not found
+    unexpected: list[Finding] = field(default_factory=list)  # found, not expected
+
+
+def match_findings(expected: list[dict[str, Any]], actual: list[Finding]) -> FindingMatch:
+    """Pair each expected finding with the first unpaired actual finding it matches."""
+    result = FindingMatch()
+    remaining = list(actual)
+    for wanted in expected:
+        for i, found in enumerate(remaining):
+            if _matches(wanted, found):
+                result.matched.append((wanted, found))
+                del remaining[i]
+                break
+        else:
+            result.missing.append(wanted)
+    result.unexpected = remaining
+    return result
+
+
 def compare(case: PolicyCase, decision: Decision) -> list[str]:
     """What differs between the expected and the actual decision (empty: the case passes)."""
     problems: list[str] = []
@@ -163,18 +282,10 @@ def compare(case: PolicyCase, decision: Decision) -> list[str]:
         problems.append(f"status: expected {case.expect_status}, got {decision.status}")
     if case.expect_findings is None:
         return problems
-    remaining = list(decision.findings)
-    missing = []
-    for expected in case.expect_findings:
-        for i, actual in enumerate(remaining):
-            if _matches(expected, actual):
-                del remaining[i]
-                break
-        else:
-            missing.append(expected)
-    for expected in missing:
+    match = match_findings(case.expect_findings, decision.findings)
+    for expected in match.missing:
         problems.append(f"missing finding: {_show(expected)}")
-    for actual in remaining:
+    for actual in match.unexpected:
         problems.append(f"unexpected finding: {_show_finding(actual)}")
     return problems
 
@@ -188,13 +299,30 @@ def _show_finding(f: Finding) -> str:
             f"root_cause={f.root_cause}: {f.message}")
 
 
+def decide(engine: Any, case: PolicyCase) -> Decision:
+    """The engine's decision for the case's claim (after its history, if it has one)."""
+    if not case.history and not case.batch:
+        return engine.check(case.claim, today=case.today)  # type: ignore[no-any-return]
+    saved = engine.today
+    engine.today = case.today or saved
+    batch = case.batch or (case.claim,)
+    try:
+        decisions = list(engine.check_many([*case.history, *batch]))
+    finally:
+        engine.today = saved
+    return decisions[len(case.history) + case.batch_index]  # type: ignore[no-any-return]
+
+
 def run_case(engine: Any, case: PolicyCase) -> CaseOutcome:
-    decision = engine.check(case.claim, today=case.today)
+    decision = decide(engine, case)
     return CaseOutcome(case, decision, compare(case, decision))
 
 
 def case_files(root: Path) -> list[Path]:
-    """Case files under a folder: `cases/*.yaml` of each pack, or every YAML below it."""
+    """Case files under a folder: the YAML files in `cases/` folders below it (every YAML
+    file below it when it is a `cases` folder itself)."""
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*.yaml") if "cases" in p.parts)
+    inside = "cases" in root.parts
+    return sorted(p for p in root.rglob("*.yaml")
+                  if inside or "cases" in p.relative_to(root).parts[:-1])

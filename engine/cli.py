@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TextIO
@@ -61,9 +61,13 @@ def _payer_map(path: Path | None) -> dict[str, str]:
 
 
 def build_engine(policies: list[Path] | None, ptp: Path | None, mue: Path | None,
-                 today: dt.date | None) -> Any:
-    """An Engine for the CLI's options; exits 2 with located errors if a pack is broken."""
+                 today: dt.date | None, plugins: Any = None) -> Any:
+    """An Engine for the CLI's options; exits 2 with located errors if a pack is broken.
+    `plugins`: a `plugins.PluginSelection` to load (default: no plugin); a plugin that
+    cannot be loaded exits 2 naming it."""
     from cleanclaim.engine.engine import Engine
+
+    host = _load_plugins(plugins) if plugins is not None else None
 
     tables = {}
     if ptp is not None:
@@ -75,9 +79,77 @@ def build_engine(policies: list[Path] | None, ptp: Path | None, mue: Path | None
             typer.echo(f"error: {path}: no such file", err=True)
             raise typer.Exit(2)
     try:
-        return Engine(policies or None, tables=tables, today=today)
+        return Engine(policies or None, tables=tables, today=today, plugins=host)
     except PolicyCompileError as exc:
         typer.echo(exc.render(), err=True)
+        raise typer.Exit(2) from exc
+
+
+def _load_plugins(selection: Any) -> Any:
+    """The selected plugins loaded, or exit 2 naming each one that cannot be."""
+    from cleanclaim.engine.plugins import PluginError, load_plugins
+
+    try:
+        return load_plugins(selection)
+    except PluginError as exc:
+        for name, message in exc.problems:
+            typer.echo(f"error: plugin `{name}` {message}", err=True)
+        typer.echo("(run without a plugin: --no-plugin NAME, CLEANCLAIM_PLUGINS or "
+                   "cleanclaim.toml [plugins]; `cleanclaim plugins` lists them)", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _worker_options(engine: Any) -> Any:
+    """How --workers processes rebuild the engine with the same plugins (None: the
+    batch's default, for an engine without plugins)."""
+    if engine.plugins is None:
+        return None
+    from cleanclaim.engine.plugins import EngineRecipe
+
+    return EngineRecipe.of(engine)
+
+
+def _history_run(engine: Any, state: Path | None, paths: list[Path],
+                 payer_map: dict[str, str], workers: int) -> Any:
+    """Phase 1 of a check with claim history (a store at `--state`, or packs that count
+    history): every readable claim of the input recorded. None when no history is used."""
+    from cleanclaim.engine.batch import InputReader
+    from cleanclaim.engine.history import HistoryBatch, StoreError, counts_history
+    from cleanclaim.engine.inputs import InputFileError
+
+    if state is None and not counts_history(engine):
+        return None
+    try:
+        run = HistoryBatch(engine, state, workers)
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    # Phase 1 in a pass of its own, so that memory stays flat however large the input:
+    # the second pass (check_batch) reads the input again and checks against the store.
+    run.record(item for item in InputReader(paths, payer_map)
+               if not isinstance(item, InputFileError))
+    return run
+
+
+def _history_options(history: Any, engine: Any) -> Any:
+    """How workers build their engine: reading the run's history store when there is one."""
+    options = _worker_options(engine)
+    if history is None:
+        return options
+    from cleanclaim.engine.batch import EngineOptions
+
+    return history.builder(options if options is not None else EngineOptions.of(engine))
+
+
+def _plugin_selection(enable: list[str] | None, disable: list[str] | None) -> Any:
+    """The configured plugin selection (cleanclaim.toml, CLEANCLAIM_PLUGINS) with the
+    command line's --plugin / --no-plugin on top."""
+    from cleanclaim.engine.plugins import PluginError, PluginSelection
+
+    try:
+        return PluginSelection.from_config().narrowed(enable, disable or ())
+    except PluginError as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
 
 
@@ -102,36 +174,74 @@ def check(
         "that carry none.")] = None,
     payer_map: Annotated[Path | None, typer.Option(
         "--payer-map", help="YAML/JSON mapping of X12/FHIR payer ids to pack ids.")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=0, help="Processes that check claims: 1 checks in this process; "
+        "0 = one per core. Same decisions in the same order whatever the number.")] = 1,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="Show claims done and claims/s on stderr; default: "
+        "when stderr is a terminal and the decisions go to a file.")] = None,
+    plugin: Annotated[list[str] | None, typer.Option(
+        "--plugin", help="Run only these plugins (repeatable); default: every installed "
+        "plugin, or what cleanclaim.toml / CLEANCLAIM_PLUGINS select.")] = None,
+    no_plugin: Annotated[list[str] | None, typer.Option(
+        "--no-plugin", help="Do not run this plugin (repeatable).")] = None,
 ) -> None:
     """Check claims and print one decision per claim."""
-    from cleanclaim.engine.inputs import InputFileError, RawClaim
-    from cleanclaim.engine.reading import iter_inputs
+    from functools import partial
 
-    if state is not None:
-        typer.echo("note: --state (claim history) is not implemented yet; "
-                   "checking without history", err=True)
-    engine = build_engine(policies, ptp, mue, _date(today))
+    from cleanclaim.engine import progress as progress_line
+    from cleanclaim.engine.batch import ClaimSource, InputReader, check_batch, resolve_workers
+    from cleanclaim.engine.inputs import InputFileError
+
+    engine = build_engine(policies, ptp, mue, _date(today),
+                          plugins=_plugin_selection(plugin, no_plugin))
     for path in paths:
         if not path.exists():
             typer.echo(f"error: {path}: no such file", err=True)
             raise typer.Exit(2)
+    # Claim history: phase 1 records every claim (a first pass over the input) so that the
+    # decisions below count the claims before each one, whatever the input order.
+    history = _history_run(engine, state, paths, _payer_map(payer_map),
+                           resolve_workers(workers))
+    reader = InputReader(paths, _payer_map(payer_map))
+    out = sys.stdout
+    bar = (progress_line.Progress(sys.stderr, total_bytes=reader.total_bytes)
+           if progress_line.wanted(progress, out, sys.stderr) else None)
     file_errors = 0
     worst = 0
 
-    def decisions() -> Iterable[Decision]:
+    def say(message: str) -> None:
+        if bar is not None:
+            bar.note(message)
+        else:
+            typer.echo(message, err=True)
+
+    def claims() -> Iterator[ClaimSource]:
         nonlocal file_errors
-        for item in iter_inputs(paths, _payer_map(payer_map)):
+        for item in reader:
             if isinstance(item, InputFileError):
                 file_errors += 1
-                typer.echo(f"error: {item}", err=True)
+                say(f"error: {item}")
                 continue
-            assert isinstance(item, RawClaim)
-            yield engine.check_raw(item)
+            yield item
 
-    out = sys.stdout
-    for decision in _write(decisions(), output, out):
-        if decision.status in ("deny", "reject"):
-            worst = 1
+    # Decisions are encoded where they are checked (in the workers, with --workers N),
+    # so that the parent only moves text.
+    encoded = check_batch(claims(), partial(_encode, output), engine=engine,
+                          options=_history_options(history, engine),
+                          workers=resolve_workers(workers),
+                          on_warning=lambda message: say(f"warning: {message}"))
+    try:
+        for done, status in enumerate(_write(encoded, output, out), start=1):
+            if status in ("deny", "reject"):
+                worst = 1
+            if bar is not None:
+                bar.update(done, reader.bytes_read)
+    finally:
+        if bar is not None:
+            bar.close()
+        if history is not None:
+            history.close()
     out.flush()
     if file_errors:
         raise typer.Exit(2)
@@ -144,10 +254,23 @@ def bench(
     seed: Annotated[int, typer.Option(help="Random seed of the workload.")] = 7,
     cold_start: Annotated[bool, typer.Option(help="Also time a cold `check`.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    history: Annotated[bool, typer.Option(
+        "--history", help="Instead: throughput with claim history (1,000,000 prior visits "
+        "in a store) against throughput without it.")] = False,
+    prior_visits: Annotated[int, typer.Option(
+        "--prior-visits", help="With --history: visits in the store.")] = 1_000_000,
 ) -> None:
     """Measure throughput on a seeded synthetic workload (one core)."""
     from cleanclaim.engine.bench import format_results, run_bench
 
+    if history:
+        from cleanclaim.engine.bench import format_history_results, run_history_bench
+
+        figures = run_history_bench(claims, seed, prior_visits=prior_visits,
+                                    members=max(1, prior_visits // 20))
+        typer.echo(json.dumps(figures, indent=2) if as_json
+                   else format_history_results(figures))
+        return
     results = run_bench(claims, seed, cold_start)
     typer.echo(json.dumps(results, indent=2) if as_json else format_results(results))
 
@@ -239,24 +362,281 @@ def serve(
         raise typer.Exit(2) from exc
 
 
-def _write(decisions: Iterable[Decision], output: OutputFormat, out: TextIO
-           ) -> Iterable[Decision]:
+class ReportFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command()
+def lint(
+    targets: Annotated[list[str] | None, typer.Argument(
+        help="Pack ids, pack folders, folders of packs or .policy files; default: every "
+        "pack.")] = None,
+    policies: Annotated[list[Path] | None, typer.Option(
+        "--policies", help="A folder of policy packs (repeatable), where pack ids are "
+        "looked up; default: the shipped packs.")] = None,
+    output: Annotated[ReportFormat, typer.Option("--format", help="text or json.")
+                      ] = ReportFormat.text,
+    today: Annotated[str | None, typer.Option(
+        "--today", help="The date expired rules are judged against (YYYY-MM-DD).")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Warnings fail too (exit 1).")] = False,
+    ignore: Annotated[list[str] | None, typer.Option(
+        "--ignore", help="A warning code not to report, e.g. W401 (repeatable).")] = None,
+) -> None:
+    """Find errors and policy-quality problems in packs and policy files (docs/lint.md).
+
+    Exit 0: no errors; 1: errors (with --strict: errors or warnings); 2: usage error."""
+    from cleanclaim.dsl.lint import LintTargetError
+    from cleanclaim.dsl.lint import lint as run_lint
+    from cleanclaim.engine.testing import lint_environment
+
+    env, loaders, roots = lint_environment(policies)
+    try:
+        report = run_lint(targets or [], env, roots=roots, today=_date(today) or dt.date.today(),
+                          table_loaders=loaders)
+    except LintTargetError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    skipped = {code.upper() for code in ignore or []}
+    report.problems = [p for p in report.problems
+                       if p.code not in skipped or p.severity == "error"]
+    if output is ReportFormat.json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        typer.echo(report.render(), nl=False)
+    raise typer.Exit(1 if report.errors or (strict and report.warnings) else 0)
+
+
+@app.command("test")
+def test_cases(
+    targets: Annotated[list[str] | None, typer.Argument(
+        help="Pack ids, folders or case files; default: the cases of every pack.")] = None,
+    policies: Annotated[list[Path] | None, typer.Option(
+        "--policies", help="A folder of policy packs (repeatable); default: the shipped "
+        "packs.")] = None,
+    coverage: Annotated[bool, typer.Option(
+        "--coverage", help="Report, per rule, whether cases made it fire and pass.")] = False,
+    min_coverage: Annotated[float | None, typer.Option(
+        "--min-coverage", help="Fail when a pack's rule coverage is below N percent "
+        "(implies --coverage).")] = None,
+    junit_xml: Annotated[Path | None, typer.Option(
+        "--junit-xml", help="Also write the results as JUnit XML to this file.")] = None,
+    today: Annotated[str | None, typer.Option(
+        "--today", help="The date a case without `today` runs on (YYYY-MM-DD).")] = None,
+    trace: Annotated[bool, typer.Option(
+        "--trace/--no-trace", help="Show the trace of the rules of a failing case.")] = True,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="List passing cases.")
+                       ] = False,
+) -> None:
+    """Run YAML policy cases: failures side by side, rule coverage, JUnit XML.
+
+    Exit 0: every case passed; 1: a case failed, a case file is broken or coverage is
+    below --min-coverage; 2: usage error or a pack that does not compile."""
+    from cleanclaim.engine.cases import CaseFileError
+    from cleanclaim.engine.testing import (
+        discover,
+        exit_code,
+        explain_trace,
+        render_text,
+        run_cases,
+        write_junit,
+    )
+
+    engine = build_engine(policies, None, None, _date(today))
+    try:
+        files = discover(targets or [], engine.roots)
+    except CaseFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if not files:
+        typer.echo("error: no case files found", err=True)
+        raise typer.Exit(2)
+    with_coverage = coverage or min_coverage is not None
+    run = run_cases(engine, files, coverage=with_coverage,
+                    trace=explain_trace if trace else None)
+    typer.echo(render_text(run, coverage=with_coverage, verbose=verbose, minimum=min_coverage),
+               nl=False)
+    if junit_xml is not None:
+        with junit_xml.open("w", encoding="utf-8") as out:
+            write_junit(run, out, minimum=min_coverage)
+    raise typer.Exit(exit_code(run, min_coverage))
+
+
+@app.command()
+def fmt(
+    paths: Annotated[list[Path], typer.Argument(help=".policy files or folders of them.")],
+    check_only: Annotated[bool, typer.Option(
+        "--check", help="Change nothing; list the files that would change (exit 1).")
+    ] = False,
+    diff: Annotated[bool, typer.Option(
+        "--diff", help="Change nothing; print what would change as a unified diff.")] = False,
+) -> None:
+    """Lay out policy files the one canonical way, keeping every comment.
+
+    Exit 0: done (or, with --check, nothing to change); 1: with --check/--diff, files
+    would change; 2: a file that does not parse (left as is) or no such file."""
+    from cleanclaim.dsl.fmt import format_paths
+
+    outcome = format_paths(paths, write=not (check_only or diff), diff=diff)
+    for line in outcome.errors:
+        typer.echo(line, err=True)
+    if outcome.diff:
+        typer.echo(outcome.diff, nl=False)
+    for path in outcome.changed:
+        typer.echo(f"would reformat {path}" if check_only or diff else f"reformatted {path}")
+    if check_only and not outcome.changed and not outcome.errors:
+        typer.echo(f"{outcome.checked} file{'s' if outcome.checked != 1 else ''} already "
+                   "formatted")
+    if outcome.errors:
+        raise typer.Exit(2)
+    raise typer.Exit(1 if (check_only or diff) and outcome.changed else 0)
+
+
+# ---- claim history and the eligibility roster (engine/history.py, engine/roster.py) -------
+
+history_app = typer.Typer(
+    help="Show or clear a member's recorded claim history in a --state store. Member ids "
+    "are never printed: the store keys them by a keyed hash, which is what is shown.",
+    no_args_is_help=True)
+members_app = typer.Typer(help="The eligibility roster: coverage spans for claims that "
+                          "carry no member.coverage.", no_args_is_help=True)
+app.add_typer(history_app, name="history")
+app.add_typer(members_app, name="members")
+
+_STATE = Annotated[Path, typer.Option("--state", help="The claim-history store (SQLite).")]
+_MEMBER = Annotated[str, typer.Option("--member", help="The member id, as on the claims.")]
+_PAYERS = Annotated[list[str] | None, typer.Option(
+    "--payer", help="Only this payer (repeatable); default: every payer in the store.")]
+
+
+def _existing_store(state: Path) -> Any:
+    from cleanclaim.engine.history import HistoryStore, StoreError
+
+    if not state.is_file():
+        typer.echo(f"error: {state}: no such history store", err=True)
+        raise typer.Exit(2)
+    try:
+        return HistoryStore(state)
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@history_app.command("show")
+def history_show(member: _MEMBER, state: _STATE, payer: _PAYERS = None,
+                 output: Annotated[str, typer.Option(
+                     "--format", help="table or json.")] = "table") -> None:
+    """The member's recorded claims and lines, per payer (exit 1: none recorded)."""
+    from cleanclaim.engine.history import member_report, render_report
+
+    with _existing_store(state) as store:
+        report = member_report(store, member, payer)
+    if output == "json":
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(render_report(report), nl=False)
+    raise typer.Exit(0 if report else 1)
+
+
+@history_app.command("clear")
+def history_clear(member: _MEMBER, state: _STATE, payer: _PAYERS = None) -> None:
+    """Forget the member's recorded claims (every payer, or those named)."""
+    with _existing_store(state) as store:
+        for one_payer in payer or store.payers():
+            key = store.member_key(one_payer, member)
+            removed = store.clear_member(key)
+            if removed:
+                typer.echo(f"cleared {removed} claim(s) of member {key} (payer {one_payer})")
+
+
+@members_app.command("import")
+def members_import(
+    file: Annotated[Path, typer.Argument(help="The roster: CSV (member_id, payer, plan, "
+                                         "start, end) or JSON.")],
+    state: _STATE,
+) -> None:
+    """Load coverage spans into the store; each member in the file gets exactly its spans
+    in the file (a file with a bad row imports nothing: exit 2)."""
+    from cleanclaim.engine.history import HistoryStore, StoreError
+    from cleanclaim.engine.roster import RosterError, import_roster, read_roster
+
+    try:
+        spans = read_roster(file)
+    except RosterError as exc:
+        for problem in exc.problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        store = HistoryStore(state)
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    with store:
+        members, count = import_roster(store, spans)
+    typer.echo(f"imported {count} coverage span(s) of {members} member(s) into {state}")
+
+
+def _encode(output: OutputFormat, d: Decision) -> tuple[str, str]:
+    """One decision as (status, its text in the output format). Runs in worker processes
+    with `--workers N`, so it stays a module-level function."""
     if output is OutputFormat.ndjson:
-        for d in decisions:
-            out.write(json.dumps(d.to_json(), separators=(",", ":")) + "\n")
-            yield d
-    elif output is OutputFormat.json:
+        return d.status, json.dumps(d.to_json(), separators=(",", ":")) + "\n"
+    if output is OutputFormat.json:
+        return d.status, json.dumps(d.to_json(), indent=2)
+    return d.status, render_table(d)
+
+
+@app.command("plugins")
+def list_plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+) -> None:
+    """List installed plugins: name, version, whether they run, hooks and rule count.
+    Exit 1 when one cannot be loaded (its error is shown)."""
+    from cleanclaim.engine.plugins import PluginError, PluginSelection, describe_plugins
+
+    try:
+        selection = PluginSelection.from_config()
+    except PluginError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    listing = describe_plugins(selection)
+    if as_json:
+        typer.echo(json.dumps([{
+            "name": p.name, "version": p.version, "distribution": p.distribution,
+            "enabled": p.enabled, "hooks": list(p.hooks), "rules": p.rules, "error": p.error,
+        } for p in listing], indent=2))
+    elif not listing:
+        typer.echo("no plugins installed (entry-point group cleanclaim.plugins)")
+    else:
+        rows = [("name", "version", "runs", "rules", "hooks")]
+        for p in listing:
+            hooks = ", ".join(h.removeprefix("cleanclaim_") for h in p.hooks)
+            rows.append((p.name, p.version, "yes" if p.enabled else "no",
+                         "-" if p.error else str(p.rules),
+                         f"ERROR: {p.error}" if p.error else hooks))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for row in rows:
+            typer.echo("  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4])
+    if any(p.error for p in listing):
+        raise typer.Exit(1)
+
+
+def _write(encoded: Iterable[tuple[str, str]], output: OutputFormat, out: TextIO
+           ) -> Iterator[str]:
+    """Write decisions encoded by `_encode`, in order; yield each one's status."""
+    if output is OutputFormat.json:
         out.write("[")
         first = True
-        for d in decisions:
-            out.write(("\n" if first else ",\n") + json.dumps(d.to_json(), indent=2))
+        for status, text in encoded:
+            out.write(("\n" if first else ",\n") + text)
             first = False
-            yield d
+            yield status
         out.write("\n]\n" if not first else "]\n")
     else:
-        for d in decisions:
-            out.write(render_table(d))
-            yield d
+        for status, text in encoded:
+            out.write(text)
+            yield status
 
 
 def render_table(d: Decision) -> str:

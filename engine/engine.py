@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.checker import CheckEnv, check_pack
@@ -31,10 +31,15 @@ from cleanclaim.dsl.pack import (
     load_sources,
 )
 from cleanclaim.engine.decision import Decision, Finding, status_of
+from cleanclaim.engine.history import HISTORY_FUNCTIONS
 from cleanclaim.engine.inputs import RawClaim, ReadProblem
 from cleanclaim.engine.model import Claim, decode_claim
 from cleanclaim.engine.ncci import TableError, load_mue, load_ptp
 from cleanclaim.engine.runtime import ENGINE_FUNCTIONS
+
+if TYPE_CHECKING:  # the plugin machinery is imported only when plugins are asked for
+    from cleanclaim.engine.history import HistoryReader, HistoryStore
+    from cleanclaim.engine.plugins import PluginHost, PluginInfo
 
 TABLE_LOADERS = {"ncci-ptp": load_ptp, "ncci-mue": load_mue}
 SEVERITY_ORDER = {"reject": 0, "deny": 1, "review": 2, "info": 3}
@@ -60,6 +65,10 @@ class Engine:
     tables: table format -> file, replacing the table of that format in every pack
         (e.g. {"ncci-ptp": Path("ccipra-v321r0-f1.TXT")}).
     today: the date a claim without `received_date` is taken to be received.
+    plugins: a `PluginHost` (`plugins.load_plugins(...)`) or plugin names to load; default
+        none. Their packs apply to every claim after the payer pack, and their hooks run
+        around the packs (`engine/hookspecs.py`); raises `plugins.PluginError` when one
+        cannot be loaded.
     Raises `PolicyCompileError` with every located error when a pack does not compile.
     """
 
@@ -70,27 +79,41 @@ class Engine:
         tables: Mapping[str, Path] | None = None,
         today: dt.date | None = None,
         functions: Sequence[T.FunctionSpec] = (),
+        plugins: PluginHost | Sequence[str] | None = None,
     ) -> None:
         self.roots = list(policy_roots) if policy_roots else [shipped_policies()]
         self.today = today or dt.date.today()
         self.table_overrides = dict(tables or {})
+        self.plugins = _plugin_host(plugins)
         self.functions: dict[str, T.FunctionSpec] = {
-            f.name: f for f in (*T.BUILTINS, *ENGINE_FUNCTIONS, *functions)}
+            f.name: f for f in (*T.BUILTINS, *ENGINE_FUNCTIONS, *HISTORY_FUNCTIONS, *functions,
+                                *(self.plugins.functions if self.plugins else ()))}
         self._table_cache: dict[Path, Any] = {}
         self.programs: dict[str, Program] = {}
         self._policy: dict[str, dict[str, Any]] = {}
         self._templates: dict[str, list[list[tuple[Any, ...]]]] = {}
         self._tracers: dict[str, Any] = {}
+        # The recorded claim history claims are checked against (engine/history.py), set
+        # for phase 2 of a history run; None: each claim counts alone.
+        self.history: HistoryReader | None = None
+        self._plugin_packs: list[_PluginPack] = []
+        self._plugin_policy: dict[str, dict[str, Any]] = {}
         errors: list[PolicyError] = []
         sources_text: dict[str, str] = {}
+        # Payer packs may include the plugins' library packs (value sets).
+        search = [*self.roots, *self.plugins.library_roots] if self.plugins else self.roots
         for pack_id in list_packs(self.roots):
-            sources = load_sources(self.roots, pack_id)
+            sources = load_sources(search, pack_id)
             if sources is None or sources.manifest.library:
                 if sources is not None:
                     # A library is checked on its own too, so its errors surface once.
                     self._compile(sources, errors, sources_text, keep=False)
                 continue
             self._compile(sources, errors, sources_text, keep=True)
+        if self.plugins is not None:
+            self._compile_plugin_packs(self.plugins, errors, sources_text)
+        # With no plugin, `evaluate` takes the plain path (one attribute test per claim).
+        self._plugin_evaluate = self._evaluate_with_plugins if self.plugins else None
         if errors:
             unique = {(e.code, e.span, e.message): e for e in errors}
             raise PolicyCompileError(list(unique.values()), sources_text)
@@ -98,12 +121,14 @@ class Engine:
     # ---- loading -----------------------------------------------------------------------
 
     def _compile(self, sources: PackSources, errors: list[PolicyError],
-                 sources_text: dict[str, str], keep: bool) -> None:
+                 sources_text: dict[str, str], keep: bool,
+                 plugin: PluginInfo | None = None) -> None:
         sources_text.update(sources.files)
         real_paths = {display_path(p): p for pack in sources.packs
                       for p in pack.root.glob("*.policy")}
         env = CheckEnv(self.functions, frozenset(TABLE_LOADERS))
         checked = check_pack(sources, env, real_paths)
+        sources_text.update(sources.extra_sources)  # manifests and CSVs, for rendering
         tables: dict[str, Any] = {}
         for decl in all_tables(sources).values():
             path = self.table_overrides.get(decl.format, decl.file)
@@ -126,13 +151,33 @@ class Engine:
         digest = sources.digest()
         program = compile_pack(checked, self.functions, tables, digest)
         pack_id = sources.manifest.id
+        if plugin is not None:
+            self._plugin_packs.append(_PluginPack(plugin, program, _templates(program, plugin)))
+            return
         self.programs[pack_id] = program
         self._policy[pack_id] = {"packs": {pack_id: digest}}
-        self._templates[pack_id] = [
-            [(rule.id, rule.kind, v.severity, v.group, v.carc, v.rarcs, rule.root_cause,
-              rule.owner, v.reference, {"file": rule.file, "line": rule.line})
-             for v in rule.versions]
-            for rule in program.rules]
+        self._templates[pack_id] = _templates(program)
+
+    def _compile_plugin_packs(self, host: PluginHost, errors: list[PolicyError],
+                              sources_text: dict[str, str]) -> None:
+        """Compile each plugin's own pack (its includes: the plugins' libraries) and check
+        the libraries on their own; then note, per payer pack, what ran."""
+        libraries = host.library_roots
+        for info in host.plugins:
+            for folder in info.libraries:
+                sources = load_sources(libraries, folder.name)
+                if sources is not None:
+                    self._compile(sources, errors, sources_text, keep=False)
+            for folder in info.packs:
+                sources = load_sources([folder.parent, *libraries], folder.name)
+                if sources is not None:
+                    self._compile(sources, errors, sources_text, keep=True, plugin=info)
+        ran = {info.name: {"version": info.version,
+                           "packs": {run.program.pack_id: run.program.digest
+                                     for run in self._plugin_packs if run.plugin is info}}
+               for info in host.plugins}
+        self._plugin_policy = {pack_id: {**policy, "plugins": ran}
+                               for pack_id, policy in self._policy.items()}
 
     @property
     def packs(self) -> dict[str, str]:
@@ -147,12 +192,6 @@ class Engine:
 
         `today` overrides the engine's date for this claim (a claim without
         `received_date` is taken as received today)."""
-        if today is not None:
-            saved, self.today = self.today, today
-            try:
-                return self.check(claim)
-            finally:
-                self.today = saved
         if isinstance(claim, Claim):
             return self.evaluate(claim)
         if isinstance(claim, (bytes, str)):
@@ -161,12 +200,22 @@ class Engine:
             except ValueError as exc:
                 return self.unreadable(RawClaim(0, None, (ReadProblem("claim", f"not valid "
                                                                       f"JSON: {exc}"),)))
-            return self.check_raw(RawClaim(0, data))
-        return self.check_raw(RawClaim(0, dict(claim)))
+            return self.check_raw(RawClaim(0, data), today)
+        return self.check_raw(RawClaim(0, dict(claim)), today)
 
-    def check_many(self, claims: Iterable[Mapping[str, Any] | bytes | str | Claim | RawClaim]
-                   ) -> Iterator[Decision]:
-        """Check claims lazily, one decision per claim, in input order."""
+    def check_many(self, claims: Iterable[Mapping[str, Any] | bytes | str | Claim | RawClaim],
+                   history: HistoryStore | None = None) -> Iterator[Decision]:
+        """Check claims lazily, one decision per claim, in input order.
+
+        When a pack counts claim history (a `counter`), or `history` names a store (the
+        CLI's `--state`), the batch is checked in two phases (engine/history.py): every
+        claim is recorded first, so claims count against each other whatever their order,
+        and the store's roster supplies coverage a claim lacks."""
+        if history is not None or any(p.counters for p in self.programs.values()):
+            from cleanclaim.engine.history import HistoryRun
+
+            yield from HistoryRun(self, history).check_many(claims)
+            return
         for position, claim in enumerate(claims):
             if isinstance(claim, RawClaim):
                 decision = self.check_raw(claim)
@@ -175,15 +224,19 @@ class Engine:
                 decision.position = position
             yield decision
 
-    def check_raw(self, raw: RawClaim) -> Decision:
-        """Check a claim as a reader produced it; unreadable claims are rejected."""
+    def check_raw(self, raw: RawClaim, today: dt.date | None = None) -> Decision:
+        """Check a claim as a reader produced it; unreadable claims are rejected.
+        `today` (default: the engine's) is the received date of a claim without one;
+        passing it instead of changing the engine keeps a shared engine thread-safe."""
         if raw.data is None or raw.problems:
             return self.unreadable(raw)
-        claim, problems = decode_claim(raw.data, self.today)
+        claim, problems = decode_claim(raw.data, today or self.today)
         if claim is None:
             claim_id = raw.data.get("claim_id") if isinstance(raw.data, dict) else None
             return self.unreadable(RawClaim(raw.position, None, tuple(problems),
                                             claim_id if isinstance(claim_id, str) else None))
+        if self.history is not None:  # phase 2 of a history run: the recorded history
+            self.history.prepare(claim)
         decision = self.evaluate(claim)
         decision.position = raw.position
         return decision
@@ -206,6 +259,8 @@ class Engine:
                 f"no policy pack for payer `{claim.payer}` (packs: {known})",
                 root_cause="payer_setup", owner="billing")
             return Decision(claim.claim_id, "reject", [finding], {})
+        if self._plugin_evaluate is not None:
+            return self._plugin_evaluate(program, claim)
         out: list[tuple[int, int, int | None, str]] = []
         try:
             program.evaluate_fn(claim, out)
@@ -238,15 +293,43 @@ class Engine:
 
     def _decide(self, program: Program, claim: Claim, out: list[tuple[int, int, int | None, str]],
                 extra: list[Finding]) -> Decision:
-        templates = self._templates[program.pack_id]
         findings = list(extra)
-        for index, vindex, line, message in sorted(out, key=lambda f: (f[2] or 0, f[0])):
-            (rule_id, kind, severity, group, carc, rarcs, root, owner, reference,
-             source) = templates[index][vindex]
-            findings.append(Finding(rule_id, kind, severity, line, group, carc, list(rarcs),
-                                    root, owner, message, reference, source))
+        findings.extend(_findings(self._templates[program.pack_id], out))
         return Decision(claim.claim_id, status_of(findings), findings,
                         self._policy[program.pack_id])
+
+    def _evaluate_with_plugins(self, program: Program, claim: Claim) -> Decision:
+        """Documentation checks and derived facts, the payer pack, the plugin packs, then
+        the plugins' Python checks; every finding is kept (`engine/hookspecs.py`)."""
+        host = self.plugins
+        assert host is not None
+        context, found = host.prepare(claim)
+        token = host.activate(context)
+        try:
+            findings = self._pack_findings(program, self._templates[program.pack_id], claim)
+            findings.extend(found)
+            for run in self._plugin_packs:
+                findings.extend(self._pack_findings(run.program, run.templates, claim,
+                                                    run.plugin))
+            host.check(claim, context, findings)
+        finally:
+            host.deactivate(token)
+        return Decision(claim.claim_id, status_of(findings), findings,
+                        self._plugin_policy[program.pack_id])
+
+    def _pack_findings(self, program: Program, templates: list[list[tuple[Any, ...]]],
+                       claim: Claim, plugin: PluginInfo | None = None) -> list[Finding]:
+        out: list[tuple[int, int, int | None, str]] = []
+        try:
+            program.evaluate_fn(claim, out)
+        except Exception:
+            out = []
+            failures = self._rule_by_rule(program, claim, out)
+            for failure in failures:
+                if plugin is not None:
+                    failure.rule = plugin.rule_id(failure.rule)
+            return failures + _findings(templates, out)
+        return _findings(templates, out) if out else []
 
     def _rule_by_rule(self, program: Program, claim: Claim,
                       out: list[tuple[int, int, int | None, str]]) -> list[Finding]:
@@ -267,10 +350,60 @@ class Engine:
 
 
 def _rule_failure(rule: CompiledRule, line: Any, exc: Exception) -> Finding:
+    # A plugin's function that raised says which plugin it belongs to.
+    detail = getattr(exc, "plugin_message", None) or type(exc).__name__
     return Finding(rule.id, "submission", "review", getattr(line, "line", None), "CO", "16",
                    [], "submission", "billing",
-                   f"rule could not be applied to this claim ({type(exc).__name__}); "
+                   f"rule could not be applied to this claim ({detail}); "
                    "a person must check it", None, {"file": rule.file, "line": rule.line})
+
+
+class _PluginPack:
+    """A plugin's compiled pack and its finding templates (rule ids `name@version/...`)."""
+
+    __slots__ = ("plugin", "program", "templates")
+
+    def __init__(self, plugin: PluginInfo, program: Program,
+                 templates: list[list[tuple[Any, ...]]]) -> None:
+        self.plugin = plugin
+        self.program = program
+        self.templates = templates
+
+
+def _plugin_host(plugins: PluginHost | Sequence[str] | None) -> PluginHost | None:
+    if plugins is None:
+        return None
+    from cleanclaim.engine.plugins import PluginHost, load_plugins
+
+    host = plugins if isinstance(plugins, PluginHost) else load_plugins(list(plugins))
+    return host if host.plugins else None  # no plugin: the plain path
+
+
+def _templates(program: Program, plugin: PluginInfo | None = None) -> list[list[tuple[Any, ...]]]:
+    """Per rule and version, what a finding of it says besides its line and message."""
+    def source(rule: CompiledRule) -> dict[str, Any]:
+        if plugin is None:
+            return {"file": rule.file, "line": rule.line}
+        # A plugin's files are named from its pack folder, not by where it is installed.
+        parts = Path(rule.file).parts
+        return {"file": "/".join(parts[-2:]), "line": rule.line}
+
+    return [
+        [(plugin.rule_id(rule.id) if plugin else rule.id, rule.kind, v.severity, v.group,
+          v.carc, v.rarcs, rule.root_cause, rule.owner, v.reference, source(rule))
+         for v in rule.versions]
+        for rule in program.rules]
+
+
+def _findings(templates: list[list[tuple[Any, ...]]],
+              out: list[tuple[int, int, int | None, str]]) -> list[Finding]:
+    findings = []
+    for index, vindex, line, message in sorted(out, key=lambda f: (f[2] or 0, f[0])):
+        (rule_id, kind, severity, group, carc, rarcs, root, owner, reference,
+         source) = templates[index][vindex]
+        findings.append(Finding(rule_id, kind, severity, line, group, carc, list(rarcs),
+                                root, owner, message, reference, source))
+    return findings
 
 
 def checked_span(sources: PackSources, file: Path) -> Any:

@@ -108,9 +108,9 @@ class ServiceLine:
 class Claim:
     __slots__ = ("authorizations", "billing_provider", "claim_id", "coverage_start",
                  "diagnoses", "diagnosis_items", "documentation", "first_service_date",
-                 "frequency", "lines", "member", "payer", "payer_coverage", "place_of_service",
-                 "plan", "received_date", "referring_provider", "rendering_provider",
-                 "replaces")
+                 "frequency", "history", "lines", "member", "payer", "payer_coverage",
+                 "place_of_service", "plan", "received_date", "referring_provider",
+                 "rendering_provider", "replaces")
 
     claim_id: str
     payer: str
@@ -133,6 +133,9 @@ class Claim:
     # no payer counts for any payer) and the earliest start among them.
     payer_coverage: tuple[Coverage, ...]
     coverage_start: dt.date | None
+    # The member's claim history as the run sees it for this claim (engine/history.py's
+    # `ClaimHistory`); None outside a run: history functions then count this claim alone.
+    history: Any
 
     def set_coverage(self, spans: tuple[Coverage, ...]) -> None:
         """Replace the member's coverage (e.g. from a roster) and re-derive the facts."""
@@ -254,6 +257,7 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
         return None, [ReadProblem("claim", f"must be a JSON object, not {_json_type(data)}")]
     r = _Reader()
     claim = Claim()
+    claim.history = None
     claim.claim_id = r.text(data, "claim_id", "claim_id", required=True) or ""
     claim.payer = r.text(data, "payer", "payer", required=True) or ""
     claim.plan = r.text(data, "plan", "plan")

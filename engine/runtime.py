@@ -125,6 +125,12 @@ def _covering_authorization(claim: Claim, line: ServiceLine) -> Any:
     return None
 
 
+def authorized(claim: Claim, line: ServiceLine | None) -> bool:
+    """True when an authorization on the claim lists this line's code and covers its
+    date of service."""
+    return line is not None and _covering_authorization(claim, line) is not None
+
+
 def authorized_units(claim: Claim, line: ServiceLine | None) -> float | None:
     """Units of the authorization that lists this line's code and covers its date."""
     if line is None:
@@ -185,4 +191,7 @@ ENGINE_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
     T.FunctionSpec("authorized_units_used", (), T.NUMBER.maybe(), authorized_units_used,
                    "units of this code billed under its authorization through this line",
                    contextual=True, scopes=LINE),
+    T.FunctionSpec("authorized", (), T.BOOL, authorized,
+                   "true when an authorization on the claim lists this line's code and "
+                   "covers its date of service", contextual=True, scopes=LINE),
 )

@@ -1,0 +1,267 @@
+"""Outpatient therapy rules in Python: the 8-minute rule, evaluations once per episode,
+plan-of-care certification and recertification, progress reports.
+
+Sources: MCPM 100-04 ch.5 section 20.2 (8-minute rule; PAYER_RULES.md T4); Medicare
+Benefit Policy Manual ch.15 section 220.1.3 (certification within 30 days, T5), 42 CFR
+424.24(c)(4) (recertification at least every 90 days, T6), section 220.3.D (progress
+report at least once every 10 treatment days, T7); NCCI Policy Manual 2025 ch. XI
+section V #21 (evaluations once per episode, T8).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from cleanclaim.engine.hookspecs import (
+    Claim,
+    ClaimContext,
+    Finding,
+    RuleInfo,
+    ServiceLine,
+    finding,
+)
+
+# The therapy-codes library pack (packs/therapy-codes/codes.policy) holds the same sets
+# for the language; a test keeps the two in step.
+TIMED = frozenset({"97110", "97112", "97113", "97116", "97124", "97140", "97530", "97535",
+                   "97750", "97755", "97760", "97761", "97763"})
+PT_EVALUATIONS = frozenset({"97161", "97162", "97163"})
+OT_EVALUATIONS = frozenset({"97165", "97166", "97167"})
+EVALUATIONS = PT_EVALUATIONS | OT_EVALUATIONS
+UNTIMED = EVALUATIONS | {"97164", "97168", "97150"}
+ALWAYS_THERAPY = TIMED | UNTIMED
+
+CERTIFY_WITHIN_DAYS = 30
+RECERTIFY_EVERY_DAYS = 90
+PROGRESS_EVERY_TREATMENT_DAYS = 10
+
+T4 = "MCPM 100-04 ch.5 section 20.2 (8-minute rule); PAYER_RULES.md T4"
+RULES = (
+    RuleInfo("eight-minute-rule", "Timed units above what the day's timed minutes support",
+             T4, "coding"),
+    RuleInfo("timed-minutes", "Minutes of a timed therapy code not documented", T4,
+             "documentation"),
+    RuleInfo("evaluation-once-per-episode", "Therapy evaluation billed more than once in an "
+             "episode", "NCCI Policy Manual 2025 ch. XI section V #21; PAYER_RULES.md T8",
+             "coding"),
+    RuleInfo("plan-of-care-certification", "Plan of care not certified within 30 days of the "
+             "first treatment", "Medicare Benefit Policy Manual ch.15 section 220.1.3; "
+             "PAYER_RULES.md T5", "documentation"),
+    RuleInfo("plan-of-care-recertification", "Plan of care not recertified within 90 days",
+             "42 CFR 424.24(c)(4); MBPM ch.15 section 220.1.3; PAYER_RULES.md T6",
+             "documentation"),
+    RuleInfo("progress-report", "No progress report within 10 treatment days",
+             "Medicare Benefit Policy Manual ch.15 section 220.3.D; PAYER_RULES.md T7",
+             "documentation"),
+)
+_REFERENCE = {r.id: r.reference for r in RULES}
+
+
+def units_for_minutes(minutes: float) -> int:
+    """Units the 8-minute rule allows for a day's total timed minutes (CMS table):
+    under 8 minutes none; 8-22 one; 23-37 two; 38-52 three; and so on, 15 minutes a unit."""
+    if minutes < 8:
+        return 0
+    return int((minutes - 8) // 15) + 1
+
+
+def _fmt(n: float) -> str:
+    return f"{n:g}"
+
+
+# ---- derived facts ----------------------------------------------------------------------
+
+
+def derive_minutes(claim: Claim, context: ClaimContext) -> dict[str, Any]:
+    """Timed minutes per date of service. Minutes come from each line's `minutes`, else
+    from `documentation.therapy.minutes` (the minutes of that code on that date); a line
+    left empty is filled from the documentation when it is the only one of its code that
+    day. Returns {"timed": {date: {"minutes": total or None, "units": billed,
+    "missing": [codes without minutes], "first_line": line number}}}."""
+    therapy = context.documentation.get("therapy") or {}
+    documented: dict[tuple[str, dt.date | None], float] = {}
+    for entry in therapy.get("minutes", ()):
+        if "code" in entry and "minutes" in entry:
+            key = (str(entry["code"]).upper(), entry.get("date"))
+            documented[key] = documented.get(key, 0) + entry["minutes"]
+    groups: dict[dt.date, dict[str, list[ServiceLine]]] = defaultdict(lambda: defaultdict(list))
+    for line in claim.lines:
+        if line.code in TIMED:
+            groups[line.service_date][line.code].append(line)
+    timed: dict[dt.date, dict[str, Any]] = {}
+    for day, by_code in groups.items():
+        total: float = 0
+        missing: list[str] = []
+        units: float = 0
+        for code, lines in by_code.items():
+            units += sum(ln.units or 0 for ln in lines)
+            if all(ln.minutes is not None for ln in lines):
+                total += sum(ln.minutes or 0 for ln in lines)
+                continue
+            doc = documented.get((code, day), documented.get((code, None)))
+            if doc is None:
+                missing.append(code)
+                continue
+            total += doc
+            if len(lines) == 1:
+                lines[0].minutes = doc  # every pack now sees the documented minutes
+        timed[day] = {"minutes": None if missing else total, "units": units,
+                      "missing": missing,
+                      "first_line": min(ln.line for ls in by_code.values() for ln in ls)}
+    return {"timed": timed}
+
+
+# ---- checks -----------------------------------------------------------------------------
+
+
+def check_minutes(claim: Claim, facts: Mapping[str, Any]) -> list[Finding]:
+    out = []
+    for day, day_facts in sorted(facts.get("timed", {}).items()):
+        for code in day_facts["missing"]:
+            line = min(ln.line for ln in claim.lines
+                       if ln.code == code and ln.service_date == day)
+            out.append(finding(
+                "timed-minutes",
+                f"minutes of timed code {code} on {day} are not documented (the line's "
+                "`minutes` or documentation.therapy.minutes): the 8-minute rule cannot be "
+                "checked", severity="review", carc="16", rarc=["N443"],
+                root_cause="documentation", line=line, reference=_REFERENCE["timed-minutes"]))
+        minutes = day_facts["minutes"]
+        if minutes is None:
+            continue
+        supported = units_for_minutes(minutes)
+        if day_facts["units"] > supported:
+            out.append(finding(
+                "eight-minute-rule",
+                f"timed therapy on {day}: {_fmt(minutes)} minutes support {supported} "
+                f"unit{'s' if supported != 1 else ''} under the 8-minute rule; "
+                f"{_fmt(day_facts['units'])} billed", severity="deny", carc="151",
+                root_cause="coding", line=day_facts["first_line"],
+                reference=_REFERENCE["eight-minute-rule"]))
+    return out
+
+
+def check_evaluations(claim: Claim, therapy: Mapping[str, Any]) -> list[Finding]:
+    """An evaluation is one unit, once per episode (per discipline): a second evaluation
+    on the claim, or one after an evaluation the documentation records, is denied."""
+    out = []
+    earlier: list[dt.date] = list(therapy.get("evaluations", ()))
+    start = (therapy.get("plan_of_care") or {}).get("start")
+    seen: dict[frozenset[str], ServiceLine] = {}
+    for line in sorted(claim.lines, key=lambda ln: (ln.service_date, ln.line)):
+        if line.code not in EVALUATIONS:
+            continue
+        family = PT_EVALUATIONS if line.code in PT_EVALUATIONS else OT_EVALUATIONS
+        reason = None
+        if (line.units or 0) > 1:
+            reason = f"{_fmt(line.units or 0)} units billed; an evaluation is one unit"
+        elif family in seen:
+            first = seen[family]
+            reason = (f"line {first.line} already bills evaluation {first.code} "
+                      f"({first.service_date})")
+        else:
+            before = [d for d in earlier
+                      if d < line.service_date and (start is None or d >= start)]
+            if before:
+                reason = f"the documentation records an evaluation on {max(before)}"
+        seen.setdefault(family, line)
+        if reason:
+            out.append(finding(
+                "evaluation-once-per-episode",
+                f"{line.code} is reported once per episode of care: {reason}",
+                severity="deny", carc="151", rarc=["N640"], root_cause="coding",
+                line=line.line, reference=_REFERENCE["evaluation-once-per-episode"]))
+    return out
+
+
+def check_plan_of_care(claim: Claim, therapy: Mapping[str, Any] | None) -> list[Finding]:
+    """Certification within 30 days of the first treatment, recertification at least
+    every 90 days, a progress report at least every 10 treatment days. An evaluation
+    establishes the plan and is not held to it: a claim of evaluations alone is not
+    checked (the evaluation day still counts as a treatment day)."""
+    lines = [ln for ln in claim.lines
+             if ln.code in ALWAYS_THERAPY and ln.code not in EVALUATIONS]
+    if not lines:
+        return []
+    therapy = therapy or {}
+    plan = therapy.get("plan_of_care") or {}
+    start: dt.date | None = plan.get("start")
+    certified: dt.date | None = plan.get("certified")
+    out = []
+    if start is None or certified is None:
+        missing = " and ".join(w for w, v in (("the first treatment day (plan_of_care.start)",
+                                                start), ("the certification date "
+                                                         "(plan_of_care.certified)", certified))
+                               if v is None)
+        out.append(finding(
+            "plan-of-care-certification",
+            f"therapy without a certified plan of care: {missing} not documented "
+            "(documentation.therapy)", severity="review", carc="50", rarc=["M141"],
+            root_cause="documentation",
+            reference=_REFERENCE["plan-of-care-certification"]))
+    elif (certified - start).days > CERTIFY_WITHIN_DAYS:
+        out.append(finding(
+            "plan-of-care-certification",
+            f"plan of care certified on {certified}, {(certified - start).days} days after the "
+            f"first treatment on {start} (due within {CERTIFY_WITHIN_DAYS} days)",
+            severity="review", carc="50", rarc=["N238"], root_cause="documentation",
+            reference=_REFERENCE["plan-of-care-certification"]))
+    if start is None:
+        return out
+    first_lines: dict[dt.date, int] = {}
+    for ln in lines:
+        first_lines[ln.service_date] = min(first_lines.get(ln.service_date, ln.line), ln.line)
+    out.extend(_recertification(start, plan, first_lines))
+    out.extend(_progress_reports(start, therapy, first_lines))
+    return out
+
+
+def _recertification(start: dt.date, plan: Mapping[str, Any],
+                     first_lines: Mapping[dt.date, int]) -> list[Finding]:
+    out = []
+    recertified = sorted(plan.get("recertified", ()))
+    end: dt.date | None = plan.get("end")
+    for day, line in sorted(first_lines.items()):
+        recerts = [r for r in recertified if r <= day]
+        began = recerts[-1] if recerts else start
+        due = began + dt.timedelta(days=RECERTIFY_EVERY_DAYS)
+        if not recerts and end is not None and end < due:
+            due = end  # the certified plan is shorter than 90 days
+        if day > due:
+            since = (f"the last recertification on {began}" if recerts
+                     else f"the first treatment on {start}")
+            out.append(finding(
+                "plan-of-care-recertification",
+                f"service on {day} is {(day - began).days} days after {since}; the plan of "
+                f"care needed recertification by {due} (at least every "
+                f"{RECERTIFY_EVERY_DAYS} days)", severity="review", carc="50", rarc=["N238"],
+                root_cause="documentation", line=line,
+                reference=_REFERENCE["plan-of-care-recertification"]))
+    return out
+
+
+def _progress_reports(start: dt.date, therapy: Mapping[str, Any],
+                      first_lines: Mapping[dt.date, int]) -> list[Finding]:
+    out = []
+    reports = sorted(therapy.get("progress_reports", ()))
+    days = sorted({start, *therapy.get("treatment_days", ()), *first_lines})
+    days = [d for d in days if d >= start]
+    for day, line in sorted(first_lines.items()):
+        previous = [r for r in reports if r < day]
+        since = previous[-1] if previous else None
+        # The reporting period runs from the day after the last report (or from the first
+        # treatment day) up to this day; a report dated this day closes it.
+        count = sum(1 for d in days if (since is None or d > since) and d <= day)
+        if count > PROGRESS_EVERY_TREATMENT_DAYS:
+            after = (f"the progress report of {since}" if since
+                     else f"the first treatment on {start}")
+            out.append(finding(
+                "progress-report",
+                f"service on {day} is treatment day {count} since {after} with no progress "
+                f"report (due at least every {PROGRESS_EVERY_TREATMENT_DAYS} treatment days)",
+                severity="review", carc="50", rarc=["N393"], root_cause="documentation",
+                line=line, reference=_REFERENCE["progress-report"]))
+    return out

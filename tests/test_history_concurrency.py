@@ -1,0 +1,92 @@
+"""Several processes writing one history store at once lose no visit and count none twice.
+
+Four processes check overlapping shares of one set of claims against one SQLite file, in
+small runs so that their write transactions interleave; some claims are sent by two
+processes (a re-send), some replace or void a claim another process sends. Afterwards the
+store must hold each claim exactly once (replaced and voided ones without lines), and a
+run of every claim against it must decide as one self-contained run of them all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+from pathlib import Path
+from typing import Any
+
+from cleanclaim.engine import Engine
+from cleanclaim.engine.history import HistoryStore
+
+TODAY = dt.date(2026, 11, 27)
+HIST = Path(__file__).resolve().parent / "policies" / "history"
+MEMBERS = 12
+PROCESSES = 4
+
+
+def _claim(claim_id: str, member: int, day: int, **extra: Any) -> dict[str, Any]:
+    dos = dt.date(2025, 7, 1) + dt.timedelta(days=day)
+    data = {"claim_id": claim_id, "payer": "hist",
+            "received_date": (dos + dt.timedelta(days=2)).isoformat(),
+            "member": {"id": f"M-{member}", "coverage": [{"payer": "hist"}]},
+            "billing_provider": {"npi": "1234567893"},
+            "rendering_provider": {"npi": "1234567893"}, "diagnoses": ["M54.50"],
+            "lines": [{"line": 1, "code": "97110", "units": 1, "charge": "100.00",
+                       "service_date": dos.isoformat(), "diagnosis_pointers": [1]}]}
+    data.update(extra)
+    return data
+
+
+def _claims() -> list[dict[str, Any]]:
+    claims = [_claim(f"C-{m}-{d}", m, d * 3) for m in range(MEMBERS) for d in range(10)]
+    for m in range(0, MEMBERS, 3):  # a replacement moves a visit; a void removes one
+        claims.append(_claim(f"R-{m}", m, 100, frequency="replacement", replaces=f"C-{m}-0"))
+        claims.append(_claim(f"V-{m}", m, 3, frequency="void", replaces=f"C-{m}-1"))
+    return claims
+
+
+def _shares(claims: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Each claim to one process, every fifth claim to the next process as well."""
+    shares: list[list[dict[str, Any]]] = [[] for _ in range(PROCESSES)]
+    for i, claim in enumerate(claims):
+        shares[i % PROCESSES].append(claim)
+        if i % 5 == 0:
+            shares[(i + 1) % PROCESSES].append(claim)
+    return shares
+
+
+def _writer(path: str, share: list[dict[str, Any]], start: Any) -> None:
+    engine = Engine([HIST], today=TODAY)
+    start.wait()
+    for first in range(0, len(share), 4):  # small runs: many interleaved transactions
+        with HistoryStore(path) as store:
+            for _decision in engine.check_many(share[first:first + 4], history=store):
+                pass
+
+
+def test_concurrent_writers_lose_no_visit_and_count_none_twice(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite")
+    HistoryStore(path).close()
+    claims = _claims()
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(PROCESSES)
+    workers = [context.Process(target=_writer, args=(path, share, start))
+               for share in _shares(claims)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [w.exitcode for w in workers] == [0] * PROCESSES
+
+    replaced = {c["replaces"] for c in claims if c.get("replaces")}
+    with HistoryStore(path) as store:
+        assert store.counts()["claims"] == len(claims)
+        for m in range(MEMBERS):
+            recorded = {c["claim_id"]: c["lines"]
+                        for c in store.member_claims(store.member_key("hist", f"M-{m}"))}
+            mine = [c for c in claims if c["member"]["id"] == f"M-{m}"]
+            assert recorded == {c["claim_id"]: 0 if (c["claim_id"] in replaced
+                                                     or c.get("frequency") == "void") else 1
+                                for c in mine}, m
+        engine = Engine([HIST], today=TODAY)
+        against_store = [d.to_json() for d in engine.check_many(claims, history=store)]
+    assert against_store == [d.to_json() for d in engine.check_many(claims)]
