@@ -1,31 +1,35 @@
 """Claim history: the store, the two-phase run, and the functions rules count with.
 
 **The store.** SQLite (stdlib) at the `--state` path, or in memory for a self-contained
-run. One row per recorded claim (`claims`) and one per service line (`lines`), keyed by a
-*member key*: an HMAC-SHA-256 of payer and member id under a random salt kept in the
-store, so member ids are never stored, logged or printed in plain text. The schema is
-versioned (`PRAGMA user_version`) and migrated forward in one transaction; the file runs
-in WAL mode, so readers never block the one writer, and writers take turns
-(`BEGIN IMMEDIATE`, a generous busy timeout).
+run. One row per recorded claim, its service lines packed as text, clustered by *member
+key* (a member's history is one range read): a keyed BLAKE2b hash of payer and member id
+under a random salt kept in the store, so member ids are never stored, logged or printed
+in plain text. The schema is versioned (`PRAGMA user_version`) and migrated forward in
+one transaction; the file runs in WAL mode, so readers never wait for the writer, and
+writers take turns (`BEGIN IMMEDIATE`, a generous busy timeout).
 
-**The run.** `HistoryRun.check_many` checks a batch in two phases:
-1. *record*: every claim is read and its facts written to the store. Re-checking a claim
-   id replaces its lines; `frequency: replacement` removes the lines of the claim named
-   in `replaces` and `void` removes them (a tombstone keeps a claim that arrives after
-   its replacement or void from counting);
-2. *evaluate*: each claim is checked, in input order, against the lines of the member's
+**The run.** A batch is checked in two phases:
+1. *record*: every claim's facts are written to the store. Re-checking a claim id
+   replaces it; `frequency: replacement` removes the lines of the claim named in
+   `replaces` and `void` removes them (a tombstone keeps a claim that arrives after its
+   replacement or void from counting);
+2. *evaluate*: each claim is checked, in input order, against the member's lines of
    *other* claims that stand before each of its lines in the counting order - date of
    service, then received date, then claim id, then line - and against its own earlier
    lines. Decisions therefore do not depend on the order of the input, and replaying a
    run gives the same decisions.
 
-Without a store, the run records into an in-memory store: claims of the same input count
-against each other. A claim checked outside a run (`Engine.check`) counts itself alone.
+`HistoryRun` runs both over one iterable (`Engine.check_many`), keeping the decoded claims
+between the phases; `HistoryBatch` is `cleanclaim check`'s: phase 1 over a first pass of
+the input files, phase 2 in the second pass, in this process or in `--workers` that read
+the store (`HistoryEngineBuilder`). Without a store, a run records into an in-memory (or,
+for workers, temporary) store: claims of the same input count against each other. A claim
+checked outside a run (`Engine.check`) counts itself alone.
 
-**The functions.** A rule reads a counter (`dsl/history.py`) through
-`visit_number(c)`, `total_to_date(c)`, `total_before(c)` and `total_on_other_claims(c)`;
-each is missing (so a comparison with it is false) when the counter does not count the
-line.
+**The functions.** A rule reads a counter (`dsl/history.py`) through `visit_number(c)`,
+`total_to_date(c)`, `total_before(c)` and `total_on_other_claims(c)`; each is missing (so
+a comparison with it is false) when the counter does not count the line. See
+docs/history.md.
 """
 
 from __future__ import annotations
@@ -268,19 +272,19 @@ class HistoryStore:
             "replaces FROM claims WHERE member_key = ? AND last_dos >= ? AND first_dos <= ? "
             "AND line_count > 0", (member_key, first, last)).fetchall()
 
-    def members_rows(self, member_keys: Sequence[str], first: str, last: str
-                     ) -> dict[str, list[ClaimRow]]:
-        """`member_rows` of many members at once (one statement per 500 members)."""
-        found: dict[str, list[ClaimRow]] = {key: [] for key in member_keys}
-        keys = list(found)
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            marks = ", ".join("?" * len(chunk))
+    def members_rows(self, spans: Mapping[str, Sequence[str]]) -> dict[str, list[ClaimRow]]:
+        """`member_rows` of many members at once: member key -> (first, last)."""
+        found: dict[str, list[ClaimRow]] = {key: [] for key in spans}
+        items = [(key, span[0], span[1]) for key, span in spans.items()]
+        for start in range(0, len(items), 300):  # 900 parameters a statement, at most
+            chunk = items[start:start + 300]
+            values = ", ".join("(?, ?, ?)" for _ in chunk)
             for key, *row in self.db.execute(
+                    f"WITH wanted(k, f, l) AS (VALUES {values}) "
                     "SELECT member_key, first_dos, last_dos, claim_id, received, rendering, "
-                    f"billing, lines, replaces FROM claims WHERE member_key IN ({marks}) "
-                    "AND last_dos >= ? AND first_dos <= ? AND line_count > 0",
-                    [*chunk, first, last]):
+                    "billing, lines, replaces FROM wanted JOIN claims ON member_key = k "
+                    "AND last_dos >= f AND first_dos <= l AND line_count > 0",
+                    [part for item in chunk for part in item]):
                 found[key].append(cast(ClaimRow, tuple(row)))
         return found
 
@@ -483,11 +487,12 @@ class MemberHistory:
     unpacks only the claims that span it; a window count unpacks them all, in counting
     order, and keeps each counter's matching lines."""
 
-    __slots__ = ("_all", "_matched", "_unpacked", "rows")
+    __slots__ = ("_all", "_matched", "_on", "_unpacked", "rows")
 
     def __init__(self, rows: list[ClaimRow]) -> None:
         self.rows = rows
         self._unpacked: dict[int, list[Entry]] = {}
+        self._on: dict[str, list[Entry]] = {}
         self._all: list[Entry] | None = None
         self._matched: dict[int, tuple[list[tuple[str, str, str, int]], list[Entry]]] = {}
 
@@ -522,12 +527,13 @@ class MemberHistory:
         return {row[2] for row in self.rows if row[7] == claim_id}
 
     def on(self, dos: str) -> list[Entry]:
-        """The lines with date of service `dos`."""
-        out: list[Entry] = []
-        for i, row in enumerate(self.rows):
-            if row[0] <= dos <= row[1]:
-                out.extend(e for e in self._lines(i) if e.dos == dos)
-        return out
+        """The lines with date of service `dos` (the lines of a claim mostly share one)."""
+        found = self._on.get(dos)
+        if found is None:
+            found = self._on[dos] = [e for i, row in enumerate(self.rows)
+                                     if row[0] <= dos <= row[1]
+                                     for e in self._lines(i) if e.dos == dos]
+        return found
 
 
 _order = attrgetter("order")
@@ -724,6 +730,7 @@ SPOOL_IN_MEMORY = 200_000  # claims kept in memory between the phases; more go t
 RECORD_BATCH = 5_000  # claims per write transaction
 MEMBER_CACHE = 256  # members whose claims phase 2 keeps loaded (memory stays flat)
 PREFETCH = 200  # claims whose members' histories phase 2 loads at once (< MEMBER_CACHE)
+PLAN_LIMIT = 1_000_000  # claims of a `cleanclaim check` run whose reads phase 1 plans
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -772,13 +779,6 @@ class HistoryRecorder:
         if len(self.batch) >= RECORD_BATCH:
             self.flush()
 
-    def add_item(self, item: Any) -> None:
-        """Record an input item (dict, JSON text, `Claim`, `RawClaim`, NDJSON line); an
-        unreadable one records nothing (phase 2 rejects it)."""
-        claim = _decode(self.engine, item)
-        if claim is not None:
-            self.add(claim)
-
     def flush(self) -> None:
         if self.batch:
             self.recorded += self.store.record(self.batch)
@@ -817,6 +817,10 @@ class HistoryReader:
         # member key -> (first date loaded, last date loaded, the lines)
         self._members: OrderedDict[str, tuple[str, str, MemberHistory]] = OrderedDict()
         self._needs: dict[int, tuple[str, str, str] | None] = {}  # id(claim), prefetched
+        # What the claims of a run will need, in input order, when phase 1 ran in this
+        # process (`HistoryBatch`): phase 2 then loads members ahead, many a statement.
+        self.plan: list[tuple[str, str, str]] = []
+        self._planned = 0
 
     def prepare(self, claim: Claim) -> None:
         member_id = claim.member.id
@@ -832,6 +836,8 @@ class HistoryReader:
                 else self._need(claim))
         if need is not None:
             key, first, last = need
+            if self.plan:
+                self._follow_plan(key, first, last)
             member = self._member(key, first, last)
             # Never counted against this claim: its own lines (recorded under its id), the
             # claim it replaces, and a claim that replaces it.
@@ -860,11 +866,29 @@ class HistoryReader:
             span[0], span[1] = min(span[0], first), max(span[1], last)
         if not needs:
             return
-        found = self.store.members_rows(list(needs), min(f for f, _ in needs.values()),
-                                        max(t for _, t in needs.values()))
-        for key, (first, last) in needs.items():
-            rows = [r for r in found[key] if r[1] >= first and r[0] <= last]
+        for key, rows in self.store.members_rows(needs).items():
+            first, last = needs[key]
             self._remember(key, first, last, MemberHistory(rows))
+
+    def _follow_plan(self, key: str, first: str, last: str) -> None:
+        """Phase 2 has come to the next claim of the plan: on a miss, load the members
+        of the next PREFETCH planned claims at once."""
+        position = self._planned
+        self._planned += 1
+        cached = self._members.get(key)
+        if cached is not None and cached[0] <= first and last <= cached[1]:
+            return
+        needs: dict[str, list[str]] = {}
+        for k, f, t in self.plan[position:position + PREFETCH]:
+            held = self._members.get(k)
+            if held is not None and held[0] <= f and t <= held[1]:
+                continue
+            if held is not None:
+                f, t = min(f, held[0]), max(t, held[1])
+            span = needs.setdefault(k, [f, t])
+            span[0], span[1] = min(span[0], f), max(span[1], t)
+        for k, rows in self.store.members_rows(needs).items():
+            self._remember(k, needs[k][0], needs[k][1], MemberHistory(rows))
 
     def _need(self, claim: Claim) -> tuple[str, str, str] | None:
         """The member key and dates of service the claim's counts look at, if any: only
@@ -1050,14 +1074,24 @@ class HistoryBatch:
         self.store = HistoryStore(path)
 
     def record(self, items: Iterable[Any]) -> int:
-        """Phase 1: record every readable claim of `items`; returns how many."""
+        """Phase 1: record every readable claim of `items`; returns how many. Also plans
+        phase 2's reads for the first PLAN_LIMIT claims (this process checks them)."""
         recorder = HistoryRecorder(self.engine, self.store)
+        reader = HistoryReader(self.engine, self.store)
         for item in items:
-            recorder.add_item(item)
+            claim = _decode(self.engine, item)
+            if claim is None:
+                continue
+            recorder.add(claim)
+            if len(reader.plan) < PLAN_LIMIT:
+                need = reader._need(claim)
+                if need is not None:
+                    reader.plan.append(need)
         recorder.flush()
         if recorder.recorded:
             log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.path)
-        self.engine.history = HistoryReader(self.engine, self.store)
+        reader.roster = self.store.has_roster()
+        self.engine.history = reader
         return recorder.recorded
 
     def builder(self, inner: Any) -> HistoryEngineBuilder:

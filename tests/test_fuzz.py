@@ -26,7 +26,7 @@ CORPUS = fuzz.shipped_policies()
 
 def test_the_corpus_holds_every_shipped_policy_file() -> None:
     assert len(CORPUS) >= 8
-    assert {pack for pack, _text in CORPUS} == {"acme-ppo", "common", "medicare"}
+    assert {pack for pack, _text in CORPUS} >= {"acme-ppo", "common", "medicare"}
 
 
 def test_the_shipped_policies_pass_unchanged() -> None:

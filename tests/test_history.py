@@ -26,7 +26,7 @@ from cleanclaim.dsl.parser import parse_policy
 from cleanclaim.engine import Engine
 from cleanclaim.engine import history as H
 from cleanclaim.engine.decision import Decision
-from cleanclaim.engine.history import HistoryRun, HistoryStore, claim_facts
+from cleanclaim.engine.history import HistoryStore, claim_facts
 from cleanclaim.engine.inputs import RawClaim
 from cleanclaim.engine.model import decode_claim
 

