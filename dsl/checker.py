@@ -223,9 +223,10 @@ def _resolve_csv(checked: CheckedPack, term: ast.SetCsv, expected: str | None) -
     path = base / term.file
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        checked.errors.append(PolicyError("E304", f"cannot read `{term.file}`: "
-                                          f"{exc.strerror or exc}", term.span))
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        reason = getattr(exc, "strerror", None) or str(exc)
+        checked.errors.append(PolicyError("E304", f"cannot read `{term.file}`: {reason}",
+                                          term.span))
         return None
     values, problem = read_csv_column(text, term.column)
     if problem is not None:

@@ -21,6 +21,7 @@ ERROR_CODES: dict[str, str] = {
     "E004": "missing-version",
     "E005": "unsupported-version",
     "E006": "bad-date",
+    "E007": "nested-too-deep",
     "E101": "unknown-value-set",
     "E102": "unknown-field",
     "E103": "unknown-function",

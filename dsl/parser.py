@@ -21,7 +21,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.tree import Meta
 
@@ -643,6 +643,35 @@ def parse_policy(text: str, file: str) -> tuple[ast.PolicyFile | None, list[Poli
     return parsed.tree, parsed.errors
 
 
+# How deep the tree of one value set or rule may nest. The transformer, the checker and
+# the compiler walk expressions recursively, and Python's own parser takes at most 200
+# nested parentheses in the generated code: deeper policies are refused here, located,
+# instead of failing later with a RecursionError.
+MAX_DEPTH = 64
+
+
+def _too_deep(file: str, tree: Tree[Token]) -> list[tuple[Meta, PolicyError]]:
+    """The items of a parsed file that nest deeper than `MAX_DEPTH`, each with its error
+    (at the clause that holds the deepest part)."""
+    found: list[tuple[Meta, PolicyError]] = []
+    for item in tree.children:
+        if not isinstance(item, Tree):
+            continue
+        stack: list[tuple[Tree[Token], int, Tree[Token]]] = [(item, 1, item)]
+        while stack:
+            node, depth, clause = stack.pop()
+            if depth > MAX_DEPTH:
+                span = _span(file, clause.meta)
+                found.append((item.meta, PolicyError(
+                    "E007", f"this clause nests more than {MAX_DEPTH} levels deep",
+                    ast.Span(file, span.line, span.column, span.line, span.column + 1),
+                    "split the condition with `let` names; put many codes in a value set")))
+                break
+            stack.extend((child, depth + 1, child if depth == 1 else clause)
+                         for child in node.children if isinstance(child, Tree))
+    return found
+
+
 def parse_policy_file(text: str, file: str) -> ParsedPolicy:
     """Parse one policy file, every syntax error of it in one pass."""
     # A byte order mark is invisible in an editor: columns count from after it.
@@ -678,6 +707,10 @@ def parse_policy_file(text: str, file: str) -> ParsedPolicy:
             broken |= _valueset_names(chunk)
     else:  # pragma: no cover - a file with more than 200 broken items
         return ParsedPolicy(None, errors, _valueset_names(text))
+    for meta, error in _too_deep(file, tree):
+        errors.append(error)
+        tree.children = [c for c in tree.children
+                         if not (isinstance(c, Tree) and c.meta is meta)]
     transformer = _ToAst(file)
     policy: ast.PolicyFile = transformer.transform(tree)
     return ParsedPolicy(policy, errors + transformer.errors, frozenset(broken))

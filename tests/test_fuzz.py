@@ -236,32 +236,21 @@ def _rule(condition: str) -> str:
             f'  when {condition}\n  then deny CO-4\n  reference "r"\nend\n')
 
 
-@pytest.mark.xfail(strict=True, reason="compile_pack generates Python nested past CPython's "
-                   "200-level limit: SyntaxError 'too many nested parentheses'; the checker "
-                   "should report a located error for an expression nested that deep")
 def test_two_hundred_nested_nots_give_a_located_error() -> None:
     fuzz.check_text(_rule("not " * 200 + "line.units > 1"))
 
 
-@pytest.mark.xfail(strict=True, reason="300 `and`s: compile_pack's generated code nests "
-                   "too deep for CPython (SyntaxError)")
 def test_three_hundred_anded_conditions_give_a_located_error() -> None:
     fuzz.check_text(_rule(" and ".join(["line.units > 1"] * 300)))
 
 
-@pytest.mark.xfail(strict=True, reason="parse_policy: lark's recursive Transformer raises "
-                   "RecursionError on a condition nested about 1000 deep")
 def test_a_thousand_nested_nots_give_a_located_error() -> None:
     fuzz.check_text(_rule("not " * 1000 + "line.units > 1"))
 
 
-@pytest.mark.xfail(strict=True, reason="the checker catches OSError around a value set's "
-                   "CSV file, but a path with a NUL byte raises ValueError")
 def test_a_csv_name_with_a_nul_byte_gives_a_located_error() -> None:
     fuzz.check_text('version 1\nvalueset x = icd10 csv "a\x00b.csv" column "c"\n')
 
 
-@pytest.mark.xfail(strict=True, reason="the checker's type inference recurses: RecursionError "
-                   "on a condition nested about 400 deep (before the parser's limit)")
 def test_four_hundred_nested_nots_give_a_located_error() -> None:
     fuzz.check_text(_rule("not " * 400 + "true"))
