@@ -185,3 +185,14 @@ def test_a_broken_file_is_reported_left_alone_and_exits_2(tmp_path: Path) -> Non
     assert f"{broken}:3:12: error E002 unexpected-end" in result.output
     assert broken.read_text(encoding="utf-8") == 'version 1\nrule "p/r"\n  when true\n'
     assert CliRunner().invoke(app, ["fmt", str(tmp_path / "nothing")]).exit_code == 2
+
+
+def test_shipped_policy_files_are_formatted() -> None:
+    """Every shipped policy file is in the canonical layout (`cleanclaim fmt --check`)."""
+    from typer.testing import CliRunner
+
+    from cleanclaim.engine.cli import app
+
+    root = Path(__file__).resolve().parent.parent / "payer_policies"
+    result = CliRunner().invoke(app, ["fmt", "--check", str(root)])
+    assert result.exit_code == 0, result.output
