@@ -103,30 +103,6 @@ class Program:
 # ---- runtime helpers the generated code calls ------------------------------------------
 
 
-def _lt(a: Any, b: Any) -> bool:
-    return a is not None and b is not None and a < b
-
-
-def _le(a: Any, b: Any) -> bool:
-    return a is not None and b is not None and a <= b
-
-
-def _gt(a: Any, b: Any) -> bool:
-    return a is not None and b is not None and a > b
-
-
-def _ge(a: Any, b: Any) -> bool:
-    return a is not None and b is not None and a >= b
-
-
-def _eq(a: Any, b: Any) -> bool:
-    return a is not None and b is not None and a == b
-
-
-def _ne(a: Any, b: Any) -> bool:
-    return a is not None and b is not None and a != b
-
-
 def _numbers(a: Any, b: Any) -> tuple[Any, Any]:
     """Decimal literals meet float units: compute in Decimal."""
     if isinstance(a, Decimal) and isinstance(b, float):
@@ -201,8 +177,7 @@ def _others(claim: Any, line: Any) -> list[Any]:
 
 
 _HELPERS: dict[str, Any] = {
-    "_lt": _lt, "_le": _le, "_gt": _gt, "_ge": _ge, "_eq": _eq, "_ne": _ne, "_add": _add,
-    "_sub": _sub,
+    "_add": _add, "_sub": _sub,
     "_date_add": _date_add, "_date_sub": _date_sub, "_missing": _missing, "_in_set": _in_set,
     "_fmt": _fmt, "_fmt_icd": _fmt_icd, "_others": _others,
 }
@@ -225,15 +200,28 @@ class _Gen:
         # Calls that depend only on the claim and the current line: when one appears in
         # several rules of a function it is computed once per line (see `_memoize`).
         self.memoizable: set[str] = set()
+        # Of those, the calls that read at most the claim and the line's date of service:
+        # the lines of a claim mostly share one date, so these are computed once per date.
+        self.per_date: set[str] = set()
 
     def const(self, value: Any, hint: str = "k") -> str:
-        key = (type(value).__name__, value if not isinstance(value, CodeSet) else id(value))
+        by_identity = isinstance(value, (CodeSet, dict))  # sets by object; memos unhashable
+        key = (type(value).__name__, id(value) if by_identity else value)
         name = self._const_ids.get(key)
         if name is None:
             name = f"_{hint}{len(self._const_ids)}"
             self._const_ids[key] = name
             self.ns[name] = value
         return name
+
+    def held(self, code: str) -> tuple[str, str]:
+        """`code` to read twice: a plain path as is, anything else computed once into a
+        temporary (first the assignment, then the name)."""
+        if _SIMPLE.fullmatch(code):
+            return code, code
+        self._tmp += 1
+        name = f"_w{self._tmp}"
+        return name, f"({name} := {code})"
 
     def type_of(self, expr: ast.Expr) -> T.Type:
         return self.checked.types.get(id(expr), T.ANY)
@@ -274,14 +262,22 @@ class _Gen:
             return f"({self.expr(e.left, env)} {e.op} {self.expr(e.right, env)})"
         if isinstance(e, ast.Compare):
             left, right = self.expr(e.left, env), self.expr(e.right, env)
-            nullable = self.type_of(e.left).nullable or self.type_of(e.right).nullable
-            if not nullable:
+            left_null, right_null = self.type_of(e.left).nullable, self.type_of(e.right).nullable
+            literal = isinstance(e.left, ast.Literal_) or isinstance(e.right, ast.Literal_)
+            if not (left_null or right_null) or (e.op == "==" and literal):
+                # (a missing value never equals a literal: no test needed)
                 return f"({left} {e.op} {right})"
             # Any comparison with a missing value is false, `!=` included (`is missing`
-            # asks for a missing value).
-            helper = {"<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge", "==": "_eq",
-                      "!=": "_ne"}[e.op]
-            return f"{helper}({left}, {right})"
+            # asks for a missing value). Written out inline when one side can be missing
+            # (the usual `units > 0`); the helpers serve when both can.
+            tests = []
+            if left_null:
+                left, test = self.held(left)
+                tests.append(f"{test} is not None")
+            if right_null:
+                right, test = self.held(right)
+                tests.append(f"{test} is not None")
+            return f"({' and '.join(tests)} and {left} {e.op} {right})"
         if isinstance(e, ast.Arith):
             s = self.static_set(e)
             if s is not None:  # a union/difference of value sets: computed once, here
@@ -365,13 +361,55 @@ class _Gen:
                 args.append(self.const(s, "c") if s is not None else self.expr(arg, env))
             else:
                 args.append(self.expr(arg, env))
+        named = list(args)
         if spec.contextual:
             line = env.get("line", "None")
             args = [env["claim"], line, *args]
         text = f"{fn}({', '.join(args)})"
-        if not _LOCAL_NAME.search(", ".join(args)):
-            self.memoizable.add(text)  # depends on the claim and line only
+        if spec.inline is not None:
+            text = self.inline(spec, text, named, env, list(e.args)) or text
+        if not _LOCAL_NAME.search(", ".join(args)) and _CALLS.search(text):
+            # Depends on the claim and line only, and calls a function: worth computing
+            # once (an inline attribute or dict read is cheaper than a memo).
+            self.memoizable.add(text)
+            if ((spec.line_free or not spec.contextual)
+                    and not _LINE_READ.search(_LINE_DATE.sub("", ", ".join(named)))):
+                self.per_date.add(text)
         return text
+
+    def counter_test(self, counter: Any, line: str) -> str:
+        """The counter's line filter as an expression over `line` (what its compiled
+        `matches` computes)."""
+        if counter.condition is not None:
+            return self.expr(counter.condition, {"line": line})
+        if counter.codes is not None:
+            return self.membership(f"{line}.code", counter.codes, True)
+        return "True"
+
+    def inline(self, spec: T.FunctionSpec, call: str, args: list[str],
+               env: dict[str, str], exprs: list[ast.Expr]) -> str | None:
+        """The function's inline form (`FunctionSpec.inline`) for these arguments, or
+        None when an argument it reads twice is not a plain path."""
+        template = spec.inline
+        assert template is not None
+        values: dict[str, str] = {"call": call, "claim": env["claim"],
+                                  "line": env.get("line", "None")}
+        if "{counts}" in template:  # the filter of the counter argument, inline
+            counters = [self.checked.counters[a.parts[0]] for a in exprs
+                        if isinstance(a, ast.Path) and a.parts[0] in self.checked.counters]
+            if len(counters) != 1 or "line" not in env:
+                return None
+            test = self.counter_test(counters[0], env["line"])
+            if test == "True":
+                return call
+            values["counts"] = test
+        for i, arg in enumerate(args):
+            uses = template.count(f"{{{i}}}") + template.count("{call}")
+            if uses > 1 and not _SIMPLE.fullmatch(arg):
+                return None
+        for name, value in spec.consts.items():
+            values[name] = self.const(value, "i")
+        return template.format(*args, **values)
 
     def path(self, e: ast.Path, env: dict[str, str]) -> str:
         head = e.parts[0]
@@ -406,7 +444,12 @@ class _Gen:
         return " + ".join(parts) if parts else "''"
 
 
-_LOCAL_NAME = re.compile(r"\b_(?:v|l|e)[A-Za-z0-9_]*\b")
+_LOCAL_NAME = re.compile(r"\b_(?:v|l|e|w)[A-Za-z0-9_]*\b")
+_CALLS = re.compile(r"\b_f[0-9]+\(")
+_LINE_DATE = re.compile(r"\bline\.service_date\b")
+_LINE_READ = re.compile(r"\bline\b")
+# A name or attribute path: cheap and safe to read twice.
+_SIMPLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 class _Unset:
@@ -419,18 +462,30 @@ _UNSET = _Unset()
 _HELPERS["_U"] = _UNSET
 
 
-def _memoize(body: list[str], candidates: set[str], indent: str, prefix: str) -> list[str]:
+def _memoize(body: list[str], candidates: set[str], indent: str, prefix: str,
+             per_date: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     """Compute calls that several rules of `body` make with the same arguments once: the
-    first use stores the value, later uses read it (functions are pure by contract)."""
+    first use stores the value, later uses read it (functions are pure by contract).
+
+    Calls in `per_date` (they read at most the claim and `line.service_date`) are kept
+    from one line to the next while the date of service stays the same; the caller puts
+    the returned `_dprev = _U` line before its loop over lines."""
     text = "\n".join(body)
-    repeated = [c for c in candidates if text.count(c) >= 2]
-    if not repeated:
+    dated = [c for c in per_date if c in text]
+    repeated = [c for c in candidates if c not in per_date and text.count(c) >= 2]
+    if not repeated and not dated:
         return body
     inits = []
-    for k, call in enumerate(sorted(repeated, key=len, reverse=True)):
-        name = f"_m{prefix}{k}"
+    memos = [(c, f"_md{k}") for k, c in enumerate(sorted(dated, key=len, reverse=True))]
+    memos += [(c, f"_m{prefix}{k}") for k, c in enumerate(sorted(repeated, key=len,
+                                                                  reverse=True))]
+    for call, name in sorted(memos, key=lambda m: len(m[0]), reverse=True):
         text = text.replace(call, f"({name} if {name} is not _U else ({name} := {call}))")
-        inits.append(f"{indent}{name} = _U")
+    if dated:
+        inits.append(f"{indent}if line.service_date != _dprev:")
+        inits.append(f"{indent}    _dprev = line.service_date")
+        inits.extend(f"{indent}    {name} = _U" for _, name in memos if name.startswith("_md"))
+    inits.extend(f"{indent}{name} = _U" for _, name in memos if not name.startswith("_md"))
     return inits + text.split("\n")
 
 
@@ -585,11 +640,14 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         fused.append("    for diagnosis in claim.diagnosis_items:")
         for i in diag_rules:
             fused.extend("    " + b for b in blocks[i][1])
-    fused.append("    for line in claim.lines:")
     line_body: list[str] = []
     for i in any_lines:
         line_body.extend("    " + b for b in blocks[i][1])
-    fused.extend(_memoize(line_body, gen.memoizable, "        ", "l"))
+    line_body = _memoize(line_body, gen.memoizable, "        ", "l", gen.per_date)
+    if any("_dprev" in b for b in line_body):
+        fused.append("    _dprev = _U")
+    fused.append("    for line in claim.lines:")
+    fused.extend(line_body)
     if combos:
         fused.append("        _specific = _BY_CODE.get(line.code)")
         fused.append("        if _specific is not None:")

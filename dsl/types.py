@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,6 +168,14 @@ class FunctionSpec:
     the claim being checked, such as coverage look-ups), else just `*args`. Every
     function must accept None for a nullable argument and then return None or False:
     evaluation never raises on bad claim data.
+
+    `inline` optionally gives the compiler a Python expression to use in place of the
+    call, the same function made cheaper for the common case (the hot path of generated
+    code). Placeholders: `{claim}` and `{line}` (contextual functions), `{0}`, `{1}`...
+    the arguments as compiled, `{call}` the plain call, and the names of `consts`, values
+    the expression reads (for example the function's memo of answers). An argument that
+    the template uses twice must compile to a plain name or attribute path, else the
+    compiler keeps the call.
     """
 
     name: str
@@ -177,6 +185,12 @@ class FunctionSpec:
     doc: str
     contextual: bool = False
     scopes: frozenset[str] = field(default=frozenset({"line", "claim", "diagnosis"}))
+    inline: str | None = None
+    # A contextual function that reads the claim but not the line it is handed (coverage
+    # look-ups): with arguments that read at most the line's date of service, its answer
+    # holds for every line of the claim on that date.
+    line_free: bool = False
+    consts: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 # ---- date arithmetic (pure, the language's own built-ins) --------------------------------

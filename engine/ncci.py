@@ -31,7 +31,7 @@ import csv
 import re
 import sys
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -246,10 +246,12 @@ class PtpTable:
     date ranges; ``len()`` counts them all.
     """
 
-    __slots__ = ("_index", "_rows", "source")
+    __slots__ = ("_index", "_rows", "column2", "source")
 
     def __init__(self, index: dict[str, dict[str, _Rows]], rows: int, source: str) -> None:
         self._index = index
+        # Column-2 codes of any edit: a line whose code is not one is never bundled.
+        self.column2: Mapping[str, object] = index
         self._rows = rows
         self.source = source
 
@@ -492,10 +494,12 @@ class MueEdit:
 class MueTable:
     """The MUE values, by procedure code."""
 
-    __slots__ = ("_edits", "source")
+    __slots__ = ("_edits", "source", "values")
 
     def __init__(self, edits: dict[str, MueEdit], source: str) -> None:
         self._edits = edits
+        # The MUE value of each code (what `mue_limit` answers, as one dict look-up).
+        self.values: dict[str, int] = {code: edit.value for code, edit in edits.items()}
         self.source = source
 
     def __len__(self) -> int:

@@ -8,16 +8,12 @@ engine's reference data (ICD-10-CM, NPI check digits, NCCI tables).
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.codesets import icd10cm, npi, procedure
 from cleanclaim.engine.model import Claim, ServiceLine
 from cleanclaim.engine.ncci import MueTable, PtpTable
-
-_DIGITS = {n: re.compile(rf"^[0-9]{{{n}}}$") for n in range(1, 11)}
-
 
 # Claims repeat the same codes and NPIs endlessly: remember each answer (bounded).
 _CACHE_LIMIT = 200_000
@@ -61,8 +57,9 @@ def valid_npi(value: str | None) -> bool:
 
 
 def digits(value: str | None, n: Any) -> bool:
-    pattern = _DIGITS.get(int(n)) if n is not None else None
-    return value is not None and pattern is not None and pattern.match(value) is not None
+    """True when `value` is exactly `n` ASCII digits (the inline form says the same)."""
+    return (value is not None and n is not None and len(value) == n and value.isdigit()
+            and value.isascii())
 
 
 
@@ -88,7 +85,8 @@ def coverage_start(claim: Claim, line: ServiceLine | None) -> dt.date | None:
 
 def ptp_conflict(claim: Claim, line: ServiceLine | None, table: PtpTable) -> str | None:
     """The column-1 code that an NCCI PTP edit bundles this line into, if any."""
-    if line is None or line.code is None or not table.has_column2(line.code):
+    if line is None or line.code is None or len(claim.lines) < 2 \
+            or not table.has_column2(line.code):
         return None
     others = [(o.code, o.modifiers, o.service_date) for o in claim.lines
               if o is not line and o.code is not None]
@@ -106,8 +104,13 @@ def mue_units(claim: Claim, line: ServiceLine | None, table: MueTable) -> float 
         return None
     if edit.indicator == 1:
         return line.units
-    return sum(o.units or 0 for o in claim.lines
-               if o.code == line.code and o.service_date == line.service_date)
+    if len(claim.lines) == 1:
+        return line.units or 0
+    units: float = 0
+    for other in claim.lines:
+        if other.code == line.code and other.service_date == line.service_date:
+            units += other.units or 0
+    return units
 
 
 def mue_limit(claim: Claim, line: ServiceLine | None, table: MueTable) -> int | None:
@@ -160,31 +163,45 @@ def authorized_units_used(claim: Claim, line: ServiceLine | None) -> float | Non
 LINE = frozenset({"line"})
 ANYWHERE = frozenset({"line", "claim", "diagnosis"})
 
+# Inline forms (see `FunctionSpec.inline`): answers already remembered are read from
+# the memo without a call; the NCCI functions answer "no edit" without a call for the
+# codes their table does not list (most lines).
+_MEMO = "({memo}.get({0}) or {call})"
+
 ENGINE_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
     T.FunctionSpec("billable_icd10", (T.ICD10,), T.BOOL, billable_icd10,
-                   "true when the code is a valid, billable ICD-10-CM code"),
+                   "true when the code is a valid, billable ICD-10-CM code",
+                   inline=_MEMO, consts={"memo": _billable}),
     T.FunctionSpec("procedure_code", (T.CODE,), T.BOOL, procedure_code,
-                   "true when the code is shaped like a CPT or HCPCS Level II code"),
+                   "true when the code is shaped like a CPT or HCPCS Level II code",
+                   inline=_MEMO, consts={"memo": _procedure}),
     T.FunctionSpec("valid_npi", (T.STR,), T.BOOL, valid_npi,
-                   "true when the NPI has 10 digits and a valid check digit"),
+                   "true when the NPI has 10 digits and a valid check digit",
+                   inline=_MEMO, consts={"memo": _npi}),
     T.FunctionSpec("digits", (T.STR, T.NUMBER), T.BOOL, digits,
-                   "true when the text is exactly N digits"),
+                   "true when the text is exactly N digits",
+                   inline="({0} is not None and len({0}) == {1} and {0}.isdigit() "
+                          "and {0}.isascii())"),
     T.FunctionSpec("coverage_count", (), T.NUMBER, coverage_count,
-                   "coverage spans the member has with the claim's payer", contextual=True),
+                   "coverage spans the member has with the claim's payer", contextual=True,
+                   inline="len({claim}.payer_coverage)", line_free=True),
     T.FunctionSpec("covered_on", (T.DATE,), T.BOOL, covered_on,
                    "true when coverage with the claim's payer includes the date",
-                   contextual=True),
+                   contextual=True, line_free=True),
     T.FunctionSpec("coverage_start", (), T.DATE.maybe(), coverage_start,
                    "first day of the member's coverage with the claim's payer",
-                   contextual=True),
+                   contextual=True, inline="{claim}.coverage_start", line_free=True),
     T.FunctionSpec("ptp_conflict", (T.table("ncci-ptp"),), T.CODE.maybe(), ptp_conflict,
                    "the column-1 code an NCCI PTP edit bundles this line into",
-                   contextual=True, scopes=LINE),
+                   contextual=True, scopes=LINE,
+                   inline="({call} if {line}.code in {0}.column2 else None)"),
     T.FunctionSpec("mue_units", (T.table("ncci-mue"),), T.NUMBER.maybe(), mue_units,
                    "units the MUE counts for this line (line, or code and date)",
-                   contextual=True, scopes=LINE),
+                   contextual=True, scopes=LINE,
+                   inline="({call} if {line}.code in {0}.values else None)"),
     T.FunctionSpec("mue_limit", (T.table("ncci-mue"),), T.NUMBER.maybe(), mue_limit,
-                   "the MUE value of this line's code", contextual=True, scopes=LINE),
+                   "the MUE value of this line's code", contextual=True, scopes=LINE,
+                   inline="{0}.values.get({line}.code)"),
     T.FunctionSpec("authorized_units", (), T.NUMBER.maybe(), authorized_units,
                    "units of the authorization covering this line", contextual=True,
                    scopes=LINE),

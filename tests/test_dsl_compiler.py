@@ -568,3 +568,94 @@ def test_decimal_literals_with_fractional_units(roots: Callable[..., Engine]) ->
     engine = roots("version 1\n" + rule("half", "line.units + 0.5 > 2"))
     assert fired(engine.check(claim(line(units=1.5)))) == []
     assert fired(engine.check(claim(line(units=2.5)))) == ["half"]
+
+
+# ---- the hot path: inline forms and memos -------------------------------------------------
+
+PER_DATE = """version 1
+rule "t/uncovered"
+  applies to all lines
+  root cause eligibility
+  let due = add_years(line.service_date, 1)
+  when not covered_on(line.service_date)
+  then deny CO-27
+  message "line {line.line} on {line.service_date} (due {due})"
+end
+"""
+
+
+def test_answers_kept_per_date_of_service_are_recomputed_when_the_date_changes(
+        roots: Callable[..., Engine]) -> None:
+    # Coverage ends 2026-02-10: lines alternate between a covered and an uncovered date, so
+    # a memo kept past a change of date would repeat the previous line's answer.
+    engine = roots(PER_DATE)
+    coverage = {"id": "M1", "coverage": [{"payer": "t", "start": "2020-01-01",
+                                          "end": "2026-02-10"}]}
+    dates = ["2026-02-10", "2026-02-11", "2026-02-11", "2026-02-10", "2026-02-12"]
+    lines = [line(number=n, service_date=d) for n, d in enumerate(dates, start=1)]
+    decision = engine.check(claim(*lines, member=coverage, received_date="2026-03-01"))
+    assert sorted(messages_by_line(decision).items()) == [
+        (2, "line 2 on 2026-02-11 (due 2027-02-11)"),
+        (3, "line 3 on 2026-02-11 (due 2027-02-11)"),
+        (5, "line 5 on 2026-02-12 (due 2027-02-12)"),
+    ]
+    source = engine.programs["t"].source
+    assert "_dprev" in source  # the per-date memo is what this test exercises
+
+
+def messages_by_line(decision: Decision) -> dict[int | None, str]:
+    return {f.line: f.message for f in decision.findings}
+
+
+def test_comparisons_are_written_inline_without_helper_calls() -> None:
+    program = program_of("version 1\n" + rule("units", "line.units > 1")
+                         + rule("both", "line.units > line.minutes")
+                         + rule("count", "coverage_count() > 0"))
+    body = program.source[program.source.index("def _evaluate"):]
+    assert "line.units is not None and line.units > 1" in body
+    assert "line.minutes is not None and line.units > line.minutes" in body
+    assert "len(claim.payer_coverage) > 0" in body  # coverage_count's inline form
+    assert "_gt(" not in body and "_lt(" not in body
+
+
+@pytest.mark.parametrize(("units", "minutes", "fires"), [
+    (2, 1, True), (1, 2, False), (None, 1, False), (2, None, False), (None, None, False),
+])
+def test_a_comparison_of_two_values_that_can_be_missing(
+        roots: Callable[..., Engine], units: int | None, minutes: int | None,
+        fires: bool) -> None:
+    engine = roots("version 1\n" + rule("both", "line.units > line.minutes"))
+    decision = engine.check(claim(line(units=units, minutes=minutes)))
+    assert fired(decision) == (["both"] if fires else [])
+
+
+@pytest.mark.parametrize(("place", "valid"), [
+    ("11", True), ("1", False), ("111", False), ("1a", False), ("\u0661\u0661", False), ("", False),
+])
+def test_digits_counts_ascii_digits_only(roots: Callable[..., Engine], place: str,
+                                         valid: bool) -> None:
+    engine = roots("version 1\n" + rule("pos", "not digits(claim.place_of_service, 2)",
+                                        scope="claim"))
+    assert fired(engine.check(claim(place_of_service=place))) == ([] if valid else ["pos"])
+
+
+def test_an_inline_form_that_reads_a_computed_argument_twice_keeps_the_call() -> None:
+    twice = T.FunctionSpec("twice", (T.STR,), T.BOOL, lambda s: s is not None and s == s,
+                           "test", inline="({0} == {0})")
+    shout = T.FunctionSpec("shout", (T.STR,), T.STR.maybe(),
+                           lambda s: s.upper() if s else None, "test")
+    functions = {**FUNCTIONS, "twice": twice, "shout": shout}
+    text = ("version 1\n"
+            + rule("plain", "twice(claim.plan)")
+            + rule("computed", "twice(shout(claim.plan))"))
+    nowhere = Path("/nonexistent/t")
+    manifest = PackManifest("t", "t", "1", False, (), (), nowhere, nowhere / "pack.yaml")
+    sources = PackSources(manifest, [manifest], {"t/rules.policy": text},
+                          {"t/rules.policy": "t"})
+    checked = check_pack(sources, CheckEnv(functions), {})
+    assert checked.errors == []
+    program = compile_pack(checked, functions, {}, sources.digest())
+    body = program.source[program.source.index("def _evaluate"):]
+    assert "(claim.plan == claim.plan)" in body
+    computed = [ln for ln in body.splitlines() if "shout" in ln or "_f" in ln]
+    assert any("(claim.plan))" in ln and "==" not in ln for ln in computed), body
