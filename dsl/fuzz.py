@@ -75,11 +75,10 @@ def default_harness() -> Harness:
     folder = SHIPPED / "medicare"
     try:
         from cleanclaim.engine.engine import TABLE_LOADERS, shipped_policies
-        from cleanclaim.engine.history import HISTORY_FUNCTIONS
-        from cleanclaim.engine.runtime import ENGINE_FUNCTIONS
+        from cleanclaim.engine.runtime import standard_functions
     except ImportError:  # pragma: no cover - the dsl without the engine
         return Harness(CheckEnv(functions), {}, (), folder)
-    functions.update({f.name: f for f in (*ENGINE_FUNCTIONS, *HISTORY_FUNCTIONS)})
+    functions = {f.name: f for f in standard_functions()}
     folder = shipped_policies() / "medicare"
     for name, fmt, file in (("ptp", "ncci-ptp", "tables/ptp-practitioner-sample.txt"),
                             ("mue", "ncci-mue", "tables/mue-practitioner-sample.csv")):

@@ -146,15 +146,7 @@ def load_cases(path: Path) -> list[PolicyCase]:
         if not isinstance(raw, dict) or "name" not in raw or "expect" not in raw:
             raise CaseFileError(f"{where}: a case needs `name` and `expect`")
         expect = raw["expect"]
-        if not isinstance(expect, dict):
-            raise CaseFileError(f"{where}: `expect` must be a mapping")
-        findings = expect.get("findings")
-        if findings is not None and not isinstance(findings, list):
-            raise CaseFileError(f"{where}: `expect.findings` must be a list")
-        for finding in findings or []:
-            unknown = set(finding) - set(FINDING_FIELDS)
-            if unknown:
-                raise CaseFileError(f"{where}: unknown finding field(s) {sorted(unknown)}")
+        findings = _expected_findings(expect, where)
         claim = merge(base, raw.get("claim") or {})
         history = raw.get("history") or []
         if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
@@ -166,6 +158,20 @@ def load_cases(path: Path) -> list[PolicyCase]:
             line=lines[index] if index < len(lines) else 0,
             history=tuple(merge(base, h) for h in history)))
     return cases
+
+
+def _expected_findings(expect: Any, where: str) -> list[dict[str, Any]] | None:
+    """The findings an `expect:` mapping lists (None when it lists none), checked."""
+    if not isinstance(expect, dict):
+        raise CaseFileError(f"{where}: `expect` must be a mapping")
+    findings = expect.get("findings")
+    if findings is not None and not isinstance(findings, list):
+        raise CaseFileError(f"{where}: `expect.findings` must be a list")
+    for finding in findings or []:
+        unknown = set(finding) - set(FINDING_FIELDS)
+        if unknown:
+            raise CaseFileError(f"{where}: unknown finding field(s) {sorted(unknown)}")
+    return findings
 
 
 def _batch_cases(raw: dict[str, Any], base: dict[str, Any], path: Path, where: str,
@@ -187,15 +193,7 @@ def _batch_cases(raw: dict[str, Any], base: dict[str, Any], path: Path, where: s
             raise CaseFileError(f"{at}: each of `claims` is `{{claim: ..., expect: ...}}`")
         expect = item.get("expect")
         if expect is not None:
-            if not isinstance(expect, dict):
-                raise CaseFileError(f"{at}: `expect` must be a mapping")
-            findings = expect.get("findings")
-            if findings is not None and not isinstance(findings, list):
-                raise CaseFileError(f"{at}: `expect.findings` must be a list")
-            for finding in findings or []:
-                unknown = set(finding) - set(FINDING_FIELDS)
-                if unknown:
-                    raise CaseFileError(f"{at}: unknown finding field(s) {sorted(unknown)}")
+            _expected_findings(expect, at)
         claims.append(merge(base, item["claim"]))
         expects.append(expect)
     ids = [c.get("claim_id") for c in claims]

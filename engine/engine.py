@@ -31,11 +31,10 @@ from cleanclaim.dsl.pack import (
     load_sources,
 )
 from cleanclaim.engine.decision import Decision, Finding, status_of
-from cleanclaim.engine.history import HISTORY_FUNCTIONS
 from cleanclaim.engine.inputs import RawClaim, ReadProblem
 from cleanclaim.engine.model import Claim, decode_claim
 from cleanclaim.engine.ncci import TableError, load_mue, load_ptp
-from cleanclaim.engine.runtime import ENGINE_FUNCTIONS
+from cleanclaim.engine.runtime import standard_functions
 
 if TYPE_CHECKING:  # the plugin machinery is imported only when plugins are asked for
     from cleanclaim.engine.history import HistoryReader, HistoryStore
@@ -86,7 +85,7 @@ class Engine:
         self.table_overrides = dict(tables or {})
         self.plugins = _plugin_host(plugins)
         self.functions: dict[str, T.FunctionSpec] = {
-            f.name: f for f in (*T.BUILTINS, *ENGINE_FUNCTIONS, *HISTORY_FUNCTIONS, *functions,
+            f.name: f for f in (*standard_functions(), *functions,
                                 *(self.plugins.functions if self.plugins else ()))}
         self._table_cache: dict[Path, Any] = {}
         self.programs: dict[str, Program] = {}

@@ -50,7 +50,7 @@ from cleanclaim.dsl.checker import DEFAULT_OWNER
 from cleanclaim.dsl.errors import did_you_mean
 from cleanclaim.dsl.types import FunctionSpec
 from cleanclaim.engine.decision import Finding
-from cleanclaim.engine.model import Claim, ServiceLine
+from cleanclaim.engine.model import Claim, ServiceLine, json_type
 
 PROJECT = "cleanclaim"
 ENTRY_POINT_GROUP = "cleanclaim.plugins"
@@ -106,20 +106,10 @@ class Schema:
         raise NotImplementedError
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"the text `{value}`"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+def _shown(value: Any) -> str:
+    """The kind of a documentation value, its text shown (documentation is the provider's
+    own description of the service, not member data)."""
+    return json_type(value, show_text=True)
 
 
 def _key(text: str) -> str:
@@ -137,7 +127,7 @@ class Text(Schema):
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not self.choices:
             return str(value)
         if not isinstance(value, str) or not value.strip():
-            problems.append(DocumentationProblem(where, f"must be text, not {_json_type(value)}"))
+            problems.append(DocumentationProblem(where, f"must be text, not {_shown(value)}"))
             return None
         if not self.choices:
             return value.strip()
@@ -172,7 +162,7 @@ class Number(Schema):
                 number = None
         if number is None or not math.isfinite(number):
             problems.append(DocumentationProblem(where,
-                                                 f"must be a number, not {_json_type(value)}"))
+                                                 f"must be a number, not {_shown(value)}"))
             return None
         if self.minimum is not None and number < self.minimum:
             problems.append(DocumentationProblem(where, f"must be at least {self.minimum:g}, "
@@ -198,7 +188,7 @@ class Date(Schema):
             except ValueError:
                 pass
         problems.append(DocumentationProblem(
-            where, f"must be a date YYYY-MM-DD, not {_json_type(value)}"))
+            where, f"must be a date YYYY-MM-DD, not {_shown(value)}"))
         return None
 
     def describe(self) -> str:
@@ -213,7 +203,7 @@ class Flag(Schema):
         if isinstance(value, bool):
             return value
         problems.append(DocumentationProblem(where,
-                                             f"must be true or false, not {_json_type(value)}"))
+                                             f"must be true or false, not {_shown(value)}"))
         return None
 
     def describe(self) -> str:
@@ -242,13 +232,13 @@ class Length(Schema):
             amount = Number(0).check(value.get("value"), f"{where}.value", problems)
             if not isinstance(unit, str) or unit.strip().lower() not in _TO_CM:
                 problems.append(DocumentationProblem(
-                    f"{where}.unit", f"must be cm or mm, not {_json_type(unit)}"))
+                    f"{where}.unit", f"must be cm or mm, not {_shown(unit)}"))
                 return None
             return None if amount is None else round(amount * _TO_CM[unit.strip().lower()], 4)
         hint = " (say the unit: {\"value\": ..., \"unit\": \"cm\"} or \"1.2 cm\")" \
             if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
         problems.append(DocumentationProblem(
-            where, f"must be a length in cm or mm, not {_json_type(value)}{hint}"))
+            where, f"must be a length in cm or mm, not {_shown(value)}{hint}"))
         return None
 
     def describe(self) -> str:
@@ -269,7 +259,7 @@ class ListOf(Schema):
                 value = [value]
             else:
                 problems.append(DocumentationProblem(
-                    where, f"must be a list, not {_json_type(value)}"))
+                    where, f"must be a list, not {_shown(value)}"))
                 return None
         out = []
         for i, item in enumerate(value):
@@ -294,7 +284,7 @@ class Record(Schema):
     def check(self, value: Any, where: str, problems: list[DocumentationProblem]) -> Any:
         if not isinstance(value, dict):
             problems.append(DocumentationProblem(
-                where, f"must be an object, not {_json_type(value)}"))
+                where, f"must be an object, not {_shown(value)}"))
             return None
         out: dict[str, Any] = {}
         for name, raw in value.items():

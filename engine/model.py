@@ -167,7 +167,7 @@ class _Reader:
             return value.strip()
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
-        self.fail(where, f"must be a string, not {_json_type(value)}")
+        self.fail(where, f"must be a string, not {json_type(value)}")
         return None
 
     def date(self, obj: dict[str, Any], key: str, where: str,
@@ -178,7 +178,7 @@ class _Reader:
                 self.fail(where, "is required (YYYY-MM-DD)")
             return None
         if not isinstance(value, str):
-            self.fail(where, f"must be a date string YYYY-MM-DD, not {_json_type(value)}")
+            self.fail(where, f"must be a date string YYYY-MM-DD, not {json_type(value)}")
             return None
         try:
             # Only YYYY-MM-DD: fromisoformat alone also takes ISO week dates (2026-W07-2).
@@ -201,7 +201,7 @@ class _Reader:
                         return number
                 except ValueError:
                     pass
-            self.fail(where, f"must be a number, not {_json_type(value)}")
+            self.fail(where, f"must be a number, not {json_type(value)}")
             return None
         if isinstance(value, float) and not math.isfinite(value):
             self.fail(where, f"must be a finite number, not {value}")
@@ -213,7 +213,7 @@ class _Reader:
         if value is None:
             return None
         if not isinstance(value, dict):
-            self.fail(where, f"must be an object, not {_json_type(value)}")
+            self.fail(where, f"must be an object, not {json_type(value)}")
             return None
         return value
 
@@ -222,12 +222,14 @@ class _Reader:
         if value is None:
             return []
         if not isinstance(value, list):
-            self.fail(where, f"must be a list, not {_json_type(value)}")
+            self.fail(where, f"must be a list, not {json_type(value)}")
             return []
         return value
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any, show_text: bool = False) -> str:
+    """What kind of JSON value `value` is, for an error message. Text is shown only when
+    asked (`show_text`): claim fields carry patient data."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -235,7 +237,7 @@ def _json_type(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"a number ({value})"
     if isinstance(value, str):
-        return "a string"
+        return f"the text `{value}`" if show_text else "a string"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -254,7 +256,7 @@ def _provider(r: _Reader, data: dict[str, Any], key: str) -> Provider:
 def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProblem]]:
     """Build a `Claim` from a claim-format-v1 object; problems name each bad field."""
     if not isinstance(data, dict):
-        return None, [ReadProblem("claim", f"must be a JSON object, not {_json_type(data)}")]
+        return None, [ReadProblem("claim", f"must be a JSON object, not {json_type(data)}")]
     r = _Reader()
     claim = Claim()
     claim.history = None
@@ -275,7 +277,7 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
     for i, span in enumerate(r.array(member_obj, "coverage", "member.coverage")):
         where = f"member.coverage[{i}]"
         if not isinstance(span, dict):
-            r.fail(where, f"must be an object, not {_json_type(span)}")
+            r.fail(where, f"must be an object, not {json_type(span)}")
             continue
         spans.append(Coverage(r.text(span, "payer", f"{where}.payer"),
                               r.text(span, "plan", f"{where}.plan"),
@@ -295,7 +297,7 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
         if isinstance(code, str) and code.strip():
             diagnoses.append(normalize_icd(code))
         else:
-            r.fail(f"diagnoses[{i}]", f"must be a non-empty string, not {_json_type(code)}")
+            r.fail(f"diagnoses[{i}]", f"must be a non-empty string, not {json_type(code)}")
     claim.diagnoses = tuple(diagnoses)
     claim.diagnosis_items = tuple(Diagnosis(c, i + 1) for i, c in enumerate(diagnoses))
 
@@ -303,7 +305,7 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
     for i, auth in enumerate(r.array(data, "authorizations", "authorizations")):
         where = f"authorizations[{i}]"
         if not isinstance(auth, dict):
-            r.fail(where, f"must be an object, not {_json_type(auth)}")
+            r.fail(where, f"must be an object, not {json_type(auth)}")
             continue
         codes = tuple(str(c).strip().upper() for c in r.array(auth, "codes", f"{where}.codes"))
         auths.append(Authorization(r.text(auth, "number", f"{where}.number"), codes,
@@ -316,16 +318,16 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
     raw_lines = data.get("lines")
     if not isinstance(raw_lines, list) or not raw_lines:
         r.fail("lines", "is required: a non-empty list of service lines"
-               if raw_lines in (None, []) else f"must be a list, not {_json_type(raw_lines)}")
+               if raw_lines in (None, []) else f"must be a list, not {json_type(raw_lines)}")
         raw_lines = []
     for i, raw in enumerate(raw_lines):
         where = f"lines[{i}]"
         if not isinstance(raw, dict):
-            r.fail(where, f"must be an object, not {_json_type(raw)}")
+            r.fail(where, f"must be an object, not {json_type(raw)}")
             continue
         number = raw.get("line", i + 1)
         if isinstance(number, bool) or not isinstance(number, int):
-            r.fail(f"{where}.line", f"must be a whole number, not {_json_type(number)}")
+            r.fail(f"{where}.line", f"must be a whole number, not {json_type(number)}")
             number = i + 1
         code = r.text(raw, "code", f"{where}.code")
         modifiers = []
@@ -333,7 +335,7 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
             if isinstance(m, (str, int)) and not isinstance(m, bool):
                 modifiers.append(str(m).strip().upper())
             else:
-                r.fail(f"{where}.modifiers[{j}]", f"must be a string, not {_json_type(m)}")
+                r.fail(f"{where}.modifiers[{j}]", f"must be a string, not {json_type(m)}")
         charge: Decimal | None = None
         raw_charge = raw.get("charge")
         if raw_charge is not None:
@@ -349,7 +351,7 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
         for j, p in enumerate(r.array(raw, "diagnosis_pointers", f"{where}.diagnosis_pointers")):
             if isinstance(p, bool) or not isinstance(p, int):
                 r.fail(f"{where}.diagnosis_pointers[{j}]",
-                       f"must be a whole number, not {_json_type(p)}")
+                       f"must be a whole number, not {json_type(p)}")
             else:
                 pointers.append(p)
         service_date = r.date(raw, "service_date", f"{where}.service_date", required=True)
@@ -363,7 +365,7 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
     claim.first_service_date = min((ln.service_date for ln in lines), default=today)
     documentation = data.get("documentation")
     if documentation is not None and not isinstance(documentation, dict):
-        r.fail("documentation", f"must be an object, not {_json_type(documentation)}")
+        r.fail("documentation", f"must be an object, not {json_type(documentation)}")
         documentation = None
     claim.documentation = documentation or {}
     if r.problems:

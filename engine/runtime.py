@@ -212,3 +212,12 @@ ENGINE_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
                    "true when an authorization on the claim lists this line's code and "
                    "covers its date of service", contextual=True, scopes=LINE),
 )
+
+
+def standard_functions() -> tuple[T.FunctionSpec, ...]:
+    """Every function a pack may call without plugins: the language's built-ins, the
+    engine's own and the claim-history functions. The engine, `lint`, `test` and the
+    fuzzer all check packs against this one list."""
+    from cleanclaim.engine.history import HISTORY_FUNCTIONS
+
+    return (*T.BUILTINS, *ENGINE_FUNCTIONS, *HISTORY_FUNCTIONS)

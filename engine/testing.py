@@ -537,14 +537,11 @@ def lint_environment(policies: Sequence[Path] | None
                      ) -> tuple[Any, dict[str, Callable[[Path], object]], list[Path]]:
     """What `cleanclaim lint` checks against: the functions and tables an engine offers
     (built-ins, the engine's functions, the NCCI table loaders) and the policy roots."""
-    from cleanclaim.dsl import types as T
     from cleanclaim.dsl.checker import CheckEnv
     from cleanclaim.engine.engine import TABLE_LOADERS, shipped_policies
-    from cleanclaim.engine.history import HISTORY_FUNCTIONS
-    from cleanclaim.engine.runtime import ENGINE_FUNCTIONS
+    from cleanclaim.engine.runtime import standard_functions
 
-    # The engine's own list (Engine.__init__), without plugins: keep the two in step.
-    functions = {f.name: f for f in (*T.BUILTINS, *ENGINE_FUNCTIONS, *HISTORY_FUNCTIONS)}
+    functions = {f.name: f for f in standard_functions()}  # the engine's, without plugins
     env = CheckEnv(functions, frozenset(TABLE_LOADERS))
     roots = list(policies) if policies else [shipped_policies()]
     return env, dict(TABLE_LOADERS), roots
