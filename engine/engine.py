@@ -288,7 +288,40 @@ class Engine:
         tracer = self._tracers.get(decoded.payer)
         if tracer is None:
             tracer = self._tracers[decoded.payer] = Tracer(self.programs[decoded.payer])
-        return decision, tracer.trace_claim(decoded, rule)
+        traces = tracer.trace_claim(decoded, rule)
+        if self._plugin_packs:
+            traces.extend(self._trace_plugin_packs(decoded, rule))
+        return decision, traces
+
+    def _trace_plugin_packs(self, claim: Claim, rule: str | None) -> list[Any]:
+        """Traces of the plugin packs' rules, under the plugin context as in `evaluate`,
+        named and located as their findings are (`name@version/rule`, `pack/file`)."""
+        from cleanclaim.dsl.explain import Tracer
+
+        host = self.plugins
+        assert host is not None
+        context, _ = host.prepare(claim)
+        token = host.activate(context)
+        traces: list[Any] = []
+        try:
+            for run in self._plugin_packs:
+                local = rule
+                if rule is not None:
+                    local = next((r.id for r in run.program.rules
+                                  if rule in (r.id, run.plugin.rule_id(r.id))), None)
+                    if local is None:
+                        continue
+                key = f"plugin {run.plugin.tag}"
+                tracer = self._tracers.get(key)
+                if tracer is None:
+                    tracer = self._tracers[key] = Tracer(run.program)
+                for trace in tracer.trace_claim(claim, local):
+                    trace.rule = run.plugin.rule_id(trace.rule)
+                    trace.file = "/".join(Path(trace.file).parts[-2:])
+                    traces.append(trace)
+        finally:
+            host.deactivate(token)
+        return traces
 
     def _decide(self, program: Program, claim: Claim, out: list[tuple[int, int, int | None, str]],
                 extra: list[Finding]) -> Decision:

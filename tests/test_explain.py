@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -89,3 +90,22 @@ def test_tracing_adds_nothing_to_the_evaluator(engine: Any) -> None:
     # The evaluator's generated code has no trace hooks; tracers are built on demand.
     for program in engine.programs.values():
         assert "seen" not in program.source and "trace" not in program.source
+
+
+def test_plugin_pack_rules_are_traced_under_their_finding_names() -> None:
+    from cleanclaim.engine import Engine
+
+    engine = Engine(today=dt.date(2026, 3, 2), plugins=["cardiology"])
+    ecg = _claim("R07.9", code="93000")
+    decision, traces = engine.explain(ecg)
+    plugin_findings = {f.rule for f in decision.findings if "@" in f.rule}
+    assert plugin_findings  # no documentation: the cardiology plugin's rules fire
+    fired = {t.rule for t in traces if t.status == "fired"}
+    assert plugin_findings <= fired
+    traced = [t for t in traces if t.rule.startswith("cardiology@")]
+    assert traced and all(t.file.startswith("cardiology/") for t in traced)
+    # One plugin rule by its finding name.
+    name = sorted(plugin_findings)[0]
+    _, only = engine.explain(ecg, name)
+    assert {t.rule for t in only} == {name}
+    assert render_text("X-1", only).count(name) == len(only)
