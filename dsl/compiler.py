@@ -449,7 +449,7 @@ _CALLS = re.compile(r"\b_f[0-9]+\(")
 _LINE_DATE = re.compile(r"\bline\.service_date\b")
 _LINE_READ = re.compile(r"\bline\b")
 # A name or attribute path: cheap and safe to read twice.
-_SIMPLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_SIMPLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|-?[0-9]+")
 
 
 class _Unset:

@@ -226,10 +226,22 @@ def add_months(d: dt.date | None, n: int | None) -> dt.date | None:
 def add_years(d: dt.date | None, n: int | None) -> dt.date | None:
     if d is None or n is None:
         return None
-    try:
-        return d.replace(year=d.year + int(n))
-    except ValueError:  # Feb 29 in a year without one: the end of February
-        return add_months(d, 12 * int(n))
+    key = (d, n)
+    found = _YEARS_LATER.get(key)
+    if found is None:
+        if len(_YEARS_LATER) >= 100_000:
+            _YEARS_LATER.clear()
+        try:
+            found = d.replace(year=d.year + int(n))
+        except ValueError:  # Feb 29 in a year without one: the end of February
+            found = add_months(d, 12 * int(n))
+        _YEARS_LATER[key] = found
+    return found
+
+
+# Answers of `add_years` (timely-filing rules ask it for every date of service; claims
+# share dates): read first by its inline form.
+_YEARS_LATER: dict[tuple[dt.date, Any], dt.date | None] = {}
 
 
 def days_between(a: dt.date | None, b: dt.date | None) -> int | None:
@@ -266,7 +278,8 @@ BUILTINS: tuple[FunctionSpec, ...] = (
     FunctionSpec("add_months", (DATE, NUMBER), DATE.maybe(), add_months,
                  "date plus N calendar months (end of month clamps: Jan 31 + 1 = Feb 28/29)"),
     FunctionSpec("add_years", (DATE, NUMBER), DATE.maybe(), add_years,
-                 "date plus N years (Feb 29 + 1 year = Feb 28)"),
+                 "date plus N years (Feb 29 + 1 year = Feb 28)",
+                 inline="({memo}.get(({0}, {1})) or {call})", consts={"memo": _YEARS_LATER}),
     FunctionSpec("days_between", (DATE, DATE), NUMBER.maybe(), days_between,
                  "days from the first date to the second"),
     FunctionSpec("months_between", (DATE, DATE), NUMBER.maybe(), months_between,

@@ -494,12 +494,14 @@ class MueEdit:
 class MueTable:
     """The MUE values, by procedure code."""
 
-    __slots__ = ("_edits", "source", "values")
+    __slots__ = ("_edits", "per_line", "source", "values")
 
     def __init__(self, edits: dict[str, MueEdit], source: str) -> None:
         self._edits = edits
-        # The MUE value of each code (what `mue_limit` answers, as one dict look-up).
+        # The MUE value of each code (what `mue_limit` answers, as one dict look-up), and
+        # the codes whose edit counts each line alone (indicator 1).
         self.values: dict[str, int] = {code: edit.value for code, edit in edits.items()}
+        self.per_line = frozenset(code for code, edit in edits.items() if edit.indicator == 1)
         self.source = source
 
     def __len__(self) -> int:

@@ -194,11 +194,14 @@ ENGINE_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
     T.FunctionSpec("ptp_conflict", (T.table("ncci-ptp"),), T.CODE.maybe(), ptp_conflict,
                    "the column-1 code an NCCI PTP edit bundles this line into",
                    contextual=True, scopes=LINE,
-                   inline="({call} if {line}.code in {0}.column2 else None)"),
+                   inline="({call} if {line}.code in {0}.column2 and len({claim}.lines) > 1 "
+                          "else None)"),
     T.FunctionSpec("mue_units", (T.table("ncci-mue"),), T.NUMBER.maybe(), mue_units,
                    "units the MUE counts for this line (line, or code and date)",
                    contextual=True, scopes=LINE,
-                   inline="({call} if {line}.code in {0}.values else None)"),
+                   inline="(None if {line}.code not in {0}.values else {line}.units "
+                          "if {line}.code in {0}.per_line else ({line}.units or 0) "
+                          "if len({claim}.lines) == 1 else {call})"),
     T.FunctionSpec("mue_limit", (T.table("ncci-mue"),), T.NUMBER.maybe(), mue_limit,
                    "the MUE value of this line's code", contextual=True, scopes=LINE,
                    inline="{0}.values.get({line}.code)"),
