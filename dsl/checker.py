@@ -17,7 +17,7 @@ from cleanclaim.dsl import types as T
 from cleanclaim.dsl.errors import PolicyError, did_you_mean
 from cleanclaim.dsl.history import COUNTER, Counter, check_counter_calls, check_counters
 from cleanclaim.dsl.pack import PackSources, TableDecl, all_tables, display_path
-from cleanclaim.dsl.parser import parse_policy_file
+from cleanclaim.dsl.parsed import parse_policy_file_cached
 from cleanclaim.dsl.valuesets import CodeSet, infer_kind, read_csv_column, resolve_items
 
 ROOT_CAUSES = (
@@ -91,7 +91,7 @@ def check_pack(sources: PackSources, env: CheckEnv, real_paths: Mapping[str, Pat
 
 def _parse(checked: CheckedPack, env: CheckEnv) -> None:
     for name, text in checked.sources.files.items():
-        parsed = parse_policy_file(text, name)
+        parsed = parse_policy_file_cached(text, name)
         checked.errors.extend(parsed.errors)
         checked.broken_names |= parsed.broken_names
         if parsed.tree is not None:

@@ -9,6 +9,9 @@ payer_policies/medicare/
 ```
 A pack may `include` library packs (`library: true`, e.g. `common`): their value sets
 and rules become part of the including pack, so shared rules are written once.
+
+A manifest without errors is kept in the on-disk cache (dsl/cache.py) once read, so that
+a cold start neither imports a YAML parser nor parses the manifests again.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from cleanclaim.dsl.ast import Span
+from cleanclaim.dsl.cache import PickleCache, module_source
 from cleanclaim.dsl.errors import PolicyError, did_you_mean
+
+if TYPE_CHECKING:  # yaml is imported when a manifest is not in the cache
+    import yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +129,8 @@ class _ManifestNodes:
     """Where the keys and values of a manifest stand, to locate errors about them."""
 
     def __init__(self, file: str, root: yaml.Node | None) -> None:
+        import yaml
+
         self.file = file
         self.keys: dict[str, Span] = {}
         self.values: dict[str, yaml.Node] = {}
@@ -142,6 +149,8 @@ class _ManifestNodes:
 
     def items(self, name: str) -> list[Span]:
         """The spans of the entries of a list value."""
+        import yaml
+
         node = self.values.get(name)
         if isinstance(node, yaml.SequenceNode):
             return [_node_span(self.file, item) for item in node.value]
@@ -149,6 +158,8 @@ class _ManifestNodes:
 
     def entry(self, mapping: str, key: str, sub: str | None = None) -> Span | None:
         """The span of `key` in the mapping value of `mapping`, or of its `sub` value."""
+        import yaml
+
         node = self.values.get(mapping)
         if not isinstance(node, yaml.MappingNode):
             return None
@@ -165,6 +176,8 @@ class _ManifestNodes:
 
 
 def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    import yaml
+
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -172,6 +185,16 @@ def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
     finally:
         loader.dispose()
     return data, node
+
+
+# Manifests read before (dsl/cache.py): what shapes one is its text, its folder's path,
+# the code here and the YAML parser's release.
+_MANIFESTS = PickleCache(
+    "manifests", sources=("pack.py", "ast.py", "errors.py"),
+    salt=lambda: module_source("yaml"),
+    allowed={"cleanclaim.dsl.pack": frozenset({"PackManifest", "TableDecl"}),
+             "cleanclaim.dsl.ast": frozenset({"Span"}),
+             "pathlib": frozenset({"PosixPath", "WindowsPath"})})
 
 
 def read_manifest(folder: Path) -> tuple[PackManifest | None, list[PolicyError]]:
@@ -183,11 +206,28 @@ def _read_manifest(folder: Path) -> tuple[PackManifest | None, list[PolicyError]
     """The manifest of a pack folder, the errors in it (located at the key or value they
     are about) and its text."""
     path = folder / "pack.yaml"
-    file = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [_manifest_error(path, f"cannot read manifest: {exc}")], None
+    # A manifest's reading depends on its text and the folder's path as given only.
+    entry = _MANIFESTS.entry(str(folder), text)
+    if entry is not None:
+        cached = _MANIFESTS.load(entry)
+        if isinstance(cached, PackManifest) and cached.root == folder:
+            return cached, [], text
+    manifest, errors = _parse_manifest(folder, text)
+    if entry is not None and manifest is not None and not errors:
+        _MANIFESTS.store(entry, manifest)
+    return manifest, errors, text
+
+
+def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[PolicyError]]:
+    """The manifest text of a pack folder read, with the errors in it."""
+    import yaml
+
+    path = folder / "pack.yaml"
+    file = display_path(path)
     try:
         data, root = _load_yaml(text)
     except yaml.YAMLError as exc:
@@ -195,9 +235,9 @@ def _read_manifest(folder: Path) -> tuple[PackManifest | None, list[PolicyError]
         span = (Span(file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2)
                 if mark is not None else None)
         problem = getattr(exc, "problem", None) or str(exc)
-        return None, [_manifest_error(path, f"cannot read manifest: {problem}", span=span)], text
+        return None, [_manifest_error(path, f"cannot read manifest: {problem}", span=span)]
     if not isinstance(data, dict):
-        return None, [_manifest_error(path, "the manifest must be a mapping")], text
+        return None, [_manifest_error(path, "the manifest must be a mapping")]
     nodes = _ManifestNodes(file, root)
     errors: list[PolicyError] = []
     known = {"id", "name", "version", "library", "include", "tables", "description"}
@@ -240,7 +280,7 @@ def _read_manifest(folder: Path) -> tuple[PackManifest | None, list[PolicyError]
         manifest_file=path,
         include_spans=tuple(include_spans) if len(include_spans) == len(include) else (),
     )
-    return manifest, errors, text
+    return manifest, errors
 
 
 def load_sources(roots: Sequence[Path], pack_id: str) -> PackSources | None:

@@ -9,6 +9,9 @@ kept (`ParsedPolicy.broken_names`) so that their users are not reported as unkno
 Common mistakes ("missing `then`", "unclosed code list", "date must be YYYY-MM-DD") are
 named in the error's hint from the failing token, what the parser expected there and the
 words before it (`_hint`).
+
+The checker parses through `parsed.parse_policy_file_cached`, which keeps the trees of
+error-free files on disk (dsl/cache.py) and imports this module only for the others.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from lark.tree import Meta
 
 from cleanclaim.dsl import ast
 from cleanclaim.dsl.errors import PolicyError, did_you_mean
+from cleanclaim.dsl.parsed import ParsedPolicy
 
 SUPPORTED_VERSIONS = (1,)
 
@@ -618,16 +622,6 @@ def _syntax_error(file: str, text: str, err: UnexpectedInput,
             message = f"unexpected `{token}`; expected {_describe_expected(set(expected))}"
         hint = _hint(failure)
     return PolicyError(code, message, ast.Span(file, line, column, line, column + 1), hint)
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedPolicy:
-    """One parsed file: the tree (None if unusable), its errors, and the value sets that
-    a syntax error blanked out, so that their users are not reported as unknown as well."""
-
-    tree: ast.PolicyFile | None
-    errors: list[PolicyError]
-    broken_names: frozenset[str] = frozenset()
 
 
 _VALUESET_NAME = re.compile(r"^[ \t]*valueset\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)

@@ -1,5 +1,20 @@
 """cleanclaim's engine: claim model, decisions, evaluation, CLI."""
 
-from cleanclaim.engine.engine import Engine
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cleanclaim.engine.engine import Engine
 
 __all__ = ["Engine"]
+
+
+def __getattr__(name: str) -> Any:
+    # `Engine` is imported when first asked for, so that importing any module of this
+    # package (the CLI, decisions, hookspecs) does not load the policy compiler.
+    if name == "Engine":
+        from cleanclaim.engine.engine import Engine
+
+        return Engine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

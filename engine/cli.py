@@ -5,7 +5,9 @@ rejected; 2 usage error, unreadable input file, or a policy pack that does not c
 (located errors on stderr).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer reads every command's annotations
+# on each run, and string annotations would be compiled and evaluated one by one (about
+# 30 ms of a cold start).
 
 import datetime as dt
 import json
