@@ -23,6 +23,7 @@ hypothesis strategies, quickly; this command is for long runs.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import sys
@@ -468,6 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="write each failing input to a file in this folder")
     parser.add_argument("--jobs", type=int, default=1, help="processes to run in")
     args = parser.parse_args(argv)
+    # Generated inputs are throw-away: keep them out of the on-disk parse cache (the
+    # worker processes inherit the setting).
+    os.environ["CLEANCLAIM_NO_CACHE"] = "1"
     result = run_parallel(args.count, args.seed, args.jobs, args.seconds, args.out)
     print(f"{result.tried} inputs in {result.seconds:.1f} s "
           f"({result.tried / max(result.seconds, 1e-9):.0f}/s): {result.with_errors} with "
