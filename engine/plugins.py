@@ -383,10 +383,10 @@ def _attributed(tag: str, spec: T.FunctionSpec) -> T.FunctionSpec:
 
 
 def _clashes(infos: Sequence[PluginInfo]) -> list[tuple[str, str]]:
-    from cleanclaim.engine.runtime import ENGINE_FUNCTIONS
+    from cleanclaim.engine.runtime import standard_functions
 
     problems = []
-    functions = {f.name: "cleanclaim (built-in)" for f in (*T.BUILTINS, *ENGINE_FUNCTIONS)}
+    functions = {f.name: "cleanclaim (built-in)" for f in standard_functions()}
     sections: dict[str, str] = {}
     for info in infos:
         for spec in info.functions:

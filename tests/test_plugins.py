@@ -617,3 +617,20 @@ def test_a_broken_plugin_stops_check_with_exit_2_naming_it(
     listing = CliRunner().invoke(app, ["plugins"])
     assert listing.exit_code == 1
     assert "broken" in listing.stdout and "ERROR: cannot be imported" in listing.stdout
+
+
+# ---- name clashes -----------------------------------------------------------------------
+
+
+def test_a_plugin_function_named_like_a_history_function_is_a_clash(install: Install) -> None:
+    install("counts", HOOKS_HEADER + """
+        from cleanclaim.dsl import types as T
+
+        @hookimpl
+        def cleanclaim_functions():
+            return [T.FunctionSpec("visit_number", (), T.NUMBER, lambda: 1, "mine")]
+    """)
+    with pytest.raises(PluginError) as exc:
+        load_plugins(["counts"])
+    assert problems_of(exc)["counts"] == ("function `visit_number` is already defined by "
+                                          "cleanclaim (built-in)")
