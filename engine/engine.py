@@ -325,8 +325,9 @@ class Engine:
 
     def _decide(self, program: Program, claim: Claim, out: list[tuple[int, int, int | None, str]],
                 extra: list[Finding]) -> Decision:
-        findings = list(extra)
-        findings.extend(_findings(self._templates[program.pack_id], out))
+        findings = _findings(self._templates[program.pack_id], out)
+        if extra:
+            findings[:0] = extra
         return Decision(claim.claim_id, status_of(findings), findings,
                         self._policy[program.pack_id])
 
@@ -427,10 +428,16 @@ def _templates(program: Program, plugin: PluginInfo | None = None) -> list[list[
         for rule in program.rules]
 
 
+def _finding_order(found: tuple[int, int, int | None, str]) -> tuple[int, int]:
+    return found[2] or 0, found[0]  # by line (claim-level first), then rule order
+
+
 def _findings(templates: list[list[tuple[Any, ...]]],
               out: list[tuple[int, int, int | None, str]]) -> list[Finding]:
+    if len(out) > 1:
+        out.sort(key=_finding_order)
     findings = []
-    for index, vindex, line, message in sorted(out, key=lambda f: (f[2] or 0, f[0])):
+    for index, vindex, line, message in out:
         (rule_id, kind, severity, group, carc, rarcs, root, owner, reference,
          source) = templates[index][vindex]
         findings.append(Finding(rule_id, kind, severity, line, group, carc, list(rarcs),
