@@ -59,7 +59,8 @@ on the input order), that maps onto this module as:
 A crashed chunk is then re-run against the same, unchanged store, so a re-run gives the
 same decision. Anything a claim would add to history while it is evaluated must go back
 to the parent with its result and be applied in input order, never by a worker.
-Not wired yet: `cleanclaim check` calls `Engine.check_raw` per claim, as before.
+With one worker, phase 1 keeps the first claims it decoded (`HistoryReader.take`, a
+bounded number): `check_item` evaluates those instead of decoding them a second time.
 """
 
 from __future__ import annotations
@@ -197,6 +198,13 @@ def check_item(engine: Engine, item: ClaimSource) -> Decision:
     """The decision for one claim; never raises (an engine bug rejects the claim with
     `engine/internal-error` instead of stopping the batch)."""
     try:
+        history = getattr(engine, "history", None)
+        if history is not None:  # a history run: phase 1 may have decoded it already
+            claim = history.take(item.position)
+            if claim is not None:
+                decision = engine.evaluate(claim)
+                decision.position = item.position
+                return decision
         raw = item.to_raw() if isinstance(item, ClaimLine) else item
         return engine.check_raw(raw)
     except Exception as exc:

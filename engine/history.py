@@ -21,10 +21,18 @@ writers take turns (`BEGIN IMMEDIATE`, a generous busy timeout).
 
 `HistoryRun` runs both over one iterable (`Engine.check_many`), keeping the decoded claims
 between the phases; `HistoryBatch` is `cleanclaim check`'s: phase 1 over a first pass of
-the input files, phase 2 in the second pass, in this process or in `--workers` that read
-the store (`HistoryEngineBuilder`). Without a store, a run records into an in-memory (or,
-for workers, temporary) store: claims of the same input count against each other. A claim
-checked outside a run (`Engine.check`) counts itself alone.
+the input files (keeping the first claims decoded), phase 2 in the second pass, in this
+process or in `--workers` that read the store (`HistoryEngineBuilder`). Without a store, a
+run records into an in-memory (or, for workers, temporary) store: claims of the same input
+count against each other. A claim checked outside a run (`Engine.check`) counts itself
+alone.
+
+**Speed.** Phase 1 plans phase 2's reads (`HistoryReader.plan_claim`): the members whose
+claims a counter counts, and the dates they look at. Phase 2 reads each member once, ahead
+of its claims and many members a statement, and keeps members' histories for the run; a
+claim none of whose lines is counted reads nothing. Recorded lines are unpacked when a
+count needs them (`Entry`, one tuple a line), once a run. Python's cyclic garbage
+collector is kept away from the claims a run keeps (`_QuietCollector`).
 
 **The functions.** A rule reads a counter (`dsl/history.py`) through `visit_number(c)`,
 `total_to_date(c)`, `total_before(c)` and `total_on_other_claims(c)`; each is missing (so
@@ -36,6 +44,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import gc
 import hashlib
 import json
 import logging
@@ -47,9 +56,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.history import COUNTER, Counter, counter_of
@@ -99,6 +108,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
              end_date TEXT
            )""",
         "CREATE INDEX coverage_by_member ON coverage (member_key)",
+    ),
+    (  # 3: the replaced and voided claims (and tombstones), which recording looks up for
+       # every claim it writes: a small index instead of a read of each claim's row
+        "CREATE INDEX claims_superseded ON claims (payer, claim_id) "
+        "WHERE superseded_by IS NOT NULL",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -246,7 +260,9 @@ class HistoryStore:
                 chunk = claim_ids[start:start + 500]
                 marks = ", ".join("?" * len(chunk))
                 for claim_id, by in self.db.execute(
-                        "SELECT claim_id, superseded_by FROM claims WHERE payer = ? AND "
+                        # The small index of superseded claims, not the one of all.
+                        "SELECT claim_id, superseded_by FROM claims INDEXED BY "
+                        "claims_superseded WHERE payer = ? AND "
                         f"claim_id IN ({marks}) AND superseded_by IS NOT NULL",
                         [payer, *chunk]):
                     found[(payer, claim_id)] = by
@@ -265,27 +281,31 @@ class HistoryStore:
 
     # ---- reading -----------------------------------------------------------------------
 
+    # What phase 2 reads of a claim (a `ClaimRow`): the primary key leads the row, so a
+    # member's claims are one range of the table; no other column is read.
+    _ROW = ("first_dos, last_dos, claim_id, received, rendering, billing, lines, replaces, "
+            "member_key")
+
     def member_rows(self, member_key: str, first: str, last: str) -> list[ClaimRow]:
         """The member's recorded claims with lines dated in [first, last]."""
         return self.db.execute(
-            "SELECT first_dos, last_dos, claim_id, received, rendering, billing, lines, "
-            "replaces FROM claims WHERE member_key = ? AND last_dos >= ? AND first_dos <= ? "
-            "AND line_count > 0", (member_key, first, last)).fetchall()
+            f"SELECT {self._ROW} FROM claims WHERE member_key = ? AND last_dos >= ? "
+            "AND first_dos <= ? AND line_count > 0", (member_key, first, last)).fetchall()
 
     def members_rows(self, spans: Mapping[str, Sequence[str]]) -> dict[str, list[ClaimRow]]:
-        """`member_rows` of many members at once: member key -> (first, last)."""
+        """`member_rows` of many members at once (one statement for up to 300 members):
+        member key -> (first, last)."""
         found: dict[str, list[ClaimRow]] = {key: [] for key in spans}
         items = [(key, span[0], span[1]) for key, span in spans.items()]
         for start in range(0, len(items), 300):  # 900 parameters a statement, at most
             chunk = items[start:start + 300]
-            values = ", ".join("(?, ?, ?)" for _ in chunk)
-            for key, *row in self.db.execute(
-                    f"WITH wanted(k, f, l) AS (VALUES {values}) "
-                    "SELECT member_key, first_dos, last_dos, claim_id, received, rendering, "
-                    "billing, lines, replaces FROM wanted JOIN claims ON member_key = k "
-                    "AND last_dos >= f AND first_dos <= l AND line_count > 0",
+            values = ", ".join(["(?, ?, ?)"] * len(chunk))
+            for row in self.db.execute(
+                    f"WITH wanted(k, f, l) AS (VALUES {values}) SELECT {self._ROW} "
+                    "FROM wanted JOIN claims ON member_key = k AND last_dos >= f "
+                    "AND first_dos <= l AND line_count > 0",
                     [part for item in chunk for part in item]):
-                found[key].append(cast(ClaimRow, tuple(row)))
+                found[row[8]].append(row)
         return found
 
     def member_claims(self, member_key: str) -> list[dict[str, Any]]:
@@ -298,12 +318,12 @@ class HistoryStore:
             claim = dict(zip(("payer", "claim_id", "received", "frequency", "replaces",
                               "first_dos", "last_dos", "lines", "superseded_by",
                               "recorded_at"), row[:10], strict=True))
-            entries = [Entry(row[1], row[2], row[10], row[11], *text.split("\t"))
-                       for text in row[12].split("\n") if row[12]]
+            entries = (unpack_lines(row[1], row[2], row[10], row[11], row[12])
+                       if row[12] else [])
             claim["service_lines"] = [
                 {"line": e.line, "service_date": e.dos, "code": e.code,
                  "modifiers": list(e.modifiers), "units": e.units,
-                 "charge": e._charge or None, "rendering_npi": e.rendering}
+                 "charge": e.stored_charge or None, "rendering_npi": e.rendering}
                 for e in entries]
             claims.append(claim)
         return claims
@@ -350,10 +370,9 @@ class _Transaction:
 # ---- facts -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimFacts:
+class ClaimFacts(NamedTuple):
     """What the store keeps of one claim: identity, dates, providers, and its service
-    lines packed as text (`pack_line`)."""
+    lines packed as text (`pack_line`). (A named tuple: phase 1 makes one a claim.)"""
 
     payer: str
     claim_id: str
@@ -394,13 +413,24 @@ def pack_line(idx: int, line: ServiceLine) -> str:
 
 
 def claim_facts(claim: Claim, member_key: str) -> ClaimFacts:
-    dates = [line.service_date for line in claim.lines]
+    lines = claim.lines
+    if lines:
+        first = last = lines[0].service_date
+        for line in lines:
+            day = line.service_date
+            if day < first:
+                first = day
+            elif day > last:
+                last = day
+        first_dos: str | None = first.isoformat()
+        last_dos: str | None = last.isoformat()
+    else:
+        first_dos = last_dos = None
     return ClaimFacts(
         claim.payer, claim.claim_id, member_key, claim.received_date.isoformat(),
-        claim.frequency, claim.replaces,
-        min(dates).isoformat() if dates else None, max(dates).isoformat() if dates else None,
-        claim.rendering_provider.npi, claim.billing_provider.npi, len(claim.lines),
-        "\n".join(pack_line(i, line) for i, line in enumerate(claim.lines)))
+        claim.frequency, claim.replaces, first_dos, last_dos, claim.rendering_provider.npi,
+        claim.billing_provider.npi, len(lines),
+        "\n".join([pack_line(i, line) for i, line in enumerate(lines)]))
 
 
 def _number(text: str) -> int | float | None:
@@ -412,43 +442,55 @@ def _number(text: str) -> int | float | None:
     return int(value) if value.is_integer() else value
 
 
-class Entry:
+class Entry(NamedTuple):
     """A recorded service line of another claim. It has the attribute names of a claim's
-    `ServiceLine`, so a counter's compiled filter reads both alike; what filters seldom
-    read is converted from the stored text when read."""
+    `ServiceLine`, so a counter's compiled filter reads both alike; they are converted
+    from the stored text when read.
 
-    __slots__ = ("_charge", "_diagnoses", "_line", "_minutes", "_units", "billing",
-                 "claim_id", "code", "dos", "modifiers", "order", "received", "rendering")
+    One tuple a line, and nothing in it the garbage collector needs to track: reading a
+    member's history means unpacking many lines, which stay cached for the run. Its
+    first four items are the line's place in the counting order (date of service,
+    received date, claim id, place in its claim), so entries sort in counting order."""
 
-    def __init__(self, claim_id: str, received: str, rendering: str | None,
-                 billing: str | None, idx: str, line: str, dos: str, code: str,
-                 modifiers: str, units: str, charge: str, minutes: str,
-                 diagnoses: str) -> None:
-        self.claim_id = claim_id
-        self.received = received
-        self.rendering = rendering
-        self.billing = billing
-        self.dos = dos
-        self.order = (dos, received, claim_id, int(idx))
-        self.code = code or None
-        self.modifiers = tuple(modifiers.split())
-        self._line = line
-        self._units = units
-        self._charge = charge
-        self._minutes = minutes
-        self._diagnoses = diagnoses
+    dos: str
+    received: str
+    claim_id: str
+    # The place in its claim, as stored (text): only lines of one claim tie on the
+    # three before, and those are never counted against each other.
+    place: str
+    stored_line: str
+    stored_code: str
+    stored_modifiers: str
+    stored_units: str
+    stored_charge: str
+    stored_minutes: str
+    stored_diagnoses: str
+    rendering: str | None
+    billing: str | None
+
+    @property
+    def order(self) -> tuple[str, str, str, str]:
+        return (self.dos, self.received, self.claim_id, self.place)
+
+    @property
+    def code(self) -> str | None:
+        return self.stored_code or None
+
+    @property
+    def modifiers(self) -> tuple[str, ...]:
+        return tuple(self.stored_modifiers.split())
 
     @property
     def line(self) -> int | None:
-        return int(self._line) if self._line else None
+        return int(self.stored_line) if self.stored_line else None
 
     @property
     def units(self) -> int | float | None:
-        return _number(self._units)
+        return _number(self.stored_units)
 
     @property
     def minutes(self) -> int | float | None:
-        return _number(self._minutes)
+        return _number(self.stored_minutes)
 
     @property
     def service_date(self) -> dt.date:
@@ -456,11 +498,11 @@ class Entry:
 
     @property
     def charge(self) -> Decimal | None:
-        return Decimal(self._charge) if self._charge else None
+        return Decimal(self.stored_charge) if self.stored_charge else None
 
     @property
     def pointed_diagnoses(self) -> tuple[str, ...]:
-        return tuple(self._diagnoses.split())
+        return tuple(self.stored_diagnoses.split())
 
     @property
     def diagnosis_pointers(self) -> tuple[int, ...]:
@@ -468,7 +510,18 @@ class Entry:
 
     @property
     def modifier_key(self) -> tuple[str, ...]:
-        return tuple(sorted(self.modifiers))
+        return tuple(sorted(self.stored_modifiers.split()))
+
+
+_new_entry: Any = tuple.__new__  # an `Entry` without `Entry.__new__`'s Python frame
+
+
+def unpack_lines(claim_id: str, received: str, rendering: str | None, billing: str | None,
+                 lines: str) -> list[Entry]:
+    """The stored lines of one recorded claim (`ClaimFacts.lines`)."""
+    return [_new_entry(Entry, (f[2], received, claim_id, f[0], f[1], f[3], f[4], f[5], f[6],
+                               f[7], f[8], rendering, billing))
+            for f in [text.split("\t") for text in lines.split("\n")]]
 
 
 # ---- what a claim sees of the history ----------------------------------------------------
@@ -477,139 +530,159 @@ THROUGH, BEFORE, OTHERS = 0, 1, 2
 
 
 # A recorded claim as phase 2 reads it: first and last date of service, claim id,
-# received date, rendering and billing NPI, packed lines, the claim it replaces.
-ClaimRow = tuple[str, str, str, str, Any, Any, str, Any]
+# received date, rendering and billing NPI, packed lines, the claim it replaces, and the
+# member key it is recorded under.
+ClaimRow = tuple[str, str, str, str, Any, Any, str, Any, str]
 
 
 class MemberHistory:
-    """A member's recorded claims (other claims and, in a run, this run's). A claim's
-    lines are unpacked when a count first needs them: a lookup of one date of service
-    unpacks only the claims that span it; a window count unpacks them all, in counting
-    order, and keeps each counter's matching lines."""
+    """A member's recorded claims (other claims and, in a run, this run's) with lines in
+    the dates loaded. A claim's lines are unpacked when a count first needs them, once
+    for all the counters and all the claims of the member that the run checks while the
+    member is cached: a count over one date of service (`per day`) unpacks only the
+    claims with a line that day, other than the claim asking; a count over a longer
+    window unpacks them all and keeps each counter's lines in counting order."""
 
-    __slots__ = ("_all", "_matched", "_on", "_unpacked", "rows")
+    __slots__ = ("_counted", "_replacing", "_unpacked", "rows")
 
     def __init__(self, rows: list[ClaimRow]) -> None:
         self.rows = rows
-        self._unpacked: dict[int, list[Entry]] = {}
-        self._on: dict[str, list[Entry]] = {}
-        self._all: list[Entry] | None = None
-        self._matched: dict[int, tuple[list[tuple[str, str, str, int]], list[Entry]]] = {}
+        self._unpacked: list[list[Entry] | None] = [None] * len(rows)
+        self._counted: dict[int, dict[Any, list[Entry]]] = {}
+        self._replacing: dict[str, set[str]] | None = None
 
     def _lines(self, i: int) -> list[Entry]:
-        found = self._unpacked.get(i)
+        found = self._unpacked[i]
         if found is None:
-            _first, _last, claim_id, received, rendering, billing, lines, _ = self.rows[i]
-            found = self._unpacked[i] = [
-                Entry(claim_id, received, rendering, billing, *text.split("\t"))
-                for text in lines.split("\n")]
+            row = self.rows[i]
+            found = self._unpacked[i] = unpack_lines(row[2], row[3], row[4], row[5], row[6])
         return found
 
-    @property
-    def entries(self) -> list[Entry]:
-        """Every recorded line, in counting order."""
-        if self._all is None:
-            self._all = [e for i in range(len(self.rows)) for e in self._lines(i)]
-            self._all.sort(key=_order)
-        return self._all
-
-    def matched(self, counter: Counter) -> tuple[list[tuple[str, str, str, int]], list[Entry]]:
-        """The lines `counter` counts, and their places in the counting order."""
-        found = self._matched.get(counter.index)
+    def counted(self, counter: Counter) -> dict[Any, list[Entry]]:
+        """The loaded lines `counter` counts, in counting order, grouped by what the
+        counter keeps apart (`by`; one group, None, when it keeps nothing apart)."""
+        found = self._counted.get(counter.index)
         if found is None:
             matches = counter.matches
-            entries = [e for e in self.entries if matches(e)]
-            found = self._matched[counter.index] = ([e.order for e in entries], entries)
+            lines = [e for i in range(len(self.rows)) for e in self._lines(i) if matches(e)]
+            found = self._counted[counter.index] = _grouped(counter, lines)
         return found
+
+    def on_day(self, counter: Counter, dos: str, excluded: frozenset[str]
+               ) -> dict[Any, list[Entry]]:
+        """The lines `counter` counts with date of service `dos`, of claims other than
+        `excluded`, grouped as `counted` groups them. Only the claims with a line on that
+        date are unpacked (most claims have none: the claim being checked, recorded
+        under its id, is one of the excluded)."""
+        matches = counter.matches
+        lines = [e for i, row in enumerate(self.rows)
+                 if row[0] <= dos <= row[1] and row[2] not in excluded and dos in row[6]
+                 for e in self._lines(i) if e.dos == dos and matches(e)]
+        return _grouped(counter, lines) if lines else {}
 
     def replacing(self, claim_id: str) -> set[str]:
         """The claims that replace `claim_id`: never counted against it."""
-        return {row[2] for row in self.rows if row[7] == claim_id}
-
-    def on(self, dos: str) -> list[Entry]:
-        """The lines with date of service `dos` (the lines of a claim mostly share one)."""
-        found = self._on.get(dos)
-        if found is None:
-            found = self._on[dos] = [e for i, row in enumerate(self.rows)
-                                     if row[0] <= dos <= row[1]
-                                     for e in self._lines(i) if e.dos == dos]
-        return found
+        if self._replacing is None:
+            self._replacing = {}
+            for row in self.rows:
+                if row[7] is not None:
+                    self._replacing.setdefault(row[7], set()).add(row[2])
+        return self._replacing.get(claim_id) or set()
 
 
-_order = attrgetter("order")
+def _grouped(counter: Counter, lines: list[Entry]) -> dict[Any, list[Entry]]:
+    lines.sort()  # entries compare as their places in the counting order
+    keys = counter.keys
+    if not keys:
+        return {None: lines} if lines else {}
+    groups: dict[Any, list[Entry]] = {}
+    for e in lines:
+        groups.setdefault(_entry_key_values(keys, e), []).append(e)
+    return groups
+
+
 _NO_MEMBER = MemberHistory([])
+# A count of each measure when nothing is counted.
+_NOTHING: dict[str, Any] = {"visits": 0, "lines": 0, "units": 0, "charges": Decimal(0)}
 
 
 class ClaimHistory:
     """The history one claim is checked against: the member's lines of other claims
-    and the claim's own lines, each counted when it stands before the line asking."""
+    and the claim's own lines, each counted when it stands before the line asking.
 
-    __slots__ = ("_cache", "claim", "excluded", "member")
+    A counter's values for the claim are computed when a rule first reads the counter:
+    for every line it counts, at once (a rule reads a counter on each line, and several
+    rules read the same counter)."""
+
+    # It holds no reference to the claim (which holds it): no reference cycle, so a
+    # claim and its history are freed as soon as the claim is done with, not by the
+    # garbage collector.
+    __slots__ = ("_values", "excluded", "member")
 
     def __init__(self, claim: Claim, member: MemberHistory | None = None,
                  excluded: frozenset[str] = frozenset()) -> None:
-        self.claim = claim
         self.member = member or _NO_MEMBER
         # Lines of these claims are this claim's own (recorded under its id) or of the
         # claim it replaces: never counted as another claim's.
         self.excluded = excluded or frozenset({claim.claim_id})
-        self._cache: dict[tuple[int, int, int], Any] = {}
+        # counter index -> id(line) -> (THROUGH, BEFORE, OTHERS)
+        self._values: dict[int, dict[int, tuple[Any, Any, Any]]] = {}
 
-    def total(self, counter: Counter, line: ServiceLine, mode: int) -> Any:
-        """What `counter` counts up to `line` (a line it counts): THROUGH it, BEFORE it,
-        or on OTHERS claims only."""
-        idx = next((i for i, own in enumerate(self.claim.lines) if own is line), None)
-        if idx is None:
-            return None
-        key = (counter.index, idx, mode)
-        cached = self._cache.get(key, _MISSING)
-        if cached is not _MISSING:
-            return cached
-        value = self._total(counter, line, idx, mode)
-        self._cache[key] = value
-        return value
+    def total(self, claim: Claim, counter: Counter, line: ServiceLine, mode: int) -> Any:
+        """What `counter` counts up to `line` of `claim` (the claim this history is
+        of): THROUGH it, BEFORE it, or on OTHERS claims only; None when the counter does
+        not count the line."""
+        values = self._values.get(counter.index)
+        if values is None:
+            values = self._values[counter.index] = self._count(claim, counter)
+        found = values.get(id(line))
+        return None if found is None else found[mode]
 
-    def _total(self, counter: Counter, line: ServiceLine, idx: int, mode: int) -> Any:
-        claim = self.claim
-        day = line.service_date
-        start = counter.window_start(day)
-        dos = day.isoformat()
-        order = (dos, claim.received_date.isoformat(), claim.claim_id, idx)
+    def _count(self, claim: Claim, counter: Counter) -> dict[int, tuple[Any, Any, Any]]:
+        matches = counter.matches
+        # The lines the counter counts, in counting order: (date, place in the claim).
+        counted = sorted((line.service_date, j, line) for j, line in enumerate(claim.lines)
+                         if matches(line))
+        if not counted:
+            return {}
         keys = counter.keys
-        want = _key_values(keys, claim, line) if keys else None
+        member = self.member if self.member.rows else None
+        received, claim_id = claim.received_date.isoformat(), claim.claim_id
         excluded = self.excluded
-        others: list[Entry] = []
-        if self.member.rows:
-            if counter.window.kind == "day":
-                matches = counter.matches
-                candidates: Sequence[Entry] = [e for e in self.member.on(dos)
-                                               if e.order < order and matches(e)]
+        per_day = counter.window.kind == "day"
+        measure = counter.measure
+        days: dict[str, dict[Any, list[Entry]]] = {}  # per day: the other claims' lines
+        own_before: dict[Any, list[ServiceLine]] = {}  # per key: this claim's lines so far
+        values: dict[int, tuple[Any, Any, Any]] = {}
+        for day, idx, line in counted:
+            start = day if per_day else counter.window_start(day)
+            want = _key_values(keys, claim, line) if keys else None
+            others: list[Entry] = []
+            if member is not None:
+                dos = day.isoformat()
+                here = (dos, received, claim_id, str(idx))
+                if per_day:
+                    on_day = days.get(dos)
+                    if on_day is None:
+                        on_day = days[dos] = member.on_day(counter, dos, excluded)
+                    group = on_day.get(want)
+                    if group is not None:  # entries compare as their places in the order
+                        others = group[:bisect.bisect_left(group, here)]
+                else:
+                    group = member.counted(counter).get(want)
+                    if group is not None:
+                        first = bisect.bisect_left(group, (start.isoformat(),))
+                        others = [e for e in group[first:bisect.bisect_left(group, here, first)]
+                                  if e.claim_id not in excluded]
+            earlier = own_before.get(want)
+            if earlier is None:
+                own_before[want] = [line]
+                own: list[ServiceLine] = []
             else:
-                orders, entries = self.member.matched(counter)
-                first = bisect.bisect_left(orders, (start.isoformat(),))
-                candidates = entries[first:bisect.bisect_left(orders, order, first)]
-            for e in candidates:
-                if e.claim_id in excluded:
-                    continue
-                if want is not None and _entry_key_values(keys, e) != want:
-                    continue
-                others.append(e)
-        own: list[ServiceLine] = []
-        if mode != OTHERS:
-            matches = counter.matches
-            for j, other in enumerate(claim.lines):
-                other_day = other.service_date
-                if other_day < start or (other_day, j) >= (day, idx) or not matches(other):
-                    continue
-                if want is not None and _key_values(keys, claim, other) != want:
-                    continue
-                own.append(other)
-            if mode == THROUGH:
-                own.append(line)
-        return _measure(counter.measure, others, own)
-
-
-_MISSING = object()
+                own = [o for o in earlier if o.service_date >= start]
+                earlier.append(line)
+            values[id(line)] = _measure(measure, others, own, line)
+        return values
 
 
 def _key_values(keys: tuple[str, ...], claim: Claim, line: ServiceLine) -> tuple[Any, ...]:
@@ -640,19 +713,35 @@ def _entry_key_values(keys: tuple[str, ...], e: Entry) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _measure(measure: str, others: list[Entry], own: list[ServiceLine]) -> Any:
-    """Visits (distinct dates), lines, units (a line without units is one) or charges."""
+def _measure(measure: str, others: list[Entry], own: list[ServiceLine], line: ServiceLine
+             ) -> tuple[Any, Any, Any]:
+    """(THROUGH, BEFORE, OTHERS): visits (distinct dates), lines, units (a line without
+    units is one) or charges of the other claims' lines, then with the claim's own lines
+    before `line`, then with `line` as well."""
+    if not others and not own:  # the common case: nothing before this line
+        if measure == "visits" or measure == "lines":
+            return 1, 0, 0
+        if measure == "units":
+            return (line.units if line.units is not None else 1), 0, 0
+        return (line.charge if line.charge is not None else Decimal(0)), Decimal(0), \
+            Decimal(0)
     if measure == "visits":
         days = {e.dos for e in others}
-        days.update(line.service_date.isoformat() for line in own)
-        return len(days)
+        on_others = len(days)
+        days.update(other.service_date.isoformat() for other in own)
+        before = len(days)
+        days.add(line.service_date.isoformat())
+        return len(days), before, on_others
     if measure == "lines":
-        return len(others) + len(own)
+        return len(others) + len(own) + 1, len(others) + len(own), len(others)
     if measure == "units":
-        return (sum(e.units if e.units is not None else 1 for e in others)
-                + sum(line.units if line.units is not None else 1 for line in own))
-    total = sum((Decimal(e._charge) for e in others if e._charge), Decimal(0))
-    return total + sum((line.charge for line in own if line.charge is not None), Decimal(0))
+        units: Any = sum(e.units if e.units is not None else 1 for e in others)
+        own_units: Any = units + sum(o.units if o.units is not None else 1 for o in own)
+        return own_units + (line.units if line.units is not None else 1), own_units, units
+    charges = sum((Decimal(e.stored_charge) for e in others if e.stored_charge), Decimal(0))
+    own_charges = charges + sum((o.charge for o in own if o.charge is not None), Decimal(0))
+    return (own_charges + (line.charge if line.charge is not None else Decimal(0)),
+            own_charges, charges)
 
 
 # ---- the functions rules call -------------------------------------------------------------
@@ -666,39 +755,41 @@ def _view(claim: Claim) -> ClaimHistory:
     return view
 
 
-# Each function first asks the counter whether it counts the line at all (most lines are
-# not counted by most counters: the common case costs one call of the compiled filter).
+# Each function is missing when the counter does not count the line. Compiled rules test
+# that inline before calling (`inline`, the counter's filter: most lines are counted by
+# no counter); the functions answer it as well, for other callers (explain).
+_COUNTED = "({call} if {counts} else None)"
 
 
 def visit_number(claim: Claim, line: ServiceLine | None, counter: Counter) -> int | None:
     """Which visit of the counter's window this line's date of service is."""
-    if line is None or not counter.matches(line):
+    if line is None:
         return None
-    return _view(claim).total(counter, line, THROUGH)  # type: ignore[no-any-return]
+    return _view(claim).total(claim, counter, line, THROUGH)  # type: ignore[no-any-return]
 
 
 def total_to_date(claim: Claim, line: ServiceLine | None, counter: Counter) -> Any:
     """The counter's total in the window up to and including this line."""
-    if line is None or not counter.matches(line):
+    if line is None:
         return None
-    return _view(claim).total(counter, line, THROUGH)
+    return _view(claim).total(claim, counter, line, THROUGH)
 
 
 def total_before(claim: Claim, line: ServiceLine | None, counter: Counter) -> Any:
     """The counter's total in the window before this line."""
-    if line is None or not counter.matches(line):
+    if line is None:
         return None
-    return _view(claim).total(counter, line, BEFORE)
+    return _view(claim).total(claim, counter, line, BEFORE)
 
 
 def total_on_other_claims(claim: Claim, line: ServiceLine | None, counter: Counter) -> Any:
     """The counter's total in the window on the member's other claims before this line."""
-    if line is None or not counter.matches(line):
+    if line is None:
         return None
-    view = getattr(claim, "history", None)
+    view: ClaimHistory | None = getattr(claim, "history", None)
     if view is None or not view.member.rows:  # the claim alone: no other claims
-        return Decimal(0) if counter.measure == "charges" else 0
-    return view.total(counter, line, OTHERS)
+        return _NOTHING[counter.measure] if counter.matches(line) else None
+    return view.total(claim, counter, line, OTHERS)
 
 
 _LINE = frozenset({"line"})
@@ -707,41 +798,36 @@ HISTORY_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
         "visit_number", (counter_of("visits"),), T.NUMBER.maybe(), visit_number,
         "visit_number(c): which visit of c's window this line's date of service is, counting "
         "the member's visits on earlier claims and on this claim up to this date (missing "
-        "when c does not count the line)", contextual=True, scopes=_LINE),
+        "when c does not count the line)", contextual=True, scopes=_LINE, inline=_COUNTED),
     T.FunctionSpec(
         "total_to_date", (COUNTER,), T.NUMBER.maybe(), total_to_date,
         "total_to_date(c): what c counts in its window up to and including this line "
-        "(visits, units, lines or charges)", contextual=True, scopes=_LINE),
+        "(visits, units, lines or charges)", contextual=True, scopes=_LINE,
+        inline=_COUNTED),
     T.FunctionSpec(
         "total_before", (COUNTER,), T.NUMBER.maybe(), total_before,
         "total_before(c): what c counts in its window before this line",
-        contextual=True, scopes=_LINE),
+        contextual=True, scopes=_LINE, inline=_COUNTED),
     T.FunctionSpec(
         "total_on_other_claims", (COUNTER,), T.NUMBER.maybe(), total_on_other_claims,
         "total_on_other_claims(c): what c counts in its window on the member's other claims "
         "that stand before this line (e.g. the same service billed already)",
-        contextual=True, scopes=_LINE),
+        contextual=True, scopes=_LINE, inline=_COUNTED),
 )
 
 
 # ---- the run -----------------------------------------------------------------------------
 
 SPOOL_IN_MEMORY = 200_000  # claims kept in memory between the phases; more go to disk
-RECORD_BATCH = 5_000  # claims per write transaction
-MEMBER_CACHE = 256  # members whose claims phase 2 keeps loaded (memory stays flat)
-PREFETCH = 200  # claims whose members' histories phase 2 loads at once (< MEMBER_CACHE)
-PLAN_LIMIT = 1_000_000  # claims of a `cleanclaim check` run whose reads phase 1 plans
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+# Claims a write transaction records (~30 MB of facts, about a second of writing): a
+# member's page of the store is written once a transaction, however many of its claims.
+RECORD_BATCH = 50_000
+CACHE_ROWS = 50_000  # recorded claims phase 2 keeps loaded, all members (~2 kB each)
+PREFETCH = 200  # claims whose members' histories phase 2 loads at once
+PLAN_LIMIT = 200_000  # claims of a run whose reads phase 1 plans (~200 bytes each)
+PLAN_MEMBERS = 100_000  # members of a run whose dates phase 1 plans (~300 bytes each)
+# Claims `cleanclaim check` decodes once instead of in both passes (~3 kB each).
+KEEP_DECODED = 32_768
 
 
 def counts_history(engine: Engine) -> bool:
@@ -805,24 +891,78 @@ def _decode(engine: Engine, item: Any) -> Claim | None:
     return claim
 
 
+# What a claim's counts read: the member key, and the first and last date of service.
+_Need = tuple[str, str, str]
+
+
 class HistoryReader:
     """Phase 2: what a claim is checked against. `prepare(claim)` gives a claim without
     coverage the member's roster coverage and attaches the member's recorded lines
-    (`claim.history`); the engine calls it for every claim it reads (`Engine.history`)."""
+    (`claim.history`); the engine calls it for every claim it reads (`Engine.history`).
+
+    A claim none of whose lines a counter counts reads nothing. Members' histories are
+    cached for the run (the store does not change in phase 2), up to CACHE_ROWS recorded
+    claims. When phase 1 ran in this process, it planned phase 2's reads (`plan_claim`):
+    each member is then loaded with the dates all the run's claims of the member look
+    at - once, while it stays cached - many members a statement, ahead of the claims
+    that need them."""
 
     def __init__(self, engine: Engine, store: HistoryStore) -> None:
         self.store = store
         self.counters = _counters(engine)
         self.roster = store.has_roster()
-        # member key -> (first date loaded, last date loaded, the lines)
+        # member key -> (first date loaded, last date loaded, the claims), least recently
+        # used first; at most CACHE_ROWS recorded claims in all.
         self._members: OrderedDict[str, tuple[str, str, MemberHistory]] = OrderedDict()
-        self._needs: dict[int, tuple[str, str, str] | None] = {}  # id(claim), prefetched
-        # What the claims of a run will need, in input order, when phase 1 ran in this
-        # process (`HistoryBatch`): phase 2 then loads members ahead, many a statement.
-        self.plan: list[tuple[str, str, str]] = []
+        self._cached_rows = 0
+        # From phase 1: member key -> [first, last] dates the run's claims of the member
+        # look at; and the member of each claim that counts, in input order.
+        self.spans: dict[str, list[str]] = {}
+        self.plan: list[_Need] = []
         self._planned = 0
+        self._dropped = False  # whether the cache has had to drop a member
+        # From phase 1 of `cleanclaim check`: decoded claims by input position, so that
+        # phase 2 does not decode them again (`take`).
+        self.kept: dict[int, tuple[Claim, _Need | None]] = {}
+
+    def plan_claim(self, claim: Claim) -> _Need | None:
+        """Phase 1 saw `claim`: phase 2 will check it, in this order. Returns what the
+        claim's counts look at (`_prepare` takes it, so as not to work it out again)."""
+        need = self._need(claim)
+        if need is None:
+            return None
+        key, first, last = need
+        if len(self.plan) < PLAN_LIMIT:
+            self.plan.append(need)
+        span = self.spans.get(key)
+        if span is not None:
+            if first < span[0]:
+                span[0] = first
+            if last > span[1]:
+                span[1] = last
+        elif len(self.spans) < PLAN_MEMBERS:
+            self.spans[key] = [first, last]
+        return need
+
+    def keep(self, position: int, claim: Claim, need: _Need | None) -> None:
+        """Keep the claim at `position` of the input, as phase 1 decoded it, for phase 2."""
+        self.kept[position] = (claim, need)
+
+    def take(self, position: int) -> Claim | None:
+        """The claim at `position` of the input as phase 1 decoded it (if it was kept),
+        prepared as `prepare` does."""
+        if not self.kept:
+            return None
+        kept = self.kept.pop(position, None)
+        if kept is None:
+            return None
+        self._prepare(*kept)
+        return kept[0]
 
     def prepare(self, claim: Claim) -> None:
+        self._prepare(claim, self._need(claim))
+
+    def _prepare(self, claim: Claim, need: _Need | None) -> None:
         member_id = claim.member.id
         if not member_id:
             return
@@ -832,65 +972,44 @@ class HistoryReader:
             spans = roster_coverage(self.store, member_id)
             if spans:
                 claim.set_coverage(spans)
-        need = (self._needs.pop(id(claim)) if id(claim) in self._needs
-                else self._need(claim))
-        if need is not None:
-            key, first, last = need
-            if self.plan:
-                self._follow_plan(key, first, last)
-            member = self._member(key, first, last)
-            # Never counted against this claim: its own lines (recorded under its id), the
-            # claim it replaces, and a claim that replaces it.
-            excluded = {claim.claim_id, *member.replacing(claim.claim_id)}
-            if claim.replaces:
-                excluded.add(claim.replaces)
-            claim.history = ClaimHistory(claim, member, frozenset(excluded))
-
-    def prefetch(self, claims: Iterable[Claim]) -> None:
-        """Load the histories `prepare` will need for `claims`, several members a
-        statement (a run knows its next claims; one claim at a time costs a statement
-        each)."""
-        needs: dict[str, list[str]] = {}
-        self._needs.clear()
-        for claim in claims:
-            need = self._needs[id(claim)] = self._need(claim)
-            if need is None:
-                continue
-            key, first, last = need
-            cached = self._members.get(key)
-            if cached is not None and cached[0] <= first and last <= cached[1]:
-                continue
-            if cached is not None:
-                first, last = min(first, cached[0]), max(last, cached[1])
-            span = needs.setdefault(key, [first, last])
-            span[0], span[1] = min(span[0], first), max(span[1], last)
-        if not needs:
+        if need is None:
+            claim.history = None  # no line is counted: nothing to read
             return
-        for key, rows in self.store.members_rows(needs).items():
-            first, last = needs[key]
-            self._remember(key, first, last, MemberHistory(rows))
+        key, first, last = need
+        if self.plan:
+            self._follow_plan(key)
+        member = self._member(key, first, last)
+        # Never counted against this claim: its own lines (recorded under its id), the
+        # claim it replaces, and a claim that replaces it.
+        excluded = {claim.claim_id, *member.replacing(claim.claim_id)}
+        if claim.replaces:
+            excluded.add(claim.replaces)
+        claim.history = ClaimHistory(claim, member, frozenset(excluded))
 
-    def _follow_plan(self, key: str, first: str, last: str) -> None:
-        """Phase 2 has come to the next claim of the plan: on a miss, load the members
-        of the next PREFETCH planned claims at once."""
+    def _follow_plan(self, key: str) -> None:
+        """Phase 2 has come to the next claim of the plan: when its member is not loaded,
+        load the members of the next PREFETCH planned claims at once - with the dates all
+        the run's claims of each member look at, until the cache has had to drop a
+        member (it cannot hold the run's members); from then on with the dates those
+        PREFETCH claims look at."""
         position = self._planned
         self._planned += 1
-        cached = self._members.get(key)
-        if cached is not None and cached[0] <= first and last <= cached[1]:
+        if key in self._members:
             return
         needs: dict[str, list[str]] = {}
-        for k, f, t in self.plan[position:position + PREFETCH]:
-            held = self._members.get(k)
-            if held is not None and held[0] <= f and t <= held[1]:
+        for k, first, last in self.plan[position:position + PREFETCH]:
+            if k in self._members:
                 continue
-            if held is not None:
-                f, t = min(f, held[0]), max(t, held[1])
-            span = needs.setdefault(k, [f, t])
-            span[0], span[1] = min(span[0], f), max(span[1], t)
+            span = needs.get(k)
+            if span is None:
+                whole = None if self._dropped else self.spans.get(k)
+                needs[k] = list(whole) if whole is not None else [first, last]
+            elif self._dropped:
+                span[0], span[1] = min(span[0], first), max(span[1], last)
         for k, rows in self.store.members_rows(needs).items():
             self._remember(k, needs[k][0], needs[k][1], MemberHistory(rows))
 
-    def _need(self, claim: Claim) -> tuple[str, str, str] | None:
+    def _need(self, claim: Claim) -> _Need | None:
         """The member key and dates of service the claim's counts look at, if any: only
         counters that count a line of the claim look back, and only as far as their
         windows reach."""
@@ -898,13 +1017,21 @@ class HistoryReader:
         lines = claim.lines
         if counters is None or not lines or not claim.member.id:
             return None
-        wanted = [c for c in counters if any(c.matches(line) for line in lines)]
-        if not wanted:
+        earliest: dt.date | None = None
+        for counter in counters:
+            matches = counter.matches
+            for line in lines:
+                if matches(line):
+                    start = counter.window_start(claim.first_service_date)
+                    if earliest is None or start < earliest:
+                        earliest = start
+                    break
+        if earliest is None:
             return None
-        key = self.store.member_key(claim.payer, claim.member.id)
-        first = _earliest(wanted, claim.first_service_date).isoformat()
-        last = max(line.service_date for line in lines).isoformat()
-        return key, first, last
+        last = max(line.service_date for line in lines) if len(lines) > 1 else \
+            lines[0].service_date
+        return (self.store.member_key(claim.payer, claim.member.id), earliest.isoformat(),
+                last.isoformat())
 
     def _member(self, key: str, first: str, last: str) -> MemberHistory:
         cached = self._members.get(key)
@@ -913,15 +1040,25 @@ class HistoryReader:
                 self._members.move_to_end(key)
                 return cached[2]
             first, last = min(first, cached[0]), max(last, cached[1])
+        span = None if self._dropped else self.spans.get(key)
+        if span is not None:  # what the run's other claims of the member will want
+            first, last = min(first, span[0]), max(last, span[1])
         return self._remember(key, first, last,
                               MemberHistory(self.store.member_rows(key, first, last)))
 
     def _remember(self, key: str, first: str, last: str, member: MemberHistory
                   ) -> MemberHistory:
+        old = self._members.pop(key, None)
+        if old is not None:
+            self._cached_rows -= len(old[2].rows)
         self._members[key] = (first, last, member)
-        self._members.move_to_end(key)
-        if len(self._members) > MEMBER_CACHE:
-            self._members.popitem(last=False)
+        self._cached_rows += len(member.rows)
+        while self._cached_rows > CACHE_ROWS and len(self._members) > 1:
+            _key, (_first, _last, dropped) = self._members.popitem(last=False)
+            self._cached_rows -= len(dropped.rows)
+            # The run's members do not all fit: loading a member with the dates of all
+            # its claims would read, for each claim, what later ones want, in vain.
+            self._dropped = True
         return member
 
 
@@ -937,36 +1074,39 @@ class HistoryRun:
     def check_many(self, items: Iterable[Any]) -> Iterator[Decision]:
         """Decisions for `items` (dicts, JSON text, `Claim`s or `RawClaim`s), in input
         order: every claim is recorded first, then each is evaluated."""
+        collector = _QuietCollector()
         try:
             spool = _Spool()
             recorder = HistoryRecorder(self.engine, self.store)
-            for position, item in enumerate(items):
-                entry = self._read(position, item)
-                if isinstance(entry[0], Claim):
-                    recorder.add(entry[0])
-                spool.add(entry)
-            recorder.flush()
+            reader = HistoryReader(self.engine, self.store)
+            with collector:
+                for position, item in enumerate(items):
+                    thing, at = self._read(position, item)
+                    need = None
+                    if isinstance(thing, Claim):
+                        recorder.add(thing)
+                        need = reader.plan_claim(thing)
+                    spool.add((thing, at, need))
+                recorder.flush()
             if recorder.recorded:
                 log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.path)
-            reader = HistoryReader(self.engine, self.store)
-            for chunk in _chunks(spool, PREFETCH):
-                reader.prefetch(thing for thing, _ in chunk if isinstance(thing, Claim))
-                for thing, position in chunk:
-                    if isinstance(thing, Decision):
-                        yield thing
-                        continue
-                    try:
-                        reader.prepare(thing)
-                        decision = self.engine.evaluate(thing)
-                    except Exception as exc:  # an engine bug: reject the claim, go on
-                        decision = _internal_error(thing, exc)
-                    decision.position = position
-                    yield decision
+            for thing, at, need in spool:
+                if isinstance(thing, Decision):
+                    yield thing
+                    continue
+                try:
+                    reader._prepare(thing, need)
+                    decision = self.engine.evaluate(thing)
+                except Exception as exc:  # an engine bug: reject the claim, go on
+                    decision = _internal_error(thing, exc)
+                decision.position = at
+                yield decision
         finally:
+            collector.release()
             if self._own_store:
                 self.store.close()
 
-    def _read(self, position: int, item: Any) -> tuple[Claim | Decision, int | None]:
+    def _read(self, position: int, item: Any) -> tuple[Claim | Decision, int]:
         """Phase 1's reading of one item: the claim, or the decision that rejects it."""
         engine = self.engine
         if isinstance(item, Claim):
@@ -998,6 +1138,41 @@ class HistoryRun:
         return claim, raw.position
 
 
+class _QuietCollector:
+    """Python's cyclic garbage collector kept out of the way of a run's phases.
+
+    Phase 1 keeps the claims it reads for phase 2 and makes no reference cycles (a test
+    checks it): the collector would find nothing in them, yet each of its passes walks
+    every claim kept so far, and on a batch of 20,000 claims those passes cost more than
+    recording the claims. So the collector is paused during phase 1 (as `timeit` pauses
+    it: memory is still freed by reference counting), and what is alive at its end - the
+    kept claims above all - is frozen (`gc.freeze`) until the run ends (`release`), out of
+    the collector's passes in phase 2; unless something else has frozen objects, which
+    are then left as they are."""
+
+    def __init__(self) -> None:
+        self.frozen = False
+        self._enabled = False
+
+    def __enter__(self) -> _QuietCollector:
+        self._enabled = gc.isenabled()
+        gc.disable()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None and not gc.get_freeze_count():
+            gc.freeze()
+            self.frozen = True
+        if self._enabled:
+            gc.enable()
+
+    def release(self) -> None:
+        """The end of the run: the objects frozen at the end of phase 1 thaw."""
+        if self.frozen:
+            gc.unfreeze()
+            self.frozen = False
+
+
 def _internal_error(claim: Claim, exc: Exception) -> Decision:
     """The decision of a claim the run could not check (as engine/batch.py's)."""
     from cleanclaim.engine.decision import Finding
@@ -1009,15 +1184,19 @@ def _internal_error(claim: Claim, exc: Exception) -> Decision:
     return Decision(claim.claim_id, "reject", [finding], {})
 
 
+# A claim (or the decision rejecting it), its position, and what its counts read.
+_SpoolEntry = tuple[Claim | Decision, int, _Need | None]
+
+
 class _Spool:
     """Phase 1's claims, kept for phase 2 in input order: in memory, then on disk."""
 
     def __init__(self) -> None:
-        self.memory: list[tuple[Any, int | None]] = []
+        self.memory: list[_SpoolEntry] = []
         self.file: IO[bytes] | None = None
         self.spilled = 0
 
-    def add(self, entry: tuple[Any, int | None]) -> None:
+    def add(self, entry: _SpoolEntry) -> None:
         if len(self.memory) < SPOOL_IN_MEMORY and self.file is None:
             self.memory.append(entry)
             return
@@ -1027,7 +1206,7 @@ class _Spool:
         pickle.dump(entry, self.file, protocol=pickle.HIGHEST_PROTOCOL)
         self.spilled += 1
 
-    def __iter__(self) -> Iterator[tuple[Any, int | None]]:
+    def __iter__(self) -> Iterator[_SpoolEntry]:
         yield from self.memory
         self.memory = []
         if self.file is not None:
@@ -1061,6 +1240,8 @@ class HistoryBatch:
 
     def __init__(self, engine: Engine, state: Path | None, workers: int = 1) -> None:
         self.engine = engine
+        self.workers = workers
+        self._collector = _QuietCollector()
         self._temp: Path | None = None
         if state is not None:
             path = str(state)
@@ -1075,19 +1256,22 @@ class HistoryBatch:
 
     def record(self, items: Iterable[Any]) -> int:
         """Phase 1: record every readable claim of `items`; returns how many. Also plans
-        phase 2's reads for the first PLAN_LIMIT claims (this process checks them)."""
+        phase 2's reads, and keeps the first KEEP_DECODED claims decoded for phase 2 when
+        this process checks them (one worker)."""
         recorder = HistoryRecorder(self.engine, self.store)
         reader = HistoryReader(self.engine, self.store)
-        for item in items:
-            claim = _decode(self.engine, item)
-            if claim is None:
-                continue
-            recorder.add(claim)
-            if len(reader.plan) < PLAN_LIMIT:
-                need = reader._need(claim)
-                if need is not None:
-                    reader.plan.append(need)
-        recorder.flush()
+        keep = KEEP_DECODED if self.workers == 1 else 0
+        with self._collector:
+            for item in items:
+                claim = _decode(self.engine, item)
+                if claim is None:
+                    continue
+                recorder.add(claim)
+                need = reader.plan_claim(claim)
+                if keep and isinstance(getattr(item, "position", None), int):
+                    reader.keep(item.position, claim, need)
+                    keep -= 1
+            recorder.flush()
         if recorder.recorded:
             log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.path)
         reader.roster = self.store.has_roster()
@@ -1099,6 +1283,7 @@ class HistoryBatch:
 
     def close(self) -> None:
         self.engine.history = None
+        self._collector.release()
         self.store.close()
         if self._temp is not None:
             for suffix in ("", "-wal", "-shm"):

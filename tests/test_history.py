@@ -9,6 +9,7 @@ kind of window and measure).
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import os
@@ -355,6 +356,84 @@ def test_claims_spooled_to_disk_get_the_same_decisions(hist: Engine,
     monkeypatch.setattr(H, "PREFETCH", 3)
     assert [d.to_json() for d in hist.check_many(batch)] == in_memory
     assert sum(d["status"] == "deny" for d in in_memory) == 6
+
+
+def test_a_run_makes_no_reference_cycles(hist: Engine) -> None:
+    """What lets a run pause the cyclic garbage collector in phase 1 (and what frees a
+    claim and its history as soon as it is decided): nothing a run makes is garbage only
+    the collector can find."""
+    batch = [claim(f"Y{i}", ("97110", f"2025-08-{i + 1:02d}"), ("93306", "2025-08-20"))
+             for i in range(6)]
+    gc.collect()
+    gc.disable()
+    try:
+        decisions = [d.to_json() for d in hist.check_many(batch)]
+        decisions += [hist.check(claim("Y9", ("97110", "2025-08-09"))).to_json()]
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert [d["status"] for d in decisions] == ["clean"] + ["deny"] * 5 + ["clean"]
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(hist: Engine) -> None:
+    batch = [claim(f"Z{i}", ("97110", f"2025-08-{i + 1:02d}")) for i in range(3)]
+    run = hist.check_many(batch)
+    next(run)  # phase 2: what phase 1 kept is frozen, the collector runs
+    assert gc.isenabled() and gc.get_freeze_count() > 0
+    list(run)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        list(hist.check_many(batch))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    gc.freeze()  # something else froze objects: a run leaves them frozen
+    try:
+        frozen = gc.get_freeze_count()
+        list(hist.check_many(batch))
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_check_decodes_each_claim_once_with_history(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    """`cleanclaim check` with history reads its input twice; phase 2 takes the claims
+    phase 1 decoded instead of decoding them again - the same decisions either way."""
+    from functools import partial
+
+    from cleanclaim.engine import engine as engine_module
+    from cleanclaim.engine.batch import InputReader, as_decision, check_batch
+
+    days = ["2025-08-05", "2025-08-01", "2025-08-03", "2025-08-02", "2025-08-04"]
+    path = _write(tmp_path / "c.ndjson", [claim(f"K{i}", ("97110", day))
+                                          for i, day in enumerate(days)])
+    decoded: list[str] = []
+
+    def counting(data: Any, today: dt.date) -> Any:
+        decoded.append(data["claim_id"])
+        return decode_claim(data, today)
+
+    monkeypatch.setattr(H, "decode_claim", counting)
+    monkeypatch.setattr(engine_module, "decode_claim", counting)
+
+    def check(keep: int) -> list[Any]:
+        monkeypatch.setattr(H, "KEEP_DECODED", keep)
+        decoded.clear()
+        engine = Engine([HIST], today=TODAY)
+        batch = H.HistoryBatch(engine, None)
+        try:
+            batch.record(InputReader([path]))
+            return [d.to_json() for d in check_batch(InputReader([path]), partial(as_decision),
+                                                     engine=engine)]
+        finally:
+            batch.close()
+
+    once = check(H.KEEP_DECODED)
+    assert sorted(decoded) == [f"K{i}" for i in range(5)]
+    assert check(2) == once and len(decoded) == 5 + 3  # only the first two are kept
+    assert [d["status"] for d in once] == ["deny", "clean", "clean", "clean", "deny"]
 
 
 def test_history_logs_name_members_by_key_only(hist: Engine, tmp_path: Path,

@@ -140,3 +140,22 @@ def test_replaying_a_run_against_its_store_changes_nothing(claims: list[dict[str
         assert decide(claims, store) == first
         assert store.counts() == counts
     assert decide(claims) == first  # and a self-contained run agrees
+
+
+@PROPERTY
+@given(batches())
+def test_the_member_cache_and_the_read_plan_change_no_decision(claims: list[dict[str, Any]]
+                                                              ) -> None:
+    """Phase 2 reads each member once and ahead of its claims (a plan made in phase 1,
+    a cache of members). With a cache too small for the run's members (the plan then
+    reads ahead only the dates the next claims look at), and with neither cache nor
+    plan (members read one claim at a time), every decision is the same."""
+    from unittest import mock
+
+    from cleanclaim.engine import history as H
+
+    planned = decide(claims)
+    with mock.patch.multiple(H, CACHE_ROWS=1, PREFETCH=3):
+        assert decide(claims) == planned
+    with mock.patch.multiple(H, CACHE_ROWS=1, PREFETCH=1, PLAN_LIMIT=0, PLAN_MEMBERS=0):
+        assert decide(claims) == planned
