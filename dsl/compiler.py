@@ -399,10 +399,8 @@ class _Gen:
                         if isinstance(a, ast.Path) and a.parts[0] in self.checked.counters]
             if len(counters) != 1 or "line" not in env:
                 return None
-            test = self.counter_test(counters[0], env["line"])
-            if test == "True":
-                return call
-            values["counts"] = test
+            # (a filter of "True" leaves `x if True else None`, which Python folds to `x`)
+            values["counts"] = self.counter_test(counters[0], env["line"])
         for i, arg in enumerate(args):
             uses = template.count(f"{{{i}}}") + template.count("{call}")
             if uses > 1 and not _SIMPLE.fullmatch(arg):

@@ -759,6 +759,9 @@ def _view(claim: Claim) -> ClaimHistory:
 # that inline before calling (`inline`, the counter's filter: most lines are counted by
 # no counter); the functions answer it as well, for other callers (explain).
 _COUNTED = "({call} if {counts} else None)"
+# Outside a run (no history for the claim) there is no other claim: nothing, no call.
+_ON_OTHERS = ("(({call} if {claim}.history is not None else {nothing}[{0}.measure]) "
+              "if {counts} else None)")
 
 
 def visit_number(claim: Claim, line: ServiceLine | None, counter: Counter) -> int | None:
@@ -812,7 +815,7 @@ HISTORY_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
         "total_on_other_claims", (COUNTER,), T.NUMBER.maybe(), total_on_other_claims,
         "total_on_other_claims(c): what c counts in its window on the member's other claims "
         "that stand before this line (e.g. the same service billed already)",
-        contextual=True, scopes=_LINE, inline=_COUNTED),
+        contextual=True, scopes=_LINE, inline=_ON_OTHERS, consts={"nothing": _NOTHING}),
 )
 
 
