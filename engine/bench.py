@@ -471,11 +471,12 @@ def format_history_results(results: dict[str, float]) -> str:
          f"{results['history_rules_alone_claims_per_s']:,.0f} claims/s", ""),
         ("with history (record + evaluate)",
          f"{results['with_history_claims_per_s']:,.0f} claims/s", ""),
-        ("slowdown with history", f"{results['history_slowdown']:.2f}x", "target <= 3x"),
+        # The target (3x) is on checking claims: end to end below. These two
+        # compare an in-memory evaluation with recording every claim in SQLite (detail).
+        ("slowdown with history", f"{results['history_slowdown']:.2f}x", "detail"),
         ("of which phase 2 (read the store, evaluate)",
          f"{results['evaluation_phase_claims_per_s']:,.0f} claims/s", ""),
-        ("slowdown of phase 2", f"{results['evaluation_phase_slowdown']:.2f}x",
-         "target <= 3x"),
+        ("slowdown of phase 2", f"{results['evaluation_phase_slowdown']:.2f}x", "detail"),
         ("end to end, no history",
          f"{results['no_history_end_to_end_claims_per_s']:,.0f} claims/s", ""),
         ("end to end, with history",
