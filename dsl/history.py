@@ -38,14 +38,14 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
-from lark import Token, Tree
-
 from cleanclaim.dsl import ast
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.errors import PolicyError, did_you_mean
 from cleanclaim.dsl.valuesets import CodeSet
 
 if TYPE_CHECKING:
+    from lark import Tree
+
     from cleanclaim.dsl.checker import CheckedPack, CheckEnv
 
 MEASURES = ("visits", "units", "lines", "charges")
@@ -146,6 +146,8 @@ def counter_from_tree(span_of: Callable[[Any], ast.Span], meta: Any, children: l
                       errors: list[PolicyError]) -> ast.Counter:
     """Build the `ast.Counter` of `counter NAME ... end` from its parsed clauses; a
     misspelt measure, window or key becomes a located error with a suggestion."""
+    from lark import Tree  # parsing only: a run from the parse cache never imports Lark
+
     name_token = children[0]
     span = span_of(meta)
     title: ast.Text | None = None
@@ -260,6 +262,8 @@ def _window(span_of: Callable[[Any], ast.Span], tree: Tree[Any],
 
 def _keys(span_of: Callable[[Any], ast.Span], tree: Tree[Any],
           errors: list[PolicyError]) -> list[ast.Word]:
+    from lark import Token, Tree
+
     keys: list[ast.Word] = []
     for key in tree.children:
         assert isinstance(key, Tree)
