@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -268,8 +269,8 @@ class _Gen:
                 # (a missing value never equals a literal: no test needed)
                 return f"({left} {e.op} {right})"
             # Any comparison with a missing value is false, `!=` included (`is missing`
-            # asks for a missing value). Written out inline when one side can be missing
-            # (the usual `units > 0`); the helpers serve when both can.
+            # asks for a missing value). Written out inline: each side that can be missing is
+            # tested first (read once, through a temporary when it is not a plain path).
             tests = []
             if left_null:
                 left, test = self.held(left)
@@ -460,14 +461,14 @@ _UNSET = _Unset()
 _HELPERS["_U"] = _UNSET
 
 
-def _memoize(body: list[str], candidates: set[str], indent: str, prefix: str,
-             per_date: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def _memoize(body: list[str], candidates: AbstractSet[str], indent: str, prefix: str,
+             per_date: AbstractSet[str] = frozenset()) -> list[str]:
     """Compute calls that several rules of `body` make with the same arguments once: the
     first use stores the value, later uses read it (functions are pure by contract).
 
     Calls in `per_date` (they read at most the claim and `line.service_date`) are kept
-    from one line to the next while the date of service stays the same; the caller puts
-    the returned `_dprev = _U` line before its loop over lines."""
+    from one line to the next while the date of service stays the same; the caller sets
+    `_dprev = _U` before its loop over lines when the returned body uses it."""
     text = "\n".join(body)
     dated = [c for c in per_date if c in text]
     repeated = [c for c in candidates if c not in per_date and text.count(c) >= 2]

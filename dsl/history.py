@@ -455,12 +455,7 @@ def counter_source(gen: Any, checked: CheckedPack) -> str:
     the compiler's code generator `gen` (the same code a rule's condition becomes)."""
     parts: list[str] = []
     for counter in checked.counters.values():
-        if counter.condition is not None:
-            test = gen.expr(counter.condition, {"line": "line"})
-        elif counter.codes is not None:
-            test = gen.membership("line.code", counter.codes, True)
-        else:
-            test = "True"
+        test = gen.counter_test(counter, "line")
         parts.append(f"def _counter_{counter.index}(line):\n    return bool({test})\n")
     return "\n".join(parts)
 

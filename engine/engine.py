@@ -260,16 +260,9 @@ class Engine:
             return Decision(claim.claim_id, "reject", [finding], {})
         if self._plugin_evaluate is not None:
             return self._plugin_evaluate(program, claim)
-        out: list[tuple[int, int, int | None, str]] = []
-        try:
-            program.evaluate_fn(claim, out)
-        except Exception:
-            out = []
-            failures = self._rule_by_rule(program, claim, out)
-            return self._decide(program, claim, out, failures)
-        if not out:
-            return Decision(claim.claim_id, "clean", [], self._policy[program.pack_id])
-        return self._decide(program, claim, out, [])
+        findings = self._pack_findings(program, self._templates[program.pack_id], claim)
+        return Decision(claim.claim_id, status_of(findings), findings,
+                        self._policy[program.pack_id])
 
     def explain(self, claim: Mapping[str, Any] | bytes | str | Claim,
                 rule: str | None = None) -> tuple[Decision, list[Any]]:
@@ -322,14 +315,6 @@ class Engine:
         finally:
             host.deactivate(token)
         return traces
-
-    def _decide(self, program: Program, claim: Claim, out: list[tuple[int, int, int | None, str]],
-                extra: list[Finding]) -> Decision:
-        findings = _findings(self._templates[program.pack_id], out)
-        if extra:
-            findings[:0] = extra
-        return Decision(claim.claim_id, status_of(findings), findings,
-                        self._policy[program.pack_id])
 
     def _evaluate_with_plugins(self, program: Program, claim: Claim) -> Decision:
         """Documentation checks and derived facts, the payer pack, the plugin packs, then

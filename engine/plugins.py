@@ -515,27 +515,24 @@ class PluginHost:
         if self._check_line:
             for line in claim.lines:
                 for impl in self._check_line:
-                    try:
-                        result = impl.call(claim, line, context)
-                        if result is None:
-                            continue
-                        produced = list(result)
-                    except Exception as exc:
-                        out.append(self._failure(impl.info, impl.hook, exc, line))
-                        continue
-                    for item in produced:
-                        out.append(self._accept(impl, item, line))
+                    self._run(impl, claim, line, context, out)
         for impl in self._check_claim:
-            try:
-                result = impl.call(claim, None, context)
-                if result is None:
-                    continue
-                produced = list(result)
-            except Exception as exc:
-                out.append(self._failure(impl.info, impl.hook, exc))
-                continue
-            for item in produced:
-                out.append(self._accept(impl, item, None))
+            self._run(impl, claim, None, context, out)
+
+    def _run(self, impl: _Impl, claim: Claim, line: ServiceLine | None,
+             context: ClaimContext, out: list[Finding]) -> None:
+        """One check hook on one line (or the claim): its findings, or one about its
+        failure."""
+        try:
+            result = impl.call(claim, line, context)
+            if result is None:
+                return
+            produced = list(result)
+        except Exception as exc:
+            out.append(self._failure(impl.info, impl.hook, exc, line))
+            return
+        for item in produced:
+            out.append(self._accept(impl, item, line))
 
     def _accept(self, impl: _Impl, item: Any, line: ServiceLine | None) -> Finding:
         """A plugin's finding, stamped with the plugin (a new object: a plugin may return
