@@ -25,7 +25,7 @@ from cleanclaim.dsl import ast
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.checker import DEFAULT_OWNER, CheckedPack
 from cleanclaim.dsl.codesets import icd10cm
-from cleanclaim.dsl.history import Counter, bind_counters, counter_source
+from cleanclaim.dsl.history import Counter, bind_counters, counter_source, walk
 from cleanclaim.dsl.valuesets import CodeSet
 
 LineFn = Callable[[Any, Any, list[Any]], None]
@@ -488,6 +488,19 @@ def _memoize(body: list[str], candidates: AbstractSet[str], indent: str, prefix:
     return inits + text.split("\n")
 
 
+def _conjuncts(expr: ast.Expr) -> list[ast.Expr]:
+    """`a and b and c` as [a, b, c] (any other expression: itself)."""
+    if isinstance(expr, ast.BoolOp) and expr.op == "and":
+        return [*_conjuncts(expr.left), *_conjuncts(expr.right)]
+    return [expr]
+
+
+def _mentions(expr: ast.Expr, name: str) -> bool:
+    """Whether `expr` reads `name` (a `let`) outside a quantifier that binds it."""
+    return any(isinstance(e, ast.Path) and e.parts[0] == name and name not in bound
+               for e, bound in walk(expr))
+
+
 def _uses(code: str, var: str) -> bool:
     return re.search(rf"\b{re.escape(var)}\b", code) is not None
 
@@ -515,6 +528,24 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
         target = "claim.plan" if vf.field == "plan" else "claim.place_of_service"
         values = gen.const(frozenset(vf.values), "s")
         guards.append(f"{target} {'not in' if vf.negated else 'in'} {values}")
+    # Leading conditions every version shares (the rule's own `when`, not a version's)
+    # are tested before the date of service picks a version: a line they rule out costs
+    # one test. Only those that read no version's `let` and call no function (a function
+    # could fail on a line whose date no version covers; these cannot).
+    conjuncts = [[c for cond in v.conditions for c in _conjuncts(cond)] for v in rule.versions]
+    shared = 0
+    if len(rule.versions) > 1:
+        first_conds = conjuncts[0]
+        while shared < len(first_conds) and all(
+                len(conds) > shared and conds[shared] is first_conds[shared]
+                for conds in conjuncts):
+            code = gen.expr(first_conds[shared], env)
+            if _LOCAL_NAME.search(code) or _CALLS.search(code) or any(
+                    _mentions(first_conds[shared], let.name)
+                    for v in rule.versions for let in v.lets):
+                break
+            guards.append(code)
+            shared += 1
     if guards:
         out.append(f"{indent}if {' and '.join(guards)}:")
         indent += "    "
@@ -523,6 +554,7 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
                      key=lambda iv: iv[1].start or dt.date.min, reverse=True)
     first = True
     for vindex, version in ordered:
+        own = conjuncts[vindex][shared:]
         conds = []
         if version.start is not None:
             conds.append(f"{gen.const(version.start)} <= {date_var}")
@@ -543,7 +575,8 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
             var = f"_l_{let.name}"
             lets.append((var, gen.expr(let.value, venv)))
             venv[let.name] = var
-        cond = " and ".join(gen.expr(c, venv) for c in version.conditions) or "False"
+        cond = (" and ".join(gen.expr(c, venv) for c in own)
+                or ("True" if version.conditions else "False"))
         # A `let` the conditions need is computed before them; one only the message
         # shows is computed once the rule has fired (the hot path stays short).
         needed: set[str] = set()

@@ -260,7 +260,17 @@ class Engine:
             return Decision(claim.claim_id, "reject", [finding], {})
         if self._plugin_evaluate is not None:
             return self._plugin_evaluate(program, claim)
-        findings = self._pack_findings(program, self._templates[program.pack_id], claim)
+        # The plain path, `_pack_findings` written out: most claims are clean, and a clean
+        # claim then costs one call into the pack and one Decision.
+        out: list[tuple[int, int, int | None, str]] = []
+        try:
+            program.evaluate_fn(claim, out)
+        except Exception:
+            findings = self._pack_findings(program, self._templates[program.pack_id], claim)
+        else:
+            if not out:
+                return Decision(claim.claim_id, "clean", [], self._policy[program.pack_id])
+            findings = _findings(self._templates[program.pack_id], out)
         return Decision(claim.claim_id, status_of(findings), findings,
                         self._policy[program.pack_id])
 
