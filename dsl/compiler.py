@@ -26,6 +26,7 @@ from cleanclaim.dsl import types as T
 from cleanclaim.dsl.checker import DEFAULT_OWNER, CheckedPack
 from cleanclaim.dsl.codesets import icd10cm
 from cleanclaim.dsl.history import Counter, bind_counters, counter_source, walk
+from cleanclaim.dsl.specialize import Specializer
 from cleanclaim.dsl.valuesets import CodeSet
 
 LineFn = Callable[[Any, Any, list[Any]], None]
@@ -463,6 +464,12 @@ _HELPERS["_U"] = _UNSET
 
 def _memoize(body: list[str], candidates: AbstractSet[str], indent: str, prefix: str,
              per_date: AbstractSet[str] = frozenset()) -> list[str]:
+    inits, memoized = _memoize_split(body, candidates, indent, prefix, per_date)
+    return inits + memoized
+
+
+def _memoize_split(body: list[str], candidates: AbstractSet[str], indent: str, prefix: str,
+                   per_date: AbstractSet[str] = frozenset()) -> tuple[list[str], list[str]]:
     """Compute calls that several rules of `body` make with the same arguments once: the
     first use stores the value, later uses read it (functions are pure by contract).
 
@@ -473,7 +480,7 @@ def _memoize(body: list[str], candidates: AbstractSet[str], indent: str, prefix:
     dated = [c for c in per_date if c in text]
     repeated = [c for c in candidates if c not in per_date and text.count(c) >= 2]
     if not repeated and not dated:
-        return body
+        return [], body
     inits = []
     memos = [(c, f"_md{k}") for k, c in enumerate(sorted(dated, key=len, reverse=True))]
     memos += [(c, f"_m{prefix}{k}") for k, c in enumerate(sorted(repeated, key=len,
@@ -485,7 +492,7 @@ def _memoize(body: list[str], candidates: AbstractSet[str], indent: str, prefix:
         inits.append(f"{indent}    _dprev = line.service_date")
         inits.extend(f"{indent}    {name} = _U" for _, name in memos if name.startswith("_md"))
     inits.extend(f"{indent}{name} = _U" for _, name in memos if not name.startswith("_md"))
-    return inits + text.split("\n")
+    return inits, text.split("\n")
 
 
 def _conjuncts(expr: ast.Expr) -> list[ast.Expr]:
@@ -598,8 +605,11 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
 
 
 def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
-                 tables: Mapping[str, Any], digest: str) -> Program:
-    """Generate and compile the program of a pack that checked without errors."""
+                 tables: Mapping[str, Any], digest: str, specialize: bool = True) -> Program:
+    """Generate and compile the program of a pack that checked without errors.
+
+    specialize: give the line loop copies specialised by procedure code as codes are met
+    (`dsl/specialize.py`); False keeps the one general body (tests compare the two)."""
     gen = _Gen(checked, functions, tables)
     rules: list[CompiledRule] = []
     blocks: dict[int, tuple[str, list[str]]] = {}
@@ -674,28 +684,28 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
             fused.extend("    " + b for b in blocks[i][1])
     line_body: list[str] = []
     for i in any_lines:
-        line_body.extend("    " + b for b in blocks[i][1])
-    line_body = _memoize(line_body, gen.memoizable, "        ", "l", gen.per_date)
-    if any("_dprev" in b for b in line_body):
+        line_body.extend(blocks[i][1])
+    if combos:
+        line_body.append("    _specific = _BY_CODE.get(line.code)")
+        line_body.append("    if _specific is not None:")
+        line_body.append("        _specific(claim, line, out)")
+    inits, line_body = _memoize_split(line_body, gen.memoizable, "        ", "l", gen.per_date)
+    if any("_dprev" in b for b in inits):
         fused.append("    _dprev = _U")
     fused.append("    for line in claim.lines:")
-    fused.extend(line_body)
-    if combos:
-        fused.append("        _specific = _BY_CODE.get(line.code)")
-        fused.append("        if _specific is not None:")
-        fused.append("            _specific(claim, line, out)")
-    elif not any_lines:
-        fused.append("        pass")
-    source_parts.append("\n".join(fused) + "\n")
+    fused.extend(inits)
+    general = [*(b[4:] for b in line_body)] if line_body else ["pass"]
+    fused.append("        pass")  # the line body: `_line_loop` (below) when there is one
     if checked.counters:  # claim-history counters: each one's line filter
         source_parts.append(counter_source(gen, checked))
-    source = "\n".join(source_parts)
+    name = f"<pack {checked.sources.manifest.id}>"
+    source = "\n".join([*source_parts, "\n".join(fused) + "\n"])
     namespace = gen.ns
-    exec(compile(source, f"<pack {checked.sources.manifest.id}>", "exec"), namespace)
+    exec(compile(source, name, "exec"), namespace)
     bind_counters(checked, namespace)
     lines_by_code = {code: namespace[combos[tuple(ix)]] for code, ix in by_code.items()}
     namespace["_BY_CODE"] = lines_by_code
-    return Program(
+    program = Program(
         pack_id=checked.sources.manifest.id,
         rules=tuple(rules),
         lines_any=namespace.get("_lines_any"),
@@ -712,3 +722,60 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         _rule_sources=rule_sources,
         _namespace=namespace,
     )
+    if line_body:
+        head = "\n".join(fused[:-1])
+
+        def render(with_modifiers: list[str], without: list[str], map_a: str,
+                   map_b: str) -> str:
+            return "\n".join([*source_parts, _line_loop(head, with_modifiers, without,
+                                                         map_a, map_b)])
+
+        def install(fn: Callable[..., None]) -> None:
+            program.evaluate_fn = fn
+
+        if specialize:
+            constant_fns = frozenset(id(f.impl) for f in functions.values()
+                                     if f.constant and not f.contextual)
+            specializer = Specializer(namespace, "\n".join(general), constant_fns, render,
+                                      install, name)
+            specializer.build()
+            program.source = specializer.source
+        else:
+            program.source = render(["\n".join(general)], ["\n".join(general)], "_CA0",
+                                    "_CB0")
+            namespace["_CA0"] = namespace["_CB0"] = _NoClasses()
+            exec(compile(program.source, name, "exec"), namespace)
+            program.evaluate_fn = namespace["_evaluate"]
+    return program
+
+
+class _NoClasses(dict[Any, int]):
+    """Every code in the general line body (a pack compiled without specialising)."""
+
+    def __missing__(self, code: Any) -> int:
+        return 0
+
+
+def _line_loop(head: str, with_modifiers: list[str], without: list[str], map_a: str,
+               map_b: str) -> str:
+    """`_evaluate`: `head` (up to the loop over lines and its memo resets), then each line
+    goes to the body of its code's class (`dsl/specialize.py`), 0 being the general one."""
+    def tree(bodies: list[str], lo: int, hi: int, indent: str) -> list[str]:
+        if lo == hi:
+            return [indent + ln for ln in bodies[lo].split("\n")]
+        mid = (lo + hi + 1) // 2
+        return [f"{indent}if _cls < {mid}:", *tree(bodies, lo, mid - 1, indent + "    "),
+                f"{indent}else:", *tree(bodies, mid, hi, indent + "    ")]
+
+    lines = [head]
+    if len(with_modifiers) == 1 and len(without) == 1:
+        lines.append(f"        _cls = ({map_a} if line.modifiers else {map_b})[line.code]")
+        lines.extend(tree(with_modifiers, 0, 0, "        "))
+    else:
+        lines.append("        if line.modifiers:")
+        lines.append(f"            _cls = {map_a}[line.code]")
+        lines.extend(tree(with_modifiers, 0, len(with_modifiers) - 1, "            "))
+        lines.append("        else:")
+        lines.append(f"            _cls = {map_b}[line.code]")
+        lines.extend(tree(without, 0, len(without) - 1, "            "))
+    return "\n".join(lines) + "\n"

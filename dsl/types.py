@@ -191,6 +191,10 @@ class FunctionSpec:
     # holds for every line of the claim on that date.
     line_free: bool = False
     consts: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # The answer depends on the arguments alone (not the claim, a plugin's context or
+    # claim history): the compiler may work it out ahead of time for arguments it knows,
+    # such as a line's procedure code (`dsl/specialize.py`).
+    constant: bool = False
 
 
 # ---- date arithmetic (pure, the language's own built-ins) --------------------------------

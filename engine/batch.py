@@ -521,6 +521,10 @@ class _ParallelRun(Generic[T]):
         if not self.workers:  # cannot happen (a lost worker is replaced), but never hang
             self._give_up_on_workers()
             return
+        if all(w.ready and w.task is None for w in self.workers):
+            # Nothing in flight: the last replies filled the window and `_flush` has just
+            # made room, so the loop can assign again (waiting here would never end).
+            return
         owners: dict[Any, _Worker] = {}
         for worker in self.workers:
             owners[worker.conn] = worker

@@ -103,6 +103,23 @@ class Decision:
         return out
 
 
+_new = object.__new__
+
+
+def new_decision(claim_id: str | None, status: str, findings: list[Finding],
+                 policy: dict[str, Any]) -> Decision:
+    """`Decision(claim_id, status, findings, policy)`, built without running `__init__`:
+    checking makes one per claim, and entering a Python `__init__` costs about 6% of
+    evaluating a clean claim (valgrind, `cleanclaim bench` workload)."""
+    decision: Decision = _new(Decision)
+    decision.claim_id = claim_id
+    decision.status = status
+    decision.findings = findings
+    decision.policy = policy
+    decision.position = None
+    return decision
+
+
 def status_of(findings: list[Finding]) -> str:
     rank = 0
     for finding in findings:

@@ -759,9 +759,10 @@ def _view(claim: Claim) -> ClaimHistory:
 # that inline before calling (`inline`, the counter's filter: most lines are counted by
 # no counter); the functions answer it as well, for other callers (explain).
 _COUNTED = "({call} if {counts} else None)"
-# Outside a run (no history for the claim) there is no other claim: nothing, no call.
-_ON_OTHERS = ("(({call} if {claim}.history is not None else {nothing}[{0}.measure]) "
-              "if {counts} else None)")
+# Outside a run (no history for the claim, or only the claim's own view of itself) there
+# is no other claim: nothing, no call.
+_ON_OTHERS = ("(({call} if {claim}.history is not None and {claim}.history.member.rows "
+              "else {nothing}[{0}.measure]) if {counts} else None)")
 
 
 def visit_number(claim: Claim, line: ServiceLine | None, counter: Counter) -> int | None:

@@ -1,0 +1,637 @@
+"""Copies of a pack's line loop specialised by procedure code, built while checking.
+
+Much of what the all-lines rules ask of a line's procedure code has the same answer
+every time the code comes back: is it a well-formed code, has it an MUE, is it the
+column-2 code of a PTP edit, does it fall in a value set. So is what they ask of a line
+with no modifier at all. `LineClasses` sorts codes into classes by these answers (two
+sets of classes: lines with modifiers, lines without) and gives each class its own
+copy of the line body, the answers written in and what they rule out removed: a line
+of a code with no MUE does not meet the MUE rule at all.
+
+How an answer is found: a part of the line body is *fixed by the line* when it reads
+only constants of the pack's namespace, `line.code` (and `line.modifiers`, for lines
+without modifiers), through operations with no effects (comparisons, `and`/`or`/`not`,
+membership, reading an attribute, `len`, the methods in `_PURE_METHODS`, and functions
+declared `FunctionSpec.constant`). Reading the body in a fixed order, each such part is
+worked out for a code: true, false or missing is written in, and the code's *key* records
+it; any other value (an MUE of 3) stays to be computed at run time, the key records
+`OTHER`, and its own parts are read next. Codes with the same key get the same copy, so
+the copy is right for each of them. `simplify` then folds what the written-in answers
+decide, and a few rewrites that hold for any line (see its rules).
+
+Classes are built while claims are checked: a code is classified when first seen (one
+call of a compiled key function); a key gets its class, and the pack's `_evaluate` is
+compiled again, the second time a line shows it, so checking one claim compiles nothing.
+Until then, and for codes whose key has no class (at most `MAX_CLASSES` per set) or
+that a key cannot be worked out for, the general body applies. Each compiled
+`_evaluate` reads its own pair of class maps, which only answer with classes it was
+built with: a recompilation while a claim is being checked cannot send a line to code
+that does not have its class.
+"""
+
+from __future__ import annotations
+
+import ast as py
+import itertools
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+OTHER = "<other>"  # in a key: a value that is neither true, false nor missing
+MAX_CLASSES = 32  # per set (lines with modifiers, lines without)
+MAX_CODES = 100_000  # codes remembered per class map; past it each sight classifies again
+_BUILD_AT = 2  # a key gets its class on the line that shows it for this time
+
+_SAFE_BUILTINS: dict[str, Any] = {"len": len, "bool": bool, "abs": abs, "min": min, "max": max}
+# Methods with no effect of the types generated code calls them on (sets, dicts, text).
+_PURE_METHODS = frozenset({
+    "get", "isdisjoint", "issuperset", "issubset", "startswith", "endswith", "isdigit",
+    "isascii", "isalpha", "isalnum", "isdecimal", "upper", "lower", "strip"})
+_SCALARS = (bool, int, float, str, type(None))
+_NOT_CONST, _CONST, _BY_LINE = 0, 1, 2
+
+
+class _Kinds:
+    """Which nodes are constant (`_CONST`), fixed by the line's known attributes
+    (`_BY_LINE`) or neither, and the values of the constant ones."""
+
+    def __init__(self, ns: Mapping[str, Any], constant_fns: frozenset[int],
+                 known: frozenset[str]) -> None:
+        self.ns = ns
+        self.constant_fns = constant_fns  # ids of functions declared constant
+        self.known = known
+        self._kind: dict[int, int] = {}
+        self.values: dict[int, Any] = {}
+
+    def kind(self, node: py.AST) -> int:
+        found = self._kind.get(id(node))
+        if found is None:
+            found = self._kind[id(node)] = self._classify(node)
+            if found == _CONST and isinstance(node, py.expr):
+                try:
+                    self.values[id(node)] = _evaluate(node, self.ns, None)
+                except Exception:  # then not worked out ahead of time
+                    found = self._kind[id(node)] = _NOT_CONST
+        return found
+
+    def _classify(self, node: py.AST) -> int:
+        if isinstance(node, py.Constant):
+            return _CONST
+        if isinstance(node, py.Name):
+            if node.id in self.ns:
+                return _CONST if not node.id.startswith("__") else _NOT_CONST
+            return _CONST if node.id in _SAFE_BUILTINS else _NOT_CONST
+        if isinstance(node, py.Attribute):
+            if isinstance(node.value, py.Name) and node.value.id == "line":
+                return _BY_LINE if node.attr in self.known else _NOT_CONST
+            return self.kind(node.value)
+        if isinstance(node, py.Call):
+            if node.keywords or not self._pure_callee(node.func):
+                return _NOT_CONST
+            return self._all([node.func, *node.args])
+        if isinstance(node, py.Compare):
+            return self._all([node.left, *node.comparators])
+        if isinstance(node, py.BoolOp):
+            return self._all(node.values)
+        if isinstance(node, py.UnaryOp):
+            return self.kind(node.operand)
+        if isinstance(node, py.IfExp):
+            return self._all([node.test, node.body, node.orelse])
+        if isinstance(node, py.Subscript):
+            return self._all([node.value, node.slice])
+        if isinstance(node, py.Tuple):
+            return self._all(node.elts) if node.elts else _CONST
+        return _NOT_CONST
+
+    def _all(self, nodes: list[py.expr]) -> int:
+        kinds = [self.kind(n) for n in nodes]
+        return _NOT_CONST if _NOT_CONST in kinds else max(kinds)
+
+    def _pure_callee(self, func: py.expr) -> bool:
+        if isinstance(func, py.Name):
+            if func.id in self.ns:
+                return id(self.ns[func.id]) in self.constant_fns
+            return func.id in _SAFE_BUILTINS
+        return isinstance(func, py.Attribute) and func.attr in _PURE_METHODS
+
+
+def _evaluate(node: py.expr, ns: Mapping[str, Any], line: Any) -> Any:
+    code = compile(py.fix_missing_locations(py.Expression(node)), "<specialize>", "eval")
+    return eval(code, dict(ns), {"line": line})
+
+
+def _key_nodes(node: py.AST, kinds: _Kinds) -> list[py.expr]:
+    """The parts of `node` fixed by the line and not inside another, in reading order."""
+    found: list[py.expr] = []
+
+    def visit(n: py.AST) -> None:
+        if isinstance(n, py.expr) and kinds.kind(n) == _BY_LINE:
+            found.append(n)
+            return
+        for child in py.iter_child_nodes(n):
+            visit(child)
+
+    visit(node)
+    return found
+
+
+class LineClasses:
+    """Code classes of one pack for one set of lines (with modifiers, or without), and
+    the key function that sorts a code into them."""
+
+    def __init__(self, body: list[py.stmt], ns: Mapping[str, Any],
+                 constant_fns: frozenset[int], known: frozenset[str],
+                 modifiers: tuple[str, ...] | None) -> None:
+        self.body = body
+        self.kinds = _Kinds(ns, constant_fns, known)
+        self.modifiers = modifiers
+        self.keys: dict[tuple[Any, ...], int] = {}  # key -> class number (from 1)
+        self.bodies: list[list[py.stmt]] = []  # class number - 1 -> its line body
+        self.sightings: dict[tuple[Any, ...], int] = {}
+        self._key_fn = self._compile_key_fn(ns)
+
+    def _compile_key_fn(self, ns: Mapping[str, Any]) -> Callable[[Any], list[Any]]:
+        """A function of a stand-in line giving the key: the same reading as `_fill`
+        (each part fixed by the line: its value, or OTHER and then its own parts)."""
+        lines = ["def _key(line):", "    k = []"]
+        counter = itertools.count()
+
+        def emit(node: py.expr, indent: str) -> None:
+            v = f"_v{next(counter)}"
+            lines.append(f"{indent}{v} = {py.unparse(node)}")
+            lines.append(f"{indent}if {v} is None or {v} is True or {v} is False:")
+            lines.append(f"{indent}    k.append({v})")
+            lines.append(f"{indent}else:")
+            lines.append(f"{indent}    k.append(_OTHER)")
+            for child in py.iter_child_nodes(node):
+                for inner in _key_nodes(child, self.kinds):
+                    emit(inner, indent + "    ")
+
+        for stmt in self.body:
+            for node in _key_nodes(stmt, self.kinds):
+                emit(node, "    ")
+        lines.append("    return k")
+        scope = {**ns, "_OTHER": OTHER}
+        exec(compile("\n".join(lines), "<line key>", "exec"), scope)
+        fn: Callable[[Any], list[Any]] = scope["_key"]
+        return fn
+
+    def key(self, code: Any) -> tuple[Any, ...] | None:
+        """The key of a procedure code, or None when it cannot be worked out."""
+        try:
+            return tuple(self._key_fn(_StandIn(code, self.modifiers)))
+        except Exception:  # such a code gets the general body
+            return None
+
+    def class_body(self, key: tuple[Any, ...]) -> list[py.stmt]:
+        """The line body with the answers of `key` written in, simplified."""
+        answers = iter(key)
+        filled = [self._fill(stmt, answers) for stmt in self.body]
+        return simplify(filled)
+
+    def _fill(self, node: Any, answers: Any) -> Any:
+        if isinstance(node, py.expr):
+            kind = self.kinds.kind(node)
+            if kind == _BY_LINE:
+                answer = next(answers)
+                if answer is not OTHER:
+                    return py.Constant(answer)
+            elif kind == _CONST:
+                value = self.kinds.values[id(node)]
+                if isinstance(value, _SCALARS):
+                    return py.Constant(value)
+                return node
+        fields: dict[str, Any] = {}
+        for name, value in py.iter_fields(node):
+            if isinstance(value, list):
+                fields[name] = [self._fill(v, answers) if isinstance(v, py.AST) else v
+                                for v in value]
+            elif isinstance(value, py.AST):
+                fields[name] = self._fill(value, answers)
+            else:
+                fields[name] = value
+        return type(node)(**fields)
+
+
+class _StandIn:
+    """A line as the key function sees it: its code (and no modifiers)."""
+
+    __slots__ = ("code", "modifiers")
+
+    def __init__(self, code: Any, modifiers: tuple[str, ...] | None) -> None:
+        self.code = code
+        self.modifiers = modifiers
+
+
+class ClassMap(dict[Any, int]):
+    """Procedure code -> class number for one compiled `_evaluate` (0: the general body).
+    A code seen the first time is classified; numbers past `limit` (classes built after
+    this map's `_evaluate` was compiled) read as 0."""
+
+    def __init__(self, owner: Specializer, classes: LineClasses, limit: int,
+                 entries: Mapping[Any, int] = {}) -> None:
+        super().__init__(entries)
+        self.owner = owner
+        self.classes = classes
+        self.limit = limit
+
+    def __missing__(self, code: Any) -> int:
+        number = self.owner.classify(self.classes, code)
+        if number < 0 or number > self.limit:  # no class yet, or none in this map
+            return 0
+        if len(self) < MAX_CODES:
+            self[code] = number
+        return number
+
+
+class Specializer:
+    """Builds a pack's `_evaluate` with its line classes, and again as classes appear.
+
+    `render(bodies_a, bodies_b, map_a, map_b)` returns the source of `_evaluate` given
+    the class bodies (Python source, general body first) and the names of the class
+    maps; `install(fn)` puts a compiled `_evaluate` in service."""
+
+    def __init__(self, ns: dict[str, Any], body: str, constant_fns: frozenset[int],
+                 render: Callable[[list[str], list[str], str, str], str],
+                 install: Callable[[Callable[..., None]], None], name: str) -> None:
+        self.ns = ns
+        self.render = render
+        self.install = install
+        self.name = name
+        tree = py.parse(body).body
+        # The general body: only what holds for every line written in (constants).
+        self.general = LineClasses(tree, ns, constant_fns, frozenset(), None).class_body(())
+        self.with_modifiers = LineClasses(tree, ns, constant_fns, frozenset({"code"}), None)
+        self.without_modifiers = LineClasses(tree, ns, constant_fns,
+                                             frozenset({"code", "modifiers"}), ())
+        self.generation = 0
+        self._lock = threading.RLock()
+        self.maps: tuple[ClassMap, ClassMap] | None = None
+        self.source = ""
+
+    def build(self) -> Callable[..., None]:
+        """Compile `_evaluate` with the classes there are now and put it in service."""
+        with self._lock:
+            self.generation += 1
+            a, b = self.with_modifiers, self.without_modifiers
+            old = self.maps
+            maps = (ClassMap(self, a, len(a.bodies), old[0] if old else {}),
+                    ClassMap(self, b, len(b.bodies), old[1] if old else {}))
+            names = (f"_CA{self.generation}", f"_CB{self.generation}")
+            general = _source(self.general)
+            source = self.render([general, *(_source(x) for x in a.bodies)],
+                                 [general, *(_source(x) for x in b.bodies)], *names)
+            self.ns[names[0]], self.ns[names[1]] = maps
+            exec(compile(source, self.name, "exec"), self.ns)
+            self.maps, self.source = maps, source
+            fn: Callable[..., None] = self.ns["_evaluate"]
+            self.install(fn)
+            return fn
+
+    def classify(self, classes: LineClasses, code: Any) -> int:
+        """The class of `code`: its number, 0 for the general body, -1 for the general
+        body until its key has been seen often enough to get a class."""
+        key = classes.key(code)
+        if key is None:
+            return 0
+        number = classes.keys.get(key)
+        if number is not None:
+            return number
+        with self._lock:
+            number = classes.keys.get(key)
+            if number is not None:
+                return number
+            if len(classes.bodies) >= MAX_CLASSES:
+                return 0
+            seen = classes.sightings.get(key, 0) + 1
+            classes.sightings[key] = seen
+            if seen < _BUILD_AT:
+                return -1
+            classes.bodies.append(classes.class_body(key))
+            number = classes.keys[key] = len(classes.bodies)
+            self.build()
+            return number
+
+
+def _source(stmts: list[py.stmt]) -> str:
+    if not stmts:
+        return "pass"
+    return py.unparse(py.fix_missing_locations(py.Module(body=stmts, type_ignores=[])))
+
+
+def _clone(node: Any) -> Any:
+    fields: dict[str, Any] = {}
+    for name, value in py.iter_fields(node):
+        if isinstance(value, list):
+            fields[name] = [_clone(v) if isinstance(v, py.AST) else v for v in value]
+        elif isinstance(value, py.AST):
+            fields[name] = _clone(value)
+        else:
+            fields[name] = value
+    return type(node)(**fields)
+
+
+# ---- simplification ----------------------------------------------------------------------
+#
+# Rules (each holds for the code the compiler generates, where expressions have no effect
+# but filling a memo or a temporary read in the same expression):
+# - `and`/`or` chains are flattened; a constant that decides one cuts it short, one that
+#   does not is dropped; `not` of a constant, `x if <constant> else y`, a comparison of
+#   constants are worked out; `not (a is b)` becomes `a is not b` (and `in`);
+# - after `x is None or ...`, `x is not None` is true in the rest of the chain (and after
+#   `x is not None and ...`);
+# - where only truth counts (an `if`, `not`, an `and`/`or` there), `len(x) > 0` is `x`
+#   and `len(x) == 0` is `not x`;
+# - `if <constant>` keeps the branch taken; an `if` with nothing left to do goes (its test
+#   has no effect); a `let` (`_l_...`) or `_specific` set to a constant is written in
+#   where it is read, and the assignment goes when nothing reads it;
+# - consecutive `if`s whose tests start with the same condition test it once.
+
+
+def simplify(stmts: list[py.stmt]) -> list[py.stmt]:
+    body = _block(stmts, {})
+    read = {n.id for stmt in body for n in py.walk(stmt)
+            if isinstance(n, py.Name) and isinstance(n.ctx, py.Load)}
+    return _merge_ifs(_drop_unread(body, read))
+
+
+def _drop_unread(stmts: list[py.stmt], read: set[str]) -> list[py.stmt]:
+    """Without the assignments of a constant to a name nothing reads any more."""
+    out: list[py.stmt] = []
+    for stmt in stmts:
+        if (isinstance(stmt, py.Assign) and isinstance(stmt.value, py.Constant)
+                and isinstance(stmt.targets[0], py.Name)
+                and _propagates(stmt.targets[0].id) and stmt.targets[0].id not in read):
+            continue
+        if isinstance(stmt, py.If):
+            stmt = py.If(test=stmt.test, body=_drop_unread(stmt.body, read) or [py.Pass()],
+                         orelse=_drop_unread(stmt.orelse, read))
+        out.append(stmt)
+    return out
+
+
+def _propagates(name: str) -> bool:
+    return name.startswith("_l_") or name == "_specific"
+
+
+def _block(stmts: list[py.stmt], env: dict[str, py.Constant]) -> list[py.stmt]:
+    out: list[py.stmt] = []
+    for stmt in stmts:
+        if isinstance(stmt, py.If):
+            test = _expr(stmt.test, True, env, frozenset())
+            if isinstance(test, py.Constant):
+                out.extend(_block(stmt.body if test.value else stmt.orelse, env))
+                continue
+            body = _block(stmt.body, dict(env))
+            orelse = _block(stmt.orelse, dict(env))
+            for name in _assigned(stmt):
+                env.pop(name, None)
+            if not body and not orelse:
+                continue
+            if not body:
+                out.append(py.If(test=_negate(test), body=orelse, orelse=[]))
+            else:
+                out.append(py.If(test=test, body=body, orelse=orelse))
+        elif isinstance(stmt, py.Assign) and len(stmt.targets) == 1 and isinstance(
+                stmt.targets[0], py.Name):
+            value = _expr(stmt.value, False, env, frozenset())
+            name = stmt.targets[0].id
+            if _propagates(name) and isinstance(value, py.Constant):
+                env[name] = value
+            else:
+                env.pop(name, None)
+            out.append(py.Assign(targets=stmt.targets, value=value))
+        elif isinstance(stmt, py.Expr):
+            out.append(py.Expr(value=_expr(stmt.value, False, env, frozenset())))
+        elif isinstance(stmt, py.Pass):
+            continue
+        else:
+            for name in _assigned(stmt):
+                env.pop(name, None)
+            out.append(stmt)
+    return out
+
+
+def _assigned(stmt: py.AST) -> set[str]:
+    return {n.id for n in py.walk(stmt) if isinstance(n, py.Name)
+            and isinstance(n.ctx, py.Store)}
+
+
+def _negate(test: py.expr) -> py.expr:
+    if isinstance(test, py.UnaryOp) and isinstance(test.op, py.Not):
+        return test.operand
+    return py.UnaryOp(op=py.Not(), operand=test)
+
+
+_FLIP: dict[type, type] = {py.Is: py.IsNot, py.IsNot: py.Is, py.In: py.NotIn, py.NotIn: py.In}
+
+
+def _path(node: py.expr) -> str | None:
+    """A name or attribute path (reading it twice gives the same value), as text."""
+    if isinstance(node, py.Name):
+        return None if node.id.startswith("_m") else node.id
+    if isinstance(node, py.Attribute):
+        base = _path(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
+
+
+def _none_test(node: py.expr) -> tuple[str, bool] | None:
+    """(path, True) for `path is None`, (path, False) for `path is not None`."""
+    if (isinstance(node, py.Compare) and len(node.ops) == 1
+            and isinstance(node.ops[0], (py.Is, py.IsNot))
+            and isinstance(node.comparators[0], py.Constant)
+            and node.comparators[0].value is None):
+        path = _path(node.left)
+        if path is not None:
+            return path, isinstance(node.ops[0], py.Is)
+    return None
+
+
+def _expr(node: py.expr, truth: bool, env: dict[str, py.Constant],
+          present: frozenset[str]) -> py.expr:
+    """`node` simplified; `truth`: only its truth counts; `present`: paths known not to
+    be None here."""
+    if isinstance(node, py.Name):
+        if isinstance(node.ctx, py.Load) and node.id in env:
+            return py.Constant(env[node.id].value)
+        return node
+    if isinstance(node, py.Constant):
+        return node
+    if isinstance(node, py.BoolOp):
+        return _boolop(node, truth, env, present)
+    if isinstance(node, py.UnaryOp) and isinstance(node.op, py.Not):
+        operand = _expr(node.operand, True, env, present)
+        if isinstance(operand, py.Constant):
+            return py.Constant(not operand.value)
+        if isinstance(operand, py.Compare) and len(operand.ops) == 1 and type(
+                operand.ops[0]) in _FLIP:
+            return py.Compare(left=operand.left, ops=[_FLIP[type(operand.ops[0])]()],
+                              comparators=operand.comparators)
+        if truth and isinstance(operand, py.UnaryOp) and isinstance(operand.op, py.Not):
+            return operand.operand
+        return py.UnaryOp(op=py.Not(), operand=operand)
+    if isinstance(node, py.IfExp):
+        memo = _memo_of_constant(node)
+        if memo is not None:  # a memo of a constant is that constant
+            return memo
+        test = _expr(node.test, True, env, present)
+        if isinstance(test, py.Constant):
+            return _expr(node.body if test.value else node.orelse, truth, env, present)
+        return py.IfExp(test=test, body=_expr(node.body, truth, env, present),
+                        orelse=_expr(node.orelse, truth, env, present))
+    if isinstance(node, py.Compare):
+        nulls = _none_test(node)
+        if nulls is not None and nulls[0] in present:
+            return py.Constant(not nulls[1])
+        left = _expr(node.left, False, env, present)
+        rights = [_expr(c, False, env, present) for c in node.comparators]
+        if isinstance(left, py.Constant) and all(isinstance(r, py.Constant) for r in rights):
+            folded = py.Compare(left=left, ops=node.ops, comparators=rights)
+            try:
+                return py.Constant(_evaluate(folded, {}, None))
+            except Exception:  # left for run time
+                return folded
+        if truth and len(node.ops) == 1:
+            counted = _counted_truth(left, node.ops[0], rights[0])
+            if counted is not None:
+                return counted
+        return py.Compare(left=left, ops=node.ops, comparators=rights)
+    if isinstance(node, (py.GeneratorExp, py.ListComp, py.SetComp, py.Lambda)):
+        present = frozenset()
+    fields: dict[str, Any] = {}
+    for name, value in py.iter_fields(node):
+        if isinstance(value, list):
+            fields[name] = [_expr(v, False, env, present) if isinstance(v, py.expr)
+                            else _any(v, env) for v in value]
+        elif isinstance(value, py.expr):
+            fields[name] = _expr(value, False, env, present)
+        else:
+            fields[name] = value
+    return type(node)(**fields)
+
+
+def _memo_of_constant(node: py.IfExp) -> py.Constant | None:
+    """`C` for `(_m if _m is not _U else (_m := C))` (the compiler's memo form)."""
+    test, orelse = node.test, node.orelse
+    if (isinstance(test, py.Compare) and isinstance(test.left, py.Name)
+            and test.left.id.startswith("_m") and len(test.ops) == 1
+            and isinstance(test.ops[0], py.IsNot) and isinstance(test.comparators[0], py.Name)
+            and test.comparators[0].id == "_U" and isinstance(orelse, py.NamedExpr)
+            and orelse.target.id == test.left.id and isinstance(orelse.value, py.Constant)):
+        return orelse.value
+    return None
+
+
+def _any(node: Any, env: dict[str, py.Constant]) -> Any:
+    if isinstance(node, py.comprehension):
+        return py.comprehension(target=node.target, iter=_expr(node.iter, False, env,
+                                                                frozenset()),
+                                ifs=[_expr(i, True, env, frozenset()) for i in node.ifs],
+                                is_async=node.is_async)
+    return node
+
+
+def _counted_truth(left: py.expr, op: py.cmpop, right: py.expr) -> py.expr | None:
+    """`len(x) > 0` as `x`, `len(x) == 0` as `not x` (where only truth counts)."""
+    if not (isinstance(left, py.Call) and isinstance(left.func, py.Name)
+            and left.func.id == "len" and len(left.args) == 1 and not left.keywords
+            and isinstance(right, py.Constant) and type(right.value) is int):
+        return None
+    counted, n = left.args[0], right.value
+    if (isinstance(op, (py.Gt, py.NotEq)) and n == 0) or (isinstance(op, py.GtE) and n == 1):
+        return counted
+    if (isinstance(op, py.Eq) and n == 0) or (isinstance(op, py.Lt) and n == 1):
+        return py.UnaryOp(op=py.Not(), operand=counted)
+    return None
+
+
+def _boolop(node: py.BoolOp, truth: bool, env: dict[str, py.Constant],
+            present: frozenset[str]) -> py.expr:
+    is_and = isinstance(node.op, py.And)
+    flat: list[py.expr] = []
+    stack = list(node.values)
+    while stack:  # (a and b) and c -> a and b and c
+        value = stack.pop(0)
+        if isinstance(value, py.BoolOp) and type(value.op) is type(node.op):
+            stack[:0] = value.values
+        else:
+            flat.append(value)
+    kept: list[py.expr] = []
+    known = set(present)
+    for i, value in enumerate(flat):
+        last = i == len(flat) - 1
+        value = _expr(value, truth, env, frozenset(known))
+        if isinstance(value, py.Constant):
+            if bool(value.value) != is_and:  # decides the chain: it ends here
+                if not kept:
+                    return value
+                if truth:  # (what came before has no effect)
+                    return py.Constant(bool(value.value))
+                kept.append(value)
+                break
+            if last and not truth:  # `a and True` is True, not a, when a is true
+                kept.append(value)
+            continue
+        kept.append(value)
+        test = _none_test(value)
+        if test is not None and test[1] != is_and:  # `x is not None and`, `x is None or`
+            known.add(test[0])
+    if not kept:
+        return py.Constant(is_and)
+    if len(kept) == 1:
+        return kept[0]
+    return py.BoolOp(op=node.op, values=kept)
+
+
+def _first(test: py.expr) -> py.expr:
+    if isinstance(test, py.BoolOp) and isinstance(test.op, py.And):
+        return test.values[0]
+    return test
+
+
+def _rest(test: py.expr) -> py.expr | None:
+    if isinstance(test, py.BoolOp) and isinstance(test.op, py.And):
+        rest = test.values[1:]
+        return rest[0] if len(rest) == 1 else py.BoolOp(op=py.And(), values=rest)
+    return None
+
+
+def _merge_ifs(stmts: list[py.stmt]) -> list[py.stmt]:
+    out: list[py.stmt] = []
+    i = 0
+    while i < len(stmts):
+        stmt = stmts[i]
+        if isinstance(stmt, py.If):
+            stmt = py.If(test=stmt.test, body=_merge_ifs(stmt.body),
+                         orelse=_merge_ifs(stmt.orelse))
+        if not (isinstance(stmt, py.If) and not stmt.orelse) or any(
+                isinstance(n, py.Name) and n.id.startswith("_l_")
+                for n in py.walk(_first(stmt.test))):
+            out.append(stmt)
+            i += 1
+            continue
+        head = py.dump(_first(stmt.test))
+        group = [stmt]
+        j = i + 1
+        while j < len(stmts):
+            following = stmts[j]
+            if not (isinstance(following, py.If) and not following.orelse
+                    and py.dump(_first(following.test)) == head):
+                break
+            group.append(following)
+            j += 1
+        if len(group) == 1:
+            out.append(stmt)
+            i += 1
+            continue
+        inner: list[py.stmt] = []
+        for member in group:
+            rest = _rest(member.test)
+            if rest is None:
+                inner.extend(member.body)
+            else:
+                inner.append(py.If(test=rest, body=member.body, orelse=[]))
+        out.append(py.If(test=_first(stmt.test), body=_merge_ifs(inner), orelse=[]))
+        i = j
+    return out
