@@ -444,6 +444,7 @@ class _Gen:
         return " + ".join(parts) if parts else "''"
 
 
+_RESET = re.compile(r"\s*_ml[0-9]+ = _U")
 _LOCAL_NAME = re.compile(r"\b_(?:v|l|e|w)[A-Za-z0-9_]*\b")
 _CALLS = re.compile(r"\b_f[0-9]+\(")
 _LINE_DATE = re.compile(r"\bline\.service_date\b")
@@ -690,11 +691,16 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         line_body.append("    if _specific is not None:")
         line_body.append("        _specific(claim, line, out)")
     inits, line_body = _memoize_split(line_body, gen.memoizable, "        ", "l", gen.per_date)
+    # The per-line memos are reset in the line body itself, where a specialised copy that
+    # no longer uses one drops its reset; the per-date memos before it, for all copies.
+    resets = [i for i in inits if _RESET.fullmatch(i)]
+    inits = [i for i in inits if not _RESET.fullmatch(i)]
     if any("_dprev" in b for b in inits):
         fused.append("    _dprev = _U")
     fused.append("    for line in claim.lines:")
     fused.extend(inits)
-    general = [*(b[4:] for b in line_body)] if line_body else ["pass"]
+    general = [*(r.strip() for r in resets), *(b[4:] for b in line_body)] if line_body \
+        else ["pass"]
     fused.append("        pass")  # the line body: `_line_loop` (below) when there is one
     if checked.counters:  # claim-history counters: each one's line filter
         source_parts.append(counter_source(gen, checked))

@@ -19,14 +19,15 @@ it; any other value (an MUE of 3) stays to be computed at run time, the key reco
 the copy is right for each of them. `simplify` then folds what the written-in answers
 decide, and a few rewrites that hold for any line (see its rules).
 
-Classes are built while claims are checked: a code is classified when first seen (one
-call of a compiled key function); a key gets its class, and the pack's `_evaluate` is
-compiled again, the second time a line shows it, so checking one claim compiles nothing.
-Until then, and for codes whose key has no class (at most `MAX_CLASSES` per set) or
-that a key cannot be worked out for, the general body applies. Each compiled
-`_evaluate` reads its own pair of class maps, which only answer with classes it was
-built with: a recompilation while a claim is being checked cannot send a line to code
-that does not have its class.
+Classes are built while claims are checked. The first time a line shows a code costs
+one set insertion: the general body applies, as the compiler wrote it, so checking one
+claim parses, analyses and compiles nothing more. The second time, the body is analysed
+(once per pack), the code's key is worked out by a compiled key function and, when the
+key is new, its class is built and the pack's `_evaluate` compiled again. Codes whose
+key has no class (past `MAX_CLASSES` per set) or cannot be worked out get the general
+body, simplified. Each compiled `_evaluate` reads its own pair of class maps, which only
+answer with classes it was built with: a recompilation while a claim is being checked
+cannot send a line to code that does not have its class.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from typing import Any
 OTHER = "<other>"  # in a key: a value that is neither true, false nor missing
 MAX_CLASSES = 32  # per set (lines with modifiers, lines without)
 MAX_CODES = 100_000  # codes remembered per class map; past it each sight classifies again
-_BUILD_AT = 2  # a key gets its class on the line that shows it for this time
 
 _SAFE_BUILTINS: dict[str, Any] = {"len": len, "bool": bool, "abs": abs, "min": min, "max": max}
 # Methods with no effect of the types generated code calls them on (sets, dicts, text).
@@ -49,11 +49,12 @@ _PURE_METHODS = frozenset({
     "isascii", "isalpha", "isalnum", "isdecimal", "upper", "lower", "strip"})
 _SCALARS = (bool, int, float, str, type(None))
 _NOT_CONST, _CONST, _BY_LINE = 0, 1, 2
+_NO_VALUE = object()
 
 
 class _Kinds:
     """Which nodes are constant (`_CONST`), fixed by the line's known attributes
-    (`_BY_LINE`) or neither, and the values of the constant ones."""
+    (`_BY_LINE`) or neither; and the values of constant ones, worked out on demand."""
 
     def __init__(self, ns: Mapping[str, Any], constant_fns: frozenset[int],
                  known: frozenset[str]) -> None:
@@ -61,18 +62,34 @@ class _Kinds:
         self.constant_fns = constant_fns  # ids of functions declared constant
         self.known = known
         self._kind: dict[int, int] = {}
-        self.values: dict[int, Any] = {}
+        self._values: dict[int, Any] = {}
 
     def kind(self, node: py.AST) -> int:
         found = self._kind.get(id(node))
         if found is None:
             found = self._kind[id(node)] = self._classify(node)
-            if found == _CONST and isinstance(node, py.expr):
-                try:
-                    self.values[id(node)] = _evaluate(node, self.ns, None)
-                except Exception:  # then not worked out ahead of time
-                    found = self._kind[id(node)] = _NOT_CONST
         return found
+
+    def value(self, node: py.expr) -> Any:
+        """The value of a constant node (`_NO_VALUE` when working it out fails)."""
+        key = id(node)
+        if key in self._values:
+            return self._values[key]
+        value: Any
+        try:
+            if isinstance(node, py.Constant):
+                value = node.value
+            elif isinstance(node, py.Name):
+                value = self.ns[node.id] if node.id in self.ns else _SAFE_BUILTINS[node.id]
+            elif isinstance(node, py.Attribute):
+                base = self.value(node.value)
+                value = _NO_VALUE if base is _NO_VALUE else getattr(base, node.attr)
+            else:
+                value = _evaluate(node, self.ns, None)
+        except Exception:  # then not worked out ahead of time
+            value = _NO_VALUE
+        self._values[key] = value
+        return value
 
     def _classify(self, node: py.AST) -> int:
         if isinstance(node, py.Constant):
@@ -145,10 +162,10 @@ class LineClasses:
         self.body = body
         self.kinds = _Kinds(ns, constant_fns, known)
         self.modifiers = modifiers
+        self.ns = ns
         self.keys: dict[tuple[Any, ...], int] = {}  # key -> class number (from 1)
         self.bodies: list[list[py.stmt]] = []  # class number - 1 -> its line body
-        self.sightings: dict[tuple[Any, ...], int] = {}
-        self._key_fn = self._compile_key_fn(ns)
+        self._key_fn: Callable[[Any], list[Any]] | None = None  # compiled on first use
 
     def _compile_key_fn(self, ns: Mapping[str, Any]) -> Callable[[Any], list[Any]]:
         """A function of a stand-in line giving the key: the same reading as `_fill`
@@ -178,6 +195,8 @@ class LineClasses:
 
     def key(self, code: Any) -> tuple[Any, ...] | None:
         """The key of a procedure code, or None when it cannot be worked out."""
+        if self._key_fn is None:
+            self._key_fn = self._compile_key_fn(self.ns)
         try:
             return tuple(self._key_fn(_StandIn(code, self.modifiers)))
         except Exception:  # such a code gets the general body
@@ -197,8 +216,8 @@ class LineClasses:
                 if answer is not OTHER:
                     return py.Constant(answer)
             elif kind == _CONST:
-                value = self.kinds.values[id(node)]
-                if isinstance(value, _SCALARS):
+                value = self.kinds.value(node)
+                if value is not _NO_VALUE and isinstance(value, _SCALARS):
                     return py.Constant(value)
                 return node
         fields: dict[str, Any] = {}
@@ -228,15 +247,15 @@ class ClassMap(dict[Any, int]):
     A code seen the first time is classified; numbers past `limit` (classes built after
     this map's `_evaluate` was compiled) read as 0."""
 
-    def __init__(self, owner: Specializer, classes: LineClasses, limit: int,
-                 entries: Mapping[Any, int] = {}) -> None:
-        super().__init__(entries)
+    def __init__(self, owner: Specializer, which: int, limit: int,
+                 entries: Mapping[Any, int] | None = None) -> None:
+        super().__init__(entries or {})
         self.owner = owner
-        self.classes = classes
+        self.which = which  # 0: lines with modifiers, 1: without
         self.limit = limit
 
     def __missing__(self, code: Any) -> int:
-        number = self.owner.classify(self.classes, code)
+        number = self.owner.classify(self.which, code)
         if number < 0 or number > self.limit:  # no class yet, or none in this map
             return 0
         if len(self) < MAX_CODES:
@@ -255,32 +274,46 @@ class Specializer:
                  render: Callable[[list[str], list[str], str, str], str],
                  install: Callable[[Callable[..., None]], None], name: str) -> None:
         self.ns = ns
+        self.body = body
+        self.constant_fns = constant_fns
         self.render = render
         self.install = install
         self.name = name
-        tree = py.parse(body).body
-        # The general body: only what holds for every line written in (constants).
-        self.general = LineClasses(tree, ns, constant_fns, frozenset(), None).class_body(())
-        self.with_modifiers = LineClasses(tree, ns, constant_fns, frozenset({"code"}), None)
-        self.without_modifiers = LineClasses(tree, ns, constant_fns,
-                                             frozenset({"code", "modifiers"}), ())
+        # Until a code comes back the body stays as the compiler wrote it: checking one
+        # claim parses, analyses and simplifies nothing (a cold start stays as fast).
+        self.general = body
+        self.classes: tuple[LineClasses, LineClasses] | None = None
+        self.seen: tuple[set[Any], set[Any]] = (set(), set())
         self.generation = 0
         self._lock = threading.RLock()
         self.maps: tuple[ClassMap, ClassMap] | None = None
         self.source = ""
 
+    def _analysed(self) -> tuple[LineClasses, LineClasses]:
+        if self.classes is None:
+            tree = py.parse(self.body).body
+            # The general body with what holds for every line written in (constants).
+            self.general = _source(LineClasses(tree, self.ns, self.constant_fns, frozenset(),
+                                               None).class_body(()))
+            self.classes = (
+                LineClasses(tree, self.ns, self.constant_fns, frozenset({"code"}), None),
+                LineClasses(tree, self.ns, self.constant_fns,
+                            frozenset({"code", "modifiers"}), ()))
+        return self.classes
+
     def build(self) -> Callable[..., None]:
         """Compile `_evaluate` with the classes there are now and put it in service."""
         with self._lock:
             self.generation += 1
-            a, b = self.with_modifiers, self.without_modifiers
+            bodies: tuple[list[str], list[str]] = ([self.general], [self.general])
+            if self.classes is not None:
+                for which, classes in enumerate(self.classes):
+                    bodies[which].extend(_source(b) for b in classes.bodies)
             old = self.maps
-            maps = (ClassMap(self, a, len(a.bodies), old[0] if old else {}),
-                    ClassMap(self, b, len(b.bodies), old[1] if old else {}))
+            maps = (ClassMap(self, 0, len(bodies[0]) - 1, old[0] if old else None),
+                    ClassMap(self, 1, len(bodies[1]) - 1, old[1] if old else None))
             names = (f"_CA{self.generation}", f"_CB{self.generation}")
-            general = _source(self.general)
-            source = self.render([general, *(_source(x) for x in a.bodies)],
-                                 [general, *(_source(x) for x in b.bodies)], *names)
+            source = self.render(bodies[0], bodies[1], *names)
             self.ns[names[0]], self.ns[names[1]] = maps
             exec(compile(source, self.name, "exec"), self.ns)
             self.maps, self.source = maps, source
@@ -288,25 +321,25 @@ class Specializer:
             self.install(fn)
             return fn
 
-    def classify(self, classes: LineClasses, code: Any) -> int:
-        """The class of `code`: its number, 0 for the general body, -1 for the general
-        body until its key has been seen often enough to get a class."""
-        key = classes.key(code)
-        if key is None:
-            return 0
-        number = classes.keys.get(key)
-        if number is not None:
-            return number
+    def classify(self, which: int, code: Any) -> int:
+        """The class of `code` for lines with modifiers (`which` 0) or without (1): its
+        number, 0 for the general body, -1 for the general body this time (the code's
+        first sighting: nothing is worked out for a code that does not come back)."""
+        seen = self.seen[which]
+        if code not in seen:
+            if len(seen) < MAX_CODES:
+                seen.add(code)
+            return -1
         with self._lock:
+            classes = self._analysed()[which]
+            key = classes.key(code)
+            if key is None:
+                return 0
             number = classes.keys.get(key)
             if number is not None:
                 return number
             if len(classes.bodies) >= MAX_CLASSES:
                 return 0
-            seen = classes.sightings.get(key, 0) + 1
-            classes.sightings[key] = seen
-            if seen < _BUILD_AT:
-                return -1
             classes.bodies.append(classes.class_body(key))
             number = classes.keys[key] = len(classes.bodies)
             self.build()
@@ -344,7 +377,8 @@ def _clone(node: Any) -> Any:
 #   and `len(x) == 0` is `not x`;
 # - `if <constant>` keeps the branch taken; an `if` with nothing left to do goes (its test
 #   has no effect); a `let` (`_l_...`) or `_specific` set to a constant is written in
-#   where it is read, and the assignment goes when nothing reads it;
+#   where it is read, and the assignment goes when nothing reads it, as does the reset of
+#   a memo nothing reads;
 # - consecutive `if`s whose tests start with the same condition test it once.
 
 
@@ -359,15 +393,23 @@ def _drop_unread(stmts: list[py.stmt], read: set[str]) -> list[py.stmt]:
     """Without the assignments of a constant to a name nothing reads any more."""
     out: list[py.stmt] = []
     for stmt in stmts:
-        if (isinstance(stmt, py.Assign) and isinstance(stmt.value, py.Constant)
-                and isinstance(stmt.targets[0], py.Name)
-                and _propagates(stmt.targets[0].id) and stmt.targets[0].id not in read):
+        if (isinstance(stmt, py.Assign) and isinstance(stmt.targets[0], py.Name)
+                and stmt.targets[0].id not in read and (
+                    (isinstance(stmt.value, py.Constant) and _propagates(stmt.targets[0].id))
+                    or _is_memo_reset(stmt))):
             continue
         if isinstance(stmt, py.If):
             stmt = py.If(test=stmt.test, body=_drop_unread(stmt.body, read) or [py.Pass()],
                          orelse=_drop_unread(stmt.orelse, read))
         out.append(stmt)
     return out
+
+
+def _is_memo_reset(stmt: py.Assign) -> bool:
+    """`_m... = _U`: a memo emptied for the next line (the compiler's memo form)."""
+    target = stmt.targets[0]
+    return (isinstance(target, py.Name) and target.id.startswith("_m")
+            and isinstance(stmt.value, py.Name) and stmt.value.id == "_U")
 
 
 def _propagates(name: str) -> bool:

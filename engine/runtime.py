@@ -20,6 +20,7 @@ _CACHE_LIMIT = 200_000
 _billable: dict[str, bool] = {}
 _procedure: dict[str, bool] = {}
 _npi: dict[str, bool] = {}
+_digits: dict[tuple[Any, Any], bool] = {}
 
 
 def _remember(cache: dict[str, bool], key: str, value: bool) -> bool:
@@ -57,9 +58,13 @@ def valid_npi(value: str | None) -> bool:
 
 
 def digits(value: str | None, n: Any) -> bool:
-    """True when `value` is exactly `n` ASCII digits (the inline form says the same)."""
-    return (value is not None and n is not None and len(value) == n and value.isdigit()
-            and value.isascii())
+    """True when `value` is exactly `n` ASCII digits (remembered, as the others)."""
+    answer = (value is not None and n is not None and len(value) == n and value.isdigit()
+              and value.isascii())
+    if len(_digits) >= _CACHE_LIMIT:
+        _digits.clear()
+    _digits[(value, n)] = answer
+    return answer
 
 
 
@@ -85,8 +90,16 @@ def coverage_start(claim: Claim, line: ServiceLine | None) -> dt.date | None:
 
 def ptp_conflict(claim: Claim, line: ServiceLine | None, table: PtpTable) -> str | None:
     """The column-1 code that an NCCI PTP edit bundles this line into, if any."""
-    if line is None or line.code is None or len(claim.lines) < 2 \
-            or not table.has_column2(line.code):
+    if line is None or line.code is None or len(claim.lines) < 2:
+        return None
+    column1s: Any = table.column2.get(line.code)
+    if column1s is None:
+        return None
+    day = line.service_date
+    for other in claim.lines:  # most lines meet none of their column-1 codes that day
+        if other.service_date == day and other.code in column1s and other is not line:
+            break
+    else:
         return None
     others = [(o.code, o.modifiers, o.service_date) for o in claim.lines
               if o is not line and o.code is not None]
@@ -180,8 +193,8 @@ ENGINE_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
                    inline=_MEMO, consts={"memo": _npi}, constant=True),
     T.FunctionSpec("digits", (T.STR, T.NUMBER), T.BOOL, digits,
                    "true when the text is exactly N digits",
-                   inline="({0} is not None and len({0}) == {1} and {0}.isdigit() "
-                          "and {0}.isascii())", constant=True),
+                   inline="({memo}.get(({0}, {1})) or {call})", consts={"memo": _digits},
+                   constant=True),
     T.FunctionSpec("coverage_count", (), T.NUMBER, coverage_count,
                    "coverage spans the member has with the claim's payer", contextual=True,
                    inline="len({claim}.payer_coverage)", line_free=True),

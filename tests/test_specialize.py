@@ -73,13 +73,13 @@ def test_specialised_bodies_decide_as_the_general_body(engine: Engine, plain: En
             json.dumps(claim)
     # ... and classes were really built and used: they are what this test checks.
     for owner in _specializers(engine).values():
-        assert owner.generation > 1
-        assert owner.with_modifiers.bodies and owner.without_modifiers.bodies
+        assert owner.generation > 1 and owner.classes is not None
+        assert all(classes.bodies for classes in owner.classes)
         assert "_cls <" in owner.source
     assert not _specializers(plain)
 
 
-def test_a_code_gets_its_class_the_second_time_a_line_shows_its_key() -> None:
+def test_a_code_gets_its_class_the_second_time_a_line_shows_it() -> None:
     engine = Engine(today=TODAY)
     owner = _specializers(engine)["medicare"]
     claim = synthetic_claim(random.Random(1), 0, codes=["99213"])
@@ -87,10 +87,11 @@ def test_a_code_gets_its_class_the_second_time_a_line_shows_its_key() -> None:
     claim["lines"][0]["modifiers"] = []
     first = owner.generation
     engine.check(claim)
-    assert owner.generation == first  # one sighting: the general body, nothing compiled
+    # one sighting: the general body, nothing analysed or compiled
+    assert owner.generation == first and owner.classes is None
     engine.check(claim)
     assert owner.generation == first + 1
-    assert len(owner.without_modifiers.bodies) == 1
+    assert owner.classes is not None and len(owner.classes[1].bodies) == 1
     maps = owner.maps
     assert maps is not None and maps[1]["99213"] == 1
 
@@ -100,11 +101,10 @@ def test_an_older_map_never_answers_a_class_its_code_does_not_have() -> None:
     owner = _specializers(engine)["medicare"]
     old = owner.maps
     assert old is not None
-    classes = owner.without_modifiers
     old_b = old[1]
     assert old_b["99213"] == 0  # first sighting
     assert old_b["99213"] == 0  # the class is built now, but this map predates it
-    assert classes.keys and owner.maps is not old
+    assert owner.classes is not None and owner.classes[1].keys and owner.maps is not old
     assert owner.maps is not None and owner.maps[1]["99213"] == 1
 
 
@@ -112,7 +112,7 @@ def test_a_code_whose_key_cannot_be_worked_out_gets_the_general_body(
         plain: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = Engine(today=TODAY)
     owner = _specializers(engine)["medicare"]
-    classes = owner.without_modifiers
+    classes = owner._analysed()[1]
 
     def broken(line: Any) -> list[Any]:
         raise RuntimeError("a value set that fails on this code")
@@ -138,7 +138,7 @@ def test_classes_stop_at_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
         claim["lines"] = claim["lines"][:1]
         claim["lines"][0]["modifiers"] = []
         engine.check(claim)
-    assert len(owner.without_modifiers.bodies) == 1
+    assert owner.classes is not None and len(owner.classes[1].bodies) == 1
     assert owner.maps is not None
     assert owner.maps[1]["93000"] == 0  # past the limit: the general body, for good
 
