@@ -41,6 +41,7 @@ from typing import Any
 OTHER = "<other>"  # in a key: a value that is neither true, false nor missing
 MAX_CLASSES = 32  # per set (lines with modifiers, lines without)
 MAX_CODES = 100_000  # codes remembered per class map; past it each sight classifies again
+_WAITING_SIGHTINGS = 64
 
 _SAFE_BUILTINS: dict[str, Any] = {"len": len, "bool": bool, "abs": abs, "min": min, "max": max}
 # Methods with no effect of the types generated code calls them on (sets, dicts, text).
@@ -63,11 +64,24 @@ class _Kinds:
         self.known = known
         self._kind: dict[int, int] = {}
         self._values: dict[int, Any] = {}
+        self._holds: dict[int, bool] = {}
 
     def kind(self, node: py.AST) -> int:
         found = self._kind.get(id(node))
         if found is None:
             found = self._kind[id(node)] = self._classify(node)
+        return found
+
+    def holds_answers(self, node: py.AST) -> bool:
+        """Whether `node` or a node below it is fixed by the line, or a constant other than
+        a literal (what `_fill` may write in)."""
+        found = self._holds.get(id(node))
+        if found is None:
+            kind = self.kind(node) if isinstance(node, py.expr) else _NOT_CONST
+            found = kind == _BY_LINE or (kind == _CONST and not isinstance(node, py.Constant))
+            if not found:
+                found = any([self.holds_answers(c) for c in py.iter_child_nodes(node)])
+            self._holds[id(node)] = found
         return found
 
     def value(self, node: py.expr) -> Any:
@@ -164,7 +178,7 @@ class LineClasses:
         self.modifiers = modifiers
         self.ns = ns
         self.keys: dict[tuple[Any, ...], int] = {}  # key -> class number (from 1)
-        self.bodies: list[list[py.stmt]] = []  # class number - 1 -> its line body
+        self.bodies: list[str] = []  # class number - 1 -> its line body (Python source)
         self._key_fn: Callable[[Any], list[Any]] | None = None  # compiled on first use
 
     def _compile_key_fn(self, ns: Mapping[str, Any]) -> Callable[[Any], list[Any]]:
@@ -209,6 +223,8 @@ class LineClasses:
         return simplify(filled)
 
     def _fill(self, node: Any, answers: Any) -> Any:
+        if not self.kinds.holds_answers(node):
+            return node  # nothing to write in below: shared, not copied
         if isinstance(node, py.expr):
             kind = self.kinds.kind(node)
             if kind == _BY_LINE:
@@ -285,6 +301,9 @@ class Specializer:
         self.classes: tuple[LineClasses, LineClasses] | None = None
         self.seen: tuple[set[Any], set[Any]] = (set(), set())
         self.generation = 0
+        self.broken = False  # set if building a class failed: the general body from then on
+        self.compiled = 0  # classes in the `_evaluate` in service
+        self.waiting_sightings = 0  # sightings of codes whose class waits to be compiled in
         self._lock = threading.RLock()
         self.maps: tuple[ClassMap, ClassMap] | None = None
         self.source = ""
@@ -308,7 +327,9 @@ class Specializer:
             bodies: tuple[list[str], list[str]] = ([self.general], [self.general])
             if self.classes is not None:
                 for which, classes in enumerate(self.classes):
-                    bodies[which].extend(_source(b) for b in classes.bodies)
+                    bodies[which].extend(classes.bodies)
+            self.compiled = len(bodies[0]) + len(bodies[1]) - 2
+            self.waiting_sightings = 0
             old = self.maps
             maps = (ClassMap(self, 0, len(bodies[0]) - 1, old[0] if old else None),
                     ClassMap(self, 1, len(bodies[1]) - 1, old[1] if old else None))
@@ -330,20 +351,41 @@ class Specializer:
             if len(seen) < MAX_CODES:
                 seen.add(code)
             return -1
+        if self.broken:
+            return 0
         with self._lock:
-            classes = self._analysed()[which]
-            key = classes.key(code)
-            if key is None:
+            try:
+                return self._class_of(which, code)
+            except Exception:  # a defect here must not stop checking: no more classes
+                self.broken = True
                 return 0
-            number = classes.keys.get(key)
-            if number is not None:
-                return number
+
+    def _class_of(self, which: int, code: Any) -> int:
+        classes = self._analysed()[which]
+        key = classes.key(code)
+        if key is None:
+            return 0
+        number = classes.keys.get(key)
+        if number is None:
             if len(classes.bodies) >= MAX_CLASSES:
                 return 0
-            classes.bodies.append(classes.class_body(key))
+            classes.bodies.append(_source(classes.class_body(key)))
             number = classes.keys[key] = len(classes.bodies)
-            self.build()
-            return number
+            # Compiling `_evaluate` again costs more as classes add up: new classes wait
+            # (their codes take the general body) until they are half as many as those
+            # compiled in, or their codes have come back `_WAITING_SIGHTINGS` times.
+            if self._waiting() >= max(1, self.compiled // 2):
+                self.build()
+        elif self._waiting():
+            self.waiting_sightings += 1
+            if self.waiting_sightings >= _WAITING_SIGHTINGS:
+                self.build()
+        return number
+
+    def _waiting(self) -> int:
+        """Classes built since `_evaluate` was last compiled."""
+        assert self.classes is not None
+        return sum(len(c.bodies) for c in self.classes) - self.compiled
 
 
 def _source(stmts: list[py.stmt]) -> str:
@@ -426,8 +468,9 @@ def _block(stmts: list[py.stmt], env: dict[str, py.Constant]) -> list[py.stmt]:
                 continue
             body = _block(stmt.body, dict(env))
             orelse = _block(stmt.orelse, dict(env))
-            for name in _assigned(stmt):
-                env.pop(name, None)
+            if env:  # (only lets and `_specific` are ever in it)
+                for name in _assigned(stmt):
+                    env.pop(name, None)
             if not body and not orelse:
                 continue
             if not body:
@@ -448,8 +491,9 @@ def _block(stmts: list[py.stmt], env: dict[str, py.Constant]) -> list[py.stmt]:
         elif isinstance(stmt, py.Pass):
             continue
         else:
-            for name in _assigned(stmt):
-                env.pop(name, None)
+            if env:  # (only lets and `_specific` are ever in it)
+                for name in _assigned(stmt):
+                    env.pop(name, None)
             out.append(stmt)
     return out
 

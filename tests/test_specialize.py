@@ -212,3 +212,42 @@ def test_findings_built_from_templates_set_every_field(engine: Engine) -> None:
         for name in names:
             getattr(finding, name)  # raises AttributeError if a slot was left unset
         assert Finding(*[getattr(finding, n) for n in names]) == finding
+
+
+def _one_line(code: str, modifiers: list[str] | None = None) -> dict[str, Any]:
+    claim = synthetic_claim(random.Random(6), 0, codes=[code])
+    claim["lines"] = claim["lines"][:1]
+    claim["lines"][0]["modifiers"] = modifiers or []
+    return claim
+
+
+def test_new_classes_are_compiled_in_batches_and_all_in_the_end() -> None:
+    engine = Engine(today=TODAY)
+    owner = _specializers(engine)["medicare"]
+    for _ in range(2):
+        for code in CODES:
+            engine.check(_one_line(code))
+    assert owner.classes is not None
+    built = sum(len(c.bodies) for c in owner.classes)
+    assert built >= 5
+    # fewer compilations than classes: later classes wait for company
+    assert owner.generation - 1 < built
+    for _ in range(S._WAITING_SIGHTINGS):  # their codes coming back compiles them in
+        for code in CODES:
+            engine.check(_one_line(code))
+    assert owner.compiled == sum(len(c.bodies) for c in owner.classes)
+
+
+def test_a_failure_while_building_a_class_leaves_the_general_body(
+        plain: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = Engine(today=TODAY)
+    owner = _specializers(engine)["medicare"]
+
+    def failing(self: S.LineClasses, key: tuple[Any, ...]) -> list[py.stmt]:
+        raise RuntimeError("a defect in the specialiser")
+
+    monkeypatch.setattr(S.LineClasses, "class_body", failing)
+    claim = _one_line("93000")
+    for _ in range(3):
+        assert engine.check(claim).to_json() == plain.check(claim).to_json()
+    assert owner.broken and owner.generation == 1
