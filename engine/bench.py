@@ -128,7 +128,10 @@ def run_bench(n_claims: int = 20_000, seed: int = 7, cold_start: bool = True) ->
             json.dumps(decision.to_json(), separators=(",", ":"))
         return len(payloads)
 
-    results["evaluate_claims_per_s"] = _rate(_evaluating(engine, claims))
+    # Evaluation passes are short (~0.2 s): the best of 15 of them, so that one quiet
+    # moment of a shared machine is enough (the first pass also builds the line classes
+    # of dsl/specialize.py).
+    results["evaluate_claims_per_s"] = _rate(_evaluating(engine, claims), 3.0, 15)
     results["end_to_end_claims_per_s"] = _rate(end_to_end)
     results["decode_encode_only_claims_per_s"] = _rate(decode_encode_only)
     results["end_to_end_share"] = (results["end_to_end_claims_per_s"]
