@@ -109,8 +109,8 @@ _new = object.__new__
 def new_decision(claim_id: str | None, status: str, findings: list[Finding],
                  policy: dict[str, Any]) -> Decision:
     """`Decision(claim_id, status, findings, policy)`, built without running `__init__`:
-    checking makes one per claim, and entering a Python `__init__` costs about 6% of
-    evaluating a clean claim (valgrind, `cleanclaim bench` workload)."""
+    checking makes one per claim, and this way costs ~1,600 machine instructions instead
+    of ~2,200 (valgrind, `cleanclaim bench` workload; a claim costs ~39,000)."""
     decision: Decision = _new(Decision)
     decision.claim_id = claim_id
     decision.status = status

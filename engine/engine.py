@@ -434,7 +434,8 @@ def _findings(templates: list[list[tuple[Any, ...]]],
     findings = []
     for index, vindex, line, message in out:
         # `Finding(...)` without running `__init__` (as `new_decision`); the template holds
-        # the other fields in this order (`_templates`), test_engine checks none is missed.
+        # the other fields in this order (`_templates`); tests/test_specialize.py checks
+        # that none is missed.
         finding = _new(Finding)
         (finding.rule, finding.kind, finding.severity, finding.group, finding.carc, rarcs,
          finding.root_cause, finding.owner, finding.reference,
