@@ -699,18 +699,38 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         fused.append("    _dprev = _U")
     fused.append("    for line in claim.lines:")
     fused.extend(inits)
-    general = [*(r.strip() for r in resets), *(b[4:] for b in line_body)] if line_body \
-        else ["pass"]
-    fused.append("        pass")  # the line body: `_line_loop` (below) when there is one
+    general = "\n".join([*(r.strip() for r in resets), *(b[4:] for b in line_body)])
     if checked.counters:  # claim-history counters: each one's line filter
         source_parts.append(counter_source(gen, checked))
     name = f"<pack {checked.sources.manifest.id}>"
-    source = "\n".join([*source_parts, "\n".join(fused) + "\n"])
     namespace = gen.ns
-    exec(compile(source, name, "exec"), namespace)
+    exec(compile("\n".join(source_parts), name, "exec"), namespace)
     bind_counters(checked, namespace)
     lines_by_code = {code: namespace[combos[tuple(ix)]] for code, ix in by_code.items()}
     namespace["_BY_CODE"] = lines_by_code
+    # `_evaluate` is compiled on its own, and again (only it) as line classes appear.
+    head = "\n".join(fused)
+    installed: list[Program] = []
+
+    def install(fn: Callable[..., None]) -> None:
+        if installed:
+            installed[0].evaluate_fn = fn
+
+    if not line_body:  # no line rule: the loop has nothing to do
+        evaluate_source = head + "\n        pass\n"
+    elif specialize:
+        constant_fns = frozenset(id(f.impl) for f in functions.values()
+                                 if f.constant and not f.contextual)
+        specializer = Specializer(
+            namespace, general, constant_fns,
+            lambda a, b, map_a, map_b: _line_loop(head, a, b, map_a, map_b), install, name)
+        specializer.build()
+        evaluate_source = specializer.source
+    else:
+        namespace["_CA0"] = namespace["_CB0"] = _NoClasses()
+        evaluate_source = _line_loop(head, [general], [general], "_CA0", "_CB0")
+    if not line_body or not specialize:
+        exec(compile(evaluate_source, name, "exec"), namespace)
     program = Program(
         pack_id=checked.sources.manifest.id,
         rules=tuple(rules),
@@ -720,7 +740,7 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         diagnosis_fn=namespace.get("_diagnoses"),
         evaluate_fn=namespace["_evaluate"],
         digest=digest,
-        source=source,
+        source="\n".join([*source_parts, evaluate_source]),
         checked=checked,
         functions=functions,
         tables=tables,
@@ -728,30 +748,7 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         _rule_sources=rule_sources,
         _namespace=namespace,
     )
-    if line_body:
-        head = "\n".join(fused[:-1])
-
-        def render(with_modifiers: list[str], without: list[str], map_a: str,
-                   map_b: str) -> str:
-            return "\n".join([*source_parts, _line_loop(head, with_modifiers, without,
-                                                         map_a, map_b)])
-
-        def install(fn: Callable[..., None]) -> None:
-            program.evaluate_fn = fn
-
-        if specialize:
-            constant_fns = frozenset(id(f.impl) for f in functions.values()
-                                     if f.constant and not f.contextual)
-            specializer = Specializer(namespace, "\n".join(general), constant_fns, render,
-                                      install, name)
-            specializer.build()
-            program.source = specializer.source
-        else:
-            program.source = render(["\n".join(general)], ["\n".join(general)], "_CA0",
-                                    "_CB0")
-            namespace["_CA0"] = namespace["_CB0"] = _NoClasses()
-            exec(compile(program.source, name, "exec"), namespace)
-            program.evaluate_fn = namespace["_evaluate"]
+    installed.append(program)
     return program
 
 
@@ -764,7 +761,7 @@ class _NoClasses(dict[Any, int]):
 
 def _line_loop(head: str, with_modifiers: list[str], without: list[str], map_a: str,
                map_b: str) -> str:
-    """`_evaluate`: `head` (up to the loop over lines and its memo resets), then each line
+    """`_evaluate`: `head` (up to the loop over lines and its per-date memos), then each line
     goes to the body of its code's class (`dsl/specialize.py`), 0 being the general one."""
     def tree(bodies: list[str], lo: int, hi: int, indent: str) -> list[str]:
         if lo == hi:

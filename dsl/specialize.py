@@ -181,7 +181,7 @@ class LineClasses:
         self.bodies: list[str] = []  # class number - 1 -> its line body (Python source)
         self._key_fn: Callable[[Any], list[Any]] | None = None  # compiled on first use
 
-    def _compile_key_fn(self, ns: Mapping[str, Any]) -> Callable[[Any], list[Any]]:
+    def _compile_key_fn(self) -> Callable[[Any], list[Any]]:
         """A function of a stand-in line giving the key: the same reading as `_fill`
         (each part fixed by the line: its value, or OTHER and then its own parts)."""
         lines = ["def _key(line):", "    k = []"]
@@ -202,7 +202,7 @@ class LineClasses:
             for node in _key_nodes(stmt, self.kinds):
                 emit(node, "    ")
         lines.append("    return k")
-        scope = {**ns, "_OTHER": OTHER}
+        scope = {**self.ns, "_OTHER": OTHER}
         exec(compile("\n".join(lines), "<line key>", "exec"), scope)
         fn: Callable[[Any], list[Any]] = scope["_key"]
         return fn
@@ -210,7 +210,7 @@ class LineClasses:
     def key(self, code: Any) -> tuple[Any, ...] | None:
         """The key of a procedure code, or None when it cannot be worked out."""
         if self._key_fn is None:
-            self._key_fn = self._compile_key_fn(self.ns)
+            self._key_fn = self._compile_key_fn()
         try:
             return tuple(self._key_fn(_StandIn(code, self.modifiers)))
         except Exception:  # such a code gets the general body
@@ -260,8 +260,8 @@ class _StandIn:
 
 class ClassMap(dict[Any, int]):
     """Procedure code -> class number for one compiled `_evaluate` (0: the general body).
-    A code seen the first time is classified; numbers past `limit` (classes built after
-    this map's `_evaluate` was compiled) read as 0."""
+    A code missing is asked of the `Specializer` (`classify`); numbers past `limit`
+    (classes built after this map's `_evaluate` was compiled) read as 0."""
 
     def __init__(self, owner: Specializer, which: int, limit: int,
                  entries: Mapping[Any, int] | None = None) -> None:
@@ -282,9 +282,10 @@ class ClassMap(dict[Any, int]):
 class Specializer:
     """Builds a pack's `_evaluate` with its line classes, and again as classes appear.
 
-    `render(bodies_a, bodies_b, map_a, map_b)` returns the source of `_evaluate` given
-    the class bodies (Python source, general body first) and the names of the class
-    maps; `install(fn)` puts a compiled `_evaluate` in service."""
+    `render(bodies_a, bodies_b, map_a, map_b)` returns the source of `_evaluate` alone
+    (the rest of the pack is compiled once, apart) given the class bodies (Python
+    source, general body first) and the names of the class maps; `install(fn)` puts a
+    compiled `_evaluate` in service."""
 
     def __init__(self, ns: dict[str, Any], body: str, constant_fns: frozenset[int],
                  render: Callable[[list[str], list[str], str, str], str],
@@ -394,18 +395,6 @@ def _source(stmts: list[py.stmt]) -> str:
     return py.unparse(py.fix_missing_locations(py.Module(body=stmts, type_ignores=[])))
 
 
-def _clone(node: Any) -> Any:
-    fields: dict[str, Any] = {}
-    for name, value in py.iter_fields(node):
-        if isinstance(value, list):
-            fields[name] = [_clone(v) if isinstance(v, py.AST) else v for v in value]
-        elif isinstance(value, py.AST):
-            fields[name] = _clone(value)
-        else:
-            fields[name] = value
-    return type(node)(**fields)
-
-
 # ---- simplification ----------------------------------------------------------------------
 #
 # Rules (each holds for the code the compiler generates, where expressions have no effect
@@ -468,9 +457,7 @@ def _block(stmts: list[py.stmt], env: dict[str, py.Constant]) -> list[py.stmt]:
                 continue
             body = _block(stmt.body, dict(env))
             orelse = _block(stmt.orelse, dict(env))
-            if env:  # (only lets and `_specific` are ever in it)
-                for name in _assigned(stmt):
-                    env.pop(name, None)
+            _forget_assigned(stmt, env)
             if not body and not orelse:
                 continue
             if not body:
@@ -491,16 +478,18 @@ def _block(stmts: list[py.stmt], env: dict[str, py.Constant]) -> list[py.stmt]:
         elif isinstance(stmt, py.Pass):
             continue
         else:
-            if env:  # (only lets and `_specific` are ever in it)
-                for name in _assigned(stmt):
-                    env.pop(name, None)
+            _forget_assigned(stmt, env)
             out.append(stmt)
     return out
 
 
-def _assigned(stmt: py.AST) -> set[str]:
-    return {n.id for n in py.walk(stmt) if isinstance(n, py.Name)
-            and isinstance(n.ctx, py.Store)}
+def _forget_assigned(stmt: py.AST, env: dict[str, py.Constant]) -> None:
+    """Drop from `env` the names `stmt` may assign (only lets and `_specific` are ever in
+    it, so an empty one needs no look)."""
+    if env:
+        for n in py.walk(stmt):
+            if isinstance(n, py.Name) and isinstance(n.ctx, py.Store):
+                env.pop(n.id, None)
 
 
 def _negate(test: py.expr) -> py.expr:
