@@ -9,6 +9,11 @@ Evaluation never raises on bad claim data: comparisons and arithmetic with a mis
 value are false / missing. Should a generated block raise anyway (a plugin function
 failing, say), the caller re-runs each rule alone through `Program.run_rule` to find
 and report the one that failed.
+
+No text of a policy, a file name, a manifest, a CSV or a plugin becomes code: values enter
+generated source only as `repr` literals or as constants of the `exec` namespace (`const`),
+comments carry numbers only, and the memo (`_memoize_split`) hides string literals before
+it rewrites calls (tests/test_generated_code_safety.py).
 """
 
 from __future__ import annotations
@@ -91,7 +96,8 @@ class Program:
         """Apply one rule alone (slow path, used to isolate a failing rule)."""
         fn = self._single.get(index)
         if fn is None:
-            code = compile(self._rule_sources[index], f"<rule {self.rules[index].id}>", "exec")
+            code = compile(self._rule_sources[index],
+                           source_name("rule", self.rules[index].id), "exec")
             exec(code, self._namespace)
             fn = self._namespace[f"_rule_{index}"]
             self._single[index] = fn
@@ -100,6 +106,13 @@ class Program:
             fn(claim, out)
         else:
             fn(claim, line, out)
+
+
+def source_name(kind: str, text: str) -> str:
+    """The file name generated code is compiled under (`<pack medicare>`): `text` with
+    every control and non-ASCII character escaped, so that no name can break a traceback
+    line or `compile` (which refuses a NUL)."""
+    return f"<{kind} {ascii(text)[1:-1]}>"
 
 
 # ---- runtime helpers the generated code calls ------------------------------------------
@@ -477,9 +490,15 @@ def _memoize_split(body: list[str], candidates: AbstractSet[str], indent: str, p
     Calls in `per_date` (they read at most the claim and `line.service_date`) are kept
     from one line to the next while the date of service stays the same; the caller sets
     `_dprev = _U` before its loop over lines when the returned body uses it."""
-    text = "\n".join(body)
-    dated = [c for c in per_date if c in text]
-    repeated = [c for c in candidates if c not in per_date and text.count(c) >= 2]
+    # Code and data are told apart by more than text: the string literals of the body
+    # (messages, say, which may hold a call's very text) are hidden behind placeholders
+    # no generated source can hold (a NUL: `repr` escapes it) while calls are replaced.
+    literals: dict[str, str] = {}
+    text = _mask_literals("\n".join(body), literals)
+    masked = {c: _mask_literals(c, literals) for c in {*candidates, *per_date}}
+    dated = [masked[c] for c in per_date if masked[c] in text]
+    repeated = [masked[c] for c in candidates
+                if c not in per_date and text.count(masked[c]) >= 2]
     if not repeated and not dated:
         return [], body
     inits = []
@@ -493,7 +512,32 @@ def _memoize_split(body: list[str], candidates: AbstractSet[str], indent: str, p
         inits.append(f"{indent}    _dprev = line.service_date")
         inits.extend(f"{indent}    {name} = _U" for _, name in memos if name.startswith("_md"))
     inits.extend(f"{indent}{name} = _U" for _, name in memos if not name.startswith("_md"))
-    return inits, text.split("\n")
+    return inits, _unmask_literals(text, literals).split("\n")
+
+
+# A string literal of generated source (what `repr` writes: one line, quotes escaped).
+# Outside literals generated code holds no quote, so the first quote met opens one.
+_LITERAL = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+_PLACEHOLDER = re.compile("\x00([0-9]+)\x00")
+
+
+def _mask_literals(code: str, literals: dict[str, str]) -> str:
+    """`code` with each string literal replaced by `NUL n NUL` (`literals` maps each
+    placeholder number back to its literal; equal literals share one)."""
+    numbers = {text: n for n, text in literals.items()}
+
+    def hide(match: re.Match[str]) -> str:
+        number = numbers.get(match.group())
+        if number is None:
+            number = numbers[match.group()] = str(len(literals))
+            literals[number] = match.group()
+        return f"\x00{number}\x00"
+
+    return _LITERAL.sub(hide, code)
+
+
+def _unmask_literals(code: str, literals: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: literals[m.group(1)], code)
 
 
 def _conjuncts(expr: ast.Expr) -> list[ast.Expr]:
@@ -530,7 +574,9 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
     else:
         env = {"claim": "claim", "member": "claim.member"}
         date_var, line_no = "claim.first_service_date", "None"
-    out: list[str] = [f"{indent}# {rule.id} ({rule.span.file}:{rule.span.line})"]
+    # Only numbers go into the comment: no text of the policy (its file name, say) may
+    # reach generated source except as a `repr` literal or a namespace constant.
+    out: list[str] = [f"{indent}# rule {index} (line {int(rule.span.line)})"]
     guards = []
     for vf in rule.filters:
         target = "claim.plan" if vf.field == "plan" else "claim.place_of_service"
@@ -702,7 +748,7 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
     general = "\n".join([*(r.strip() for r in resets), *(b[4:] for b in line_body)])
     if checked.counters:  # claim-history counters: each one's line filter
         source_parts.append(counter_source(gen, checked))
-    name = f"<pack {checked.sources.manifest.id}>"
+    name = source_name("pack", checked.sources.manifest.id)
     namespace = gen.ns
     exec(compile("\n".join(source_parts), name, "exec"), namespace)
     bind_counters(checked, namespace)

@@ -20,7 +20,14 @@ from typing import Any
 
 from cleanclaim.dsl import ast
 from cleanclaim.dsl.codesets import icd10cm
-from cleanclaim.dsl.compiler import CompiledRule, Program, RuleVersion, _Gen, _others
+from cleanclaim.dsl.compiler import (
+    CompiledRule,
+    Program,
+    RuleVersion,
+    _Gen,
+    _others,
+    source_name,
+)
 from cleanclaim.dsl.valuesets import CodeSet
 
 
@@ -205,7 +212,7 @@ class Tracer:
         body.append(f"    return {message}")
         namespace = gen.ns
         namespace.setdefault("_others", _others)
-        exec(compile("\n".join(body) + "\n", f"<trace {rule.id}>", "exec"), namespace)
+        exec(compile("\n".join(body) + "\n", source_name("trace", rule.id), "exec"), namespace)
         fn = namespace["_trace"]
         self._fns[key] = fn
         return fn
