@@ -54,6 +54,10 @@ class PackManifest:
     manifest_file: Path
     # Where each `include` entry is written in the manifest, in order.
     include_spans: tuple[Span, ...] = ()
+    # `refdata: {value set: {mcd_article: 56781, group: 1, list: covered}}`: value sets
+    # that imported CMS data fills (engine/refdata/valuesets.py), as (name, article,
+    # group, list, span); without the import the set stays as its policy declares it.
+    refdata: tuple[tuple[str, int, int, str, Span | None], ...] = ()
 
 
 @dataclass(slots=True)
@@ -240,7 +244,8 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
         return None, [_manifest_error(path, "the manifest must be a mapping")]
     nodes = _ManifestNodes(file, root)
     errors: list[PolicyError] = []
-    known = {"id", "name", "version", "library", "include", "tables", "description"}
+    known = {"id", "name", "version", "library", "include", "tables", "description",
+             "refdata"}
     for key in data:
         if key not in known:
             errors.append(_manifest_error(path, f"unknown manifest key `{key}`",
@@ -269,6 +274,7 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
         tables.append(TableDecl(str(name), str(spec["format"]), folder / str(spec["file"]),
                                 nodes.entry("tables", str(name), "format"),
                                 nodes.entry("tables", str(name), "file")))
+    refdata = _refdata_sources(path, data.get("refdata"), nodes, errors)
     manifest = PackManifest(
         id=str(pack_id),
         name=str(data.get("name", pack_id)),
@@ -279,8 +285,43 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
         root=folder,
         manifest_file=path,
         include_spans=tuple(include_spans) if len(include_spans) == len(include) else (),
+        refdata=refdata,
     )
     return manifest, errors
+
+
+_REFDATA_LISTS = ("covered", "noncovered", "hcpc")
+
+
+def _refdata_sources(path: Path, raw: Any, nodes: _ManifestNodes, errors: list[PolicyError]
+                     ) -> tuple[tuple[str, int, int, str, Span | None], ...]:
+    """The manifest's `refdata:` entries, each checked (cmsdata helper, issue 11 §2)."""
+    if raw is None:
+        return ()
+    example = "e.g. refdata: {tte_group1: {mcd_article: 56781, group: 1, list: covered}}"
+    if not isinstance(raw, dict):
+        errors.append(_manifest_error(path, "`refdata` must map a value set to its CMS "
+                                      "source", example, nodes.value("refdata")))
+        return ()
+    out: list[tuple[str, int, int, str, Span | None]] = []
+    for name, spec in raw.items():
+        span = nodes.entry("refdata", str(name))
+        article = str(spec.get("mcd_article", "")).upper().removeprefix("A") \
+            if isinstance(spec, dict) else ""
+        group = spec.get("group") if isinstance(spec, dict) else None
+        kind = spec.get("list", "covered") if isinstance(spec, dict) else None
+        unknown = sorted(set(spec) - {"mcd_article", "group", "list"}) \
+            if isinstance(spec, dict) else []
+        if (not article.isdigit() or not isinstance(group, int) or isinstance(group, bool)
+                or kind not in _REFDATA_LISTS or unknown):
+            errors.append(_manifest_error(
+                path, f"refdata `{name}` needs mcd_article (e.g. 56781), group (a number) "
+                f"and list ({', '.join(_REFDATA_LISTS)})"
+                + (f"; unknown key(s) {', '.join(map(str, unknown))}" if unknown else ""),
+                example, span))
+            continue
+        out.append((str(name), int(article), group, str(kind), span))
+    return tuple(out)
 
 
 def load_sources(roots: Sequence[Path], pack_id: str) -> PackSources | None:

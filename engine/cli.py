@@ -21,6 +21,7 @@ import typer
 
 from cleanclaim.dsl.errors import PolicyCompileError
 from cleanclaim.engine.decision import Decision
+from cleanclaim.engine.refdata.cli import DataDir, data_app
 
 app = typer.Typer(
     name="cleanclaim",
@@ -63,15 +64,18 @@ def _payer_map(path: Path | None) -> dict[str, str]:
 
 
 def build_engine(policies: list[Path] | None, ptp: Path | None, mue: Path | None,
-                 today: dt.date | None, plugins: Any = None) -> Any:
+                 today: dt.date | None, plugins: Any = None,
+                 data_dir: Path | None = None) -> Any:
     """An Engine for the CLI's options; exits 2 with located errors if a pack is broken.
     `plugins`: a `plugins.PluginSelection` to load (default: no plugin); a plugin that
-    cannot be loaded exits 2 naming it."""
+    cannot be loaded exits 2 naming it. The CMS data imported into the data folder
+    (`data_dir`, default: engine/refdata's) is used; --ptp/--mue win over it."""
     from cleanclaim.engine.engine import Engine
+    from cleanclaim.engine.refdata.store import DataStore
 
     host = _load_plugins(plugins) if plugins is not None else None
 
-    tables = {}
+    tables = DataStore(data_dir).table_overrides()
     if ptp is not None:
         tables["ncci-ptp"] = ptp
     if mue is not None:
@@ -187,6 +191,7 @@ def check(
         "plugin, or what cleanclaim.toml / CLEANCLAIM_PLUGINS select.")] = None,
     no_plugin: Annotated[list[str] | None, typer.Option(
         "--no-plugin", help="Do not run this plugin (repeatable).")] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Check claims and print one decision per claim."""
     from functools import partial
@@ -196,7 +201,7 @@ def check(
     from cleanclaim.engine.inputs import InputFileError
 
     engine = build_engine(policies, ptp, mue, _date(today),
-                          plugins=_plugin_selection(plugin, no_plugin))
+                          plugins=_plugin_selection(plugin, no_plugin), data_dir=data_dir)
     for path in paths:
         if not path.exists():
             typer.echo(f"error: {path}: no such file", err=True)
@@ -342,6 +347,7 @@ def serve(
         "--ptp", help="CMS NCCI practitioner PTP file, replacing the packs' sample table.")] = None,
     mue: Annotated[Path | None, typer.Option(
         "--mue", help="CMS practitioner MUE file, replacing the packs' sample table.")] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Serve the HTTP API (docs/api.md) until interrupted."""
     from cleanclaim.engine.server import ServerConfig, bind_problem, run
@@ -354,7 +360,7 @@ def serve(
         typer.echo("error: --max-body, --timeout and --max-connections must be positive",
                    err=True)
         raise typer.Exit(2)
-    engine = build_engine(policies, ptp, mue, None)
+    engine = build_engine(policies, ptp, mue, None, data_dir=data_dir)
     config = ServerConfig(host=host, port=port, token=token or None, max_body=max_body,
                           timeout=timeout, max_connections=max_connections)
     try:
@@ -430,6 +436,7 @@ def test_cases(
         "--trace/--no-trace", help="Show the trace of the rules of a failing case.")] = True,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="List passing cases.")
                        ] = False,
+    data_dir: DataDir = None,
 ) -> None:
     """Run YAML policy cases: failures side by side, rule coverage, JUnit XML.
 
@@ -445,7 +452,7 @@ def test_cases(
         write_junit,
     )
 
-    engine = build_engine(policies, None, None, _date(today))
+    engine = build_engine(policies, None, None, _date(today), data_dir=data_dir)
     try:
         files = discover(targets or [], engine.roots)
     except CaseFileError as exc:
@@ -504,6 +511,7 @@ history_app = typer.Typer(
 members_app = typer.Typer(help="The eligibility roster: coverage spans for claims that "
                           "carry no member.coverage.", no_args_is_help=True)
 app.add_typer(history_app, name="history")
+app.add_typer(data_app, name="data")
 app.add_typer(members_app, name="members")
 
 _STATE = Annotated[Path, typer.Option("--state", help="The claim-history store (SQLite).")]

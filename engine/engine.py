@@ -33,14 +33,17 @@ from cleanclaim.dsl.pack import (
 from cleanclaim.engine.decision import Decision, Finding, new_decision, status_of
 from cleanclaim.engine.inputs import RawClaim, ReadProblem
 from cleanclaim.engine.model import Claim, decode_claim
-from cleanclaim.engine.ncci import TableError, load_mue, load_ptp
+from cleanclaim.engine.ncci import TableError
+
+# Format -> loader; each reads a CMS file or a table of the data folder that
+# `cleanclaim data import` fills (engine/refdata/).
+from cleanclaim.engine.refdata.tables import TABLE_LOADERS as TABLE_LOADERS
 from cleanclaim.engine.runtime import standard_functions
 
 if TYPE_CHECKING:  # the plugin machinery is imported only when plugins are asked for
     from cleanclaim.engine.history import HistoryReader, HistoryStore
     from cleanclaim.engine.plugins import PluginHost, PluginInfo
 
-TABLE_LOADERS = {"ncci-ptp": load_ptp, "ncci-mue": load_mue}
 SEVERITY_ORDER = {"reject": 0, "deny": 1, "review": 2, "info": 3}
 
 
@@ -127,6 +130,10 @@ class Engine:
                       for p in pack.root.glob("*.policy")}
         env = CheckEnv(self.functions, frozenset(TABLE_LOADERS))
         checked = check_pack(sources, env, real_paths)
+        if any(pack.refdata for pack in sources.packs):  # value sets imported CMS data fills
+            from cleanclaim.engine.refdata.valuesets import apply_imported_sets
+
+            apply_imported_sets(checked, sources, self.table_overrides.get("cms-data"))
         sources_text.update(sources.extra_sources)  # manifests and CSVs, for rendering
         tables: dict[str, Any] = {}
         for decl in all_tables(sources).values():

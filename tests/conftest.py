@@ -8,27 +8,33 @@ __all__ = ["TODAY", "engine", "shared_engine"]
 
 # Every test run keeps the on-disk cache (dsl/cache.py) in a folder of its own, never in
 # ~/.cache; the subprocesses tests start inherit it through the environment.
+# Likewise the data folder of imported CMS files (engine/refdata/): every run starts with an
+# empty one of its own, so the user's imports never change a test's decisions.
 _CACHE_ENV = "CLEANCLAIM_CACHE_DIR"
-_saved_cache_env: list[str | None] = []
+_DATA_ENV = "CLEANCLAIM_DATA_DIR"
+_saved_env: list[tuple[str, str | None]] = []
 
 
 def pytest_configure(config: object) -> None:
     import os
     import tempfile
 
-    _saved_cache_env.append(os.environ.get(_CACHE_ENV))
-    os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="cleanclaim-test-cache-")
+    for name, prefix in ((_CACHE_ENV, "cleanclaim-test-cache-"),
+                         (_DATA_ENV, "cleanclaim-test-data-")):
+        _saved_env.append((name, os.environ.get(name)))
+        os.environ[name] = tempfile.mkdtemp(prefix=prefix)
 
 
 def pytest_unconfigure(config: object) -> None:
     import os
     import shutil
 
-    folder = os.environ.get(_CACHE_ENV)
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
-    previous = _saved_cache_env.pop() if _saved_cache_env else None
-    if previous is None:
-        os.environ.pop(_CACHE_ENV, None)
-    else:
-        os.environ[_CACHE_ENV] = previous
+    while _saved_env:
+        name, previous = _saved_env.pop()
+        folder = os.environ.get(name)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
