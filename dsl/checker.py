@@ -46,10 +46,13 @@ _FIELD_PATH = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
 
 @dataclass(slots=True)
 class CheckEnv:
-    """What the language can see beyond its own text: functions and table formats."""
+    """What the language can see beyond its own text: functions and table formats, and
+    value sets given from outside (the engine's imported CMS lists, engine/refdata/),
+    which stand for the pack's declaration of the same name and everything built on it."""
 
     functions: Mapping[str, T.FunctionSpec]
     table_formats: frozenset[str] = frozenset()
+    valuesets: Mapping[str, CodeSet] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -141,6 +144,9 @@ def _value_sets(checked: CheckedPack, env: CheckEnv) -> None:
     # Value sets that did not resolve: each problem is reported once, by the first
     # resolution (a cycle of two sets is one error, not one per member).
     failed: set[str] = set()
+    for name, given in env.valuesets.items():
+        if name in checked.valueset_decls:
+            checked.valuesets[name] = given
 
     def resolve(name: str, span: ast.Span) -> CodeSet | None:
         if name in checked.valuesets:

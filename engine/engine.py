@@ -128,12 +128,16 @@ class Engine:
         sources_text.update(sources.files)
         real_paths = {display_path(p): p for pack in sources.packs
                       for p in pack.root.glob("*.policy")}
-        env = CheckEnv(self.functions, frozenset(TABLE_LOADERS))
-        checked = check_pack(sources, env, real_paths)
-        if any(pack.refdata for pack in sources.packs):  # value sets imported CMS data fills
-            from cleanclaim.engine.refdata.valuesets import apply_imported_sets
+        refdata = any(pack.refdata for pack in sources.packs)
+        given: dict[str, Any] = {}
+        if refdata:  # value sets that imported CMS data fills (engine/refdata/)
+            from cleanclaim.engine.refdata.valuesets import check_refdata_names, imported_sets
 
-            apply_imported_sets(checked, sources, self.table_overrides.get("cms-data"))
+            given = imported_sets(sources, self.table_overrides.get("cms-data"))
+        env = CheckEnv(self.functions, frozenset(TABLE_LOADERS), given)
+        checked = check_pack(sources, env, real_paths)
+        if refdata:
+            check_refdata_names(checked, sources)
         sources_text.update(sources.extra_sources)  # manifests and CSVs, for rendering
         tables: dict[str, Any] = {}
         for decl in all_tables(sources).values():
