@@ -2,7 +2,8 @@
 
 ```
 payer_policies/medicare/
-  pack.yaml          id, name, version, include (library packs), tables
+  pack.yaml          id, name, version, include (library packs), tables, opt_in (plugin
+                     rules scoped to other payers that this pack applies too)
   *.policy           policy files, each starting with `version 1`
   tables/, *.csv     data the pack reads (NCCI tables, code lists)
   cases/*.yaml       policy cases (claim in, expected decision out)
@@ -58,6 +59,9 @@ class PackManifest:
     # that imported CMS data fills (engine/refdata/valuesets.py), as (name, article,
     # group, list, span); without the import the set stays as its policy declares it.
     refdata: tuple[tuple[str, int, int, str, Span | None], ...] = ()
+    # Plugin rules scoped to other payers that this pack applies too (`<plugin>/<rule>`).
+    opt_in: tuple[str, ...] = ()
+    opt_in_spans: tuple[Span, ...] = ()
 
 
 @dataclass(slots=True)
@@ -245,7 +249,7 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
     nodes = _ManifestNodes(file, root)
     errors: list[PolicyError] = []
     known = {"id", "name", "version", "library", "include", "tables", "description",
-             "refdata"}
+             "refdata", "opt_in"}
     for key in data:
         if key not in known:
             errors.append(_manifest_error(path, f"unknown manifest key `{key}`",
@@ -260,6 +264,15 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
         errors.append(_manifest_error(path, "`include` must be a list of pack ids",
                                       "e.g. include: [common]", nodes.value("include")))
         include, include_spans = [], []
+    opt_in = data.get("opt_in") or []
+    opt_in_spans = nodes.items("opt_in")
+    if not isinstance(opt_in, list) or not all(
+            isinstance(i, str) and i.count("/") == 1 for i in opt_in):
+        errors.append(_manifest_error(path, "`opt_in` must be a list of plugin rules "
+                                      "`<plugin>/<rule>`",
+                                      "e.g. opt_in: [therapy/eight-minute-rule]",
+                                      nodes.value("opt_in")))
+        opt_in, opt_in_spans = [], []
     tables: list[TableDecl] = []
     raw_tables = data.get("tables") or {}
     if not isinstance(raw_tables, dict):
@@ -286,6 +299,8 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
         manifest_file=path,
         include_spans=tuple(include_spans) if len(include_spans) == len(include) else (),
         refdata=refdata,
+        opt_in=tuple(opt_in),
+        opt_in_spans=tuple(opt_in_spans) if len(opt_in_spans) == len(opt_in) else (),
     )
     return manifest, errors
 

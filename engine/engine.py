@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.checker import CheckEnv, check_pack
 from cleanclaim.dsl.compiler import CompiledRule, Program, compile_pack
-from cleanclaim.dsl.errors import PolicyCompileError, PolicyError
+from cleanclaim.dsl.errors import PolicyCompileError, PolicyError, did_you_mean
 from cleanclaim.dsl.pack import (
     PackSources,
     all_tables,
@@ -100,6 +100,9 @@ class Engine:
         self.history: HistoryReader | None = None
         self._plugin_packs: list[_PluginPack] = []
         self._plugin_policy: dict[str, dict[str, Any]] = {}
+        # Per payer pack: the plugin rules its pack.yaml (or an include's) opts in to.
+        self._opt_in: dict[str, frozenset[str]] = {}
+        self._opt_in_at: dict[str, list[tuple[str, Any]]] = {}
         errors: list[PolicyError] = []
         sources_text: dict[str, str] = {}
         # Payer packs may include the plugins' library packs (value sets).
@@ -166,6 +169,9 @@ class Engine:
             return
         self.programs[pack_id] = program
         self._policy[pack_id] = {"packs": {pack_id: digest}}
+        self._opt_in[pack_id] = frozenset(r for p in sources.packs for r in p.opt_in)
+        self._opt_in_at[pack_id] = [(r, _opt_in_span(p, i)) for p in sources.packs
+                                    for i, r in enumerate(p.opt_in)]
         self._templates[pack_id] = _templates(program)
 
     def _compile_plugin_packs(self, host: PluginHost, errors: list[PolicyError],
@@ -182,12 +188,32 @@ class Engine:
                 sources = load_sources([folder.parent, *libraries], folder.name)
                 if sources is not None:
                     self._compile(sources, errors, sources_text, keep=True, plugin=info)
+        errors.extend(self._unknown_opt_ins(host))
         ran = {info.name: {"version": info.version,
                            "packs": {run.program.pack_id: run.program.digest
                                      for run in self._plugin_packs if run.plugin is info}}
                for info in host.plugins}
         self._plugin_policy = {pack_id: {**policy, "plugins": ran}
                                for pack_id, policy in self._policy.items()}
+
+    def _unknown_opt_ins(self, host: PluginHost) -> list[PolicyError]:
+        """An `opt_in` naming a rule a loaded plugin does not have would be ignored: E505.
+        (A plugin that is not loaded is not an error: a run may leave it out.)"""
+        errors = []
+        for entries in self._opt_in_at.values():
+            for rule, span in entries:
+                plugin, _, local = rule.partition("/")
+                info = host.get(plugin)
+                if info is None:
+                    continue
+                known = {r.id for r in info.rules} | {
+                    r.id.partition("/")[2] for run in self._plugin_packs
+                    if run.plugin is info for r in run.program.rules}
+                if local not in known:
+                    errors.append(PolicyError(
+                        "E505", f"`opt_in` names `{rule}`, which plugin {info.tag} does "
+                        "not have", span, did_you_mean(local, sorted(known))))
+        return errors
 
     @property
     def packs(self) -> dict[str, str]:
@@ -314,7 +340,7 @@ class Engine:
 
         host = self.plugins
         assert host is not None
-        context, _ = host.prepare(claim)
+        context, _ = host.prepare(claim, self._opt_in.get(claim.payer, frozenset()))
         token = host.activate(context)
         traces: list[Any] = []
         try:
@@ -342,14 +368,23 @@ class Engine:
         the plugins' Python checks; every finding is kept (`engine/hookspecs.py`)."""
         host = self.plugins
         assert host is not None
-        context, found = host.prepare(claim)
+        context, found = host.prepare(claim, self._opt_in.get(program.pack_id, frozenset()))
         token = host.activate(context)
         try:
             findings = self._pack_findings(program, self._templates[program.pack_id], claim)
+            # Lines the payer pack already denies under an NCCI PTP edit (CO-236): a plugin
+            # pack's pair rule on the same line (CO-236, or CO-97 bundling) says it again,
+            # with less to go on (the table knows the edit's modifier indicator), so the
+            # payer's finding stands alone: one finding per pair (INTERFACES.md).
+            ptp_lines = {f.line for f in findings
+                         if f.carc == "236" and f.group == "CO" and f.line is not None}
             findings.extend(found)
             for run in self._plugin_packs:
-                findings.extend(self._pack_findings(run.program, run.templates, claim,
-                                                    run.plugin))
+                extra = self._pack_findings(run.program, run.templates, claim, run.plugin)
+                if ptp_lines and extra:
+                    extra = [f for f in extra if not (f.line in ptp_lines and f.group == "CO"
+                                                      and f.carc in _PAIR_CARCS)]
+                findings.extend(extra)
             host.check(claim, context, findings)
         finally:
             host.deactivate(token)
@@ -395,6 +430,10 @@ def _rule_failure(rule: CompiledRule, line: Any, exc: Exception) -> Finding:
                    [], "submission", "billing",
                    f"rule could not be applied to this claim ({detail}); "
                    "a person must check it", None, {"file": rule.file, "line": rule.line})
+
+
+# The CARCs of NCCI-style pair findings a plugin pack may give (PTP, bundling).
+_PAIR_CARCS = frozenset({"236", "97"})
 
 
 class _PluginPack:
@@ -459,6 +498,15 @@ def _findings(templates: list[list[tuple[Any, ...]]],
 
 
 _new = object.__new__
+
+
+def _opt_in_span(manifest: Any, index: int) -> Any:
+    """Where the `opt_in` entry `index` of a manifest is written (else its first line)."""
+    from cleanclaim.dsl.ast import Span
+
+    spans = manifest.opt_in_spans
+    return spans[index] if index < len(spans) else Span(
+        display_path(manifest.manifest_file), 1, 1, 1, 2)
 
 
 def checked_span(sources: PackSources, file: Path) -> Any:

@@ -328,16 +328,21 @@ class ClaimContext:
 
     documentation: validated sections, name -> parsed value (only sections some loaded
         plugin declares; the raw object stays in `claim.documentation`).
-    facts: plugin name -> what its `cleanclaim_derive_facts` returned."""
+    facts: plugin name -> what its `cleanclaim_derive_facts` returned.
+    opt_in: the plugin rules (`<plugin>/<rule>`) the claim's payer pack opts in to with
+        `opt_in:` in its pack.yaml: a rule a plugin scopes to other payers applies to
+        this claim too (see `cleanclaim.plugins.scope`)."""
 
     # A plain slotted class: one is made per claim checked with plugins.
-    __slots__ = ("claim", "documentation", "facts")
+    __slots__ = ("claim", "documentation", "facts", "opt_in")
 
     def __init__(self, claim: Claim, documentation: dict[str, Any] | None = None,
-                 facts: dict[str, Mapping[str, Any]] | None = None) -> None:
+                 facts: dict[str, Mapping[str, Any]] | None = None,
+                 opt_in: frozenset[str] = frozenset()) -> None:
         self.claim = claim
         self.documentation: dict[str, Any] = {} if documentation is None else documentation
         self.facts: dict[str, Mapping[str, Any]] = {} if facts is None else facts
+        self.opt_in = opt_in
 
 
 _CURRENT: contextvars.ContextVar[ClaimContext | None] = contextvars.ContextVar(

@@ -470,9 +470,11 @@ class PluginHost:
 
     # -- check time -----------------------------------------------------------------------
 
-    def prepare(self, claim: Claim) -> tuple[ClaimContext, list[Finding]]:
-        """Validate the claim's documentation sections and derive facts (stages 1-2)."""
-        context = ClaimContext(claim)
+    def prepare(self, claim: Claim, opt_in: frozenset[str] = frozenset()
+                ) -> tuple[ClaimContext, list[Finding]]:
+        """Validate the claim's documentation sections and derive facts (stages 1-2).
+        `opt_in`: the plugin rules the claim's payer pack opts in to."""
+        context = ClaimContext(claim, opt_in=opt_in)
         findings: list[Finding] = []
         raw = claim.documentation
         if raw and self._sections:

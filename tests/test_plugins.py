@@ -157,9 +157,9 @@ def test_cleanclaim_plugins_lists_name_version_hooks_and_rule_count(
         "enabled": True, "rules": 2, "error": None,
         "hooks": ["cleanclaim_check_claim", "cleanclaim_documentation_sections",
                   "cleanclaim_functions", "cleanclaim_policy_packs", "cleanclaim_rules"]}
-    assert listing["therapy"]["rules"] == 7
-    assert listing["dermatology"]["rules"] == 9
-    assert listing["cardiology"]["rules"] == 4
+    assert listing["therapy"]["rules"] == 11
+    assert listing["dermatology"]["rules"] == 10
+    assert listing["cardiology"]["rules"] == 5
     table = CliRunner().invoke(app, ["plugins"])
     assert table.exit_code == 0
     assert "example      1.2.0    yes   2      check_claim, documentation_sections" in table.output
@@ -522,7 +522,7 @@ def test_plugin_findings_name_plugin_and_version_and_their_source() -> None:
                                           "service_date": "2026-02-10", "minutes": 20}]))
     by_rule = {f.rule: f for f in decision.findings}
     assert by_rule["therapy@0.1.0/discipline-modifier"].source == {
-        "file": "therapy/modifiers.policy", "line": 8}
+        "file": "therapy/modifiers.policy", "line": 12}
     source = by_rule["therapy@0.1.0/eight-minute-rule"].source
     assert source is not None and source["file"] == "cleanclaim/plugins/therapy/__init__.py"
     assert decision.policy["plugins"]["therapy"]["packs"]["therapy"].startswith("sha256:")

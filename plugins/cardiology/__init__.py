@@ -4,14 +4,19 @@ Its rules are written in the policy language (packs/cardiology/cardiology.policy
 module declares the `ecg` and `echo` documentation sections and the language functions
 that read them:
 
-- `cardiology/indication`: an ECG (93000/93005/93010) or echo needs a documented
-  ordering indication, else review (documentation, provider);
+- `cardiology/indication`: an ECG (93000/93005/93010) or echo on a claim that sends
+  documentation needs a documented ordering indication, else review (documentation,
+  provider);
 - `cardiology/signed-report`: the interpretation (93000, 93010, echo without TC) needs a
   signed report, else review;
+- `cardiology/documentation-not-sent`: a claim with an ECG or echo and no documentation
+  section at all (an 837 carries none) gets one claim-level `info`, not a review per
+  line: documentation the transaction cannot carry is not missing from the record;
 - `cardiology/stress-test-includes-ecg`: ECGs 93000-93010 and rhythm strips 93040-93042
-  billed with a stress test 93015-93018 the same day, CO-97 + M15;
-- `cardiology/em-with-stress-test`: an office E/M with a stress test the same day needs
-  modifier 25, else CO-97 + M15.
+  billed with a stress test 93015-93018 the same day, CO-236, unless 59/XE/XP/XS/XU is on
+  either line (NCCI PTP modifier indicator 1);
+- `cardiology/em-with-stress-test`: an E/M with a stress test the same day needs modifier
+  25, else CO-97 + N20.
 """
 
 from __future__ import annotations
@@ -81,6 +86,12 @@ def study_for(claim: Claim, line: ServiceLine | None) -> dict[str, Any] | None:
     return None
 
 
+def documentation_sent(claim: Claim, line: ServiceLine | None) -> bool:
+    """True when the claim carries any documentation section: an X12 837 or a bare claim
+    carries none, and then nothing can be said about the record."""
+    return any(value is not None for value in claim.documentation.values())
+
+
 def cardiology_section(claim: Claim, line: ServiceLine | None) -> str:
     return section_for(line)
 
@@ -97,6 +108,9 @@ def cardiology_report_signed(claim: Claim, line: ServiceLine | None) -> bool:
 
 LINE = frozenset({"line"})
 FUNCTIONS = (
+    T.FunctionSpec("documentation_sent", (), T.BOOL, documentation_sent,
+                   "true when the claim carries any documentation section (an 837 carries "
+                   "none)", contextual=True, scopes=frozenset({"line", "claim"})),
     T.FunctionSpec("cardiology_section", (), T.STR, cardiology_section,
                    "the documentation section of this line's study: ecg or echo",
                    contextual=True, scopes=LINE),

@@ -5,10 +5,16 @@
   2 x narrowest margin); a mismatch names the code the documentation supports (coding);
   `lesion-documentation`: missing site, size or margin, review; `pathology-pending`:
   no final pathology yet, review;
+  a re-excision of a malignant lesion's margin keeps its 116xx code whatever the
+  re-excision pathology; `excision-diagnosis`: 116xx needs a malignant, in-situ or
+  uncertain diagnosis, else CO-11;
 - language rules (packs/dermatology): simple repair with an excision, any repair with
-  benign excisions of 0.5 cm or less only (CO-97); 17003 at most 13 units, 17003 needs
-  17000, 17004 never with 17000/17003; removal of a benign lesion (L82.1, D22.*, ...)
-  without a documented symptom or indication, CO-50 + N383 (medical necessity).
+  benign excisions of 0.5 cm or less only (CO-236, unless 59/XE/XP/XS/XU on either line);
+  17003 at most 13 units, 17003 needs 17000, 17004 never with 17000/17003;
+- `cosmetic-removal` (Python; Medicare or packs that opt in, in the states of the
+  contractor publishing LCD L35498): removal of a benign lesion (L82.1, D22.*, ...) with
+  none of the LCD's indications documented, PR-96 + N383 (advise GY); no service state:
+  review.
 
 The `lesions` documentation section: per lesion the claim line, site, laterality, size
 and narrowest margin (cm or mm), method, pathology, symptoms and repair.
@@ -20,11 +26,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cleanclaim.dsl import types as T
+from cleanclaim.dsl.codesets import icd10cm
 from cleanclaim.engine.hookspecs import (
     Claim,
     ClaimContext,
     DocumentationSection,
     Finding,
+    Flag,
     Length,
     ListOf,
     Number,
@@ -33,8 +41,10 @@ from cleanclaim.engine.hookspecs import (
     ServiceLine,
     Text,
     context_of,
+    finding,
     hookimpl,
 )
+from cleanclaim.plugins import scope
 from cleanclaim.plugins.dermatology import lesions
 
 __version__ = "0.1.0"
@@ -53,6 +63,7 @@ LESIONS_SECTION = DocumentationSection(
         "method": Text(("excision", "shave", "destruction", "biopsy", "mohs", "other")),
         "pathology": Text(("benign", "malignant", "uncertain", "pending")),
         "symptoms": ListOf(Text()),
+        "re_excision": Flag(),        # a re-excision to clear the margin of an earlier one
         "repair": Record({"type": Text(("simple", "intermediate", "complex")),
                           "length": Length()}),
     }, required=("line",))),
@@ -69,12 +80,7 @@ def _documented(claim: Claim, line: ServiceLine | None) -> list[dict[str, object
 def lesion_indication_documented(claim: Claim, line: ServiceLine | None) -> bool:
     """True when a lesion documented for this line has a symptom or indication that makes
     its removal medically necessary."""
-    for lesion in _documented(claim, line):
-        symptoms = lesion.get("symptoms")
-        for symptom in symptoms if isinstance(symptoms, list) else ():
-            if str(symptom).strip().lower().replace(" ", "_") in lesions.INDICATIONS:
-                return True
-    return False
+    return any(lesions.has_indication(lesion) for lesion in _documented(claim, line))
 
 
 def lesion_excised_diameter(claim: Claim, line: ServiceLine | None) -> float | None:
@@ -96,8 +102,8 @@ LINE = frozenset({"line"})
 FUNCTIONS = (
     T.FunctionSpec("lesion_indication_documented", (), T.BOOL, lesion_indication_documented,
                    "true when a lesion documented for this line has a medical indication "
-                   "(bleeding, pain, itching, inflammation, obstruction, change, suspected "
-                   "malignancy)", contextual=True, scopes=LINE),
+                   "LCD L35498 lists (bleeding, intense itching, pain, change, recent "
+                   "enlargement, ...)", contextual=True, scopes=LINE),
     T.FunctionSpec("lesion_excised_diameter", (), T.NUMBER.maybe(), lesion_excised_diameter,
                    "excised diameter in cm (lesion + 2 x narrowest margin) of the lesion "
                    "documented for this line", contextual=True, scopes=LINE),
@@ -127,9 +133,54 @@ def cleanclaim_rules() -> Sequence[RuleInfo]:
     return lesions.RULES
 
 
+def check_cosmetic(claim: Claim, line: ServiceLine, context: ClaimContext) -> list[Finding]:
+    """LCD L35498: removing a benign lesion (seborrheic keratosis, nevus, cyst, skin tag)
+    with none of the LCD's indications documented is cosmetic, excluded from Medicare
+    coverage (SSA 1862(a)(10)) with the beneficiary liable: PR-96 + N383, advise GY.
+    Applies to Medicare claims (or packs that opt in) in the publishing contractor's
+    states; a claim without a service state is a review, one outside them is not judged by
+    this LCD (audit 2026-12 rule 40, FD12)."""
+    if not any(d.startswith(lesions.COSMETIC_LESION_PREFIXES) for d in line.pointed_diagnoses):
+        return []
+    documented = lesions.lesions_of(line, context.documentation.get("lesions") or [])
+    if any(lesions.has_indication(lesion) for lesion in documented):
+        return []
+    if not scope.applies(claim, context, "dermatology/cosmetic-removal", scope.MEDICARE):
+        return []
+    state = getattr(claim, "service_state", None)
+    shown = ", ".join(icd10cm.dotted(d) for d in line.pointed_diagnoses)
+    what = (f"{line.code} removes a benign lesion ({shown}) with none of the indications "
+            "LCD L35498 "
+            "lists documented (bleeding, intense itching, pain, change in appearance, recent "
+            "enlargement, history of malignancy, obstruction of an orifice, clinical "
+            "uncertainty, recurrent trauma, visual restriction, prior suspicious biopsy)")
+    reference = lesions.L35498
+    if state is None or state in lesions.L35498_PART_STATES:
+        where = ("the claim has no service state" if state is None
+                 else f"in {state} the LCD covers some counties only")
+        return [finding("cosmetic-removal", f"{what}; {where}: check whether the contractor "
+                        "of the place of service applies L35498 or its own LCD",
+                        severity="review", group="PR", carc="96", rarc=["N383"],
+                        root_cause="coverage", reference=reference)]
+    if state not in lesions.L35498_STATES:
+        return []
+    if "GY" in line.modifiers:
+        return [finding("cosmetic-removal", f"{what}: with GY the denial is expected and the "
+                        "patient is liable", severity="info", group="PR", carc="96",
+                        rarc=["N383"], root_cause="coverage", reference=reference)]
+    return [finding("cosmetic-removal", f"{what}: cosmetic, not covered; the patient is "
+                    "liable (append GY), or document the indication", severity="deny",
+                    group="PR", carc="96", rarc=["N383"], root_cause="coverage",
+                    reference=reference)]
+
+
 @hookimpl
 def cleanclaim_check_line(claim: Claim, line: ServiceLine,
                           context: ClaimContext) -> Iterable[Finding] | None:
-    if line.code not in lesions.EXCISION_CODES:
-        return None
-    return lesions.check_excision(line, context.documentation.get("lesions") or [])
+    out: list[Finding] = []
+    if line.code in lesions.BENIGN_REMOVAL:
+        out.extend(check_cosmetic(claim, line, context))
+    if line.code in lesions.EXCISION_CODES:
+        out.extend(lesions.check_excision_diagnosis(line))
+        out.extend(lesions.check_excision(line, context.documentation.get("lesions") or []))
+    return out or None

@@ -1,16 +1,21 @@
 """The therapy plugin: outpatient PT/OT/SLP coding and documentation rules.
 
 - `therapy/discipline-modifier` (language rule, packs/therapy): each "always therapy" code
-  carries exactly one of GP/GO/GN, else CO-4.
-- `eight-minute-rule`: a day's timed units above what its total timed minutes support
-  (8-22 minutes = 1 unit, 23-37 = 2, ...; under 8 = 0) are denied CO-151; minutes come
-  from each line's `minutes`, else from `documentation.therapy.minutes`
-  (`timed-minutes`: neither says, review).
-- `evaluation-once-per-episode`: 97161-97163 (and OT 97165-97167) are untimed, one unit,
-  once per episode.
+  (timed and supervised modalities, therapeutic procedures, evaluations, the SLP codes
+  92507-92610) carries exactly one of GP/GO/GN, else CO-4 (CR 10176);
+  `therapy/discipline-specific-code`: 97161-97164 GP only, 97165-97168 GO only,
+  92521-92524/92597/92607 GN only (CR 10176); `therapy/not-by-slp`: 97110, 97112, 97150,
+  97530 never with GN (NCCI XI.H.2);
+- `eight-minute-rule` (Medicare, or packs that opt in): a discipline's timed units of a
+  day above what its timed minutes support (8-22 minutes = 1 unit, 23-37 = 2, ...;
+  under 8 = 0) are denied CO-151; minutes come from each line's `minutes`, else from
+  `documentation.therapy.minutes` (`timed-minutes`: neither says, review);
+- `evaluation-once-per-episode`: 97161-97163 (and OT 97165-97167) are one unit, once per
+  episode; `reevaluation-units`: 97164/97168 at most one unit a date;
+  `one-evaluation-per-day`: a discipline's evaluation and re-evaluation on one date;
 - `plan-of-care-certification` (within 30 days of the first treatment),
   `plan-of-care-recertification` (at least every 90 days), `progress-report` (at least
-  every 10 treatment days): review, documentation.
+  every 10 treatment days): review, documentation; Medicare, or packs that opt in.
 
 It also ships the library pack `therapy-codes` (value sets other packs may include).
 """
@@ -88,7 +93,7 @@ def cleanclaim_check_claim(claim: Claim, context: ClaimContext) -> Iterable[Find
     if not any(line.code in rules.ALWAYS_THERAPY for line in claim.lines):
         return None
     therapy = context.documentation.get("therapy")
-    findings = rules.check_minutes(claim, context.facts.get("therapy", {}))
+    findings = rules.check_minutes(claim, context.facts.get("therapy", {}), context)
     findings.extend(rules.check_evaluations(claim, therapy or {}))
-    findings.extend(rules.check_plan_of_care(claim, therapy))
+    findings.extend(rules.check_plan_of_care(claim, therapy, context))
     return findings

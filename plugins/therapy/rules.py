@@ -1,11 +1,17 @@
-"""Outpatient therapy rules in Python: the 8-minute rule, evaluations once per episode,
+"""Outpatient therapy rules in Python: the 8-minute rule, evaluations and re-evaluations,
 plan-of-care certification and recertification, progress reports.
 
 Sources: MCPM 100-04 ch.5 section 20.2 (8-minute rule; PAYER_RULES.md T4); Medicare
 Benefit Policy Manual ch.15 section 220.1.3 (certification within 30 days, T5), 42 CFR
 424.24(c)(4) (recertification at least every 90 days, T6), section 220.3.D (progress
 report at least once every 10 treatment days, T7); NCCI Policy Manual 2025 ch. XI
-section V #21 (evaluations once per episode, T8).
+section V #21 (evaluations once per episode, re-evaluations one unit per date of
+service, T8) and section P #1 (one evaluation or re-evaluation per discipline per date).
+
+Scope: the 8-minute rule and the plan-of-care rules are Medicare Part B rules; they apply
+to the `medicare` pack and to packs that opt in (`cleanclaim.plugins.scope`). A
+commercial plan that pays by the CPT per-code rule is not judged by them (audit 2026-12,
+probes acme_8x8.json, acme_plugins.json).
 """
 
 from __future__ import annotations
@@ -23,30 +29,55 @@ from cleanclaim.engine.hookspecs import (
     ServiceLine,
     finding,
 )
+from cleanclaim.plugins import scope
 
 # The therapy-codes library pack (packs/therapy-codes/codes.policy) holds the same sets
 # for the language; a test keeps the two in step.
-TIMED = frozenset({"97110", "97112", "97113", "97116", "97124", "97140", "97530", "97535",
+# Timed (15-minute) codes: the constant-attendance modalities 97032-97036, therapeutic
+# procedures 97110-97140, 97129/97130, 97530-97542, tests and orthotic/prosthetic
+# training 97750-97763 (MCPM 100-04 ch.5 section 20.2; CMS CR 10176 list).
+TIMED = frozenset({"97032", "97033", "97034", "97035", "97036",
+                   "97110", "97112", "97113", "97116", "97124", "97129", "97130", "97140",
+                   "97530", "97533", "97535", "97537", "97542",
                    "97750", "97755", "97760", "97761", "97763"})
+# Supervised (untimed) modalities; 97014 is billed to Medicare as G0283.
+SUPERVISED_MODALITIES = frozenset({"97012", "97014", "97016", "97018", "97022",
+                                   "97024", "97026", "97028", "97039", "G0283"})
+SLP_CODES = frozenset({"92507", "92508", "92521", "92522", "92523", "92524", "92526",
+                       "92597", "92607", "92608", "92609", "92610"})
 PT_EVALUATIONS = frozenset({"97161", "97162", "97163"})
 OT_EVALUATIONS = frozenset({"97165", "97166", "97167"})
 EVALUATIONS = PT_EVALUATIONS | OT_EVALUATIONS
-UNTIMED = EVALUATIONS | {"97164", "97168", "97150"}
-ALWAYS_THERAPY = TIMED | UNTIMED
+REEVALUATIONS = frozenset({"97164", "97168"})
+UNTIMED = EVALUATIONS | REEVALUATIONS | {"97150"}
+# "Always therapy" (CR 10176): billed only under a therapy plan of care, with GP/GO/GN.
+# 97129/97130 are "sometimes therapy" [K]: their minutes count, the list leaves them out.
+ALWAYS_THERAPY = ((TIMED - {"97129", "97130"}) | UNTIMED | SLP_CODES
+                  | SUPERVISED_MODALITIES)
+# Evaluation families: a discipline's evaluations and its re-evaluation (NCCI XI.P.1).
+PT_FAMILY = PT_EVALUATIONS | {"97164"}
+OT_FAMILY = OT_EVALUATIONS | {"97168"}
+DISCIPLINES = ("GP", "GO", "GN")
 
 CERTIFY_WITHIN_DAYS = 30
 RECERTIFY_EVERY_DAYS = 90
 PROGRESS_EVERY_TREATMENT_DAYS = 10
 
-T4 = "MCPM 100-04 ch.5 section 20.2 (8-minute rule); PAYER_RULES.md T4"
+T4 = ("MCPM 100-04 ch.5 section 20.2 (8-minute rule, timed minutes per discipline); "
+      "PAYER_RULES.md T4")
+V21 = "NCCI Policy Manual 2025 ch. XI section V #21; PAYER_RULES.md T8"
+P1 = "NCCI Policy Manual 2025 ch. XI section P #1"
 RULES = (
-    RuleInfo("eight-minute-rule", "Timed units above what the day's timed minutes support",
-             T4, "coding"),
+    RuleInfo("eight-minute-rule", "Timed units above what a discipline's timed minutes of "
+             "the day support", T4, "coding"),
     RuleInfo("timed-minutes", "Minutes of a timed therapy code not documented", T4,
              "documentation"),
     RuleInfo("evaluation-once-per-episode", "Therapy evaluation billed more than once in an "
-             "episode", "NCCI Policy Manual 2025 ch. XI section V #21; PAYER_RULES.md T8",
+             "episode", V21, "coding"),
+    RuleInfo("reevaluation-units", "Therapy re-evaluation above one unit on a date", V21,
              "coding"),
+    RuleInfo("one-evaluation-per-day", "A discipline's evaluation and re-evaluation on the "
+             "same date", P1, "coding"),
     RuleInfo("plan-of-care-certification", "Plan of care not certified within 30 days of the "
              "first treatment", "Medicare Benefit Policy Manual ch.15 section 220.1.3; "
              "PAYER_RULES.md T5", "documentation"),
@@ -58,6 +89,26 @@ RULES = (
              "documentation"),
 )
 _REFERENCE = {r.id: r.reference for r in RULES}
+# The Medicare-only rules and the opt-in names that bring each to another pack.
+MEDICARE_ONLY = {
+    "eight-minute-rule": ("therapy/eight-minute-rule",),
+    "timed-minutes": ("therapy/timed-minutes", "therapy/eight-minute-rule"),
+    "plan-of-care-certification": ("therapy/plan-of-care-certification",),
+    "plan-of-care-recertification": ("therapy/plan-of-care-recertification",),
+    "progress-report": ("therapy/progress-report",),
+}
+
+
+def in_scope(claim: Claim, context: ClaimContext, rule: str) -> bool:
+    """Whether the plugin rule `rule` applies to this claim's payer."""
+    names = MEDICARE_ONLY.get(rule)
+    return names is None or any(scope.applies(claim, context, n, scope.MEDICARE)
+                                for n in names)
+
+
+def discipline_of(line: ServiceLine) -> str:
+    """The line's discipline modifier (GP, GO, GN), or "" when it has none."""
+    return next((m for m in line.modifiers if m in DISCIPLINES), "")
 
 
 def units_for_minutes(minutes: float) -> int:
@@ -76,10 +127,12 @@ def _fmt(n: float) -> str:
 
 
 def derive_minutes(claim: Claim, context: ClaimContext) -> dict[str, Any]:
-    """Timed minutes per date of service. Minutes come from each line's `minutes`, else
-    from `documentation.therapy.minutes` (the minutes of that code on that date); a line
-    left empty is filled from the documentation when it is the only one of its code that
-    day. Returns {"timed": {date: {"minutes": total or None, "units": billed,
+    """Timed minutes per date of service and discipline. Each discipline bills under its
+    own plan of care, so its timed minutes are totalled apart (MCPM 100-04 ch.5 section
+    20.2; audit 2026-12 FD14). Minutes come from each line's `minutes`, else from
+    `documentation.therapy.minutes` (the minutes of that code on that date); a line left
+    empty is filled from the documentation when it is the only one of its code that day.
+    Returns {"timed": {(date, discipline): {"minutes": total or None, "units": billed,
     "missing": [codes without minutes], "first_line": line number}}}."""
     therapy = context.documentation.get("therapy") or {}
     documented: dict[tuple[str, dt.date | None], float] = {}
@@ -87,12 +140,13 @@ def derive_minutes(claim: Claim, context: ClaimContext) -> dict[str, Any]:
         if "code" in entry and "minutes" in entry:
             key = (str(entry["code"]).upper(), entry.get("date"))
             documented[key] = documented.get(key, 0) + entry["minutes"]
-    groups: dict[dt.date, dict[str, list[ServiceLine]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[tuple[dt.date, str], dict[str, list[ServiceLine]]] = defaultdict(
+        lambda: defaultdict(list))
     for line in claim.lines:
         if line.code in TIMED:
-            groups[line.service_date][line.code].append(line)
-    timed: dict[dt.date, dict[str, Any]] = {}
-    for day, by_code in groups.items():
+            groups[(line.service_date, discipline_of(line))][line.code].append(line)
+    timed: dict[tuple[dt.date, str], dict[str, Any]] = {}
+    for (day, discipline), by_code in groups.items():
         total: float = 0
         missing: list[str] = []
         units: float = 0
@@ -108,37 +162,48 @@ def derive_minutes(claim: Claim, context: ClaimContext) -> dict[str, Any]:
             total += doc
             if len(lines) == 1:
                 lines[0].minutes = doc  # every pack now sees the documented minutes
-        timed[day] = {"minutes": None if missing else total, "units": units,
-                      "missing": missing,
-                      "first_line": min(ln.line for ls in by_code.values() for ln in ls)}
+        timed[(day, discipline)] = {
+            "minutes": None if missing else total, "units": units, "missing": missing,
+            "first_line": min(ln.line for ls in by_code.values() for ln in ls)}
     return {"timed": timed}
 
 
 # ---- checks -----------------------------------------------------------------------------
 
 
-def check_minutes(claim: Claim, facts: Mapping[str, Any]) -> list[Finding]:
+def check_minutes(claim: Claim, facts: Mapping[str, Any],
+                  context: ClaimContext | None = None) -> list[Finding]:
+    context = context or ClaimContext(claim)
     out = []
-    for day, day_facts in sorted(facts.get("timed", {}).items()):
-        for code in day_facts["missing"]:
-            line = min(ln.line for ln in claim.lines
-                       if ln.code == code and ln.service_date == day)
-            out.append(finding(
-                "timed-minutes",
-                f"minutes of timed code {code} on {day} are not documented (the line's "
-                "`minutes` or documentation.therapy.minutes): the 8-minute rule cannot be "
-                "checked", severity="review", carc="16", rarc=["N443"],
-                root_cause="documentation", line=line, reference=_REFERENCE["timed-minutes"]))
+    timed = sorted(facts.get("timed", {}).items())
+    if timed and in_scope(claim, context, "timed-minutes"):
+        for (day, discipline), day_facts in timed:
+            for code in day_facts["missing"]:
+                line = min(ln.line for ln in claim.lines
+                           if ln.code == code and ln.service_date == day
+                           and discipline_of(ln) == discipline)
+                out.append(finding(
+                    "timed-minutes",
+                    f"minutes of timed code {code} on {day} are not documented (the line's "
+                    "`minutes` or documentation.therapy.minutes): the 8-minute rule cannot "
+                    "be checked", severity="review", carc="16", rarc=["N443"],
+                    root_cause="documentation", line=line,
+                    reference=_REFERENCE["timed-minutes"]))
+    if not timed or not in_scope(claim, context, "eight-minute-rule"):
+        return out
+    for (day, discipline), day_facts in timed:
         minutes = day_facts["minutes"]
         if minutes is None:
             continue
         supported = units_for_minutes(minutes)
         if day_facts["units"] > supported:
+            apart = (f" ({discipline} minutes, counted apart from the other disciplines)"
+                     if discipline else "")
             out.append(finding(
                 "eight-minute-rule",
                 f"timed therapy on {day}: {_fmt(minutes)} minutes support {supported} "
                 f"unit{'s' if supported != 1 else ''} under the 8-minute rule; "
-                f"{_fmt(day_facts['units'])} billed", severity="deny", carc="151",
+                f"{_fmt(day_facts['units'])} billed{apart}", severity="deny", carc="151",
                 root_cause="coding", line=day_facts["first_line"],
                 reference=_REFERENCE["eight-minute-rule"]))
     return out
@@ -146,12 +211,40 @@ def check_minutes(claim: Claim, facts: Mapping[str, Any]) -> list[Finding]:
 
 def check_evaluations(claim: Claim, therapy: Mapping[str, Any]) -> list[Finding]:
     """An evaluation is one unit, once per episode (per discipline): a second evaluation
-    on the claim, or one after an evaluation the documentation records, is denied."""
+    on the claim, or one after an evaluation the documentation records, is denied
+    (NCCI XI.V.21). A re-evaluation is at most one unit on a date (XI.V.21), and a
+    discipline reports one evaluation or re-evaluation on a date (XI.P.1): a re-evaluation
+    the same day as that discipline's evaluation is denied."""
     out = []
     earlier: list[dt.date] = list(therapy.get("evaluations", ()))
     start = (therapy.get("plan_of_care") or {}).get("start")
     seen: dict[frozenset[str], ServiceLine] = {}
+    by_day: dict[tuple[frozenset[str], dt.date], ServiceLine] = {}
+    reevaluation_units: dict[tuple[str, dt.date], float] = defaultdict(float)
     for line in sorted(claim.lines, key=lambda ln: (ln.service_date, ln.line)):
+        if line.code in REEVALUATIONS:
+            reevaluation_units[(line.code, line.service_date)] += line.units or 0
+            if reevaluation_units[(line.code, line.service_date)] > 1:
+                out.append(finding(
+                    "reevaluation-units",
+                    f"{line.code} is reported with at most one unit on a date of service; "
+                    f"{_fmt(reevaluation_units[(line.code, line.service_date)])} billed for "
+                    f"{line.service_date}", severity="deny", carc="151", rarc=["N362"],
+                    root_cause="coding", line=line.line,
+                    reference=_REFERENCE["reevaluation-units"]))
+        if line.code in PT_FAMILY | OT_FAMILY:
+            family_of_day = PT_FAMILY if line.code in PT_FAMILY else OT_FAMILY
+            first_today = by_day.setdefault((family_of_day, line.service_date), line)
+            if first_today is not line and REEVALUATIONS & {line.code, first_today.code} \
+                    and first_today.code != line.code:
+                out.append(finding(
+                    "one-evaluation-per-day",
+                    f"{line.code}: a {'physical' if family_of_day is PT_FAMILY else 'occupational'}"
+                    f" therapist reports one evaluation or re-evaluation on a date; line "
+                    f"{first_today.line} already bills {first_today.code} for "
+                    f"{line.service_date}", severity="deny", carc="151", rarc=["N640"],
+                    root_cause="coding", line=line.line,
+                    reference=_REFERENCE["one-evaluation-per-day"]))
         if line.code not in EVALUATIONS:
             continue
         family = PT_EVALUATIONS if line.code in PT_EVALUATIONS else OT_EVALUATIONS
@@ -177,21 +270,29 @@ def check_evaluations(claim: Claim, therapy: Mapping[str, Any]) -> list[Finding]
     return out
 
 
-def check_plan_of_care(claim: Claim, therapy: Mapping[str, Any] | None) -> list[Finding]:
+def check_plan_of_care(claim: Claim, therapy: Mapping[str, Any] | None,
+                       context: ClaimContext | None = None) -> list[Finding]:
     """Certification within 30 days of the first treatment, recertification at least
     every 90 days, a progress report at least every 10 treatment days. An evaluation
     establishes the plan and is not held to it: a claim of evaluations alone is not
     checked (the evaluation day still counts as a treatment day)."""
+    context = context or ClaimContext(claim)
+    certify, recertify, progress = (
+        in_scope(claim, context, r) for r in ("plan-of-care-certification",
+                                              "plan-of-care-recertification",
+                                              "progress-report"))
     lines = [ln for ln in claim.lines
              if ln.code in ALWAYS_THERAPY and ln.code not in EVALUATIONS]
-    if not lines:
+    if not lines or not (certify or recertify or progress):
         return []
     therapy = therapy or {}
     plan = therapy.get("plan_of_care") or {}
     start: dt.date | None = plan.get("start")
     certified: dt.date | None = plan.get("certified")
     out = []
-    if start is None or certified is None:
+    if not certify:
+        pass
+    elif start is None or certified is None:
         missing = " and ".join(w for w, v in (("the first treatment day (plan_of_care.start)",
                                                 start), ("the certification date "
                                                          "(plan_of_care.certified)", certified))
@@ -214,8 +315,10 @@ def check_plan_of_care(claim: Claim, therapy: Mapping[str, Any] | None) -> list[
     first_lines: dict[dt.date, int] = {}
     for ln in lines:
         first_lines[ln.service_date] = min(first_lines.get(ln.service_date, ln.line), ln.line)
-    out.extend(_recertification(start, plan, first_lines))
-    out.extend(_progress_reports(start, therapy, first_lines))
+    if recertify:
+        out.extend(_recertification(start, plan, first_lines))
+    if progress:
+        out.extend(_progress_reports(start, therapy, first_lines))
     return out
 
 
