@@ -133,14 +133,16 @@ class Engine:
                       for p in pack.root.glob("*.policy")}
         refdata = any(pack.refdata for pack in sources.packs)
         given: dict[str, Any] = {}
+        unreadable: list[PolicyError] = []
         if refdata:  # value sets that imported CMS data fills (engine/refdata/)
             from cleanclaim.engine.refdata.valuesets import check_refdata_names, imported_sets
 
-            given = imported_sets(sources, self.table_overrides.get("cms-data"))
+            given, unreadable = imported_sets(sources, self.table_overrides.get("cms-data"))
         env = CheckEnv(self.functions, frozenset(TABLE_LOADERS), given)
         checked = check_pack(sources, env, real_paths)
         if refdata:
             check_refdata_names(checked, sources)
+            checked.errors.extend(unreadable)
         sources_text.update(sources.extra_sources)  # manifests and CSVs, for rendering
         tables: dict[str, Any] = {}
         for decl in all_tables(sources).values():

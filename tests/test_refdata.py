@@ -349,3 +349,38 @@ def test_sets_built_on_an_imported_set_get_its_codes(data_dir: Path, tmp_path: P
     for diagnosis in ("I48.91", "Z08"):  # imported; added by the union
         assert TTE_RULE not in {f.rule for f in engine.check(tte_claim(diagnosis)).findings}
     assert TTE_RULE in {f.rule for f in engine.check(tte_claim("I05.0")).findings}
+
+
+def test_damaged_store_file_is_a_located_error_and_can_be_reimported(data_dir: Path) -> None:
+    assert cli("data", "import", "mcd", str(COVERED)).exit_code == 0
+    assert cli("data", "import", "mue", str(MUE)).exit_code == 0
+    for table in ("mcd-covered", "mue"):
+        path = data_dir / f"{table}.sqlite"
+        path.write_bytes(path.read_bytes()[:16] + b"\0" * 2000)  # the header, then junk
+    listed = cli("data", "list")
+    assert listed.exit_code == 2 and "mue.sqlite: cannot read the imported table" in listed.output
+    result = cli("check", str(DATA / "README.md"), "--today", TODAY)
+    assert result.exit_code == 2
+    assert "mcd-covered.sqlite: cannot read the imported table" in result.output
+    assert "mue.sqlite: cannot read the imported table" in result.output
+    assert cli("data", "import", "mcd", str(COVERED)).exit_code == 0
+    assert cli("data", "import", "mue", str(MUE)).exit_code == 0
+    assert cli("data", "list").exit_code == 0
+
+
+def test_ptp_zip_and_folder_import_as_one_table(data_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "ptp"
+    folder.mkdir()
+    second = PTP.read_bytes().replace(b"93306\t93320", b"93306\t93321")
+    (folder / PTP.name).write_bytes(PTP.read_bytes())
+    (folder / "ccipra-v321r0-f2.TXT").write_bytes(second)
+    archive = tmp_path / "ccipra-v321r0.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(folder.iterdir()):
+            z.write(path, path.name)
+    assert cli("data", "import", "ptp", str(folder)).exit_code == 0
+    record = DataStore().current()[0]
+    assert record.rows == 6 and record.files == (PTP.name, "ccipra-v321r0-f2.TXT")
+    assert cli("data", "import", "ptp", str(archive)).exit_code == 0  # other bytes: new
+    table = open_ptp(DataStore().path("ptp"))
+    assert {"93320", "93321"} <= set(table.column2)

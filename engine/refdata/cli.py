@@ -104,11 +104,14 @@ def data_list(
 ) -> None:
     """What is loaded: per table the files, sha256, rows, effective dates.
 
-    Exit 1 when nothing is imported."""
+    Exit 1 when nothing is imported, 2 when a table cannot be read."""
     from cleanclaim.engine.refdata.store import DataStore
 
     store = DataStore(data_dir)
-    records = store.history() if history else store.current()
+    problems: list[str] = []
+    records = store.history() if history else store.current(problems)
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
     if as_json:
         typer.echo(json.dumps({"data_dir": str(store.root),
                                "imports": [r.to_json() for r in records]}, indent=2))
@@ -129,4 +132,4 @@ def data_list(
         for r in records:
             if r.detail:
                 typer.echo(f"  {r.table}: {r.detail}")
-    raise typer.Exit(0 if records else 1)
+    raise typer.Exit(2 if problems else 0 if records else 1)

@@ -23,7 +23,6 @@ refused. Descriptions are not stored (CPT descriptors are AMA property).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import re
@@ -37,7 +36,6 @@ from cleanclaim.engine.ncci import TableError, is_procedure_code
 from cleanclaim.engine.refdata.store import (
     DataStore,
     ImportRecord,
-    connect_ro,
     now_utc,
     write_record,
 )
@@ -255,12 +253,14 @@ def article_codes(store: DataStore, article: int | str, group: int,
     table = LISTS[list_name][1]
     if not store.has(table):
         return None
+    from cleanclaim.engine.refdata.tables import StoreReader
+
     number = article_number(article)
-    with contextlib.closing(connect_ro(store.path(table))) as conn:
-        (version,) = conn.execute("SELECT MAX(version) FROM codes WHERE article = ? AND "
-                                  "grp = ?", (number, group)).fetchone()
-        if version is None:
-            return None
-        return frozenset(code for (code,) in conn.execute(
-            "SELECT code FROM codes WHERE article = ? AND grp = ? AND version = ?",
-            (number, group, version)))
+    reader = StoreReader(store.path(table))
+    ((version,),) = reader.query("SELECT MAX(version) FROM codes WHERE article = ? AND "
+                                 "grp = ?", (number, group))
+    if version is None:
+        return None
+    return frozenset(code for (code,) in reader.query(
+        "SELECT code FROM codes WHERE article = ? AND grp = ? AND version = ?",
+        (number, group, version)))

@@ -133,12 +133,21 @@ class DataStore:
 
     # ---- what is loaded -----------------------------------------------------------------
 
-    def current(self) -> list[ImportRecord]:
-        """The import record of every table the engine reads now (MPFS: every version)."""
+    def current(self, problems: list[str] | None = None) -> list[ImportRecord]:
+        """The import record of every table the engine reads now (MPFS: every version).
+        A table that cannot be read raises `TableError`, or with ``problems`` is left out
+        and its error added there."""
+        from cleanclaim.engine.ncci import TableError
+
         out: list[ImportRecord] = []
         for table in TABLES:
             if self.has(table):
-                out.extend(_records_in(self.path(table)))
+                try:
+                    out.extend(_records_in(self.path(table)))
+                except TableError as exc:
+                    if problems is None:
+                        raise
+                    problems.append(str(exc))
         return out
 
     def history(self) -> list[ImportRecord]:
@@ -194,7 +203,13 @@ class DataStore:
         """The current record of ``table`` with this sha256, if the file is already in."""
         if not self.has(table):
             return None
-        for record in _records_in(self.path(table)):
+        from cleanclaim.engine.ncci import TableError
+
+        try:
+            records = _records_in(self.path(table))
+        except TableError:
+            return None  # a damaged table: the import writes it anew
+        for record in records:
             if record.sha256 == sha256:
                 return record
         return None
@@ -257,6 +272,12 @@ def connect_ro(path: Path) -> sqlite3.Connection:
 
 
 def _records_in(path: Path) -> list[ImportRecord]:
-    with contextlib.closing(_connect_ro(path)) as conn:
-        return [ImportRecord.from_json(json.loads(text)) for (text,) in
-                conn.execute("SELECT record FROM meta ORDER BY key")]
+    try:
+        with contextlib.closing(_connect_ro(path)) as conn:
+            return [ImportRecord.from_json(json.loads(text)) for (text,) in
+                    conn.execute("SELECT record FROM meta ORDER BY key")]
+    except (sqlite3.Error, ValueError, KeyError) as exc:
+        from cleanclaim.engine.ncci import TableError
+
+        raise TableError(str(path), None, f"cannot read the imported table ({exc}); "
+                         "import the CMS file again with `cleanclaim data import`") from None

@@ -149,11 +149,17 @@ class StoreReader:
         self._lock = threading.Lock()
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """The rows of a query; a damaged or foreign file is a `TableError` naming it."""
         with self._lock:
-            if self._conn is None or self._pid != os.getpid():
-                self._conn = connect_ro(self.path)
-                self._pid = os.getpid()
-            return self._conn.execute(sql, args).fetchall()
+            try:
+                if self._conn is None or self._pid != os.getpid():
+                    self._conn = connect_ro(self.path)
+                    self._pid = os.getpid()
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise ncci.TableError(str(self.path), None, f"cannot read the imported table "
+                                      f"({exc}); import the CMS file again with `cleanclaim "
+                                      "data import`") from None
 
 
 class _StoredIndex(dict[str, dict[str, _Rows]]):

@@ -22,23 +22,32 @@ from cleanclaim.dsl.ast import Span
 from cleanclaim.dsl.errors import PolicyError
 from cleanclaim.dsl.pack import PackSources, display_path
 from cleanclaim.dsl.valuesets import CodeSet
+from cleanclaim.engine.ncci import TableError
 from cleanclaim.engine.refdata.store import DataStore
 
 _KIND = {"covered": "icd10", "noncovered": "icd10", "hcpc": "codes"}
 
 
-def imported_sets(sources: PackSources, data_root: Path | None) -> dict[str, CodeSet]:
-    """The value sets of the pack (and its includes) that the data folder fills."""
-    if data_root is None:
-        return {}
-    store = DataStore(data_root)
+def imported_sets(sources: PackSources, data_root: Path | None
+                  ) -> tuple[dict[str, CodeSet], list[PolicyError]]:
+    """The value sets of the pack (and its includes) that the data folder fills, and
+    the errors of imported tables that cannot be read (E504)."""
     out: dict[str, CodeSet] = {}
+    errors: list[PolicyError] = []
+    if data_root is None:
+        return out, errors
+    store = DataStore(data_root)
     for pack in sources.packs:
-        for name, article, group, list_name, _span in pack.refdata:
-            codes = store.article_codes(article, group, list_name)
+        for name, article, group, list_name, span in pack.refdata:
+            try:
+                codes = store.article_codes(article, group, list_name)
+            except TableError as exc:
+                errors.append(PolicyError("E504", f"value set `{name}` (refdata): {exc}",
+                                          span or _manifest_span(pack.manifest_file)))
+                continue
             if codes is not None:
                 out[name] = CodeSet(_KIND[list_name], codes)
-    return out
+    return out, errors
 
 
 def check_refdata_names(checked: Any, sources: PackSources) -> None:
@@ -48,4 +57,8 @@ def check_refdata_names(checked: Any, sources: PackSources) -> None:
             if name not in checked.valueset_decls:
                 checked.errors.append(PolicyError(
                     "E101", f"`refdata` names `{name}`, which no policy file of the pack "
-                    "defines", span or Span(display_path(pack.manifest_file), 1, 1, 1, 2)))
+                    "defines", span or _manifest_span(pack.manifest_file)))
+
+
+def _manifest_span(path: Path) -> Span:
+    return Span(display_path(path), 1, 1, 1, 2)
