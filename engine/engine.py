@@ -37,6 +37,7 @@ from cleanclaim.engine.ncci import TableError
 
 # Format -> loader; each reads a CMS file or a table of the data folder that
 # `cleanclaim data import` fills (engine/refdata/).
+from cleanclaim.engine.refdata.store import data_versions
 from cleanclaim.engine.refdata.tables import TABLE_LOADERS as TABLE_LOADERS
 from cleanclaim.engine.runtime import standard_functions
 
@@ -91,6 +92,8 @@ class Engine:
             f.name: f for f in (*standard_functions(), *functions,
                                 *(self.plugins.functions if self.plugins else ()))}
         self._table_cache: dict[Path, Any] = {}
+        self._data_versions = data_versions(self.table_overrides) if self.table_overrides \
+            else {}
         self.programs: dict[str, Program] = {}
         self._policy: dict[str, dict[str, Any]] = {}
         self._templates: dict[str, list[list[tuple[Any, ...]]]] = {}
@@ -171,6 +174,8 @@ class Engine:
             return
         self.programs[pack_id] = program
         self._policy[pack_id] = {"packs": {pack_id: digest}}
+        if self._data_versions:  # the imported CMS data the decisions rest on
+            self._policy[pack_id]["data"] = self._data_versions
         self._opt_in[pack_id] = frozenset(r for p in sources.packs for r in p.opt_in)
         self._opt_in_at[pack_id] = [(r, _opt_in_span(p, i)) for p in sources.packs
                                     for i, r in enumerate(p.opt_in)]

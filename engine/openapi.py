@@ -157,7 +157,10 @@ def schemas() -> dict[str, Any]:
                 "findings": {"type": "array", "items": _ref("Finding")},
                 "policy": {"type": "object", "properties": {
                     "packs": {"type": "object",
-                              "additionalProperties": {"type": "string"}}}},
+                              "additionalProperties": {"type": "string"}},
+                    "data": {"type": "object", "description": "imported CMS tables the "
+                             "decision read (docs/data.md): table -> sha256",
+                             "additionalProperties": {"type": "string"}}}},
                 "position": {"type": "integer", "minimum": 0,
                              "description": "batch only: 0-based index of the claim among "
                              "the non-blank input lines"},

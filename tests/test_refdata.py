@@ -384,3 +384,16 @@ def test_ptp_zip_and_folder_import_as_one_table(data_dir: Path, tmp_path: Path) 
     assert cli("data", "import", "ptp", str(archive)).exit_code == 0  # other bytes: new
     table = open_ptp(DataStore().path("ptp"))
     assert {"93320", "93321"} <= set(table.column2)
+
+
+def test_decisions_name_the_imported_data_they_read(data_dir: Path) -> None:
+    assert "data" not in check(tte_claim("I48.91"))["policy"]  # nothing imported: as before
+    assert cli("data", "import", "mcd", str(COVERED)).exit_code == 0
+    assert cli("data", "import", "mue", str(MUE)).exit_code == 0
+    shas = {r.table: r.sha256 for r in DataStore().current()}
+    policy = check(tte_claim("I48.91"))["policy"]
+    assert policy["data"] == {"mcd-covered": f"sha256:{shas['mcd-covered']}",
+                              "mue": f"sha256:{shas['mue']}"}
+    sample = (Path(__file__).parents[1] / "payer_policies" / "medicare" / "tables"
+              / "mue-practitioner-sample.csv")
+    assert "mue" not in check(tte_claim("I48.91"), "--mue", str(sample))["policy"]["data"]

@@ -29,7 +29,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -253,6 +253,22 @@ class DataStore:
             conn.executemany("INSERT INTO imports (tbl, record) VALUES (?, ?)",
                              [(r.table, json.dumps(r.to_json())) for r in records])
             conn.commit()
+
+
+def data_versions(overrides: Mapping[str, Path]) -> dict[str, str]:
+    """Table -> "sha256:..." of the imported tables among an engine's table overrides
+    (the decisions' `policy.data`); MPFS versions oldest first, comma-joined. CMS files
+    given for one run (--ptp FILE) are not imports and are left out."""
+    paths = [p for p in overrides.values() if is_store_file(p)]
+    root = overrides.get("cms-data")
+    if root is not None:
+        paths += [p for t in TABLES if t.startswith("mcd-")
+                  and is_store_file(p := root / f"{t}.sqlite")]
+    out: dict[str, str] = {}
+    for path in paths:
+        with contextlib.suppress(ValueError):  # unreadable: its loader reports it
+            out[path.stem] = ",".join(f"sha256:{r.sha256}" for r in _records_in(path))
+    return dict(sorted(out.items()))
 
 
 def write_record(conn: sqlite3.Connection, record: ImportRecord, key: str = "import") -> None:
