@@ -383,14 +383,17 @@ class Engine:
             # pack's pair rule on the same line (CO-236, or CO-97 bundling) says it again,
             # with less to go on (the table knows the edit's modifier indicator), so the
             # payer's finding stands alone: one finding per pair (INTERFACES.md).
+            # Likewise a line the payer's MUE already denies (CO-151 N362) needs no plugin
+            # units rule saying it again (dermatology's 17003 units).
             ptp_lines = {f.line for f in findings
                          if f.carc == "236" and f.group == "CO" and f.line is not None}
+            mue_lines = {f.line for f in findings
+                         if f.carc == "151" and "N362" in f.rarc and f.line is not None}
             findings.extend(found)
             for run in self._plugin_packs:
                 extra = self._pack_findings(run.program, run.templates, claim, run.plugin)
-                if ptp_lines and extra:
-                    extra = [f for f in extra if not (f.line in ptp_lines and f.group == "CO"
-                                                      and f.carc in _PAIR_CARCS)]
+                if (ptp_lines or mue_lines) and extra:
+                    extra = [f for f in extra if not _said_by_payer(f, ptp_lines, mue_lines)]
                 findings.extend(extra)
             host.check(claim, context, findings)
         finally:
@@ -441,6 +444,18 @@ def _rule_failure(rule: CompiledRule, line: Any, exc: Exception) -> Finding:
 
 # The CARCs of NCCI-style pair findings a plugin pack may give (PTP, bundling).
 _PAIR_CARCS = frozenset({"236", "97"})
+
+
+def _said_by_payer(found: Finding, ptp_lines: set[int],
+                   mue_lines: set[int]) -> bool:
+    """Whether a plugin pack's finding repeats the payer pack's NCCI finding on its line:
+    a pair rule (CO-236 / CO-97) where the PTP edit denies, a units rule (CO-151 N362)
+    where the MUE denies."""
+    if found.group != "CO":
+        return False
+    if found.carc in _PAIR_CARCS:
+        return found.line in ptp_lines
+    return found.carc == "151" and "N362" in found.rarc and found.line in mue_lines
 
 
 class _PluginPack:

@@ -114,3 +114,17 @@ def test_a_pair_the_ptp_table_carries_yields_one_finding(tmp_path: Path) -> None
     plain = Engine(today=TODAY, plugins=["cardiology"])
     on_ecg = [f.rule for f in plain.check(claim).findings if f.line == 2]
     assert on_ecg == ["cardiology@0.1.0/stress-test-includes-ecg"]
+
+
+def test_units_the_mue_already_denies_yield_one_finding(shipped: Engine) -> None:
+    # Audit 2026-12 rule 37: dermatology's 17003-units and the medicare MUE edit (sample
+    # table: 17003 = 13, MAI 2) both denied 14 units of 17003; the payer's MUE speaks alone.
+    claim = probe("derm_17004.json")["DERM-17004"]
+    claim["lines"][1] = dict(claim["lines"][1], code="17003", units=14)
+    on_line = [f.rule for f in shipped.check(claim).findings if f.line == 2]
+    assert on_line == ["medicare/ncci/mue"]
+    claim["payer"] = "acme-ppo"  # no MUE table: the plugin's rule speaks
+    claim["member"] = dict(claim["member"], coverage=[{"payer": "acme-ppo",
+                                                       "start": "2016-01-01", "end": None}])
+    on_line = [f.rule for f in shipped.check(claim).findings if f.line == 2]
+    assert on_line == ["dermatology@0.1.0/17003-units"]
