@@ -35,10 +35,12 @@ class Literal_:
 
 @dataclass(frozen=True, slots=True)
 class CodeList:
-    """An inline list of codes: `[93005, 93010]`, `[R07.*]`, `[26, TC]`."""
+    """An inline list of codes: `[93005, 93010]`, `[R07.*]`, `[26, TC]`; or, `quoted`, of
+    text values compared exactly: `["IL", "MN"]` (no prefixes, ranges or case folding)."""
 
     items: tuple[CodeItem, ...]
     span: Span
+    quoted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

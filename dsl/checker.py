@@ -440,6 +440,10 @@ def _infer_inner(checked: CheckedPack, env: CheckEnv, expr: ast.Expr, scope: dic
         if isinstance(v, int) or v.__class__.__name__ == "Decimal":
             return T.NUMBER
         return T.DATE
+    if isinstance(expr, ast.CodeList) and expr.quoted:  # text values, compared exactly
+        checked.literal_sets[id(expr)] = CodeSet("str", frozenset(i.text for i in expr.items),
+                                                 ())
+        return T.set_of("str")
     if isinstance(expr, ast.CodeList):
         kind = element_kind or infer_kind(i.text for i in expr.items) or "str"
         resolved = resolve_items(kind, [(i.text, i.span) for i in expr.items], errors)
@@ -544,6 +548,19 @@ def _check_container(checked: CheckedPack, env: CheckEnv, container: ast.Expr,
     kind = _SET_KIND_OF.get(element.name)
     t = _infer(checked, env, container, scope, scope_kind, template, element_kind=kind)
     if t.name == "any" or element.name == "any":
+        return
+    if isinstance(container, ast.CodeList) and container.quoted:
+        if element.name in ("code", "icd10", "modifier"):
+            example = {"code": "[93000, 93005]", "icd10": "[R07.9, I20.*]",
+                       "modifier": "[26, TC]"}[element.name]
+            checked.errors.append(PolicyError(
+                "E201", f"{T.one(element)} is looked up in a list of codes, not of quoted "
+                "strings", container.span, f"write the codes without quotes: {example}"))
+        elif element.name != "str":
+            checked.errors.append(PolicyError(
+                "E201", f"{T.one(element)} is never in a list of strings", container.span,
+                "a list of quoted strings holds text such as states or places of service; "
+                "compare numbers and dates with ==, < or >"))
         return
     if t.name == "set":
         set_kind = t.elem.name if t.elem else "str"

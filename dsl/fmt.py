@@ -349,10 +349,13 @@ class _Printer:
             parts.extend((_Line(), self.tok(plus), " ", self.node(term)))
         return _Group(tuple(parts))
 
+    def _string_list(self, c: list[Any]) -> Doc:
+        return self._code_list(c)
+
     def _code_list(self, c: list[Any]) -> Doc:
         open_, *middle, close = c
-        items = [t for t in middle if t.type == "CODE_ITEM"]
-        commas = [t for t in middle if t.type != "CODE_ITEM"]
+        items = [t for t in middle if t.type in ("CODE_ITEM", "STRING")]
+        commas = [t for t in middle if t.type not in ("CODE_ITEM", "STRING")]
         if not items:
             return (self.tok(open_), *(self.tok(t, "") for t in commas), self.tok(close))
         # Each item carries the comments after it and after the comma that follows it.

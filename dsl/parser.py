@@ -160,6 +160,11 @@ class _ToAst(Transformer[Token, Any]):
         items = tuple(ast.CodeItem(str(t).upper(), self._s(t)) for t in children)
         return ast.CodeList(items, self._s(meta))
 
+    @v_args(meta=True)
+    def string_list(self, meta: Meta, children: list[Token]) -> ast.CodeList:
+        items = tuple(ast.CodeItem(_unquote(t), self._s(t)) for t in children)
+        return ast.CodeList(items, self._s(meta), quoted=True)
+
     # ---- rules -----------------------------------------------------------------------
     def _duplicate(self, written: str, where: str, first: ast.Span, span: ast.Span,
                    hint: str) -> None:

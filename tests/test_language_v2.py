@@ -1,0 +1,108 @@
+"""The second edition of the policy language (issue 13): string lists, missing values,
+calendar months, message expressions and the plan of a claim. Each test builds a small
+pack and checks the decisions (or the located errors) its text gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cleanclaim.dsl.errors import PolicyCompileError
+from cleanclaim.dsl.fmt import format_policy
+from cleanclaim.engine import Engine
+from cleanclaim.engine.decision import Decision
+
+TODAY = dt.date(2026, 11, 27)
+_COUNTER = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def make(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Engine]]:
+    base = tmp_path_factory.mktemp("lang2")
+
+    def build(text: str) -> Engine:
+        root = base / f"root{next(_COUNTER)}"
+        (root / "t").mkdir(parents=True)
+        (root / "t" / "pack.yaml").write_text("id: t\nname: test pack\n", encoding="utf-8")
+        (root / "t" / "rules.policy").write_text(text, encoding="utf-8")
+        return Engine(policy_roots=[root], today=TODAY)
+
+    yield build
+
+
+def errors_of(make: Callable[[str], Engine], text: str) -> list[str]:
+    with pytest.raises(PolicyCompileError) as info:
+        make(text)
+    return [f"{e.code} {e.message} | {e.hint}" for e in info.value.errors]
+
+
+def claim(*lines: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "claim_id": "C-1", "payer": "t", "plan": "silver", "frequency": "original",
+        "received_date": "2026-03-02",
+        "member": {"id": "M1", "birth_date": "1951-04-12", "sex": "F",
+                   "coverage": [{"payer": "t", "start": "2016-04-01", "end": None}]},
+        "billing_provider": {"npi": "1234567893"},
+        "rendering_provider": {"npi": "1234567893"},
+        "place_of_service": "11", "diagnoses": ["R07.9"], "authorizations": [],
+        "lines": list(lines) or [line()],
+    }
+    data.update(fields)
+    return data
+
+
+def line(code: str = "93000", number: int = 1, **fields: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"line": number, "code": code, "modifiers": [], "units": 1,
+                            "charge": "45.00", "service_date": "2026-02-10",
+                            "diagnosis_pointers": [1]}
+    data.update(fields)
+    return data
+
+
+def rule(rule_id: str, when: str, scope: str = "all lines", extra: str = "",
+         message: str | None = None) -> str:
+    return (f'rule "t/{rule_id}"\n  applies to {scope}\n  root cause coding\n{extra}'
+            f"  when {when}\n  then deny CO-97\n  message \"{message or rule_id}\"\nend\n")
+
+
+def fired(decision: Decision) -> list[str]:
+    failed = [f.rule for f in decision.findings if "could not be applied" in f.message]
+    assert not failed, f"rules failed at run time: {failed}"
+    return sorted({f.rule.removeprefix("t/") for f in decision.findings})
+
+
+# ---- 13.7 string lists ----------------------------------------------------------------
+
+
+def test_string_lists_in_and_not_in(make: Callable[[str], Engine]) -> None:
+    engine = make("version 1\n"
+                  + rule("inpatient", 'claim.place_of_service in ["21", "23"]')
+                  + rule("not-office", 'claim.place_of_service not in ["11", "22",]')
+                  + rule("star", 'claim.place_of_service in ["2*"]', "claim"))
+    assert fired(engine.check(claim(place_of_service="21"))) == ["inpatient", "not-office"]
+    assert fired(engine.check(claim(place_of_service="23"))) == ["inpatient", "not-office"]
+    assert fired(engine.check(claim(place_of_service="11"))) == []
+    assert fired(engine.check(claim(place_of_service="22"))) == []
+    assert fired(engine.check(claim(place_of_service="2*"))) == ["not-office", "star"]
+
+
+@pytest.mark.parametrize(("when", "fragment"), [
+    ('line.code in ["93000"]', "write the codes without quotes: [93000, 93005]"),
+    ('any of line.pointed_diagnoses in ["R07.9"]', "write the codes without quotes: [R07.9"),
+    ('line.units in ["1", "2"]', "a number is never in a list of strings"),
+])
+def test_a_string_list_of_the_wrong_type_is_a_located_error(
+        make: Callable[[str], Engine], when: str, fragment: str) -> None:
+    found = errors_of(make, "version 1\n" + rule("a", when))
+    assert any(fragment in e and e.startswith("E201") for e in found), found
+
+
+def test_string_lists_format_and_keep_their_quotes() -> None:
+    text = ('version 1\n\nrule "t/a"\n  applies to all lines\n  root cause coding\n'
+            '  when claim.place_of_service in ["21","23" ,]\n  then deny CO-97\nend\n')
+    assert 'in ["21", "23"]' in format_policy(text)
