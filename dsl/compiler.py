@@ -218,6 +218,9 @@ class _Gen:
         # Of those, the calls that read at most the claim and the line's date of service:
         # the lines of a claim mostly share one date, so these are computed once per date.
         self.per_date: set[str] = set()
+        # The types of `let` and quantifier variables (generated name -> type), so that a
+        # path through a record that can be missing reads it safely.
+        self.var_types: dict[str, T.Type] = {}
 
     def const(self, value: Any, hint: str = "k") -> str:
         by_identity = isinstance(value, (CodeSet, dict))  # sets by object; memos unhashable
@@ -237,6 +240,10 @@ class _Gen:
         self._tmp += 1
         name = f"_w{self._tmp}"
         return name, f"({name} := {code})"
+
+    def bind(self, var: str, value: ast.Expr) -> None:
+        """Record the type of the variable `var` that holds `value` (a `let`)."""
+        self.var_types[var] = self.type_of(value)
 
     def type_of(self, expr: ast.Expr) -> T.Type:
         return self.checked.types.get(id(expr), T.ANY)
@@ -324,6 +331,9 @@ class _Gen:
             var = f"_v_{e.var}"
             inner = dict(env)
             inner[e.var] = var
+            elem = self.type_of(e.collection).elem
+            if elem is not None:
+                self.var_types[var] = elem
             coll = self.expr(e.collection, env)
             cond = self.expr(e.condition, inner)
             if e.quantifier == "any":
@@ -434,7 +444,19 @@ class _Gen:
             return self.const(self.checked.counters[head], "h")
         else:  # a table name used as a value
             return self.const(self.tables.get(head), "t")
-        return ".".join([base, *e.parts[1:]])
+        # Through a record that can be missing (`claim.referring_provider.npi`), a field
+        # of a missing record is missing.
+        record = _ROOT_TYPES.get(head) if env.get(head) == head else self.var_types.get(base)
+        code = base
+        for part in e.parts[1:]:
+            fields = T.RECORDS.get(record.name) if record is not None else None
+            if record is not None and record.nullable and fields is not None:
+                name, test = self.held(code)
+                code = f"(None if {test} is None else {name}.{part})"
+            else:
+                code = f"{code}.{part}"
+            record = fields.get(part) if fields is not None else None
+        return code
 
     def message(self, rule: ast.Rule, version: ast.Version, env: dict[str, str]) -> str:
         text = version.message
@@ -457,6 +479,9 @@ class _Gen:
         return " + ".join(parts) if parts else "''"
 
 
+# The record each name a rule starts a path with stands for.
+_ROOT_TYPES: dict[str, T.Type] = {name: t for roots in T.ROOTS.values()
+                                  for name, t in roots.items() if t.name in T.RECORDS}
 _RESET = re.compile(r"\s*_ml[0-9]+ = _U")
 _LOCAL_NAME = re.compile(r"\b_(?:v|l|e|w)[A-Za-z0-9_]*\b")
 _CALLS = re.compile(r"\b_f[0-9]+\(")
@@ -628,6 +653,7 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
         for let in version.lets:
             var = f"_l_{let.name}"
             lets.append((var, gen.expr(let.value, venv)))
+            gen.bind(var, let.value)
             venv[let.name] = var
         cond = (" and ".join(gen.expr(c, venv) for c in own)
                 or ("True" if version.conditions else "False"))

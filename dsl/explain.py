@@ -187,6 +187,7 @@ class Tracer:
         for let in version.lets:
             var = f"_l_{let.name}"
             body.append(f"    {var} = {gen.expr(let.value, env)}")
+            gen.bind(var, let.value)
             body.append(f"    lets.append(({let.name!r}, {var}, {self._kind(let.value)!r}))")
             env[let.name] = var
         for i, cond in enumerate(version.conditions):

@@ -95,7 +95,7 @@ RECORDS: dict[str, dict[str, Type]] = {
         "member": Type("Member"),
         "billing_provider": Type("Provider"),
         "rendering_provider": Type("Provider"),
-        "referring_provider": Type("Provider"),
+        "referring_provider": Type("Provider", nullable=True),
         "place_of_service": STR.maybe(),
         "diagnoses": list_of(ICD10),
         "authorizations": list_of(Type("Authorization")),

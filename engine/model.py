@@ -121,7 +121,7 @@ class Claim:
     member: Member
     billing_provider: Provider
     rendering_provider: Provider
-    referring_provider: Provider
+    referring_provider: Provider | None  # None: the claim names no referring provider
     place_of_service: str | None
     diagnoses: tuple[str, ...]
     diagnosis_items: tuple[Diagnosis, ...]
@@ -290,7 +290,10 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
     claim.set_coverage(tuple(spans))
     claim.billing_provider = _provider(r, data, "billing_provider")
     claim.rendering_provider = _provider(r, data, "rendering_provider")
-    claim.referring_provider = _provider(r, data, "referring_provider")
+    # An absent referring provider is missing (`claim.referring_provider is missing`),
+    # not an empty one; billing and rendering providers are always there to read.
+    claim.referring_provider = (_provider(r, data, "referring_provider")
+                                if data.get("referring_provider") is not None else None)
 
     diagnoses: list[str] = []
     for i, code in enumerate(r.array(data, "diagnoses", "diagnoses")):

@@ -122,8 +122,9 @@ def check_strings_survive(engine: Engine, claim_id: str, message: str, reference
     program = engine.programs["t"]
     # every string of the policy is a literal or a constant of the generated source
     compile(program.source, "<check>", "exec")
-    traces = engine.explain(claim(claim_id))
-    assert traces
+    explained, traces = engine.explain(claim(claim_id))
+    assert {(t.rule, t.message) for t in traces if t.status == "fired"} == {
+        (f.rule, f.message) for f in explained.findings}
 
 
 def test_a_policy_file_name_with_a_newline_does_not_run(base: Path) -> None:

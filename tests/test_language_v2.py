@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,3 +105,28 @@ def test_string_lists_format_and_keep_their_quotes() -> None:
     text = ('version 1\n\nrule "t/a"\n  applies to all lines\n  root cause coding\n'
             '  when claim.place_of_service in ["21","23" ,]\n  then deny CO-97\nend\n')
     assert 'in ["21", "23"]' in format_policy(text)
+
+
+# ---- 13.3 an absent referring provider is missing -------------------------------------
+
+
+def test_an_absent_referring_provider_is_missing(make: Callable[[str], Engine]) -> None:
+    engine = make("version 1\n"
+                  + rule("no-ref", "claim.referring_provider is missing", "claim")
+                  + rule("ref", "claim.referring_provider is present", "claim")
+                  + rule("no-npi", "claim.referring_provider.npi is missing", "claim")
+                  + rule("let-npi", "p is present and p.npi == \"1245319599\"", "claim",
+                         "  let p = claim.referring_provider\n")
+                  + rule("line", "claim.referring_provider.npi != \"1\"", "all lines",
+                         message="npi {claim.referring_provider.npi}"))
+    assert fired(engine.check(claim(referring_provider=None))) == ["no-npi", "no-ref"]
+    assert fired(engine.check(claim())) == ["no-npi", "no-ref"]
+    assert fired(engine.check(claim(referring_provider={"npi": None}))) == ["no-npi", "ref"]
+    decision = engine.check(claim(referring_provider={"npi": "1245319599"}))
+    assert fired(decision) == ["let-npi", "line", "ref"]
+    assert [f.message for f in decision.findings if f.rule == "t/line"] == ["npi 1245319599"]
+    for data in (claim(), claim(referring_provider={"npi": "1245319599"})):
+        decision, traces = engine.explain(data)
+        assert not [t for t in traces if t.status == "error"]
+        assert sorted({t.rule.removeprefix("t/") for t in traces if t.status == "fired"}) == (
+            fired(decision))
