@@ -278,5 +278,6 @@ def standard_functions() -> tuple[T.FunctionSpec, ...]:
     engine's own and the claim-history functions. The engine, `lint`, `test` and the
     fuzzer all check packs against this one list."""
     from cleanclaim.engine.history import HISTORY_FUNCTIONS
+    from cleanclaim.engine.refdata.functions import FEE_SCHEDULE_FUNCTIONS
 
-    return (*T.BUILTINS, *ENGINE_FUNCTIONS, *HISTORY_FUNCTIONS)
+    return (*T.BUILTINS, *ENGINE_FUNCTIONS, *HISTORY_FUNCTIONS, *FEE_SCHEDULE_FUNCTIONS)

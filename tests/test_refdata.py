@@ -397,3 +397,50 @@ def test_decisions_name_the_imported_data_they_read(data_dir: Path) -> None:
     sample = (Path(__file__).parents[1] / "payer_policies" / "medicare" / "tables"
               / "mue-practitioner-sample.csv")
     assert "mue" not in check(tte_claim("I48.91"), "--mue", str(sample))["policy"]["data"]
+
+
+FEE_POLICY = '''version 1
+
+rule "p/fee/shown"
+  title "The fee schedule as a rule reads it"
+  applies to all lines
+  root cause coding
+  let allowed = fee_schedule_amount(mpfs)
+  let days = global_days(mpfs)
+  when allowed is present and pctc_indicator(mpfs) is present
+  then review CO-45
+  message "{line.code} {days} {allowed}"
+  reference "MPFS PPRRVU"
+end
+'''
+
+
+def fee_engine(tmp_path: Path, tables: dict[str, Path]) -> Engine:
+    pack = tmp_path / "packs" / "p"
+    pack.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(__file__).parents[1] / "payer_policies" / "medicare" / "tables"
+                    / "mpfs-not-shipped.csv", pack / "mpfs.csv")
+    (pack / "pack.yaml").write_text(
+        "id: p\ntables:\n  mpfs: {format: cms-mpfs, file: mpfs.csv}\n", encoding="utf-8")
+    (pack / "fee.policy").write_text(FEE_POLICY, encoding="utf-8")
+    return Engine([tmp_path / "packs"], today=date(2026, 11, 27), tables=tables)
+
+
+def fee_messages(engine: Engine, pos: str = "11", modifiers: tuple[str, ...] = ()
+                 ) -> list[str]:
+    claim = tte_claim("I48.91", units=2)
+    claim["payer"], claim["place_of_service"] = "p", pos
+    claim["lines"][0]["modifiers"] = list(modifiers)
+    return [f.message for f in engine.check(claim).findings if f.rule == "p/fee/shown"]
+
+
+def test_rules_read_the_imported_fee_schedule(data_dir: Path, tmp_path: Path) -> None:
+    assert fee_messages(fee_engine(tmp_path, {})) == []  # the placeholder: nothing known
+    assert cli("data", "import", "mpfs", str(PPRRVU)).exit_code == 0
+    engine = fee_engine(tmp_path, DataStore().table_overrides())
+    office = round(round(5.54 * 33.4009, 2) * 2, 2)
+    assert fee_messages(engine) == [f"93306 XXX {office}"]
+    # Inpatient hospital (21) is a facility setting: the facility amount; TC has none.
+    assert fee_messages(engine, pos="21", modifiers=("TC",)) == []
+    assert fee_messages(engine, pos="11", modifiers=("TC",)) == [
+        f"93306 XXX {round(round(3.5 * 33.4009, 2) * 2, 2)}"]

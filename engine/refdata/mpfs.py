@@ -257,11 +257,18 @@ def _row(version: str, code: str, modifier: str, values: Sequence[Any]) -> dict[
     return row
 
 
+# The first line of the placeholder a pack declares its fee schedule table over: a table
+# with no version (every look-up None) until `cleanclaim data import mpfs`.
+PLACEHOLDER: Final = b"cleanclaim PLACEHOLDER - NO FEE SCHEDULE SHIPS"
+
+
 def open_fee_schedule(path: Path, effective: date | None = None) -> FeeSchedule:
-    """A store file, or a PPRRVU CSV/zip read whole (its date from the name or
-    ``effective``)."""
+    """A store file, a PPRRVU CSV/zip read whole (its date from the name or
+    ``effective``), or the pack's placeholder (an empty schedule)."""
     if is_store_file(path):
         return FeeSchedule(None, path, f"{path} (imported)")
+    if path.is_file() and path.read_bytes().startswith(PLACEHOLDER):
+        return FeeSchedule({}, None, f"{path} (placeholder: no MPFS data imported)")
     label, name, data = _csv_source(path)
     when = effective or effective_from_name(name) or effective_from_name(path.name)
     if when is None:
