@@ -124,16 +124,16 @@ def test_mcd_download_zip_is_read_and_other_members_skipped(data_dir: Path,
                                                              tmp_path: Path) -> None:
     inner = tmp_path / "current_article_csv.zip"
     with zipfile.ZipFile(inner, "w") as z:
-        for path in (COVERED, NONCOVERED, HCPC):
+        for path in (COVERED, NONCOVERED, HCPC, DATA / "article.csv"):
             z.write(path, path.name)
-        z.writestr("article.csv", '"article_id","article_version"\n"56781","99"\n')
+        z.writestr("article_x_contractor.csv", '"article_id","article_version"\n"1","2"\n')
     outer = tmp_path / "current_article.zip"
     with zipfile.ZipFile(outer, "w") as z:
         z.write(inner, inner.name)
     result = cli("data", "import", "mcd", str(outer))
     assert result.exit_code == 0, result.output
     assert {r.table for r in DataStore().current()} == {
-        "mcd-covered", "mcd-noncovered", "mcd-hcpc"}
+        "mcd-covered", "mcd-noncovered", "mcd-hcpc", "mcd-article"}
 
 
 def test_damaged_mcd_file_is_located_and_imports_nothing(data_dir: Path,
@@ -444,3 +444,33 @@ def test_rules_read_the_imported_fee_schedule(data_dir: Path, tmp_path: Path) ->
     assert fee_messages(engine, pos="21", modifiers=("TC",)) == []
     assert fee_messages(engine, pos="11", modifiers=("TC",)) == [
         f"93306 XXX {round(round(3.5 * 33.4009, 2) * 2, 2)}"]
+
+
+def test_article_dates_choose_the_version_in_force(data_dir: Path) -> None:
+    result = cli("data", "import", "mcd", str(COVERED), str(DATA / "article.csv"))
+    assert result.exit_code == 0, result.output
+    store = DataStore()
+    assert store.article_codes(56781, 1, "covered", date(2026, 8, 1)) == frozenset({"Q211"})
+    assert store.article_codes(56781, 1, "covered", date(2026, 11, 1)) == frozenset(
+        {"I082", "I4891", "R0602"})
+    assert store.article_codes(56781, 1, "covered", date(2026, 1, 1)) is None  # none yet
+    assert store.article_codes(56781, 1, "covered") == frozenset({"I082", "I4891", "R0602"})
+    record = next(r for r in store.current() if r.table == "mcd-article")
+    assert (record.rows, record.effective_from, record.effective_to) == (
+        3, "2026-01-01", "2026-09-30")
+    bad = data_dir.parent / "article.csv"
+    bad.write_text((DATA / "article.csv").read_text(encoding="utf-8").replace(
+        "10/01/2026", "2026/13/01"), encoding="utf-8")
+    failed = cli("data", "import", "mcd", str(bad))
+    assert failed.exit_code == 2 and f"{bad}:3: date '2026/13/01'" in failed.output
+
+
+def test_module_level_loaders(data_dir: Path) -> None:
+    from cleanclaim.engine.refdata import fee_schedule, load_article_codes
+
+    assert load_article_codes("A56781", 1) is None
+    assert cli("data", "import", "mcd", str(COVERED)).exit_code == 0
+    assert cli("data", "import", "mpfs", str(PPRRVU)).exit_code == 0
+    assert load_article_codes("A56781", 2) == frozenset({"Z01818"})
+    row = fee_schedule("11042", date(2026, 3, 1))
+    assert row is not None and row["global_days"] == "000"

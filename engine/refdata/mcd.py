@@ -15,6 +15,10 @@ lines, as the download has them:
         "hcpc_code_version","hcpc_code_group","range","last_updated","long_description",
         "short_description"
 
+and ``article.csv`` (optional: the dates of each article version) ``"article_id",
+"article_version","article_type","title","article_pub_date","article_eff_date",
+"article_end_date",...`` (27 columns; the dates are read, as MM/DD/YYYY or YYYY-MM-DD).
+
 ``article_id`` is the number of the article (56781 for A56781), ``article_version`` its
 version; a group is the numbered group of the article's coding section (Group 1, ...).
 Columns are found by name, so the order may change; a file that lacks a needed column is
@@ -29,6 +33,7 @@ import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Final
 
@@ -48,6 +53,7 @@ LISTS: Final = {
                    "icd10_noncovered_group"),
     "hcpc": ("article_x_hcpc_code.csv", "mcd-hcpc", "hcpc_code_id", "hcpc_code_group"),
 }
+ARTICLE_FILE: Final = "article.csv"
 _ICD10 = re.compile(r"[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?")
 
 
@@ -121,6 +127,8 @@ def _from_zip(archive: zipfile.ZipFile, label: str) -> list[McdSource]:
 
 def _list_of(file_name: str) -> str | None:
     lower = file_name.lower()
+    if lower == ARTICLE_FILE:
+        return "article"
     for list_name, (name, *_rest) in LISTS.items():
         if lower == name:
             return list_name
@@ -129,6 +137,8 @@ def _list_of(file_name: str) -> str | None:
 
 def _list_of_header(data: bytes) -> str | None:
     first = _text(data).split("\n", 1)[0].replace('"', "").lower()
+    if "article_eff_date" in first and "article_id" in first:
+        return "article"
     for list_name, (_name, _table, code, group) in LISTS.items():
         if code in first and group in first:
             return list_name
@@ -203,20 +213,41 @@ def import_mcd(store: DataStore, paths: Sequence[Path]) -> tuple[list[ImportReco
     for source in found:
         list_name = _list_of(source.name) or _list_of_header(source.data) or "?"
         if list_name in seen:
-            raise TableError(source.label, None,
-                             f"a second {LISTS[list_name][0]} (first: {seen[list_name]})")
+            what = ARTICLE_FILE if list_name == "article" else LISTS[list_name][0]
+            raise TableError(source.label, None, f"a second {what} (first: {seen[list_name]})")
         seen[list_name] = source.label
     unchanged: list[str] = []
     todo: list[tuple[McdList, str]] = []
+    dated: tuple[list[tuple[int, int, str | None, str | None]], str, str] | None = None
     for source in found:
         sha = hashlib.sha256(source.data).hexdigest()
         list_name = _list_of(source.name) or _list_of_header(source.data) or ""
-        table = LISTS[list_name][1] if list_name in LISTS else ""
+        table = "mcd-article" if list_name == "article" else \
+            LISTS[list_name][1] if list_name in LISTS else ""
         if table and store.is_current(table, sha) is not None:
             unchanged.append(table)
             continue
-        todo.append((read(source), sha))
+        if list_name == "article":
+            dated = (read_articles(source), sha, source.name)
+        else:
+            todo.append((read(source), sha))
     records: list[ImportRecord] = []
+    if dated is not None:
+        rows, sha, name = dated
+        starts = sorted(r[2] for r in rows if r[2])
+        ends = sorted(r[3] for r in rows if r[3])
+        record = ImportRecord(
+            "mcd-article", (name,), sha, len(rows), starts[0] if starts else None,
+            ends[-1] if ends else None, f"{len({r[0] for r in rows})} article(s); the "
+            "dates are the earliest effective and latest end date of their versions",
+            now_utc())
+        with store.writing("mcd-article") as conn:
+            conn.execute("CREATE TABLE articles (article INTEGER NOT NULL, version INTEGER "
+                         "NOT NULL, effective TEXT, ending TEXT, PRIMARY KEY (article, "
+                         "version))")
+            conn.executemany("INSERT OR REPLACE INTO articles VALUES (?, ?, ?, ?)", rows)
+            write_record(conn, record)
+        records.append(record)
     for parsed, sha in todo:
         table = LISTS[parsed.list_name][1]
         articles = sorted({(a, v) for a, v, *_ in parsed.rows})
@@ -236,6 +267,56 @@ def import_mcd(store: DataStore, paths: Sequence[Path]) -> tuple[list[ImportReco
     return records, unchanged
 
 
+def _date_text(text: str) -> str | None:
+    """An MCD date (MM/DD/YYYY or YYYY-MM-DD, maybe with a time) as ISO; "" as None."""
+    import datetime as dt
+
+    text = text.strip()
+    if not text:
+        return None
+    head = text.split(" ", 1)[0].split("T", 1)[0]
+    for form in ("%m/%d/%Y", "%Y-%m-%d"):
+        try:
+            return dt.datetime.strptime(head, form).date().isoformat()
+        except ValueError:
+            continue
+    raise ValueError(text)
+
+
+def read_articles(source: McdSource) -> list[tuple[int, int, str | None, str | None]]:
+    """(article, version, effective, end) of each row of article.csv."""
+    reader = csv.reader(io.StringIO(_text(source.data), newline=""))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise TableError(source.label, None, "the file is empty") from None
+    need = ["article_id", "article_version", "article_eff_date", "article_end_date"]
+    missing = [c for c in need if c not in header]
+    if missing:
+        raise TableError(source.label, 1, f"header lacks {', '.join(missing)}")
+    at = [header.index(c) for c in need]
+    rows: list[tuple[int, int, str | None, str | None]] = []
+    for record in reader:
+        line = reader.line_num
+        if not any(field.strip() for field in record):
+            continue
+        if len(record) < len(header):
+            raise TableError(source.label, line,
+                             f"row has {len(record)} fields, the header {len(header)}")
+        article, version, start, end = (record[i].strip() for i in at)
+        if not (article.isdigit() and version.isdigit()):
+            raise TableError(source.label, line, f"article_id {article!r} / article_version "
+                             f"{version!r} is not a number")
+        try:
+            rows.append((int(article), int(version), _date_text(start), _date_text(end)))
+        except ValueError as exc:
+            raise TableError(source.label, line, f"date {exc.args[0]!r} is not MM/DD/YYYY "
+                             "or YYYY-MM-DD") from None
+    if not rows:
+        raise TableError(source.label, None, "no data rows")
+    return rows
+
+
 def article_number(article: int | str) -> int:
     """56781 for 56781, "56781" or "A56781"."""
     text = str(article).strip().upper().removeprefix("A")
@@ -244,10 +325,11 @@ def article_number(article: int | str) -> int:
     return int(text)
 
 
-def article_codes(store: DataStore, article: int | str, group: int,
-                  list_name: str) -> frozenset[str] | None:
-    """The codes of one article group list, highest imported article version; None when
-    that article and group are not in the imported list."""
+def article_codes(store: DataStore, article: int | str, group: int, list_name: str,
+                  on_date: date | None = None) -> frozenset[str] | None:
+    """The codes of one article group list, highest imported article version (with
+    ``on_date`` and article.csv imported: highest version in force that day); None when
+    that article and group are not in the imported list, or no version is in force."""
     if list_name not in LISTS:
         raise ValueError(f"unknown MCD list {list_name!r}: covered, noncovered or hcpc")
     table = LISTS[list_name][1]
@@ -257,10 +339,17 @@ def article_codes(store: DataStore, article: int | str, group: int,
 
     number = article_number(article)
     reader = StoreReader(store.path(table))
-    ((version,),) = reader.query("SELECT MAX(version) FROM codes WHERE article = ? AND "
-                                 "grp = ?", (number, group))
-    if version is None:
+    versions = [v for (v,) in reader.query(
+        "SELECT DISTINCT version FROM codes WHERE article = ? AND grp = ?", (number, group))]
+    if on_date is not None and store.has("mcd-article"):
+        day = on_date.isoformat()
+        in_force = {v for (v,) in StoreReader(store.path("mcd-article")).query(
+            "SELECT version FROM articles WHERE article = ? AND (effective IS NULL OR "
+            "effective <= ?) AND (ending IS NULL OR ? <= ending)", (number, day, day))}
+        versions = [v for v in versions if v in in_force]
+    if not versions:
         return None
+    version = max(versions)
     return frozenset(code for (code,) in reader.query(
         "SELECT code FROM codes WHERE article = ? AND grp = ? AND version = ?",
         (number, group, version)))

@@ -7,6 +7,7 @@ Layout of the folder (``default_data_dir()``):
     mcd-covered.sqlite      MCD article_x_icd10_covered rows (the current import)
     mcd-noncovered.sqlite   MCD article_x_icd10_noncovered rows
     mcd-hcpc.sqlite         MCD article_x_hcpc_code rows
+    mcd-article.sqlite      MCD article.csv: each article version's effective/end dates
     mpfs.sqlite             MPFS PPRRVU rows, one version per effective date (all kept)
     catalog.sqlite          every import ever made (history; `data list --history`)
 
@@ -37,7 +38,8 @@ from typing import Any, Final
 DATA_ENV: Final = "CLEANCLAIM_DATA_DIR"
 # What `cleanclaim data import KIND` accepts, and the tables each kind fills.
 KINDS: Final = ("ptp", "mue", "mcd", "mpfs")
-TABLES: Final = ("ptp", "mue", "mcd-covered", "mcd-noncovered", "mcd-hcpc", "mpfs")
+TABLES: Final = ("ptp", "mue", "mcd-covered", "mcd-noncovered", "mcd-hcpc", "mcd-article",
+                  "mpfs")
 SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 
 
@@ -180,12 +182,12 @@ class DataStore:
                       on_date: dt.date | None = None) -> frozenset[str] | None:
         """The codes of an MCD article's group list (`covered`, `noncovered` ICD-10-CM,
         without dots; `hcpc` procedure codes), of the highest article version imported;
-        None when that article and group are not imported. ``on_date`` is accepted for
-        the day article dates are imported too; the current download holds one version
-        of each article, in force today."""
+        with ``on_date`` and article.csv imported, of the highest version in force that
+        day. None when that article and group are not imported (or, with ``on_date``, no
+        imported version of it is in force that day)."""
         from cleanclaim.engine.refdata.mcd import article_codes
 
-        return article_codes(self, article, group, kind)
+        return article_codes(self, article, group, kind, on_date)
 
     def fee_schedule(self, code: str, on_date: dt.date,
                      modifier: str | None = None) -> dict[str, Any] | None:
