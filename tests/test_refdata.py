@@ -177,6 +177,7 @@ def test_explicit_mue_option_wins_over_the_import(data_dir: Path) -> None:
 def test_imported_ptp_keeps_dates_and_indicators(data_dir: Path) -> None:
     result = cli("data", "import", "ptp", str(PTP))
     assert result.exit_code == 0, result.output
+    assert "comes in several files (-f1 to -f4)" in result.output  # one part alone
     table = open_ptp(DataStore().path("ptp"))
     assert len(table) == 3 and "93320" in table.column2 and "93306" not in table.column2
     hit = table.edit_in_force("93306", "93320", date(2026, 2, 12))

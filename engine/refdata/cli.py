@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: typer reads the annotations at run time.
 
 import json
+import re
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +24,7 @@ class Kind(StrEnum):
     mpfs = "mpfs"
 
 
+_PART = re.compile(r"-f\d\.txt$", re.IGNORECASE)
 DATA_DIR_HELP = ("The data folder; default $CLEANCLAIM_DATA_DIR, else "
                  "$XDG_DATA_HOME/cleanclaim, else ~/.local/share/cleanclaim.")
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help=DATA_DIR_HELP)]
@@ -91,6 +93,10 @@ def data_import(
     for record in imported:
         typer.echo(f"imported {record.table}: {record.rows} rows from "
                    f"{', '.join(record.files)} (sha256 {record.sha256[:12]}) into {store.root}")
+        if record.table == "ptp" and len(record.files) == 1 and _PART.search(record.files[0]):
+            typer.echo("note: the practitioner PTP table comes in several files (-f1 to "
+                       "-f4); this import replaced the PTP table with this one file: import "
+                       "all of a quarter's files in one command", err=True)
     for table in unchanged:
         typer.echo(f"{table}: already imported (same sha256); nothing to do")
 
