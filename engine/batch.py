@@ -80,12 +80,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from cleanclaim.engine.decision import Decision, Finding
+from cleanclaim.engine.engine import EngineRecipe
 from cleanclaim.engine.inputs import InputFileError, RawClaim, ReadProblem
 from cleanclaim.engine.reading import NDJSON_SUFFIXES, _claim_id, read_claims
 
 if TYPE_CHECKING:
-    import datetime as dt
-
     from cleanclaim.engine.engine import Engine
 
 T = TypeVar("T")
@@ -253,30 +252,9 @@ class EngineBuilder(Protocol):
     def build(self) -> Engine: ...
 
 
-@dataclass(frozen=True, slots=True)
-class EngineOptions:
-    """What a worker needs to build an `Engine` that decides as the parent's does: policy
-    roots, table overrides, the date taken as today and the plugins, loaded again by name.
-
-    `today` is always a date here: fixed once in the parent, so that workers started
-    after midnight still agree with the others."""
-
-    policy_roots: tuple[Path, ...]
-    tables: tuple[tuple[str, Path], ...]
-    today: dt.date
-    plugins: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, engine: Engine) -> EngineOptions:
-        host = engine.plugins
-        return cls(tuple(engine.roots), tuple(sorted(engine.table_overrides.items())),
-                   engine.today, tuple(p.name for p in host.plugins) if host else ())
-
-    def build(self) -> Engine:
-        from cleanclaim.engine.engine import Engine
-
-        return Engine(list(self.policy_roots), tables=dict(self.tables), today=self.today,
-                      plugins=list(self.plugins) if self.plugins else None)
+# What a worker builds its engine from: the one recipe every path builds from
+# (engine/engine.py `EngineRecipe`: roots, tables, today, plugins by name, functions).
+EngineOptions = EngineRecipe
 
 
 def resolve_workers(workers: int) -> int:

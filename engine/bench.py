@@ -108,7 +108,7 @@ def _decode(lines: list[bytes]) -> list[Claim]:
 
 def run_bench(n_claims: int = 20_000, seed: int = 7, cold_start: bool = True) -> dict[str, float]:
     rng = random.Random(seed)
-    engine = Engine(today=TODAY)
+    engine = Engine(today=TODAY, plugins=())
     payloads = [json.dumps(synthetic_claim(rng, i)).encode() for i in range(n_claims)]
     claims = _decode(payloads)
     results: dict[str, float] = {}
@@ -182,7 +182,7 @@ def _rules_scaling(n_rules: int, seed: int) -> float:
                 f"  then deny CO-151 with N362\nend\n")
         (pack / "rules.policy").write_text("".join(out))
         with _parse_cache_off():  # a throw-away pack: keep it out of the user's cache
-            engine = Engine([Path(tmp)], today=TODAY)
+            engine = Engine([Path(tmp)], today=TODAY, plugins=())
         claims = _decode([json.dumps(synthetic_claim(rng, i, pool, ("synthetic",))).encode()
                           for i in range(5_000)])
 
@@ -281,8 +281,8 @@ def run_history_bench(n_claims: int = 20_000, seed: int = 7, prior_visits: int =
                                  "history_members": float(members)}
     with tempfile.TemporaryDirectory() as tmp:
         plain = Engine([_without_history(shipped_policies(), Path(tmp) / "packs")],
-                       today=TODAY)
-        engine = Engine(today=TODAY)
+                       today=TODAY, plugins=())
+        engine = Engine(today=TODAY, plugins=())
         history_rules = ({r.id for p in engine.programs.values() for r in p.rules}
                          - {r.id for p in plain.programs.values() for r in p.rules})
         store = HistoryStore(Path(tmp) / "history.sqlite")

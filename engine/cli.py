@@ -66,26 +66,29 @@ def _payer_map(path: Path | None) -> dict[str, str]:
 def build_engine(policies: list[Path] | None, ptp: Path | None, mue: Path | None,
                  today: dt.date | None, plugins: Any = None,
                  data_dir: Path | None = None) -> Any:
-    """An Engine for the CLI's options; exits 2 with located errors if a pack is broken.
-    `plugins`: a `plugins.PluginSelection` to load (default: no plugin); a plugin that
-    cannot be loaded exits 2 naming it. The CMS data imported into the data folder
-    (`data_dir`, default: engine/refdata's) is used; --ptp/--mue win over it."""
-    from cleanclaim.engine.engine import Engine
+    """The Engine for the CLI's options, built from one `EngineRecipe` (the same recipe
+    `Engine()`, the server and the workers build from); exits 2 with located errors if a
+    pack is broken. `plugins`: a `plugins.PluginSelection` to load (default: no plugin);
+    a plugin that cannot be loaded exits 2 naming it. The CMS data imported into the data
+    folder (`data_dir`, default: engine/refdata's) is used; --ptp/--mue win over it."""
+    from cleanclaim.engine.engine import EngineRecipe
     from cleanclaim.engine.refdata.store import DataStore
 
     host = _load_plugins(plugins) if plugins is not None else None
-
-    tables = DataStore(data_dir).table_overrides()
+    overrides = DataStore(data_dir).table_overrides()
     if ptp is not None:
-        tables["ncci-ptp"] = ptp
+        overrides["ncci-ptp"] = ptp
     if mue is not None:
-        tables["ncci-mue"] = mue
+        overrides["ncci-mue"] = mue
+    tables = sorted(overrides.items())
     for path in (ptp, mue):
         if path is not None and not path.exists():
             typer.echo(f"error: {path}: no such file", err=True)
             raise typer.Exit(2)
+    names = tuple(p.name for p in host.plugins) if host is not None else ()
+    recipe = EngineRecipe(tuple(policies or ()), tuple(tables), today, names)
     try:
-        return Engine(policies or None, tables=tables, today=today, plugins=host)
+        return recipe.build(host)
     except PolicyCompileError as exc:
         typer.echo(exc.render(), err=True)
         raise typer.Exit(2) from exc
@@ -106,11 +109,9 @@ def _load_plugins(selection: Any) -> Any:
 
 
 def _worker_options(engine: Any) -> Any:
-    """How --workers processes rebuild the engine with the same plugins (None: the
-    batch's default, for an engine without plugins)."""
-    if engine.plugins is None:
-        return None
-    from cleanclaim.engine.plugins import EngineRecipe
+    """How --workers processes rebuild the engine: its recipe (same packs, tables, today
+    and plugins)."""
+    from cleanclaim.engine.engine import EngineRecipe
 
     return EngineRecipe.of(engine)
 
@@ -140,11 +141,7 @@ def _history_run(engine: Any, state: Path | None, paths: list[Path],
 def _history_options(history: Any, engine: Any) -> Any:
     """How workers build their engine: reading the run's history store when there is one."""
     options = _worker_options(engine)
-    if history is None:
-        return options
-    from cleanclaim.engine.batch import EngineOptions
-
-    return history.builder(options if options is not None else EngineOptions.of(engine))
+    return options if history is None else history.builder(options)
 
 
 def _plugin_selection(enable: list[str] | None, disable: list[str] | None) -> Any:
@@ -348,8 +345,12 @@ def serve(
     mue: Annotated[Path | None, typer.Option(
         "--mue", help="CMS practitioner MUE file, replacing the packs' sample table.")] = None,
     data_dir: DataDir = None,
+    plugin: Annotated[list[str] | None, typer.Option(
+        "--plugin", help="Run only these plugins (repeatable), as for `check`.")] = None,
+    no_plugin: Annotated[list[str] | None, typer.Option(
+        "--no-plugin", help="Do not run this plugin (repeatable).")] = None,
 ) -> None:
-    """Serve the HTTP API (docs/api.md) until interrupted."""
+    """Serve the HTTP API (docs/api.md) until interrupted: the same engine as `check`."""
     from cleanclaim.engine.server import ServerConfig, bind_problem, run
 
     problem = bind_problem(host, token or None)
@@ -360,7 +361,8 @@ def serve(
         typer.echo("error: --max-body, --timeout and --max-connections must be positive",
                    err=True)
         raise typer.Exit(2)
-    engine = build_engine(policies, ptp, mue, None, data_dir=data_dir)
+    engine = build_engine(policies, ptp, mue, None, data_dir=data_dir,
+                          plugins=_plugin_selection(plugin, no_plugin))
     config = ServerConfig(host=host, port=port, token=token or None, max_body=max_body,
                           timeout=timeout, max_connections=max_connections)
     try:

@@ -3,11 +3,20 @@
 ```python
 from cleanclaim.engine import Engine
 
-engine = Engine()                       # the shipped packs
+engine = Engine()                       # what `cleanclaim check` runs: shipped packs, plugins
 decision = engine.check({"claim_id": "C-1", "payer": "medicare", ...})
 for decision in engine.check_many(claims):   # any iterable, evaluated lazily
     ...
 ```
+
+**One way to build an engine.** `EngineRecipe` is everything an engine is made from:
+policy roots, table overrides, the date taken as today, the plugins (by name) and extra
+language functions. The CLI (`check`, `serve`), `Engine()` itself, the HTTP server and
+the `--workers` processes all build from a recipe, so they decide alike: `Engine()` with
+no argument is `cleanclaim check` with no option (the shipped packs and the configured
+plugins: every installed one unless `cleanclaim.toml` or `CLEANCLAIM_PLUGINS` say
+otherwise); `EngineRecipe.of(engine)` is what another process needs to build the same
+engine again (tests/test_same_decisions.py compares the four paths byte for byte).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +53,7 @@ from cleanclaim.engine.runtime import standard_functions
 
 if TYPE_CHECKING:  # the plugin machinery is imported only when plugins are asked for
     from cleanclaim.engine.history import HistoryReader, HistoryStore
-    from cleanclaim.engine.plugins import PluginHost, PluginInfo
+    from cleanclaim.engine.plugins import PluginHost, PluginInfo, PluginSelection
 
 SEVERITY_ORDER = {"reject": 0, "deny": 1, "review": 2, "info": 3}
 
@@ -66,12 +76,15 @@ class Engine:
 
     policy_roots: folders holding pack folders; default: the shipped packs.
     tables: table format -> file, replacing the table of that format in every pack
-        (e.g. {"ncci-ptp": Path("ccipra-v321r0-f1.TXT")}).
+        (e.g. {"ncci-ptp": Path("ccipra-v321r0-f1.TXT")}); default (None): the CMS data
+        imported with `cleanclaim data import`, as `check` uses it; {} for none.
     today: the date a claim without `received_date` is taken to be received.
-    plugins: a `PluginHost` (`plugins.load_plugins(...)`) or plugin names to load; default
-        none. Their packs apply to every claim after the payer pack, and their hooks run
-        around the packs (`engine/hookspecs.py`); raises `plugins.PluginError` when one
-        cannot be loaded.
+    plugins: a `PluginHost` (`plugins.load_plugins(...)`), a `PluginSelection`, or plugin
+        names to load (`()`: none); default (None): the configured selection, as
+        `cleanclaim check` runs it (`PluginSelection.from_config()`: every installed
+        plugin unless cleanclaim.toml / CLEANCLAIM_PLUGINS say otherwise). Their packs
+        apply to every claim after the payer pack, and their hooks run around the packs
+        (`engine/hookspecs.py`); raises `plugins.PluginError` when one cannot be loaded.
     Raises `PolicyCompileError` with every located error when a pack does not compile.
     """
 
@@ -82,11 +95,16 @@ class Engine:
         tables: Mapping[str, Path] | None = None,
         today: dt.date | None = None,
         functions: Sequence[T.FunctionSpec] = (),
-        plugins: PluginHost | Sequence[str] | None = None,
+        plugins: PluginHost | PluginSelection | Sequence[str] | None = None,
     ) -> None:
         self.roots = list(policy_roots) if policy_roots else [shipped_policies()]
         self.today = today or dt.date.today()
-        self.table_overrides = dict(tables or {})
+        if tables is None:  # as `cleanclaim check`: the CMS data imported (engine/refdata/)
+            from cleanclaim.engine.refdata.store import DataStore
+
+            tables = DataStore().table_overrides()
+        self.table_overrides = dict(tables)
+        self.extra_functions = tuple(functions)
         self.plugins = _plugin_host(plugins)
         self.functions: dict[str, T.FunctionSpec] = {
             f.name: f for f in (*standard_functions(), *functions,
@@ -470,13 +488,62 @@ class _PluginPack:
         self.templates = templates
 
 
-def _plugin_host(plugins: PluginHost | Sequence[str] | None) -> PluginHost | None:
-    if plugins is None:
-        return None
-    from cleanclaim.engine.plugins import PluginHost, load_plugins
+def _plugin_host(plugins: PluginHost | PluginSelection | Sequence[str] | None
+                 ) -> PluginHost | None:
+    if isinstance(plugins, (list, tuple)) and not plugins:
+        return None  # none asked for: the plugin machinery is not even imported
+    from cleanclaim.engine.plugins import PluginHost, PluginSelection, load_plugins
 
-    host = plugins if isinstance(plugins, PluginHost) else load_plugins(list(plugins))
+    if plugins is None:
+        plugins = PluginSelection.from_config()
+    if isinstance(plugins, PluginHost):
+        host = plugins
+    elif isinstance(plugins, PluginSelection):
+        host = load_plugins(plugins)
+    else:
+        host = load_plugins(list(plugins))
     return host if host.plugins else None  # no plugin: the plain path
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRecipe:
+    """Everything an `Engine` is built from - the one way to build one (module docstring).
+    Picklable: a `--workers` process receives it and calls `build()`.
+
+    policy_roots: folders of packs; () the shipped packs.
+    tables: (table format, file) pairs replacing the packs' tables (`--ptp`, `--mue`, the
+        imported CMS data); None: the imported CMS data, as `cleanclaim check` uses it.
+    today: the date a claim without `received_date` is taken to be received; None: the
+        day `build()` runs. `of` fixes it, so that workers started after midnight agree.
+    plugins: plugin names, in the order loaded; () none; None the configured selection
+        (`PluginSelection.from_config()`, what `cleanclaim check` runs by default).
+    functions: extra language functions (module-level callables, to stay picklable).
+    """
+
+    policy_roots: tuple[Path, ...] = ()
+    tables: tuple[tuple[str, Path], ...] | None = None
+    today: dt.date | None = None
+    plugins: tuple[str, ...] | None = None
+    functions: tuple[T.FunctionSpec, ...] = ()
+
+    @classmethod
+    def of(cls, engine: Engine) -> EngineRecipe:
+        """The recipe of a built engine: its roots, tables, date and loaded plugins, so
+        that another process builds an engine that decides exactly as this one."""
+        host = engine.plugins
+        return cls(tuple(engine.roots), tuple(sorted(engine.table_overrides.items())),
+                   engine.today, tuple(p.name for p in host.plugins) if host else (),
+                   tuple(getattr(engine, "extra_functions", ())))
+
+    def build(self, loaded: PluginHost | None = None) -> Engine:
+        """The engine. `loaded`: the plugins of `self.plugins` already loaded (the CLI
+        loads them first to name each one that fails). Raises `PolicyCompileError` (a
+        pack does not compile), `plugins.PluginError` (a plugin cannot be loaded) or
+        `OSError` (a table file)."""
+        tables = dict(self.tables) if self.tables is not None else None
+        return Engine(list(self.policy_roots) or None, tables=tables,
+                      today=self.today, functions=self.functions,
+                      plugins=loaded if loaded is not None else self.plugins)
 
 
 def _templates(program: Program, plugin: PluginInfo | None = None) -> list[list[tuple[Any, ...]]]:

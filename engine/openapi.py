@@ -199,8 +199,10 @@ def _error(description: str) -> dict[str, Any]:
             "content": {"application/json": {"schema": _ref("Error")}}}
 
 
-def openapi_document(max_body: int = 10 * 1024 * 1024) -> dict[str, Any]:
-    """The OpenAPI 3.1 document; `max_body` is the server's configured limit."""
+def openapi_document(max_body: int = 10 * 1024 * 1024,
+                     url: str = "http://127.0.0.1:8080") -> dict[str, Any]:
+    """The OpenAPI 3.1 document; `max_body` is the server's configured limit, `url` the
+    address it listens on."""
     common = {"401": _error("bearer token missing or wrong (when the server has one)"),
               "404": _error("no such endpoint"),
               "405": _error("method not allowed (see the Allow header)")}
@@ -215,7 +217,7 @@ def openapi_document(max_body: int = 10 * 1024 * 1024) -> dict[str, Any]:
             "description": "Every claim gets exactly one decision; a claim that cannot be "
                            "read is a `reject` decision, not an HTTP error.",
         },
-        "servers": [{"url": "http://127.0.0.1:8080"}],
+        "servers": [{"url": url}],
         "security": [{"bearer": []}],
         "components": {
             "schemas": schemas(),

@@ -8,8 +8,8 @@ engine = Engine(plugins=load_plugins())                        # every installed
 engine = Engine(plugins=["therapy"])                           # just these
 engine = Engine(plugins=load_plugins(PluginSelection.from_config()))  # cleanclaim.toml / env
 ```
-`Engine()` alone runs no plugin: a library does what its caller asks. The CLI runs the
-plugins the configuration selects (default: every installed one).
+`Engine()` runs what `cleanclaim check` runs: the plugins the configuration selects
+(default: every installed one); `Engine(plugins=())` runs none.
 
 Plugins are found through the entry-point group `cleanclaim.plugins` (the shipped
 cardiology, dermatology and therapy plugins register the same way). A plugin that cannot
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import importlib.metadata
 import os
 import sys
@@ -54,7 +53,7 @@ from cleanclaim.engine.hookspecs import (
 from cleanclaim.engine.model import Claim, ServiceLine
 
 if TYPE_CHECKING:
-    from cleanclaim.engine.engine import Engine
+    pass
 
 CONFIG_FILE = "cleanclaim.toml"
 ENV_VAR = "CLEANCLAIM_PLUGINS"
@@ -613,28 +612,14 @@ def _documentation_finding(info: PluginInfo, problem: DocumentationProblem) -> F
 # ---- other processes --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class EngineRecipe:
-    """How another process (a `--workers` batch worker) builds an engine that decides as
-    this one does, its plugins loaded again by name. Picklable; `build()` is all a batch
-    worker calls."""
+def __getattr__(name: str) -> Any:
+    # `EngineRecipe` lives with the engine (engine/engine.py: the one way to build one);
+    # it is named here too for the code that imported it from this module.
+    if name == "EngineRecipe":
+        from cleanclaim.engine.engine import EngineRecipe
 
-    policy_roots: tuple[Path, ...]
-    tables: tuple[tuple[str, Path], ...]
-    today: dt.date
-    plugins: tuple[str, ...]
-
-    @classmethod
-    def of(cls, engine: Engine) -> EngineRecipe:
-        names = tuple(p.name for p in engine.plugins.plugins) if engine.plugins else ()
-        return cls(tuple(engine.roots), tuple(sorted(engine.table_overrides.items())),
-                   engine.today, names)
-
-    def build(self) -> Engine:
-        from cleanclaim.engine.engine import Engine
-
-        return Engine(list(self.policy_roots), tables=dict(self.tables), today=self.today,
-                      plugins=list(self.plugins))
+        return EngineRecipe
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---- listing ----------------------------------------------------------------------------

@@ -1,29 +1,44 @@
-"""`cleanclaim serve`: the HTTP API (stdlib `http.server`, no extra dependency).
+"""`cleanclaim serve`: the HTTP API (stdlib sockets and threads, no extra dependency).
 
 Endpoints (docs/api.md; the OpenAPI 3.1 document is served at `/openapi.json`):
 
 - `POST /v1/check`        one claim JSON -> one decision JSON (200 for every decision,
                           also for denied and rejected claims; bad JSON is a reject).
-- `POST /v1/check/batch`  NDJSON in -> NDJSON out, streamed both ways (chunked), one
-                          decision per non-blank input line, in order, with `position`.
+- `POST /v1/check/batch`  NDJSON in -> NDJSON out (chunked), one decision per non-blank
+                          input line, in order, with `position`: the decisions of a
+                          `cleanclaim check` run of the same lines.
 - `GET  /v1/packs`        pack ids and digests, and the plugins loaded.
-- `GET  /health`          liveness.
+- `GET  /health`          liveness; `GET /ready`: the packs are loaded.
 - `GET  /openapi.json`    the OpenAPI document.
 
-Why the standard library: the engine is CPU-bound pure Python, so a server's requests run
-one at a time under the GIL whatever the framework; measured on the same machine and load
-(docs/api.md, "Stack"), `ThreadingHTTPServer` kept up with uvicorn+starlette while adding no
-dependency. Scale out with several processes behind a balancer.
+Same engine as `check`: `cleanclaim serve` builds its engine with the CLI's
+`build_engine` (one `EngineRecipe`: packs, plugins, tables), and a batch is checked with
+`Engine.check_many`, which counts claim history across the batch's claims exactly as a
+`check` run of them does. The server keeps no history between requests (no `--state`).
 
-Thread safety: each connection has its own thread and all share one `Engine`. The server
-calls `Engine.check_raw`/`Engine.unreadable` only, never `check(..., today=...)` (which
-swaps `engine.today` for the call and is not thread-safe). To keep a long-running
-server's notion of "today" current, the date is rolled with one attribute store when the
-calendar day changes (`ClaimServer.roll_today`); a claim checked in that instant sees
-either date.
+HTTP/1.1 framing follows RFC 9112 strictly, because a lenient server behind a proxy is a
+request-smuggling hole: the request line and every header and chunk line must end in
+CRLF; obs-fold, whitespace before a header's colon, Content-Length together with
+Transfer-Encoding, and anything but `chunked` as the transfer coding are refused; and any
+error answer closes the connection, so bytes after it are never read as a new request.
 
-Privacy: the access log has method, route, status, duration and body sizes, nothing else;
-no claim content, query string, client-chosen path or client address is ever logged.
+Slow clients: the request line and headers must arrive within `header_timeout` of their
+first byte, a `/v1/check` body within `timeout`, and a batch body at `min_rate` bytes/s
+on average after a first `timeout` (deadlines are checked between reads, so trickling a
+byte at a time does not extend them). `max_connections` connections are served; beyond
+them `reserve` more may ask only `/health` or `/ready` (with a 1 s deadline), so probes
+never starve; the rest get 503 at once.
+
+Why the standard library: docs/api.md "Stack" has the measurements against uvicorn.
+
+Thread safety: each connection has its own thread and all share one `Engine`
+(`check_raw`, `evaluate` and `check_many` keep no per-call state on the engine). A
+long-running server keeps `engine.today` current with one attribute store a day
+(`ClaimServer.roll_today`).
+
+Privacy: the access log has the request id, method, route, status (or how the answer was
+cut short), duration and body sizes, nothing else; no claim content, query string,
+client-chosen path or client address is ever logged.
 """
 
 from __future__ import annotations
@@ -33,20 +48,25 @@ import datetime as dt
 import hmac
 import json
 import logging
+import os
 import re
 import signal
 import socket
 import socketserver
 import sys
+import tempfile
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
+from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import IO, Any
 
+from cleanclaim.engine.batch import ClaimLine
 from cleanclaim.engine.decision import Decision, Finding
 from cleanclaim.engine.engine import Engine
 from cleanclaim.engine.inputs import RawClaim, ReadProblem
@@ -56,13 +76,30 @@ ERROR_LOG = logging.getLogger("cleanclaim.server")
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 128
+DEFAULT_RESERVE = 8
+DEFAULT_MIN_RATE = 1024  # bytes/s a batch body must keep up, on average, after `timeout`
+MIN_TOKEN_LENGTH = 16  # beyond loopback (docs/api.md)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 BLOCK = 64 * 1024
-# Decisions of a batch queued for a client that is not reading yet (per connection).
-BATCH_OUTPUT_BUFFER = 32 * 1024 * 1024
-_CHUNK_SIZE = re.compile(rb"^[0-9A-Fa-f]{1,16}$")
-_LENGTH = re.compile(r"^[0-9]{1,18}$")
+MAX_LINE = 8192  # request line, header line, chunk-size line, trailer line
+MAX_HEADERS = 100
+GZIP_MIN = 4096  # bytes: smaller answers go out as they are
+# Decisions of a batch queued in memory for a client that is not reading yet; beyond it
+# they wait in a temporary file, up to BATCH_SPOOL_LIMIT (then the server waits).
+BATCH_OUTPUT_BUFFER = 8 * 1024 * 1024
+BATCH_SPOOL_LIMIT = 2 * 1024 * 1024 * 1024
+PROBLEM_BASE = "urn:cleanclaim:problem:"
+
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/([0-9])\.([0-9])\r\n")
+_FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*\r\n")
+_QUOTED = rb'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\x00-\x08\x0a-\x1f\x7f])*"'
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})((?:[ \t]*;[ \t]*" + _TOKEN
+                         + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*)\r\n")
+_LENGTH = re.compile(r"[0-9]{1,18}")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 # Route -> methods allowed. HEAD is answered like GET, without a body.
 ROUTES: dict[str, tuple[str, ...]] = {
@@ -70,11 +107,35 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/v1/check/batch": ("POST",),
     "/v1/packs": ("GET", "HEAD"),
     "/health": ("GET", "HEAD"),
+    "/ready": ("GET", "HEAD"),
     "/openapi.json": ("GET", "HEAD"),
 }
-# Routes that need the bearer token when one is configured; /health (for probes) and
-# /openapi.json (public contract) stay open.
+# Routes that need the bearer token when one is configured; probes and the public
+# contract stay open.
 PROTECTED = frozenset({"/v1/check", "/v1/check/batch", "/v1/packs"})
+PROBES = frozenset({"/health", "/ready"})
+
+# Problem types (RFC 9457): stable identifiers, `PROBLEM_BASE` + key; the OpenAPI
+# document lists them. key -> (status, title).
+PROBLEMS: dict[str, tuple[int, str]] = {
+    "malformed-request": (400, "The request line or a header is malformed"),
+    "missing-host": (400, "An HTTP/1.1 request needs exactly one Host header"),
+    "bad-content-length": (400, "Content-Length is not a single whole number"),
+    "conflicting-framing": (400, "Content-Length and Transfer-Encoding both given"),
+    "bad-chunked-body": (400, "The chunked body is not framed as RFC 9112 says"),
+    "unauthorized": (401, "A valid bearer token is required"),
+    "not-found": (404, "No such endpoint"),
+    "method-not-allowed": (405, "Method not allowed"),
+    "request-timeout": (408, "The request did not arrive in time"),
+    "body-too-large": (413, "The body is over the limit"),
+    "request-line-too-long": (414, "The request line is too long"),
+    "expectation-failed": (417, "Only Expect: 100-continue is supported"),
+    "headers-too-large": (431, "Too many or too long header lines"),
+    "unsupported-transfer-coding": (501, "Only Transfer-Encoding: chunked is supported"),
+    "busy": (503, "Too many connections; retry shortly"),
+    "not-ready": (503, "No policy pack is loaded"),
+    "version-not-supported": (505, "Only HTTP/1.0 and HTTP/1.1 are supported"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +143,12 @@ class ServerConfig:
     """How the server listens and what it accepts.
 
     max_body: largest body of `POST /v1/check`, and largest line of a batch (bytes).
-    timeout: seconds a connection may stay silent (idle keep-alive, slow headers or body);
-        the whole body of `/v1/check` must also arrive within it.
-    max_connections: connections served at once; more get 503 at once.
+    timeout: seconds a connection may stay silent (idle keep-alive, a body read); the
+        whole body of `/v1/check` must also arrive within it.
+    header_timeout: seconds from a request's first byte to the end of its headers.
+    min_rate: bytes/s a batch body must average once `timeout` has passed.
+    max_connections: connections served at once; `reserve` more may ask `/health` and
+        `/ready` only; more get 503 at once.
     follow_today: keep `engine.today` on the current date (claims without
         `received_date` are taken as received today); False keeps the engine's date.
     """
@@ -94,7 +158,10 @@ class ServerConfig:
     token: str | None = None
     max_body: int = DEFAULT_MAX_BODY
     timeout: float = DEFAULT_TIMEOUT
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    min_rate: int = DEFAULT_MIN_RATE
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    reserve: int = DEFAULT_RESERVE
     follow_today: bool = True
     # What `GET /v1/packs` lists as plugins; default: those the engine loaded.
     plugins: Callable[[Engine], list[dict[str, Any]]] | None = None
@@ -111,24 +178,40 @@ def plugins_of(engine: Engine) -> list[dict[str, Any]]:
 
 
 class BindRefused(Exception):
-    """Listening beyond loopback without a token."""
+    """Listening beyond loopback without a (long enough) token."""
 
 
 def bind_problem(host: str, token: str | None) -> str | None:
     """Why the server must not listen on `host`, or None when it may."""
-    if host in LOOPBACK_HOSTS or token:
+    if host in LOOPBACK_HOSTS:
         return None
-    return (f"refusing to listen on {host!r} without a token: only 127.0.0.1, ::1 and "
-            "localhost may be served without authentication. Set --token or the "
-            "CLEANCLAIM_TOKEN environment variable.")
+    if not token:
+        return (f"refusing to listen on {host!r} without a token: only 127.0.0.1, ::1 and "
+                "localhost may be served without authentication. Set --token or the "
+                "CLEANCLAIM_TOKEN environment variable.")
+    if len(token) < MIN_TOKEN_LENGTH:
+        return (f"refusing to listen on {host!r} with a token of {len(token)} characters: "
+                f"beyond loopback the token must have at least {MIN_TOKEN_LENGTH} "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`).")
+    return None
 
 
 def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-def _error_body(status: int, code: str, message: str) -> bytes:
-    return _json_bytes({"error": {"status": status, "code": code, "message": message}})
+def problem_body(key: str, detail: str, request_id: str | None = None) -> bytes:
+    """An RFC 9457 problem document (`application/problem+json`)."""
+    status, title = PROBLEMS[key]
+    body: dict[str, Any] = {"type": PROBLEM_BASE + key, "title": title, "status": status,
+                            "detail": detail}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return _json_bytes(body)
+
+
+def _new_request_id() -> str:
+    return os.urandom(8).hex()
 
 
 class ClaimServer(ThreadingHTTPServer):
@@ -147,6 +230,7 @@ class ClaimServer(ThreadingHTTPServer):
         self.config = config
         self.token = config.token.encode() if config.token else None
         self._slots = threading.BoundedSemaphore(config.max_connections)
+        self._reserve = threading.BoundedSemaphore(max(1, config.reserve))
         infos = socket.getaddrinfo(config.host or None, config.port, type=socket.SOCK_STREAM)
         family, _, _, _, address = infos[0]
         self.address_family = family
@@ -158,7 +242,7 @@ class ClaimServer(ThreadingHTTPServer):
         })
         from cleanclaim.engine.openapi import openapi_document
 
-        self.openapi_body = _json_bytes(openapi_document(config.max_body))
+        self.openapi_body = _json_bytes(openapi_document(config.max_body, self.url))
 
     def server_bind(self) -> None:
         # Skip HTTPServer's reverse DNS lookup of the host (socket.getfqdn).
@@ -180,27 +264,38 @@ class ClaimServer(ThreadingHTTPServer):
                 self.engine.today = today  # one attribute store: readers see either date
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            body = _error_body(503, "busy", "too many connections; retry shortly")
+        if self._slots.acquire(blocking=False):
+            lane = self._slots
+        elif self._reserve.acquire(blocking=False):
+            lane = self._reserve  # probes only (`_Handler.reserve`)
+        else:
+            body = problem_body("busy", "too many connections; retry shortly")
             with contextlib.suppress(OSError):
                 request.sendall(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                    b"Retry-After: 1\r\nConnection: close\r\nContent-Length: "
-                    + str(len(body)).encode() + b"\r\n\r\n" + body)
-            ACCESS_LOG.info("- - 503 0.0ms in=0 out=%d", len(body))
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+                    b"application/problem+json\r\nRetry-After: 1\r\nConnection: close\r\n"
+                    b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            ACCESS_LOG.info("- - - 503 0.0ms in=0 out=%d", len(body))
             self.shutdown_request(request)
             return
+        thread = threading.Thread(target=self._connection, daemon=True,
+                                  args=(request, client_address, lane))
         try:
-            super().process_request(request, client_address)
+            thread.start()
         except BaseException:
-            self._slots.release()
+            lane.release()
             raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def _connection(self, request: Any, client_address: Any,
+                    lane: threading.BoundedSemaphore) -> None:
         try:
-            super().process_request_thread(request, client_address)
+            handler = _ReserveHandler if lane is self._reserve else _Handler
+            handler(request, client_address, self)
+        except Exception:
+            self.handle_error(request, client_address)
         finally:
-            self._slots.release()
+            self.shutdown_request(request)
+            lane.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -210,7 +305,7 @@ class ClaimServer(ThreadingHTTPServer):
 def make_server(engine: Engine, config: ServerConfig) -> ClaimServer:
     """A bound server (port 0 picks a free port: see `server.server_port`); call
     `serve_forever()` to run it. Raises `BindRefused` for a non-loopback host without a
-    token."""
+    token of at least MIN_TOKEN_LENGTH characters."""
     return ClaimServer(engine, config)
 
 
@@ -225,8 +320,10 @@ def run(engine: Engine, config: ServerConfig) -> None:
             logger.propagate = False
     server = make_server(engine, config)
     auth = "bearer token" if config.token else "none (loopback only)"
+    plugins = ", ".join(p["name"] for p in plugins_of(engine)) or "none"
     print(f"cleanclaim serve: listening on {server.url} (auth: {auth}; "
-          f"packs: {', '.join(sorted(engine.packs)) or 'none'})", file=sys.stderr, flush=True)
+          f"packs: {', '.join(sorted(engine.packs)) or 'none'}; plugins: {plugins})",
+          file=sys.stderr, flush=True)
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -242,19 +339,21 @@ def run(engine: Engine, config: ServerConfig) -> None:
         print("cleanclaim serve: stopped", file=sys.stderr, flush=True)
 
 
-class _BodyError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+class _Refused(Exception):
+    """A request that gets a problem answer; `fatal`: the connection cannot go on."""
+
+    def __init__(self, key: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.key = key
+        self.detail = detail
+        self.headers = headers or {}
 
 
 class _ClientGone(Exception):
     pass
 
 
-def _internal_failure(position: int | None, exc: Exception) -> Decision:
+def _internal_failure(position: int | None, exc: BaseException) -> Decision:
     ERROR_LOG.error("engine failed on a claim: %s", type(exc).__name__)
     finding = Finding("engine/internal-error", "submission", "review", None, "CO", "16", [],
                       "submission", "billing",
@@ -263,31 +362,46 @@ def _internal_failure(position: int | None, exc: Exception) -> Decision:
     return Decision(None, "review", [finding], {}, position)
 
 
+def raw_claim(text: bytes, position: int, number: int) -> RawClaim:
+    """One claim's JSON bytes as `cleanclaim check` reads an NDJSON line (the same
+    `ClaimLine.to_raw`), so the decisions match byte for byte."""
+    try:
+        return ClaimLine(position, number, text).to_raw()
+    except RecursionError:
+        return RawClaim(position, None, (ReadProblem(f"line {number}",
+                                                     "not valid JSON: nested too deeply"),))
+
+
 def decide(engine: Engine, body: bytes, position: int | None, where: str) -> Decision:
     """One decision for one claim's JSON bytes; never raises."""
     try:
-        try:
-            data = json.loads(body)
-        except RecursionError:
-            problem = ReadProblem(where, "not valid JSON: nested too deeply")
-            return engine.unreadable(RawClaim(position or 0, None, (problem,)))
-        except ValueError as exc:
-            problem = ReadProblem(where, f"not valid JSON: {exc}")
-            return engine.unreadable(RawClaim(position or 0, None, (problem,)))
-        if not isinstance(data, dict):
-            kind = "a list" if isinstance(data, list) else type(data).__name__
-            problem = ReadProblem(where, f"must be a JSON object (one claim), not {kind}")
-            return engine.unreadable(RawClaim(position or 0, None, (problem,)))
-        claim_id = data.get("claim_id")
-        return engine.check_raw(RawClaim(position or 0, data, (),
-                                         claim_id if isinstance(claim_id, str) else None))
+        raw = raw_claim(body, position or 0, 1)
+        if raw.problems:  # the message names the claim, not "line 1"
+            raw = RawClaim(raw.position, None,
+                           tuple(ReadProblem(where, p.message) for p in raw.problems))
+        return engine.check_raw(raw)
     except Exception as exc:  # an engine bug must not cost the client its answer
         return _internal_failure(position, exc)
+
+
+def _accepts_gzip(value: str) -> bool:
+    for item in value.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
+            q = params.strip().lower()
+            if q.startswith("q="):
+                try:
+                    return float(q[2:]) > 0
+                except ValueError:
+                    return False
+            return True
+    return False
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "cleanclaim"
     protocol_version = "HTTP/1.1"
+    reserve = False  # a connection beyond max_connections: probes only
 
     # ---- per-request state -------------------------------------------------------------
 
@@ -308,7 +422,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         self._start = time.perf_counter()
         self._route = "-"
-        self._status = 0
+        self._status: int | str = 0
         self._bytes_in = 0
         self._bytes_out = 0
         self._logged = False
@@ -316,26 +430,30 @@ class _Handler(BaseHTTPRequestHandler):
         self._length: int | None = None
         self._chunked = False
         self._prechecked = False
+        self._gzip = False
+        self._request_id = _new_request_id()
+        self.command = ""
+        self.request_version = "HTTP/1.1"
+        self.requestline = ""
+
+    def handle(self) -> None:
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection and not self.reserve:
+            self.handle_one_request()
 
     def handle_one_request(self) -> None:
         self._reset()
-        self.command = ""
         try:
-            self.raw_requestline = self.rfile.readline(65537)
-            self._start = time.perf_counter()
-            if len(self.raw_requestline) > 65536:
-                self.requestline = ""
-                self.request_version = "HTTP/1.1"
-                self.command = ""
-                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
-                return
-            if not self.raw_requestline:
+            if not self._read_head():
                 self.close_connection = True
-                return
-            if not self.parse_request():  # sent its own error (send_error below)
                 return
             self._dispatch()
             self.wfile.flush()
+        except _Refused as exc:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self._problem(exc.key, exc.detail, exc.headers)
         except (TimeoutError, ConnectionError, _ClientGone):
             self.close_connection = True
         finally:
@@ -349,22 +467,158 @@ class _Handler(BaseHTTPRequestHandler):
         elapsed = (time.perf_counter() - self._start) * 1000
         method = self.command if self.command in ("GET", "HEAD", "POST", "PUT", "DELETE",
                                                   "PATCH", "OPTIONS") else "-"
-        # Status "-": the client went away or fell silent before an answer was sent.
-        ACCESS_LOG.info("%s %s %s %.1fms in=%d out=%d", method, self._route,
-                        self._status or "-", elapsed, self._bytes_in, self._bytes_out)
+        # Status "-": the client went away or fell silent before an answer was sent;
+        # "aborted:<why>": a streamed answer that started 200 and was cut short.
+        ACCESS_LOG.info("%s %s %s %s %.1fms in=%d out=%d", self._request_id, method,
+                        self._route, self._status or "-", elapsed, self._bytes_in,
+                        self._bytes_out)
 
     def log_message(self, format: str, *args: Any) -> None:
         # BaseHTTPRequestHandler would log the request line (with any query string) and
         # error details; the access log above is the only log of a request.
         return
 
+    # ---- reading the request head (RFC 9112 section 2-5) -------------------------------
+
+    def _peek(self) -> bytes:
+        """What is buffered (one socket read if nothing is)."""
+        reader: Any = self.rfile  # a BufferedReader (StreamRequestHandler.rbufsize)
+        return bytes(reader.peek(1))
+
+    def _wait(self, deadline: float) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        self.connection.settimeout(left)
+
+    def _line(self, deadline: float, limit: int = MAX_LINE) -> bytes:
+        """One line (through its LF) read before `deadline`; b"" at a clean EOF. Raises
+        `_Refused("too-long")`-style errors via the caller's limit check."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            self._wait(deadline)
+            buffered = self._peek()
+            if not buffered:
+                if parts:
+                    raise _ClientGone
+                return b""
+            end = buffered.find(b"\n", 0, limit + 1 - size)
+            data = self.rfile.read(end + 1 if end >= 0 else min(len(buffered),
+                                                                limit + 1 - size))
+            parts.append(data)
+            size += len(data)
+            self._bytes_in += len(data)
+            if end >= 0:
+                return b"".join(parts)
+            if size > limit:
+                raise OverflowError
+
+    def _read_head(self) -> bool:
+        """Request line and headers; False at a clean end of the connection."""
+        config = self.srv.config
+        idle = min(config.timeout, 1.0) if self.reserve else config.timeout
+        self.connection.settimeout(idle)
+        try:
+            first = self._peek()  # idle keep-alive: wait for the first byte
+        except TimeoutError:
+            return False
+        if not first:
+            return False
+        self._start = time.perf_counter()
+        limit = min(config.header_timeout, config.timeout)
+        deadline = time.monotonic() + (min(1.0, limit) if self.reserve else limit)
+        try:
+            line = self._line(deadline, 65536)
+            for _ in range(4):  # RFC 9112 2.2: empty lines before a request are ignored
+                if line != b"\r\n":
+                    break
+                line = self._line(deadline, 65536)
+        except OverflowError:
+            raise _Refused("request-line-too-long", "the request line is too long") from None
+        except TimeoutError:
+            raise _Refused("request-timeout", "the request line did not arrive in time") \
+                from None
+        if not line:
+            return False
+        match = _REQUEST_LINE.fullmatch(line)
+        if match is None:
+            raise _Refused("malformed-request", "the request line is not "
+                           "`METHOD /path HTTP/1.1` ending in CRLF")
+        method, target, major, minor = match.groups()
+        self.command = method.decode("ascii")
+        self.path = target.decode("latin-1")
+        self.requestline = f"{self.command} - HTTP/{major.decode()}.{minor.decode()}"
+        if (major, minor) not in ((b"1", b"1"), (b"1", b"0")):
+            raise _Refused("version-not-supported", "only HTTP/1.0 and HTTP/1.1")
+        self.request_version = f"HTTP/{major.decode()}.{minor.decode()}"
+        if not self.path.startswith("/"):
+            raise _Refused("malformed-request", "the request target must be a path")
+        self.headers = self._read_fields(deadline, "header")
+        given = self.headers.get("X-Request-Id")
+        if given is not None and _REQUEST_ID.fullmatch(given.strip()):
+            self._request_id = given.strip()
+        if self.request_version == "HTTP/1.1":
+            hosts = self.headers.get_all("Host") or []
+            if len(hosts) != 1:
+                raise _Refused("missing-host", "HTTP/1.1 requests need one Host header")
+        connection = {t.strip().lower()
+                      for t in ",".join(self.headers.get_all("Connection") or []).split(",")}
+        self.close_connection = ("close" in connection or (
+            self.request_version == "HTTP/1.0" and "keep-alive" not in connection))
+        self._gzip = _accepts_gzip(",".join(self.headers.get_all("Accept-Encoding") or []))
+        expect = self.headers.get("Expect")
+        if expect is not None:
+            if expect.strip().lower() != "100-continue":
+                raise _Refused("expectation-failed", "only Expect: 100-continue")
+            if self.request_version == "HTTP/1.1":
+                try:
+                    self._precheck()
+                except _Refused:
+                    self._body_pending = False  # the client waits: it will not send it
+                    raise
+                self._prechecked = True
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self.wfile.flush()
+        return True
+
+    def _read_fields(self, deadline: float, what: str) -> HTTPMessage:
+        """Header (or trailer) lines up to the empty line, each `name: value` + CRLF."""
+        fields = HTTPMessage()
+        for _ in range(MAX_HEADERS + 1):
+            try:
+                line = self._line(deadline)
+            except OverflowError:
+                raise _Refused("headers-too-large", f"a {what} line is too long") from None
+            except TimeoutError:
+                raise _Refused("request-timeout", f"the {what}s did not arrive in time") \
+                    from None
+            if not line:
+                raise _ClientGone
+            if line == b"\r\n":
+                return fields
+            if line[:1] in (b" ", b"\t"):
+                raise _Refused("malformed-request", f"obs-fold (a {what} line starting "
+                               "with whitespace) is not accepted")
+            match = _FIELD_LINE.fullmatch(line)
+            if match is None:
+                raise _Refused("malformed-request", f"a {what} line is not `name: value` "
+                               "ending in CRLF (no space before the colon)")
+            fields[match.group(1).decode("ascii")] = match.group(2).decode("latin-1")
+        raise _Refused("headers-too-large", f"more than {MAX_HEADERS} {what} lines")
+
     # ---- responses ---------------------------------------------------------------------
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json",
               headers: dict[str, str] | None = None, head: bool = False) -> None:
         self._status = status
-        fields = [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                  *(headers or {}).items()]
+        fields = [("Content-Type", content_type), *(headers or {}).items()]
+        if self._gzip and len(body) >= GZIP_MIN and status == 200:
+            body = _gzip(body)
+            fields.append(("Content-Encoding", "gzip"))
+        if status == 200:
+            fields.append(("Vary", "Accept-Encoding"))
+        fields.append(("Content-Length", str(len(body))))
         if self._body_pending or self.close_connection:
             fields.append(("Connection", "close"))
             self.close_connection = True
@@ -376,33 +630,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._linger()
 
     def _head(self, status: int, fields: list[tuple[str, str]]) -> bytes:
-        if self.request_version == "HTTP/0.9":
-            return b""
         phrase = HTTPStatus(status).phrase
-        lines = [f"{self.protocol_version} {status} {phrase}\r\nServer: cleanclaim\r\n"
+        lines = [f"HTTP/1.1 {status} {phrase}\r\nServer: cleanclaim\r\n"
                  f"Date: {self.date_time_string()}\r\nCache-Control: no-store\r\n"
-                 "X-Content-Type-Options: nosniff\r\n"]
+                 f"X-Content-Type-Options: nosniff\r\nX-Request-Id: {self._request_id}\r\n"]
         lines.extend(f"{name}: {value}\r\n" for name, value in fields)
         lines.append("\r\n")
         return "".join(lines).encode("latin-1", "replace")
 
-    def _error(self, status: int, code: str, message: str,
-               headers: dict[str, str] | None = None) -> None:
-        self._send(status, _error_body(status, code, message), headers=headers)
+    def _problem(self, key: str, detail: str, headers: dict[str, str] | None = None) -> None:
+        """An error answer; it always closes the connection (RFC 9112 9.6: nothing after
+        a refused request is read as a new request)."""
+        self.close_connection = True
+        status = PROBLEMS[key][0]
+        self._send(status, problem_body(key, detail, self._request_id),
+                   "application/problem+json", headers)
 
     def send_error(self, code: int, message: str | None = None,
-                   explain: str | None = None) -> None:
-        """Errors of the request line and headers (http.server's own), as JSON."""
-        status = HTTPStatus(code)
-        self.close_connection = True
-        self._error(status.value, status.phrase.lower().replace(" ", "_").replace("-", "_"),
-                    message or status.phrase)
+                   explain: str | None = None) -> None:  # pragma: no cover - not reached
+        self._problem("malformed-request", message or HTTPStatus(code).phrase)
 
     def _linger(self) -> None:
         """After an early answer, read and drop the unread body for a short while so the
         client gets the answer (closing with unread data would reset the connection)."""
         self._body_pending = False
-        deadline = time.monotonic() + min(self.srv.config.timeout, 5.0)
+        deadline = time.monotonic() + min(self.srv.config.timeout, 2.0)
         try:
             self.connection.shutdown(socket.SHUT_WR)
             while time.monotonic() < deadline:
@@ -414,76 +666,67 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---- routing -----------------------------------------------------------------------
 
-    def _framing(self) -> _BodyError | None:
-        """Read the body framing headers; an error when they are unusable."""
+    def _framing(self) -> None:
+        """Read the body framing headers (RFC 9112 6); refuse what is ambiguous."""
         lengths = self.headers.get_all("Content-Length") or []
         encodings = self.headers.get_all("Transfer-Encoding") or []
         if encodings:
-            if lengths:
-                return _BodyError(400, "bad_request",
-                                  "Content-Length and Transfer-Encoding both given")
-            if [e.strip().lower() for e in ",".join(encodings).split(",")] != ["chunked"]:
-                return _BodyError(501, "not_implemented",
-                                  "only Transfer-Encoding: chunked is supported")
-            self._chunked = True
             self._body_pending = True
-            return None
+            if lengths:
+                raise _Refused("conflicting-framing",
+                               "Content-Length and Transfer-Encoding both given")
+            if self.request_version != "HTTP/1.1":
+                raise _Refused("conflicting-framing", "Transfer-Encoding needs HTTP/1.1")
+            codings = [e.strip().lower() for e in ",".join(encodings).split(",")]
+            if codings[-1:] != ["chunked"]:
+                raise _Refused("bad-chunked-body" if "chunked" in codings
+                               else "unsupported-transfer-coding",
+                               "only Transfer-Encoding: chunked is supported")
+            if codings != ["chunked"]:
+                raise _Refused("unsupported-transfer-coding",
+                               "only Transfer-Encoding: chunked is supported")
+            self._chunked = True
+            return
         if lengths:
-            if len(set(lengths)) != 1 or not _LENGTH.match(lengths[0].strip()):
+            values = {v.strip() for v in ",".join(lengths).split(",")}
+            if len(values) != 1 or not _LENGTH.fullmatch(next(iter(values))):
                 self._body_pending = True
-                return _BodyError(400, "bad_request", "invalid Content-Length")
-            self._length = int(lengths[0])
+                raise _Refused("bad-content-length", "invalid Content-Length")
+            self._length = int(next(iter(values)))
             self._body_pending = self._length > 0
-        return None
 
-    def _precheck(self) -> tuple[int, str, str, dict[str, str]] | None:
-        """Framing, route, method, auth and size checks: the error to send, or None.
+    def _precheck(self) -> None:
+        """Framing, route, method, auth and size checks; raises `_Refused`.
 
         Framing comes first so that an early answer knows whether an unread body is
         waiting (the connection is then closed, never reused with body bytes in it)."""
-        problem = self._framing()
-        if problem is not None:
-            return problem.status, problem.code, problem.message, {}
+        self._framing()
         path = self.path.split("?", 1)[0]
         methods = ROUTES.get(path)
         if methods is None:
-            return 404, "not_found", "no such endpoint; see /openapi.json", {}
+            raise _Refused("not-found", "no such endpoint; see /openapi.json")
         self._route = path
+        if self.reserve and path not in PROBES:
+            raise _Refused("busy", "too many connections; retry shortly",
+                           {"Retry-After": "1"})
         if self.command not in methods:
-            return (405, "method_not_allowed", f"{path} allows {', '.join(methods)}",
-                    {"Allow": ", ".join(methods)})
+            raise _Refused("method-not-allowed", f"{path} allows {', '.join(methods)}",
+                           {"Allow": ", ".join(methods)})
         if self.srv.token is not None and path in PROTECTED:
             given = self.headers.get("Authorization", "")
             scheme, _, credential = given.partition(" ")
             ok = hmac.compare_digest(credential.strip().encode(), self.srv.token)
             if scheme.lower() != "bearer" or not ok:
-                return (401, "unauthorized", "a valid bearer token is required",
-                        {"WWW-Authenticate": 'Bearer realm="cleanclaim"'})
+                raise _Refused("unauthorized", "a valid bearer token is required",
+                               {"WWW-Authenticate": 'Bearer realm="cleanclaim"'})
         if (path == "/v1/check" and self._length is not None
                 and self._length > self.srv.config.max_body):
-            return (413, "body_too_large",
-                    f"the body is {self._length} bytes; the limit is "
-                    f"{self.srv.config.max_body}", {})
-        return None
-
-    def handle_expect_100(self) -> bool:
-        problem = self._precheck()
-        if problem is not None:
-            self._body_pending = False  # the client will not send it
-            self.close_connection = True
-            status, code, message, headers = problem
-            self._error(status, code, message, headers)
-            return False
-        self._prechecked = True
-        return super().handle_expect_100()
+            raise _Refused("body-too-large", f"the body is {self._length} bytes; the limit "
+                           f"is {self.srv.config.max_body}")
 
     def _dispatch(self) -> None:
         if not self._prechecked:
-            problem = self._precheck()
-            if problem is not None:
-                status, code, message, headers = problem
-                self._error(status, code, message, headers)
-                return
+            self._precheck()
         route = self._route
         head = self.command == "HEAD"
         if route == "/v1/check":
@@ -493,66 +736,66 @@ class _Handler(BaseHTTPRequestHandler):
         elif route == "/v1/packs":
             self._send(200, self.srv.packs_body, head=head)
         elif route == "/health":
-            self._send(200, _json_bytes({"status": "ok", "packs": len(self.srv.engine.packs)}),
+            self._send(200, _json_bytes({"status": "ok"}), head=head)
+        elif route == "/ready":
+            packs = len(self.srv.engine.packs)
+            if not packs:
+                raise _Refused("not-ready", "no policy pack is loaded")
+            self._send(200, _json_bytes({"status": "ready", "packs": packs,
+                                         "plugins": len(plugins_of(self.srv.engine))}),
                        head=head)
         else:
             self._send(200, self.srv.openapi_body, head=head)
 
     # ---- bodies ------------------------------------------------------------------------
 
-    def _read1(self, size: int, deadline: float | None) -> bytes:
-        idle = self.srv.config.timeout
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _BodyError(408, "request_timeout", "the body took too long to arrive")
-            idle = min(idle, left)
-        self.connection.settimeout(idle)
+    def _read1(self, size: int, deadline: Callable[[], float]) -> bytes:
         try:
+            self._wait(deadline())
+            self.connection.settimeout(min(self.srv.config.timeout,
+                                           max(0.001, deadline() - time.monotonic())))
             data = self.rfile.read1(size)
         except TimeoutError:
-            raise _BodyError(408, "request_timeout", "the body took too long to arrive") \
-                from None
+            raise _Refused("request-timeout", "the body took too long to arrive") from None
         if not data:
             raise _ClientGone
         self._bytes_in += len(data)
         return data
 
-    def _readline(self, limit: int, deadline: float | None) -> bytes:
-        self.connection.settimeout(self.srv.config.timeout if deadline is None
-                                   else max(0.01, deadline - time.monotonic()))
-        try:
-            line = self.rfile.readline(limit)
-        except TimeoutError:
-            raise _BodyError(408, "request_timeout", "the body took too long to arrive") \
-                from None
-        if not line:
-            raise _ClientGone
-        self._bytes_in += len(line)
-        return line
+    def _exact(self, size: int, deadline: Callable[[], float]) -> bytes:
+        parts = []
+        while size:
+            data = self._read1(size, deadline)
+            size -= len(data)
+            parts.append(data)
+        return b"".join(parts)
 
-    def _blocks(self, deadline: float | None) -> Iterator[bytes]:
+    def _body_line(self, deadline: Callable[[], float]) -> bytes:
+        try:
+            return self._line(deadline())
+        except OverflowError:
+            raise _Refused("bad-chunked-body", "a chunk line is too long") from None
+        except TimeoutError:
+            raise _Refused("request-timeout", "the body took too long to arrive") from None
+
+    def _blocks(self, deadline: Callable[[], float]) -> Iterator[bytes]:
         """The request body as it arrives, unframed (Content-Length or chunked)."""
         if self._chunked:
             while True:
-                size_line = self._readline(1026, deadline)
-                size_text = size_line.split(b";", 1)[0].strip()
-                if not size_line.endswith(b"\n") or not _CHUNK_SIZE.match(size_text):
-                    raise _BodyError(400, "bad_request", "malformed chunked body")
-                size = int(size_text, 16)
+                match = _CHUNK_LINE.fullmatch(self._body_line(deadline))
+                if match is None:
+                    raise _Refused("bad-chunked-body", "a chunk-size line is not "
+                                   "`hex-size[;ext]` ending in CRLF")
+                size = int(match.group(1), 16)
                 if size == 0:
-                    for _ in range(64):  # trailers, up to the blank line
-                        if self._readline(8192, deadline) in (b"\r\n", b"\n"):
-                            break
-                    else:
-                        raise _BodyError(400, "bad_request", "malformed chunked body")
+                    self._read_fields_body(deadline)
                     break
                 while size:
                     data = self._read1(min(size, BLOCK), deadline)
                     size -= len(data)
                     yield data
-                if self._readline(3, deadline) not in (b"\r\n", b"\n"):
-                    raise _BodyError(400, "bad_request", "malformed chunked body")
+                if self._exact(2, deadline) != b"\r\n":
+                    raise _Refused("bad-chunked-body", "chunk data must end in CRLF")
         else:
             left = self._length or 0
             while left:
@@ -561,101 +804,108 @@ class _Handler(BaseHTTPRequestHandler):
                 yield data
         self._body_pending = False
 
+    def _read_fields_body(self, deadline: Callable[[], float]) -> None:
+        """The trailer section (read, checked, dropped) up to the final CRLF."""
+        try:
+            self._read_fields(deadline(), "trailer")
+        except _Refused as exc:
+            if exc.key == "malformed-request":
+                raise _Refused("bad-chunked-body", exc.detail) from None
+            raise
+
     # ---- endpoints ---------------------------------------------------------------------
 
     def _check(self) -> None:
         limit = self.srv.config.max_body
-        deadline = time.monotonic() + self.srv.config.timeout
+        fixed = time.monotonic() + self.srv.config.timeout
         parts: list[bytes] = []
         size = 0
-        try:
-            for block in self._blocks(deadline):
-                size += len(block)
-                if size > limit:
-                    self._error(413, "body_too_large",
-                                f"the body is over the limit of {limit} bytes")
-                    return
-                parts.append(block)
-        except _BodyError as exc:
-            self.close_connection = True
-            self._error(exc.status, exc.code, exc.message)
-            return
+        for block in self._blocks(lambda: fixed):
+            size += len(block)
+            if size > limit:
+                raise _Refused("body-too-large", f"the body is over the limit of {limit} "
+                               "bytes")
+            parts.append(block)
         self.srv.roll_today()
         decision = decide(self.srv.engine, b"".join(parts), None, "claim")
         decision.position = None
         self._send(200, _json_bytes(decision.to_json()))
 
     def _batch(self) -> None:
-        """NDJSON in, NDJSON out: every non-blank line gets one decision, in order.
-
-        The decisions of the lines of each block read are queued as one chunk before the
-        next read, and a writer thread sends them (`_Output`): a client that streams lines
-        sees their decisions as they come, and a client that sends its whole batch before
-        it reads is not stalled until `BATCH_OUTPUT_BUFFER` bytes of decisions wait. A line
-        over the size limit is rejected (and skipped) without ending the batch; broken
-        framing or a silent client ends the response without its final chunk, which
-        clients report as an incomplete response.
+        """NDJSON in, NDJSON out: every non-blank line gets one decision, in order - the
+        decisions `cleanclaim check` gives for the same lines (`Engine.check_many`:
+        with packs that count history, every claim of the batch is read before the first
+        decision, as `check` does; otherwise each block's decisions go out before the
+        next block is read). A line over the size limit is rejected (and skipped)
+        without ending the batch; broken framing or a silent client ends the response
+        without its final chunk, which clients report as an incomplete response, and the
+        access log says `aborted:<why>` instead of 200.
         """
         srv = self.srv
         engine = srv.engine
-        limit = srv.config.max_body
-        self._status = 200
+        config = srv.config
+        limit = config.max_body
         # HTTP/1.0 has no chunked encoding: the body then ends when the connection does.
         chunked = self.request_version == "HTTP/1.1"
         fields = [("Content-Type", "application/x-ndjson")]
+        compressor = zlib.compressobj(1, zlib.DEFLATED, 31) if self._gzip else None
+        if compressor is not None:
+            fields.append(("Content-Encoding", "gzip"))
+        fields.append(("Vary", "Accept-Encoding"))
         if chunked:
             fields.append(("Transfer-Encoding", "chunked"))
         else:
             fields.append(("Connection", "close"))
             self.close_connection = True
         self.wfile.write(self._head(200, fields))
-        output = _Output(self.wfile.write, BATCH_OUTPUT_BUFFER, srv.config.timeout)
-        position = 0
-        number = 0  # input lines completed (1-based numbering of lines in messages)
-        pending = bytearray()
-        skipping = False  # inside a line over the limit, already answered
+        self._status = "aborted:unknown"
+        output = _Output(self.wfile.write, BATCH_OUTPUT_BUFFER, config.timeout)
         out: list[bytes] = []
+        start = time.monotonic()
 
-        def answer(line: bytes) -> None:
-            nonlocal position
-            if line.strip():
-                decision = decide(engine, line, position, f"line {number}")
-                decision.position = position
-                out.append(_json_bytes(decision.to_json()) + b"\n")
-                position += 1
+        def deadline() -> float:  # a floor on the average rate, after a first `timeout`
+            return start + config.timeout + self._bytes_in / max(1, config.min_rate)
 
-        def too_long() -> None:
-            nonlocal position
-            problem = ReadProblem(f"line {number + 1}",
-                                  f"the line is over the limit of {limit} bytes")
-            decision = engine.unreadable(RawClaim(position, None, (problem,)))
-            out.append(_json_bytes(decision.to_json()) + b"\n")
-            position += 1
+        def send(data: bytes) -> None:
+            if compressor is not None:
+                data = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            if data:
+                self._bytes_out += len(data)
+                output.put(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
 
         def flush() -> None:
             if out:
                 data = b"".join(out)
                 out.clear()
-                self._bytes_out += len(data)
-                output.put(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
+                send(data)
 
-        complete = False
-        try:
-            for block in self._blocks(None):
+        def claims() -> Iterator[RawClaim]:
+            position = 0
+            number = 0  # input lines completed (1-based numbering in messages)
+            pending = bytearray()
+            skipping = False  # inside a line over the limit, already answered
+
+            def too_long() -> RawClaim:
+                problem = ReadProblem(f"line {number + 1}",
+                                      f"the line is over the limit of {limit} bytes")
+                return RawClaim(position, None, (problem,))
+
+            for block in self._blocks(deadline):
                 srv.roll_today()
-                start = 0
+                at = 0
                 while True:
-                    newline = block.find(b"\n", start)
+                    newline = block.find(b"\n", at)
                     if newline < 0:
                         if not skipping:
-                            pending += block[start:]
+                            pending += block[at:]
                             if len(pending) > limit:
-                                too_long()
+                                yield too_long()
+                                position += 1
                                 skipping = True
                                 pending.clear()
                         break
-                    piece = block[start:newline]
-                    start = newline + 1
+                    piece = block[at:newline]
+                    at = newline + 1
                     if skipping:
                         skipping = False
                         number += 1
@@ -667,33 +917,64 @@ class _Handler(BaseHTTPRequestHandler):
                     else:
                         line = piece
                     if len(line) > limit:
-                        too_long()
+                        yield too_long()
+                        position += 1
                         number += 1
                         continue
                     number += 1
-                    answer(line)
-                flush()
-            if pending and not skipping:
-                number += 1
-                answer(bytes(pending))
+                    if line.strip():
+                        yield raw_claim(line, position, number)
+                        position += 1
+                flush()  # what this block decided goes out before the next read
+            if pending.strip() and not skipping:
+                yield raw_claim(bytes(pending), position, number + 1)
+
+        complete = False
+        try:
+            for decision in engine.check_many(claims()):
+                out.append(_json_bytes(decision.to_json()) + b"\n")
             flush()
+            if compressor is not None:
+                send(compressor.flush())
             if chunked:
                 output.put(b"0\r\n\r\n")
             complete = True
-        except (_BodyError, _ClientGone, TimeoutError, ConnectionError):
-            pass
+        except _Refused as exc:
+            self._status = f"aborted:{exc.key}"
+        except _ClientGone:
+            self._status = "aborted:client-gone"
+        except (TimeoutError, ConnectionError):
+            self._status = "aborted:client-not-reading"
+        except Exception as exc:  # an engine bug: the stream is cut, never faked complete
+            ERROR_LOG.error("batch failed: %s", type(exc).__name__)
+            self._status = "aborted:internal-error"
         finally:
             # The decisions so far go out; an incomplete response stays unterminated.
             sent = output.close()
-            if not (complete and sent):
+            if complete and sent:
+                self._status = 200
+            else:
+                if complete:
+                    self._status = "aborted:client-gone"
                 self.close_connection = True
                 self._body_pending = False
 
 
+class _ReserveHandler(_Handler):
+    reserve = True
+
+
+def _gzip(body: bytes) -> bytes:
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+    return compressor.compress(body) + compressor.flush()
+
+
 class _Output:
     """Bytes on their way to the client, sent by a writer thread so that reading the
-    request goes on while the client is not reading; `put` waits only while more than
-    `cap` bytes are queued (for at most `timeout` seconds without progress)."""
+    request goes on while the client is not reading. Past `cap` bytes in memory, what
+    follows waits in a temporary file (a client that sends a whole batch before it reads
+    still gets every decision); `put` waits only when the file holds BATCH_SPOOL_LIMIT
+    bytes (for at most `timeout` seconds without progress)."""
 
     def __init__(self, write: Callable[[bytes], Any], cap: int, timeout: float) -> None:
         self._write = write
@@ -701,6 +982,10 @@ class _Output:
         self._timeout = timeout
         self._items: deque[bytes | None] = deque()
         self._held = 0
+        self._spool: IO[bytes] | None = None
+        self._spool_read = 0
+        self._spool_written = 0
+        self._closing = False
         self._failed = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="cleanclaim-batch-writer",
@@ -709,48 +994,76 @@ class _Output:
 
     def put(self, data: bytes) -> None:
         with self._cond:
-            while self._held > self._cap and not self._failed:
-                if not self._cond.wait(self._timeout):
-                    raise TimeoutError("the client does not read its decisions")
             if self._failed:
                 raise ConnectionError("the client is gone")
-            self._items.append(data)
-            self._held += len(data)
+            if self._spool is None and self._held + len(data) <= self._cap:
+                self._items.append(data)
+                self._held += len(data)
+            else:
+                while (self._spool_written - self._spool_read > BATCH_SPOOL_LIMIT
+                       and not self._failed):
+                    if not self._cond.wait(self._timeout):
+                        raise TimeoutError("the client does not read its decisions")
+                if self._failed:
+                    raise ConnectionError("the client is gone")
+                if self._spool is None:
+                    self._spool = tempfile.TemporaryFile(prefix="cleanclaim-batch-")  # noqa: SIM115
+                self._spool.seek(self._spool_written)
+                self._spool.write(data)
+                self._spool_written += len(data)
             self._cond.notify_all()
 
     def close(self) -> bool:
         """Wait until everything queued is sent; False when sending failed."""
         with self._cond:
-            self._items.append(None)
+            self._closing = True
             self._cond.notify_all()
         self._thread.join()
+        if self._spool is not None:
+            self._spool.close()
         return not self._failed
+
+    def _next(self) -> bytes | None:
+        """The next bytes to send (memory first, then the spool); None: all sent."""
+        with self._cond:
+            while True:
+                if self._items:
+                    batch = []
+                    while self._items:
+                        item = self._items.popleft()
+                        assert item is not None
+                        batch.append(item)
+                    data = b"".join(batch)
+                    self._held -= len(data)
+                    return data
+                if self._spool is not None and self._spool_read < self._spool_written:
+                    self._spool.seek(self._spool_read)
+                    data = self._spool.read(min(BLOCK * 16,
+                                                self._spool_written - self._spool_read))
+                    self._spool_read += len(data)
+                    if self._spool_read == self._spool_written:  # drained: back to memory
+                        self._spool.seek(0)
+                        self._spool.truncate()
+                        self._spool_read = self._spool_written = 0
+                        self._spool.close()
+                        self._spool = None
+                    return data
+                if self._closing:
+                    return None
+                self._cond.wait()
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                while not self._items:
-                    self._cond.wait()
-                batch: list[bytes] = []
-                done = False
-                while self._items:
-                    item = self._items.popleft()
-                    if item is None:
-                        done = True
-                        break
-                    batch.append(item)
-            if batch:
-                data = b"".join(batch)
-                try:
-                    self._write(data)
-                except (OSError, ValueError):
-                    with self._cond:
-                        self._failed = True
-                        self._items.clear()
-                        self._cond.notify_all()
-                    return
-                with self._cond:
-                    self._held -= len(data)
-                    self._cond.notify_all()
-            if done:
+            data = self._next()
+            if data is None:
                 return
+            try:
+                self._write(data)
+            except (OSError, ValueError):
+                with self._cond:
+                    self._failed = True
+                    self._items.clear()
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._cond.notify_all()

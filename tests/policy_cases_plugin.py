@@ -17,11 +17,12 @@ _ENGINES: dict[str, Any] = {}
 
 
 def shared_engine() -> Any:
-    """One engine over the shipped packs for the whole session (compiling costs ~0.3 s)."""
+    """One engine over the shipped packs for the whole session (compiling costs ~0.3 s).
+    Without plugins: a pack's cases test that pack alone (tests/plugins/ test plugins)."""
     if "shipped" not in _ENGINES:
         from cleanclaim.engine import Engine
 
-        _ENGINES["shipped"] = Engine(today=TODAY)
+        _ENGINES["shipped"] = Engine(today=TODAY, plugins=())
     return _ENGINES["shipped"]
 
 

@@ -181,7 +181,7 @@ def test_an_unusable_cache_folder_is_skipped(tmp_path: Path,
 def test_cache_off_writes_nothing(cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(cache.ENV_OFF, "1")
     parse_policy_file_cached(RULES, "t/rules.policy")
-    Engine([a_pack(cache_root.parent / "packs")], today=TODAY)
+    Engine([a_pack(cache_root.parent / "packs")], today=TODAY, plugins=())
     assert not cache_root.exists()
 
 
@@ -190,9 +190,11 @@ def test_cache_off_writes_nothing(cache_root: Path, monkeypatch: pytest.MonkeyPa
 
 def test_a_changed_file_misses_the_cache(cache_root: Path) -> None:
     packs = a_pack(cache_root.parent / "packs")
-    assert [r.id for r in Engine([packs], today=TODAY).programs["t"].rules] == ["t/ecg"]
+    engine = Engine([packs], today=TODAY, plugins=())
+    assert [r.id for r in engine.programs["t"].rules] == ["t/ecg"]
     a_pack(packs, RULES.replace('"t/ecg"', '"t/ecg-units"'))
-    assert [r.id for r in Engine([packs], today=TODAY).programs["t"].rules] == ["t/ecg-units"]
+    engine = Engine([packs], today=TODAY, plugins=())
+    assert [r.id for r in engine.programs["t"].rules] == ["t/ecg-units"]
     assert len(entries(cache_root)) == 2
 
 
@@ -214,10 +216,10 @@ def test_a_changed_parser_misses_the_cache(cache_root: Path,
 
 def test_a_changed_manifest_misses_the_cache(cache_root: Path) -> None:
     packs = a_pack(cache_root.parent / "packs")
-    assert Engine([packs], today=TODAY).programs["t"].rules
+    assert Engine([packs], today=TODAY, plugins=()).programs["t"].rules
     (packs / "t" / "pack.yaml").write_text("id: t\nname: test pack\nbogus: 1\n")
     with pytest.raises(PolicyCompileError) as exc:
-        Engine([packs], today=TODAY)
+        Engine([packs], today=TODAY, plugins=())
     assert "unknown manifest key `bogus`" in exc.value.render()
 
 
@@ -242,7 +244,7 @@ def test_a_broken_pack_renders_the_same_errors_with_and_without_the_cache(
 
     def render() -> str:
         with pytest.raises(PolicyCompileError) as exc:
-            Engine([packs], today=TODAY)
+            Engine([packs], today=TODAY, plugins=())
         return exc.value.render()
 
     monkeypatch.setenv(cache.ENV_OFF, "1")

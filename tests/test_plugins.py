@@ -221,19 +221,28 @@ def test_an_unknown_plugin_name_is_an_error_with_a_suggestion() -> None:
     assert "is not installed (did you mean `therapy`?)" in problems_of(exc)["theraphy"]
 
 
-def test_engine_runs_no_plugin_unless_asked() -> None:
+def test_engine_runs_what_check_runs_unless_told(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    # Engine() is `cleanclaim check` with no option: the configured plugins (issue 18.1)
+    monkeypatch.delenv("CLEANCLAIM_PLUGINS", raising=False)
+    monkeypatch.chdir(tmp_path)
     engine = Engine([PLAIN], today=TODAY)
-    assert engine.plugins is None
-    decision = engine.check(claim(lines=[{"line": 1, "code": "97110", "units": 9,
-                                          "service_date": "2026-02-10", "minutes": 5}]))
+    assert engine.plugins is not None
+    assert [p.name for p in engine.plugins.plugins] == ["cardiology", "dermatology",
+                                                        "therapy"]
+    monkeypatch.setenv("CLEANCLAIM_PLUGINS", "none")
+    assert Engine([PLAIN], today=TODAY).plugins is None
+    plain = Engine([PLAIN], today=TODAY, plugins=[])
+    assert plain.plugins is None
+    decision = plain.check(claim(lines=[{"line": 1, "code": "97110", "units": 9,
+                                         "service_date": "2026-02-10", "minutes": 5}]))
     assert decision.status == "clean"
     assert "plugins" not in decision.policy
-    assert Engine([PLAIN], today=TODAY, plugins=[]).plugins is None
 
 
 def test_building_an_engine_without_plugins_never_imports_the_plugin_machinery() -> None:
     code = ("import sys; from cleanclaim.engine import Engine; "
-            "Engine().check({'claim_id': 'X', 'payer': 'medicare', 'lines': []}); "
+            "Engine(plugins=()).check({'claim_id': 'X', 'payer': 'medicare', 'lines': []}); "
             "print('cleanclaim.engine.plugins' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120)

@@ -3,6 +3,7 @@ over HTTP with the standard library."""
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import logging
@@ -27,6 +28,7 @@ from cleanclaim.engine.loadtest import die_with_parent
 from cleanclaim.engine.server import (
     ACCESS_LOG,
     ERROR_LOG,
+    PROBLEM_BASE,
     BindRefused,
     ServerConfig,
     decide,
@@ -38,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = json.loads((REPO / "payer_policies/examples/claims.json").read_text())
 DENIED = EXAMPLES[0]  # C-1001: 93010 billed with the global 93000 (CO-97 M15, line 2)
 MEMBER_ID = DENIED["member"]["id"]
+TODAY = dt.date(2026, 11, 27)
 TOKEN = "s3cret-token-for-tests"
 
 
@@ -56,13 +59,14 @@ class Records(logging.Handler):
 
 
 @contextmanager
-def running(**options: Any) -> Iterator[tuple[str, int, Records]]:
-    """A real server on 127.0.0.1 (free port) over the shared engine, and its access log."""
+def running(engine: Any = None, **options: Any) -> Iterator[tuple[str, int, Records]]:
+    """A real server on 127.0.0.1 (free port) over the shared engine (or `engine`), and
+    its access log."""
     records = Records()
     ACCESS_LOG.addHandler(records)
     ACCESS_LOG.setLevel(logging.INFO)
     config = ServerConfig(host="127.0.0.1", port=0, follow_today=False, **options)
-    server = make_server(shared_engine(), config)
+    server = make_server(engine or shared_engine(), config)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
@@ -90,6 +94,22 @@ def call(srv: tuple[str, int, Records], method: str, path: str, body: bytes | No
         return response.status, dict(response.getheaders()), response.read()
     finally:
         connection.close()
+
+
+def eventually(test: Any, tries: int = 20) -> bool:
+    for _ in range(tries):  # bounded
+        if test():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def problem(body: bytes) -> str:
+    """The key of an RFC 9457 problem answer (`urn:cleanclaim:problem:<key>`)."""
+    doc = json.loads(body)
+    assert doc["type"].startswith(PROBLEM_BASE) and isinstance(doc["status"], int)
+    assert doc["title"] and doc["detail"]
+    return str(doc["type"][len(PROBLEM_BASE):])
 
 
 def post_json(srv: tuple[str, int, Records], path: str, value: Any,
@@ -219,7 +239,7 @@ def test_unknown_payer_is_rejected(srv: Any) -> None:
 def test_oversized_body_is_413(srv: Any) -> None:
     big = json.dumps({**DENIED, "documentation": {"note": "x" * 5000}}).encode()
     status, headers, body = call(srv, "POST", "/v1/check", big)
-    assert status == 413 and json.loads(body)["error"]["code"] == "body_too_large"
+    assert status == 413 and problem(body) == "body-too-large"
     assert headers.get("Connection") == "close"
     # chunked, with no length announced
     host, port, _ = srv
@@ -227,7 +247,7 @@ def test_oversized_body_is_413(srv: Any) -> None:
     connection.request("POST", "/v1/check", iter([big[:3000], big[3000:]]),
                        encode_chunked=True)
     response = connection.getresponse()
-    assert response.status == 413 and json.loads(response.read())["error"]["status"] == 413
+    assert response.status == 413 and json.loads(response.read())["status"] == 413
     connection.close()
 
 
@@ -242,10 +262,10 @@ def test_expect_100_continue_oversized_is_refused_before_the_body(srv: Any) -> N
 
 def test_404_and_405_are_json(srv: Any) -> None:
     status, _, body = call(srv, "GET", "/v2/nothing")
-    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    assert status == 404 and problem(body) == "not-found"
     status, headers, body = call(srv, "GET", "/v1/check")
     assert status == 405 and headers["Allow"] == "POST"
-    assert json.loads(body)["error"]["code"] == "method_not_allowed"
+    assert problem(body) == "method-not-allowed"
     status, headers, _ = call(srv, "DELETE", "/v1/packs")
     assert status == 405 and headers["Allow"] == "GET, HEAD"
     # an early answer to a request with an unread body closes the connection
@@ -267,20 +287,33 @@ def test_batch_damaged_line_in_the_middle(srv: Any) -> None:
     # one decision per non-blank line, in order
     assert [d["position"] for d in decisions] == [0, 1, 2, 3, 4]
     assert [d["claim_id"] for d in decisions] == ["C-1001", None, "OK-2", None, "C-2001"]
-    assert [d["status"] for d in decisions] == ["deny", "reject", "clean", "reject", "reject"]
+    # OK-2 repeats C-1001's first line: a `check` run of these lines counts it (history)
+    assert [d["status"] for d in decisions] == ["deny", "reject", "deny", "reject", "reject"]
     assert "line 2: not valid JSON" in decisions[1]["findings"][0]["message"]
-    assert "line 5: must be a JSON object" in decisions[3]["findings"][0]["message"]
+    assert "must be a JSON object" in decisions[3]["findings"][0]["message"]
 
 
-def test_batch_streams_decisions_as_lines_arrive(srv: Any) -> None:
-    host, port, _ = srv
+def plain_engine() -> Any:
+    """An engine whose packs count no history: batches stream (decisions as lines come)."""
+    from cleanclaim.engine import Engine
+
+    return Engine([REPO / "tests/plugins/packs"], today=TODAY, plugins=())
+
+
+def test_batch_streams_decisions_as_lines_arrive() -> None:
+    with running(plain_engine()) as server:
+        stream_three(server)
+
+
+def stream_three(server: Any) -> None:
+    host, port, _ = server
     connection = http.client.HTTPConnection(host, port, timeout=5)
     connection.putrequest("POST", "/v1/check/batch")
     connection.putheader("Transfer-Encoding", "chunked")
     connection.endheaders()
     response = None
     for n in range(3):
-        line = json.dumps(clean_claim(f"S-{n}")).encode() + b"\n"
+        line = json.dumps({**clean_claim(f"S-{n}"), "payer": "plain"}).encode() + b"\n"
         connection.send(b"%x\r\n%b\r\n" % (len(line), line))
         if response is None:
             response = connection.getresponse()
@@ -293,7 +326,8 @@ def test_batch_streams_decisions_as_lines_arrive(srv: Any) -> None:
 
 def test_batch_line_over_the_limit_is_rejected_and_skipped(srv: Any) -> None:
     huge = json.dumps({**DENIED, "claim_id": "HUGE", "documentation": {"n": "x" * 9000}})
-    lines = [json.dumps(clean_claim("A")), huge, json.dumps(clean_claim("B"))]
+    other = {**clean_claim("B"), "member": {**DENIED["member"], "id": "OTHER-1"}}
+    lines = [json.dumps(clean_claim("A")), huge, json.dumps(other)]
     status, _, body = call(srv, "POST", "/v1/check/batch", "\n".join(lines).encode())
     decisions = [json.loads(line) for line in body.splitlines()]
     assert status == 200 and [d["position"] for d in decisions] == [0, 1, 2]
@@ -310,7 +344,7 @@ def test_bearer_token() -> None:
         status, headers, body = call(server, "POST", "/v1/check", claim)
         assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
         assert headers["Connection"] == "close"  # the body was not read
-        assert json.loads(body)["error"]["code"] == "unauthorized"
+        assert problem(body) == "unauthorized"
         status, _, _ = call(server, "GET", "/v1/packs", None,
                             {"Authorization": "Bearer wrong"})
         assert status == 401
@@ -349,18 +383,28 @@ def test_slow_clients_are_dropped() -> None:
         with socket.create_connection((host, port), timeout=5) as sock:
             sock.sendall(b"GET /health HTTP/1.1\r\n")  # headers never complete
             start = time.monotonic()
-            assert sock.recv(4096) == b""
+            assert sock.recv(4096).startswith(b"HTTP/1.1 408 ")
+            assert sock.recv(4096) == b""  # and closed
             assert time.monotonic() - start < 3
 
 
-def test_too_many_connections_get_503() -> None:
-    with running(max_connections=1, timeout=1.0) as server:
+def test_too_many_connections_get_503_but_probes_are_answered() -> None:
+    with running(max_connections=1, reserve=1, timeout=1.0) as server:
         host, port, _ = server
         with socket.create_connection((host, port), timeout=5) as first:
             first.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             assert first.recv(4096).startswith(b"HTTP/1.1 200 ")  # holds its slot
-            status, _, body = call(server, "GET", "/health")
-            assert status == 503 and json.loads(body)["error"]["code"] == "busy"
+            status, _, body = call(server, "GET", "/v1/packs")  # the reserve: probes only
+            assert status == 503 and problem(body) == "busy"
+            # (the reserve slot frees when the server has closed the previous connection)
+            assert eventually(lambda: call(server, "GET", "/health")[0] == 200)
+            assert eventually(lambda: call(server, "GET", "/ready")[0] == 200)
+            time.sleep(0.1)
+            with socket.create_connection((host, port), timeout=5) as second:
+                second.sendall(b"GET /he")  # holds the reserve slot
+                time.sleep(0.1)
+                status, _, body = call(server, "GET", "/health")  # nothing left
+                assert status == 503 and problem(body) == "busy"
 
 
 # ---- privacy -----------------------------------------------------------------------------
@@ -374,8 +418,8 @@ def test_access_log_has_no_claim_content() -> None:
         call(server, "POST", "/v1/check/batch", (json.dumps(DENIED) + "\n{bad\n").encode())
         call(server, "POST", "/v1/check", b'{"member": {"id": "' + MEMBER_ID.encode() + b'"')
     assert len(records.lines) == 5
-    shape = re.compile(r"^(GET|POST) (/v1/check|/v1/check/batch|-) \d{3} \d+\.\d+ms "
-                       r"in=\d+ out=\d+$")
+    shape = re.compile(r"^[0-9a-f]{16} (GET|POST) (/v1/check|/v1/check/batch|-) \d{3} "
+                       r"\d+\.\d+ms in=\d+ out=\d+$")
     for line in records.lines:
         assert shape.match(line), line
         for secret in (MEMBER_ID, "1951-04-12", "C-1001", "93000", "R07.9", "1234567893"):

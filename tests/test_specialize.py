@@ -39,7 +39,7 @@ def plain() -> Engine:
     original = engine_module.compile_pack
     engine_module.compile_pack = general  # type: ignore[assignment]
     try:
-        return Engine(today=TODAY)
+        return Engine(today=TODAY, plugins=())
     finally:
         engine_module.compile_pack = original
 
@@ -80,7 +80,7 @@ def test_specialised_bodies_decide_as_the_general_body(engine: Engine, plain: En
 
 
 def test_a_code_gets_its_class_the_second_time_a_line_shows_it() -> None:
-    engine = Engine(today=TODAY)
+    engine = Engine(today=TODAY, plugins=())
     owner = _specializers(engine)["medicare"]
     claim = synthetic_claim(random.Random(1), 0, codes=["99213"])
     claim["lines"] = claim["lines"][:1]
@@ -97,7 +97,7 @@ def test_a_code_gets_its_class_the_second_time_a_line_shows_it() -> None:
 
 
 def test_an_older_map_never_answers_a_class_its_code_does_not_have() -> None:
-    engine = Engine(today=TODAY)
+    engine = Engine(today=TODAY, plugins=())
     owner = _specializers(engine)["medicare"]
     old = owner.maps
     assert old is not None
@@ -110,7 +110,7 @@ def test_an_older_map_never_answers_a_class_its_code_does_not_have() -> None:
 
 def test_a_code_whose_key_cannot_be_worked_out_gets_the_general_body(
         plain: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = Engine(today=TODAY)
+    engine = Engine(today=TODAY, plugins=())
     owner = _specializers(engine)["medicare"]
     classes = owner._analysed()[1]
 
@@ -131,7 +131,7 @@ def test_a_code_whose_key_cannot_be_worked_out_gets_the_general_body(
 
 def test_classes_stop_at_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(S, "MAX_CLASSES", 1)
-    engine = Engine(today=TODAY)
+    engine = Engine(today=TODAY, plugins=())
     owner = _specializers(engine)["medicare"]
     for code in ["99213", "99213", "93000", "93000", "J1100", "J1100"]:
         claim = synthetic_claim(random.Random(2), 0, codes=[code])
@@ -222,7 +222,7 @@ def _one_line(code: str, modifiers: list[str] | None = None) -> dict[str, Any]:
 
 
 def test_new_classes_are_compiled_in_batches_and_all_in_the_end() -> None:
-    engine = Engine(today=TODAY)
+    engine = Engine(today=TODAY, plugins=())
     owner = _specializers(engine)["medicare"]
     for _ in range(2):
         for code in CODES:
@@ -240,7 +240,7 @@ def test_new_classes_are_compiled_in_batches_and_all_in_the_end() -> None:
 
 def test_a_failure_while_building_a_class_leaves_the_general_body(
         plain: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = Engine(today=TODAY)
+    engine = Engine(today=TODAY, plugins=())
     owner = _specializers(engine)["medicare"]
 
     def failing(self: S.LineClasses, key: tuple[Any, ...]) -> list[py.stmt]:
