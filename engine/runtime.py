@@ -15,19 +15,35 @@ from cleanclaim.dsl.codesets import icd10cm, npi, procedure
 from cleanclaim.engine.model import Claim, ServiceLine
 from cleanclaim.engine.ncci import MueTable, PtpTable
 
-# Claims repeat the same codes and NPIs endlessly: remember each answer (bounded).
-_CACHE_LIMIT = 200_000
+# Claims repeat the same codes and NPIs endlessly: remember each answer, within a budget
+# of bytes per memo (a server lives long, and a client chooses the texts): the memo is
+# emptied when its keys would pass CACHE_BYTES, and a text longer than LONGEST_KEY (no
+# code or NPI is) is answered without being remembered.
+CACHE_BYTES = 16 * 1024 * 1024
+LONGEST_KEY = 64
+_ENTRY_BYTES = 120  # a dict slot, the key's str header and the answer, roughly
 _billable: dict[str, bool] = {}
 _procedure: dict[str, bool] = {}
 _npi: dict[str, bool] = {}
 _digits: dict[tuple[Any, Any], bool] = {}
+_held: dict[int, int] = {}  # id(memo) -> bytes its keys take
 
 
-def _remember(cache: dict[str, bool], key: str, value: bool) -> bool:
-    if len(cache) >= _CACHE_LIMIT:
+def _remember(cache: dict[Any, bool], key: Any, text: str, value: bool) -> bool:
+    if len(text) > LONGEST_KEY:
+        return value
+    size = _held.get(id(cache), 0) + len(text) + _ENTRY_BYTES
+    if size > CACHE_BYTES:
         cache.clear()
+        size = len(text) + _ENTRY_BYTES
+    _held[id(cache)] = size
     cache[key] = value
     return value
+
+
+def cache_bytes() -> int:
+    """Bytes the answer memos hold, as budgeted (tests/test_server_http.py)."""
+    return sum(_held.values())
 
 
 def billable_icd10(code: str | None) -> bool:
@@ -35,7 +51,7 @@ def billable_icd10(code: str | None) -> bool:
         return False
     known = _billable.get(code)
     if known is None:
-        return _remember(_billable, code, icd10cm.is_billable(code))
+        return _remember(_billable, code, code, icd10cm.is_billable(code))
     return known
 
 
@@ -77,7 +93,7 @@ def procedure_code(code: str | None) -> bool:
         return False
     known = _procedure.get(code)
     if known is None:
-        return _remember(_procedure, code, procedure.is_procedure_code(code))
+        return _remember(_procedure, code, code, procedure.is_procedure_code(code))
     return known
 
 
@@ -86,7 +102,7 @@ def valid_npi(value: str | None) -> bool:
         return False
     known = _npi.get(value)
     if known is None:
-        return _remember(_npi, value, npi.is_valid_npi(value))
+        return _remember(_npi, value, value, npi.is_valid_npi(value))
     return known
 
 
@@ -94,10 +110,7 @@ def digits(value: str | None, n: Any) -> bool:
     """True when `value` is exactly `n` ASCII digits (remembered, as the others)."""
     answer = (value is not None and n is not None and len(value) == n and value.isdigit()
               and value.isascii())
-    if len(_digits) >= _CACHE_LIMIT:
-        _digits.clear()
-    _digits[(value, n)] = answer
-    return answer
+    return _remember(_digits, (value, n), value or "", answer)
 
 
 

@@ -866,9 +866,10 @@ class _Handler(BaseHTTPRequestHandler):
         def deadline() -> float:  # a floor on the average rate, after a first `timeout`
             return start + config.timeout + self._bytes_in / max(1, config.min_rate)
 
-        def send(data: bytes) -> None:
+        def send(data: bytes, final: bool = False) -> None:
             if compressor is not None:
-                data = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+                data = (compressor.compress(data)
+                        + compressor.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH))
             if data:
                 self._bytes_out += len(data)
                 output.put(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
@@ -935,7 +936,7 @@ class _Handler(BaseHTTPRequestHandler):
                 out.append(_json_bytes(decision.to_json()) + b"\n")
             flush()
             if compressor is not None:
-                send(compressor.flush())
+                send(b"", final=True)
             if chunked:
                 output.put(b"0\r\n\r\n")
             complete = True

@@ -37,7 +37,8 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., En
         (root / "t").mkdir(parents=True)
         (root / "t" / "pack.yaml").write_text("id: t\nname: test pack\n", encoding="utf-8")
         (root / "t" / "rules.policy").write_text(text, encoding="utf-8")
-        return Engine(policy_roots=[root], today=TODAY, functions=functions)
+        return Engine(policy_roots=[root], today=TODAY, functions=functions,
+                      plugins=())
 
     yield make
 
