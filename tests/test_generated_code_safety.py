@@ -131,7 +131,7 @@ def test_a_policy_file_name_with_a_newline_does_not_run(base: Path) -> None:
     """The defect: the per-rule comment held the file name, whose newline ended it."""
     name = f"x\n    {PAYLOAD}\n#.policy"
     text = RULES.format(title='"T"', claim_id='"C-1"', message='"m"', reference='"R"')
-    engine = Engine(policy_roots=[make_pack(base, {name: text})], today=TODAY)
+    engine = Engine(policy_roots=[make_pack(base, {name: text})], today=TODAY, plugins=())
     check_strings_survive(engine, "C-1", "m", "R")
     assert name not in engine.programs["t"].source
     rule = engine.programs["t"].rules[0]
@@ -151,7 +151,7 @@ def test_hostile_names_and_strings_never_run_and_survive(
     text = RULES.format(title=policy_string(title), claim_id=policy_string(claim_id),
                         message=policy_string(message), reference=policy_string(reference))
     engine = Engine(policy_roots=[make_pack(base, {file_name + ".policy": text})],
-                    today=TODAY)
+                    today=TODAY, plugins=())
     check_strings_survive(engine, claim_id, message, reference)
 
 
@@ -161,7 +161,7 @@ def test_a_hostile_pack_folder_name_is_an_error_not_code(base: Path, folder: str
     root = make_pack(base, {"rules.policy": text}, pack=folder,
                      manifest=f"id: {folder!r}\nname: x\n")
     with pytest.raises(PolicyCompileError):  # its rules cannot start with its id
-        Engine(policy_roots=[root], today=TODAY)
+        Engine(policy_roots=[root], today=TODAY, plugins=())
 
 
 @pytest.mark.parametrize("text", ["plain", "a\nb", "nul\x00", "line\u2028sep", "é"])
@@ -181,12 +181,12 @@ def test_csv_cells_are_data(base: Path, cell: str) -> None:
             'rule "t/a"\n  applies to codes v\n  root cause coding\n  when true\n'
             '  then deny CO-97\n  message "m"\nend\n')
     engine = Engine(policy_roots=[make_pack(base, {"rules.policy": text, "v.csv": csv})],
-                    today=TODAY)
+                    today=TODAY, plugins=())
     assert {f.rule for f in engine.check(claim()).findings} == {"t/a"}
     bad = 'code\n"' + cell.replace('"', '""') + '"\n'
     root = make_pack(base, {"rules.policy": text, "v.csv": bad})
     with contextlib.suppress(PolicyCompileError):  # a cell that is no code: located error
-        Engine(policy_roots=[root], today=TODAY).check(claim())
+        Engine(policy_roots=[root], today=TODAY, plugins=()).check(claim())
 
 
 @settings(max_examples=15, deadline=None,
@@ -201,7 +201,7 @@ def test_plugin_function_values_and_names_are_data(base: Path, value: str, name:
             '  let v = hostile_text()\n  when v is present\n  then deny CO-97\n'
             '  message "<{v}>"\nend\n')
     engine = Engine(policy_roots=[make_pack(base, {"rules.policy": text})], today=TODAY,
-                    functions=[spec, odd])
+                    functions=[spec, odd], plugins=())
     assert {f.message for f in engine.check(claim()).findings} == {f"<{value}>"}
     compile(engine.programs["t"].source, "<check>", "exec")
 
@@ -209,7 +209,7 @@ def test_plugin_function_values_and_names_are_data(base: Path, value: str, name:
 def test_a_message_holding_the_memo_s_own_text_is_left_unchanged(base: Path) -> None:
     """The defect: the memo replaced repeated calls by text, inside string literals too."""
     text = RULES.format(title='"T"', claim_id='"C-1"', message='"m"', reference='"R"')
-    engine = Engine(policy_roots=[make_pack(base, {"rules.policy": text})], today=TODAY)
+    engine = Engine(policy_roots=[make_pack(base, {"rules.policy": text})], today=TODAY, plugins=())
     source = engine.programs["t"].source
     memo = re.search(r"\((_m\w+) if \1 is not _U else \(\1 := (.+?\))\)\)", source)
     assert memo is not None, source  # the two `days_between` calls share one memo
@@ -217,6 +217,6 @@ def test_a_message_holding_the_memo_s_own_text_is_left_unchanged(base: Path) -> 
     message = f"{call} and {call} again"
     text = RULES.format(title='"T"', claim_id='"C-1"', message=policy_string(message),
                         reference='"R"')
-    engine = Engine(policy_roots=[make_pack(base, {"rules.policy": text})], today=TODAY)
+    engine = Engine(policy_roots=[make_pack(base, {"rules.policy": text})], today=TODAY, plugins=())
     assert call in engine.programs["t"].source  # the same call, memoised again
     check_strings_survive(engine, "C-1", message, "R")

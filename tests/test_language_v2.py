@@ -29,7 +29,7 @@ def make(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], E
         (root / "t").mkdir(parents=True)
         (root / "t" / "pack.yaml").write_text("id: t\nname: test pack\n", encoding="utf-8")
         (root / "t" / "rules.policy").write_text(text, encoding="utf-8")
-        return Engine(policy_roots=[root], today=TODAY)
+        return Engine(policy_roots=[root], today=TODAY, plugins=())
 
     yield build
 

@@ -299,11 +299,13 @@ def test_mpfs_needs_an_effective_date(data_dir: Path, tmp_path: Path) -> None:
 def test_engine_api_reads_the_store_through_table_overrides(data_dir: Path) -> None:
     store = DataStore()
     import_mcd(store, [COVERED])
-    plain = Engine(today=date(2026, 11, 27))
+    plain = Engine(today=date(2026, 11, 27), tables={})
     imported = Engine(today=date(2026, 11, 27), tables=store.table_overrides())
     claim = tte_claim("I48.91")
     assert TTE_RULE in {f.rule for f in plain.check(claim).findings}
     assert TTE_RULE not in {f.rule for f in imported.check(claim).findings}
+    # Engine() uses what is imported, as `cleanclaim check` does (issue 18.1)
+    assert TTE_RULE not in {f.rule for f in Engine(today=date(2026, 11, 27)).check(claim).findings}
 
 
 def test_refdata_entry_naming_no_value_set_is_an_error(tmp_path: Path) -> None:
