@@ -39,7 +39,7 @@ NPI_A, NPI_B = "1234567893", "1245319599"
 
 @pytest.fixture(scope="module")
 def hist() -> Engine:
-    return Engine([HIST], today=TODAY)
+    return Engine([HIST], today=TODAY, plugins=())
 
 
 def claim(claim_id: str, *lines: tuple[str, str], payer: str = "hist", member: str = "M-1",
@@ -421,7 +421,7 @@ def test_check_decodes_each_claim_once_with_history(monkeypatch: pytest.MonkeyPa
     def check(keep: int) -> list[Any]:
         monkeypatch.setattr(H, "KEEP_DECODED", keep)
         decoded.clear()
-        engine = Engine([HIST], today=TODAY)
+        engine = Engine([HIST], today=TODAY, plugins=())
         batch = H.HistoryBatch(engine, None)
         try:
             batch.record(InputReader([path]))

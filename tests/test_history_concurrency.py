@@ -55,7 +55,7 @@ def _shares(claims: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 def _writer(path: str, share: list[dict[str, Any]], start: Any) -> None:
-    engine = Engine([HIST], today=TODAY)
+    engine = Engine([HIST], today=TODAY, plugins=())
     start.wait()
     for first in range(0, len(share), 4):  # small runs: many interleaved transactions
         with HistoryStore(path) as store:
@@ -87,6 +87,6 @@ def test_concurrent_writers_lose_no_visit_and_count_none_twice(tmp_path: Path) -
             assert recorded == {c["claim_id"]: 0 if (c["claim_id"] in replaced
                                                      or c.get("frequency") == "void") else 1
                                 for c in mine}, m
-        engine = Engine([HIST], today=TODAY)
+        engine = Engine([HIST], today=TODAY, plugins=())
         against_store = [d.to_json() for d in engine.check_many(claims, history=store)]
     assert against_store == [d.to_json() for d in engine.check_many(claims)]

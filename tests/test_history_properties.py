@@ -44,7 +44,7 @@ _ENGINE: list[Engine] = []
 
 def engine() -> Engine:
     if not _ENGINE:
-        _ENGINE.append(Engine([shipped_policies(), HIST], today=TODAY))
+        _ENGINE.append(Engine([shipped_policies(), HIST], today=TODAY, plugins=()))
     return _ENGINE[0]
 
 
