@@ -319,16 +319,16 @@ def run(engine: Engine, config: ServerConfig) -> None:
             logger.setLevel(logging.INFO)
             logger.propagate = False
     server = make_server(engine, config)
-    auth = "bearer token" if config.token else "none (loopback only)"
-    plugins = ", ".join(p["name"] for p in plugins_of(engine)) or "none"
-    print(f"cleanclaim serve: listening on {server.url} (auth: {auth}; "
-          f"packs: {', '.join(sorted(engine.packs)) or 'none'}; plugins: {plugins})",
-          file=sys.stderr, flush=True)
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
+    auth = "bearer token" if config.token else "none (loopback only)"
+    plugins = ", ".join(p["name"] for p in plugins_of(engine)) or "none"
+    print(f"cleanclaim serve: listening on {server.url} (auth: {auth}; "
+          f"packs: {', '.join(sorted(engine.packs)) or 'none'}; plugins: {plugins})",
+          file=sys.stderr, flush=True)
     try:
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:

@@ -433,8 +433,12 @@ def test_cli_serve_starts_and_stops() -> None:
         text=True, preexec_fn=die_with_parent)
     try:
         assert process.stderr is not None
-        first = process.stderr.readline()
-        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", first)
+        first = ""
+        for _ in range(5):  # bounded: the address line (after any warning)
+            first += process.stderr.readline()
+            match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", first)
+            if match:
+                break
         assert match, first
         with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/health",
                                     timeout=5) as response:
