@@ -16,6 +16,7 @@ either a store file (``ptp.sqlite``) or a CMS file as downloaded.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -117,8 +118,12 @@ def import_mue(store: DataStore, paths: Sequence[Path],
     with store.writing("mue") as conn:
         conn.execute("CREATE TABLE mue (code TEXT PRIMARY KEY, value INTEGER NOT NULL, "
                      "indicator INTEGER NOT NULL, rationale TEXT NOT NULL)")
-        conn.executemany("INSERT INTO mue VALUES (?, ?, ?, ?)",
-                         [(e.code, e.value, e.indicator, e.rationale) for e in edits])
+        rows = [(e.code, e.value, e.indicator, e.rationale) for e in edits]
+        conn.executemany("INSERT INTO mue VALUES (?, ?, ?, ?)", rows)
+        # The same rows as one JSON text: read back in one fetch at start-up (a third of
+        # the time of 15,000 row fetches).
+        conn.execute("CREATE TABLE packed (rows TEXT NOT NULL)")
+        conn.execute("INSERT INTO packed VALUES (?)", (json.dumps(rows),))
         write_record(conn, record)
     return record
 
@@ -230,9 +235,15 @@ def open_ptp(path: Path) -> PtpTable:
 
 def open_mue(path: Path) -> MueTable:
     """The MUE table of a store file."""
+    reader = StoreReader(path)
+    try:
+        rows = json.loads(reader.query("SELECT rows FROM packed")[0][0])
+    except (ncci.TableError, IndexError, ValueError, TypeError):
+        # A table imported before the packed copy existed, or a damaged one (reading the
+        # rows then raises the located error).
+        rows = reader.query("SELECT code, value, indicator, rationale FROM mue")
     edits = {code: MueEdit(code, value, indicator, rationale)
-             for code, value, indicator, rationale in StoreReader(path).query(
-                 "SELECT code, value, indicator, rationale FROM mue")}
+             for code, value, indicator, rationale in rows}
     return MueTable(edits, f"{path} (imported)")
 
 
