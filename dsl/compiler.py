@@ -18,9 +18,10 @@ it rewrites calls (tests/test_generated_code_safety.py).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,6 +32,7 @@ from cleanclaim.dsl import types as T
 from cleanclaim.dsl.checker import DEFAULT_OWNER, CheckedPack
 from cleanclaim.dsl.codesets import icd10cm
 from cleanclaim.dsl.history import Counter, bind_counters, counter_source, walk
+from cleanclaim.dsl.missing import guarded_paths, label, optional_reads
 from cleanclaim.dsl.specialize import Specializer
 from cleanclaim.dsl.valuesets import CodeSet
 
@@ -48,6 +50,11 @@ class RuleVersion:
     rarcs: tuple[str, ...]
     reference: str | None
     line: int
+
+
+# The outcome of a rule a missing value leaves undecided (dsl/missing.py): its finding
+# uses the template after the rule's versions (index `len(versions)`).
+NEEDS_VERSION = RuleVersion(None, None, "review", "CO", "16", (), None, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,10 +198,17 @@ def _others(claim: Any, line: Any) -> list[Any]:
     return [o for o in claim.lines if o is not line]
 
 
+def _needs(reads: tuple[tuple[str, Any], ...], what: str) -> str:
+    """The message of a rule that cannot be decided: the fields it needs that are missing
+    (dsl/missing.py)."""
+    missing = [name for name, value in reads if value is None]
+    return f"needs {', '.join(missing)} to decide: {what}"
+
+
 _HELPERS: dict[str, Any] = {
     "_add": _add, "_sub": _sub,
     "_date_add": _date_add, "_date_sub": _date_sub, "_missing": _missing, "_in_set": _in_set,
-    "_fmt": _fmt, "_fmt_icd": _fmt_icd, "_others": _others,
+    "_fmt": _fmt, "_fmt_icd": _fmt_icd, "_others": _others, "_needs": _needs,
 }
 
 
@@ -221,6 +235,16 @@ class _Gen:
         # The types of `let` and quantifier variables (generated name -> type), so that a
         # path through a record that can be missing reads it safely.
         self.var_types: dict[str, T.Type] = {}
+        # Missing values (dsl/missing.py): "classic" writes a comparison with a missing
+        # value as false; "definite" / "possible" write an unknown one as what makes the
+        # condition false / true (`positive`: not under an odd number of `not`s). The
+        # version being written: its `let`s, the paths it tests with `is present`, and the
+        # optional fields its comparisons read (filled while writing).
+        self.mode = "classic"
+        self.positive = True
+        self.vlets: dict[str, ast.Expr] = {}
+        self.guarded: frozenset[tuple[str, ...]] = frozenset()
+        self.reads: dict[tuple[str, ...], ast.Path] = {}
 
     def const(self, value: Any, hint: str = "k") -> str:
         by_identity = isinstance(value, (CodeSet, dict))  # sets by object; memos unhashable
@@ -271,6 +295,65 @@ class _Gen:
         return f"_in_set({element}, {self.const(s, 'c')})"
 
     def expr(self, e: ast.Expr, env: dict[str, str]) -> str:
+        if self.mode == "classic":
+            return self._expr(e, env)
+        if isinstance(e, (ast.Quantified, ast.QuantifiedIn, ast.Call, ast.Membership,
+                          ast.Presence)):
+            mode, self.mode = self.mode, "classic"  # the plain rule inside these
+            try:
+                return self._expr(e, env)
+            finally:
+                self.mode = mode
+        if isinstance(e, ast.Not):
+            self.positive = not self.positive
+            try:
+                return f"(not {self.expr(e.operand, env)})"
+            finally:
+                self.positive = not self.positive
+        if (isinstance(e, ast.Path) and len(e.parts) == 1 and e.parts[0] in self.vlets
+                and (e.parts[0],) not in self.guarded):
+            value = self.vlets[e.parts[0]]
+            if self.type_of(value).name == "bool" and self._has_unknowns(value):
+                return self.expr(value, env)  # a condition in a `let`: written in place
+        return self._expr(e, env)
+
+    @contextlib.contextmanager
+    def deciding(self, version: ast.Version, mode: str = "definite") -> Iterator[None]:
+        """Write the conditions of `version` as definitely (or possibly) true."""
+        saved = self.mode, self.vlets, self.guarded
+        self.mode = mode
+        self.vlets = {let.name: let.value for let in version.lets}
+        self.guarded = guarded_paths(version)
+        try:
+            yield
+        finally:
+            self.mode, self.vlets, self.guarded = saved
+
+    def undecided(self, rule: ast.Rule, version: ast.Version, env: dict[str, str],
+                  conditions: Sequence[ast.Expr]) -> tuple[str, str, str] | None:
+        """For a version whose conditions read optional fields unguarded: the test that
+        one is missing, the conditions as possibly true, and the finding's message (the
+        three expressions the rule's `elif` is made of); else None."""
+        self.reads = {}
+        with self.deciding(version):
+            for c in conditions:
+                self.expr(c, env)
+        reads = list(self.reads.values())
+        if not reads:
+            return None
+        with self.deciding(version, "possible"):
+            possible = " and ".join(self.expr(c, env) for c in conditions)
+        read_codes = [(label(p), self.path(p, env)) for p in reads]
+        missing_test = " or ".join(f"{code} is None" for _, code in read_codes)
+        what = rule.title.value if rule.title else rule.id
+        pairs = "".join(f"({name!r}, {code}), " for name, code in read_codes)
+        return missing_test, possible, f"_needs(({pairs}), {what!r})"
+
+    def _has_unknowns(self, value: ast.Expr) -> bool:
+        from cleanclaim.dsl.missing import compare_reads
+        return bool(compare_reads(value, self.checked.types, self.vlets, self.guarded))
+
+    def _expr(self, e: ast.Expr, env: dict[str, str]) -> str:
         if isinstance(e, ast.Literal_):
             v = e.value
             if isinstance(v, (bool, int, str)) and not isinstance(v, Decimal):
@@ -286,6 +369,21 @@ class _Gen:
             left, right = self.expr(e.left, env), self.expr(e.right, env)
             left_null, right_null = self.type_of(e.left).nullable, self.type_of(e.right).nullable
             literal = isinstance(e.left, ast.Literal_) or isinstance(e.right, ast.Literal_)
+            reads = (optional_reads(e, self.checked.types, self.vlets, self.guarded)
+                     if self.mode != "classic" else [])
+            for path in reads:
+                self.reads.setdefault(path.parts, path)
+            if reads and (self.mode == "possible") == self.positive and (left_null
+                                                                         or right_null):
+                # Unknown, written as true: a missing side makes the comparison hold.
+                tests = []
+                if left_null:
+                    left, test = self.held(left)
+                    tests.append(f"{test} is None")
+                if right_null:
+                    right, test = self.held(right)
+                    tests.append(f"{test} is None")
+                return f"({' or '.join(tests)} or {left} {e.op} {right})"
             if not (left_null or right_null) or (e.op == "==" and literal):
                 # (a missing value never equals a literal: no test needed)
                 return f"({left} {e.op} {right})"
@@ -621,7 +719,8 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
             code = gen.expr(first_conds[shared], env)
             if _LOCAL_NAME.search(code) or _CALLS.search(code) or any(
                     _mentions(first_conds[shared], let.name)
-                    for v in rule.versions for let in v.lets):
+                    for v in rule.versions for let in v.lets) or optional_reads(
+                    first_conds[shared], gen.checked.types, {}, frozenset()):
                 break
             guards.append(code)
             shared += 1
@@ -655,13 +754,19 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
             lets.append((var, gen.expr(let.value, venv)))
             gen.bind(var, let.value)
             venv[let.name] = var
-        cond = (" and ".join(gen.expr(c, venv) for c in own)
-                or ("True" if version.conditions else "False"))
+        # Missing values (dsl/missing.py): the condition as definitely true, and, when it
+        # reads optional fields unguarded, as possibly true (run only when one is missing).
+        with gen.deciding(version):
+            cond = (" and ".join(gen.expr(c, venv) for c in own)
+                    or ("True" if version.conditions else "False"))
+        undecided = gen.undecided(rule, version, venv, own)
+        missing_test, possible, needs = undecided or ("", "", "")
         # A `let` the conditions need is computed before them; one only the message
         # shows is computed once the rule has fired (the hot path stays short).
         needed: set[str] = set()
         for var, _ in reversed(lets):
-            if _uses(cond, var) or any(_uses(code, var) for v, code in lets if v in needed):
+            if (_uses(cond, var) or _uses(possible, var) or _uses(missing_test, var)
+                    or any(_uses(code, var) for v, code in lets if v in needed)):
                 needed.add(var)
         for var, code in lets:
             if var in needed:
@@ -672,6 +777,10 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
                 out.append(f"{body}    {var} = {code}")
         out.append(f"{body}    out.append(({index}, {vindex}, {line_no}, "
                    f"{gen.message(rule, version, venv)}))")
+        if undecided:  # undecided: a `review` (the rule's last template, NEEDS_VERSION)
+            out.append(f"{body}elif ({missing_test}) and {possible}:")
+            out.append(f"{body}    out.append(({index}, {len(rule.versions)}, {line_no}, "
+                       f"{needs}))")
         if not conds:
             break
     return out

@@ -205,16 +205,27 @@ class Tracer:
                 label = f"of {self._source(part.collection)}, in {self._source(part.container)}"
                 body.append(f"    seen.append(({label!r}, [_x for _x in {coll} if {inside}], "
                             f"{self._kind(part.collection)!r}))")
-            body.append(f"    result = bool({gen.expr(cond, env)})")
+            with gen.deciding(version):  # as evaluation decides it (dsl/missing.py)
+                body.append(f"    result = bool({gen.expr(cond, env)})")
             body.append(f"    conds.append(({i}, result, seen))")
             body.append("    if not result:")
             body.append("        return False")
         message = gen.message(rule, version, env)
         body.append(f"    return {message}")
+        undecided = gen.undecided(rule, version, env, version.conditions)
+        if undecided is not None:  # `_undecided`: the review a missing value gives
+            missing_test, possible, needs = undecided
+            body.append("def _undecided(claim, line, diagnosis):")
+            for let in version.lets:
+                body.append(f"    _l_{let.name} = {gen.expr(let.value, env)}")
+            body.append(f"    if ({missing_test}) and {possible}:")
+            body.append(f"        return {needs}")
+            body.append("    return None")
         namespace = gen.ns
         namespace.setdefault("_others", _others)
         exec(compile("\n".join(body) + "\n", source_name("trace", rule.id), "exec"), namespace)
         fn = namespace["_trace"]
+        fn.undecided = namespace.pop("_undecided", None) if undecided is not None else None
         self._fns[key] = fn
         return fn
 
@@ -271,6 +282,18 @@ class Tracer:
             trace.conditions.append(ConditionTrace(
                 self._source(cond), cond.span.line, result,
                 [ValueSeen(label, v, describe(v, k)) for label, v, k in seen]))
+        undecided = getattr(self._function(rule.index, vindex), "undecided", None)
+        try:
+            needs = (undecided(claim, line, diagnosis) if message is False and undecided
+                     else None)
+        except Exception:  # as evaluation: a rule failing here has failed above
+            needs = None
+        if needs is not None:
+            trace.status = "fired"
+            trace.reason = "a field it reads is missing, so it cannot be decided"
+            trace.outcome = "review CO-16"
+            trace.message = needs
+            return trace
         if message is False:
             failed = next((c for c in trace.conditions if c.result is False), None)
             trace.status = "passed"

@@ -143,6 +143,26 @@ RECORDS: dict[str, dict[str, Type]] = {
     },
 }
 
+# Fields whose absence is itself an answer, not a value the claim lacks: a claim with no
+# plan has none (the payer's base plan), one that replaces nothing has no `replaces`,
+# one with no referring provider has none (nor its NPI: a path through an answered
+# absence is answered), an open coverage span or authorization has no end. Every other
+# field marked `maybe()` above is *optional*: a comparison that reads it while it is
+# missing is unknown, and the rule asks for a review (dsl/missing.py; the language
+# reference, "Missing values").
+ABSENT_IS_AN_ANSWER: frozenset[tuple[str, str]] = frozenset({
+    ("Claim", "plan"), ("Claim", "replaces"), ("Claim", "referring_provider"),
+    ("Coverage", "plan"), ("Coverage", "end"),
+    ("Authorization", "end"),
+})
+
+
+def optional(record: str, field_name: str) -> bool:
+    """Whether a field of a record can be missing, its absence unknown (see above)."""
+    t = RECORDS.get(record, {}).get(field_name)
+    return t is not None and t.nullable and (record, field_name) not in ABSENT_IS_AN_ANSWER
+
+
 # The names a rule can start a path with, by the rule's scope.
 ROOTS: dict[str, dict[str, Type]] = {
     "line": {

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.checker import CheckEnv, check_pack
-from cleanclaim.dsl.compiler import CompiledRule, Program, compile_pack
+from cleanclaim.dsl.compiler import NEEDS_VERSION, CompiledRule, Program, compile_pack
 from cleanclaim.dsl.errors import PolicyCompileError, PolicyError, did_you_mean
 from cleanclaim.dsl.pack import (
     PackSources,
@@ -555,10 +555,12 @@ def _templates(program: Program, plugin: PluginInfo | None = None) -> list[list[
         parts = Path(rule.file).parts
         return {"file": "/".join(parts[-2:]), "line": rule.line}
 
+    # After the versions, the rule's finding when a missing value leaves it undecided
+    # (dsl/missing.py): a review of the data the claim lacks (CO-16).
     return [
         [(plugin.rule_id(rule.id) if plugin else rule.id, rule.kind, v.severity, v.group,
           v.carc, v.rarcs, rule.root_cause, rule.owner, v.reference, source(rule))
-         for v in rule.versions]
+         for v in (*rule.versions, NEEDS_VERSION)]
         for rule in program.rules]
 
 

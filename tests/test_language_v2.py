@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,6 +120,7 @@ def test_an_absent_referring_provider_is_missing(make: Callable[[str], Engine]) 
                          "  let p = claim.referring_provider\n")
                   + rule("line", "claim.referring_provider.npi != \"1\"", "all lines",
                          message="npi {claim.referring_provider.npi}"))
+    # (no referring provider is an answer: its NPI is missing, not unknown)
     assert fired(engine.check(claim(referring_provider=None))) == ["no-npi", "no-ref"]
     assert fired(engine.check(claim())) == ["no-npi", "no-ref"]
     assert fired(engine.check(claim(referring_provider={"npi": None}))) == ["no-npi", "ref"]
@@ -130,3 +132,76 @@ def test_an_absent_referring_provider_is_missing(make: Callable[[str], Engine]) 
         assert not [t for t in traces if t.status == "error"]
         assert sorted({t.rule.removeprefix("t/") for t in traces if t.status == "fired"}) == (
             fired(decision))
+
+
+# ---- 13.2 missing values --------------------------------------------------------------
+
+
+def _review_of(decision: Decision, rule_id: str) -> list[str]:
+    return [f.message for f in decision.findings
+            if f.rule == f"t/{rule_id}" and f.severity == "review" and f.carc == "16"]
+
+
+def test_comparisons_with_a_missing_value_are_unknown_and_not_agrees(
+        make: Callable[[str], Engine]) -> None:
+    engine = make("version 1\n"
+                  + rule("ne", 'member.sex != "F"', "claim")
+                  + rule("not-eq", 'not (member.sex == "F")', "claim")
+                  + rule("eq", 'member.sex == "F"', "claim")
+                  + rule("age", "years_between(member.birth_date, claim.first_service_date)"
+                         " < 18", "claim")
+                  + rule("adult", "not adult", "claim",
+                         "  let adult = years_between(member.birth_date, "
+                         "claim.first_service_date) >= 18\n")
+                  + rule("and-false", 'member.sex == "M" and claim.claim_id == "other"',
+                         "claim")
+                  + rule("or-true", 'member.sex == "M" or claim.claim_id == "C-1"', "claim"))
+    known = engine.check(claim())
+    assert fired(known) == ["eq", "or-true"]
+    member = {"id": "M1", "coverage": [{"payer": "t", "start": "2016-04-01", "end": None}]}
+    unknown = engine.check(claim(member=member))
+    for rule_id in ("ne", "not-eq", "eq"):
+        assert _review_of(unknown, rule_id) == [f"needs member.sex to decide: t/{rule_id}"]
+    for rule_id in ("age", "adult"):
+        assert _review_of(unknown, rule_id) == [
+            f"needs member.birth_date to decide: t/{rule_id}"]
+    assert not [f for f in unknown.findings if f.severity == "deny" and f.rule != "t/or-true"]
+    assert _review_of(unknown, "and-false") == []  # unknown and false: false
+    assert [f.severity for f in unknown.findings if f.rule == "t/or-true"] == ["deny"]
+    assert unknown.status == "deny"
+
+
+def test_a_rule_that_tests_the_field_keeps_the_plain_rule(
+        make: Callable[[str], Engine]) -> None:
+    engine = make("version 1\n"
+                  + rule("guarded", 'member.sex is present and member.sex != "F"', "claim")
+                  + rule("either", 'member.sex is missing or member.sex == "M"', "claim")
+                  + rule("other", '(member.sex is missing and claim.plan == "x") or '
+                         'member.sex == "M"', "claim"))
+    member = {"id": "M1", "coverage": [{"payer": "t", "start": "2016-04-01", "end": None}]}
+    decision = engine.check(claim(member=member))
+    assert fired(decision) == ["either"]
+    assert [f.severity for f in decision.findings] == ["deny"]
+
+
+def test_missing_values_on_lines_and_the_general_body_agree(
+        make: Callable[[str], Engine]) -> None:
+    engine = make("version 1\n" + rule("units", "line.units > 2"))
+    decision = engine.check(claim(line(units=None), line(number=2, units=3),
+                                  line(number=3, units=1)))
+    assert [(f.line, f.severity) for f in decision.findings] == [(1, "review"), (2, "deny")]
+    assert decision.findings[0].message == "needs line.units to decide: t/units"
+
+
+def test_the_language_page_lists_every_field_that_can_be_missing() -> None:
+    from cleanclaim.dsl import types as T
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "language-lang.md").read_text(
+        encoding="utf-8")
+    for record, fields in T.RECORDS.items():
+        for name, t in fields.items():
+            row = f"| {record} | `{name}` |"
+            assert (row in page) == t.nullable, row
+            if t.nullable:
+                kind = "optional" if T.optional(record, name) else "absent is an answer"
+                assert f"{row} {t} | {kind} |" in page

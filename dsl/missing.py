@@ -1,0 +1,142 @@
+"""Missing values: which claim fields a comparison reads that can be missing, unguarded.
+
+The rule of the language (docs/language.md, "Missing values"): a comparison that reads a
+claim field that can be missing (dsl/types.py says which: `T.optional`), when the
+field is missing, is *unknown*. `and`, `or` and `not` follow Kleene's three-valued logic:
+`unknown and false` is false, `unknown or true` is true, `not unknown` is unknown. A rule
+whose condition is true fires; one whose condition is unknown gives a `review` finding
+"needs member.sex ..." instead (a person must look); one whose condition is false passes.
+So `member.sex != "F"` and `not (member.sex == "F")` agree: both are unknown when the sex
+is missing.
+
+A rule that tests a field itself with `is present` / `is missing` (anywhere in the
+version's `let`s and conditions) has said what a missing value means: comparisons of
+that field keep the plain rule of version 1 (a comparison with a missing value is false).
+Inside a quantifier (`any o in other_lines where ...`) and in function arguments the plain
+rule holds too.
+
+The compiler writes each condition twice: *definite* (unknown counts as what makes the
+condition false) and *possible* (unknown counts as what makes it true); the second runs
+only when the first is false and a field it reads is missing. `lint` reports the
+unguarded reads (`optional_reads`) so that an analyst sees where a review can come from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from cleanclaim.dsl import ast
+from cleanclaim.dsl import types as T
+
+# The names a path to a field of the claim being checked starts with.
+ROOTS = frozenset({"claim", "member", "line", "diagnosis"})
+
+
+def guarded_paths(version: ast.Version) -> frozenset[tuple[str, ...]]:
+    """The paths the version tests with `is present` / `is missing`."""
+    found: set[tuple[str, ...]] = set()
+    exprs = [*version.conditions, *(let.value for let in version.lets)]
+    for expr in exprs:
+        for node in _nodes(expr):
+            if isinstance(node, ast.Presence) and isinstance(node.operand, ast.Path):
+                found.add(node.operand.parts)
+    return frozenset(found)
+
+
+def _nodes(expr: ast.Expr) -> Iterator[ast.Expr]:
+    yield expr
+    if isinstance(expr, ast.Not):
+        yield from _nodes(expr.operand)
+    elif isinstance(expr, (ast.BoolOp, ast.Compare, ast.Arith)):
+        yield from _nodes(expr.left)
+        yield from _nodes(expr.right)
+    elif isinstance(expr, ast.Membership):
+        yield from _nodes(expr.element)
+        yield from _nodes(expr.container)
+    elif isinstance(expr, ast.Presence):
+        yield from _nodes(expr.operand)
+    elif isinstance(expr, ast.Call):
+        for arg in expr.args:
+            yield from _nodes(arg)
+    elif isinstance(expr, ast.Quantified):
+        yield from _nodes(expr.collection)
+        yield from _nodes(expr.condition)
+    elif isinstance(expr, ast.QuantifiedIn):
+        yield from _nodes(expr.collection)
+        yield from _nodes(expr.container)
+
+
+def optional_reads(expr: ast.Expr, types: Mapping[int, T.Type],
+                   lets: Mapping[str, ast.Expr], guarded: frozenset[tuple[str, ...]],
+                   _seen: frozenset[str] = frozenset()) -> list[ast.Path]:
+    """The paths to claim fields that can be missing which `expr` reads (through `let`s),
+    outside quantifiers, not tested by the rule with `is present` / `is missing`."""
+    found: list[ast.Path] = []
+    if isinstance(expr, ast.Path):
+        head = expr.parts[0]
+        if expr.parts in guarded:
+            return found
+        if head in lets and head not in _seen:
+            if len(expr.parts) == 1:
+                found.extend(optional_reads(lets[head], types, lets, guarded, _seen | {head}))
+            return found
+        if head in ROOTS and len(expr.parts) > 1 and _optional_path(expr.parts):
+            found.append(expr)
+        return found
+    if isinstance(expr, (ast.Quantified, ast.QuantifiedIn, ast.Presence, ast.Literal_,
+                         ast.CodeList)):
+        return found
+    if isinstance(expr, ast.Not):
+        return optional_reads(expr.operand, types, lets, guarded, _seen)
+    if isinstance(expr, (ast.BoolOp, ast.Compare, ast.Arith)):
+        return [*optional_reads(expr.left, types, lets, guarded, _seen),
+                *optional_reads(expr.right, types, lets, guarded, _seen)]
+    if isinstance(expr, ast.Membership):
+        return []  # a missing value is in no list (`not in`: true), as in version 1
+    if isinstance(expr, ast.Call):
+        for arg in expr.args:
+            found.extend(optional_reads(arg, types, lets, guarded, _seen))
+    return found
+
+
+def _optional_path(parts: tuple[str, ...]) -> bool:
+    """Whether a path from a root reads a field that can be missing, unknown when it is
+    (its own field or a record on the way: `claim.referring_provider.npi`)."""
+    current = T.ROOTS["line"].get(parts[0]) or T.ROOTS["diagnosis"].get(parts[0])
+    for part in parts[1:]:
+        if current is None or current.name not in T.RECORDS:
+            return False
+        if (current.name, part) in T.ABSENT_IS_AN_ANSWER:
+            return False
+        if T.optional(current.name, part):
+            return True
+        current = T.RECORDS[current.name].get(part)
+    return False
+
+
+def compare_reads(expr: ast.Expr, types: Mapping[int, T.Type],
+                  lets: Mapping[str, ast.Expr],
+                  guarded: frozenset[tuple[str, ...]]) -> list[tuple[ast.Compare, ast.Path]]:
+    """Each comparison of `expr` (through boolean `let`s, outside quantifiers) with each
+    unguarded optional field it reads: what `lint` reports."""
+    found: list[tuple[ast.Compare, ast.Path]] = []
+
+    def visit(e: ast.Expr, seen: frozenset[str]) -> None:
+        if isinstance(e, ast.Compare):
+            for path in optional_reads(e, types, lets, guarded):
+                found.append((e, path))
+        elif isinstance(e, ast.Not):
+            visit(e.operand, seen)
+        elif isinstance(e, ast.BoolOp):
+            visit(e.left, seen)
+            visit(e.right, seen)
+        elif (isinstance(e, ast.Path) and len(e.parts) == 1 and e.parts[0] in lets
+              and e.parts[0] not in seen and (e.parts[0],) not in guarded):
+            visit(lets[e.parts[0]], seen | {e.parts[0]})
+
+    visit(expr, frozenset())
+    return found
+
+
+def label(path: ast.Path) -> str:
+    return ".".join(path.parts)
