@@ -293,6 +293,36 @@ def years_between(a: dt.date | None, b: dt.date | None) -> int | None:
     return None if months is None else int(months / 12)
 
 
+def start_of_month(d: dt.date | None) -> dt.date | None:
+    """The first day of the month of `d`."""
+    return None if d is None else d.replace(day=1)
+
+
+def start_of_year(d: dt.date | None) -> dt.date | None:
+    """January 1 of the year of `d`."""
+    return None if d is None else d.replace(month=1, day=1)
+
+
+def start_of_next_month(d: dt.date | None) -> dt.date | None:
+    """The first day of the month after the month of `d`."""
+    if d is None:
+        return None
+    try:
+        return _add_months(d.replace(day=1), 1)
+    except ValueError:  # past year 9999
+        return None
+
+
+def full_months_between(a: dt.date | None, b: dt.date | None) -> int | None:
+    """Whole calendar months strictly between the month of `a` and the month of `b`: the
+    "11 full months after the month in which the last one was performed" of the annual
+    wellness visit (a = 2025-03-15: from 2026-03-01 on, 11 full months have passed)."""
+    if a is None or b is None:
+        return None
+    months = (b.year * 12 + b.month) - (a.year * 12 + a.month)
+    return months - 1 if months > 0 else 0 if months == 0 else months + 1
+
+
 def count(items: Any) -> int:
     return 0 if items is None else len(items)
 
@@ -311,4 +341,13 @@ BUILTINS: tuple[FunctionSpec, ...] = (
     FunctionSpec("years_between", (DATE, DATE), NUMBER.maybe(), years_between,
                  "whole years from the first date to the second (e.g. age)"),
     FunctionSpec("count", (list_of(ANY),), NUMBER, count, "number of items in a list"),
+    FunctionSpec("start_of_month", (DATE,), DATE.maybe(), start_of_month,
+                 "the first day of the date's month"),
+    FunctionSpec("start_of_year", (DATE,), DATE.maybe(), start_of_year,
+                 "January 1 of the date's year"),
+    FunctionSpec("start_of_next_month", (DATE,), DATE.maybe(), start_of_next_month,
+                 "the first day of the month after the date's month"),
+    FunctionSpec("full_months_between", (DATE, DATE), NUMBER.maybe(), full_months_between,
+                 "whole calendar months strictly between the month of the first date and "
+                 "the month of the second (\"11 full months after the month of the last\")"),
 )

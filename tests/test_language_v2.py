@@ -205,3 +205,35 @@ def test_the_language_page_lists_every_field_that_can_be_missing() -> None:
             if t.nullable:
                 kind = "optional" if T.optional(record, name) else "absent is an answer"
                 assert f"{row} {t} | {kind} |" in page
+
+
+# ---- 13.5 calendar months ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("a", "b", "full"), [
+    ("2025-03-15", "2026-02-28", 10), ("2025-03-15", "2026-03-01", 11),
+    ("2025-03-31", "2026-03-01", 11), ("2025-03-15", "2025-03-31", 0),
+    ("2025-03-15", "2025-04-01", 0), ("2025-03-15", "2025-05-01", 1),
+    ("2025-12-31", "2026-02-01", 1),
+])
+def test_full_months_after_the_month_of_the_last_service(a: str, b: str, full: int) -> None:
+    from cleanclaim.dsl.types import full_months_between
+
+    assert full_months_between(dt.date.fromisoformat(a), dt.date.fromisoformat(b)) == full
+
+
+def test_calendar_month_functions_in_a_policy(make: Callable[[str], Engine]) -> None:
+    """AWV (G0439): covered once 11 full months have passed after the month of the last
+    one (42 CFR 410.15; Medicare Claims Processing Manual ch. 18 section 140)."""
+    engine = make("version 1\n"
+                  + rule("awv-too-soon",
+                         "full_months_between(2025-03-15, line.service_date) < 11")
+                  + rule("month", "start_of_month(line.service_date) == 2026-02-01")
+                  + rule("year", "start_of_year(line.service_date) == 2026-01-01")
+                  + rule("next", "start_of_next_month(2025-12-31) == 2026-01-01"
+                         " and start_of_next_month(line.service_date) == 2026-03-01")
+                  + rule("add", "add_months(2026-01-31, 1) == 2026-02-28"
+                         " and months_between(2026-01-31, 2026-02-28) == 1"))
+    assert fired(engine.check(claim(line(service_date="2026-02-27")))) == [
+        "add", "awv-too-soon", "month", "next", "year"]
+    assert fired(engine.check(claim(line(service_date="2026-03-01")))) == ["add", "year"]
