@@ -18,6 +18,7 @@ from cleanclaim.dsl.errors import PolicyError, did_you_mean
 from cleanclaim.dsl.history import COUNTER, Counter, check_counter_calls, check_counters
 from cleanclaim.dsl.pack import PackSources, TableDecl, all_tables, display_path
 from cleanclaim.dsl.parsed import parse_policy_file_cached
+from cleanclaim.dsl.parser import parse_expression
 from cleanclaim.dsl.valuesets import CodeSet, infer_kind, read_csv_column, resolve_items
 
 ROOT_CAUSES = (
@@ -65,7 +66,7 @@ class CheckedPack:
     types: dict[int, T.Type] = field(default_factory=dict)  # id(expr) -> type
     literal_sets: dict[int, CodeSet] = field(default_factory=dict)  # id(CodeList) -> set
     # id(message Text) -> the `{field}` places of its template: (start, end, path, type)
-    templates: dict[int, list[tuple[int, int, ast.Path, T.Type]]] = field(default_factory=dict)
+    templates: dict[int, list[tuple[int, int, ast.Expr, T.Type]]] = field(default_factory=dict)
     scope_sets: dict[str, CodeSet] = field(default_factory=dict)  # rule id -> codes
     tables: dict[str, TableDecl] = field(default_factory=dict)
     errors: list[PolicyError] = field(default_factory=list)
@@ -352,13 +353,28 @@ def _check_template(checked: CheckedPack, env: CheckEnv, message: ast.Text,
         line = message.span.line
         span = ast.Span(message.span.file, line, message.span.column + offsets[match.start()],
                         line, message.span.column + offsets[match.end()])
-        if not _FIELD_PATH.match(text):
-            checked.errors.append(PolicyError(
-                "E109", f"`{{{text}}}` in the message is not a field or name", span,
-                "a message shows values by name, e.g. {line.code} or {due}"))
-            continue
-        path = ast.Path(tuple(text.split(".")), span)
-        found = _infer(checked, env, path, scope_env, scope_kind, template=True)
+        shown: ast.Expr
+        if _FIELD_PATH.match(text):
+            shown = ast.Path(tuple(text.split(".")), span)
+        else:  # an expression: `{days_between(line.service_date, claim.received_date)}`
+            inner = match.group(1)
+            at = offsets[match.start(1)] + len(inner) - len(inner.lstrip())
+            parsed, problems = parse_expression(text, message.span.file, line,
+                                                message.span.column + at)
+            if parsed is None or problems:
+                for problem in problems or [PolicyError("E109", "", span)]:
+                    why = problem.message
+                    if problem.code == "E002":  # the text in the braces ended, not the file
+                        why = why.replace("unexpected end of file", "it ends early")
+                    checked.errors.append(PolicyError(
+                        "E109", f"`{{{text}}}` in the message is not a field, a name or an "
+                        f"expression: {why}", problem.span,
+                        (problem.hint if problem.code != "E002" else None)
+                        or "a message shows values, e.g. {line.code}, {due} or "
+                        "{days_between(line.service_date, claim.received_date)}"))
+                continue
+            shown = parsed
+        found = _infer(checked, env, shown, scope_env, scope_kind, template=True)
         if not _showable(found):
             instead = ("name the value set in the text instead" if found.name == "set"
                        else "show one of its fields, e.g. {line.code}")
@@ -367,7 +383,7 @@ def _check_template(checked: CheckedPack, env: CheckEnv, message: ast.Text,
                 f"a message shows single values or lists of them; {instead}"))
             continue
         checked.templates.setdefault(id(message), []).append(
-            (match.start(), match.end(), path, found))
+            (match.start(), match.end(), shown, found))
 
 
 def _showable(t: T.Type) -> bool:

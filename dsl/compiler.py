@@ -570,7 +570,8 @@ class _Gen:
             formatter = "_fmt_icd" if (found.name == "icd10" or (
                 found.name == "list" and found.elem is not None and found.elem.name == "icd10"
             )) else "_fmt"
-            parts.append(f"{formatter}({self.path(path, env)})")
+            shown = self.path(path, env) if isinstance(path, ast.Path) else self.expr(path, env)
+            parts.append(f"{formatter}({shown})")
             pos = end
         if pos < len(text.value):
             parts.append(repr(text.value[pos:]))

@@ -52,6 +52,34 @@ def _parser(version: int) -> Lark:
 
 
 @cache
+def _expression_parser(version: int) -> Lark:
+    """The same grammar started at `expr` (message templates: `{days_between(a, b)}`)."""
+    grammar = resources.files("cleanclaim.dsl").joinpath(f"grammar/policy_v{version}.lark")
+    return Lark(
+        grammar.read_text(encoding="utf-8"),
+        parser="lalr",
+        start="expr",
+        propagate_positions=True,
+        maybe_placeholders=False,
+        cache=True,
+    )
+
+
+def parse_expression(text: str, file: str, line: int, column: int,
+                     version: int = 1) -> tuple[ast.Expr | None, list[PolicyError]]:
+    """Parse an expression that stands at `line`:`column` of `file` (inside a message's
+    braces), with spans and errors located there."""
+    padded = "\n" * (line - 1) + " " * (column - 1) + text
+    try:
+        tree = _expression_parser(version).parse(padded)
+    except UnexpectedInput as err:
+        return None, [_syntax_error(file, padded, err, reserved_words(version))]
+    builder = _ToAst(file)
+    node = builder.transform(tree)
+    return (node if not isinstance(node, Token) else None), builder.errors
+
+
+@cache
 def reserved_words(version: int) -> frozenset[str]:
     """The keywords of a language version that cannot be names (its NAME terminal's
     negative lookahead)."""

@@ -237,3 +237,36 @@ def test_calendar_month_functions_in_a_policy(make: Callable[[str], Engine]) -> 
     assert fired(engine.check(claim(line(service_date="2026-02-27")))) == [
         "add", "awv-too-soon", "month", "next", "year"]
     assert fired(engine.check(claim(line(service_date="2026-03-01")))) == ["add", "year"]
+
+
+# ---- 13.10 message templates accept expressions -----------------------------------------
+
+
+def test_message_templates_accept_expressions(make: Callable[[str], Engine]) -> None:
+    engine = make("version 1\n" + rule(
+        "late", "days_between(line.service_date, claim.received_date) > 1",
+        message="late by {days_between(line.service_date, claim.received_date)} days; "
+                "{line.units + 1} units; sex F: {member.sex == \\\"F\\\"}; {line.code}"))
+    decision = engine.check(claim())
+    assert [f.message for f in decision.findings] == [
+        "late by 20 days; 2 units; sex F: True; 93000"]
+    _, traces = engine.explain(claim())
+    assert [t.message for t in traces if t.status == "fired"] == [
+        f.message for f in decision.findings]
+
+
+@pytest.mark.parametrize(("template", "fragment"), [
+    ("{days_between(line.service_date)}", "E202"),
+    ("{nope(line.code)}", "unknown function `nope`"),
+    ("{line.units +}", "is not a field, a name or an expression"),
+    ("{[93000]}", "which a message cannot show"),
+])
+def test_a_bad_expression_in_a_message_is_a_located_error(
+        make: Callable[[str], Engine], template: str, fragment: str) -> None:
+    text = "version 1\n" + rule("a", "true", message=template)
+    with pytest.raises(PolicyCompileError) as info:
+        make(text)
+    errors = [e for e in info.value.errors if fragment in f"{e.code} {e.message}"]
+    assert errors, [e.message for e in info.value.errors]
+    message_line = text.splitlines().index(f'  message "{template}"') + 1
+    assert {(e.span.line, e.span.column >= 12) for e in errors} == {(message_line, True)}
