@@ -66,7 +66,6 @@ bounded number): `check_item` evaluates those instead of decoding them a second 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 from collections import deque
@@ -82,6 +81,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from cleanclaim.engine.decision import Decision, Finding
 from cleanclaim.engine.engine import EngineRecipe
 from cleanclaim.engine.inputs import InputFileError, RawClaim, ReadProblem
+from cleanclaim.engine.model import loads, readable_id
 from cleanclaim.engine.reading import NDJSON_SUFFIXES, _claim_id, read_claims
 
 if TYPE_CHECKING:
@@ -98,6 +98,7 @@ MAX_ATTEMPTS = 2
 # Worker start-ups that may fail in a row before the parent checks the claims itself.
 MAX_START_FAILURES = 3
 INTERNAL_ERROR_RULE = "engine/internal-error"
+INPUT_FILE_RULE = "engine/input-file"
 # Test-only hook, read once per worker process (never in the parent): see `_test_hook`.
 TEST_CRASH_ENV = "CLEANCLAIM_TEST_CRASH_ON"
 
@@ -121,7 +122,7 @@ class ClaimLine:
     def to_raw(self) -> RawClaim:
         """The `RawClaim` `reading.iter_inputs` gives for this line."""
         try:
-            data = json.loads(self.text)
+            data = loads(self.text)
         except ValueError as exc:
             return RawClaim(self.position, None,
                             (ReadProblem(f"line {self.number}", f"not valid JSON: {exc}"),))
@@ -133,7 +134,21 @@ class ClaimLine:
         return ClaimLine, (self.position, self.number, self.text)
 
 
-ClaimSource = RawClaim | ClaimLine
+@dataclass(frozen=True, slots=True)
+class FileProblem:
+    """An input file that cannot be read, in the stream of claims (`cleanclaim check`):
+    it gets a located error record in the output (`file_error`), in its place.
+
+    file: the file as named on the command line; where: where in it (segment, line,
+    offset) when known; reason: why (never patient values)."""
+
+    position: int
+    file: str
+    where: str | None
+    reason: str
+
+
+ClaimSource = RawClaim | ClaimLine | FileProblem
 
 
 class InputReader:
@@ -145,10 +160,13 @@ class InputReader:
     for a progress bar.
     """
 
-    def __init__(self, paths: Sequence[Path], payer_map: Mapping[str, str] | None = None
-                 ) -> None:
+    def __init__(self, paths: Sequence[Path], payer_map: Mapping[str, str] | None = None,
+                 limits: Mapping[Path, int] | None = None) -> None:
         self.paths = list(paths)
         self.payer_map = dict(payer_map or {})
+        # NDJSON files are read up to these sizes (`cleanclaim check` takes them before
+        # its first pass, so that both passes see the same lines).
+        self.limits = dict(limits or {})
         self.bytes_read = 0
         self.total_bytes = 0
         for path in self.paths:
@@ -178,9 +196,14 @@ class InputReader:
 
     def _ndjson(self, path: Path, offset: int) -> Iterator[ClaimLine]:
         position = offset
+        left = self.limits.get(path)
         try:
             with path.open("rb") as handle:
                 for number, text in enumerate(handle, start=1):
+                    if left is not None:
+                        if len(text) > left:  # appended after the run began
+                            break
+                        left -= len(text)
                     self.bytes_read += len(text)
                     if not text.strip():
                         continue
@@ -196,9 +219,15 @@ class InputReader:
 def check_item(engine: Engine, item: ClaimSource) -> Decision:
     """The decision for one claim; never raises (an engine bug rejects the claim with
     `engine/internal-error` instead of stopping the batch)."""
+    if isinstance(item, FileProblem):
+        return file_error(item)
     try:
         history = getattr(engine, "history", None)
-        if history is not None:  # a history run: phase 1 may have decoded it already
+        if history is not None:  # a history run: phase 1 may have refused or decoded it
+            refused: Decision | None = history.refusal(item.position, None)
+            if refused is not None:
+                refused.claim_id = _known_claim_id(item)
+                return refused
             claim = history.take(item.position)
             if claim is not None:
                 decision = engine.evaluate(claim)
@@ -208,6 +237,20 @@ def check_item(engine: Engine, item: ClaimSource) -> Decision:
         return engine.check_raw(raw)
     except Exception as exc:
         return internal_error(item, f"{type(exc).__name__} while checking it")
+
+
+def file_error(problem: FileProblem) -> Decision:
+    """The record of an input file that cannot be read: shaped like a rejected decision
+    (no claim id, the finding `engine/input-file`) with an `error` object naming the file,
+    where in it, and why."""
+    located = problem.file + (f" ({problem.where})" if problem.where else "") + \
+        f": {problem.reason}"
+    finding = Finding(
+        INPUT_FILE_RULE, "submission", "reject", None, "CO", "16", ["MA130"], "submission",
+        "billing", located, None, None)
+    decision = Decision(None, "reject", [finding], {})
+    decision.error = {"file": problem.file, "where": problem.where, "reason": problem.reason}
+    return decision
 
 
 def internal_error(item: ClaimSource, reason: str) -> Decision:
@@ -221,10 +264,13 @@ def internal_error(item: ClaimSource, reason: str) -> Decision:
 
 
 def _known_claim_id(item: ClaimSource) -> str | None:
+    if isinstance(item, FileProblem):
+        return None
     if isinstance(item, RawClaim):
-        return item.claim_id if item.claim_id is not None else _claim_id(item.data)
+        return readable_id(item.claim_id) if item.claim_id is not None else \
+            _claim_id(item.data)
     try:
-        return _claim_id(json.loads(item.text))
+        return _claim_id(loads(item.text))
     except Exception:  # the line is what failed: take no chances with it
         return None
 

@@ -1,14 +1,18 @@
 """The `cleanclaim` command line (typer).
 
 Exit codes of `check`: 0 nothing denied or rejected; 1 at least one claim denied or
-rejected; 2 usage error, unreadable input file, or a policy pack that does not compile
-(located errors on stderr).
+rejected; 2 usage error (an input that does not exist, a bad option or history store) or
+a policy pack that does not compile (located errors on stderr); 3 the run failed for
+part of its input: an input file could not be read, or the engine could not check a
+claim (`engine/internal-error`) - each has its record in the output, and every other
+claim its decision.
 """
 
 # No `from __future__ import annotations` here: typer reads every command's annotations
 # on each run, and string annotations would be compiled and evaluated one by one (about
 # 30 ms of a cold start).
 
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -117,7 +121,8 @@ def _worker_options(engine: Any) -> Any:
 
 
 def _history_run(engine: Any, state: Path | None, paths: list[Path],
-                 payer_map: dict[str, str], workers: int) -> Any:
+                 payer_map: dict[str, str], workers: int,
+                 limits: dict[Path, int] | None = None) -> Any:
     """Phase 1 of a check with claim history (a store at `--state`, or packs that count
     history): every readable claim of the input recorded. None when no history is used."""
     from cleanclaim.engine.batch import InputReader
@@ -133,8 +138,12 @@ def _history_run(engine: Any, state: Path | None, paths: list[Path],
         raise typer.Exit(2) from exc
     # Phase 1 in a pass of its own, so that memory stays flat however large the input:
     # the second pass (check_batch) reads the input again and checks against the store.
-    run.record(item for item in InputReader(paths, payer_map)
-               if not isinstance(item, InputFileError))
+    try:
+        run.record(item for item in InputReader(paths, payer_map, limits)
+                   if not isinstance(item, InputFileError))
+    except BaseException:
+        run.close()
+        raise
     return run
 
 
@@ -190,28 +199,49 @@ def check(
         "--no-plugin", help="Do not run this plugin (repeatable).")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Check claims and print one decision per claim."""
-    from functools import partial
+    """Check claims and print one decision per claim.
 
-    from cleanclaim.engine import progress as progress_line
-    from cleanclaim.engine.batch import ClaimSource, InputReader, check_batch, resolve_workers
-    from cleanclaim.engine.inputs import InputFileError
+    Exit 0: nothing denied or rejected; 1: a claim denied or rejected; 2: usage error or
+    a policy that does not compile; 3: the run failed for part of its input (a file that
+    cannot be read, a claim the engine could not check): its record is in the output."""
+    import tempfile
+
+    from cleanclaim.engine.batch import InputReader, resolve_workers
 
     engine = build_engine(policies, ptp, mue, _date(today),
                           plugins=_plugin_selection(plugin, no_plugin), data_dir=data_dir)
     for path in paths:
-        if not path.exists():
+        if str(path) != "-" and not path.exists():
             typer.echo(f"error: {path}: no such file", err=True)
             raise typer.Exit(2)
-    # Claim history: phase 1 records every claim (a first pass over the input) so that the
-    # decisions below count the claims before each one, whatever the input order.
-    history = _history_run(engine, state, paths, _payer_map(payer_map),
-                           resolve_workers(workers))
-    reader = InputReader(paths, _payer_map(payer_map))
+    with tempfile.TemporaryDirectory(prefix="cleanclaim-input-") as spool_dir:
+        # Standard input, pipes and FIFOs can be read only once: they are copied to a
+        # file first, since a run reads its input twice (phase 1, then the checking).
+        names: dict[str, str] = {}
+        files = [_spooled(path, Path(spool_dir), i, names) for i, path in enumerate(paths)]
+        # Each file is read up to its size now: lines appended during the run are left
+        # for the next run, never checked without being recorded.
+        limits = _sizes(files)
+        history = _history_run(engine, state, files, _payer_map(payer_map),
+                               resolve_workers(workers), limits)
+        reader = InputReader(files, _payer_map(payer_map), limits)
+        worst = _check_files(engine, reader, history, output, workers, progress, names)
+    raise typer.Exit(worst)
+
+
+def _check_files(engine: Any, reader: Any, history: Any, output: "OutputFormat",
+                 workers: int, progress: bool | None, names: dict[str, str]) -> int:
+    """Phase 2 of `check`: every claim's decision, and every unreadable file's record, in
+    input order; returns the exit code."""
+    from functools import partial
+
+    from cleanclaim.engine import progress as progress_line
+    from cleanclaim.engine.batch import ClaimSource, FileProblem, check_batch, resolve_workers
+    from cleanclaim.engine.inputs import InputFileError
+
     out = sys.stdout
     bar = (progress_line.Progress(sys.stderr, total_bytes=reader.total_bytes)
            if progress_line.wanted(progress, out, sys.stderr) else None)
-    file_errors = 0
     worst = 0
 
     def say(message: str) -> None:
@@ -221,11 +251,11 @@ def check(
             typer.echo(message, err=True)
 
     def claims() -> Iterator[ClaimSource]:
-        nonlocal file_errors
         for item in reader:
             if isinstance(item, InputFileError):
-                file_errors += 1
-                say(f"error: {item}")
+                say(f"error: {_shown(str(item), names)}")
+                yield FileProblem(-1, _shown(item.source, names),
+                                  getattr(item, "where", None), _shown(item.message, names))
                 continue
             yield item
 
@@ -236,9 +266,14 @@ def check(
                           workers=resolve_workers(workers),
                           on_warning=lambda message: say(f"warning: {message}"))
     try:
-        for done, status in enumerate(_write(encoded, output, out), start=1):
-            if status in ("deny", "reject"):
+        for done, (status, outcome, failed) in enumerate(
+                _write(encoded, output, out), start=1):
+            if failed:
+                worst = 3
+            elif status in ("deny", "reject") and worst < 1:
                 worst = 1
+            if history is not None and outcome is not None:
+                history.decide(outcome)
             if bar is not None:
                 bar.update(done, reader.bytes_read)
     finally:
@@ -247,9 +282,41 @@ def check(
         if history is not None:
             history.close()
     out.flush()
-    if file_errors:
-        raise typer.Exit(2)
-    raise typer.Exit(worst)
+    return worst
+
+
+def _shown(text: str, names: dict[str, str]) -> str:
+    for spooled, original in names.items():
+        text = text.replace(spooled, original)
+    return text
+
+
+def _spooled(path: Path, folder: Path, index: int, names: dict[str, str]) -> Path:
+    """`path`, or - for standard input (`-`), a pipe, a FIFO or a device - a copy of what
+    it holds in `folder` (under the same name, so that its format is known by suffix)."""
+    import shutil
+
+    if str(path) != "-" and path.is_file():
+        return path
+    name = "stdin" if str(path) == "-" else path.name or "input"
+    copy = folder / str(index) / name
+    copy.parent.mkdir()
+    with copy.open("wb") as out:
+        if str(path) == "-":
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        else:
+            with path.open("rb") as source:
+                shutil.copyfileobj(source, out, 1 << 20)
+    names[str(copy)] = str(path)
+    return copy
+
+
+def _sizes(paths: list[Path]) -> dict[Path, int]:
+    sizes = {}
+    for path in paths:
+        with contextlib.suppress(OSError):
+            sizes[path] = path.stat().st_size
+    return sizes
 
 
 @app.command()
@@ -589,14 +656,23 @@ def members_import(
     typer.echo(f"imported {count} coverage span(s) of {members} member(s) into {state}")
 
 
-def _encode(output: OutputFormat, d: Decision) -> tuple[str, str]:
-    """One decision as (status, its text in the output format). Runs in worker processes
-    with `--workers N`, so it stays a module-level function."""
+def _encode(output: OutputFormat, d: Decision) -> tuple[str, str, Any, bool]:
+    """One decision as (status, its text in the output format, what the history store
+    keeps of it, whether the engine failed on the claim). Runs in worker processes with
+    `--workers N`, so it stays a module-level function."""
+    from cleanclaim.engine.history import outcome_of
+
+    failed = any(f.rule in ("engine/internal-error", "engine/input-file") for f in d.findings)
+    outcome = outcome_of(d)
     if output is OutputFormat.ndjson:
-        return d.status, json.dumps(d.to_json(), separators=(",", ":")) + "\n"
+        return d.status, json.dumps(d.to_json(), separators=(",", ":")) + "\n", outcome, \
+            failed
     if output is OutputFormat.json:
-        return d.status, json.dumps(d.to_json(), indent=2)
-    return d.status, render_table(d)
+        return d.status, json.dumps(d.to_json(), indent=2), outcome, failed
+    # Text from the input (a claim id) may hold what UTF-8 cannot write: escaped.
+    text = render_table(d)
+    return d.status, text.encode("utf-8", "backslashreplace").decode("utf-8"), outcome, \
+        failed
 
 
 @app.command("plugins")
@@ -634,21 +710,22 @@ def list_plugins(
         raise typer.Exit(1)
 
 
-def _write(encoded: Iterable[tuple[str, str]], output: OutputFormat, out: TextIO
-           ) -> Iterator[str]:
-    """Write decisions encoded by `_encode`, in order; yield each one's status."""
+def _write(encoded: Iterable[tuple[str, str, Any, bool]], output: OutputFormat, out: TextIO
+           ) -> Iterator[tuple[str, Any, bool]]:
+    """Write decisions encoded by `_encode`, in order; yield each one's status, outcome
+    and whether it records a failure."""
     if output is OutputFormat.json:
         out.write("[")
         first = True
-        for status, text in encoded:
+        for status, text, outcome, failed in encoded:
             out.write(("\n" if first else ",\n") + text)
             first = False
-            yield status
+            yield status, outcome, failed
         out.write("\n]\n" if not first else "]\n")
     else:
-        for status, text in encoded:
+        for status, text, outcome, failed in encoded:
             out.write(text)
-            yield status
+            yield status, outcome, failed
 
 
 def render_table(d: Decision) -> str:

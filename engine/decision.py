@@ -90,6 +90,9 @@ class Decision:
     findings: list[Finding]
     policy: dict[str, Any] = field(default_factory=dict)
     position: int | None = None
+    # Only on the record of an input file that cannot be read (engine/batch.py
+    # `file_error`): {"file", "where", "reason"}.
+    error: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -100,6 +103,8 @@ class Decision:
         }
         if self.position is not None:
             out["position"] = self.position
+        if self.error is not None:
+            out["error"] = self.error
         return out
 
 
@@ -117,6 +122,7 @@ def new_decision(claim_id: str | None, status: str, findings: list[Finding],
     decision.findings = findings
     decision.policy = policy
     decision.position = None
+    decision.error = None
     return decision
 
 

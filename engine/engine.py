@@ -42,7 +42,7 @@ from cleanclaim.dsl.pack import (
 )
 from cleanclaim.engine.decision import Decision, Finding, new_decision, status_of
 from cleanclaim.engine.inputs import RawClaim, ReadProblem
-from cleanclaim.engine.model import Claim, decode_claim
+from cleanclaim.engine.model import Claim, decode_claim, json_type, loads, readable_id
 from cleanclaim.engine.ncci import TableError
 
 # Format -> loader; each reads a CMS file or a table of the data folder that
@@ -69,6 +69,17 @@ def _engine_finding(rule: str, kind: str, message: str, *, line: int | None = No
                     owner: str = "billing", reference: str | None = None) -> Finding:
     return Finding(rule, kind, severity, line, group, carc, list(rarc), root_cause, owner,
                    message, reference, None)
+
+
+def _void_finding(claim: Claim) -> Finding:
+    """A void is not checked like a service claim: it takes back the claim it names
+    (`replaces`, or the claim of its own id), which no longer counts in history."""
+    original = claim.replaces or claim.claim_id
+    return _engine_finding(
+        "engine/void", "submission",
+        f"void of claim {original}: not checked as a service claim; claim {original} no "
+        "longer counts in the member's history", severity="info", group="", carc="",
+        rarc=(), root_cause="submission", owner="billing")
 
 
 class Engine:
@@ -252,21 +263,32 @@ class Engine:
         """Check one claim given as a dict, JSON text/bytes or a decoded `Claim`.
 
         `today` overrides the engine's date for this claim (a claim without
-        `received_date` is taken as received today)."""
-        if isinstance(claim, Claim):
-            return self.evaluate(claim)
-        if isinstance(claim, (bytes, str)):
-            try:
-                data = json.loads(claim)
-            except ValueError as exc:
-                return self.unreadable(RawClaim(0, None, (ReadProblem("claim", f"not valid "
-                                                                      f"JSON: {exc}"),)))
-            return self.check_raw(RawClaim(0, data), today)
-        return self.check_raw(RawClaim(0, dict(claim)), today)
+        `received_date` is taken as received today). Never raises: anything that is no
+        claim object (None, a list, a number) is rejected, and a failure inside the
+        engine rejects the claim as `engine/internal-error`."""
+        try:
+            if isinstance(claim, Claim):
+                return self.evaluate(claim)
+            if isinstance(claim, (bytes, str)):
+                try:
+                    data = loads(claim)
+                except ValueError as exc:
+                    return self.unreadable(RawClaim(0, None, (ReadProblem(
+                        "claim", f"not valid JSON: {exc}"),)))
+                return self.check_raw(RawClaim(0, data), today)
+            if not isinstance(claim, Mapping):
+                return self.unreadable(RawClaim(0, None, (ReadProblem(
+                    "claim", f"must be a JSON object, not {json_type(claim)}"),)))
+            return self.check_raw(RawClaim(0, dict(claim)), today)
+        except Exception as exc:  # an engine bug: this claim is rejected, callers go on
+            from cleanclaim.engine.batch import internal_error
+
+            return internal_error(RawClaim(0, None), f"{type(exc).__name__} while checking it")
 
     def check_many(self, claims: Iterable[Mapping[str, Any] | bytes | str | Claim | RawClaim],
                    history: HistoryStore | None = None) -> Iterator[Decision]:
-        """Check claims lazily, one decision per claim, in input order.
+        """Check claims lazily, one decision per claim, in input order; never raises for
+        one claim (see `check`).
 
         When a pack counts claim history (a `counter`), or `history` names a store (the
         CLI's `--state`), the batch is checked in two phases (engine/history.py): every
@@ -277,13 +299,21 @@ class Engine:
 
             yield from HistoryRun(self, history).check_many(claims)
             return
+        from cleanclaim.engine.history import BatchIds
+
+        ids = BatchIds()
         for position, claim in enumerate(claims):
             if isinstance(claim, RawClaim):
-                decision = self.check_raw(claim)
+                try:
+                    decision = self.check_raw(claim)
+                except Exception as exc:
+                    from cleanclaim.engine.batch import internal_error
+
+                    decision = internal_error(claim, f"{type(exc).__name__} while checking it")
             else:
                 decision = self.check(claim)
                 decision.position = position
-            yield decision
+            yield ids.screen(decision, claim)
 
     def check_raw(self, raw: RawClaim, today: dt.date | None = None) -> Decision:
         """Check a claim as a reader produced it; unreadable claims are rejected.
@@ -295,7 +325,7 @@ class Engine:
         if claim is None:
             claim_id = raw.data.get("claim_id") if isinstance(raw.data, dict) else None
             return self.unreadable(RawClaim(raw.position, None, tuple(problems),
-                                            claim_id if isinstance(claim_id, str) else None))
+                                            readable_id(claim_id)))
         if self.history is not None:  # phase 2 of a history run: the recorded history
             self.history.prepare(claim)
         decision = self.evaluate(claim)
@@ -320,6 +350,10 @@ class Engine:
                 f"no policy pack for payer `{claim.payer}` (packs: {known})",
                 root_cause="payer_setup", owner="billing")
             return Decision(claim.claim_id, "reject", [finding], {})
+        if claim.frequency == "void":  # not a service claim: nothing to check (history.md)
+            policy = (self._plugin_policy if self._plugin_evaluate is not None
+                      else self._policy)[program.pack_id]
+            return Decision(claim.claim_id, "clean", [_void_finding(claim)], policy)
         if self._plugin_evaluate is not None:
             return self._plugin_evaluate(program, claim)
         # The plain path, `_pack_findings` written out: most claims are clean, and a clean

@@ -43,10 +43,10 @@ docs/history.md.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime as dt
 import gc
 import hashlib
-import json
 import logging
 import os
 import pickle
@@ -64,7 +64,7 @@ from cleanclaim.dsl import types as T
 from cleanclaim.dsl.history import COUNTER, Counter, counter_of
 from cleanclaim.engine.decision import Decision
 from cleanclaim.engine.inputs import RawClaim
-from cleanclaim.engine.model import Claim, ServiceLine, decode_claim
+from cleanclaim.engine.model import Claim, ServiceLine, decode_claim, loads, readable_id
 
 if TYPE_CHECKING:
     from cleanclaim.engine.engine import Engine
@@ -114,6 +114,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX claims_superseded ON claims (payer, claim_id) "
         "WHERE superseded_by IS NOT NULL",
     ),
+    (  # 4: each claim's decision with it (docs/history.md, "What counts"). `decision`:
+       # the claim's status, NULL while the run that recorded it (`run`) has not decided
+       # it (provisional: it counts only in that run); `submitted`: the lines as sent
+       # (`lines` keeps the lines that count); `superseded_run`: the run whose
+       # replacement or void superseded the claim (soft state: the row and its lines
+       # stay, and come back if the replacing claim is rejected or never decided).
+        "ALTER TABLE claims ADD COLUMN decision TEXT",
+        "ALTER TABLE claims ADD COLUMN run TEXT",
+        "ALTER TABLE claims ADD COLUMN submitted TEXT",
+        "ALTER TABLE claims ADD COLUMN superseded_run TEXT",
+        # Claims recorded before decisions were kept count as they did.
+        "UPDATE claims SET decision = 'recorded', submitted = lines",
+        "CREATE INDEX claims_provisional ON claims (run) WHERE decision IS NULL",
+        # The runs that recorded claims, in the order they held the store (`run_lock`).
+        "CREATE TABLE runs (seq INTEGER PRIMARY KEY, run TEXT NOT NULL, started TEXT NOT "
+        "NULL, finished TEXT)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 120_000
@@ -121,15 +138,43 @@ MMAP_BYTES = 1 << 30  # address space only: the OS pages the file in as it is re
 CACHE_KIB = 65_536  # the page cache, per connection
 
 
+# The key of the member-key hash lives outside the store: in this environment variable
+# (hex, at least 16 bytes), else in a file beside the store (`<store>.key`, mode 0600).
+KEY_ENV = "CLEANCLAIM_HISTORY_KEY"
+_KEY_CHECK = b"cleanclaim history key check"
+
+
 class StoreError(Exception):
     """The history store cannot be opened or is of a newer schema than this program."""
+
+
+def _create_private(path: str) -> None:
+    """Create `path` empty, readable by its owner only, unless it exists."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
+def key_path(store_path: str) -> Path:
+    return Path(f"{store_path}.key")
+
+
+class Refusal(NamedTuple):
+    """Why phase 1 did not record a claim, and the reject it gets in phase 2."""
+
+    rule: str
+    where: str
+    message: str
 
 
 class HistoryStore:
     """A claim-history store: SQLite at `path`, or in memory (`HistoryStore.memory()`)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, run: str | None = None) -> None:
         self.path = str(path)
+        # The run this connection records for: its provisional claims count for it.
+        self.run = run or os.urandom(8).hex()
+        if self.path != ":memory:":
+            _create_private(self.path)
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None,
                                       timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
@@ -145,10 +190,9 @@ class HistoryStore:
                 self.db.execute("PRAGMA wal_autocheckpoint = 10000")
             self.db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             self._migrate()
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+            self.salt = self._key()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a cleanclaim history store ({exc})") from exc
-        self.salt = bytes.fromhex(row[0])
         self._roster: bool | None = None
         self._keys: dict[tuple[str, str], str] = {}
 
@@ -179,11 +223,61 @@ class HistoryStore:
             for step in MIGRATIONS[version:]:
                 for statement in step:
                     self.db.execute(statement)
-            if version == 0:
-                self.db.execute("INSERT INTO meta VALUES ('salt', ?)", (os.urandom(16).hex(),))
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         log.info("history store %s migrated from schema %d to %d", self.path, version,
                  SCHEMA_VERSION)
+
+    def _key(self) -> bytes:
+        """The key of the member-key hash: from KEY_ENV, else the key file beside the
+        store (created 0600 with a new store; a store of an older cleanclaim has its key
+        in the store, which moves out to the file). A key that does not match the store's
+        check value is refused: it would file claims under other members' keys."""
+        if self.path == ":memory:":
+            return os.urandom(16)
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+        given = os.environ.get(KEY_ENV)
+        if given:
+            try:
+                key = bytes.fromhex(given.strip())
+            except ValueError:
+                key = b""
+            if len(key) < 16:
+                raise StoreError(f"{KEY_ENV} must be at least 16 bytes in hex "
+                                 "(32 hex digits)")
+        else:
+            key = self._key_file(row[0] if row else None)
+        check = hashlib.blake2b(_KEY_CHECK, key=key[:64], digest_size=16).hexdigest()
+        found = self.db.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
+        if found is not None and found[0] == check and row is None:
+            return key[:64]  # (no write: workers open the store while the parent writes)
+        with self.transaction():
+            found = self.db.execute("SELECT value FROM meta WHERE key = 'key_check'"
+                                    ).fetchone()
+            if found is None:
+                self.db.execute("INSERT INTO meta VALUES ('key_check', ?)", (check,))
+            elif found[0] != check:
+                raise StoreError(f"{self.path}: the history key ({KEY_ENV} or "
+                                 f"{key_path(self.path).name}) is not this store's")
+            self.db.execute("DELETE FROM meta WHERE key = 'salt'")
+        return key[:64]
+
+    def _key_file(self, legacy: str | None) -> bytes:
+        path = key_path(self.path)
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            text = path.read_text(encoding="ascii").strip()
+            if path.stat().st_mode & 0o077:
+                log.warning("%s can be read by others: the member keys are only as safe "
+                            "as this file (chmod 600)", path)
+            try:
+                return bytes.fromhex(text)
+            except ValueError as exc:
+                raise StoreError(f"{path}: not a history key") from exc
+        key = bytes.fromhex(legacy) if legacy else os.urandom(32)
+        with os.fdopen(handle, "w", encoding="ascii") as out:
+            out.write(key.hex() + "\n")
+        return key
 
     def transaction(self) -> _Transaction:
         """`with store.transaction():` - one write transaction (BEGIN IMMEDIATE)."""
@@ -214,70 +308,212 @@ class HistoryStore:
 
     # ---- recording ---------------------------------------------------------------------
 
-    def record(self, facts: Sequence[ClaimFacts]) -> int:
-        """Record claims in one transaction; returns how many.
+    def record(self, facts: Sequence[ClaimFacts],
+               refused: dict[int, Refusal] | None = None) -> int:
+        """Record claims in one transaction, as this store's run (`run`); returns how many.
 
-        Re-recording a claim id replaces it (under its new member, should that have
-        changed); a replacement or void removes the lines of the claim it names and
-        leaves a tombstone (`superseded_by`), so that the named claim does not count even
-        when it arrives later. The outcome is that of recording the claims one by one, in
-        order; it is computed per batch, with one statement per kind of change, because
-        that is what keeps recording fast."""
+        A claim is recorded provisionally: it counts in its own run, and for others once
+        its decision is written (`decide`). Re-recording a claim id replaces it. A claim id
+        twice in one run: the first is the claim and the later ones are refused. Also
+        refused (never recorded; `refused` gets position -> why): a claim whose id is on
+        file for another member, and a replacement or void naming a claim of another
+        member or billing provider. A replacement or void supersedes the claim it names:
+        that claim's row stays, marked `superseded_by` (a tombstone when it has not been
+        seen yet, so that it does not count when it comes) and no longer counts.
+
+        The outcome is that of recording the claims one by one, in order; it is computed
+        per batch, with one statement per kind of change, because that is what keeps
+        recording fast."""
+        refusals: dict[int, Refusal] = refused if refused is not None else {}
         latest: dict[tuple[str, str], ClaimFacts] = {}
-        for fact in facts:  # a claim id twice in a batch: the later one is the claim
-            latest.pop((fact.payer, fact.claim_id), None)
-            latest[(fact.payer, fact.claim_id)] = fact
+        for fact in facts:
+            key = (fact.payer, fact.claim_id)
+            if key in latest:
+                refusals[fact.position] = _duplicate(fact)
+                continue
+            latest[key] = fact
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        run = self.run
         with self.transaction():
-            superseded = self._superseded(list(latest))
+            existing = self._existing(list(latest))
             rows = []
-            for (payer, claim_id), f in latest.items():
-                by = superseded.get((payer, claim_id))
-                counted = f.frequency != "void" and by is None
-                rows.append((f.member_key, claim_id, payer, f.received, f.frequency,
+            recorded: list[ClaimFacts] = []
+            for key, f in latest.items():
+                old = existing.get(key)
+                by = by_run = None
+                if old is not None:
+                    old_member, _billing, decision, _run, by, by_run = old
+                    if old_member != f.member_key:
+                        if decision not in ("reject", "tombstone", None):
+                            refusals[f.position] = Refusal(
+                                "engine/claim-id-taken", "claim_id",
+                                "this claim id is on file for another member: a claim id "
+                                "names one claim of one member (send a void of the other "
+                                "claim, or use a new claim id)")
+                            continue
+                        by = by_run = None  # another member's tombstone: not this claim
+                counted = f.frequency != "void"
+                rows.append((f.member_key, f.claim_id, f.payer, f.received, f.frequency,
                              f.replaces, f.first_dos, f.last_dos,
                              f.line_count if counted else 0, by, f.rendering, f.billing, now,
-                             f.lines if counted else ""))
+                             f.lines if counted else "", None, run, f.lines, by_run))
+                recorded.append(f)
             rows.sort(key=itemgetter(0))  # in key order: the B-tree is written page by page
             # OR REPLACE also drops the row of a claim id recorded under another member.
             self.db.executemany("INSERT OR REPLACE INTO claims VALUES "
-                                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            for f in latest.values():  # replacements and voids, in order
+                                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            count = len(rows)
+            for f in recorded:  # replacements and voids, in order
                 target = f.replaces or (f.claim_id if f.frequency == "void" else None)
                 if f.frequency in ("replacement", "void") and target is not None and (
-                        target != f.claim_id or f.frequency == "void"):
-                    self._supersede(f.payer, target, f.claim_id, f.member_key, now)
-        return len(latest)
+                        target != f.claim_id or f.frequency == "void") and \
+                        not self._supersede(f, target, now):
+                    refusals[f.position] = Refusal(
+                        "engine/replaces-other-claim", "replaces",
+                        f"the claim this {f.frequency} names is on file for another "
+                        "member or billing provider: a replacement or void must name a "
+                        "claim of the same member and billing provider")
+                    self.db.execute("DELETE FROM claims WHERE payer = ? AND claim_id = ? "
+                                    "AND run = ?", (f.payer, f.claim_id, run))
+                    count -= 1
+        return count
 
-    def _superseded(self, ids: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        """The claims among `ids` that a replacement or void has superseded, and by what."""
+    def _existing(self, ids: list[tuple[str, str]]
+                  ) -> dict[tuple[str, str], tuple[Any, ...]]:
+        """The rows on file among `ids`: (member key, billing NPI, decision, run,
+        superseded by, superseded in run)."""
         by_payer: dict[str, list[str]] = {}
         for payer, claim_id in ids:
             by_payer.setdefault(payer, []).append(claim_id)
-        found: dict[tuple[str, str], str] = {}
+        found: dict[tuple[str, str], tuple[Any, ...]] = {}
         for payer, claim_ids in by_payer.items():
             for start in range(0, len(claim_ids), 500):  # parameters a statement, at most
                 chunk = claim_ids[start:start + 500]
                 marks = ", ".join("?" * len(chunk))
-                for claim_id, by in self.db.execute(
-                        # The small index of superseded claims, not the one of all.
-                        "SELECT claim_id, superseded_by FROM claims INDEXED BY "
-                        "claims_superseded WHERE payer = ? AND "
-                        f"claim_id IN ({marks}) AND superseded_by IS NOT NULL",
-                        [payer, *chunk]):
-                    found[(payer, claim_id)] = by
+                for row in self.db.execute(
+                        "SELECT claim_id, member_key, billing, decision, run, superseded_by, "
+                        "superseded_run FROM claims INDEXED BY claims_by_id WHERE payer = ? "
+                        f"AND claim_id IN ({marks})", [payer, *chunk]):
+                    found[(payer, row[0])] = row[1:]
         return found
 
-    def _supersede(self, payer: str, claim_id: str, by: str, member_key: str,
-                   now: str) -> None:
-        cursor = self.db.execute(
-            "UPDATE claims SET superseded_by = ?, line_count = 0, lines = '' "
-            "WHERE payer = ? AND claim_id = ?", (by, payer, claim_id))
-        if cursor.rowcount == 0:
-            # Not seen yet: a tombstone, so that the claim does not count when it comes.
-            self.db.execute("INSERT INTO claims (member_key, claim_id, payer, superseded_by, "
-                            "recorded_at) VALUES (?, ?, ?, ?, ?)",
-                            (member_key, claim_id, payer, by, now))
+    def _supersede(self, f: ClaimFacts, claim_id: str, now: str) -> bool:
+        """`f` replaces or voids `claim_id`: mark it (soft state), or leave a tombstone
+        when it is not on file yet. False when it belongs to another member or billing
+        provider (nothing is changed)."""
+        row = self.db.execute("SELECT member_key, billing, decision FROM claims WHERE "
+                              "payer = ? AND claim_id = ?", (f.payer, claim_id)).fetchone()
+        if row is not None and row[2] not in ("reject", "tombstone"):
+            member_key, billing, _decision = row
+            if member_key != f.member_key or (billing and f.billing and billing != f.billing):
+                return False
+            self.db.execute("UPDATE claims SET superseded_by = ?, superseded_run = ? "
+                            "WHERE payer = ? AND claim_id = ?",
+                            (f.claim_id, self.run, f.payer, claim_id))
+            return True
+        if claim_id == f.claim_id:  # a void of itself, not seen before: nothing to mark
+            return True
+        if row is not None:
+            self.db.execute("DELETE FROM claims WHERE payer = ? AND claim_id = ?",
+                            (f.payer, claim_id))
+        # Not seen yet: a tombstone, so that the claim does not count when it comes.
+        self.db.execute("INSERT INTO claims (member_key, claim_id, payer, superseded_by, "
+                        "billing, recorded_at, decision, run, superseded_run) "
+                        "VALUES (?, ?, ?, ?, ?, ?, 'tombstone', ?, ?)",
+                        (f.member_key, claim_id, f.payer, f.claim_id, f.billing, now,
+                         self.run, self.run))
+        return True
+
+    # ---- decisions ---------------------------------------------------------------------
+
+    def decide(self, outcomes: Iterable[Outcome]) -> int:
+        """Write the decisions of claims this run recorded, in one transaction: from now
+        on each counts for every run, with only its lines that count (`Outcome`); a
+        rejected claim counts nothing and what it replaced or voided counts again.
+        Returns how many claims were decided."""
+        done = 0
+        with self.transaction():
+            for payer, claim_id, status, denied in outcomes:
+                row = self.db.execute(
+                    "SELECT submitted FROM claims WHERE payer = ? AND claim_id = ? AND "
+                    "run = ? AND decision IS NULL", (payer, claim_id, self.run)).fetchone()
+                if row is None:
+                    continue
+                done += 1
+                if status == "reject" or denied is None:
+                    lines = ""
+                elif denied:
+                    lines = "\n".join(text for text in (row[0] or "").split("\n")
+                                      if text.split("\t", 2)[1] not in denied)
+                else:
+                    lines = None  # all of them: unchanged
+                if lines is None:
+                    self.db.execute("UPDATE claims SET decision = ? WHERE payer = ? AND "
+                                    "claim_id = ?", (status, payer, claim_id))
+                else:
+                    self.db.execute(
+                        "UPDATE claims SET decision = ?, lines = ?, line_count = ? WHERE "
+                        "payer = ? AND claim_id = ?",
+                        (status, lines, lines.count("\n") + 1 if lines else 0, payer,
+                         claim_id))
+                if status == "reject":
+                    self._restore(payer, claim_id, self.run)
+        return done
+
+    def _restore(self, payer: str, claim_id: str, run: str) -> None:
+        """What `claim_id` (recorded in `run`) replaced or voided counts again."""
+        self.db.execute("DELETE FROM claims WHERE payer = ? AND superseded_by = ? AND "
+                        "superseded_run = ? AND decision = 'tombstone'",
+                        (payer, claim_id, run))
+        self.db.execute("UPDATE claims SET superseded_by = NULL, superseded_run = NULL "
+                        "WHERE payer = ? AND superseded_by = ? AND superseded_run = ?",
+                        (payer, claim_id, run))
+
+    def begin_run(self) -> None:
+        """This run begins (holding `run_lock`): what interrupted runs left provisional is
+        forgotten (`sweep`) and the run is written down, in the order runs hold the store."""
+        if self.path == ":memory:":
+            return
+        self.sweep()
+        with self.transaction():
+            self.db.execute("INSERT INTO runs (run, started) VALUES (?, ?)",
+                            (self.run, dt.datetime.now(dt.UTC).isoformat()))
+
+    def end_run(self) -> None:
+        """This run has written its decisions."""
+        if self.path == ":memory:":
+            return
+        with self.transaction():
+            self.db.execute("UPDATE runs SET finished = ? WHERE run = ?",
+                            (dt.datetime.now(dt.UTC).isoformat(), self.run))
+
+    def runs(self) -> list[tuple[str, str, str | None]]:
+        """The runs that held the store, in order: (run, started, finished or None)."""
+        return self.db.execute("SELECT run, started, finished FROM runs ORDER BY seq"
+                               ).fetchall()
+
+    def sweep(self) -> int:
+        """Forget the provisional claims of runs that ended without deciding them (killed):
+        they never count, and what they replaced or voided counts again. Call it holding
+        the run lock (`run_lock`): then no other run is under way. Returns how many."""
+        with self.transaction():
+            rows = self.db.execute(
+                "SELECT payer, claim_id, run FROM claims INDEXED BY claims_provisional "
+                "WHERE decision IS NULL AND run != ?", (self.run,)).fetchall()
+            for payer, claim_id, run in rows:
+                self._restore(payer, claim_id, run)
+                self.db.execute("DELETE FROM claims WHERE payer = ? AND claim_id = ? AND "
+                                "run = ? AND decision IS NULL", (payer, claim_id, run))
+        if rows:
+            log.info("forgot %d provisional claim(s) of interrupted runs", len(rows))
+        return len(rows)
+
+    def run_lock(self) -> RunLock:
+        """`with store.run_lock():` - this process's run is the only one on the store
+        (an exclusive lock on `<store>.lock`, held until the run has written its
+        decisions): concurrent runs take turns, each seeing every claim decided before
+        it began."""
+        return RunLock(None if self.path == ":memory:" else f"{self.path}.lock")
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -285,12 +521,16 @@ class HistoryStore:
     # member's claims are one range of the table; no other column is read.
     _ROW = ("first_dos, last_dos, claim_id, received, rendering, billing, lines, replaces, "
             "member_key")
+    # What counts (docs/history.md): not superseded, and decided, or provisional in this
+    # run (a rejected claim, or one whose lines were all denied, has line_count 0).
+    _COUNTS = "superseded_by IS NULL AND (decision IS NOT NULL OR run = ?)"
 
     def member_rows(self, member_key: str, first: str, last: str) -> list[ClaimRow]:
         """The member's recorded claims with lines dated in [first, last]."""
         return self.db.execute(
             f"SELECT {self._ROW} FROM claims WHERE member_key = ? AND last_dos >= ? "
-            "AND first_dos <= ? AND line_count > 0", (member_key, first, last)).fetchall()
+            f"AND first_dos <= ? AND line_count > 0 AND {self._COUNTS}",
+            (member_key, first, last, self.run)).fetchall()
 
     def members_rows(self, spans: Mapping[str, Sequence[str]]) -> dict[str, list[ClaimRow]]:
         """`member_rows` of many members at once (one statement for up to 300 members):
@@ -303,27 +543,39 @@ class HistoryStore:
             for row in self.db.execute(
                     f"WITH wanted(k, f, l) AS (VALUES {values}) SELECT {self._ROW} "
                     "FROM wanted JOIN claims ON member_key = k AND last_dos >= f "
-                    "AND first_dos <= l AND line_count > 0",
-                    [part for item in chunk for part in item]):
+                    f"AND first_dos <= l AND line_count > 0 AND {self._COUNTS}",
+                    [*(part for item in chunk for part in item), self.run]):
                 found[row[8]].append(row)
         return found
 
     def member_claims(self, member_key: str) -> list[dict[str, Any]]:
-        """The member's recorded claims with their lines (for `cleanclaim history`)."""
+        """The member's recorded claims with their lines (for `cleanclaim history`):
+        `lines` is how many count, `service_lines` the lines as submitted, `decision` the
+        claim's status (None while provisional), `counted` which of them count."""
         claims = []
         for row in self.db.execute(
                 "SELECT payer, claim_id, received, frequency, replaces, first_dos, last_dos, "
-                "line_count, superseded_by, recorded_at, rendering, billing, lines FROM claims "
+                "line_count, superseded_by, recorded_at, rendering, billing, submitted, "
+                "decision, lines, run FROM claims "
                 "WHERE member_key = ? ORDER BY first_dos, received, claim_id", (member_key,)):
             claim = dict(zip(("payer", "claim_id", "received", "frequency", "replaces",
                               "first_dos", "last_dos", "lines", "superseded_by",
                               "recorded_at"), row[:10], strict=True))
-            entries = (unpack_lines(row[1], row[2], row[10], row[11], row[12])
-                       if row[12] else [])
+            decision, counted_text, run = row[13], row[14] or "", row[15]
+            counts = row[8] is None and (decision is not None or run == self.run)
+            if not counts:
+                claim["lines"] = 0
+            claim["decision"] = decision
+            counted = {text.split("\t", 2)[1] for text in counted_text.split("\n")
+                       if text} if counts else set()
+            submitted = row[12] if row[12] is not None else counted_text
+            entries = (unpack_lines(row[1], row[2], row[10], row[11], submitted)
+                       if submitted else [])
             claim["service_lines"] = [
                 {"line": e.line, "service_date": e.dos, "code": e.code,
                  "modifiers": list(e.modifiers), "units": e.units,
-                 "charge": e.stored_charge or None, "rendering_npi": e.rendering}
+                 "charge": e.stored_charge or None, "rendering_npi": e.rendering,
+                 "counted": e.stored_line in counted}
                 for e in entries]
             claims.append(claim)
         return claims
@@ -352,6 +604,62 @@ class HistoryStore:
         if self._roster is None:
             self._roster = self.db.execute("SELECT 1 FROM coverage LIMIT 1").fetchone() is not None
         return self._roster
+
+
+# A claim's decision as the store keeps it: payer, claim id, status, and the numbers of
+# its lines denied or rejected on their own (None: every line, e.g. a claim-level deny).
+Outcome = tuple[str, str, str, "frozenset[str] | None"]
+
+
+def outcome_of(decision: Decision, payer: str | None = None) -> Outcome | None:
+    """What the store keeps of a decision (None for a claim that was never read)."""
+    if payer is None:
+        packs = decision.policy.get("packs") if decision.policy else None
+        if not packs or decision.claim_id is None:
+            return None
+        payer = next(iter(packs))
+    denied: set[str] | None = set()
+    for f in decision.findings:
+        if f.severity in ("deny", "reject"):
+            if f.line is None:
+                denied = None
+                break
+            assert denied is not None
+            denied.add(str(f.line))
+    return (payer, decision.claim_id or "", decision.status,
+            None if denied is None else frozenset(denied))
+
+
+def _duplicate(f: ClaimFacts) -> Refusal:
+    return _duplicate_refusal
+
+
+class RunLock:
+    """An exclusive lock on a file (fcntl.flock) for the length of a run; nothing where
+    the platform has no flock or the store is in memory."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.handle: int | None = None
+
+    def __enter__(self) -> RunLock:
+        if self.path is None:
+            return self
+        try:
+            import fcntl
+        except ImportError:  # not on a POSIX system
+            return self
+        self.handle = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self.handle is not None:
+            os.close(self.handle)  # closing releases the lock
+            self.handle = None
 
 
 class _Transaction:
@@ -386,6 +694,7 @@ class ClaimFacts(NamedTuple):
     billing: str | None
     line_count: int
     lines: str
+    position: int = -1  # the claim's place in its run's input (for a refusal)
 
 
 _UNSAFE = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
@@ -412,7 +721,7 @@ def pack_line(idx: int, line: ServiceLine) -> str:
                       _text(charge), _text(minutes), _text(" ".join(line.pointed_diagnoses))))
 
 
-def claim_facts(claim: Claim, member_key: str) -> ClaimFacts:
+def claim_facts(claim: Claim, member_key: str, position: int = -1) -> ClaimFacts:
     lines = claim.lines
     if lines:
         first = last = lines[0].service_date
@@ -430,7 +739,7 @@ def claim_facts(claim: Claim, member_key: str) -> ClaimFacts:
         claim.payer, claim.claim_id, member_key, claim.received_date.isoformat(),
         claim.frequency, claim.replaces, first_dos, last_dos, claim.rendering_provider.npi,
         claim.billing_provider.npi, len(lines),
-        "\n".join([pack_line(i, line) for i, line in enumerate(lines)]))
+        "\n".join([pack_line(i, line) for i, line in enumerate(lines)]), position)
 
 
 def _number(text: str) -> int | float | None:
@@ -832,6 +1141,7 @@ PLAN_LIMIT = 200_000  # claims of a run whose reads phase 1 plans (~200 bytes ea
 PLAN_MEMBERS = 100_000  # members of a run whose dates phase 1 plans (~300 bytes each)
 # Claims `cleanclaim check` decodes once instead of in both passes (~3 kB each).
 KEEP_DECODED = 32_768
+DECIDE_BATCH = 20_000  # decisions written to the store a transaction
 
 
 def counts_history(engine: Engine) -> bool:
@@ -858,21 +1168,90 @@ class HistoryRecorder:
         self.counters = _counters(engine)
         self.batch: list[ClaimFacts] = []
         self.recorded = 0
+        # Claims phase 1 did not record, by input position, and why (rejected in phase 2).
+        self.refused: dict[int, Refusal] = {}
+        self._ids: set[str] = set()  # payer and claim id of every claim of the run
 
-    def add(self, claim: Claim) -> None:
+    def add(self, claim: Claim, position: int = -1) -> bool:
         """Record `claim` if its pack counts history (written on `flush` or when the batch
-        is full)."""
+        is full). False when the claim is refused (`refused`): a claim id seen earlier in
+        the run, or a failure while reading its facts."""
+        seen = f"{claim.payer}\0{claim.claim_id}"
+        if seen in self._ids:
+            self.refused[position] = _duplicate_refusal
+            return False
+        self._ids.add(seen)
         if claim.payer not in self.counters or not claim.member.id or not claim.lines:
-            return
-        self.batch.append(claim_facts(claim, self.store.member_key(claim.payer,
-                                                                   claim.member.id)))
+            return True
+        try:
+            facts = claim_facts(claim, self.store.member_key(claim.payer, claim.member.id),
+                                position)
+        except Exception as exc:  # bad data the model let through: this claim only
+            self.refused[position] = _failure(exc, "recording it")
+            return False
+        self.batch.append(facts)
         if len(self.batch) >= RECORD_BATCH:
             self.flush()
+        return True
 
     def flush(self) -> None:
-        if self.batch:
-            self.recorded += self.store.record(self.batch)
-            self.batch = []
+        if not self.batch:
+            return
+        batch, self.batch = self.batch, []
+        try:
+            self.recorded += self.store.record(batch, self.refused)
+        except sqlite3.OperationalError:
+            raise  # the store itself (locked, disk full): the run cannot go on
+        except Exception:
+            for facts in batch:  # one at a time: only the claim that fails is refused
+                try:
+                    self.recorded += self.store.record([facts], self.refused)
+                except sqlite3.OperationalError:
+                    raise
+                except Exception as exc:
+                    self.refused[facts.position] = _failure(exc, "recording it")
+
+
+def _failure(exc: Exception, doing: str) -> Refusal:
+    return Refusal("engine/internal-error", "claim",
+                   f"the claim could not be checked ({type(exc).__name__} while {doing}); "
+                   "check it again or have a person review it")
+
+
+_duplicate_refusal = Refusal(
+    "engine/duplicate-claim-id", "claim_id",
+    "this claim id came earlier in the same run: the first claim with an id is checked, "
+    "a later one is rejected (give each claim its own id)")
+
+
+def refusal_decision(claim_id: str | None, refusal: Refusal, position: int | None
+                     ) -> Decision:
+    """The reject of a claim phase 1 refused."""
+    from cleanclaim.engine.decision import Finding
+
+    message = refusal.message if refusal.rule == "engine/internal-error" else \
+        f"{refusal.where}: {refusal.message}"
+    finding = Finding(refusal.rule, "submission", "reject", None, "CO", "16", ["MA130"],
+                      "submission", "billing", message, None, None)
+    return Decision(claim_id, "reject", [finding], {}, position)
+
+
+class BatchIds:
+    """Claim ids of one batch checked without a history run: the first claim with an id
+    is the claim, a later one is rejected (`engine/duplicate-claim-id`)."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def screen(self, decision: Decision, _item: Any = None) -> Decision:
+        packs = decision.policy.get("packs") if decision.policy else None
+        if not packs or decision.claim_id is None:
+            return decision  # never read (or no pack): it takes no id
+        seen = f"{next(iter(packs))}\0{decision.claim_id}"
+        if seen not in self._seen:
+            self._seen.add(seen)
+            return decision
+        return refusal_decision(decision.claim_id, _duplicate_refusal, decision.position)
 
 
 def _decode(engine: Engine, item: Any) -> Claim | None:
@@ -884,7 +1263,7 @@ def _decode(engine: Engine, item: Any) -> Claim | None:
         data: Any = item.data if not item.problems else None
     elif isinstance(item, (bytes, str)):
         try:
-            data = json.loads(item)
+            data = loads(item)
         except ValueError:
             return None
     else:
@@ -928,6 +1307,15 @@ class HistoryReader:
         # From phase 1 of `cleanclaim check`: decoded claims by input position, so that
         # phase 2 does not decode them again (`take`).
         self.kept: dict[int, tuple[Claim, _Need | None]] = {}
+        # Claims phase 1 refused, by input position (`refusal`).
+        self.refused: dict[int, Refusal] = {}
+
+    def refusal(self, position: int, claim_id: str | None) -> Decision | None:
+        """The reject of the claim at `position` when phase 1 refused it."""
+        if not self.refused:
+            return None
+        found = self.refused.get(position)
+        return None if found is None else refusal_decision(claim_id, found, position)
 
     def plan_claim(self, claim: Claim) -> _Need | None:
         """Phase 1 saw `claim`: phase 2 will check it, in this order. Returns what the
@@ -1077,26 +1465,41 @@ class HistoryRun:
 
     def check_many(self, items: Iterable[Any]) -> Iterator[Decision]:
         """Decisions for `items` (dicts, JSON text, `Claim`s or `RawClaim`s), in input
-        order: every claim is recorded first, then each is evaluated."""
+        order: every claim is recorded first, then each is evaluated, and the decisions
+        are written to the store (`HistoryStore.decide`). One claim that fails anywhere is
+        that claim's reject; the others go on. A store on disk is held for the run
+        (`HistoryStore.run_lock`): concurrent runs take turns."""
         collector = _QuietCollector()
+        lock = self.store.run_lock()
         try:
+            lock.__enter__()
+            self.store.begin_run()
             spool = _Spool()
             recorder = HistoryRecorder(self.engine, self.store)
             reader = HistoryReader(self.engine, self.store)
             with collector:
                 for position, item in enumerate(items):
-                    thing, at = self._read(position, item)
                     need = None
-                    if isinstance(thing, Claim):
-                        recorder.add(thing)
-                        need = reader.plan_claim(thing)
+                    try:
+                        thing, at = self._read(position, item)
+                        if isinstance(thing, Claim) and recorder.add(thing, at):
+                            need = reader.plan_claim(thing)
+                    except Exception as exc:  # this claim only: the run goes on
+                        thing, at = _internal_error_at(position, item, exc, "reading it"), \
+                            position
                     spool.add((thing, at, need))
                 recorder.flush()
             if recorder.recorded:
                 log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.path)
+            refused = recorder.refused
+            decided = _Decided(self.store)
             for thing, at, need in spool:
                 if isinstance(thing, Decision):
                     yield thing
+                    continue
+                refusal = refused.get(at)
+                if refusal is not None:
+                    yield refusal_decision(thing.claim_id, refusal, at)
                     continue
                 try:
                     reader._prepare(thing, need)
@@ -1104,8 +1507,12 @@ class HistoryRun:
                 except Exception as exc:  # an engine bug: reject the claim, go on
                     decision = _internal_error(thing, exc)
                 decision.position = at
+                decided.add(decision, thing.payer)
                 yield decision
+            decided.flush()
+            self.store.end_run()
         finally:
+            lock.release()
             collector.release()
             if self._own_store:
                 self.store.close()
@@ -1121,14 +1528,18 @@ class HistoryRun:
             raw = item
         elif isinstance(item, (bytes, str)):
             try:
-                data = json.loads(item)
+                data = loads(item)
             except ValueError:
                 decision = engine.check(item)  # the engine's own unreadable-JSON decision
                 decision.position = position
                 return decision, position
             raw = RawClaim(position, data)
-        else:
+        elif isinstance(item, Mapping):
             raw = RawClaim(position, dict(item))
+        else:  # None, a list, a number: the engine's own reject of what is no claim
+            decision = engine.check(item)
+            decision.position = position
+            return decision, position
         if raw.data is None or raw.problems:
             return engine.unreadable(raw), raw.position
         claim, problems = decode_claim(raw.data, engine.today)
@@ -1136,7 +1547,7 @@ class HistoryRun:
             claim_id = raw.data.get("claim_id") if isinstance(raw.data, dict) else None
             decision = engine.unreadable(RawClaim(
                 raw.position, None, tuple(problems),
-                claim_id if isinstance(claim_id, str) else None))
+                readable_id(claim_id)))
             decision.position = raw.position
             return decision, raw.position
         return claim, raw.position
@@ -1175,6 +1586,43 @@ class _QuietCollector:
         if self.frozen:
             gc.unfreeze()
             self.frozen = False
+
+
+class _Decided:
+    """Decisions of a run on its way to the store, written in batches (a store in memory
+    lives for one run only: nothing is written)."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
+        self.on_disk = store.path != ":memory:"
+        self.batch: list[Outcome] = []
+
+    def add(self, decision: Decision, payer: str | None = None) -> None:
+        if not self.on_disk:
+            return
+        outcome = outcome_of(decision, payer)
+        if outcome is not None:
+            self.batch.append(outcome)
+            if len(self.batch) >= DECIDE_BATCH:
+                self.flush()
+
+    def add_outcome(self, outcome: Outcome | None) -> None:
+        if self.on_disk and outcome is not None:
+            self.batch.append(outcome)
+            if len(self.batch) >= DECIDE_BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.batch:
+            self.store.decide(self.batch)
+            self.batch = []
+
+
+def _internal_error_at(position: int, item: Any, exc: Exception, doing: str) -> Decision:
+    """The reject of an input item phase 1 could not read at all."""
+    claim_id = readable_id(item.get("claim_id")) if isinstance(item, Mapping) else \
+        readable_id(getattr(item, "claim_id", None))
+    return refusal_decision(claim_id, _failure(exc, doing), position)
 
 
 def _internal_error(claim: Claim, exc: Exception) -> Decision:
@@ -1224,14 +1672,19 @@ class _Spool:
 class HistoryEngineBuilder:
     """Builds a worker's engine (engine/batch.py `EngineBuilder`) that reads the store
     the parent recorded: `inner` builds the engine, the store at `store_path` is opened
-    once in the worker for phase 2 (only the parent writes)."""
+    once in the worker for phase 2 as the parent's run `run` (only the parent writes);
+    `refused` are the claims phase 1 refused, by position."""
 
     inner: Any
     store_path: str
+    run: str = ""
+    refused: tuple[tuple[int, Refusal], ...] = ()
 
     def build(self) -> Engine:
         engine: Engine = self.inner.build()
-        engine.history = HistoryReader(engine, HistoryStore(self.store_path))
+        reader = HistoryReader(engine, HistoryStore(self.store_path, self.run or None))
+        reader.refused = dict(self.refused)
+        engine.history = reader
         return engine
 
 
@@ -1239,8 +1692,10 @@ class HistoryBatch:
     """Claim history for `cleanclaim check`: the store (`--state`, or a temporary one for
     a self-contained run), phase 1 over a first pass of the input (`record`); then the
     engine - and the workers, built by `builder` - read the store in the second pass
-    (only this process writes). Two passes over the input keep memory flat whatever its
-    size; each claim is decoded once in each."""
+    (only this process writes), and the decisions go to the store (`decide`). A store at
+    `--state` is held for the run (`HistoryStore.run_lock`, from `record` to `close`).
+    Two passes over the input keep memory flat whatever its size; each claim is decoded
+    once in each."""
 
     def __init__(self, engine: Engine, state: Path | None, workers: int = 1) -> None:
         self.engine = engine
@@ -1257,41 +1712,65 @@ class HistoryBatch:
         else:
             path = ":memory:"
         self.store = HistoryStore(path)
+        self.refused: dict[int, Refusal] = {}
+        self._lock = self.store.run_lock()
+        self._decided = _Decided(self.store) if state is not None else None
 
     def record(self, items: Iterable[Any]) -> int:
         """Phase 1: record every readable claim of `items`; returns how many. Also plans
         phase 2's reads, and keeps the first KEEP_DECODED claims decoded for phase 2 when
-        this process checks them (one worker)."""
+        this process checks them (one worker). A claim that fails here is refused (its
+        reject comes in phase 2); the others go on."""
+        self._lock.__enter__()
+        self.store.begin_run()
         recorder = HistoryRecorder(self.engine, self.store)
         reader = HistoryReader(self.engine, self.store)
         keep = KEEP_DECODED if self.workers == 1 else 0
         with self._collector:
             for item in items:
-                claim = _decode(self.engine, item)
-                if claim is None:
+                position = getattr(item, "position", -1)
+                try:
+                    claim = _decode(self.engine, item)
+                    if claim is None or not recorder.add(claim, position):
+                        continue
+                    need = reader.plan_claim(claim)
+                except Exception as exc:  # this claim only: phase 2 rejects it
+                    recorder.refused[position] = _failure(exc, "reading it")
                     continue
-                recorder.add(claim)
-                need = reader.plan_claim(claim)
-                if keep and isinstance(getattr(item, "position", None), int):
-                    reader.keep(item.position, claim, need)
+                if keep and isinstance(position, int):
+                    reader.keep(position, claim, need)
                     keep -= 1
             recorder.flush()
         if recorder.recorded:
             log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.path)
         reader.roster = self.store.has_roster()
+        reader.refused = self.refused = recorder.refused
         self.engine.history = reader
         return recorder.recorded
 
     def builder(self, inner: Any) -> HistoryEngineBuilder:
-        return HistoryEngineBuilder(inner, self.store.path)
+        return HistoryEngineBuilder(inner, self.store.path, self.store.run,
+                                    tuple(sorted(self.refused.items())))
+
+    def decide(self, outcome: Outcome | None) -> None:
+        """A decision of the run (`outcome_of`), for the store at `--state`."""
+        if self._decided is not None:
+            self._decided.add_outcome(outcome)
 
     def close(self) -> None:
-        self.engine.history = None
-        self._collector.release()
-        self.store.close()
-        if self._temp is not None:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self._temp}{suffix}").unlink(missing_ok=True)
+        """The end of the run: the decisions written (those the run made), the lock let go."""
+        try:
+            if self._decided is not None:
+                self._decided.flush()
+                self.store.end_run()
+        finally:
+            self.engine.history = None
+            self._collector.release()
+            self._lock.release()
+            self.store.close()
+            if self._temp is not None:
+                for suffix in ("", "-wal", "-shm", ".key", ".lock"):
+                    Path(f"{self._temp}{suffix}").unlink(missing_ok=True)
 
 
 # ---- records for `cleanclaim history` ----------------------------------------------------
@@ -1316,19 +1795,23 @@ def render_report(report: Sequence[Mapping[str, Any]]) -> str:
     lines = []
     for part in report:
         claims = part["claims"]
-        counted = sum(1 for c in claims if c["superseded_by"] is None and c["lines"])
+        counted = sum(1 for c in claims if c["lines"])
         lines.append(f"member {part['member_key']} (payer {part['payer']}): "
                      f"{len(claims)} claim(s), {counted} counted")
         for c in claims:
             state = (f"replaced by {c['superseded_by']}" if c["superseded_by"] else
-                     "void" if c["frequency"] == "void" else "counted")
+                     "void" if c["frequency"] == "void" else
+                     "provisional (its run has not decided it)" if c["decision"] is None else
+                     "rejected: not on file" if c["decision"] == "reject" else
+                     f"{c['decision']}, {c['lines']} line(s) counted")
             lines.append(f"  {c['claim_id']}  received {c['received'] or '-'}  "
                          f"{c['frequency'] or '-'}  {state}")
             for ln in c["service_lines"]:
                 mods = ",".join(ln["modifiers"]) or "-"
                 lines.append(f"    {ln['service_date']}  line {ln['line']}  {ln['code']}  "
                              f"modifiers {mods}  units {ln['units']}  "
-                             f"charge {ln['charge'] or '-'}")
+                             f"charge {ln['charge'] or '-'}"
+                             + ("" if ln["counted"] else "  (not counted)"))
     return "\n".join(lines) + "\n"
 
 

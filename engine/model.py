@@ -12,6 +12,7 @@ The attribute names are the policy language's claim vocabulary (`dsl/types.py`).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 from decimal import Decimal, InvalidOperation
@@ -22,6 +23,52 @@ from cleanclaim.engine.inputs import ReadProblem
 
 FREQUENCIES = ("original", "replacement", "void")
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+# Ranges of the numeric fields (docs/claims.md): a value outside is bad data, never
+# checked as if real. A professional line bills a count of units (MUEs top out in the
+# low thousands; X12 SV104 allows more digits than any real count), minutes of one
+# line's service, and a charge in dollars.
+UNITS_MAX = 99_999
+MINUTES_MAX = 10_000
+CHARGE_MAX = Decimal("9999999.99")
+LINE_NUMBER_MAX = 9_999
+ID_MAX = 80  # claim ids and the ids they name (X12 CLM01 holds 38 characters)
+# Characters a claim id may not hold: controls (C0, DEL, C1).
+_BAD_ID = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Fields holding patient data: never quoted in a message (`_Reader.date`).
+_PATIENT_FIELDS = ("member.",)
+
+
+def loads(text: str | bytes) -> Any:
+    """`json.loads`, with nesting too deep for the parser a `ValueError` like any other
+    malformed JSON (the C scanner raises RecursionError at about 1,000 levels)."""
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply to read") from exc
+
+
+def encodable(text: str) -> bool:
+    """Whether `text` can be written as UTF-8 (JSON's `\\ud800` escapes give strings
+    with lone surrogates, which cannot)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def readable_id(value: Any) -> str | None:
+    """A claim id as a decision may quote it: a trimmed, non-empty, writable string of at
+    most ID_MAX characters without control characters; else None."""
+    if not isinstance(value, str):
+        return None
+    text: str = value.strip()
+    if not text or len(text) > ID_MAX or _BAD_ID.search(text) or not encodable(text):
+        return None
+    return text
 
 
 class Provider:
@@ -159,16 +206,46 @@ class _Reader:
 
     def text(self, obj: dict[str, Any], key: str, where: str, required: bool = False) -> str | None:
         value = obj.get(key)
+        if isinstance(value, str):
+            value = value.strip()  # " C-1 " is C-1; " " is no value at all
+            if not encodable(value):
+                self.fail(where, "holds a character that is not valid Unicode "
+                          "(a lone surrogate escape such as \\ud800)")
+                return None
         if value is None or value == "":
             if required:
-                self.fail(where, "is required")
+                self.fail(where, "is required (blank or only spaces)" if key in obj
+                          and obj[key] is not None else "is required")
             return None
         if isinstance(value, str):
-            return value.strip()
+            return value
         if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
+            if where.startswith(_PATIENT_FIELDS):
+                return str(value)
+            if abs(value) < 10 ** 20:
+                return str(value)
+            self._bad_number(where)
+            return None
         self.fail(where, f"must be a string, not {json_type(value)}")
         return None
+
+    def _bad_number(self, where: str) -> None:
+        self.fail(where, "is a number too long to be an identifier")
+
+    def ident(self, obj: dict[str, Any], key: str, where: str,
+              required: bool = False) -> str | None:
+        """A claim id (or one it names): trimmed; at most ID_MAX characters, none of
+        them control characters."""
+        value = self.text(obj, key, where, required)
+        if value is None:
+            return None
+        if len(value) > ID_MAX:
+            self.fail(where, f"is longer than {ID_MAX} characters")
+            return None
+        if _BAD_ID.search(value):
+            self.fail(where, "holds a control character (tab, line break, ...)")
+            return None
+        return value
 
     def date(self, obj: dict[str, Any], key: str, where: str,
              required: bool = False) -> dt.date | None:
@@ -186,19 +263,25 @@ class _Reader:
                 raise ValueError
             return dt.date.fromisoformat(value)
         except ValueError:
-            self.fail(where, f"`{value}` is not a date in the form YYYY-MM-DD")
+            # A birth date is patient data: never quoted.
+            shown = "" if where.startswith(_PATIENT_FIELDS) or not encodable(value) or \
+                len(value) > 40 else f"`{value}` "
+            self.fail(where, f"{shown}is not a date in the form YYYY-MM-DD")
             return None
 
-    def number(self, obj: dict[str, Any], key: str, where: str) -> float | None:
+    def number(self, obj: dict[str, Any], key: str, where: str,
+               largest: float = UNITS_MAX) -> float | None:
+        """A count (units, minutes): a number, or a string of one, in 0..`largest`."""
         value = obj.get(key)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            if isinstance(value, str):
+            if isinstance(value, str) and len(value) <= 40:
                 try:
-                    number = float(value) if "." in value else int(value)
+                    number = float(value) if "." in value or "e" in value.lower() \
+                        else int(value)
                     if math.isfinite(number):
-                        return number
+                        return self._in_range(number, where, largest)
                 except ValueError:
                     pass
             self.fail(where, f"must be a number, not {json_type(value)}")
@@ -206,7 +289,14 @@ class _Reader:
         if isinstance(value, float) and not math.isfinite(value):
             self.fail(where, f"must be a finite number, not {value}")
             return None
-        return value
+        return self._in_range(value, where, largest)
+
+    def _in_range(self, value: float, where: str, largest: float) -> float | None:
+        if 0 <= value <= largest:
+            return value
+        self.fail(where, f"must be between 0 and {largest:,}"
+                  + (" (bad data: no real claim bills that many)" if value > largest else ""))
+        return None
 
     def obj(self, parent: dict[str, Any], key: str, where: str) -> dict[str, Any] | None:
         value = parent.get(key)
@@ -235,7 +325,11 @@ def json_type(value: Any, show_text: bool = False) -> str:
     if isinstance(value, bool):
         return "true/false"
     if isinstance(value, (int, float)):
-        return f"a number ({value})"
+        # Shown only when asked, like text: a member id sent as a number is patient data.
+        if not show_text:
+            return "a number"
+        shown = repr(value) if isinstance(value, float) or abs(value) < 10 ** 20 else "..."
+        return f"a number ({shown})"
     if isinstance(value, str):
         return f"the text `{value}`" if show_text else "a string"
     if isinstance(value, list):
@@ -260,14 +354,14 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
     r = _Reader()
     claim = Claim()
     claim.history = None
-    claim.claim_id = r.text(data, "claim_id", "claim_id", required=True) or ""
+    claim.claim_id = r.ident(data, "claim_id", "claim_id", required=True) or ""
     claim.payer = r.text(data, "payer", "payer", required=True) or ""
     claim.plan = r.text(data, "plan", "plan")
     frequency = r.text(data, "frequency", "frequency") or "original"
     if frequency not in FREQUENCIES:
         r.fail("frequency", f"`{frequency}` is not one of {', '.join(FREQUENCIES)}")
     claim.frequency = frequency
-    claim.replaces = r.text(data, "replaces", "replaces")
+    claim.replaces = r.ident(data, "replaces", "replaces")
     claim.received_date = r.date(data, "received_date", "received_date") or today
     claim.place_of_service = r.text(data, "place_of_service", "place_of_service")
 
@@ -297,7 +391,7 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
 
     diagnoses: list[str] = []
     for i, code in enumerate(r.array(data, "diagnoses", "diagnoses")):
-        if isinstance(code, str) and code.strip():
+        if isinstance(code, str) and code.strip() and encodable(code):
             diagnoses.append(normalize_icd(code))
         else:
             r.fail(f"diagnoses[{i}]", f"must be a non-empty string, not {json_type(code)}")
@@ -310,7 +404,8 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
         if not isinstance(auth, dict):
             r.fail(where, f"must be an object, not {json_type(auth)}")
             continue
-        codes = tuple(str(c).strip().upper() for c in r.array(auth, "codes", f"{where}.codes"))
+        codes = tuple(str(c).strip().upper() for c in r.array(auth, "codes", f"{where}.codes")
+                      if not isinstance(c, str) or encodable(c))
         auths.append(Authorization(r.text(auth, "number", f"{where}.number"), codes,
                                    r.date(auth, "start", f"{where}.start"),
                                    r.date(auth, "end", f"{where}.end"),
@@ -332,10 +427,14 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
         if isinstance(number, bool) or not isinstance(number, int):
             r.fail(f"{where}.line", f"must be a whole number, not {json_type(number)}")
             number = i + 1
+        elif not 1 <= number <= LINE_NUMBER_MAX:
+            r.fail(f"{where}.line", f"must be between 1 and {LINE_NUMBER_MAX:,}")
+            number = i + 1
         code = r.text(raw, "code", f"{where}.code")
         modifiers = []
         for j, m in enumerate(r.array(raw, "modifiers", f"{where}.modifiers")):
-            if isinstance(m, (str, int)) and not isinstance(m, bool):
+            if isinstance(m, (str, int)) and not isinstance(m, bool) and (
+                    not isinstance(m, str) or encodable(m)):
                 modifiers.append(str(m).strip().upper())
             else:
                 r.fail(f"{where}.modifiers[{j}]", f"must be a string, not {json_type(m)}")
@@ -345,11 +444,18 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
             try:
                 if isinstance(raw_charge, bool):
                     raise InvalidOperation
+                if isinstance(raw_charge, str) and len(raw_charge) > 40:
+                    raise InvalidOperation
                 charge = Decimal(str(raw_charge))
                 if not charge.is_finite():
                     raise InvalidOperation
-            except InvalidOperation:
-                r.fail(f"{where}.charge", f"`{raw_charge}` is not an amount")
+                if not 0 <= charge <= CHARGE_MAX:
+                    r.fail(f"{where}.charge", f"must be between 0 and {CHARGE_MAX:,} dollars")
+                    charge = None
+            except (InvalidOperation, ValueError):
+                shown = f"`{raw_charge}` " if isinstance(raw_charge, (int, float)) and \
+                    len(str(raw_charge)) <= 40 else ""
+                r.fail(f"{where}.charge", f"{shown}is not an amount")
         pointers: list[int] = []
         for j, p in enumerate(r.array(raw, "diagnosis_pointers", f"{where}.diagnosis_pointers")):
             if isinstance(p, bool) or not isinstance(p, int):
@@ -363,7 +469,8 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
         lines.append(ServiceLine(
             number, code.upper() if code else code, tuple(modifiers),
             r.number(raw, "units", f"{where}.units"), charge, service_date or today,
-            tuple(pointers), r.number(raw, "minutes", f"{where}.minutes"), pointed))
+            tuple(pointers), r.number(raw, "minutes", f"{where}.minutes", MINUTES_MAX),
+            pointed))
     claim.lines = tuple(lines)
     claim.first_service_date = min((ln.service_date for ln in lines), default=today)
     documentation = data.get("documentation")

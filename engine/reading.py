@@ -8,12 +8,12 @@ its line number; the lines after it are read normally.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from cleanclaim.engine.inputs import InputFileError, RawClaim, ReadProblem
+from cleanclaim.engine.model import loads, readable_id
 
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 X12_SUFFIXES = (".837", ".x12", ".edi")
@@ -73,8 +73,7 @@ def _text(path: Path) -> str:
 
 def _claim_id(data: Any) -> str | None:
     if isinstance(data, dict):
-        value = data.get("claim_id")
-        return value if isinstance(value, str) else None
+        return readable_id(data.get("claim_id"))
     return None
 
 
@@ -85,7 +84,7 @@ def _read_ndjson(path: Path) -> Iterator[RawClaim]:
             if not raw.strip():
                 continue
             try:
-                data = json.loads(raw)
+                data = loads(raw)
             except ValueError as exc:
                 yield RawClaim(position, None,
                                (ReadProblem(f"line {number}", f"not valid JSON: {exc}"),))
@@ -97,7 +96,7 @@ def _read_ndjson(path: Path) -> Iterator[RawClaim]:
 def _read_json(path: Path) -> Iterator[RawClaim]:
     text = _text(path)
     try:
-        data = json.loads(text)
+        data = loads(text)
     except ValueError as exc:
         # The claims in a broken JSON document cannot be told apart: one rejected
         # decision stands for the file, naming where the JSON breaks.

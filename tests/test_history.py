@@ -297,11 +297,16 @@ def test_a_claim_arriving_after_its_void_never_counts() -> None:
     assert _lines(store) == {"V": 0, "X": 0}
 
 
-def test_in_one_batch_the_later_copy_of_a_claim_id_is_the_claim() -> None:
+def test_in_one_batch_the_first_copy_of_a_claim_id_is_the_claim() -> None:
     store = HistoryStore.memory()
-    _record(store, claim("D", ("97110", "2025-08-04")), claim("D", ("97110", "2025-08-05"),
-                                                             ("97110", "2025-08-06")))
-    assert _lines(store) == {"D": 2}
+    refused: dict[int, H.Refusal] = {}
+    first = decode_claim(claim("D", ("97110", "2025-08-04")), TODAY)[0]
+    later = decode_claim(claim("D", ("97110", "2025-08-05"), ("97110", "2025-08-06")), TODAY)[0]
+    assert first is not None and later is not None
+    key = store.member_key("hist", "M-1")
+    store.record([claim_facts(first, key, 0), claim_facts(later, key, 1)], refused)
+    assert _lines(store) == {"D": 1}
+    assert refused[1].rule == "engine/duplicate-claim-id"
 
 
 def test_a_claim_id_recorded_under_another_member_moves(tmp_path: Path) -> None:
@@ -477,7 +482,8 @@ def test_check_with_state_counts_across_runs_and_history_shows_and_clears(
     assert run.returncode == 1 and json.loads(run.stdout)["status"] == "deny"
     shown = _cli("history", "show", "--member", "M-1", "--state", str(state))
     assert shown.returncode == 0 and "M-1" not in shown.stdout
-    assert "4 claim(s), 4 counted" in shown.stdout and "C4" in shown.stdout
+    # C4 was denied (visit 4 over the limit of 3): on file, but it counts nothing.
+    assert "4 claim(s), 3 counted" in shown.stdout and "C4" in shown.stdout
     as_json = json.loads(_cli("history", "show", "--member", "M-1", "--state", str(state),
                               "--format", "json").stdout)
     assert [c["claim_id"] for c in as_json[0]["claims"]] == ["C1", "C2", "C3", "C4"]

@@ -81,12 +81,15 @@ def test_concurrent_writers_lose_no_visit_and_count_none_twice(tmp_path: Path) -
     with HistoryStore(path) as store:
         assert store.counts()["claims"] == len(claims)
         for m in range(MEMBERS):
-            recorded = {c["claim_id"]: c["lines"]
+            recorded = {c["claim_id"]: (c["lines"], c["decision"])
                         for c in store.member_claims(store.member_key("hist", f"M-{m}"))}
             mine = [c for c in claims if c["member"]["id"] == f"M-{m}"]
-            assert recorded == {c["claim_id"]: 0 if (c["claim_id"] in replaced
-                                                     or c.get("frequency") == "void") else 1
-                                for c in mine}, m
+            assert set(recorded) == {c["claim_id"] for c in mine}, m
+            for c in mine:  # each decided; it counts unless replaced, void or denied
+                lines, decision = recorded[c["claim_id"]]
+                assert decision is not None, c["claim_id"]
+                assert lines == (0 if (c["claim_id"] in replaced or c.get("frequency") == "void"
+                                       or decision in ("deny", "reject")) else 1), c["claim_id"]
         engine = Engine([HIST], today=TODAY, plugins=())
         against_store = [d.to_json() for d in engine.check_many(claims, history=store)]
     assert against_store == [d.to_json() for d in engine.check_many(claims)]

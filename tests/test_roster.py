@@ -32,10 +32,13 @@ ACM-1,acme-ppo,gold,2024-01-01,
 """
 
 
+_ids = iter(range(1_000_000))
+
+
 def claim(member: str, day: str = "2026-02-10", coverage: Any = None,
           payer: str = "medicare") -> dict[str, Any]:
     data: dict[str, Any] = {
-        "claim_id": f"R-{member}-{day}", "payer": payer, "received_date": "2026-03-02",
+        "claim_id": f"R-{member}-{day}-{next(_ids)}", "payer": payer, "received_date": "2026-03-02",
         "member": {"id": member, "birth_date": "1951-04-12", "sex": "F"},
         "billing_provider": {"npi": "1234567893"}, "rendering_provider": {"npi": "1234567893"},
         "place_of_service": "11", "diagnoses": ["M54.50"],
@@ -72,8 +75,10 @@ def test_a_claim_without_coverage_is_checked_against_the_roster(store: HistorySt
 def test_a_claim_that_carries_coverage_keeps_its_own(store: HistoryStore) -> None:
     engine = shared_engine()
     own = [{"payer": "medicare", "start": "2026-06-01", "end": None}]
+    # (Two dates of service: claims of one run count against each other as submitted,
+    # so the same service twice would also be a duplicate - docs/history.md.)
     assert carcs(engine, store, claim("1EG4TE5MK73", coverage=own),
-                 claim("1EG4TE5MK73", coverage=[])) == [["PR-26"], ["CO-31"]]
+                 claim("1EG4TE5MK73", "2026-02-11", coverage=[])) == [["PR-26"], ["CO-31"]]
 
 
 def test_without_a_store_there_is_no_roster() -> None:
