@@ -304,11 +304,18 @@ def decide(engine: Any, case: PolicyCase) -> Decision:
     saved = engine.today
     engine.today = case.today or saved
     batch = case.batch or (case.claim,)
+    from cleanclaim.engine.history import HistoryStore, put_on_file
+
     try:
-        decisions = list(engine.check_many([*case.history, *batch]))
+        # The history is what the payer has on file (as given, not checked), from an
+        # earlier run; the case's claims are checked in a run of their own.
+        with HistoryStore.memory() as store:
+            if case.history:
+                put_on_file(engine, store, case.history)
+            decisions = list(engine.check_many(batch, history=store))
     finally:
         engine.today = saved
-    return decisions[len(case.history) + case.batch_index]  # type: ignore[no-any-return]
+    return decisions[case.batch_index]  # type: ignore[no-any-return]
 
 
 def run_case(engine: Any, case: PolicyCase) -> CaseOutcome:

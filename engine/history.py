@@ -471,9 +471,9 @@ class HistoryStore:
 
     def begin_run(self) -> None:
         """This run begins (holding `run_lock`): what interrupted runs left provisional is
-        forgotten (`sweep`) and the run is written down, in the order runs hold the store."""
-        if self.path == ":memory:":
-            return
+        forgotten (`sweep`) and the run is written down, in the order runs hold the store.
+        Each run records under a run id of its own."""
+        self.run = os.urandom(8).hex()
         self.sweep()
         with self.transaction():
             self.db.execute("INSERT INTO runs (run, started) VALUES (?, ?)",
@@ -481,8 +481,6 @@ class HistoryStore:
 
     def end_run(self) -> None:
         """This run has written its decisions."""
-        if self.path == ":memory:":
-            return
         with self.transaction():
             self.db.execute("UPDATE runs SET finished = ? WHERE run = ?",
                             (dt.datetime.now(dt.UTC).isoformat(), self.run))
@@ -1492,7 +1490,9 @@ class HistoryRun:
             if recorder.recorded:
                 log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.path)
             refused = recorder.refused
-            decided = _Decided(self.store)
+            # A store of the run's own dies with it: nothing to write. A store that outlives
+            # the run (in memory too: policy cases' history) keeps the decisions.
+            decided = _Decided(self.store, not self._own_store)
             for thing, at, need in spool:
                 if isinstance(thing, Decision):
                     yield thing
@@ -1553,6 +1553,23 @@ class HistoryRun:
         return claim, raw.position
 
 
+def put_on_file(engine: Engine, store: HistoryStore, items: Iterable[Any]) -> int:
+    """Record claims as on file with the payer, as given (paid: every line counts),
+    without checking them: the `history` of a policy case, which states what the payer
+    has on file. Returns how many were recorded."""
+    store.begin_run()
+    recorder = HistoryRecorder(engine, store)
+    outcomes: list[Outcome] = []
+    for position, item in enumerate(items):
+        claim = _decode(engine, item)
+        if claim is not None and recorder.add(claim, position):
+            outcomes.append((claim.payer, claim.claim_id, "clean", frozenset()))
+    recorder.flush()
+    store.decide(outcomes)
+    store.end_run()
+    return recorder.recorded
+
+
 class _QuietCollector:
     """Python's cyclic garbage collector kept out of the way of a run's phases.
 
@@ -1589,12 +1606,12 @@ class _QuietCollector:
 
 
 class _Decided:
-    """Decisions of a run on its way to the store, written in batches (a store in memory
-    lives for one run only: nothing is written)."""
+    """Decisions of a run on its way to the store, written in batches (unless `keep` is
+    false: a store that lives for one run only)."""
 
-    def __init__(self, store: HistoryStore) -> None:
+    def __init__(self, store: HistoryStore, keep: bool = True) -> None:
         self.store = store
-        self.on_disk = store.path != ":memory:"
+        self.on_disk = keep
         self.batch: list[Outcome] = []
 
     def add(self, decision: Decision, payer: str | None = None) -> None:
@@ -1828,5 +1845,6 @@ __all__ = [
     "StoreError",
     "counts_history",
     "member_report",
+    "put_on_file",
     "render_report",
 ]

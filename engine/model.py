@@ -292,10 +292,12 @@ class _Reader:
         return self._in_range(value, where, largest)
 
     def _in_range(self, value: float, where: str, largest: float) -> float | None:
-        if 0 <= value <= largest:
+        # Zero and negative counts are the packs' to judge (M53); beyond any real count is
+        # bad data.
+        if -largest <= value <= largest:
             return value
-        self.fail(where, f"must be between 0 and {largest:,}"
-                  + (" (bad data: no real claim bills that many)" if value > largest else ""))
+        self.fail(where, f"must be at most {largest:,} (bad data: no real claim bills that "
+                  "many)")
         return None
 
     def obj(self, parent: dict[str, Any], key: str, where: str) -> dict[str, Any] | None:
@@ -449,8 +451,8 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
                 charge = Decimal(str(raw_charge))
                 if not charge.is_finite():
                     raise InvalidOperation
-                if not 0 <= charge <= CHARGE_MAX:
-                    r.fail(f"{where}.charge", f"must be between 0 and {CHARGE_MAX:,} dollars")
+                if not -CHARGE_MAX <= charge <= CHARGE_MAX:
+                    r.fail(f"{where}.charge", f"must be at most {CHARGE_MAX:,} dollars")
                     charge = None
             except (InvalidOperation, ValueError):
                 shown = f"`{raw_charge}` " if isinstance(raw_charge, (int, float)) and \

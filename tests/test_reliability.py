@@ -108,8 +108,8 @@ def test_claim_ids_are_trimmed(hist: Engine) -> None:
 
 
 @pytest.mark.parametrize(("field", "value"), [
-    ("units", 1e308), ("units", 1e30), ("units", "1e30"), ("units", 10 ** 20), ("units", -1),
-    ("minutes", 1e9), ("charge", "1e30"), ("charge", 10 ** 20), ("charge", "-5.00"),
+    ("units", 1e308), ("units", 1e30), ("units", "1e30"), ("units", 10 ** 20),
+    ("units", -1e30), ("minutes", 1e9), ("charge", "1e30"), ("charge", 10 ** 20),
 ])
 def test_absurd_numbers_are_bad_data(hist: Engine, field: str, value: Any) -> None:
     data = claim("ABS", ("97110", "2025-08-04"))
