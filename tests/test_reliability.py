@@ -29,7 +29,7 @@ SURROGATE = ('{"claim_id":"SUR","payer":"hist","member":{"id":"\\ud800"},"lines"
 
 @pytest.fixture(scope="module")
 def hist() -> Engine:
-    return Engine([HIST], today=TODAY)
+    return Engine([HIST], today=TODAY, plugins=())
 
 
 def _damaged_input(tmp_path: Path) -> Path:

@@ -310,13 +310,17 @@ def test_a_client_that_sends_everything_before_reading_gets_every_decision() -> 
 
     with running(plain_engine(), timeout=5.0) as server:
         host, port, records = server
-        line = json.dumps({**clean_claim("B"), "payer": "plain"}).encode() + b"\n"
+        # Each claim its own id (a claim id twice in one batch rejects the second); all
+        # lines of one length.
+        def line(n: int) -> bytes:
+            return json.dumps({**clean_claim(f"B-{n:06d}"), "payer": "plain"}).encode() + b"\n"
+
         count = 100_000
         with socket.create_connection((host, port), timeout=60) as sock:
             sock.sendall(b"POST /v1/check/batch HTTP/1.1\r\nHost: x\r\nContent-Length: "
-                         + str(len(line) * count).encode() + b"\r\n\r\n")
-            for _ in range(count // 1000):  # bounded: the whole body before reading
-                sock.sendall(line * 1000)
+                         + str(len(line(0)) * count).encode() + b"\r\n\r\n")
+            for start in range(0, count, 1000):  # bounded: the whole body before reading
+                sock.sendall(b"".join(line(n) for n in range(start, start + 1000)))
             sock.shutdown(socket.SHUT_WR)
             data = bytearray()
             for _ in range(100_000):  # bounded
