@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -193,18 +192,8 @@ def test_missing_values_on_lines_and_the_general_body_agree(
     assert decision.findings[0].message == "needs line.units to decide: t/units"
 
 
-def test_the_language_page_lists_every_field_that_can_be_missing() -> None:
-    from cleanclaim.dsl import types as T
-
-    page = (Path(__file__).resolve().parent.parent / "docs" / "language-lang.md").read_text(
-        encoding="utf-8")
-    for record, fields in T.RECORDS.items():
-        for name, t in fields.items():
-            row = f"| {record} | `{name}` |"
-            assert (row in page) == t.nullable, row
-            if t.nullable:
-                kind = "optional" if T.optional(record, name) else "absent is an answer"
-                assert f"{row} {t} | {kind} |" in page
+# Which fields can be missing is checked against docs/language.md's field tables by
+# tests/test_language_doc.py (this page was folded into it).
 
 
 # ---- 13.5 calendar months ---------------------------------------------------------------
