@@ -18,7 +18,6 @@ from cleanclaim.dsl.errors import PolicyError, did_you_mean
 from cleanclaim.dsl.history import COUNTER, Counter, check_counter_calls, check_counters
 from cleanclaim.dsl.pack import PackSources, TableDecl, all_tables, display_path
 from cleanclaim.dsl.parsed import parse_policy_file_cached
-from cleanclaim.dsl.parser import parse_expression
 from cleanclaim.dsl.valuesets import CodeSet, infer_kind, read_csv_column, resolve_items
 
 ROOT_CAUSES = (
@@ -357,6 +356,9 @@ def _check_template(checked: CheckedPack, env: CheckEnv, message: ast.Text,
         if _FIELD_PATH.match(text):
             shown = ast.Path(tuple(text.split(".")), span)
         else:  # an expression: `{days_between(line.service_date, claim.received_date)}`
+            # (imported here: a warm start, its trees cached, imports no parser)
+            from cleanclaim.dsl.parser import parse_expression
+
             inner = match.group(1)
             at = offsets[match.start(1)] + len(inner) - len(inner.lstrip())
             parsed, problems = parse_expression(text, message.span.file, line,
