@@ -1,8 +1,13 @@
 """The OpenAPI 3.1 document of the HTTP API (`GET /openapi.json`).
 
 The claim and decision schemas follow claim format v1 and decision format v1 of
-DESIGN.md (JSON Schema 2020-12, as OpenAPI 3.1 uses). Claims may carry more fields than
-listed (`additionalProperties` stays open), as the format allows additions.
+DESIGN.md (JSON Schema 2020-12, as OpenAPI 3.1 uses). The claim schema is as strict as
+the engine's reading of a claim (engine/model.py): a body the schema accepts is never
+rejected for its shape (`engine/claim-format`) - tests/test_openapi_schema.py generates
+bodies from the schema and checks. Claims may carry more fields than listed
+(`additionalProperties` stays open), as the format allows additions; the engine ignores
+them. Every status the server answers is listed, errors as RFC 9457 problem documents
+(`Problem`, with the stable `type`s of engine/server.py `PROBLEMS`).
 
 `python -m cleanclaim.engine.openapi` prints the document.
 """
@@ -12,12 +17,29 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cleanclaim.engine.server import PROBLEM_BASE, PROBLEMS
+
 ROOT_CAUSES = ["documentation", "coding", "medical_necessity", "eligibility", "authorization",
                "benefit_limit", "timely_filing", "submission", "duplicate", "coverage",
                "payer_setup"]
 OWNERS = ["provider", "coding", "front_end", "billing"]
-DATE = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+# A calendar date YYYY-MM-DD (year 0001-9999); `format: date` rules out 2026-02-30.
+DATE = {"type": "string", "format": "date",
+        "pattern": "^(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
         "description": "YYYY-MM-DD"}
+# The engine's ranges (engine/model.py, docs/claims.md): beyond them a value is bad data.
+UNITS_MAX = 99_999
+MINUTES_MAX = 10_000
+CHARGE_MAX = 9_999_999.99
+LINE_NUMBER_MAX = 9_999
+ID_MAX = 80
+_VISIBLE = "[^\\u0000-\\u001f\\u007f-\\u009f]"
+# An id: trimmed, not blank, at most ID_MAX characters, no control characters.
+ID = {"type": "string", "maxLength": ID_MAX,
+      "pattern": f"^{_VISIBLE}*[^\\s\\u0000-\\u001f\\u007f-\\u009f]{_VISIBLE}*$"}
+# Text the engine reads as given (trimmed); null or "" is the same as absent.
+TEXT = {"type": "string", "maxLength": 200}
+CODE = {"type": "string", "maxLength": 40, "pattern": "^\\s*\\S"}
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
@@ -56,57 +78,69 @@ EXAMPLE_DECISION: dict[str, Any] = {
 }
 
 
-def schemas() -> dict[str, Any]:
-    provider = {
+def _number(largest: float) -> dict[str, Any]:
+    return _nullable({"type": "number", "minimum": -largest, "maximum": largest})
+
+
+def _list(items: dict[str, Any]) -> dict[str, Any]:
+    return _nullable({"type": "array", "items": items})
+
+
+def claim_schemas(payers: list[str] | None = None) -> dict[str, Any]:
+    """Claim and ServiceLine: claim format v1 as the engine reads it. `payers`: the pack
+    ids a server has loaded (another payer is a `reject` for setup, not for shape)."""
+    provider = _nullable({
         "type": "object",
-        "properties": {"npi": {"type": "string", "description": "10-digit NPI"},
-                       "taxonomy": _nullable({"type": "string"}),
-                       "specialty": _nullable({"type": "string"})},
-    }
+        "properties": {"npi": _nullable({**TEXT, "description": "10-digit NPI"}),
+                       "taxonomy": _nullable(TEXT), "specialty": _nullable(TEXT)},
+    })
+    payer: dict[str, Any] = {**ID, "description": "selects the policy pack"}
+    if payers:
+        payer = {"enum": sorted(payers), "description": "selects the policy pack"}
     return {
         "Claim": {
             "type": "object",
             "description": "Claim format v1 (DESIGN.md). Fields may be added, not renamed.",
             "required": ["claim_id", "payer", "lines"],
             "properties": {
-                "claim_id": {"type": "string"},
-                "payer": {"type": "string", "description": "selects the policy pack"},
-                "plan": _nullable({"type": "string"}),
-                "frequency": {"enum": ["original", "replacement", "void"],
-                              "default": "original"},
-                "replaces": _nullable({"type": "string"}),
-                "received_date": {**DATE, "description": "day the payer receives it; "
-                                  "default: today"},
-                "member": {
+                "claim_id": ID,
+                "payer": payer,
+                "plan": _nullable(TEXT),
+                "frequency": _nullable({"enum": ["original", "replacement", "void"],
+                                        "default": "original"}),
+                "replaces": _nullable(ID),
+                "received_date": _nullable({**DATE, "description": "day the payer "
+                                            "receives it; default: today"}),
+                "member": _nullable({
                     "type": "object",
                     "properties": {
-                        "id": {"type": "string"},
-                        "birth_date": DATE,
-                        "sex": {"type": "string"},
-                        "coverage": {"type": "array", "items": {
+                        "id": _nullable(TEXT),
+                        "birth_date": _nullable(DATE),
+                        "sex": _nullable(TEXT),
+                        "coverage": _list({
                             "type": "object",
-                            "properties": {"payer": _nullable({"type": "string"}),
-                                           "plan": _nullable({"type": "string"}),
+                            "properties": {"payer": _nullable(TEXT),
+                                           "plan": _nullable(TEXT),
                                            "start": _nullable(DATE),
-                                           "end": _nullable(DATE)}}},
+                                           "end": _nullable(DATE)}}),
                     },
-                },
+                }),
                 "billing_provider": provider,
                 "rendering_provider": provider,
-                "referring_provider": _nullable(provider),
-                "place_of_service": _nullable({"type": "string"}),
-                "diagnoses": {"type": "array", "items": {"type": "string"},
-                              "description": "ICD-10-CM, dotted or not"},
-                "authorizations": {"type": "array", "items": {
+                "referring_provider": provider,
+                "place_of_service": _nullable(TEXT),
+                "diagnoses": _nullable({"type": "array", "items": CODE,
+                                        "description": "ICD-10-CM, dotted or not"}),
+                "authorizations": _list({
                     "type": "object",
-                    "properties": {"number": {"type": "string"},
-                                   "codes": {"type": "array", "items": {"type": "string"}},
-                                   "start": DATE, "end": _nullable(DATE),
-                                   "units": _nullable({"type": "number"})}}},
+                    "properties": {"number": _nullable(TEXT),
+                                   "codes": _list(CODE),
+                                   "start": _nullable(DATE), "end": _nullable(DATE),
+                                   "units": _number(UNITS_MAX)}}),
                 "lines": {"type": "array", "minItems": 1, "items": _ref("ServiceLine")},
-                "documentation": {"type": "object",
-                                  "description": "structured facts from the clinical note, "
-                                  "one section per specialty"},
+                "documentation": _nullable({
+                    "type": "object", "description": "structured facts from the clinical "
+                    "note, one section per specialty"}),
             },
             "examples": [EXAMPLE_CLAIM],
         },
@@ -114,18 +148,26 @@ def schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["service_date"],
             "properties": {
-                "line": {"type": "integer"},
-                "code": {"type": "string", "description": "CPT/HCPCS procedure code"},
-                "modifiers": {"type": "array", "items": {"type": "string"}},
-                "units": _nullable({"type": "number"}),
-                "charge": _nullable({"type": ["string", "number"]}),
+                "line": {"type": "integer", "minimum": 1, "maximum": LINE_NUMBER_MAX,
+                         "description": "default: the position in `lines`, from 1"},
+                "code": _nullable({**TEXT, "description": "CPT/HCPCS procedure code"}),
+                "modifiers": _list(CODE),
+                "units": _number(UNITS_MAX),
+                "charge": _nullable({"oneOf": [
+                    {"type": "number", "minimum": -CHARGE_MAX, "maximum": CHARGE_MAX},
+                    {"type": "string", "pattern": "^-?[0-9]{1,7}(\\.[0-9]{1,2})?$"}]}),
                 "service_date": DATE,
-                "diagnosis_pointers": {"type": "array", "items": {"type": "integer",
-                                                                  "minimum": 1},
-                                       "description": "1-based into `diagnoses`"},
-                "minutes": _nullable({"type": "number"}),
+                "diagnosis_pointers": _list({"type": "integer", "minimum": 1,
+                                             "maximum": 12}),
+                "minutes": _number(MINUTES_MAX),
             },
         },
+    }
+
+
+def schemas(payers: list[str] | None = None) -> dict[str, Any]:
+    return {
+        **claim_schemas(payers),
         "Finding": {
             "type": "object",
             "required": ["rule", "kind", "severity", "line", "group", "carc", "rarc",
@@ -182,30 +224,47 @@ def schemas() -> dict[str, Any]:
             },
         },
         "Health": {"type": "object", "required": ["status"],
-                   "properties": {"status": {"const": "ok"},
-                                  "packs": {"type": "integer"}}},
-        "Error": {
-            "type": "object", "required": ["error"],
-            "properties": {"error": {
-                "type": "object", "required": ["status", "code", "message"],
-                "properties": {"status": {"type": "integer"}, "code": {"type": "string"},
-                               "message": {"type": "string"}}}},
+                   "properties": {"status": {"const": "ok"}}},
+        "Problem": {
+            "type": "object", "description": "RFC 9457 problem details",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string", "format": "uri",
+                         "enum": [PROBLEM_BASE + key for key in PROBLEMS]},
+                "title": {"type": "string"}, "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "request_id": {"type": "string", "description": "as X-Request-Id"}},
         },
+        "Ready": {"type": "object", "required": ["status", "packs"],
+                  "properties": {"status": {"const": "ready"},
+                                 "packs": {"type": "integer", "minimum": 1},
+                                 "plugins": {"type": "integer"}}},
     }
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": _ref("Error")}}}
+# Answers any request may get before it reaches its endpoint (framing, limits, load).
+ANY_REQUEST = ("malformed-request", "missing-host", "bad-content-length",
+               "conflicting-framing", "bad-chunked-body", "not-found", "request-timeout",
+               "request-line-too-long", "expectation-failed", "headers-too-large",
+               "unsupported-transfer-coding", "busy", "version-not-supported")
 
 
-def openapi_document(max_body: int = 10 * 1024 * 1024,
-                     url: str = "http://127.0.0.1:8080") -> dict[str, Any]:
+def _problems(*keys: str) -> dict[str, Any]:
+    """Responses for these problem types, one per status, each naming its types."""
+    by_status: dict[int, list[str]] = {}
+    for key in (*ANY_REQUEST, *keys):
+        by_status.setdefault(PROBLEMS[key][0], []).append(key)
+    return {str(status): {
+        "description": "; ".join(f"`{PROBLEM_BASE}{k}`: {PROBLEMS[k][1]}" for k in found),
+        "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+        for status, found in sorted(by_status.items())}
+
+
+def openapi_document(max_body: int = 10 * 1024 * 1024, url: str = "http://127.0.0.1:8080",
+                     payers: list[str] | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document; `max_body` is the server's configured limit, `url` the
-    address it listens on."""
-    common = {"401": _error("bearer token missing or wrong (when the server has one)"),
-              "404": _error("no such endpoint"),
-              "405": _error("method not allowed (see the Allow header)")}
+    address it listens on, `payers` the pack ids it has loaded."""
+    common = _problems("unauthorized", "method-not-allowed")
     json_ok = {"description": "", "content": {"application/json": {"schema": {}}}}
     return {
         "openapi": "3.1.0",
@@ -220,7 +279,7 @@ def openapi_document(max_body: int = 10 * 1024 * 1024,
         "servers": [{"url": url}],
         "security": [{"bearer": []}],
         "components": {
-            "schemas": schemas(),
+            "schemas": schemas(payers),
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
                 "description": "Required on /v1/* when the server runs with --token "
@@ -238,9 +297,7 @@ def openapi_document(max_body: int = 10 * 1024 * 1024,
                 "responses": {
                     "200": {"description": "the decision (for every status)",
                             "content": {"application/json": {"schema": _ref("Decision")}}},
-                    "408": _error("the body did not arrive in time"),
-                    "413": _error(f"the body is over {max_body} bytes"),
-                    **common,
+                    **_problems("unauthorized", "method-not-allowed", "body-too-large"),
                 },
             }},
             "/v1/check/batch": {"post": {
@@ -248,7 +305,9 @@ def openapi_document(max_body: int = 10 * 1024 * 1024,
                 "summary": "Check claims as NDJSON, streamed",
                 "description": "One claim JSON per line (blank lines are skipped). The "
                                "response streams one decision per non-blank line, in input "
-                               "order, each with `position`, chunked, as lines arrive. A "
+                               "order, each with `position`, chunked: the decisions of a "
+                               "`cleanclaim check` run of the same lines (with packs that "
+                               "count history, after the whole body is read). A "
                                "damaged line (bad JSON, not an object, over "
                                f"{max_body} bytes) gets a `reject` decision; later lines are "
                                "checked normally. Clients should read while they send.",
@@ -273,15 +332,27 @@ def openapi_document(max_body: int = 10 * 1024 * 1024,
             }},
             "/health": {"get": {
                 "operationId": "health", "summary": "Liveness", "security": [],
+                "description": "Answered even when every connection slot is taken (a "
+                               "reserve of connections serves /health and /ready only).",
                 "responses": {"200": {**json_ok, "description": "the server is up",
                                       "content": {"application/json": {
-                                          "schema": _ref("Health")}}}},
+                                          "schema": _ref("Health")}}},
+                              **_problems("method-not-allowed")},
+            }},
+            "/ready": {"get": {
+                "operationId": "ready", "summary": "Readiness: policy packs are loaded",
+                "security": [],
+                "responses": {"200": {**json_ok, "description": "ready to check claims",
+                                      "content": {"application/json": {
+                                          "schema": _ref("Ready")}}},
+                              **_problems("method-not-allowed", "not-ready")},
             }},
             "/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document", "security": [],
                 "responses": {"200": {**json_ok, "description": "OpenAPI 3.1 document",
                                       "content": {"application/json": {
-                                          "schema": {"type": "object"}}}}},
+                                          "schema": {"type": "object"}}}},
+                              **_problems("method-not-allowed")},
             }},
         },
     }

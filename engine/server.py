@@ -242,7 +242,8 @@ class ClaimServer(ThreadingHTTPServer):
         })
         from cleanclaim.engine.openapi import openapi_document
 
-        self.openapi_body = _json_bytes(openapi_document(config.max_body, self.url))
+        self.openapi_body = _json_bytes(openapi_document(config.max_body, self.url,
+                                                          sorted(engine.packs)))
 
     def server_bind(self) -> None:
         # Skip HTTPServer's reverse DNS lookup of the host (socket.getfqdn).

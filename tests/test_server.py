@@ -143,10 +143,11 @@ def test_openapi_document(srv: Any) -> None:
     doc = json.loads(body)
     assert status == 200 and doc["openapi"].startswith("3.1")
     assert set(doc["paths"]) == {"/v1/check", "/v1/check/batch", "/v1/packs", "/health",
-                                 "/openapi.json"}
+                                 "/ready", "/openapi.json"}
+    assert doc["servers"] == [{"url": f"http://127.0.0.1:{srv[1]}"}]
     assert "post" in doc["paths"]["/v1/check"] and "get" in doc["paths"]["/v1/packs"]
     schemas = doc["components"]["schemas"]
-    assert {"Claim", "Decision", "Finding", "Error"} <= set(schemas)
+    assert {"Claim", "Decision", "Finding", "Problem"} <= set(schemas)
     assert set(schemas["Claim"]["required"]) == {"claim_id", "payer", "lines"}
     assert schemas["Decision"]["properties"]["status"]["enum"] == ["reject", "deny", "review",
                                                                     "clean"]
