@@ -91,6 +91,7 @@ GZIP_MIN = 4096  # bytes: smaller answers go out as they are
 BATCH_OUTPUT_BUFFER = 8 * 1024 * 1024
 BATCH_SPOOL_LIMIT = 2 * 1024 * 1024 * 1024
 PROBLEM_BASE = "urn:cleanclaim:problem:"
+SWITCH_INTERVAL = 0.0002  # seconds; `cleanclaim serve` only (the default is 0.005)
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([^\x00-\x20\x7f]+) HTTP/([0-9])\.([0-9])\r\n")
@@ -320,6 +321,9 @@ def run(engine: Engine, config: ServerConfig) -> None:
             logger.setLevel(logging.INFO)
             logger.propagate = False
     server = make_server(engine, config)
+    # Connection threads hand the GIL on sooner: measured at concurrency 8 on loopback
+    # (docs/api.md "Stack"), p50 6.8 -> 2.9 ms and 1,123 -> 2,208 requests/s.
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
