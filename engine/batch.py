@@ -190,6 +190,9 @@ class InputReader:
                                        raw.claim_id)
             except InputFileError as exc:
                 yield exc
+            except Exception as exc:  # a reader's failure (deep nesting...): this file only
+                yield InputFileError(str(path), f"cannot be read: {type(exc).__name__} after "
+                                     f"{count} claim(s)")
             offset += count
             with contextlib.suppress(OSError):
                 self.bytes_read = start + path.stat().st_size

@@ -341,3 +341,75 @@ def test_lines_appended_during_a_run_are_left_for_the_next(tmp_path: Path) -> No
     with path.open("a") as more:
         more.write(json.dumps(claim("B", ("97110", "2025-08-05"))) + "\n")
     assert len(list(InputReader([path], limits={path: size}))) == 1
+
+
+def test_a_reader_that_fails_gives_the_file_a_record_not_a_crash(tmp_path: Path,
+                                                                  monkeypatch: Any) -> None:
+    from cleanclaim.engine import batch
+    from cleanclaim.engine.inputs import InputFileError
+
+    def broken(path: Path, payer_map: Any = None) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+        yield
+
+    monkeypatch.setattr(batch, "read_claims", broken)
+    [item] = list(batch.InputReader([tmp_path / "deep.json"]))
+    assert isinstance(item, InputFileError) and "RecursionError" in item.message
+
+
+# ---- 19.7: concurrent runs ---------------------------------------------------------------
+
+
+def _concurrent_run(path: str, index: int, share: list[dict[str, Any]], start: Any,
+                    out: Any) -> None:
+    engine = Engine([HIST], today=TODAY, plugins=())
+    start.wait()
+    with HistoryStore(path) as store:
+        decisions = [json.dumps(d.to_json()) for d in engine.check_many(share, history=store)]
+        run = store.run
+    out.put((run, index, decisions))
+
+
+def _visit_shares(processes: int, members: int, visits: int) -> list[list[dict[str, Any]]]:
+    """Disjoint batches of the same members' visits (dates spread over all batches)."""
+    shares: list[list[dict[str, Any]]] = [[] for _ in range(processes)]
+    for m in range(members):
+        for v in range(visits):
+            day = f"2025-{7 + v // 28:02d}-{1 + v % 28:02d}"
+            shares[(m + v) % processes].append(claim(f"C-{m}-{v}", ("97110", day),
+                                                     member=f"M-{m}"))
+    return shares
+
+
+def test_concurrent_runs_decide_as_the_same_runs_one_after_another(tmp_path: Path) -> None:
+    """Before the fix, four runs on disjoint batches of the same members denied 765-1,600
+    visits against 1,600 expected, by timing. Now the runs take turns: the decisions are
+    those of the same runs made one after another in the order they held the store."""
+    import multiprocessing
+
+    shares = _visit_shares(4, 6, 12)
+    path = str(tmp_path / "shared.sqlite")
+    HistoryStore(path).close()
+    context = multiprocessing.get_context("spawn")
+    start, out = context.Barrier(4), context.Queue()
+    workers = [context.Process(target=_concurrent_run, args=(path, i, share, start, out))
+               for i, share in enumerate(shares)]
+    for worker in workers:
+        worker.start()
+    results = [out.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    by_run = {run: decisions for run, _index, decisions in results}
+    share_of = {run: shares[index] for run, index, _decisions in results}
+    with HistoryStore(path) as store:
+        order = [run for run, _started, finished in store.runs() if finished]
+    assert sorted(order) == sorted(by_run)
+    # The same batches, one after another in that order, into a new store.
+    engine = Engine([HIST], today=TODAY, plugins=())
+    with HistoryStore(tmp_path / "replay.sqlite") as replay:
+        spread = 0
+        for run in order:
+            again = [json.dumps(d.to_json())
+                     for d in engine.check_many(share_of[run], history=replay)]
+            spread += sum(a != b for a, b in zip(again, by_run[run], strict=True))
+    assert spread == 0
