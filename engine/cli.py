@@ -358,7 +358,9 @@ def explain(
     """Explain a claim's decision: every rule considered, fired or not, and why."""
     from cleanclaim.dsl.explain import render_text
 
-    engine = build_engine(policies, None, None, _date(today))
+    # The engine `check` builds (plugins included), so the decision explained is check's.
+    engine = build_engine(policies, None, None, _date(today),
+                          plugins=_plugin_selection(None, None))
     try:
         data = json.loads(claim.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

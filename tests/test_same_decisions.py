@@ -191,3 +191,19 @@ def test_workers_rebuild_from_the_parents_recipe() -> None:
     assert [p.name for p in rebuilt.plugins.plugins] == ["therapy"]
     plain = EngineRecipe.of(Engine(today=engine.today, plugins=()))
     assert plain.plugins == () and plain.build().plugins is None
+
+
+def test_explain_explains_the_decision_check_gives(paths: dict[str, Any]) -> None:
+    tmp = paths["tmp"]
+    one = tmp / "one.json"
+    one.write_text(json.dumps(EXAMPLES[0]))
+    result = subprocess.run(
+        [sys.executable, "-m", "cleanclaim.engine.cli", "explain", str(one), "--format",
+         "json", "--today", TODAY], capture_output=True, cwd=tmp, env=clean_env(tmp),
+        timeout=120, check=True)
+    explained = json.loads(result.stdout)["decision"]
+    explained.pop("position", None)
+    checked = json.loads(paths["cli"][0])
+    checked.pop("position")
+    assert explained == checked
+    assert any("@" in t["rule"] for t in json.loads(result.stdout)["trace"])

@@ -207,7 +207,7 @@ def test_trickling_clients_never_starve_health() -> None:
                 worst = max(worst, time.monotonic() - start)
                 assert response.status == 200
                 time.sleep(0.2)
-            assert worst < 1.0
+            assert worst < 2.0  # the tricklers hold their slots for 1 s each, or more
             # the tricklers were dropped at their header deadline (408, then closed)
             for sock in sockets:
                 sock.settimeout(3)
