@@ -209,6 +209,7 @@ _HELPERS: dict[str, Any] = {
     "_add": _add, "_sub": _sub,
     "_date_add": _date_add, "_date_sub": _date_sub, "_missing": _missing, "_in_set": _in_set,
     "_fmt": _fmt, "_fmt_icd": _fmt_icd, "_others": _others, "_needs": _needs,
+    "_plan": T.plan_of, "_fold": T.plan_key,
 }
 
 
@@ -367,6 +368,8 @@ class _Gen:
             return f"({self.expr(e.left, env)} {e.op} {self.expr(e.right, env)})"
         if isinstance(e, ast.Compare):
             left, right = self.expr(e.left, env), self.expr(e.right, env)
+            if _is_plan(e.left) or _is_plan(e.right):  # plan ids: case-insensitively
+                left, right = self.folded(e.left, left), self.folded(e.right, right)
             left_null, right_null = self.type_of(e.left).nullable, self.type_of(e.right).nullable
             literal = isinstance(e.left, ast.Literal_) or isinstance(e.right, ast.Literal_)
             reads = (optional_reads(e, self.checked.types, self.vlets, self.guarded)
@@ -412,7 +415,10 @@ class _Gen:
             element = self.expr(e.element, env)
             simple = isinstance(e.element, ast.Path)
             s = self.static_set(e.container)
-            if s is not None:
+            if s is not None and _is_plan(e.element):  # plan ids: case-insensitively
+                folded = self.const(frozenset(T.plan_key(c) for c in s.exact), "s")
+                test = f"(_fold({element}) in {folded})"
+            elif s is not None:
                 test = self.membership(element, s, simple)
             else:
                 test = f"({element} in {self.expr(e.container, env)})"
@@ -532,8 +538,22 @@ class _Gen:
             values[name] = self.const(value, "i")
         return template.format(*args, **values)
 
+    def folded(self, e: ast.Expr, code: str) -> str:
+        """`code` (of `e`) as plan ids compare: case-insensitively."""
+        if isinstance(e, ast.Literal_):
+            return repr(T.plan_key(e.value)) if isinstance(e.value, str) else code
+        return f"_fold({code})"
+
+    def plan(self, env: dict[str, str]) -> str:
+        """The plan of the claim (`T.plan_of`) on the date of service in scope."""
+        day = (f"{env['line']}.service_date" if "line" in env
+               else f"{env['claim']}.first_service_date")
+        return f"_plan({env['claim']}, {day})"
+
     def path(self, e: ast.Path, env: dict[str, str]) -> str:
         head = e.parts[0]
+        if e.parts == ("claim", "plan") and head in env:
+            return self.plan(env)
         if head in env:
             base = env[head]
         elif head in self.checked.valuesets:
@@ -576,6 +596,10 @@ class _Gen:
         if pos < len(text.value):
             parts.append(repr(text.value[pos:]))
         return " + ".join(parts) if parts else "''"
+
+
+def _is_plan(e: ast.Expr) -> bool:
+    return isinstance(e, ast.Path) and e.parts == ("claim", "plan")
 
 
 # The record each name a rule starts a path with stands for.
@@ -703,8 +727,12 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
     out: list[str] = [f"{indent}# rule {index} (line {int(rule.span.line)})"]
     guards = []
     for vf in rule.filters:
-        target = "claim.plan" if vf.field == "plan" else "claim.place_of_service"
-        values = gen.const(frozenset(vf.values), "s")
+        if vf.field == "plan":  # the claim's plan (T.plan_of), case-insensitively
+            target = f"_fold({gen.plan(env)})"
+            values = gen.const(frozenset(T.plan_key(v) for v in vf.values), "s")
+        else:
+            target = "claim.place_of_service"
+            values = gen.const(frozenset(vf.values), "s")
         guards.append(f"{target} {'not in' if vf.negated else 'in'} {values}")
     # Leading conditions every version shares (the rule's own `when`, not a version's)
     # are tested before the date of service picks a version: a line they rule out costs

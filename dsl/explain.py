@@ -28,6 +28,7 @@ from cleanclaim.dsl.compiler import (
     _others,
     source_name,
 )
+from cleanclaim.dsl.types import plan_key, plan_of
 from cleanclaim.dsl.valuesets import CodeSet
 
 
@@ -246,9 +247,12 @@ class Tracer:
                   f"diagnosis {diagnosis.position}" if rule.scope == "diagnosis" else
                   f"line {line.line}")
         trace = RuleTrace(rule.id, rule.title, rule.file, rule.line, target, "passed", "")
+        day = line.service_date if line is not None else claim.first_service_date
         for vf in node.filters:
-            value = claim.plan if vf.field == "plan" else claim.place_of_service
-            inside = value in vf.values
+            # the plan of the claim (T.plan_of), compared case-insensitively
+            value = plan_of(claim, day) if vf.field == "plan" else claim.place_of_service
+            inside = (plan_key(value) in {plan_key(v) for v in vf.values}
+                      if vf.field == "plan" else value in vf.values)
             if inside == vf.negated:
                 what = "plan" if vf.field == "plan" else "place of service"
                 trace.status = "filtered out"

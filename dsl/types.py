@@ -323,6 +323,28 @@ def full_months_between(a: dt.date | None, b: dt.date | None) -> int | None:
     return months - 1 if months > 0 else 0 if months == 0 else months + 1
 
 
+def plan_of(claim: Any, day: dt.date | None) -> str | None:
+    """The plan of a claim: the claim's own plan, else the plan of the member's coverage
+    span (of the claim's payer) in force on `day`, the date of service. Plan ids compare
+    case-insensitively: see `plan_key`."""
+    if claim.plan:
+        return str(claim.plan)
+    for span in claim.member.coverage:
+        if not span.plan or (span.payer and claim.payer
+                             and str(span.payer).casefold() != str(claim.payer).casefold()):
+            continue
+        if day is not None and ((span.start is not None and day < span.start)
+                                or (span.end is not None and day > span.end)):
+            continue
+        return str(span.plan)
+    return None
+
+
+def plan_key(plan: Any) -> Any:
+    """A plan id as plans are compared: case-insensitively (`Gold` is `gold`)."""
+    return plan.casefold() if isinstance(plan, str) else plan
+
+
 def count(items: Any) -> int:
     return 0 if items is None else len(items)
 

@@ -25,6 +25,7 @@ from cleanclaim.dsl import ast
 from cleanclaim.dsl.compiler import CompiledRule
 from cleanclaim.dsl.pack import display_path, find_pack, list_packs, load_sources
 from cleanclaim.dsl.parser import parse_policy
+from cleanclaim.dsl.types import plan_key, plan_of
 from cleanclaim.engine.cases import (
     FINDING_FIELDS,
     CaseFileError,
@@ -353,8 +354,12 @@ class _RuleIndex:
 
     def _filters_pass(self, rule: CompiledRule, claim: Claim) -> bool:
         for vf in self.filters.get(rule.id, ()):
-            value = claim.plan if vf.field == "plan" else claim.place_of_service
-            if (value in vf.values) == vf.negated:
+            if vf.field == "plan":  # the plan of the claim, case-insensitively (as rules)
+                plan = plan_key(plan_of(claim, claim.first_service_date))
+                inside = plan in {plan_key(v) for v in vf.values}
+            else:
+                inside = claim.place_of_service in vf.values
+            if inside == vf.negated:
                 return False
         return True
 

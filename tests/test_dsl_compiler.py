@@ -661,8 +661,8 @@ def test_an_inline_form_that_reads_a_computed_argument_twice_keeps_the_call() ->
                            lambda s: s.upper() if s else None, "test")
     functions = {**FUNCTIONS, "twice": twice, "shout": shout}
     text = ("version 1\n"
-            + rule("plain", "twice(claim.plan)")
-            + rule("computed", "twice(shout(claim.plan))"))
+            + rule("plain", "twice(claim.payer)")
+            + rule("computed", "twice(shout(claim.payer))"))
     nowhere = Path("/nonexistent/t")
     manifest = PackManifest("t", "t", "1", False, (), (), nowhere, nowhere / "pack.yaml")
     sources = PackSources(manifest, [manifest], {"t/rules.policy": text},
@@ -671,6 +671,6 @@ def test_an_inline_form_that_reads_a_computed_argument_twice_keeps_the_call() ->
     assert checked.errors == []
     program = compile_pack(checked, functions, {}, sources.digest())
     body = program.source[program.source.index("def _evaluate"):]
-    assert "claim.plan == claim.plan" in body
+    assert "claim.payer == claim.payer" in body
     computed = [ln for ln in body.splitlines() if "shout" in ln or "_f" in ln]
-    assert any("(claim.plan))" in ln and "==" not in ln for ln in computed), body
+    assert any("(claim.payer))" in ln and "==" not in ln for ln in computed), body

@@ -259,3 +259,35 @@ def test_a_bad_expression_in_a_message_is_a_located_error(
     assert errors, [e.message for e in info.value.errors]
     message_line = text.splitlines().index(f'  message "{template}"') + 1
     assert {(e.span.line, e.span.column >= 12) for e in errors} == {(message_line, True)}
+
+
+# ---- 13.4 the plan of a claim ---------------------------------------------------------
+
+
+def test_the_plan_is_the_claim_s_else_the_coverage_span_s_and_case_insensitive(
+        make: Callable[[str], Engine]) -> None:
+    engine = make("version 1\n"
+                  + rule("filter", "true", extra='  plan is "Gold"\n')
+                  + rule("eq", 'claim.plan == "GOLD"')
+                  + rule("list", 'claim.plan in ["gold", "platinum"]', "claim")
+                  + rule("shown", "claim.plan is present", "claim", message="{claim.plan}"))
+    member = {"id": "M1", "birth_date": "1951-04-12", "sex": "F",
+              "coverage": [{"payer": "t", "plan": "silver", "start": "2016-01-01",
+                            "end": "2026-01-31"},
+                           {"payer": "other", "plan": "bronze", "start": "2026-02-01",
+                            "end": None},
+                           {"payer": "t", "plan": "gold", "start": "2026-02-01",
+                            "end": None}]}
+    by_coverage = engine.check(claim(line(), line(number=2, service_date="2026-01-15"),
+                                     plan=None, member=member))
+    assert sorted((f.rule.removeprefix("t/"), f.line) for f in by_coverage.findings) == [
+        ("eq", 1), ("filter", 1), ("shown", None)]
+    # (a claim rule reads the plan on the claim's first date of service: silver)
+    assert [f.message for f in by_coverage.findings if f.rule == "t/shown"] == ["silver"]
+    own = engine.check(claim(plan="gold"))
+    assert fired(own) == ["eq", "filter", "list", "shown"]
+    assert fired(engine.check(claim(plan="silver", member=member))) == ["shown"]
+    for data in (claim(plan=None, member=member), claim(plan="Gold")):
+        decision, traces = engine.explain(data)
+        assert sorted({t.rule.removeprefix("t/") for t in traces if t.status == "fired"}) == (
+            fired(decision))
