@@ -141,6 +141,18 @@ def _declarations(checked: CheckedPack, env: CheckEnv) -> None:
 
 def _value_sets(checked: CheckedPack, env: CheckEnv) -> None:
     resolving: list[str] = []
+    # `partial:` in a manifest (content helper, issue 11 section 1): the named value sets
+    # are marked partial as they resolve, so that sets built from them are partial too.
+    partial: dict[str, str] = {}
+    for pack in checked.sources.packs:
+        for name, where, span in pack.partial:
+            if name not in checked.valueset_decls:
+                checked.errors.append(PolicyError(
+                    "E101", f"`partial` names `{name}`, which no policy file of the pack "
+                    "defines", span or ast.Span(display_path(pack.manifest_file), 1, 1, 1, 2),
+                    did_you_mean(name, checked.valueset_decls)))
+                continue
+            partial[name] = where
     # Value sets that did not resolve: each problem is reported once, by the first
     # resolution (a cycle of two sets is one error, not one per member).
     failed: set[str] = set()
@@ -163,6 +175,8 @@ def _value_sets(checked: CheckedPack, env: CheckEnv) -> None:
         resolving.append(name)
         result = resolve_terms(checked, decl.terms, None, resolve)
         resolving.pop()
+        if result is not None and name in partial:
+            result = result.declared_partial(partial[name])
         if result is not None:
             checked.valuesets[name] = result
         else:

@@ -34,7 +34,7 @@ from cleanclaim.dsl.codesets import icd10cm
 from cleanclaim.dsl.history import Counter, bind_counters, counter_source, walk
 from cleanclaim.dsl.missing import guarded_paths, label, optional_reads
 from cleanclaim.dsl.specialize import Specializer
-from cleanclaim.dsl.valuesets import CodeSet
+from cleanclaim.dsl.valuesets import CodeSet, partial_notes
 
 LineFn = Callable[[Any, Any, list[Any]], None]
 ClaimFn = Callable[[Any, list[Any]], None]
@@ -246,6 +246,9 @@ class _Gen:
         self.vlets: dict[str, ast.Expr] = {}
         self.guarded: frozenset[tuple[str, ...]] = frozenset()
         self.reads: dict[tuple[str, ...], ast.Path] = {}
+        # (rule index, version index) -> what its finding rests on that the shipped data
+        # cannot prove (a partial value set, a sample table): see `partial_notes`.
+        self.partial: dict[tuple[int, int], list[str]] = {}
 
     def const(self, value: Any, hint: str = "k") -> str:
         by_identity = isinstance(value, (CodeSet, dict))  # sets by object; memos unhashable
@@ -804,8 +807,11 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
         for var, code in lets:
             if var not in needed:
                 out.append(f"{body}    {var} = {code}")
-        out.append(f"{body}    out.append(({index}, {vindex}, {line_no}, "
-                   f"{gen.message(rule, version, venv)}))")
+        message = gen.message(rule, version, venv)
+        notes = gen.partial.get((index, vindex))
+        if notes:  # the finding rests on partial data: say so (issue 11 section 1)
+            message = f"{message} + {gen.const(' (review: ' + '; '.join(notes) + ')')}"
+        out.append(f"{body}    out.append(({index}, {vindex}, {line_no}, {message}))")
         if undecided:  # undecided: a `review` (the rule's last template, NEEDS_VERSION)
             out.append(f"{body}elif ({missing_test}) and {possible}:")
             out.append(f"{body}    out.append(({index}, {len(rule.versions)}, {line_no}, "
@@ -813,6 +819,12 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
         if not conds:
             break
     return out
+
+
+def _severity(version: ast.Version, on_partial_data: bool) -> str:
+    """A version's severity; a deny or reject that may rest on partial data is a review."""
+    severity = version.outcome.severity if version.outcome else "review"
+    return "review" if on_partial_data and severity in ("deny", "reject") else severity
 
 
 def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
@@ -827,13 +839,18 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
     for index, (pack_id, rule) in enumerate(checked.rules):
         scope = _scope_kind(rule)
         root = rule.root_cause.value if rule.root_cause else "submission"
+        for vindex, v in enumerate(rule.versions):
+            notes = partial_notes(v.conditions, v.lets, checked.valuesets,
+                                  checked.literal_sets, tables)
+            if notes:
+                gen.partial[(index, vindex)] = notes
         versions = tuple(
-            RuleVersion(v.start, v.end, v.outcome.severity if v.outcome else "review",
+            RuleVersion(v.start, v.end, _severity(v, (index, vindex) in gen.partial),
                         v.outcome.group if v.outcome else "CO",
                         v.outcome.carc if v.outcome else "16",
                         v.outcome.rarcs if v.outcome else (),
                         v.reference.value if v.reference else None, v.span.line)
-            for v in rule.versions)
+            for vindex, v in enumerate(rule.versions))
         rules.append(CompiledRule(
             index=index, id=rule.id, pack=pack_id,
             title=rule.title.value if rule.title else None, scope=scope,

@@ -62,6 +62,9 @@ class PackManifest:
     # Plugin rules scoped to other payers that this pack applies too (`<plugin>/<rule>`).
     opt_in: tuple[str, ...] = ()
     opt_in_spans: tuple[Span, ...] = ()
+    # `partial: {value set: where the complete list is}`: value sets of this pack whose
+    # shipped copy is incomplete (dsl/valuesets.py says what that changes).
+    partial: tuple[tuple[str, str, Span | None], ...] = ()
 
 
 @dataclass(slots=True)
@@ -249,7 +252,7 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
     nodes = _ManifestNodes(file, root)
     errors: list[PolicyError] = []
     known = {"id", "name", "version", "library", "include", "tables", "description",
-             "refdata", "opt_in"}
+             "refdata", "opt_in", "partial"}
     for key in data:
         if key not in known:
             errors.append(_manifest_error(path, f"unknown manifest key `{key}`",
@@ -288,6 +291,20 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
                                 nodes.entry("tables", str(name), "format"),
                                 nodes.entry("tables", str(name), "file")))
     refdata = _refdata_sources(path, data.get("refdata"), nodes, errors)
+    partial: list[tuple[str, str, Span | None]] = []
+    raw_partial = data.get("partial") or {}
+    if not isinstance(raw_partial, dict):
+        errors.append(_manifest_error(path, "`partial` must map a value set to the source "
+                                      "of its complete list", span=nodes.value("partial")))
+        raw_partial = {}
+    for name, where in raw_partial.items():
+        if not isinstance(where, str) or not where.strip():
+            errors.append(_manifest_error(
+                path, f"partial value set `{name}` must name where its complete list is",
+                "e.g. partial: {tte_group1: \"CMS MCD article A56781, Group 1\"}",
+                nodes.entry("partial", str(name))))
+            continue
+        partial.append((str(name), where.strip(), nodes.entry("partial", str(name))))
     manifest = PackManifest(
         id=str(pack_id),
         name=str(data.get("name", pack_id)),
@@ -301,6 +318,7 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
         refdata=refdata,
         opt_in=tuple(opt_in),
         opt_in_spans=tuple(opt_in_spans) if len(opt_in_spans) == len(opt_in) else (),
+        partial=tuple(partial),
     )
     return manifest, errors
 

@@ -4,6 +4,12 @@ Kinds: `codes` (CPT / HCPCS Level II procedure codes; ranges such as `11400-1144
 `icd10` (ICD-10-CM codes, billable, or a prefix such as `R07.*` for a code and all its
 descendants), `modifiers` (two-character modifiers). ICD-10-CM codes are stored without
 the dot, so `R07.9` and `R079` are the same code.
+
+A value set may be declared **partial** (`partial:` in pack.yaml): the shipped copy holds
+only part of the published list. A code found in it is as good as ever; a code *not*
+found proves nothing, so a rule whose firing can rest on "not in a partial set" (or on a
+sample table) never denies or rejects: the compiler makes its finding `review` and says
+what to check (`partial_notes`).
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cleanclaim.dsl import ast
 from cleanclaim.dsl.codesets import icd10cm, procedure
@@ -28,6 +35,8 @@ class CodeSet:
     kind: str
     exact: frozenset[str]
     prefixes: tuple[str, ...] = ()
+    # Set when the shipped list is known to be incomplete: where the complete list is.
+    partial: str | None = None
 
     def __contains__(self, code: object) -> bool:
         if not isinstance(code, str):
@@ -36,7 +45,12 @@ class CodeSet:
 
     def union(self, other: CodeSet) -> CodeSet:
         return CodeSet(self.kind, self.exact | other.exact,
-                       tuple(dict.fromkeys(self.prefixes + other.prefixes)))
+                       tuple(dict.fromkeys(self.prefixes + other.prefixes)),
+                       _join_notes(self.partial, other.partial))
+
+    def declared_partial(self, source: str) -> CodeSet:
+        """This set, declared partial: the complete list is at `source`."""
+        return CodeSet(self.kind, self.exact, self.prefixes, _join_notes(self.partial, source))
 
     def difference(self, other: CodeSet) -> CodeSet:
         """The codes of this set that are not in `other` (`a - b` in a policy).
@@ -55,7 +69,9 @@ class CodeSet:
                              if code not in other)
             else:
                 prefixes.append(prefix)
-        return CodeSet(self.kind, frozenset(exact), tuple(prefixes))
+        # Taking a partial list away leaves codes in that may belong to it: still partial.
+        return CodeSet(self.kind, frozenset(exact), tuple(prefixes),
+                       _join_notes(self.partial, other.partial))
 
     # The generated code computes `a - b` with this when the compiler cannot do it once
     # ahead of time (a `let` bound to a set, say).
@@ -68,6 +84,12 @@ class CodeSet:
         shown += [prefix_text(p) for p in self.prefixes]
         more = len(self.exact) + len(self.prefixes) - len(shown)
         return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _join_notes(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None or a == b:
+        return a or b
+    return f"{a}; {b}"
 
 
 def prefix_text(code: str) -> str:
@@ -226,3 +248,89 @@ def _field_offset(record: str, index: int) -> int:
         starting = False
         i += 1
     return 0
+
+
+# ---- rules that rest on partial data ---------------------------------------------------
+
+
+def partial_notes(conditions: Iterable[ast.Expr], lets: Iterable[ast.Let],
+                  valuesets: Mapping[str, CodeSet], literal_sets: Mapping[int, CodeSet],
+                  tables: Mapping[str, Any]) -> list[str]:
+    """What a rule's firing may rest on that the shipped data cannot prove, as notes.
+
+    A membership test against a partial value set counts when the rule can fire because
+    the test is *false* (the code was not found: `no of ... in s`, `x not in s`,
+    `not (x in s)`); a test that fires the rule by finding a code is sound. A function
+    called with a sample table (`ptp_conflict(ptp)` over the shipped NCCI sample) counts
+    unless the rule fires only when its answer is false. Tests inside a `let` are taken
+    both ways."""
+    notes: list[str] = []
+
+    def add(note: str) -> None:
+        if note not in notes:
+            notes.append(note)
+
+    def partial_of(expr: ast.Expr) -> str | None:
+        if isinstance(expr, ast.Path) and len(expr.parts) == 1:
+            found = valuesets.get(expr.parts[0])
+            return found.partial if found is not None else None
+        if isinstance(expr, ast.CodeList):
+            found = literal_sets.get(id(expr))
+            return found.partial if found is not None else None
+        if isinstance(expr, ast.Arith):
+            return _join_notes(partial_of(expr.left), partial_of(expr.right))
+        return None
+
+    def walk(expr: ast.Expr, fires_when: bool | None) -> None:
+        # fires_when: the rule fires when this expression is True (True), when it is
+        # False (False), or either way (None).
+        if isinstance(expr, ast.Not):
+            walk(expr.operand, None if fires_when is None else not fires_when)
+        elif isinstance(expr, ast.BoolOp):
+            walk(expr.left, fires_when)
+            walk(expr.right, fires_when)
+        elif isinstance(expr, ast.Membership):
+            note = partial_of(expr.container)
+            found_when = fires_when if not expr.negated or fires_when is None \
+                else not fires_when
+            if note is not None and found_when is not True:
+                add(f"the shipped list is partial; check {note}")
+            walk(expr.element, None)
+        elif isinstance(expr, ast.QuantifiedIn):
+            note = partial_of(expr.container)
+            # any/all fire by finding codes; `no` fires by not finding them.
+            if expr.quantifier == "count" or fires_when is None:
+                found_when: bool | None = None
+            else:
+                found_when = fires_when if expr.quantifier in ("any", "all") \
+                    else not fires_when
+            if note is not None and found_when is not True:
+                add(f"the shipped list is partial; check {note}")
+            walk(expr.collection, None)
+        elif isinstance(expr, ast.Quantified):
+            inner = (None if expr.quantifier == "count" or fires_when is None
+                     else fires_when if expr.quantifier in ("any", "all")
+                     else not fires_when)
+            walk(expr.collection, None)
+            walk(expr.condition, inner)
+        elif isinstance(expr, ast.Call):
+            for arg in expr.args:
+                if isinstance(arg, ast.Path) and len(arg.parts) == 1:
+                    sample = getattr(tables.get(arg.parts[0]), "sample", None)
+                    # `not ptp_pair(ptp)`: a rule that fires when the table lacks a row
+                    # defers to the table, it does not rest on it.
+                    if sample and fires_when is not False:
+                        add(f"it rests on the sample table `{arg.parts[0]}` ({sample}), "
+                            "not on CMS data: load the CMS quarterly files with --ptp/--mue")
+                walk(arg, None)
+        elif isinstance(expr, (ast.Compare, ast.Arith)):
+            walk(expr.left, None)
+            walk(expr.right, None)
+        elif isinstance(expr, ast.Presence):
+            walk(expr.operand, None)
+
+    for let in lets:
+        walk(let.value, None)
+    for condition in conditions:
+        walk(condition, True)
+    return notes

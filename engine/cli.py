@@ -98,6 +98,16 @@ def build_engine(policies: list[Path] | None, ptp: Path | None, mue: Path | None
         raise typer.Exit(2) from exc
 
 
+def _warn_sample_tables(engine: Any) -> None:
+    """One warning per run when a pack checks against a shipped NCCI sample table."""
+    from cleanclaim.engine.ncci import sample_warning
+
+    warning = sample_warning(table for program in engine.programs.values()
+                             for table in program.tables.values())
+    if warning is not None:
+        typer.echo(f"warning: {warning}", err=True)
+
+
 def _load_plugins(selection: Any) -> Any:
     """The selected plugins loaded, or exit 2 naming each one that cannot be."""
     from cleanclaim.engine.plugins import PluginError, load_plugins
@@ -210,6 +220,7 @@ def check(
 
     engine = build_engine(policies, ptp, mue, _date(today),
                           plugins=_plugin_selection(plugin, no_plugin), data_dir=data_dir)
+    _warn_sample_tables(engine)
     for path in paths:
         if str(path) != "-" and not path.exists():
             typer.echo(f"error: {path}: no such file", err=True)

@@ -40,6 +40,7 @@ from typing import IO, Final
 
 __all__ = [
     "NCCI_PTP_MODIFIERS",
+    "SAMPLE_MARKER",
     "MueEdit",
     "MueTable",
     "PtpHit",
@@ -48,6 +49,7 @@ __all__ = [
     "is_procedure_code",
     "load_mue",
     "load_ptp",
+    "sample_warning",
 ]
 
 # NCCI Policy Manual ch. I §E: the NCCI PTP-associated modifiers. 22, 76 and 77 are
@@ -64,6 +66,11 @@ NCCI_PTP_MODIFIERS: Final[frozenset[str]] = (
 )
 
 _CODE_RE: Final = re.compile(r"[0-9]{4}[0-9FTU]|[A-Z][0-9]{4}")
+
+# The first line of the hand-made samples the packs ship (never of a CMS file): a table
+# read from such a file is a sample, and findings resting on it are reviews, not denials.
+SAMPLE_MARKER: Final = b"cleanclaim SAMPLE TABLE - NOT CMS DATA"
+
 _UTF8_BOM: Final = "\ufeff"
 
 
@@ -123,6 +130,22 @@ class _Source:
         else:
             with zipfile.ZipFile(self.path) as archive, archive.open(self.member) as fh:
                 yield fh
+
+
+def _is_sample(source: _Source) -> bool:
+    with source.open() as fh:
+        return SAMPLE_MARKER in fh.read(512)
+
+
+def sample_warning(tables: Iterable[object]) -> str | None:
+    """The one warning a run prints when any of its NCCI tables is a shipped sample."""
+    samples = sorted({str(sample) for table in tables
+                      if (sample := getattr(table, "sample", None))})
+    if not samples:
+        return None
+    return (f"NCCI sample tables in use ({', '.join(samples)}): their edits are "
+            "illustrative, findings on them are reviews; load the CMS quarterly files "
+            "with --ptp/--mue")
 
 
 def _sources(paths: Sequence[Path | str], suffix: str, kind: str) -> list[_Source]:
@@ -246,10 +269,13 @@ class PtpTable:
     date ranges; ``len()`` counts them all.
     """
 
-    __slots__ = ("_index", "_rows", "column2", "source")
+    __slots__ = ("_index", "_rows", "column2", "sample", "source")
 
-    def __init__(self, index: dict[str, dict[str, _Rows]], rows: int, source: str) -> None:
+    def __init__(self, index: dict[str, dict[str, _Rows]], rows: int, source: str,
+                 sample: str | None = None) -> None:
         self._index = index
+        # Set (to the file) when the table is a shipped sample, not CMS data.
+        self.sample = sample
         # Column-2 codes of any edit: a line whose code is not one is never bundled.
         self.column2: Mapping[str, object] = index
         self._rows = rows
@@ -462,10 +488,14 @@ def load_ptp(path: Path | str, *more: Path | str) -> PtpTable:
     """
     paths = (path, *more)
     reader = _PtpReader()
+    samples = []
     for source in _sources(paths, ".txt", "ptp"):
         if reader.read(source) == 0:
             raise _no_rows(source, "PTP")
-    return PtpTable(reader.index, reader.rows, ", ".join(str(p) for p in paths))
+        if _is_sample(source):
+            samples.append(Path(source.label).name)
+    return PtpTable(reader.index, reader.rows, ", ".join(str(p) for p in paths),
+                    ", ".join(samples) or None)
 
 
 # --------------------------------------------------------------------------- MUE
@@ -494,10 +524,15 @@ class MueEdit:
 class MueTable:
     """The MUE values, by procedure code."""
 
-    __slots__ = ("_edits", "per_line", "source", "values")
+    __slots__ = ("_edits", "indicators", "per_line", "sample", "source", "values")
 
-    def __init__(self, edits: dict[str, MueEdit], source: str) -> None:
+    def __init__(self, edits: dict[str, MueEdit], source: str,
+                 sample: str | None = None) -> None:
         self._edits = edits
+        # Set (to the file) when the table is a shipped sample, not CMS data.
+        self.sample = sample
+        # The MUE adjudication indicator (1, 2, 3) of each code.
+        self.indicators: dict[str, int] = {code: e.indicator for code, e in edits.items()}
         # The MUE value of each code (what `mue_limit` answers, as one dict look-up), and
         # the codes whose edit counts each line alone (indicator 1).
         self.values: dict[str, int] = {code: edit.value for code, edit in edits.items()}
@@ -588,7 +623,10 @@ def load_mue(path: Path | str, *more: Path | str) -> MueTable:
     paths = (path, *more)
     edits: dict[str, MueEdit] = {}
     seen: dict[str, str] = {}
+    samples = []
     for source in _sources(paths, ".csv", "mue"):
         if _read_mue(source, edits, seen) == 0:
             raise _no_rows(source, "MUE")
-    return MueTable(edits, ", ".join(str(p) for p in paths))
+        if _is_sample(source):
+            samples.append(Path(source.label).name)
+    return MueTable(edits, ", ".join(str(p) for p in paths), ", ".join(samples) or None)

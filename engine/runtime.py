@@ -180,6 +180,94 @@ def mue_limit(claim: Claim, line: ServiceLine | None, table: MueTable) -> int | 
     return edit.value if edit is not None else None
 
 
+def mue_indicator(claim: Claim, line: ServiceLine | None, table: MueTable) -> int | None:
+    """The MUE adjudication indicator of this line's code: 1 line edit, 2 date-of-service
+    edit (policy, absolute), 3 date-of-service edit (clinical, appealable with records)."""
+    if line is None or line.code is None:
+        return None
+    return table.indicators.get(line.code)
+
+
+def ptp_pair(claim: Claim, line: ServiceLine | None, table: PtpTable) -> bool:
+    """True when the PTP table has an edit in force on this line's date of service whose
+    column 2 is this line's code and whose column 1 is billed on another line of the claim
+    that date, whatever the modifiers and the edit's indicator. A pack's own pair rule
+    (CPT or manual based) stands down then: `medicare/ncci/ptp` reports the pair once, as
+    the table says (issue 11 section 3; INTERFACES.md "pair rules and the PTP table")."""
+    if line is None or line.code is None or line.code not in table.column2:
+        return False
+    for other in claim.lines:
+        if (other is not line and other.code is not None
+                and other.service_date == line.service_date
+                and table.edit_in_force(other.code, line.code, line.service_date) is not None):
+            return True
+    return False
+
+
+# CMS A/B MAC jurisdictions (Part B) by state or territory of service: the contractor whose
+# LCDs and articles apply. Source: CMS "Who are the MACs" / A/B MAC jurisdiction map
+# (cms.gov, Medicare Administrative Contractors), as in force since the JJ/JM/JN and
+# J5/J8 consolidations; the J6 and JK states are NGS's, as issue 11 names them.
+AB_MAC_JURISDICTIONS: dict[str, tuple[str, ...]] = {
+    "J5": ("IA", "KS", "MO", "NE"),  # WPS
+    "J6": ("IL", "MN", "WI"),  # NGS
+    "J8": ("IN", "MI"),  # WPS
+    "J15": ("KY", "OH"),  # CGS
+    "JE": ("CA", "HI", "NV", "AS", "GU", "MP"),  # Noridian
+    "JF": ("AK", "AZ", "ID", "MT", "ND", "OR", "SD", "UT", "WA", "WY"),  # Noridian
+    "JH": ("AR", "CO", "LA", "MS", "NM", "OK", "TX"),  # Novitas
+    "JJ": ("AL", "GA", "TN"),  # Palmetto GBA
+    "JK": ("CT", "ME", "MA", "NH", "NY", "RI", "VT"),  # NGS
+    "JL": ("DE", "DC", "MD", "NJ", "PA"),  # Novitas
+    "JM": ("NC", "SC", "VA", "WV"),  # Palmetto GBA
+    "JN": ("FL", "PR", "VI"),  # First Coast
+}
+_JURISDICTION_OF_STATE = {state: jurisdiction
+                          for jurisdiction, states in AB_MAC_JURISDICTIONS.items()
+                          for state in states}
+
+
+def service_state(claim: Claim) -> str | None:
+    """The two-letter state where the service was rendered (`claim.service_state`, read
+    by the claim readers; INTERFACES.md), upper-cased, or None."""
+    state = getattr(claim, "service_state", None)
+    if not isinstance(state, str) or not state.strip():
+        return None
+    return state.strip().upper()
+
+
+def mac_jurisdiction(claim: Claim, line: ServiceLine | None) -> str | None:
+    """The A/B MAC jurisdiction (J6, JK, ...) of the claim's state of service; None when
+    the claim names no state, or one that no jurisdiction lists."""
+    state = service_state(claim)
+    return None if state is None else _JURISDICTION_OF_STATE.get(state)
+
+
+_business_days: dict[dt.date, dt.date] = {}
+
+
+def business_day_on_or_after(day: dt.date | None) -> dt.date | None:
+    """`day`, or when it is a Saturday, Sunday or US federal holiday the next day that is
+    none of them (MCPM 100-04 ch.1 section 70.7: a filing deadline on such a day moves to
+    the next business day). Holidays come from the maintained `holidays` library (US
+    federal calendar, observed dates included)."""
+    if day is None:
+        return None
+    known = _business_days.get(day)
+    if known is not None:
+        return known
+    import holidays
+
+    federal = holidays.country_holidays("US", years=range(day.year, day.year + 2))
+    answer = day
+    while answer.weekday() >= 5 or answer in federal:
+        answer += dt.timedelta(days=1)
+    if len(_business_days) >= _CACHE_LIMIT:
+        _business_days.clear()
+    _business_days[day] = answer
+    return answer
+
+
 def _covering_authorization(claim: Claim, line: ServiceLine) -> Any:
     for auth in claim.authorizations:
         if line.code in auth.codes and auth.covers(line.service_date):
@@ -274,6 +362,21 @@ ENGINE_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
     T.FunctionSpec("mue_limit", (T.table("ncci-mue"),), T.NUMBER.maybe(), mue_limit,
                    "the MUE value of this line's code", contextual=True, scopes=LINE,
                    inline="{0}.values.get({line}.code)"),
+    T.FunctionSpec("mue_indicator", (T.table("ncci-mue"),), T.NUMBER.maybe(), mue_indicator,
+                   "the MUE adjudication indicator (1, 2, 3) of this line's code",
+                   contextual=True, scopes=LINE, inline="{0}.indicators.get({line}.code)"),
+    T.FunctionSpec("ptp_pair", (T.table("ncci-ptp"),), T.BOOL, ptp_pair,
+                   "true when the PTP table carries an edit pairing this line (column 2) "
+                   "with another line's code that date (a pack's pair rule then stands down)",
+                   contextual=True, scopes=LINE,
+                   inline="({call} if {line}.code in {0}.column2 else False)"),
+    T.FunctionSpec("mac_jurisdiction", (), T.STR.maybe(), mac_jurisdiction,
+                   "the A/B MAC jurisdiction (J6, JK, ...) of the claim's state of service",
+                   contextual=True, line_free=True),
+    T.FunctionSpec("business_day_on_or_after", (T.DATE,), T.DATE.maybe(),
+                   business_day_on_or_after,
+                   "the date, or the next day that is not a weekend day or US federal holiday",
+                   constant=True),
     T.FunctionSpec("authorized_units", (), T.NUMBER.maybe(), authorized_units,
                    "units of the authorization covering this line", contextual=True,
                    scopes=LINE),
