@@ -24,7 +24,11 @@ What the quality stages detect, and what they do not:
   "The same conditions" is syntactic: the sets of `and`-ed conditions are equal once
   `let` names are replaced by what they stand for and positions are ignored. Conditions
   that are equivalent but written differently (`a < b` and `b > a`) are not found;
-- W401 a rule (or a version) without a `reference`.
+- W401 a rule (or a version) without a `reference`;
+- W402 a rule that denies or rejects when a code is *not* found in a value set declared
+  `partial` (pack.yaml): the engine gives such findings as `review` (dsl/valuesets.py
+  `partial_notes`), so the written outcome is not what a claim gets until the list is
+  complete (e.g. by `cleanclaim data import`).
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ LINT_CODES: dict[str, tuple[str, str]] = {
     "W301": ("conflicting-rules", "two rules that fire together with different outcomes"),
     "W302": ("duplicate-rules", "two rules that fire together with the same outcome"),
     "W401": ("missing-reference", "a rule that does not say which policy text it encodes"),
+    "W402": ("deny-over-partial-data",
+             "a rule that denies because a code is not in a value set declared partial"),
 }
 
 TableLoader = Callable[[Path], object]
@@ -766,12 +772,31 @@ def _references(ctx: _Context) -> None:
                          f"{_show(*_range(version))} has no reference", version.span, hint)
 
 
+def _partial_data(ctx: _Context) -> None:
+    """W402 (content helper, issue 11 section 1): deny/reject resting on a partial list."""
+    from cleanclaim.dsl.valuesets import partial_notes
+
+    for _pack, rule in ctx.checked.rules:
+        for version in rule.versions:
+            if version.outcome is None or version.outcome.severity not in ("deny", "reject"):
+                continue
+            notes = partial_notes(version.conditions, version.lets, ctx.checked.valuesets,
+                                  ctx.checked.literal_sets, {})
+            if notes:
+                ctx.warn("W402", f"rule `{rule.id}` {version.outcome.severity}s when a code is "
+                         f"not found in partial data: {'; '.join(notes)}", _rule_span(rule),
+                         "its findings are reviews until the list is complete; complete the "
+                         "list (e.g. `cleanclaim data import`), or write the outcome as "
+                         "`review`")
+
+
 STAGES: tuple[tuple[str, Stage], ...] = (
     ("value-sets", _value_sets),
     ("scopes", _scopes),
     ("versions", _versions),
     ("conflicts", _conflicts),
     ("references", _references),
+    ("partial-data", _partial_data),
 )
 
 

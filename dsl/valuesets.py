@@ -299,12 +299,11 @@ def partial_notes(conditions: Iterable[ast.Expr], lets: Iterable[ast.Let],
         elif isinstance(expr, ast.QuantifiedIn):
             note = partial_of(expr.container)
             # any/all fire by finding codes; `no` fires by not finding them.
-            if expr.quantifier == "count" or fires_when is None:
-                found_when: bool | None = None
-            else:
-                found_when = fires_when if expr.quantifier in ("any", "all") \
+            fires_found: bool | None = None
+            if expr.quantifier != "count" and fires_when is not None:
+                fires_found = fires_when if expr.quantifier in ("any", "all") \
                     else not fires_when
-            if note is not None and found_when is not True:
+            if note is not None and fires_found is not True:
                 add(f"the shipped list is partial; check {note}")
             walk(expr.collection, None)
         elif isinstance(expr, ast.Quantified):

@@ -498,6 +498,30 @@ def lint(
     raise typer.Exit(1 if report.errors or (strict and report.warnings) else 0)
 
 
+class RulesFormat(StrEnum):
+    md = "md"
+    json = "json"
+
+
+@app.command()
+def rules(
+    policies: Annotated[list[Path] | None, typer.Option(
+        "--policies", help="A folder of policy packs (repeatable); default: the shipped "
+        "packs.")] = None,
+    output: Annotated[RulesFormat, typer.Option("--format", help="md or json.")
+                      ] = RulesFormat.md,
+) -> None:
+    """List every rule with what it checks, its outcome and its source (docs/rules.md)."""
+    from cleanclaim.engine.rules_table import render_json, render_markdown, rule_rows
+
+    engine = build_engine(policies, None, None, None, plugins=_plugin_selection(None, None))
+    programs = [*engine.programs.values(),
+                *(run.program for run in getattr(engine, "_plugin_packs", []))]
+    rows = rule_rows(programs)
+    typer.echo(render_markdown(rows) if output is RulesFormat.md else render_json(rows),
+               nl=False)
+
+
 @app.command("test")
 def test_cases(
     targets: Annotated[list[str] | None, typer.Argument(
