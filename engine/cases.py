@@ -293,8 +293,8 @@ def _show(expected: Mapping[str, Any]) -> str:
 
 
 def _show_finding(f: Finding) -> str:
-    return (f"rule={f.rule}, line={f.line}, {f.group}-{f.carc} {' '.join(f.rarc)}, "
-            f"root_cause={f.root_cause}: {f.message}")
+    codes = " ".join([f"{f.group}-{f.carc}", *f.rarc])  # no blank before the comma
+    return f"rule={f.rule}, line={f.line}, {codes}, root_cause={f.root_cause}: {f.message}"
 
 
 def decide(engine: Any, case: PolicyCase) -> Decision:

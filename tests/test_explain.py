@@ -27,31 +27,42 @@ def _claim(diagnosis: str, code: str = "93306", **extra: Any) -> dict[str, Any]:
     return claim
 
 
+def _acme_vitamin_d(diagnosis: str) -> dict[str, Any]:
+    # A rule that denies on a complete list. (The TTE rule's A56781 list is partial, so it
+    # reviews: tests/test_partial_data.py; content helper, issue 11.)
+    claim = _claim(diagnosis, code="82306", payer="acme-ppo", plan="silver")
+    claim["member"]["coverage"][0]["payer"] = "acme-ppo"
+    return claim
+
+
+VITAMIN_D = "acme-ppo/necessity/vitamin-d"
+
+
 def test_fired_rule_shows_the_values_it_saw_in_plain_words(engine: Any) -> None:
-    decision, traces = engine.explain(_claim("M54.50"), "medicare/necessity/tte-lcd-l33577")
+    decision, traces = engine.explain(_acme_vitamin_d("M54.50"), VITAMIN_D)
     assert decision.status == "deny"
     [trace] = traces
     assert trace.status == "fired"
     assert trace.target == "line 1"
-    assert trace.file == "payer_policies/medicare/cardiology.policy"
+    assert trace.file == "payer_policies/acme-ppo/coverage.policy"
     [condition] = trace.conditions
-    assert condition.source == "no of line.pointed_diagnoses in tte_group1"
+    assert condition.source == "no of line.pointed_diagnoses in vitamin_d_covered"
     assert condition.result is True
     texts = {v.label: v.text for v in condition.values}
     assert texts["line.pointed_diagnoses"] == "M54.50 (low back pain, unspecified)"
-    assert texts["of line.pointed_diagnoses, in tte_group1"] == "(none)"
+    assert texts["of line.pointed_diagnoses, in vitamin_d_covered"] == "(none)"
     text = render_text(decision.claim_id, traces)
-    assert "FIRED  medicare/necessity/tte-lcd-l33577" in text
-    assert "deny CO-50 N115" in text
+    assert f"FIRED  {VITAMIN_D}" in text
+    assert "deny CO-50" in text
 
 
 def test_rule_that_passes_says_which_condition_was_false(engine: Any) -> None:
-    _, traces = engine.explain(_claim("I05.0"), "medicare/necessity/tte-lcd-l33577")
+    _, traces = engine.explain(_acme_vitamin_d("E55.9"), VITAMIN_D)
     [trace] = traces
     assert trace.status == "passed"
     assert "is false" in trace.reason
     texts = {v.label: v.text for v in trace.conditions[0].values}
-    assert texts["of line.pointed_diagnoses, in tte_group1"].startswith("I05.0 (")
+    assert texts["of line.pointed_diagnoses, in vitamin_d_covered"].startswith("E55.9 (")
 
 
 def test_every_rule_considered_for_each_line_and_only_those(engine: Any) -> None:
@@ -74,10 +85,10 @@ def test_filters_and_dated_versions_are_explained(engine: Any) -> None:
 
 def test_cli_json_trace_and_unknown_rule(tmp_path: Any) -> None:
     path = tmp_path / "claim.json"
-    path.write_text(json.dumps(_claim("M54.50")))
+    path.write_text(json.dumps(_acme_vitamin_d("M54.50")))
     runner = CliRunner()
     result = runner.invoke(app, ["explain", str(path), "--format", "json", "--rule",
-                                 "medicare/necessity/tte-lcd-l33577", "--today", "2026-03-02"])
+                                 VITAMIN_D, "--today", "2026-03-02"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["decision"]["status"] == "deny"

@@ -239,3 +239,42 @@ def test_rules_lists_every_rule_with_its_source() -> None:
     md = CliRunner().invoke(app, ["rules"]).stdout
     assert md.startswith("# Shipped rules and their sources")
     assert "| `common/duplicate/same-service` |" in md
+
+
+# ---- one finding per pair: the pack's ECG rule stands down for a table that carries it ----
+
+
+def _ptp_file(tmp_path: Path, rows: list[str]) -> Path:
+    """A PTP file in the CMS ccipra layout (tab-delimited, preamble and header lines)."""
+    head = ("CPT codes and descriptions only are copyright American Medical Association.\n"
+            "Column 1\tColumn 2\t*=in existence prior to 1996\tEffective Date\tDeletion Date"
+            "\tModifier\tPTP Edit Rationale\n")
+    path = tmp_path / "ccipra-v321r0-f1.TXT"
+    path.write_text(head + "".join(row + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def _ecg_claim(*lines: tuple[str, list[str]]) -> dict[str, Any]:
+    claim = _probe("c1002")[0]
+    claim["diagnoses"] = ["R07.9"]
+    claim["lines"] = [{"line": i, "code": code, "modifiers": mods, "units": 1,
+                       "service_date": "2026-02-10", "diagnosis_pointers": [1]}
+                      for i, (code, mods) in enumerate(lines, 1)]
+    return claim
+
+
+def test_an_ecg_pair_the_ptp_table_carries_is_one_finding(tmp_path: Path) -> None:
+    # AUDIT-2026-12 rule 12: with real PTP files the ECG pair fired twice.
+    ptp = _ptp_file(tmp_path, ["93000\t93010\t\t20100101\t*\t1\tCPT Manual or CMS manual "
+                               "coding instructions"])
+    engine = Engine(today=TODAY, tables={"ncci-ptp": ptp})
+    pair = engine.check(_ecg_claim(("93000", []), ("93010", [])))
+    found = [(f.rule, f.line, f.severity, f.carc) for f in pair.findings
+             if f.carc in ("236", "97")]
+    assert found == [("medicare/ncci/ptp", 2, "deny", "236")]
+    bypassed = engine.check(_ecg_claim(("93000", ["XU"]), ("93010", [])))
+    assert [f for f in bypassed.findings if f.carc in ("236", "97")] == []
+    # Without the pair in the table the pack's own rule (CPT code structure) reports it.
+    alone = Engine(today=TODAY).check(_ecg_claim(("93000", []), ("93010", [])))
+    assert [(f.rule, f.line, f.severity) for f in alone.findings if f.carc == "236"] == [
+        ("medicare/ecg/component-with-global", 2, "deny")]

@@ -38,7 +38,7 @@ from tests.policy_cases_plugin import shared_engine
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = json.loads((REPO / "payer_policies/examples/claims.json").read_text())
-DENIED = EXAMPLES[0]  # C-1001: 93010 billed with the global 93000 (CO-97 M15, line 2)
+DENIED = EXAMPLES[0]  # C-1001: 93010 billed with the global 93000 (CO-236, line 2)
 MEMBER_ID = DENIED["member"]["id"]
 TODAY = dt.date(2026, 11, 27)
 TOKEN = "s3cret-token-for-tests"
@@ -173,7 +173,7 @@ def test_check_denied_claim_has_findings(srv: Any) -> None:
     assert decision["claim_id"] == "C-1001" and decision["status"] == "deny"
     [finding] = decision["findings"]
     assert (finding["line"], finding["group"], finding["carc"], finding["rarc"]) == \
-        (2, "CO", "97", ["M15"])
+        (2, "CO", "236", [])
     assert finding["root_cause"] == "coding" and finding["owner"] == "coding"
     assert decision["policy"]["packs"]["medicare"] == shared_engine().packs["medicare"]
     assert "position" not in decision

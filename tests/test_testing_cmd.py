@@ -68,7 +68,7 @@ PASSING = """\
     expect:
       status: deny
       findings:
-        - {rule: medicare/ecg/component-with-global, line: 2, carc: "97"}
+        - {rule: medicare/ecg/component-with-global, line: 2, carc: "236"}
 """
 FAILING = """\
   - name: expected the wrong line and CARC
@@ -107,8 +107,8 @@ def test_a_failure_shows_expected_and_actual_side_by_side(tmp_path: Path) -> Non
     assert by_field["rule"] == (["medicare/ecg/component-with-global"],
                                 "medicare/ecg/component-with-global")
     assert by_field["line"] == (["1", "≠"], "2")
-    assert by_field["carc"] == (["50", "≠"], "97")
-    assert by_field["rarc"] == (["[M15]"], "[M15]")
+    assert by_field["carc"] == (["50", "≠"], "236")
+    assert by_field["rarc"] == (["[M15]", "≠"], "[]")
     # The expected PTP finding has no counterpart.
     assert any("(no such finding)" in line for line in report)
     assert "  rule medicare/ecg/component-with-global: payer_policies/medicare/" \
@@ -127,8 +127,9 @@ def test_an_unexpected_finding_stands_alone(tmp_path: Path) -> None:
     (failed,) = result.failed
     assert "(not expected)" in failed.report
     assert failed.problems == [
-        "unexpected finding: rule=medicare/ecg/component-with-global, line=2, CO-97 M15, "
-        "root_cause=coding: 93010 is a component of 93000, also billed for 2026-02-10"]
+        "unexpected finding: rule=medicare/ecg/component-with-global, line=2, CO-236, "
+        "root_cause=coding: 93010 is a component of the global ECG also billed for "
+        "2026-02-10: bill the global code alone, or mark a separate encounter with XU/59"]
 
 
 def test_the_trace_hook_is_called_for_each_rule_involved(tmp_path: Path) -> None:
