@@ -243,7 +243,25 @@ def mac_jurisdiction(claim: Claim, line: ServiceLine | None) -> str | None:
     return None if state is None else _JURISDICTION_OF_STATE.get(state)
 
 
+# US federal holidays (observed dates included), by year, read once per year from the
+# maintained `holidays` library and kept as plain dates.
+_federal_holidays: dict[int, frozenset[dt.date]] = {}
 _business_days: dict[dt.date, dt.date] = {}
+
+
+def _is_federal_holiday(day: dt.date) -> bool:
+    dates = _federal_holidays.get(day.year)
+    if dates is None:
+        import holidays
+
+        # The years around the first date asked for, in one go: a run's dates of service
+        # cluster, and the library's cost is in building a calendar, not in its years.
+        years = range(day.year - 6, day.year + 7) if not _federal_holidays else [day.year]
+        calendar = holidays.country_holidays("US", years=years)
+        for year in years:
+            _federal_holidays[year] = frozenset(d for d in calendar if d.year == year)
+        dates = _federal_holidays[day.year]
+    return day in dates
 
 
 def business_day_on_or_after(day: dt.date | None) -> dt.date | None:
@@ -253,14 +271,8 @@ def business_day_on_or_after(day: dt.date | None) -> dt.date | None:
     federal calendar, observed dates included)."""
     if day is None:
         return None
-    known = _business_days.get(day)
-    if known is not None:
-        return known
-    import holidays
-
-    federal = holidays.country_holidays("US", years=range(day.year, day.year + 2))
     answer = day
-    while answer.weekday() >= 5 or answer in federal:
+    while answer.weekday() >= 5 or _is_federal_holiday(answer):
         answer += dt.timedelta(days=1)
     if len(_business_days) >= _CACHE_LIMIT:
         _business_days.clear()
@@ -376,6 +388,7 @@ ENGINE_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
     T.FunctionSpec("business_day_on_or_after", (T.DATE,), T.DATE.maybe(),
                    business_day_on_or_after,
                    "the date, or the next day that is not a weekend day or US federal holiday",
+                   inline="({memo}.get({0}) or {call})", consts={"memo": _business_days},
                    constant=True),
     T.FunctionSpec("authorized_units", (), T.NUMBER.maybe(), authorized_units,
                    "units of the authorization covering this line", contextual=True,
@@ -395,5 +408,7 @@ def standard_functions() -> tuple[T.FunctionSpec, ...]:
     fuzzer all check packs against this one list."""
     from cleanclaim.engine.history import HISTORY_FUNCTIONS
     from cleanclaim.engine.refdata.functions import FEE_SCHEDULE_FUNCTIONS
+
+    _is_federal_holiday(dt.date.today())  # the calendar, built before any claim
 
     return (*T.BUILTINS, *ENGINE_FUNCTIONS, *HISTORY_FUNCTIONS, *FEE_SCHEDULE_FUNCTIONS)
