@@ -157,7 +157,7 @@ class Claim:
                  "diagnoses", "diagnosis_items", "documentation", "first_service_date",
                  "frequency", "history", "lines", "member", "payer", "payer_coverage",
                  "place_of_service", "plan", "received_date", "referring_provider",
-                 "rendering_provider", "replaces")
+                 "rendering_provider", "replaces", "service_state")
 
     claim_id: str
     payer: str
@@ -170,6 +170,8 @@ class Claim:
     rendering_provider: Provider
     referring_provider: Provider | None  # None: the claim names no referring provider
     place_of_service: str | None
+    # Two-letter USPS code of the state where the service was rendered, or None.
+    service_state: str | None
     diagnoses: tuple[str, ...]
     diagnosis_items: tuple[Diagnosis, ...]
     authorizations: tuple[Authorization, ...]
@@ -349,6 +351,32 @@ def _provider(r: _Reader, data: dict[str, Any], key: str) -> Provider:
                     r.text(obj, "specialty", f"{key}.specialty"))
 
 
+_STATE = re.compile(r"[A-Z]{2}\Z")
+
+
+def _service_state(r: _Reader, data: dict[str, Any]) -> str | None:
+    """`service_state`, else the service facility's, else the billing provider's address
+    state (docs/formats.md): two letters, any case; anything else is a located problem."""
+    candidates: list[tuple[dict[str, Any], str, str]] = [(data, "service_state", "service_state")]
+    for key in ("service_facility", "billing_provider"):
+        holder = data.get(key)
+        address = holder.get("address") if isinstance(holder, dict) else None
+        if isinstance(address, dict):
+            candidates.append((address, "state", f"{key}.address.state"))
+        elif address is not None:
+            r.fail(f"{key}.address", f"must be an object, not {json_type(address)}")
+    for obj, key, where in candidates:
+        value = r.text(obj, key, where)
+        if value is None:
+            continue
+        state = value.upper()
+        if _STATE.match(state) is None:
+            r.fail(where, "must be a two-letter USPS state code")
+            return None
+        return state
+    return None
+
+
 def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProblem]]:
     """Build a `Claim` from a claim-format-v1 object; problems name each bad field."""
     if not isinstance(data, dict):
@@ -390,6 +418,7 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
     # not an empty one; billing and rendering providers are always there to read.
     claim.referring_provider = (_provider(r, data, "referring_provider")
                                 if data.get("referring_provider") is not None else None)
+    claim.service_state = _service_state(r, data)
 
     diagnoses: list[str] = []
     for i, code in enumerate(r.array(data, "diagnoses", "diagnoses")):
