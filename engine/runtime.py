@@ -274,7 +274,7 @@ def business_day_on_or_after(day: dt.date | None) -> dt.date | None:
     answer = day
     while answer.weekday() >= 5 or _is_federal_holiday(answer):
         answer += dt.timedelta(days=1)
-    if len(_business_days) >= _CACHE_LIMIT:
+    if len(_business_days) * _ENTRY_BYTES >= CACHE_BYTES:
         _business_days.clear()
     _business_days[day] = answer
     return answer
