@@ -464,3 +464,18 @@ def test_module_level_loaders(data_dir: Path) -> None:
     assert load_article_codes("A56781", 2) == frozenset({"Z01818"})
     row = fee_schedule("11042", date(2026, 3, 1))
     assert row is not None and row["global_days"] == "000"
+
+
+def test_imported_ncci_tables_are_not_samples(data_dir: Path) -> None:
+    claim = tte_claim("M62.81", code="97110", units=7)  # above the sample's 6 too
+    claims = data_dir.parent / "claim.json"
+    claims.write_text(json.dumps(claim), encoding="utf-8")
+    before = cli("check", str(claims), "--today", TODAY)
+    assert "NCCI sample tables in use" in before.stderr
+    assert rules(json.loads(before.stdout)[0])["medicare/ncci/mue"]["severity"] == "review"
+    assert cli("data", "import", "mue", str(MUE)).exit_code == 0
+    assert cli("data", "import", "ptp", str(PTP)).exit_code == 0
+    after = cli("check", str(claims), "--today", TODAY)
+    assert "NCCI sample tables" not in after.stderr
+    finding = rules(json.loads(after.stdout)[0])["medicare/ncci/mue"]
+    assert finding["severity"] == "deny" and "MAI 1" in finding["message"]
