@@ -272,10 +272,12 @@ def _check_files(engine: Any, reader: Any, history: Any, output: "OutputFormat",
 
     # Decisions are encoded where they are checked (in the workers, with --workers N),
     # so that the parent only moves text.
-    encoded = check_batch(claims(), partial(_encode, output), engine=engine,
-                          options=_history_options(history, engine),
-                          workers=resolve_workers(workers),
-                          on_warning=lambda message: say(f"warning: {message}"))
+    encoded: Iterable[tuple[str, str, Any, bool]] = check_batch(
+        claims(), partial(_encode, output), engine=engine,
+        options=_history_options(history, engine), workers=resolve_workers(workers),
+        on_warning=lambda message: say(f"warning: {message}"))
+    if history is None:  # (a history run refuses repeated claim ids in its phase 1)
+        encoded = _first_ids_only(encoded, output)
     try:
         for done, (status, outcome, failed) in enumerate(
                 _write(encoded, output, out), start=1):
@@ -294,6 +296,25 @@ def _check_files(engine: Any, reader: Any, history: Any, output: "OutputFormat",
             history.close()
     out.flush()
     return worst
+
+
+def _first_ids_only(encoded: Iterable[tuple[str, str, Any, bool]], output: "OutputFormat"
+                    ) -> Iterator[tuple[str, str, Any, bool]]:
+    """A run without history: a claim id that came earlier in the run rejects the later
+    claim (`engine/duplicate-claim-id`), as `Engine.check_many` and history runs do."""
+    from cleanclaim.engine.history import DUPLICATE_ID, refusal_decision
+
+    seen: set[str] = set()
+    for status, text, outcome, failed in encoded:
+        if outcome is not None:
+            key = f"{outcome[0]}\0{outcome[1]}"
+            if key in seen:
+                position = None if output is OutputFormat.table else \
+                    json.loads(text).get("position")
+                yield _encode(output, refusal_decision(outcome[1], DUPLICATE_ID, position))
+                continue
+            seen.add(key)
+        yield status, text, outcome, failed
 
 
 def _shown(text: str, names: dict[str, str]) -> str:

@@ -629,7 +629,7 @@ def outcome_of(decision: Decision, payer: str | None = None) -> Outcome | None:
 
 
 def _duplicate(f: ClaimFacts) -> Refusal:
-    return _duplicate_refusal
+    return DUPLICATE_ID
 
 
 class RunLock:
@@ -1176,7 +1176,7 @@ class HistoryRecorder:
         the run, or a failure while reading its facts."""
         seen = f"{claim.payer}\0{claim.claim_id}"
         if seen in self._ids:
-            self.refused[position] = _duplicate_refusal
+            self.refused[position] = DUPLICATE_ID
             return False
         self._ids.add(seen)
         if claim.payer not in self.counters or not claim.member.id or not claim.lines:
@@ -1216,7 +1216,7 @@ def _failure(exc: Exception, doing: str) -> Refusal:
                    "check it again or have a person review it")
 
 
-_duplicate_refusal = Refusal(
+DUPLICATE_ID = Refusal(
     "engine/duplicate-claim-id", "claim_id",
     "this claim id came earlier in the same run: the first claim with an id is checked, "
     "a later one is rejected (give each claim its own id)")
@@ -1249,7 +1249,7 @@ class BatchIds:
         if seen not in self._seen:
             self._seen.add(seen)
             return decision
-        return refusal_decision(decision.claim_id, _duplicate_refusal, decision.position)
+        return refusal_decision(decision.claim_id, DUPLICATE_ID, decision.position)
 
 
 def _decode(engine: Engine, item: Any) -> Claim | None:
@@ -1833,6 +1833,7 @@ def render_report(report: Sequence[Mapping[str, Any]]) -> str:
 
 
 __all__ = [
+    "DUPLICATE_ID",
     "HISTORY_FUNCTIONS",
     "ClaimFacts",
     "ClaimHistory",

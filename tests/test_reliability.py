@@ -413,3 +413,25 @@ def test_concurrent_runs_decide_as_the_same_runs_one_after_another(tmp_path: Pat
                      for d in engine.check_many(share_of[run], history=replay)]
             spread += sum(a != b for a, b in zip(again, by_run[run], strict=True))
     assert spread == 0
+
+
+def test_a_repeated_claim_id_is_rejected_on_every_path(tmp_path: Path) -> None:
+    """A pack without counters and no --state: the CLI checks without a history run, and
+    still rejects the second claim of an id, as Engine.check_many does."""
+    pack = tmp_path / "packs" / "plain"
+    pack.mkdir(parents=True)
+    (pack / "pack.yaml").write_text("id: plain\nname: plain\n")
+    (pack / "rules.policy").write_text(
+        'version 1\nrule "plain/units"\n  applies to all lines\n  root cause coding\n'
+        '  when line.units > 50\n  then deny CO-151\nend\n')
+    claims = [{**claim("SAME", ("97110", "2025-08-04")), "payer": "plain"},
+              {**claim("SAME", ("97110", "2025-08-05")), "payer": "plain"}]
+    path = _write(tmp_path / "c.ndjson", claims)
+    run = _cli("check", str(path), "--policies", str(tmp_path / "packs"), "--today",
+               TODAY.isoformat(), "--format", "ndjson")
+    cli = [json.loads(line) for line in run.stdout.splitlines()]
+    api = [d.to_json() for d in Engine([tmp_path / "packs"], today=TODAY,
+                                       plugins=()).check_many(claims)]
+    assert [d["status"] for d in cli] == ["clean", "reject"], run.stderr
+    assert cli[1]["findings"] == api[1]["findings"]
+    assert cli[1]["position"] == api[1]["position"] == 1
