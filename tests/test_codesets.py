@@ -178,11 +178,13 @@ def test_suggest_honours_the_limit() -> None:
 
 def test_suggest_stays_fast_on_the_largest_category() -> None:
     # S82 has ~3,100 billable codes, the most of any category; "S82Q" makes suggest score
-    # them all. 50 ms is the budget; the bound here leaves room for slow CI machines.
+    # them all. 50 ms is the budget. CPU time of this process, not wall time, so that other
+    # processes on a shared machine cannot fail it; the bound only catches a regression to
+    # something far heavier (the speed figure itself belongs to `cleanclaim bench`).
     icd10cm.is_code("S82")
-    started = time.perf_counter()
+    started = time.process_time()
     icd10cm.suggest("S82Q", limit=7)
-    assert time.perf_counter() - started < 0.25
+    assert time.process_time() - started < 0.5
 
 
 # --- ICD-10-CM: start-up cost and drift from the source ---------------------------------
@@ -205,8 +207,9 @@ def test_runtime_never_imports_simple_icd_10_cm_and_loads_fast() -> None:
     )
     measured = json.loads(probe.stdout)
     assert measured["heavy"] is False
-    # ~17 ms measured; the bound only catches a regression to something heavy.
-    assert measured["load"] < 0.2
+    # ~17 ms measured; the bound only catches a regression to something heavy (the package
+    # itself costs ~1.8 s), with room for a loaded shared machine.
+    assert measured["load"] < 0.5
 
 
 def test_shipped_index_matches_simple_icd_10_cm() -> None:
