@@ -97,6 +97,7 @@ RECORDS: dict[str, dict[str, Type]] = {
         "rendering_provider": Type("Provider"),
         "referring_provider": Type("Provider", nullable=True),
         "place_of_service": STR.maybe(),
+        "service_state": STR.maybe(),
         "diagnoses": list_of(ICD10),
         "authorizations": list_of(Type("Authorization")),
         "lines": list_of(Type("Line")),
@@ -107,6 +108,8 @@ RECORDS: dict[str, dict[str, Type]] = {
         "birth_date": DATE.maybe(),
         "sex": STR.maybe(),
         "coverage": list_of(Type("Coverage")),
+        # false when there is no coverage data at all (no `member.coverage`, no roster)
+        "coverage_known": BOOL,
     },
     "Coverage": {
         "payer": STR.maybe(),

@@ -1359,9 +1359,8 @@ class HistoryReader:
         if self.roster and not claim.member.coverage_given:
             from cleanclaim.engine.roster import roster_coverage
 
-            spans = roster_coverage(self.store, member_id)
-            if spans:
-                claim.set_coverage(spans)
+            # With a roster loaded, its spans are the eligibility data, even none.
+            claim.set_coverage(roster_coverage(self.store, member_id))
         if need is None:
             claim.history = None  # no line is counted: nothing to read
             return

@@ -96,7 +96,7 @@ class Coverage:
 
 
 class Member:
-    __slots__ = ("birth_date", "coverage", "coverage_given", "id", "sex")
+    __slots__ = ("birth_date", "coverage", "coverage_given", "coverage_known", "id", "sex")
 
     def __init__(self, id: str | None = None, birth_date: dt.date | None = None,
                  sex: str | None = None, coverage: tuple[Coverage, ...] = (),
@@ -107,6 +107,11 @@ class Member:
         self.coverage = coverage
         # False when the claim carried no `coverage` at all (a roster may supply it).
         self.coverage_given = coverage_given
+        # True when there is coverage data to judge eligibility by: the claim's own
+        # `member.coverage` (even an empty list: "covered by nothing"), or a loaded
+        # roster's spans. False when there is none (an 837 carries no coverage spans):
+        # the eligibility rules then say "not verified" instead of denying.
+        self.coverage_known = coverage_given
 
 
 class Authorization:
@@ -186,9 +191,11 @@ class Claim:
     # `ClaimHistory`); None outside a run: history functions then count this claim alone.
     history: Any
 
-    def set_coverage(self, spans: tuple[Coverage, ...]) -> None:
-        """Replace the member's coverage (e.g. from a roster) and re-derive the facts."""
+    def set_coverage(self, spans: tuple[Coverage, ...], known: bool = True) -> None:
+        """Replace the member's coverage (e.g. from a roster) and re-derive the facts.
+        `known`: whether the spans are eligibility data (see `Member.coverage_known`)."""
         self.member.coverage = spans
+        self.member.coverage_known = known
         payer = self.payer
         self.payer_coverage = tuple(s for s in spans if s.payer is None or s.payer == payer)
         starts = [s.start for s in self.payer_coverage if s.start is not None]
@@ -411,7 +418,7 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
                           r.date(member_obj, "birth_date", "member.birth_date"),
                           r.text(member_obj, "sex", "member.sex"), tuple(spans),
                           raw_coverage is not None)
-    claim.set_coverage(tuple(spans))
+    claim.set_coverage(tuple(spans), known=raw_coverage is not None)
     claim.billing_provider = _provider(r, data, "billing_provider")
     claim.rendering_provider = _provider(r, data, "rendering_provider")
     # An absent referring provider is missing (`claim.referring_provider is missing`),

@@ -83,9 +83,12 @@ EXPECTED_PROFESSIONAL: dict[str, Any] = {
     "rendering_provider": {"npi": "1234567893", "specialty": None, "taxonomy": "207RC0000X"},
     "referring_provider": None,
     "place_of_service": "11",
+    "service_state": None,
     "diagnoses": ["R07.9", "R06.02"],
     "authorizations": [
-        {"number": "PA-77812", "codes": [], "start": None, "end": None, "units": None}
+        # insurance-level preAuthRef: every item's code, first to last date of service
+        {"number": "PA-77812", "codes": ["93000", "93306", "J1100"], "start": "2026-02-10",
+         "end": "2026-02-10", "units": None}
     ],
     "lines": [
         {

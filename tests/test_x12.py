@@ -248,10 +248,15 @@ def test_multi_first_claim_in_full() -> None:
         "rendering_provider": {"npi": "1666777887", "taxonomy": "207RC0000X", "specialty": None},
         "referring_provider": {"npi": "1555444334"},
         "place_of_service": "11",
+        "service_state": "IL",
         "diagnoses": ["R079", "R0602"],
         "authorizations": [
-            {"number": "PA-77812", "codes": [], "start": None, "end": None, "units": None},
-            {"number": "PA-77813", "codes": ["93306"], "start": None, "end": None, "units": None},
+            # claim level (2300): all lines' codes, first to last date of service
+            {"number": "PA-77812", "codes": ["93000", "93306"], "start": "2026-02-10",
+             "end": "2026-02-10", "units": None},
+            # line level (2400, line 2): that line's code and date
+            {"number": "PA-77813", "codes": ["93306"], "start": "2026-02-10",
+             "end": "2026-02-10", "units": None},
         ],
         "lines": [
             {"line": 1, "code": "93000", "modifiers": [], "units": 1, "charge": "45.00",

@@ -628,6 +628,7 @@ class _ClaimReader:
         frequency, replaces = self.frequency()
         billing_npi, billing_taxonomy = self.npi_of(c.get("provider"), "Claim.provider")
         diagnoses, positions = self.diagnoses()
+        lines = self.lines(positions)
         data: dict[str, Any] = {
             "claim_id": claim_id,
             "payer": payer,
@@ -644,9 +645,10 @@ class _ClaimReader:
             "rendering_provider": self.rendering(billing_npi),
             "referring_provider": self.referring(),
             "place_of_service": self.place_of_service(),
+            "service_state": self.service_state(),
             "diagnoses": diagnoses,
-            "authorizations": self.authorizations(insurances, focal_index),
-            "lines": self.lines(positions),
+            "authorizations": self.authorizations(insurances, focal_index, lines),
+            "lines": lines,
             "documentation": self.documentation(),
             "source": {"format": "fhir", "file": self.doc.source, "path": self.entry.path},
         }
@@ -919,6 +921,54 @@ class _ClaimReader:
         facility = self.resolve(self.claim.get("facility"), "Claim.facility", ("Location",))
         return self.location_pos(facility)
 
+    def service_state(self) -> str | None:
+        """The state where the service was rendered: Claim.facility (a Location), else
+        the billing provider (Organization, Practitioner, or a PractitionerRole's
+        location/organization). Address.state must be a two-letter USPS code."""
+        facility = self.resolve(self.claim.get("facility"), "Claim.facility", ("Location",))
+        if facility is not None:
+            found = self.address_state(facility)
+            if found is not None:
+                return found or None
+        provider = self.resolve(
+            self.claim.get("provider"),
+            "Claim.provider",
+            ("Practitioner", "PractitionerRole", "Organization"),
+        )
+        if provider is None:
+            return None
+        if provider.resource_type != "PractitionerRole":
+            return self.address_state(provider) or None
+        refs: list[tuple[str, object, str]] = [(f"location[{i}]", ref, "Location")
+                for i, ref in enumerate(_objs(provider.data.get("location")))]
+        refs.append(("organization", provider.data.get("organization"), "Organization"))
+        for key, ref, kind in refs:
+            inner = self.resolve(ref, f"{provider.path}.{key}", (kind,))
+            found = self.address_state(inner) if inner is not None else None
+            if found is not None:
+                return found or None
+        return None
+
+    def address_state(self, res: _Resolved) -> str | None:
+        """The resource's address state ("" when it has a state that is not usable, so
+        the caller stops looking), or None when it has none. A Location has one address,
+        an Organization or Practitioner a list: the first with a state, work first."""
+        value = res.data.get("address")
+        single = _obj(value)
+        addresses = [single] if single is not None else _objs(value)
+        addresses.sort(key=lambda a: _str(a.get("use")) != "work")
+        for address in addresses:
+            state = _str(address.get("state"))
+            if state is None:
+                continue
+            code = state.strip().upper()
+            if len(code) == 2 and code.isascii() and code.isalpha():
+                return code
+            # The value is not quoted: an address is patient-adjacent data.
+            self.problem(f"{res.path}.address.state", "not a two-letter USPS state code")
+            return ""
+        return None
+
     @staticmethod
     def location_pos(location: _Resolved | None) -> str | None:
         if location is None:
@@ -1105,14 +1155,31 @@ class _ClaimReader:
 
     # ---- authorizations and documentation
 
-    def authorizations(self, insurances: list[Json], focal_index: int) -> list[dict[str, Any]]:
+    def authorizations(
+        self, insurances: list[Json], focal_index: int, lines: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Claim.insurance[focal].preAuthRef as authorizations. Like an 837 REF*G1, a
+        preAuthRef is only a number: it is taken to cover the codes of all the Claim's
+        items, from the first to the last date of service; units stay null. (R4 has no
+        item-level preAuthRef: Claim.item carries none.)"""
         if focal_index >= len(insurances):
             return []
         refs = insurances[focal_index].get("preAuthRef")
-        return [
-            {"number": ref.strip(), "codes": [], "start": None, "end": None, "units": None}
+        numbers = [
+            ref.strip()
             for ref in (refs if isinstance(refs, list) else [])
             if isinstance(ref, str) and ref.strip()
+        ]
+        if not numbers:
+            return []
+        codes = list(dict.fromkeys(ln["code"] for ln in lines if ln.get("code")))
+        starts = [ln["service_date"] for ln in lines if ln.get("service_date")]
+        ends = [ln.get("service_end_date") or ln["service_date"] for ln in lines
+                if ln.get("service_date")]
+        return [
+            {"number": number, "codes": codes, "start": min(starts, default=None),
+             "end": max(ends, default=None), "units": None}
+            for number in numbers
         ]
 
     def documentation(self) -> dict[str, Any]:

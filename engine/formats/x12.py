@@ -143,6 +143,8 @@ class _Billing:
     hl: int
     npi: str | None = None
     taxonomy: str | None = None
+    state: str | None = None  # 2010AA N4-02
+    problems: list[ReadProblem] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -207,6 +209,7 @@ class _Claim:
     rendering_npi: str | None = None
     rendering_taxonomy: str | None = None
     has_rendering: bool = False
+    facility_state: str | None = None  # 2310C N4-02
     sub: str = "claim"  # "claim", "2310A", "2310B", "2310", "2320"
     lines: list[_Line] = field(default_factory=list)
 
@@ -520,6 +523,8 @@ class _Walker:
                 self.patient.id = _get(els, 9) or None
             else:
                 self.part = ""
+        elif sid == "N4" and self.part == "2010AA" and self.billing is not None:
+            self.billing.state = _state(no, els, self.billing.problems)
         elif sid == "PRV" and level == "20" and self.billing is not None:
             if _get(els, 1) == "BI":
                 self.billing.taxonomy = _get(els, 3) or None
@@ -632,6 +637,8 @@ class _Walker:
                 claim.sub, claim.has_rendering = "2310B", True
                 if _get(els, 8) == "XX":
                     claim.rendering_npi = _get(els, 9) or None
+            elif entity == "77":
+                claim.sub = "2310C"  # service facility location
             else:
                 claim.sub = "2310"
         elif sid == "SBR":
@@ -639,6 +646,9 @@ class _Walker:
         elif sid == "PRV":
             if claim.sub == "2310B" and _get(els, 1) == "PE":
                 claim.rendering_taxonomy = _get(els, 3) or None
+        elif sid == "N4":
+            if claim.sub == "2310C":
+                claim.facility_state = _state(no, els, claim.problems)
         elif claim.sub != "claim":
             return
         elif sid == "REF":
@@ -730,6 +740,10 @@ class _Walker:
             value = _get(els, 2)
             if value:
                 line.authorizations.append(value)
+            else:
+                claim.problems.append(
+                    ReadProblem(_where("REF", no, 2), "prior authorization number (G1) is empty")
+                )
 
     def sv1(self, no: int, els: list[str], line: _Line, problems: list[ReadProblem]) -> None:
         line.has_sv1 = True
@@ -841,6 +855,8 @@ class _Walker:
         problems = claim.problems
         inherited: list[ReadProblem] = []
         subscriber, patient = claim.subscriber, claim.patient
+        if claim.billing is not None:
+            inherited.extend(claim.billing.problems)
         for person in (subscriber, patient):
             if person is not None:
                 inherited.extend(person.problems)
@@ -887,24 +903,14 @@ class _Walker:
         else:
             rendering = {"npi": billing_npi, "taxonomy": billing_taxonomy, "specialty": None}
 
-        # An 837 prior authorization number (REF*G1) does not say which codes, dates or
-        # units it covers: those stay empty/null. A line-level REF*G1 names the line's code.
-        authorizations: list[dict[str, Any]] = [
-            {"number": number, "codes": [], "start": None, "end": None, "units": None}
-            for number in claim.authorizations
-        ]
+        # An 837 prior authorization number (REF*G1) names no codes, dates or units: it is
+        # the provider's statement that the services it is attached to are authorized. So
+        # a claim-level REF*G1 (2300) lists the codes of all the claim's lines, from the
+        # first to the last date of service; a line-level one (2400) that line's code and
+        # dates. Units stay null: the 837 does not carry the authorized units.
+        authorizations = self.authorizations(claim)
         lines: list[dict[str, Any]] = []
         for line in claim.lines:
-            for number in line.authorizations:
-                authorizations.append(
-                    {
-                        "number": number,
-                        "codes": [line.code] if line.code else [],
-                        "start": None,
-                        "end": None,
-                        "units": None,
-                    }
-                )
             entry: dict[str, Any] = {
                 "line": line.number,
                 "code": line.code,
@@ -934,6 +940,7 @@ class _Walker:
             "rendering_provider": rendering,
             "referring_provider": ({"npi": claim.referring_npi} if claim.has_referring else None),
             "place_of_service": claim.place_of_service,
+            "service_state": claim.facility_state or (billing.state if billing else None),
             "diagnoses": claim.diagnoses,
             "authorizations": authorizations,
             "lines": lines,
@@ -945,6 +952,27 @@ class _Walker:
                 "transaction": claim.transaction,
             },
         }
+
+    @staticmethod
+    def authorizations(claim: _Claim) -> list[dict[str, Any]]:
+        """REF*G1 of the claim (2300) and of its lines (2400) as claim-format authorizations."""
+        out: list[dict[str, Any]] = []
+        if claim.authorizations:
+            codes = list(dict.fromkeys(ln.code for ln in claim.lines if ln.code))
+            starts = [ln.service_date for ln in claim.lines if ln.service_date]
+            ends = [ln.service_end_date or ln.service_date for ln in claim.lines
+                    if ln.service_date]
+            for number in claim.authorizations:
+                out.append({"number": number, "codes": codes,
+                            "start": min(starts, default=None), "end": max(ends, default=None),
+                            "units": None})
+        for line in claim.lines:
+            for number in line.authorizations:
+                out.append({"number": number, "codes": [line.code] if line.code else [],
+                            "start": line.service_date,
+                            "end": line.service_end_date or line.service_date,
+                            "units": None})
+        return out
 
     def payer_key(self, payer: _Payer | None) -> str | None:
         """The policy pack for the 2010BB payer: by id, then by name; else `x12:<id>`."""
@@ -959,6 +987,18 @@ class _Walker:
             if key and _norm(key) in self._payer_names:
                 return self._payer_names[_norm(key)]
         return f"x12:{payer.id or payer.name}"
+
+
+def _state(no: int, els: list[str], problems: list[ReadProblem]) -> str | None:
+    """N4-02, the state of a provider or facility address: two letters, or None (a foreign
+    address has N4-04 instead). The value itself is never quoted (N4 is an address)."""
+    value = _get(els, 2).upper()
+    if not value:
+        return None
+    if len(value) != 2 or not value.isascii() or not value.isalpha():
+        problems.append(ReadProblem(_where("N4", no, 2), "state code is not two letters"))
+        return None
+    return value
 
 
 def _norm(key: str) -> str:
