@@ -120,7 +120,9 @@ def test_policy_language_reads_claim_service_state(tmp_path: Path) -> None:
         "  when claim.service_state is missing\n  then review CO-16\n"
         '  message "no state"\nend\n\n'
         'rule "state-test/ny"\n  title "Service in New York"\n  applies to claim\n'
-        '  root cause coverage\n  when claim.service_state is present and claim.service_state == "NY"\n  then info CO-16\n'
+        "  root cause coverage\n"
+        '  when claim.service_state is present and claim.service_state == "NY"\n'
+        "  then info CO-16\n"
         '  message "in {claim.service_state}"\nend\n')
     engine = Engine([tmp_path], today=TODAY)
     assert [f.rule for f in engine.check(CLAIM).findings] == ["state-test/no-state"]
