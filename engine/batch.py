@@ -187,7 +187,7 @@ class InputReader:
                     for raw in read_claims(path, self.payer_map):
                         count += 1
                         yield RawClaim(offset + raw.position, raw.data, raw.problems,
-                                       raw.claim_id)
+                                       raw.claim_id, raw.origin)
             except InputFileError as exc:
                 yield exc
             except Exception as exc:  # a reader's failure (deep nesting...): this file only

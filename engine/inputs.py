@@ -45,9 +45,13 @@ class RawClaim:
         return both `data` and `problems` when it mapped what it could; the engine then
         rejects the claim and reports the problems.
     claim_id: the claim's id where it is known even though the claim is unreadable.
+    origin: where the claim is in its input (docs/formats.md): {"file", "format", and for
+        X12 "transaction" (ST02) and "segment" (the CLM's segment number)}; None when the
+        reader does not say.
     """
 
     position: int
     data: dict[str, Any] | None
     problems: tuple[ReadProblem, ...] = field(default=())
     claim_id: str | None = None
+    origin: dict[str, Any] | None = None

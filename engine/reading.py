@@ -8,6 +8,7 @@ its line number; the lines after it are read normally.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ X12_SUFFIXES = (".837", ".x12", ".edi")
 DEFAULT_PAYER_MAP: dict[str, str] = {"medicare": "medicare", "acme-ppo": "acme-ppo"}
 
 
+_X12_START = re.compile(rb"(?:ISA|GS|ST|BHT|NM1|HL|CLM)[^A-Za-z0-9\s]")
+
+
 def _sniff(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in NDJSON_SUFFIXES:
@@ -33,7 +37,9 @@ def _sniff(path: Path) -> str:
         return "fhir"
     with path.open("rb") as handle:
         head = handle.read(4096).lstrip()
-    if head.startswith(b"ISA"):
+    # An X12 file begins with ISA; one that lost its ISA (or begins at GS/ST) is still X12,
+    # and is reported as malformed X12 rather than as "not valid JSON".
+    if _X12_START.match(head):
         return "x12"
     if b'"resourceType"' in head:
         return "fhir"
@@ -53,13 +59,28 @@ def read_claims(path: Path, payer_map: Mapping[str, str] | None = None) -> Itera
     elif kind == "x12":
         from cleanclaim.engine.formats.x12 import read_x12
 
-        yield from read_x12(_text(path), str(path), payers)
+        text, undecodable = _x12_text(path)
+        yield from read_x12(text, str(path), payers, undecodable=undecodable)
     elif kind == "fhir":
         from cleanclaim.engine.formats.fhir import read_fhir
 
         yield from read_fhir(_text(path), str(path), payers)
     else:
         yield from _read_json(path)
+
+
+def _x12_text(path: Path) -> tuple[str, bool]:
+    """An X12 file's text, and whether some bytes were not UTF-8. One bad byte must not
+    refuse the whole file: undecodable bytes become U+FFFD, and the reader reports each
+    segment that holds one as a located problem of the claim (or loop) it belongs to."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace"), True
 
 
 def _text(path: Path) -> str:
@@ -119,7 +140,8 @@ def iter_inputs(paths: list[Path], payer_map: Mapping[str, str] | None = None
         try:
             for raw in read_claims(path, payer_map):
                 count += 1
-                yield RawClaim(offset + raw.position, raw.data, raw.problems, raw.claim_id)
+                yield RawClaim(offset + raw.position, raw.data, raw.problems, raw.claim_id,
+                               raw.origin)
         except InputFileError as exc:
             yield exc
         offset += count

@@ -50,7 +50,19 @@ def segments(text: str) -> list[str]:
 
 
 def join(segs: list[str]) -> str:
-    return "".join(s + "~\n" for s in segs)
+    """Segments as a file, each SE01 recounted (so that a test that removes or adds a
+    segment tests that, not the envelope check: tests/test_x12_envelope.py does)."""
+    out = list(segs)
+    start: int | None = None
+    for i, seg in enumerate(out):
+        if seg.startswith("ST*"):
+            start = i
+        elif seg.startswith("SE*") and start is not None:
+            parts = seg.split("*")
+            parts[1] = str(i - start + 1)
+            out[i] = "*".join(parts)
+            start = None
+    return "".join(s + "~\n" for s in out)
 
 
 def replace_segment(text: str, old: str, new: str | None, after: str = "ISA") -> str:
@@ -423,12 +435,24 @@ def test_missing_payer_is_a_problem() -> None:
 # --------------------------------------------------------------------------- truncation
 
 
+# A file that ends early has no SE, GE or IEA: the TR3 rejects the unclosed transaction set,
+# group and interchange whole (999 IK5, 999 AK9, TA1), so every claim in them says so.
+UNCLOSED = [
+    "ST segment 3: the transaction set 0001 begun at ST segment 3 has no SE before the end"
+    " of the file: the transaction set 0001 is rejected whole (999 IK5)",
+    "GS segment 2: the functional group 1 begun at GS segment 2 has no GE before the end of"
+    " the file: the functional group 1 is rejected whole (999 AK9)",
+    "ISA segment 1: the interchange 000000001 begun at ISA segment 1 has no IEA before the"
+    " end of the file: the interchange 000000001 is rejected whole (TA1)",
+]
+
+
 def test_truncated_mid_claim_yields_complete_claims_then_the_cut_one() -> None:
     text = text_of(MULTI)
     cut = text[: text.index("SV1*HC:99213*80.00") + 12]  # inside segment 50, claim C-1003
     claims = read(cut)
     assert [c.claim_id for c in claims] == ["C-1001", "C-1002", "C-1003"]
-    assert claims[0] == read(text)[0] and not claims[1].problems
+    assert claims[0].data == read(text)[0].data and messages(claims[1]) == UNCLOSED
     last = claims[2]
     assert last.data is not None and last.position == 2
     assert messages(last)[-1] == (
@@ -443,7 +467,7 @@ def test_truncated_between_claims_ends_with_a_file_problem() -> None:
     cut = text[: text.index("CLM*C-1003")]  # in the 2000C loop before claim C-1003
     claims = read(cut)
     assert [c.claim_id for c in claims] == ["C-1001", "C-1002", None]
-    assert not claims[1].problems  # closed by HL*3: complete
+    assert messages(claims[1]) == UNCLOSED  # closed by HL*3: complete, envelope open
     assert claims[2].data is None
     assert messages(claims[2]) == [
         "DMG segment 46: the file is truncated: it ends after segment 46 (DMG) with no SE,"
@@ -451,17 +475,20 @@ def test_truncated_between_claims_ends_with_a_file_problem() -> None:
     ]
 
 
-def test_truncated_in_the_first_claim_raises() -> None:
+def test_truncated_in_the_first_claim_yields_that_claim_with_the_reason() -> None:
+    # Issue 18.5/19.6: it used to raise InputFileError and the claim had no decision.
     text = text_of("demo.example1.837")
-    with pytest.raises(InputFileError) as err:
-        read(text[:900], "cut.837")
-    assert str(err.value) == (
-        "cut.837: the file is truncated: it ends in the middle of segment 32 (DTP) with no SE,"
-        " GE, IEA, inside claim 26463774 begun at CLM segment 27; the claim may be"
-        " incomplete; no complete claim could be read"
+    (claim,) = read(text[:900], "cut.837")
+    assert claim.claim_id == "26463774" and claim.data is not None
+    assert claim.origin == {"file": "cut.837", "format": "x12", "transaction": "0021",
+                            "segment": 27}
+    assert messages(claim)[-1] == (
+        "SV1 segment 31: the file is truncated: it ends in the middle of segment 32 (DTP) with"
+        " no SE, GE, IEA, inside claim 26463774 begun at CLM segment 27; the claim may be"
+        " incomplete"
     )
-    with pytest.raises(InputFileError, match="no complete claim could be read"):
-        read(text[: text.index("SE*")])  # ends after the last line, no SE
+    (claim,) = read(text[: text.index("SE*")])  # ends after the last line, no SE
+    assert any("the file is truncated" in m for m in messages(claim))
 
 
 def test_missing_trailers_mid_file() -> None:
@@ -470,14 +497,24 @@ def test_missing_trailers_mid_file() -> None:
     del segs[se]  # transaction 0001 runs into ST 0002
     claims = read(join(segs))
     assert [c.claim_id for c in claims] == ALL_IDS
+    no_se = ("ST segment 3: the transaction set 0001 begun at ST segment 3 has no SE before ST"
+             " segment 64: the transaction set 0001 is rejected whole (999 IK5)")
     assert messages(claims[3]) == [
-        "ST segment 64: no SE before this ST: the transaction set 0001 before it is not closed"
+        "ST segment 64: no SE before this ST: the transaction set 0001 before it is not closed",
+        no_se,
     ]
+    # A missing SE flags every claim of that transaction (issue 18.6), not only the last.
+    assert [messages(c) for c in claims[:3]] == [[no_se]] * 3
+    assert not claims[4].problems
     no_trailers = [s for s in segments(text_of("demo.example1.837")) if s[:2] not in ("SE", "GE")]
     (claim,) = read(join(no_trailers))
     assert messages(claim) == [
         "IEA segment 42: no SE, GE before this IEA: the transaction set 0021 before it is not"
-        " closed"
+        " closed",
+        "ST segment 3: the transaction set 0021 begun at ST segment 3 has no SE before IEA"
+        " segment 42: the transaction set 0021 is rejected whole (999 IK5)",
+        "GS segment 2: the functional group 1 begun at GS segment 2 has no GE before IEA"
+        " segment 42: the functional group 1 is rejected whole (999 AK9)",
     ]
 
 
@@ -512,21 +549,28 @@ def test_isa_cut_before_its_terminator_raises() -> None:
 def test_non_837p_transactions_are_reported_and_skipped() -> None:
     text = text_of(MULTI).replace("ST*837*0002*005010X222A2", "ST*837*0002*005010X223A2")
     claims = read(text)
-    assert [c.claim_id for c in claims] == ["C-1001", "C-1002", "C-1003", "C-1004", None, "C-1001"]
+    assert [c.claim_id for c in claims] == [
+        "C-1001", "C-1002", "C-1003", "C-1004", None, "C-2001", "C-1001"]
     assert messages(claims[4]) == [
         "ST segment 65: transaction set 0002 is 837 005010X223A2, not an 837P 005010X222; its"
         " claims were not read"
     ]
+    # Each CLM in it still gets a located record (issue 19.6), with its claim id.
+    assert claims[5].data is None and messages(claims[5]) == [
+        "CLM segment 80: the claim was not read: it is in transaction set 0002, which is not"
+        " an 837P 005010X222"
+    ]
     only_835 = text_of("demo.example1.837").replace("ST*837*0021*005010X222A2", "ST*835*0021")
-    with pytest.raises(InputFileError, match=r"ST segment 3: transaction set 0021 is 835"):
-        read(only_835)
+    assert [c.claim_id for c in read(only_835)] == [None, "26463774"]
 
 
 def test_a_file_problem_before_the_first_claim_comes_out_first() -> None:
     text = text_of(MULTI).replace("ST*837*0001*005010X222A2", "ST*835*0001")
     claims = read(text)
-    assert [c.claim_id for c in claims] == [None, "C-2001", "C-1001"]
-    assert [c.position for c in claims] == [0, 1, 2]
+    assert [c.claim_id for c in claims] == [None, "C-1001", "C-1002", "C-1003", "C-1004",
+                                            "C-2001", "C-1001"]
+    assert [c.position for c in claims] == list(range(7))
+    assert all(c.data is None for c in claims[:5])
 
 
 # --------------------------------------------------------------------------- scale and model

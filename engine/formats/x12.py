@@ -193,6 +193,7 @@ class _Claim:
 
     clm: int
     transaction: str
+    st: int | None  # segment number of the claim's ST
     billing: _Billing | None
     subscriber: _Person | None
     payer: _Payer | None
@@ -218,11 +219,11 @@ class _Claim:
 class _Out:
     """One result of the walk: a claim, a truncated claim, or a problem of no claim."""
 
-    kind: Literal["claim", "partial", "file"]
+    kind: Literal["claim", "partial", "lost", "file"]  # "lost": a CLM that was not read
     data: dict[str, Any] | None
     problems: tuple[ReadProblem, ...]
     claim_id: str | None = None
-    reason: ReadProblem | None = None  # for "partial": why the claim is cut
+    origin: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- public API
@@ -233,6 +234,7 @@ def read_x12(
     source: str,
     payer_map: Mapping[str, str],
     today: date | None = None,
+    undecodable: bool = False,
 ) -> Iterator[RawClaim]:
     """Yield every 837P claim in `text` as a `RawClaim` (claim format v1), in file order.
 
@@ -241,32 +243,27 @@ def read_x12(
     once (`InputFileError` for a file that is not X12); later file-level failures raise
     from the iterator, and only when no complete claim could be read.
     """
-    walker = _Walker(text, source, payer_map, today or date.today())
+    walker = _Walker(text, source, payer_map, today or date.today(), undecodable)
     return _emit(walker)
 
 
 def _emit(walker: _Walker) -> Iterator[RawClaim]:
+    """The walk's results as `RawClaim`s. Problems of no claim that come before the first
+    claim wait for it; a file that holds no CLM at all raises `InputFileError` instead."""
     position = 0
     read_any = False
     pending: list[_Out] = []
     for out in walker.walk():
-        if out.kind == "claim":
+        if not read_any:
+            if out.kind == "file":
+                pending.append(out)
+                continue
+            read_any = True
             for held in pending:
-                yield RawClaim(position, held.data, held.problems, held.claim_id)
+                yield RawClaim(position, held.data, held.problems, held.claim_id, held.origin)
                 position += 1
             pending.clear()
-            read_any = True
-        elif not read_any:
-            if out.kind == "partial":
-                earlier = [f"{p.where}: {p.message}" for p in _problems(pending)]
-                reason = out.reason.message if out.reason else "the file is truncated"
-                raise InputFileError(
-                    walker.source,
-                    "; ".join([*earlier, reason]) + "; no complete claim could be read",
-                )
-            pending.append(out)
-            continue
-        yield RawClaim(position, out.data, out.problems, out.claim_id)
+        yield RawClaim(position, out.data, out.problems, out.claim_id, out.origin)
         position += 1
     if not read_any and pending:
         raise InputFileError(
@@ -286,8 +283,16 @@ def _problems(outs: list[_Out]) -> list[ReadProblem]:
 class _Walker:
     """Tokenizes the file and walks its envelopes and loops, one segment at a time."""
 
-    def __init__(self, text: str, source: str, payer_map: Mapping[str, str], today: date) -> None:
+    def __init__(
+        self,
+        text: str,
+        source: str,
+        payer_map: Mapping[str, str],
+        today: date,
+        undecodable: bool = False,
+    ) -> None:
         self.source = source
+        self.undecodable = undecodable
         self.payer_map = payer_map
         self._payer_names: dict[str, str] | None = None
         self.today = today
@@ -297,6 +302,12 @@ class _Walker:
         self.text = text
         self.start = start
         self.element, self.component, self.terminator = _delimiters(text, start, source)
+        # Envelope integrity first (a pass of its own, tokenizing only): a trailer comes
+        # after the claims it closes, and its verdict must reach each of them.
+        check = _EnvelopeCheck()
+        for no, els in self.segments():
+            check.segment(no, els)
+        self.envelope_problems = check.end()
         self.out: list[_Out] = []
         self.cut: str | None = None  # id of a segment the file ends in the middle of
         # envelopes
@@ -356,8 +367,11 @@ class _Walker:
     def walk(self) -> Iterator[_Out]:
         out = self.out
         last_no, last_id = 0, ""
+        undecodable = self.undecodable
         for no, els in self.segments():
             self.segment(no, els)
+            if undecodable and any("\ufffd" in e for e in els):
+                self.bad_text(no, els[0])
             last_no, last_id = no, els[0]
             if out:
                 yield from out
@@ -391,7 +405,9 @@ class _Walker:
                 " the claim may be incomplete",
             )
             claim.problems.append(reason)
-            self.out.append(_Out("partial", data, tuple(claim.problems), claim.claim_id, reason))
+            self.out.append(
+                _Out("partial", data, tuple(claim.problems), claim.claim_id, self.origin(claim))
+            )
             return
         self.file_problem(
             where, f"the file is truncated: {at}{no_trailer}; claims after it are missing"
@@ -404,7 +420,7 @@ class _Walker:
             self.claim.problems.append(problem)
             self.close_claim()
         else:
-            self.out.append(_Out("file", None, (problem,)))
+            self.out.append(_Out("file", None, (problem,), None, self.origin(None)))
 
     def segment(self, no: int, els: list[str]) -> None:
         sid = els[0]
@@ -429,7 +445,9 @@ class _Walker:
             self.st = None
             self.st_ok = False
         elif not self.st_ok:
-            return  # outside an 837P transaction set: nothing to read
+            if sid == "CLM":  # outside an 837P transaction set: not read, but reported
+                self.lost(no, els)
+            return
         elif sid == "HL":
             self.close_claim()
             self.hl(no, els)
@@ -564,6 +582,7 @@ class _Walker:
         claim = _Claim(
             no,
             self.st_control,
+            self.st,
             self.billing,
             self.subscriber,
             self.payer,
@@ -848,7 +867,46 @@ class _Walker:
             return
         self.claim = None
         data = self.build(claim)
-        self.out.append(_Out("claim", data, tuple(claim.problems), claim.claim_id))
+        self.out.append(
+            _Out("claim", data, tuple(claim.problems), claim.claim_id, self.origin(claim))
+        )
+
+    def origin(self, claim: _Claim | None) -> dict[str, Any]:
+        """Where a claim (or a problem of no claim) is in the input: decisions carry it."""
+        if claim is None:
+            return {"file": self.source, "format": "x12"}
+        return {"file": self.source, "format": "x12", "transaction": claim.transaction,
+                "segment": claim.clm}
+
+    def lost(self, no: int, els: list[str]) -> None:
+        """A CLM outside an 837P transaction set: not read, but never dropped silently."""
+        if self.st is not None:
+            why = (f"it is in transaction set {self.st_control}, which is not an 837P"
+                   " 005010X222")
+        else:
+            why = "it is outside any transaction set (no ST opens the envelope it is in)"
+        claim_id = _get(els, 1) or None
+        problem = ReadProblem(_where("CLM", no), f"the claim was not read: {why}")
+        origin = {"file": self.source, "format": "x12", "transaction": None, "segment": no}
+        self.out.append(_Out("lost", None, (problem,), claim_id, origin))
+
+    def bad_text(self, no: int, sid: str) -> None:
+        """A segment that held bytes that are not UTF-8: a problem of what it belongs to."""
+        problem = ReadProblem(
+            _where(sid, no),
+            "holds bytes that are not UTF-8 text (read as U+FFFD); the file must be"
+            " re-sent in its declared character set",
+        )
+        if self.claim is not None:
+            self.claim.problems.append(problem)
+        elif self.level == "23" and self.patient is not None:
+            self.patient.problems.append(problem)
+        elif self.level == "22" and self.subscriber is not None:
+            self.subscriber.problems.append(problem)
+        elif self.level == "20" and self.billing is not None:
+            self.billing.problems.append(problem)
+        else:
+            self.file_problem(_where(sid, no), problem.message)
 
     def build(self, claim: _Claim) -> dict[str, Any]:
         """The claim as claim format v1, and its inherited and line problems."""
@@ -869,6 +927,8 @@ class _Walker:
                 )
             )
         problems[:0] = inherited
+        if claim.st is not None:
+            problems.extend(self.envelope_problems.get(claim.st, ()))
         if not claim.lines:
             problems.append(
                 ReadProblem(_where("CLM", claim.clm), "the claim has no service line (LX/SV1)")
@@ -999,6 +1059,116 @@ def _state(no: int, els: list[str], problems: list[ReadProblem]) -> str | None:
         problems.append(ReadProblem(_where("N4", no, 2), "state code is not two letters"))
         return None
     return value
+
+
+# --------------------------------------------------------------------------- envelopes
+
+
+@dataclass(slots=True)
+class _Envelope:
+    """An interchange (ISA), functional group (GS) or transaction set (ST) being checked."""
+
+    sid: str
+    no: int  # segment number of its header
+    control: str  # ISA13, GS06 or ST02
+    count: int = 0  # segments (ST, itself included), transaction sets (GS), groups (ISA)
+    transactions: list[int] = field(default_factory=list)  # ST segment numbers inside
+
+    def name(self) -> str:
+        what = {"ST": "transaction set", "GS": "functional group", "ISA": "interchange"}
+        return f"{what[self.sid]} {self.control or '(no control number)'}"
+
+
+# Header -> (trailer, control number element, what the trailer's 01 counts, the
+# acknowledgement that rejects it). The TR3 and the X12 acknowledgements reject the whole
+# envelope for every one of these errors (TA1 codes 001/021 for the interchange; 999 AK9
+# codes 4/5 for a group; 999 IK5 codes 3/4 for a transaction set, and a missing trailer
+# likewise), so each is a reject of every claim inside, never only a warning.
+_ENVELOPES: Final = {
+    "ST": ("SE", "ST02", "segments", "999 IK5"),
+    "GS": ("GE", "GS06", "transaction sets", "999 AK9"),
+    "ISA": ("IEA", "ISA13", "functional groups", "TA1"),
+}
+
+
+class _EnvelopeCheck:
+    """Envelope problems by ST segment number, from one pass over the segments."""
+
+    def __init__(self) -> None:
+        self.found: dict[int, list[ReadProblem]] = {}
+        self.isa: _Envelope | None = None
+        self.gs: _Envelope | None = None
+        self.st: _Envelope | None = None
+
+    def flag(self, envelope: _Envelope, where: str, message: str) -> None:
+        problem = ReadProblem(where, f"{message}: the {envelope.name()} is rejected whole"
+                              f" ({_ENVELOPES[envelope.sid][3]})")
+        for st in envelope.transactions if envelope.sid != "ST" else [envelope.no]:
+            self.found.setdefault(st, []).append(problem)
+
+    def unclosed(self, envelope: _Envelope | None, before: str) -> None:
+        if envelope is not None:
+            trailer = _ENVELOPES[envelope.sid][0]
+            self.flag(envelope, _where(envelope.sid, envelope.no),
+                      f"the {envelope.name()} begun at {envelope.sid} segment {envelope.no}"
+                      f" has no {trailer} before {before}")
+
+    def close(self, envelope: _Envelope, no: int, els: list[str]) -> None:
+        trailer, control_ref, counted, _ = _ENVELOPES[envelope.sid]
+        count, control = _get(els, 1), _get(els, 2)
+        if count != str(envelope.count):
+            self.flag(envelope, _where(trailer, no, 1),
+                      f"{trailer}01 says {count or 'nothing'} {counted}, the"
+                      f" {envelope.name()} has {envelope.count}")
+        if control != envelope.control:
+            self.flag(envelope, _where(trailer, no, 2),
+                      f"{trailer}02 ({control or 'empty'}) is not the {control_ref}"
+                      f" ({envelope.control or 'empty'}) of its header")
+
+    def segment(self, no: int, els: list[str]) -> None:
+        sid = els[0]
+        if self.st is not None:
+            self.st.count += 1
+        here = f"{sid} segment {no}"
+        if sid == "ISA":
+            for open_env in (self.st, self.gs, self.isa):
+                self.unclosed(open_env, here)
+            self.st = self.gs = None
+            self.isa = _Envelope("ISA", no, _get(els, 13))
+        elif sid == "GS":
+            for open_env in (self.st, self.gs):
+                self.unclosed(open_env, here)
+            self.st = None
+            self.gs = _Envelope("GS", no, _get(els, 6))
+            if self.isa is not None:
+                self.isa.count += 1
+        elif sid == "ST":
+            self.unclosed(self.st, here)
+            self.st = _Envelope("ST", no, _get(els, 2), 1)
+            for outer in (self.gs, self.isa):
+                if outer is not None:
+                    outer.transactions.append(no)
+            if self.gs is not None:
+                self.gs.count += 1
+        elif sid == "SE" and self.st is not None:
+            self.close(self.st, no, els)
+            self.st = None
+        elif sid == "GE" and self.gs is not None:
+            self.unclosed(self.st, here)
+            self.st = None
+            self.close(self.gs, no, els)
+            self.gs = None
+        elif sid == "IEA" and self.isa is not None:
+            for open_env in (self.st, self.gs):
+                self.unclosed(open_env, here)
+            self.st = self.gs = None
+            self.close(self.isa, no, els)
+            self.isa = None
+
+    def end(self) -> dict[int, list[ReadProblem]]:
+        for open_env in (self.st, self.gs, self.isa):
+            self.unclosed(open_env, "the end of the file")
+        return self.found
 
 
 def _norm(key: str) -> str:
