@@ -16,7 +16,12 @@ from cleanclaim.dsl import ast
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.errors import PolicyError, did_you_mean
 from cleanclaim.dsl.history import COUNTER, Counter, check_counter_calls, check_counters
-from cleanclaim.dsl.pack import PackSources, TableDecl, all_tables, display_path
+from cleanclaim.dsl.pack import (
+    PackSources,
+    TableDecl,
+    all_tables,
+    display_path,
+)
 from cleanclaim.dsl.parsed import parse_policy_file_cached
 from cleanclaim.dsl.valuesets import CodeSet, infer_kind, read_csv_column, resolve_items
 

@@ -56,6 +56,8 @@ ERROR_CODES: dict[str, str] = {
     "E502": "unknown-pack",
     "E503": "missing-policy-file",
     "E504": "table-error",
+    "E505": "empty-pack",
+    "E506": "no-pack-in-folder",
 }
 
 

@@ -51,6 +51,7 @@ from cleanclaim.dsl.pack import (
     display_path,
     list_packs,
     load_sources,
+    pack_policy_files,
 )
 from cleanclaim.dsl.parser import parse_policy
 from cleanclaim.dsl.valuesets import CodeSet, infer_kind, resolve_items
@@ -808,7 +809,8 @@ class LintTargetError(Exception):
 
 
 def _real_paths(sources: PackSources) -> dict[str, Path]:
-    return {display_path(p): p for pack in sources.packs for p in pack.root.glob("*.policy")}
+    return {display_path(p): p for pack in sources.packs
+            for p in pack_policy_files(pack.root)}
 
 
 def _read_sources(report: LintReport, sources: PackSources) -> None:
@@ -865,6 +867,8 @@ def lint(
         loose.extend(files)
     if not targets:
         jobs = [(roots, pack_id, None) for pack_id in list_packs(roots)]
+        if not jobs:  # never "no problems" for folders that hold no pack
+            raise LintTargetError("no policy pack in " + ", ".join(map(str, roots)))
     for pack_roots, pack_id, only in jobs:
         sources = load_sources(pack_roots, pack_id)
         if sources is None:

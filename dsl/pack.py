@@ -30,6 +30,8 @@ from cleanclaim.dsl.errors import PolicyError, did_you_mean
 if TYPE_CHECKING:  # yaml is imported when a manifest is not in the cache
     import yaml
 
+    from cleanclaim.dsl.checker import CheckedPack
+
 
 @dataclass(frozen=True, slots=True)
 class TableDecl:
@@ -104,8 +106,11 @@ def display_path(path: Path) -> str:
 
 
 def find_pack(roots: Sequence[Path], pack_id: str) -> Path | None:
-    """The folder of `pack_id` in the first root that has it (later roots shadow none)."""
+    """The folder of `pack_id` in the first root that has it (later roots shadow none).
+    A root that is itself a pack folder (has a `pack.yaml`) holds that one pack."""
     for root in roots:
+        if root.name == pack_id and (root / "pack.yaml").is_file():
+            return root
         candidate = root / pack_id
         if (candidate / "pack.yaml").is_file():
             return candidate
@@ -113,13 +118,68 @@ def find_pack(roots: Sequence[Path], pack_id: str) -> Path | None:
 
 
 def list_packs(roots: Sequence[Path]) -> list[str]:
-    """Every pack id found under the roots, first root wins on duplicates."""
+    """Every pack id found under the roots, first root wins on duplicates; a root that is
+    a pack folder itself lists that pack."""
     seen: dict[str, None] = {}
     for root in roots:
-        if root.is_dir():
+        if (root / "pack.yaml").is_file():
+            seen.setdefault(root.name, None)
+        elif root.is_dir():
             for manifest in sorted(root.glob("*/pack.yaml")):
                 seen.setdefault(manifest.parent.name, None)
     return list(seen)
+
+
+def shipped_library_root() -> Path:
+    """The folder of the packs that ship with cleanclaim, where library packs (`common`)
+    are found when the `--policies` folders do not have a pack of that id."""
+    from importlib import resources
+
+    return Path(str(resources.files("cleanclaim.payer_policies")))
+
+
+def with_libraries(roots: Sequence[Path]) -> list[Path]:
+    """The roots where includes are looked up: the given ones, then the shipped packs (so
+    `include: [common]` works with `--policies`; a pack of the same id in a given root
+    replaces the shipped one, since the first root wins)."""
+    shipped = shipped_library_root()
+    return [*roots, shipped] if shipped not in roots else list(roots)
+
+
+def root_problems(roots: Sequence[Path]) -> list[PolicyError]:
+    """A policy folder that holds no pack is an error, never an empty engine."""
+    problems: list[PolicyError] = []
+    for root in roots:
+        if list_packs([root]):
+            continue
+        span = Span(str(root), 1, 1, 1, 2)
+        if not root.is_dir():
+            problems.append(PolicyError("E506", f"policy folder `{root}` does not exist",
+                                        span, "--policies names a folder of pack folders "
+                                        "or one pack folder"))
+            continue
+        deeper = sorted(root.rglob("pack.yaml"))[:3]
+        loose = sorted(root.glob("*.policy"))[:1]
+        hint = ("packs found deeper: " + ", ".join(str(m.parent) for m in deeper)
+                + " (name that folder)" if deeper else
+                f"`{loose[0].name}` has no pack: add a pack.yaml (id: {root.name}) to "
+                f"`{root}`" if loose else
+                "a pack is a folder with a pack.yaml and .policy files")
+        problems.append(PolicyError("E506", f"no policy pack in `{root}`", span, hint))
+    return problems
+
+
+def pack_policy_files(folder: Path) -> list[Path]:
+    """The policy files of a pack: in its folder and its subfolders, except subfolders
+    that are packs of their own (have a pack.yaml)."""
+    found: list[Path] = []
+    for path in sorted(folder.rglob("*.policy")):
+        parents = path.relative_to(folder).parents
+        if any((folder / sub / "pack.yaml").is_file() for sub in parents
+               if str(sub) != "."):
+            continue
+        found.append(path)
+    return found
 
 
 def _manifest_error(path: Path, message: str, hint: str | None = None,
@@ -383,6 +443,7 @@ def _collect(roots: Sequence[Path], manifest: PackManifest, sources: PackSources
     if any(p.id == manifest.id for p in sources.packs):
         return
     visiting = [*visiting, manifest.id]
+    lookup = with_libraries(roots)
     for index, included in enumerate(manifest.include):
         span = (manifest.include_spans[index] if index < len(manifest.include_spans)
                 else Span(display_path(manifest.manifest_file), 1, 1, 1, 2))
@@ -391,20 +452,23 @@ def _collect(roots: Sequence[Path], manifest: PackManifest, sources: PackSources
                 manifest.manifest_file, f"include cycle: {' -> '.join([*visiting, included])}",
                 span=span))
             continue
-        folder = find_pack(roots, included)
+        folder = find_pack(lookup, included)
         if folder is None:
+            where = ", ".join(str(r) for r in lookup)
             sources.errors.append(PolicyError(
-                "E502", f"pack `{manifest.id}` includes unknown pack `{included}`", span,
-                did_you_mean(included, list_packs(roots))))
+                "E502", f"pack `{manifest.id}` includes unknown pack `{included}` (packs are "
+                f"looked up in: {where})", span,
+                did_you_mean(included, list_packs(lookup))
+                or "put the pack in one of these folders, or add its folder with --policies"))
             continue
         sub, errors, text = _read_manifest(folder)
         sources.errors.extend(errors)
         if text is not None:
             sources.extra_sources.setdefault(display_path(folder / "pack.yaml"), text)
         if sub is not None:
-            _collect(roots, sub, sources, visiting)
+            _collect(lookup, sub, sources, visiting)
     sources.packs.append(manifest)
-    for policy in sorted(manifest.root.glob("*.policy")):
+    for policy in pack_policy_files(manifest.root):
         name = display_path(policy)
         try:
             sources.files[name] = policy.read_text(encoding="utf-8")
@@ -413,6 +477,22 @@ def _collect(roots: Sequence[Path], manifest: PackManifest, sources: PackSources
                                               Span(name, 1, 1, 1, 2)))
             continue
         sources.file_pack[name] = manifest.id
+
+
+def check_not_empty(checked: CheckedPack) -> None:
+    """A payer pack without a single rule (its own or its includes') is an error, never an
+    engine that passes every claim. The engine asks it when no plugin pack applies (a
+    payer pack may leave all its rules to the plugins' packs)."""
+    sources = checked.sources
+    if sources.manifest.library or checked.rules:
+        return
+    own = [name for name, pack in sources.file_pack.items() if pack == sources.manifest.id]
+    checked.errors.append(PolicyError(
+        "E505", f"pack `{sources.manifest.id}` has no rules" + (
+            "" if own else " (no .policy file in its folder)"),
+        Span(display_path(sources.manifest.manifest_file), 1, 1, 1, 2),
+        "write rules in .policy files of the pack folder (or its subfolders), or mark a "
+        "pack that only shares value sets `library: true`"))
 
 
 def all_tables(sources: PackSources) -> dict[str, TableDecl]:

@@ -38,7 +38,11 @@ from cleanclaim.dsl.pack import (
     all_tables,
     display_path,
     list_packs,
+    check_not_empty,
     load_sources,
+    pack_policy_files,
+    root_problems,
+    with_libraries,
 )
 from cleanclaim.engine.decision import Decision, Finding, new_decision, status_of
 from cleanclaim.engine.inputs import RawClaim, ReadProblem
@@ -138,7 +142,12 @@ class Engine:
         errors: list[PolicyError] = []
         sources_text: dict[str, str] = {}
         # Payer packs may include the plugins' library packs (value sets).
-        search = [*self.roots, *self.plugins.library_roots] if self.plugins else self.roots
+        # A folder of --policies without a pack is an error; library packs (`common`) stay
+        # available from the shipped packs unless a given folder has a pack of that id.
+        errors.extend(root_problems(self.roots))
+        search = with_libraries(self.roots)
+        if self.plugins:
+            search = [*search, *self.plugins.library_roots]
         for pack_id in list_packs(self.roots):
             sources = load_sources(search, pack_id)
             if sources is None or sources.manifest.library:
@@ -162,7 +171,7 @@ class Engine:
                  plugin: PluginInfo | None = None) -> None:
         sources_text.update(sources.files)
         real_paths = {display_path(p): p for pack in sources.packs
-                      for p in pack.root.glob("*.policy")}
+                      for p in pack_policy_files(pack.root)}
         refdata = any(pack.refdata for pack in sources.packs)
         given: dict[str, Any] = {}
         unreadable: list[PolicyError] = []
@@ -190,6 +199,8 @@ class Engine:
                 checked.errors.append(PolicyError(
                     "E504", f"table `{decl.name}` ({decl.format}): {exc}",
                     checked_span(sources, decl.file)))
+        if keep and plugin is None and self.plugins is None:
+            check_not_empty(checked)  # with plugins, their packs apply to every claim
         if checked.errors:
             errors.extend(checked.errors)
             return
