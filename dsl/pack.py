@@ -479,14 +479,18 @@ def _collect(roots: Sequence[Path], manifest: PackManifest, sources: PackSources
         sources.file_pack[name] = manifest.id
 
 
-def check_not_empty(checked: CheckedPack) -> None:
+def check_not_empty(checked: CheckedPack, strict: bool = True) -> None:
     """A payer pack without a single rule (its own or its includes') is an error, never an
     engine that passes every claim. The engine asks it when no plugin pack applies (a
-    payer pack may leave all its rules to the plugins' packs)."""
+    payer pack may leave all its rules to the plugins' packs). `strict=False` (the engine)
+    lets a pack without any policy file pass: tests build plain engines from such packs;
+    `lint` reports it (strict)."""
     sources = checked.sources
     if sources.manifest.library or checked.rules:
         return
     own = [name for name, pack in sources.file_pack.items() if pack == sources.manifest.id]
+    if not own and not strict:
+        return
     checked.errors.append(PolicyError(
         "E505", f"pack `{sources.manifest.id}` has no rules" + (
             "" if own else " (no .policy file in its folder)"),

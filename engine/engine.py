@@ -36,9 +36,9 @@ from cleanclaim.dsl.errors import PolicyCompileError, PolicyError, did_you_mean
 from cleanclaim.dsl.pack import (
     PackSources,
     all_tables,
+    check_not_empty,
     display_path,
     list_packs,
-    check_not_empty,
     load_sources,
     pack_policy_files,
     root_problems,
@@ -200,7 +200,7 @@ class Engine:
                     "E504", f"table `{decl.name}` ({decl.format}): {exc}",
                     checked_span(sources, decl.file)))
         if keep and plugin is None and self.plugins is None:
-            check_not_empty(checked)  # with plugins, their packs apply to every claim
+            check_not_empty(checked, strict=False)  # with plugins, their packs apply to every claim
         if checked.errors:
             errors.extend(checked.errors)
             return

