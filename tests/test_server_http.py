@@ -277,8 +277,11 @@ def test_probes(srv: Any) -> None:
 def test_not_ready_without_packs(tmp_path: Any) -> None:
     from cleanclaim.engine import Engine
 
-    (tmp_path / "empty").mkdir()
-    with running(Engine([tmp_path / "empty"], plugins=())) as server:
+    # A policy folder without a pack is an error now (E506, issue 13.12): an engine whose
+    # packs are gone stands for a server with nothing to check against.
+    engine = Engine(plugins=())
+    engine.programs.clear()
+    with running(engine) as server:
         raw = exchange(server, b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
     one_problem(raw, 503, "not-ready")
 
