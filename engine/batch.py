@@ -221,6 +221,16 @@ class InputReader:
 
 def check_item(engine: Engine, item: ClaimSource) -> Decision:
     """The decision for one claim; never raises (an engine bug rejects the claim with
+    `engine/internal-error` instead of stopping the batch). A claim read from X12 keeps
+    its reader's `origin` on every path (history run or not, workers or not)."""
+    decision = _check_item(engine, item)
+    if isinstance(item, RawClaim) and item.origin is not None:
+        decision.origin = item.origin
+    return decision
+
+
+def _check_item(engine: Engine, item: ClaimSource) -> Decision:
+    """The decision for one claim; never raises (an engine bug rejects the claim with
     `engine/internal-error` instead of stopping the batch)."""
     if isinstance(item, FileProblem):
         return file_error(item)

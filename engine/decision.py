@@ -93,6 +93,9 @@ class Decision:
     # Only on the record of an input file that cannot be read (engine/batch.py
     # `file_error`): {"file", "where", "reason"}.
     error: dict[str, Any] | None = None
+    # Where the claim came from, when its reader says (docs/formats.md "Origin"): {"file",
+    # "format", and for X12 "transaction" (ST02) and "segment" (the CLM's number)}.
+    origin: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -105,6 +108,8 @@ class Decision:
             out["position"] = self.position
         if self.error is not None:
             out["error"] = self.error
+        if self.origin is not None:
+            out["origin"] = self.origin
         return out
 
 
@@ -123,6 +128,7 @@ def new_decision(claim_id: str | None, status: str, findings: list[Finding],
     decision.policy = policy
     decision.position = None
     decision.error = None
+    decision.origin = None
     return decision
 
 

@@ -341,6 +341,7 @@ class Engine:
             self.history.prepare(claim)
         decision = self.evaluate(claim)
         decision.position = raw.position
+        decision.origin = raw.origin
         return decision
 
     def unreadable(self, raw: RawClaim) -> Decision:
@@ -349,7 +350,9 @@ class Engine:
         if not findings:
             findings.append(_engine_finding("engine/claim-format", "submission",
                                             "the claim could not be read"))
-        return Decision(raw.claim_id, "reject", findings, {}, raw.position)
+        decision = Decision(raw.claim_id, "reject", findings, {}, raw.position)
+        decision.origin = raw.origin
+        return decision
 
     def evaluate(self, claim: Claim) -> Decision:
         """Apply the claim's payer pack to a decoded claim."""

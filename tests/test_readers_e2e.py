@@ -70,3 +70,14 @@ def test_json_claim_omitting_coverage_differs_from_stating_none() -> None:
         "clean", ["common/eligibility/not-verified"])
     assert (stated.status, [f.rule for f in stated.findings]) == (
         "deny", ["common/eligibility/not-enrolled"])
+
+
+def test_x12_decisions_carry_their_origin_on_every_path(tmp_path: Path) -> None:
+    # Issue 18.7: a reject can be tied back to the submission (file, ST02, CLM segment).
+    want = [{"file": str(AUTH_837), "format": "x12", "transaction": "0001", "segment": n}
+            for n in (19, 25, 31)]
+    _, plain = check(str(AUTH_837))
+    _, workers = check(str(AUTH_837), "--workers", "2")
+    _, history = check(str(AUTH_837), "--state", str(tmp_path / "s.sqlite"))
+    for decisions in (plain, workers, history):
+        assert [d.get("origin") for d in decisions] == want
