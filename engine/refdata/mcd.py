@@ -31,7 +31,7 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -152,32 +152,47 @@ def _text(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
+def _csv_records(source: McdSource, need: Sequence[str], *, show_columns: bool = False
+                 ) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The lower-cased header of an MCD CSV and its non-blank rows with their line numbers.
+
+    Raises ``TableError`` (file:line) for an empty file, a header without a needed column,
+    and (while the rows are read) a row with fewer fields than the header.
+    """
+    reader = csv.reader(io.StringIO(_text(source.data), newline=""))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        raise TableError(source.label, None, "the file is empty") from None
+    missing = [c for c in need if c not in header]
+    if missing:
+        columns = f" (columns: {', '.join(header)})" if show_columns else ""
+        raise TableError(source.label, 1, f"header lacks {', '.join(missing)}{columns}")
+
+    def records() -> Iterator[tuple[int, list[str]]]:
+        for record in reader:
+            if not any(field.strip() for field in record):
+                continue
+            if len(record) < len(header):
+                raise TableError(source.label, reader.line_num,
+                                 f"row has {len(record)} fields, the header {len(header)}")
+            yield reader.line_num, record
+
+    return header, records()
+
+
 def read(source: McdSource) -> McdList:
     """The rows of one MCD CSV; raises ``TableError`` (file:line) for a damaged row."""
     list_name = _list_of(source.name) or _list_of_header(source.data)
     if list_name is None:
         raise TableError(source.label, 1, "not an MCD article code list")
     _name, _table, code_col, group_col = LISTS[list_name]
-    reader = csv.reader(io.StringIO(_text(source.data), newline=""))
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        raise TableError(source.label, None, "the file is empty") from None
-    need = ["article_id", "article_version", code_col, group_col]
-    missing = [c for c in need if c not in header]
-    if missing:
-        raise TableError(source.label, 1, f"header lacks {', '.join(missing)} "
-                         f"(columns: {', '.join(header)})")
+    header, records = _csv_records(
+        source, ["article_id", "article_version", code_col, group_col], show_columns=True)
     at = {name: header.index(name) for name in header}
     version_col = code_col.replace("_id", "_version")
     rows: list[tuple[int, int, int, str, str, str]] = []
-    for record in reader:
-        line = reader.line_num
-        if not any(field.strip() for field in record):
-            continue
-        if len(record) < len(header):
-            raise TableError(source.label, line,
-                             f"row has {len(record)} fields, the header {len(header)}")
+    for line, record in records:
         numbers = []
         for col in ("article_id", "article_version", group_col):
             text = record[at[col]].strip()
@@ -285,24 +300,11 @@ def _date_text(text: str) -> str | None:
 
 def read_articles(source: McdSource) -> list[tuple[int, int, str | None, str | None]]:
     """(article, version, effective, end) of each row of article.csv."""
-    reader = csv.reader(io.StringIO(_text(source.data), newline=""))
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        raise TableError(source.label, None, "the file is empty") from None
     need = ["article_id", "article_version", "article_eff_date", "article_end_date"]
-    missing = [c for c in need if c not in header]
-    if missing:
-        raise TableError(source.label, 1, f"header lacks {', '.join(missing)}")
+    header, records = _csv_records(source, need)
     at = [header.index(c) for c in need]
     rows: list[tuple[int, int, str | None, str | None]] = []
-    for record in reader:
-        line = reader.line_num
-        if not any(field.strip() for field in record):
-            continue
-        if len(record) < len(header):
-            raise TableError(source.label, line,
-                             f"row has {len(record)} fields, the header {len(header)}")
+    for line, record in records:
         article, version, start, end = (record[i].strip() for i in at)
         if not (article.isdigit() and version.isdigit()):
             raise TableError(source.label, line, f"article_id {article!r} / article_version "
