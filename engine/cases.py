@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,84 @@ from cleanclaim.engine.decision import Decision, Finding
 
 FINDING_FIELDS = ("rule", "kind", "severity", "line", "group", "carc", "rarc", "root_cause",
                   "owner", "message", "reference")
+
+
+# The keys a case file may use, as a tree: a mapping's known keys (each with the shape of
+# its value), `"[]"` the shape of each item of a list, None a value not checked further.
+# A claim knows the keys of claim format v1 (docs/design.md) and those the X12/FHIR readers
+# add (engine/formats); `documentation`, `source`, `service_facility` and addresses are
+# free-form. A real claim may carry more keys; a case claim may not (a typo is an error).
+_Shape = dict[str, Any] | None
+_PROVIDER: _Shape = {"npi": None, "taxonomy": None, "specialty": None, "address": None}
+_CLAIM: _Shape = {
+    "claim_id": None, "payer": None, "plan": None, "frequency": None, "replaces": None,
+    "received_date": None, "place_of_service": None, "service_state": None,
+    "service_facility": None, "source": None, "documentation": None, "diagnoses": None,
+    "member": {"id": None, "birth_date": None, "sex": None,
+               "coverage": {"[]": {"payer": None, "plan": None, "start": None, "end": None}}},
+    "billing_provider": _PROVIDER, "rendering_provider": _PROVIDER,
+    "referring_provider": _PROVIDER,
+    "authorizations": {"[]": {"number": None, "codes": None, "start": None, "end": None,
+                              "units": None}},
+    "lines": {"[]": {"line": None, "code": None, "modifiers": None, "units": None,
+                     "charge": None, "service_date": None, "diagnosis_pointers": None,
+                     "minutes": None, "place_of_service": None, "service_end_date": None}},
+}
+_EXPECT: _Shape = {"status": None, "findings": None}  # findings: FINDING_FIELDS, checked apart
+_CASE_FILE: _Shape = {
+    "today": None, "plugins": None, "base": _CLAIM,
+    "cases": {"[]": {"name": None, "today": None, "claim": _CLAIM, "expect": _EXPECT,
+                     "history": {"[]": _CLAIM},
+                     "claims": {"[]": {"claim": _CLAIM, "expect": _EXPECT}}}},
+}
+# The rule of the engine's findings for a claim it cannot read (engine/engine.py).
+CLAIM_FORMAT_RULE = "engine/claim-format"
+
+
+def unknown_keys(node: Any, shape: _Shape = _CASE_FILE, where: str = ""
+                 ) -> list[tuple[int, str]]:
+    """(line, "unknown key `path`") for each key of a composed YAML document that its
+    shape does not know (with the nearest known key as a hint)."""
+    if shape is None:
+        return []
+    out: list[tuple[int, str]] = []
+    if "[]" in shape:
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                out.extend(unknown_keys(item, shape["[]"], f"{where}[{i}]"))
+        return out
+    if not isinstance(node, yaml.MappingNode):
+        return out
+    for key, value in node.value:
+        name = str(key.value)
+        path = f"{where}.{name}" if where else name
+        if name == "<<":  # a YAML merge key: its mapping(s) hold this mapping's keys
+            merged = value.value if isinstance(value, yaml.SequenceNode) else [value]
+            for item in merged:
+                out.extend(unknown_keys(item, shape, where))
+        elif name not in shape:
+            close = difflib.get_close_matches(name, [k for k in shape if k != "[]"], 1)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            out.append((key.start_mark.line + 1, f"unknown key `{path}`{hint}"))
+        else:
+            out.extend(unknown_keys(value, shape[name], path))
+    return out
+
+
+def invalid_claim(case: PolicyCase, decision: Decision) -> list[str]:
+    """`the case's claim is not valid: <field>: <reason>` for each reason the engine could
+    not read the case's claim, unless the case expects that reject (lists a matching
+    finding, or expects status `reject` without listing findings)."""
+    bad = [f for f in decision.findings if f.rule == CLAIM_FORMAT_RULE]
+    if not bad:
+        return []
+    if case.expect_findings is None:
+        if case.expect_status == "reject":
+            return []
+    else:
+        unexpected = match_findings(case.expect_findings, decision.findings).unexpected
+        bad = [f for f in bad if any(f is u for u in unexpected)]
+    return [f"the case's claim is not valid: {f.message}" for f in bad]
 
 
 class CaseFileError(Exception):
@@ -129,6 +208,9 @@ def load_cases(path: Path) -> list[PolicyCase]:
         raise CaseFileError(f"{path}: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         raise CaseFileError(f"{path}: a case file needs a `cases:` list")
+    unknown = unknown_keys(node)
+    if unknown:
+        raise CaseFileError("\n".join(f"{path}:{line}: {problem}" for line, problem in unknown))
     lines: list[int] = []
     if node is not None and isinstance(node, yaml.MappingNode):
         for key, value in node.value:
@@ -275,7 +357,8 @@ def match_findings(expected: list[dict[str, Any]], actual: list[Finding]) -> Fin
 
 def compare(case: PolicyCase, decision: Decision) -> list[str]:
     """What differs between the expected and the actual decision (empty: the case passes)."""
-    problems: list[str] = []
+    invalid = invalid_claim(case, decision)
+    problems = list(invalid)
     if case.expect_status is not None and decision.status != case.expect_status:
         problems.append(f"status: expected {case.expect_status}, got {decision.status}")
     if case.expect_findings is None:
@@ -284,7 +367,8 @@ def compare(case: PolicyCase, decision: Decision) -> list[str]:
     for expected in match.missing:
         problems.append(f"missing finding: {_show(expected)}")
     for actual in match.unexpected:
-        problems.append(f"unexpected finding: {_show_finding(actual)}")
+        if not (invalid and actual.rule == CLAIM_FORMAT_RULE):  # shown as not valid above
+            problems.append(f"unexpected finding: {_show_finding(actual)}")
     return problems
 
 
@@ -328,6 +412,9 @@ def case_files(root: Path) -> list[Path]:
     file below it when it is a `cases` folder itself)."""
     if root.is_file():
         return [root]
-    inside = "cases" in root.parts
+    # A `cases` folder, or a folder inside a pack's `cases` folder (not merely below some
+    # folder named `cases`, such as a checkout in /work/cases).
+    inside = root.name == "cases" or any(
+        p.name == "cases" and (p.parent / "pack.yaml").is_file() for p in root.parents)
     return sorted(p for p in root.rglob("*.yaml")
                   if inside or "cases" in p.relative_to(root).parts[:-1])

@@ -33,6 +33,7 @@ from cleanclaim.engine.cases import (
     case_files,
     compare,
     decide,
+    invalid_claim,
     load_cases,
     match_findings,
 )
@@ -252,7 +253,7 @@ def failure_report(engine: Any, case: PolicyCase, decision: Decision,
                    trace: RuleTrace | None = None) -> str:
     """A failed case: status, expected and actual findings side by side, where the rules
     involved stand, and (given a `trace`) the trace of each."""
-    lines: list[str] = []
+    lines = [f"  {problem}" for problem in invalid_claim(case, decision)]
     if case.expect_status is not None and decision.status != case.expect_status:
         lines.append(f"  status: expected {case.expect_status}, got {decision.status}")
     involved: list[str] = []
