@@ -33,7 +33,10 @@ def engine() -> Any:
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
     # Policy cases live in payer_policies/<pack>/cases/ and tests/cases/.
-    if file_path.suffix == ".yaml" and "cases" in file_path.parts:
+    # (A `cases` folder inside the repository: the checkout's own path may hold one.)
+    root = parent.config.rootpath
+    parts = file_path.relative_to(root).parts if file_path.is_relative_to(root) else ()
+    if file_path.suffix == ".yaml" and "cases" in parts:
         return PolicyCaseFile.from_parent(parent, path=file_path)
     return None
 
