@@ -543,10 +543,22 @@ def rules(
                nl=False)
 
 
+class CaseOutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 @app.command("test")
 def test_cases(
     targets: Annotated[list[str] | None, typer.Argument(
         help="Pack ids, folders or case files; default: the cases of every pack.")] = None,
+    run_patterns: Annotated[list[str] | None, typer.Option(
+        "--run", help="Run only the cases whose name or expected rule id matches "
+        "(repeatable): a glob when it has * ? or [ (whole name, case-sensitive), else a "
+        "substring.")] = None,
+    output: Annotated[CaseOutputFormat, typer.Option(
+        "--format", help="text, or json: one object with each case (name, file, rule, "
+        "passed, message) and the totals.")] = CaseOutputFormat.text,
     policies: Annotated[list[Path] | None, typer.Option(
         "--policies", help="A folder of policy packs (repeatable); default: the shipped "
         "packs.")] = None,
@@ -571,9 +583,11 @@ def test_cases(
     below --min-coverage; 2: usage error or a pack that does not compile."""
     from cleanclaim.engine.cases import CaseFileError
     from cleanclaim.engine.testing import (
+        case_selector,
         discover,
         exit_code,
         explain_trace,
+        render_json,
         render_text,
         run_cases,
         write_junit,
@@ -589,10 +603,16 @@ def test_cases(
         typer.echo("error: no case files found", err=True)
         raise typer.Exit(2)
     with_coverage = coverage or min_coverage is not None
+    as_json = output is CaseOutputFormat.json
     run = run_cases(engine, files, coverage=with_coverage,
-                    trace=explain_trace if trace else None)
-    typer.echo(render_text(run, coverage=with_coverage, verbose=verbose, minimum=min_coverage),
-               nl=False)
+                    trace=explain_trace if trace and not as_json else None,
+                    select=case_selector(run_patterns) if run_patterns else None)
+    if run_patterns and not run.results and not run.file_errors:
+        typer.echo(f"error: no case matches --run {' '.join(run_patterns)}", err=True)
+        raise typer.Exit(2)
+    typer.echo(render_json(run, coverage=with_coverage, minimum=min_coverage) if as_json
+               else render_text(run, coverage=with_coverage, verbose=verbose,
+                                minimum=min_coverage), nl=False)
     if junit_xml is not None:
         with junit_xml.open("w", encoding="utf-8") as out:
             write_junit(run, out, minimum=min_coverage)

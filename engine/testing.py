@@ -14,6 +14,8 @@ engine nothing; the conditions themselves are not traced (that is `explain`).
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
+import json
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -138,9 +140,33 @@ def discover(targets: Sequence[str], roots: Sequence[Path]) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
+def case_rules(case: PolicyCase) -> list[str]:
+    """The rule ids a case's expected findings list, in order, once each."""
+    return list(dict.fromkeys(str(f["rule"]) for f in case.expect_findings or ()
+                              if "rule" in f))
+
+
+def _pattern_matches(pattern: str, text: str) -> bool:
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(text, pattern)
+    return pattern in text
+
+
+def case_selector(patterns: Sequence[str]) -> Callable[[PolicyCase], bool]:
+    """`--run`: a case is selected when a pattern matches its name or a rule id its
+    expected findings list. A pattern with `*`, `?` or `[` is a glob over the whole name
+    or id (case-sensitive), any other pattern a substring."""
+    def selected(case: PolicyCase) -> bool:
+        names = [case.name, *case_rules(case)]
+        return any(_pattern_matches(p, n) for p in patterns for n in names)
+    return selected
+
+
 def run_cases(engine: Any, files: Iterable[Path], *, coverage: bool = False,
-              trace: RuleTrace | None = None) -> CaseRun:
-    """Run every case of the files; with `coverage`, record what each rule did."""
+              trace: RuleTrace | None = None,
+              select: Callable[[PolicyCase], bool] | None = None) -> CaseRun:
+    """Run every case of the files (the `select`ed ones, given `select`); with
+    `coverage`, record what each rule did."""
     run = CaseRun()
     started = time.perf_counter()
     rules_of = _RuleIndex(engine) if coverage else None
@@ -151,6 +177,8 @@ def run_cases(engine: Any, files: Iterable[Path], *, coverage: bool = False,
             run.file_errors.append((path, str(exc)))
             continue
         for case in cases:
+            if select is not None and not select(case):
+                continue
             result = _run_one(engine, case, trace)
             run.results.append(result)
             if rules_of is not None and result.decision is not None:
@@ -454,6 +482,35 @@ def render_coverage(run: CaseRun) -> str:
                 out.append(f"  {'':<{width}}  {fired:>5}  {passed:>6}  {'':<12}  "
                            f"version {label}")
     return "\n".join(out)
+
+
+def render_json(run: CaseRun, *, coverage: bool, minimum: float | None = None) -> str:
+    """`--format json`: one object - each case (name, file, line, rule, rules, passed,
+    status, message), the case file errors, the totals, and with coverage each pack's."""
+    cases = []
+    for result in run.results:
+        rules = case_rules(result.case)
+        cases.append({
+            "name": result.case.name, "file": display_path(result.case.file),
+            "line": result.case.line, "rule": rules[0] if rules else None, "rules": rules,
+            "passed": result.passed,
+            "status": result.decision.status if result.decision is not None else None,
+            "message": "; ".join(result.problems) or None})
+    out: dict[str, Any] = {
+        "cases": cases,
+        "file_errors": [{"file": display_path(p), "message": m} for p, m in run.file_errors],
+        "totals": {"cases": len(run.results), "passed": len(run.results) - len(run.failed),
+                   "failed": len(run.failed), "file_errors": len(run.file_errors)},
+    }
+    if coverage:
+        out["coverage"] = {
+            pack: {"percent": round(run.coverage_percent(pack), 1),
+                   "below_minimum": minimum is not None and pack in run.below(minimum),
+                   "rules": [{"rule": r.rule, "fired": r.fired, "passed": r.passed,
+                              "status": r.status, "source": f"{r.file}:{r.line}"}
+                             for r in sorted(rules.values(), key=lambda r: r.rule)]}
+            for pack, rules in sorted(run.coverage.items())}
+    return json.dumps(out, indent=2) + "\n"
 
 
 def write_junit(run: CaseRun, out: TextIO, *, minimum: float | None = None) -> None:
