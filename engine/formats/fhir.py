@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from cleanclaim.engine.inputs import InputFileError, RawClaim, ReadProblem
 
@@ -259,6 +259,9 @@ class _Document:
         return None
 
 
+_TOO_DEEP: Final = "elements nested too deeply to be a claim"
+
+
 def _load_json(text: str, source: str) -> _Document:
     try:
         data: object = json.loads(text, parse_float=Decimal)
@@ -363,6 +366,11 @@ def _load_xml(text: str, source: str) -> _Document:
     try:
         root = cast(_XmlElement, etree.fromstring(text.encode("utf-8"), _xml_parser(etree)))
     except syntax_error as exc:
+        if "Excessive depth" in str(exc):  # libxml2 stops at 256 levels (issue 19.1)
+            line, column = getattr(exc, "position", (None, None))
+            raise InputFileError(
+                source, f"not readable XML: {_TOO_DEEP}, line {line}, column {column}"
+            ) from None
         raise InputFileError(source, f"not well-formed XML: {exc}") from None
     tostring = cast(Callable[[_XmlElement], bytes], etree.tostring)
     rtype = _local_name(root.tag)
@@ -435,7 +443,11 @@ class _Validator:
             return None, tuple(errors) or (("", "rejected by the FHIR R4 model"),)
         except KeyError as exc:  # fhir.resources' XML loader on an unknown element
             return None, (("", f"unknown element {exc}: not FHIR R4"),)
+        except RecursionError:  # fhir.resources validates nested elements recursively
+            return None, (("", _TOO_DEEP),)
         except (TypeError, ValueError, AttributeError) as exc:
+            if "recursion" in str(exc).lower():  # pydantic's serializer on deep XML
+                return None, (("", _TOO_DEEP),)
             return None, (("", f"not valid FHIR R4 ({type(exc).__name__})"),)
 
 
