@@ -94,7 +94,8 @@ class Decision:
     # `file_error`): {"file", "where", "reason"}.
     error: dict[str, Any] | None = None
     # Where the claim came from, when its reader says (docs/formats.md "Origin"): {"file",
-    # "format", and for X12 "transaction" (ST02) and "segment" (the CLM's number)}.
+    # "format", for X12 "transaction" (ST02) and "segment" (the CLM's number), for FHIR
+    # "resource_id" and "entry" (Bundle entry index)}.
     origin: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:

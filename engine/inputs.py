@@ -46,7 +46,8 @@ class RawClaim:
         rejects the claim and reports the problems.
     claim_id: the claim's id where it is known even though the claim is unreadable.
     origin: where the claim is in its input (docs/formats.md): {"file", "format", and for
-        X12 "transaction" (ST02) and "segment" (the CLM's segment number)}; None when the
+        X12 "transaction" (ST02) and "segment" (the CLM's segment number), for FHIR
+        "resource_id" (Claim.id) and "entry" (its Bundle entry index)}; None when the
         reader does not say.
     """
 
