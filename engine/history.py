@@ -19,6 +19,12 @@ writers take turns (`BEGIN IMMEDIATE`, a generous busy timeout).
    lines. Decisions therefore do not depend on the order of the input, and replaying a
    run gives the same decisions.
 
+Between them, the run is *settled* (`settle`): the claims of each member with more than
+one claim in the run are decided, the lines their decisions take out (a rejected claim, a
+denied line) are taken out of the run's records, and so on until nothing changes - so a
+claim denied or rejected in the run counts for its later claims only as its decision
+allows, as it does for later runs.
+
 `HistoryRun` runs both over one iterable (`Engine.check_many`), keeping the decoded claims
 between the phases; `HistoryBatch` is `cleanclaim check`'s: phase 1 over a first pass of
 the input files (keeping the first claims decoded), phase 2 in the second pass, in this
@@ -195,6 +201,8 @@ class HistoryStore:
             raise StoreError(f"{self.path}: not a cleanclaim history store ({exc})") from exc
         self._roster: bool | None = None
         self._keys: dict[tuple[str, str], str] = {}
+        # Claims of this run whose counted lines `settle` has set (payer, claim id).
+        self._settled: set[tuple[str, str]] = set()
 
     @classmethod
     def memory(cls) -> HistoryStore:
@@ -440,13 +448,9 @@ class HistoryStore:
                 if row is None:
                     continue
                 done += 1
-                if status == "reject" or denied is None:
-                    lines = ""
-                elif denied:
-                    lines = "\n".join(text for text in (row[0] or "").split("\n")
-                                      if text.split("\t", 2)[1] not in denied)
-                else:
-                    lines = None  # all of them: unchanged
+                lines = _counted_lines(row[0], status, denied)
+                if lines is None and (payer, claim_id) in self._settled:
+                    lines = row[0] or ""  # what the run took out while settling counts
                 if lines is None:
                     self.db.execute("UPDATE claims SET decision = ? WHERE payer = ? AND "
                                     "claim_id = ?", (status, payer, claim_id))
@@ -459,6 +463,27 @@ class HistoryStore:
                 if status == "reject":
                     self._restore(payer, claim_id, self.run)
         return done
+
+    def settle(self, outcomes: Iterable[Outcome]) -> None:
+        """Within the run: the lines that count of claims it recorded and has decided
+        for the time being (`_settle`), the claims staying provisional."""
+        with self.transaction():
+            for payer, claim_id, status, denied in outcomes:
+                row = self.db.execute(
+                    "SELECT submitted, frequency FROM claims WHERE payer = ? AND "
+                    "claim_id = ? AND run = ? AND decision IS NULL",
+                    (payer, claim_id, self.run)).fetchone()
+                if row is None or row[1] == "void":  # a void counts nothing anyway
+                    continue
+                self._settled.add((payer, claim_id))
+                lines = _counted_lines(row[0], status, denied)
+                if lines is None:
+                    lines = row[0] or ""
+                self.db.execute(
+                    "UPDATE claims SET lines = ?, line_count = ? WHERE payer = ? AND "
+                    "claim_id = ? AND run = ?",
+                    (lines, lines.count("\n") + 1 if lines else 0, payer, claim_id,
+                     self.run))
 
     def _restore(self, payer: str, claim_id: str, run: str) -> None:
         """What `claim_id` (recorded in `run`) replaced or voided counts again."""
@@ -626,6 +651,17 @@ def outcome_of(decision: Decision, payer: str | None = None) -> Outcome | None:
             denied.add(str(f.line))
     return (payer, decision.claim_id or "", decision.status,
             None if denied is None else frozenset(denied))
+
+
+def _counted_lines(submitted: str | None, status: str, denied: frozenset[str] | None
+                   ) -> str | None:
+    """The packed lines of a claim that count after its decision (None: all of them)."""
+    if status == "reject" or denied is None:
+        return ""
+    if denied:
+        return "\n".join(text for text in (submitted or "").split("\n")
+                         if text.split("\t", 2)[1] not in denied)
+    return None
 
 
 def _duplicate(f: ClaimFacts) -> Refusal:
@@ -1435,6 +1471,12 @@ class HistoryReader:
         return self._remember(key, first, last,
                               MemberHistory(self.store.member_rows(key, first, last)))
 
+    def forget(self, key: str) -> None:
+        """The member's recorded claims have changed (`settle`): read them again."""
+        old = self._members.pop(key, None)
+        if old is not None:
+            self._cached_rows -= len(old[2].rows)
+
     def _remember(self, key: str, first: str, last: str, member: MemberHistory
                   ) -> MemberHistory:
         old = self._members.pop(key, None)
@@ -1449,6 +1491,98 @@ class HistoryReader:
             # its claims would read, for each claim, what later ones want, in vain.
             self._dropped = True
         return member
+
+
+SETTLE_ROUNDS = 32  # rounds of deciding a member's claims of a run, at most
+
+
+class _Chains:
+    """Phase 1's claims that count or are counted, by member, for `settle`: kept in a
+    temporary file (a run of millions of claims must not hold them all), with each
+    member's offsets in it."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] | None = None
+        self.members: dict[str, list[tuple[int, int]]] = {}  # key -> [(position, offset)]
+
+    def add(self, need: _Need | None, position: int, claim: Claim) -> None:
+        if need is None:
+            return
+        if self.file is None:
+            # Lives as long as the chains: closed by `claims`.
+            self.file = tempfile.TemporaryFile(prefix="cleanclaim-chains-")  # noqa: SIM115
+        self.members.setdefault(need[0], []).append((position, self.file.tell()))
+        pickle.dump(claim, self.file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def claims(self, refused: Mapping[int, Refusal]) -> Iterator[list[Claim]]:
+        """The recorded claims of each member with more than one, read back."""
+        file, self.file = self.file, None
+        if file is None:
+            return
+        try:
+            for entries in self.members.values():
+                kept = [(position, offset) for position, offset in entries
+                        if position not in refused]
+                if len(kept) < 2:
+                    continue
+                chain = []
+                for _position, offset in kept:
+                    file.seek(offset)
+                    chain.append(pickle.load(file))  # our own temporary file
+                yield chain
+        finally:
+            file.close()
+            self.members = {}
+
+
+def _effect(outcome: Outcome | None) -> frozenset[str] | None:
+    """Which lines of a decided claim do not count (None: none of them counts)."""
+    if outcome is None:
+        return frozenset()
+    return None if outcome[2] == "reject" else outcome[3]
+
+
+def settle(engine: Engine, store: HistoryStore, chains: _Chains,
+           refused: Mapping[int, Refusal]) -> int:
+    """Between the phases: the run's claims count against each other with their
+    decisions in the run (docs/history.md, "What counts"). A member's claims of the run
+    are decided against the store, their lines that do not count (a rejected claim, a
+    denied line) are taken out of the store for the run (`HistoryStore.settle`), and
+    they are decided again, until no claim's counted lines change. A claim counts only
+    claims before it in the counting order, so each round settles at least the next
+    claim of the chain; the outcome does not depend on the input order. Returns the
+    rounds of the longest chain."""
+    reader = HistoryReader(engine, store)
+    most = 0
+    for chain in chains.claims(refused):
+        effects: dict[str, frozenset[str] | None] = {c.claim_id: frozenset() for c in chain}
+        key = ""
+        for rounds in range(1, SETTLE_ROUNDS + 1):
+            changed: list[Outcome] = []
+            for claim in chain:
+                try:
+                    reader.prepare(claim)
+                    decision = engine.evaluate(claim)
+                except Exception as exc:  # an engine bug: a reject, as in phase 2
+                    decision = _internal_error(claim, exc)
+                outcome = outcome_of(decision, claim.payer)
+                effect = _effect(outcome)
+                if effect != effects[claim.claim_id]:
+                    effects[claim.claim_id] = effect
+                    if outcome is not None:
+                        changed.append(outcome)
+                if claim.member.id:
+                    key = store.member_key(claim.payer, claim.member.id)
+                claim.history = None
+            most = max(most, rounds)
+            if not changed:
+                break
+            store.settle(changed)
+            reader.forget(key)
+        else:
+            log.warning("a member's claims of the run did not settle in %d rounds",
+                        SETTLE_ROUNDS)
+    return most
 
 
 class HistoryRun:
@@ -1472,6 +1606,7 @@ class HistoryRun:
             lock.__enter__()
             self.store.begin_run()
             spool = _Spool()
+            chains = _Chains()
             recorder = HistoryRecorder(self.engine, self.store)
             reader = HistoryReader(self.engine, self.store)
             with collector:
@@ -1481,6 +1616,7 @@ class HistoryRun:
                         thing, at = self._read(position, item)
                         if isinstance(thing, Claim) and recorder.add(thing, at):
                             need = reader.plan_claim(thing)
+                            chains.add(need, at, thing)
                     except Exception as exc:  # this claim only: the run goes on
                         thing, at = _internal_error_at(position, item, exc, "reading it"), \
                             position
@@ -1489,6 +1625,7 @@ class HistoryRun:
             if recorder.recorded:
                 log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.path)
             refused = recorder.refused
+            settle(self.engine, self.store, chains, refused)
             # A store of the run's own dies with it: nothing to write. A store that outlives
             # the run (in memory too: policy cases' history) keeps the decisions.
             decided = _Decided(self.store, not self._own_store)
@@ -1742,6 +1879,7 @@ class HistoryBatch:
         recorder = HistoryRecorder(self.engine, self.store)
         reader = HistoryReader(self.engine, self.store)
         keep = KEEP_DECODED if self.workers == 1 else 0
+        chains = _Chains()
         with self._collector:
             for item in items:
                 position = getattr(item, "position", -1)
@@ -1750,6 +1888,7 @@ class HistoryBatch:
                     if claim is None or not recorder.add(claim, position):
                         continue
                     need = reader.plan_claim(claim)
+                    chains.add(need, position, claim)
                 except Exception as exc:  # this claim only: phase 2 rejects it
                     recorder.refused[position] = _failure(exc, "reading it")
                     continue
@@ -1759,6 +1898,7 @@ class HistoryBatch:
             recorder.flush()
         if recorder.recorded:
             log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.path)
+        settle(self.engine, self.store, chains, recorder.refused)
         reader.roster = self.store.has_roster()
         reader.refused = self.refused = recorder.refused
         self.engine.history = reader

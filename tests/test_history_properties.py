@@ -7,7 +7,8 @@
 The claims are drawn so that the history rules fire often: a few members, a few weeks of
 dates, the shipped packs' therapy, duplicate, ECG and KX rules and the test pack `hist`'s
 tight limits (3 visits a benefit year, one echo a year per provider, ...), replacements
-and voids among them.
+and voids among them, and claims denied (late filing) or rejected (place of service) in
+their own run, which count for no later claim of it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ def claim_data(draw: st.DrawFn, index: int, one_date: bool) -> dict[str, Any]:
                       "service_date": day.isoformat(), "diagnosis_pointers": [1]})
     last = max(dt.date.fromisoformat(line["service_date"]) for line in lines)
     received = last + dt.timedelta(days=draw(st.integers(1, 3)))
+    # Some claims are denied or rejected in the run (docs/history.md, "What counts"):
+    # filed late (medicare and acme-ppo deny every line) or with a place of service that
+    # is no CMS code (rejected).
+    damage = draw(st.sampled_from(["", "", "", "", "late", "pos"]))
+    if damage == "late":
+        received += dt.timedelta(days=400)
     data: dict[str, Any] = {
         "claim_id": f"P-{index:02d}", "payer": payer, "plan": None,
         "received_date": received.isoformat(),
@@ -69,7 +76,8 @@ def claim_data(draw: st.DrawFn, index: int, one_date: bool) -> dict[str, Any]:
                    "coverage": [{"payer": payer, "start": "2015-01-01"}]},
         "billing_provider": {"npi": "1234567893"},
         "rendering_provider": {"npi": draw(st.sampled_from(["1234567893", "1245319599"]))},
-        "place_of_service": "11", "diagnoses": ["M54.50"], "lines": lines,
+        "place_of_service": "1" if damage == "pos" else "11", "diagnoses": ["M54.50"],
+        "lines": lines,
         "authorizations": draw(st.sampled_from([[], [{
             "number": "PA-1", "codes": ["97110", "97530"], "start": "2026-01-01",
             "end": "2026-12-31", "units": 99}]])),
