@@ -203,6 +203,9 @@ class HistoryStore:
         self._keys: dict[tuple[str, str], str] = {}
         # Claims of this run whose counted lines `settle` has set (payer, claim id).
         self._settled: set[tuple[str, str]] = set()
+        # Replacements and voids of this run that `settle` found rejected: for the run
+        # they supersede nothing.
+        self._unsuperseded: set[tuple[str, str]] = set()
 
     @classmethod
     def memory(cls) -> HistoryStore:
@@ -466,14 +469,20 @@ class HistoryStore:
 
     def settle(self, outcomes: Iterable[Outcome]) -> None:
         """Within the run: the lines that count of claims it recorded and has decided
-        for the time being (`_settle`), the claims staying provisional."""
+        for the time being (`_settle`), the claims staying provisional. A replacement or
+        void decided `reject` supersedes nothing for the run (what it names counts
+        again); decided otherwise in a later round, it supersedes again."""
         with self.transaction():
             for payer, claim_id, status, denied in outcomes:
                 row = self.db.execute(
-                    "SELECT submitted, frequency FROM claims WHERE payer = ? AND "
-                    "claim_id = ? AND run = ? AND decision IS NULL",
+                    "SELECT submitted, frequency, member_key, billing, replaces FROM claims "
+                    "WHERE payer = ? AND claim_id = ? AND run = ? AND decision IS NULL",
                     (payer, claim_id, self.run)).fetchone()
-                if row is None or row[1] == "void":  # a void counts nothing anyway
+                if row is None:
+                    continue
+                if row[1] in ("replacement", "void"):
+                    self._settle_supersede(payer, claim_id, status, row)
+                if row[1] == "void":  # a void counts nothing anyway
                     continue
                 self._settled.add((payer, claim_id))
                 lines = _counted_lines(row[0], status, denied)
@@ -484,6 +493,24 @@ class HistoryStore:
                     "claim_id = ? AND run = ?",
                     (lines, lines.count("\n") + 1 if lines else 0, payer, claim_id,
                      self.run))
+
+    def _settle_supersede(self, payer: str, claim_id: str, status: str,
+                          row: tuple[Any, ...]) -> None:
+        """`settle` of a replacement or void: rejected, it supersedes nothing."""
+        key = (payer, claim_id)
+        if status == "reject":
+            self._restore(payer, claim_id, self.run)
+            self._unsuperseded.add(key)
+            return
+        if key not in self._unsuperseded:
+            return
+        self._unsuperseded.discard(key)
+        _submitted, frequency, member_key, billing, replaces = row
+        target = replaces or (claim_id if frequency == "void" else None)
+        if target is not None and (target != claim_id or frequency == "void"):
+            now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            self._supersede(ClaimFacts(payer, claim_id, member_key, "", frequency, replaces,
+                                       None, None, None, billing, 0, ""), target, now)
 
     def _restore(self, payer: str, claim_id: str, run: str) -> None:
         """What `claim_id` (recorded in `run`) replaced or voided counts again."""
@@ -1501,17 +1528,26 @@ class _Chains:
     temporary file (a run of millions of claims must not hold them all), with each
     member's offsets in it."""
 
-    def __init__(self) -> None:
+    def __init__(self, recorder: HistoryRecorder) -> None:
+        self.recorder = recorder
         self.file: IO[bytes] | None = None
         self.members: dict[str, list[tuple[int, int]]] = {}  # key -> [(position, offset)]
 
     def add(self, need: _Need | None, position: int, claim: Claim) -> None:
-        if need is None:
+        """A claim phase 1 recorded (`need`: what its counts read). A replacement or void
+        is kept even when no line of it is counted: its decision decides whether what it
+        names counts for the run's other claims."""
+        if need is not None:
+            key = need[0]
+        elif claim.frequency in ("replacement", "void") and claim.member.id and \
+                claim.lines and claim.payer in self.recorder.counters:
+            key = self.recorder.store.member_key(claim.payer, claim.member.id)
+        else:
             return
         if self.file is None:
             # Lives as long as the chains: closed by `claims`.
             self.file = tempfile.TemporaryFile(prefix="cleanclaim-chains-")  # noqa: SIM115
-        self.members.setdefault(need[0], []).append((position, self.file.tell()))
+        self.members.setdefault(key, []).append((position, self.file.tell()))
         pickle.dump(claim, self.file, protocol=pickle.HIGHEST_PROTOCOL)
 
     def claims(self, refused: Mapping[int, Refusal]) -> Iterator[list[Claim]]:
@@ -1606,8 +1642,8 @@ class HistoryRun:
             lock.__enter__()
             self.store.begin_run()
             spool = _Spool()
-            chains = _Chains()
             recorder = HistoryRecorder(self.engine, self.store)
+            chains = _Chains(recorder)
             reader = HistoryReader(self.engine, self.store)
             with collector:
                 for position, item in enumerate(items):
@@ -1879,7 +1915,7 @@ class HistoryBatch:
         recorder = HistoryRecorder(self.engine, self.store)
         reader = HistoryReader(self.engine, self.store)
         keep = KEEP_DECODED if self.workers == 1 else 0
-        chains = _Chains()
+        chains = _Chains(recorder)
         with self._collector:
             for item in items:
                 position = getattr(item, "position", -1)

@@ -109,3 +109,54 @@ def test_check_decides_the_same_with_workers_and_with_state(tmp_path: Path) -> N
     assert outputs[0] == outputs[1] == outputs[2]
     got = {d["claim_id"]: d["status"] for d in map(json.loads, outputs[0].splitlines())}
     assert got == {"PSA-2": "clean", "R-2": "clean", "PSA-1": "deny", "R-1": "reject"}
+
+
+# A replacement that is itself rejected (a place of service that is no CMS code) is not
+# on file: it supersedes nothing, in its own run or after it. ORIGINAL is a paid office
+# visit; DUPLICATE bills the same service again, a duplicate of ORIGINAL while it counts;
+# the replacement changes the code, so once it is accepted the duplicate is no longer
+# one (the control).
+ORIGINAL = claim("O-1", "99213", "2026-03-02", "2026-03-04", payer="medicare")
+DUPLICATE = claim("D-1", "99213", "2026-03-02", "2026-03-12", payer="medicare")
+
+
+def _replacement(pos: str) -> dict[str, Any]:
+    return {**claim("O-1R", "99214", "2026-03-02", "2026-03-08", payer="medicare", pos=pos),
+            "frequency": "replacement", "replaces": "O-1"}
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 2, 0)])
+def test_a_rejected_replacement_supersedes_nothing_in_its_run(
+        engine: Engine, order: tuple[int, ...]) -> None:
+    claims = [ORIGINAL, _replacement("1"), DUPLICATE]
+    got = statuses(engine, [claims[i] for i in order])
+    assert got["O-1R"][0] == "reject"
+    assert got["D-1"] == ("deny", ["common/duplicate/same-service"]), got["D-1"]
+    # The control: an accepted replacement does supersede the original in the run.
+    good = statuses(engine, [claims[i] if i != 1 else _replacement("11") for i in order])
+    assert good["O-1R"][0] == "clean" and good["D-1"] == ("clean", []), good
+
+
+def test_a_rejected_replacement_supersedes_nothing_on_file(engine: Engine,
+                                                          tmp_path: Path) -> None:
+    with HistoryStore(tmp_path / "state.sqlite") as store:
+        assert statuses(engine, [ORIGINAL], store)["O-1"] == ("clean", [])
+        got = statuses(engine, [_replacement("1"), DUPLICATE], store)
+        assert got["O-1R"][0] == "reject"
+        assert got["D-1"] == ("deny", ["common/duplicate/same-service"]), got["D-1"]
+        # And after the run: the original still counts.
+        later = {**DUPLICATE, "claim_id": "D-2", "received_date": "2026-03-20"}
+        assert statuses(engine, [later], store)["D-2"][0] == "deny"
+
+
+def test_a_rejected_replacement_with_workers_and_state(tmp_path: Path) -> None:
+    path = tmp_path / "claims.ndjson"
+    path.write_text("".join(json.dumps(c) + "\n"
+                            for c in (DUPLICATE, _replacement("1"), ORIGINAL)))
+    common = ["check", str(path), "--policies", str(REPO / "payer_policies"),
+              "--today", TODAY.isoformat(), "--format", "ndjson"]
+    outputs = [_cli(*common).stdout, _cli(*common, "--workers", "2").stdout,
+               _cli(*common, "--state", str(tmp_path / "s.sqlite")).stdout]
+    assert outputs[0] == outputs[1] == outputs[2]
+    got = {d["claim_id"]: d["status"] for d in map(json.loads, outputs[0].splitlines())}
+    assert got == {"D-1": "deny", "O-1R": "reject", "O-1": "clean"}
