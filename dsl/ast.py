@@ -241,6 +241,8 @@ class Outcome:
     carc: str
     rarcs: tuple[str, ...]
     span: Span
+    # Where `GROUP-CARC` and each RARC stand (for located code errors); not compared.
+    code_spans: tuple[Span, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)

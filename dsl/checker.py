@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cleanclaim.dsl import ast
 from cleanclaim.dsl import types as T
+from cleanclaim.dsl.codesets import adjustment
 from cleanclaim.dsl.errors import PolicyError, did_you_mean
 from cleanclaim.dsl.history import COUNTER, Counter, check_counter_calls, check_counters
 from cleanclaim.dsl.pack import (
@@ -359,6 +360,22 @@ def _check_rule(checked: CheckedPack, env: CheckEnv, pack_id: str, rule: ast.Rul
                     _span_of(condition), "compare it, e.g. `line.units > 1`"))
         if version.message is not None:
             _check_template(checked, env, version.message, scope_env, scope_kind)
+        if version.outcome is not None:
+            _check_codes(checked, version)
+
+
+def _check_codes(checked: CheckedPack, version: ast.Version) -> None:
+    """E306/E307 (tools, issue 13.14): the outcome's CARC and RARCs exist and are current."""
+    outcome = version.outcome
+    assert outcome is not None
+    for problem in adjustment.check_outcome(outcome.group, outcome.carc, outcome.rarcs,
+                                            severity=outcome.severity,
+                                            in_force_until=version.end):
+        if problem.level != "error":
+            continue  # usage warnings are lint's (W403/W404)
+        spans = outcome.code_spans
+        span = spans[problem.index] if problem.index < len(spans) else outcome.span
+        checked.errors.append(PolicyError(problem.code, problem.message, span, problem.hint))
 
 
 def _check_template(checked: CheckedPack, env: CheckEnv, message: ast.Text,

@@ -40,6 +40,8 @@ ERROR_CODES: dict[str, str] = {
     "E303": "bad-code-range",
     "E304": "csv-error",
     "E305": "mixed-value-set",
+    "E306": "unknown-adjustment-code",
+    "E307": "retired-adjustment-code",
     "E401": "unknown-root-cause",
     "E402": "unknown-owner",
     "E403": "missing-outcome",

@@ -28,7 +28,10 @@ What the quality stages detect, and what they do not:
 - W402 a rule that denies or rejects when a code is *not* found in a value set declared
   `partial` (pack.yaml): the engine gives such findings as `review` (dsl/valuesets.py
   `partial_notes`), so the written outcome is not what a claim gets until the list is
-  complete (e.g. by `cleanclaim data import`).
+  complete (e.g. by `cleanclaim data import`);
+- W403-W404 X12 usage of the outcome's codes: a CARC the X12 list allows only with another
+  group (OA-18, PR-201, ...) or the group CR (corrections of adjudicated claims), and a CARC
+  that X12 says needs a remark code given none (not for `info`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from typing import Any
 
 from cleanclaim.dsl import ast
 from cleanclaim.dsl.checker import CheckedPack, CheckEnv, check_pack
+from cleanclaim.dsl.codesets import adjustment
 from cleanclaim.dsl.errors import ERROR_CODES, PolicyError
 from cleanclaim.dsl.pack import (
     PackManifest,
@@ -72,6 +76,9 @@ LINT_CODES: dict[str, tuple[str, str]] = {
     "W401": ("missing-reference", "a rule that does not say which policy text it encodes"),
     "W402": ("deny-over-partial-data",
              "a rule that denies because a code is not in a value set declared partial"),
+    "W403": ("group-code-mismatch",
+             "a CARC with a group code the X12 list does not allow for it"),
+    "W404": ("remark-code-required", "a CARC that X12 says needs a remark code, given none"),
 }
 
 TableLoader = Callable[[Path], object]
@@ -791,6 +798,23 @@ def _partial_data(ctx: _Context) -> None:
                          "`review`")
 
 
+def _adjustment_usage(ctx: _Context) -> None:
+    """W403/W404 (issue 13.14): X12 usage notes of the outcome's codes (unknown or retired
+    codes are the checker's E306/E307)."""
+    for _pack, rule in ctx.checked.rules:
+        for version in rule.versions:
+            outcome = version.outcome
+            if outcome is None:
+                continue
+            for problem in adjustment.check_outcome(
+                    outcome.group, outcome.carc, outcome.rarcs, severity=outcome.severity,
+                    in_force_until=version.end):
+                if problem.level == "warning":
+                    spans = outcome.code_spans
+                    span = spans[problem.index] if problem.index < len(spans) else outcome.span
+                    ctx.warn(problem.code, problem.message, span, problem.hint)
+
+
 STAGES: tuple[tuple[str, Stage], ...] = (
     ("value-sets", _value_sets),
     ("scopes", _scopes),
@@ -798,6 +822,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("conflicts", _conflicts),
     ("references", _references),
     ("partial-data", _partial_data),
+    ("adjustment-codes", _adjustment_usage),
 )
 
 

@@ -372,7 +372,8 @@ class _ToAst(Transformer[Token, Any]):
         severity, carc, *rarcs = c
         group, code = str(carc).split("-", 1)
         span = self._s(meta)
-        outcome = ast.Outcome(severity, group, code, tuple(str(r) for r in rarcs), span)
+        outcome = ast.Outcome(severity, group, code, tuple(str(r) for r in rarcs), span,
+                              tuple(self._s(t) for t in (carc, *rarcs)))
         return ("then", outcome, span)
 
     def reject(self, _: list[Any]) -> ast.Severity:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from cleanclaim.dsl.codesets import adjustment
 from cleanclaim.dsl.compiler import CompiledRule, Program
 
 
@@ -30,6 +31,8 @@ class RuleRow:
     source: str
     file: str
     line: int
+    # Our short labels of the CARC and RARCs (dsl/codesets/adjustment.py), "97: ...; M15: ...".
+    codes_meaning: str = ""
 
 
 def _scope(rule: CompiledRule) -> str:
@@ -64,8 +67,18 @@ def rule_rows(programs: Iterable[Program]) -> list[RuleRow]:
                     outcome += " " + " ".join(v.rarcs)
                 rows.append(RuleRow(rule.pack, rule.id, rule.title or rule.id, _scope(rule),
                                     dates, outcome, rule.root_cause, rule.owner,
-                                    v.reference or "(no reference)", rule.file, v.line))
+                                    v.reference or "(no reference)", rule.file, v.line,
+                                    codes_meaning(v.carc, v.rarcs)))
     return rows
+
+
+def codes_meaning(carc_code: str, rarcs: Iterable[str]) -> str:
+    """`97: paid as part of another service; M15: ...` for the codes we have labels for."""
+    parts = []
+    for entry in (adjustment.carc(carc_code), *(adjustment.rarc(r) for r in rarcs)):
+        if entry is not None and entry.label:
+            parts.append(f"{entry.code}: {entry.label}")
+    return "; ".join(parts)
 
 
 def _cell(text: str) -> str:
@@ -81,8 +94,9 @@ def render_markdown(rows: list[RuleRow]) -> str:
            "| source |",
            "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        outcome = f"{r.outcome} ({r.codes_meaning})" if r.codes_meaning else r.outcome
         out.append("| " + " | ".join(_cell(c) for c in (
-            r.pack, f"`{r.rule}`", r.statement, r.applies_to, r.dates, r.outcome,
+            r.pack, f"`{r.rule}`", r.statement, r.applies_to, r.dates, outcome,
             f"{r.root_cause} / {r.owner}", r.source)) + " |")
     return "\n".join(out) + "\n"
 
