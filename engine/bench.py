@@ -416,8 +416,7 @@ def _fill_store(store: Any, prior_visits: int, members: int, rng: random.Random)
     counts = [prior_visits * w // total for w in weights]
     for m in range(prior_visits - sum(counts)):  # what the division left, one each
         counts[m % members] += 1
-    now = "2026-06-01T00:00:00+00:00"
-    rows: list[tuple[Any, ...]] = []
+    rows: list[Any] = []
     for m in range(members):
         payer = payers[m % 2]
         key = store.member_key(payer, f"M{m:06d}")
@@ -437,20 +436,9 @@ def _fill_store(store: Any, prior_visits: int, members: int, rng: random.Random)
             received = max(dates)
             fact = ClaimFacts(payer, f"P{m}-{visit}", key, received, "original", None,
                               min(dates), max(dates), NPI, NPI, size, "\n".join(lines))
-            rows.append((fact.member_key, fact.claim_id, payer, fact.received, "original",
-                         None, fact.first_dos, fact.last_dos, size, None, NPI, NPI, now,
-                         fact.lines))
+            rows.append(fact)
             visit += size
-        if len(rows) >= 50_000:
-            _insert(store, rows)
-            rows = []
-    _insert(store, rows)
-
-
-def _insert(store: Any, rows: list[tuple[Any, ...]]) -> None:
-    with store.transaction():
-        store.db.executemany("INSERT OR REPLACE INTO claims VALUES "
-                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    store.put_decided(rows)  # decided claims: every line counts
 
 
 def format_history_results(results: dict[str, float]) -> str:
