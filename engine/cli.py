@@ -130,7 +130,7 @@ def _worker_options(engine: Any) -> Any:
     return EngineRecipe.of(engine)
 
 
-def _history_run(engine: Any, state: Path | None, paths: list[Path],
+def _history_run(engine: Any, state: str | None, paths: list[Path],
                  payer_map: dict[str, str], workers: int,
                  limits: dict[Path, int] | None = None) -> Any:
     """Phase 1 of a check with claim history (a store at `--state`, or packs that count
@@ -185,8 +185,10 @@ def check(
     output: Annotated[OutputFormat, typer.Option(
         "--format", help="json: an array; ndjson: one decision a line; table: for people.")
     ] = OutputFormat.json,
-    state: Annotated[Path | None, typer.Option(
-        "--state", help="Claim-history store (SQLite).")] = None,
+    # (a str, not a Path: a Path folds the `//` of a postgresql:// URL)
+    state: Annotated[str | None, typer.Option(
+        "--state", help="Claim-history store: a SQLite file, or a postgresql:// URL.")
+    ] = None,
     ptp: Annotated[Path | None, typer.Option(
         "--ptp", help="CMS NCCI practitioner PTP file, replacing the packs' sample table.")] = None,
     mue: Annotated[Path | None, typer.Option(
@@ -661,20 +663,21 @@ app.add_typer(history_app, name="history")
 app.add_typer(data_app, name="data")
 app.add_typer(members_app, name="members")
 
-_STATE = Annotated[Path, typer.Option("--state", help="The claim-history store (SQLite).")]
+_STATE = Annotated[str, typer.Option(
+    "--state", help="The claim-history store: a SQLite file, or a postgresql:// URL.")]
 _MEMBER = Annotated[str, typer.Option("--member", help="The member id, as on the claims.")]
 _PAYERS = Annotated[list[str] | None, typer.Option(
     "--payer", help="Only this payer (repeatable); default: every payer in the store.")]
 
 
-def _existing_store(state: Path) -> Any:
-    from cleanclaim.engine.history import HistoryStore, StoreError
+def _existing_store(state: str) -> Any:
+    from cleanclaim.engine.history import StoreError, is_url, open_store
 
-    if not state.is_file():
+    if not is_url(state) and not Path(state).is_file():
         typer.echo(f"error: {state}: no such history store", err=True)
         raise typer.Exit(2)
     try:
-        return HistoryStore(state)
+        return open_store(state)
     except StoreError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -715,7 +718,7 @@ def members_import(
 ) -> None:
     """Load coverage spans into the store; each member in the file gets exactly its spans
     in the file (a file with a bad row imports nothing: exit 2)."""
-    from cleanclaim.engine.history import HistoryStore, StoreError
+    from cleanclaim.engine.history import StoreError, open_store
     from cleanclaim.engine.roster import RosterError, import_roster, read_roster
 
     try:
@@ -725,13 +728,14 @@ def members_import(
             typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(2) from exc
     try:
-        store = HistoryStore(state)
+        store = open_store(state)
     except StoreError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     with store:
         members, count = import_roster(store, spans)
-    typer.echo(f"imported {count} coverage span(s) of {members} member(s) into {state}")
+    typer.echo(f"imported {count} coverage span(s) of {members} member(s) into "
+               f"{store.label}")
 
 
 def _encode(output: OutputFormat, d: Decision) -> tuple[str, str, Any, bool]:

@@ -164,6 +164,7 @@ def import_roster(store: HistoryStore, spans: Iterable[RosterSpan]) -> tuple[int
         by_member.setdefault(store.roster_key(span.member_id), []).append(span)
     count = 0
     with store.transaction():
+        store._lock_members(by_member)  # (PostgreSQL: no other writer of these members)
         for key, member_spans in by_member.items():
             store.db.execute("DELETE FROM coverage WHERE member_key = ?", (key,))
             store.db.executemany(

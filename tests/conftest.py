@@ -2,8 +2,9 @@
 loaded from pyproject (`-p`) so that it also collects `payer_policies/*/cases/*.yaml`."""
 
 from tests.policy_cases_plugin import TODAY, engine, shared_engine
+from tests.postgres_server import backends, postgres_url
 
-__all__ = ["TODAY", "engine", "shared_engine"]
+__all__ = ["TODAY", "backends", "engine", "postgres_url", "shared_engine"]
 
 
 # Every test run keeps the on-disk cache (dsl/cache.py) in a folder of its own, never in

@@ -1,8 +1,9 @@
 """Several processes writing one history store at once lose no visit and count none twice.
 
-Four processes check overlapping shares of one set of claims against one SQLite file, in
-small runs so that their write transactions interleave; some claims are sent by two
-processes (a re-send), some replace or void a claim another process sends. Afterwards the
+Four processes check overlapping shares of one set of claims against one store (a SQLite
+file, and a PostgreSQL database), in small runs so that their write transactions
+interleave; some claims are sent by two processes (a re-send), some replace or void a
+claim another process sends. Afterwards the
 store must hold each claim exactly once (replaced and voided ones without lines), and a
 run of every claim against it must decide as one self-contained run of them all.
 """
@@ -11,11 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cleanclaim.engine import Engine
-from cleanclaim.engine.history import HistoryStore
+from cleanclaim.engine.history import open_store
+from tests.postgres_server import BACKENDS, Backends
 
 TODAY = dt.date(2026, 11, 27)
 HIST = Path(__file__).resolve().parent / "policies" / "history"
@@ -54,22 +59,31 @@ def _shares(claims: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return shares
 
 
-def _writer(path: str, share: list[dict[str, Any]], start: Any) -> None:
+def _writer(path: str, share: list[dict[str, Any]], start: Any, key_file: str) -> None:
+    from cleanclaim.engine.history.postgres import KEY_FILE_ENV
+
+    os.environ[KEY_FILE_ENV] = key_file
     engine = Engine([HIST], today=TODAY, plugins=())
     start.wait()
     for first in range(0, len(share), 4):  # small runs: many interleaved transactions
-        with HistoryStore(path) as store:
+        with open_store(path) as store:
             for _decision in engine.check_many(share[first:first + 4], history=store):
                 pass
 
 
-def test_concurrent_writers_lose_no_visit_and_count_none_twice(tmp_path: Path) -> None:
-    path = str(tmp_path / "shared.sqlite")
-    HistoryStore(path).close()
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_writers_lose_no_visit_and_count_none_twice(
+        tmp_path: Path, backends: Backends, backend: str) -> None:
+    """Against one SQLite file, and against one PostgreSQL database."""
+    from cleanclaim.engine.history.postgres import KEY_FILE_ENV
+
+    path = backends.state(backend, tmp_path)
+    open_store(path).close()
     claims = _claims()
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(PROCESSES)
-    workers = [context.Process(target=_writer, args=(path, share, start))
+    key_file = os.environ.get(KEY_FILE_ENV, "")
+    workers = [context.Process(target=_writer, args=(path, share, start, key_file))
                for share in _shares(claims)]
     for worker in workers:
         worker.start()
@@ -78,7 +92,7 @@ def test_concurrent_writers_lose_no_visit_and_count_none_twice(tmp_path: Path) -
     assert [w.exitcode for w in workers] == [0] * PROCESSES
 
     replaced = {c["replaces"] for c in claims if c.get("replaces")}
-    with HistoryStore(path) as store:
+    with open_store(path) as store:
         assert store.counts()["claims"] == len(claims)
         for m in range(MEMBERS):
             recorded = {c["claim_id"]: (c["lines"], c["decision"])

@@ -2,7 +2,9 @@
 
 - any permutation of the same claims gives the same decisions;
 - splitting a batch into several runs against one store gives the decisions of one run;
-- replaying a run against the same store is idempotent (decisions and store alike).
+- replaying a run against the same store is idempotent (decisions and store alike);
+
+the store properties against both stores, SQLite and PostgreSQL (tests/postgres_server.py).
 
 The claims are drawn so that the history rules fire often: a few members, a few weeks of
 dates, the shipped packs' therapy, duplicate, ECG and KX rules and the test pack `hist`'s
@@ -18,12 +20,14 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cleanclaim.engine import Engine
 from cleanclaim.engine.engine import shipped_policies
 from cleanclaim.engine.history import HistoryStore
+from tests.postgres_server import BACKENDS, Backends
 
 TODAY = dt.date(2026, 11, 27)
 HIST = Path(__file__).resolve().parent / "policies" / "history"
@@ -123,26 +127,30 @@ def _order(claim: dict[str, Any]) -> tuple[str, str, str]:
     return (claim["lines"][0]["service_date"], claim["received_date"], claim["claim_id"])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @PROPERTY
 @given(batches(one_date=True, amend=False), st.lists(st.integers(1, 11), max_size=3))
 def test_a_batch_split_into_runs_against_one_store_gets_the_decisions_of_one_run(
-        claims: list[dict[str, Any]], cuts: list[int]) -> None:
+        backends: Backends, backend: str, claims: list[dict[str, Any]],
+        cuts: list[int]) -> None:
     """Runs in counting order, as claims arrive over time (each claim has one date of
-    service, so the runs do not overlap in the counting order)."""
+    service, so the runs do not overlap in the counting order). Against SQLite and
+    PostgreSQL alike."""
     ordered = sorted(claims, key=_order)
     bounds = sorted({0, len(ordered), *(c for c in cuts if c < len(ordered))})
     split: dict[str, Any] = {}
-    with HistoryStore.memory() as store:
+    with backends.store(backend) as store:
         for start, end in pairwise(bounds):
             split.update(decide(ordered[start:end], store))
     assert split == decide(claims)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @PROPERTY
 @given(batches())
-def test_replaying_a_run_against_its_store_changes_nothing(claims: list[dict[str, Any]]
-                                                          ) -> None:
-    with HistoryStore.memory() as store:
+def test_replaying_a_run_against_its_store_changes_nothing(
+        backends: Backends, backend: str, claims: list[dict[str, Any]]) -> None:
+    with backends.store(backend) as store:
         first = decide(claims, store)
         counts = store.counts()
         assert decide(claims, store) == first

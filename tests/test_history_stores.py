@@ -3,20 +3,22 @@ tests/test_history_postgres.py runs the same checks)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import pytest
 
 from cleanclaim.engine import Engine
-from cleanclaim.engine.history import HistoryStore, claim_facts
+from cleanclaim.engine.history import claim_facts
 from cleanclaim.engine.model import decode_claim
+from tests.postgres_server import BACKENDS, Backends
 from tests.test_history import HIST, TODAY, claim
 
 
-def test_put_decided_loads_claims_that_count(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_put_decided_loads_claims_that_count(backends: Backends, backend: str) -> None:
     """`put_decided` (the bench's fill of prior visits) writes rows of the current
     schema: three decided PT visits on file make the next visit the fourth (hist/pt-limit
     denies visits after the third of the benefit year)."""
     engine = Engine([HIST], today=TODAY, plugins=())
-    with HistoryStore(tmp_path / "s.sqlite") as store:
+    with backends.store(backend) as store:
         facts = []
         for n, day in enumerate(("2025-08-04", "2025-08-05", "2025-08-06")):
             decoded, _ = decode_claim(claim(f"P-{n}", ("97110", day)), TODAY)

@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.history import COUNTER, Counter, counter_of
@@ -164,6 +164,30 @@ def key_path(store_path: str) -> Path:
     return Path(f"{store_path}.key")
 
 
+class Rows(Protocol):
+    """A statement's result (a DB-API cursor)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Database(Protocol):
+    """What the store needs of a database connection: sqlite3's, or the PostgreSQL
+    adapter's (engine/history/postgres.py), which takes the same SQL."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Rows: ...
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 class Refusal(NamedTuple):
     """Why phase 1 did not record a claim, and the reject it gets in phase 2."""
 
@@ -175,15 +199,19 @@ class Refusal(NamedTuple):
 class HistoryStore:
     """A claim-history store: SQLite at `path`, or in memory (`HistoryStore.memory()`)."""
 
+    # Errors of the store itself (locked, disk full, connection lost): the run stops.
+    FATAL: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+
     def __init__(self, path: Path | str, run: str | None = None) -> None:
-        self.path = str(path)
+        self.path = self.label = str(path)  # (label: the store as messages name it)
         # The run this connection records for: its provisional claims count for it.
         self.run = run or os.urandom(8).hex()
         if self.path != ":memory:":
             _create_private(self.path)
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None,
-                                      timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+            self.db: Database = sqlite3.connect(
+                self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False)
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if self.path != ":memory:":
                 self.db.execute("PRAGMA journal_mode = WAL")
@@ -199,6 +227,10 @@ class HistoryStore:
             self.salt = self._key()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a cleanclaim history store ({exc})") from exc
+        self._state()
+
+    def _state(self) -> None:
+        """What a store keeps besides its connection."""
         self._roster: bool | None = None
         self._keys: dict[tuple[str, str], str] = {}
         # Claims of this run whose counted lines `settle` has set (payer, claim id).
@@ -229,13 +261,13 @@ class HistoryStore:
             # Read again under the write lock: another process may have migrated.
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: history store schema {version} is newer "
+                raise StoreError(f"{self.label}: history store schema {version} is newer "
                                  f"than this cleanclaim (schema {SCHEMA_VERSION})")
             for step in MIGRATIONS[version:]:
                 for statement in step:
                     self.db.execute(statement)
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        log.info("history store %s migrated from schema %d to %d", self.path, version,
+        log.info("history store %s migrated from schema %d to %d", self.label, version,
                  SCHEMA_VERSION)
 
     def _key(self) -> bytes:
@@ -267,13 +299,17 @@ class HistoryStore:
             if found is None:
                 self.db.execute("INSERT INTO meta VALUES ('key_check', ?)", (check,))
             elif found[0] != check:
-                raise StoreError(f"{self.path}: the history key ({KEY_ENV} or "
-                                 f"{key_path(self.path).name}) is not this store's")
+                raise StoreError(f"{self.label}: the history key ({KEY_ENV} or "
+                                 f"{self._key_location().name}) is not this store's")
             self.db.execute("DELETE FROM meta WHERE key = 'salt'")
         return key[:64]
 
+    def _key_location(self) -> Path:
+        """The key file when KEY_ENV is not set: beside the store."""
+        return key_path(self.path)
+
     def _key_file(self, legacy: str | None) -> bytes:
-        path = key_path(self.path)
+        path = self._key_location()
         try:
             handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:
@@ -346,6 +382,7 @@ class HistoryStore:
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         run = self.run
         with self.transaction():
+            self._lock_members({f.member_key for f in latest.values()})
             existing = self._existing(list(latest))
             rows = []
             recorded: list[ClaimFacts] = []
@@ -369,10 +406,7 @@ class HistoryStore:
                              f.line_count if counted else 0, by, f.rendering, f.billing, now,
                              f.lines if counted else "", None, run, f.lines, by_run))
                 recorded.append(f)
-            rows.sort(key=itemgetter(0))  # in key order: the B-tree is written page by page
-            # OR REPLACE also drops the row of a claim id recorded under another member.
-            self.db.executemany("INSERT OR REPLACE INTO claims VALUES "
-                                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._replace_rows(rows)
             count = len(rows)
             for f in recorded:  # replacements and voids, in order
                 target = f.replaces or (f.claim_id if f.frequency == "void" else None)
@@ -408,12 +442,23 @@ class HistoryStore:
 
     def _put_rows(self, rows: list[tuple[Any, ...]]) -> int:
         if rows:
-            rows.sort(key=itemgetter(0))
             with self.transaction():
-                self.db.executemany("INSERT OR REPLACE INTO claims VALUES "
-                                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                    rows)
+                self._lock_members({row[0] for row in rows})
+                self._replace_rows(rows)
         return len(rows)
+
+    def _replace_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Write whole `claims` rows, each replacing the row of its (member key, claim
+        id) and the row of its (payer, claim id), if any (inside a transaction)."""
+        rows.sort(key=itemgetter(0))  # in key order: the B-tree is written page by page
+        # OR REPLACE also drops the row of a claim id recorded under another member.
+        self.db.executemany("INSERT OR REPLACE INTO claims VALUES "
+                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def _lock_members(self, member_keys: Iterable[str]) -> None:
+        """Inside a write transaction: no other writer changes these members' rows until
+        it ends. SQLite's write transaction is the whole store's already; PostgreSQL
+        takes advisory locks (engine/history/postgres.py)."""
 
     def _existing(self, ids: list[tuple[str, str]]
                   ) -> dict[tuple[str, str], tuple[Any, ...]]:
@@ -506,6 +551,7 @@ class HistoryStore:
                     (payer, claim_id, self.run)).fetchone()
                 if row is None:
                     continue
+                self._lock_members([row[2]])
                 if row[1] in ("replacement", "void"):
                     self._settle_supersede(payer, claim_id, status, row)
                 if row[1] == "void":  # a void counts nothing anyway
@@ -567,6 +613,18 @@ class HistoryStore:
         """The runs that held the store, in order: (run, started, finished or None)."""
         return self.db.execute("SELECT run, started, finished FROM runs ORDER BY seq"
                                ).fetchall()
+
+    def run_of(self, payer: str, claim_id: str) -> str | None:
+        """The run that recorded the claim (None: not on file)."""
+        row = self.db.execute("SELECT run FROM claims WHERE payer = ? AND claim_id = ?",
+                              (payer, claim_id)).fetchone()
+        return None if row is None else str(row[0])
+
+    def clear_all(self) -> None:
+        """Forget every claim, run and roster span (the key stays): a new store."""
+        with self.transaction():
+            for table in ("claims", "runs", "coverage"):
+                self.db.execute(f"DELETE FROM {table}")
 
     def sweep(self) -> int:
         """Forget the provisional claims of runs that ended without deciding them (killed):
@@ -659,6 +717,7 @@ class HistoryStore:
     def clear_member(self, member_key: str) -> int:
         """Forget the member's recorded claims; returns how many claims were removed."""
         with self.transaction():
+            self._lock_members([member_key])
             removed = self.db.execute("DELETE FROM claims WHERE member_key = ?",
                                       (member_key,)).rowcount
         log.info("cleared %d claim(s) of member %s", removed, member_key)
@@ -685,6 +744,22 @@ class HistoryStore:
 # A claim's decision as the store keeps it: payer, claim id, status, and the numbers of
 # its lines denied or rejected on their own (None: every line, e.g. a claim-level deny).
 Outcome = tuple[str, str, str, "frozenset[str] | None"]
+
+
+def is_url(state: str | Path) -> bool:
+    """Whether `--state` names a PostgreSQL database (else a SQLite file)."""
+    return str(state).startswith(("postgresql://", "postgres://"))
+
+
+def open_store(state: str | Path, run: str | None = None) -> HistoryStore:
+    """The history store at `state`: a SQLite file, or a PostgreSQL database when `state`
+    is a `postgresql://` URL (engine/history/postgres.py)."""
+    text = str(state)
+    if is_url(text):
+        from cleanclaim.engine.history.postgres import PostgresStore
+
+        return PostgresStore(text, run)
+    return HistoryStore(text, run)
 
 
 def outcome_of(decision: Decision, payer: str | None = None) -> Outcome | None:
@@ -752,7 +827,7 @@ class RunLock:
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def __enter__(self) -> None:
@@ -1287,13 +1362,13 @@ class HistoryRecorder:
         batch, self.batch = self.batch, []
         try:
             self.recorded += self.store.record(batch, self.refused)
-        except sqlite3.OperationalError:
+        except self.store.FATAL:
             raise  # the store itself (locked, disk full): the run cannot go on
         except Exception:
             for facts in batch:  # one at a time: only the claim that fails is refused
                 try:
                     self.recorded += self.store.record([facts], self.refused)
-                except sqlite3.OperationalError:
+                except self.store.FATAL:
                     raise
                 except Exception as exc:
                     self.refused[facts.position] = _failure(exc, "recording it")
@@ -1547,6 +1622,9 @@ class HistoryReader:
 
 
 SETTLE_ROUNDS = 32  # rounds of deciding a member's claims of a run, at most
+# Claims `settle` keeps as they are (~3 kB each; phase 2 holds many of them anyway); more
+# are kept in a temporary file.
+CHAINS_IN_MEMORY = 20_000
 
 
 class _Chains:
@@ -1557,7 +1635,9 @@ class _Chains:
     def __init__(self, recorder: HistoryRecorder) -> None:
         self.recorder = recorder
         self.file: IO[bytes] | None = None
-        self.members: dict[str, list[tuple[int, int]]] = {}  # key -> [(position, offset)]
+        # key -> [(position, offset in the file, or the claim itself while few are kept)]
+        self.members: dict[str, list[tuple[int, int | Claim]]] = {}
+        self.in_memory = 0
 
     def add(self, need: _Need | None, position: int, claim: Claim) -> None:
         """A claim phase 1 recorded (`need`: what its counts read). A replacement or void
@@ -1570,6 +1650,10 @@ class _Chains:
             key = self.recorder.store.member_key(claim.payer, claim.member.id)
         else:
             return
+        if self.in_memory < CHAINS_IN_MEMORY:  # the claim itself (phase 2 keeps it too)
+            self.in_memory += 1
+            self.members.setdefault(key, []).append((position, claim))
+            return
         if self.file is None:
             # Lives as long as the chains: closed by `claims`.
             self.file = tempfile.TemporaryFile(prefix="cleanclaim-chains-")  # noqa: SIM115
@@ -1579,22 +1663,26 @@ class _Chains:
     def claims(self, refused: Mapping[int, Refusal]) -> Iterator[list[Claim]]:
         """The recorded claims of each member with more than one, read back."""
         file, self.file = self.file, None
-        if file is None:
-            return
         try:
             for entries in self.members.values():
-                kept = [(position, offset) for position, offset in entries
+                kept = [(position, where) for position, where in entries
                         if position not in refused]
                 if len(kept) < 2:
                     continue
                 chain = []
-                for _position, offset in kept:
-                    file.seek(offset)
+                for _position, where in kept:
+                    if isinstance(where, Claim):
+                        chain.append(where)
+                        continue
+                    assert file is not None
+                    file.seek(where)
                     chain.append(pickle.load(file))  # our own temporary file
                 yield chain
         finally:
-            file.close()
+            if file is not None:
+                file.close()
             self.members = {}
+            self.in_memory = 0
 
 
 def _effect(outcome: Outcome | None) -> frozenset[str] | None:
@@ -1604,21 +1692,44 @@ def _effect(outcome: Outcome | None) -> frozenset[str] | None:
     return None if outcome[2] == "reject" else outcome[3]
 
 
+class SettleStats(NamedTuple):
+    """What `settle` did: members settled, claims decided (over all rounds), the rounds
+    of the longest chain, rounds in all, members that did not settle, and CPU seconds."""
+
+    members: int = 0
+    evaluations: int = 0
+    most_rounds: int = 0
+    rounds: int = 0
+    unsettled: int = 0
+    seconds: float = 0.0
+
+
 def settle(engine: Engine, store: HistoryStore, chains: _Chains,
-           refused: Mapping[int, Refusal]) -> int:
+           refused: Mapping[int, Refusal]) -> SettleStats:
     """Between the phases: the run's claims count against each other with their
     decisions in the run (docs/history.md, "What counts"). A member's claims of the run
     are decided against the store, their lines that do not count (a rejected claim, a
     denied line) are taken out of the store for the run (`HistoryStore.settle`), and
     they are decided again, until no claim's counted lines change. A claim counts only
     claims before it in the counting order, so each round settles at least the next
-    claim of the chain; the outcome does not depend on the input order. Returns the
-    rounds of the longest chain."""
+    claim of the chain; the outcome does not depend on the input order."""
+    import time
+
+    started = time.process_time()
     reader = HistoryReader(engine, store)
-    most = 0
+    most = members = evaluations = total = unsettled = 0
     for chain in chains.claims(refused):
+        members += 1
         effects: dict[str, frozenset[str] | None] = {c.claim_id: frozenset() for c in chain}
         key = ""
+        # The member is read once a round, with the dates all its claims look at (not
+        # again for each claim whose window reaches further).
+        reader.spans = {}
+        for claim in chain:
+            need = reader._need(claim)
+            if need is not None:
+                span = reader.spans.setdefault(need[0], [need[1], need[2]])
+                span[0], span[1] = min(span[0], need[1]), max(span[1], need[2])
         for rounds in range(1, SETTLE_ROUNDS + 1):
             changed: list[Outcome] = []
             for claim in chain:
@@ -1636,15 +1747,24 @@ def settle(engine: Engine, store: HistoryStore, chains: _Chains,
                 if claim.member.id:
                     key = store.member_key(claim.payer, claim.member.id)
                 claim.history = None
+            evaluations += len(chain)
             most = max(most, rounds)
+            total += 1
             if not changed:
                 break
             store.settle(changed)
             reader.forget(key)
         else:
+            unsettled += 1
             log.warning("a member's claims of the run did not settle in %d rounds",
                         SETTLE_ROUNDS)
-    return most
+        reader.forget(key)  # done with the member: the cache holds one member at a time
+    stats = SettleStats(members, evaluations, most, total, unsettled,
+                        time.process_time() - started)
+    if members:
+        log.info("settled %d member(s): %d claim decisions in %d round(s), at most %d "
+                 "for a member, %.2f s", members, evaluations, total, most, stats.seconds)
+    return stats
 
 
 class HistoryRun:
@@ -1655,6 +1775,7 @@ class HistoryRun:
         self.engine = engine
         self.store = store if store is not None else HistoryStore.memory()
         self._own_store = store is None
+        self.settled = SettleStats()  # what phase 1's `settle` did
 
     def check_many(self, items: Iterable[Any]) -> Iterator[Decision]:
         """Decisions for `items` (dicts, JSON text, `Claim`s or `RawClaim`s), in input
@@ -1685,9 +1806,9 @@ class HistoryRun:
                     spool.add((thing, at, need))
                 recorder.flush()
             if recorder.recorded:
-                log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.path)
+                log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.label)
             refused = recorder.refused
-            settle(self.engine, self.store, chains, refused)
+            self.settled = settle(self.engine, self.store, chains, refused)
             # A store of the run's own dies with it: nothing to write. A store that outlives
             # the run (in memory too: policy cases' history) keeps the decisions.
             decided = _Decided(self.store, not self._own_store)
@@ -1897,7 +2018,7 @@ class HistoryEngineBuilder:
 
     def build(self) -> Engine:
         engine: Engine = self.inner.build()
-        reader = HistoryReader(engine, HistoryStore(self.store_path, self.run or None))
+        reader = HistoryReader(engine, open_store(self.store_path, self.run or None))
         reader.refused = dict(self.refused)
         engine.history = reader
         return engine
@@ -1912,7 +2033,7 @@ class HistoryBatch:
     Two passes over the input keep memory flat whatever its size; each claim is decoded
     once in each."""
 
-    def __init__(self, engine: Engine, state: Path | None, workers: int = 1) -> None:
+    def __init__(self, engine: Engine, state: Path | str | None, workers: int = 1) -> None:
         self.engine = engine
         self.workers = workers
         self._collector = _QuietCollector()
@@ -1926,8 +2047,9 @@ class HistoryBatch:
             path = name
         else:
             path = ":memory:"
-        self.store = HistoryStore(path)
+        self.store = open_store(path)
         self.refused: dict[int, Refusal] = {}
+        self.settled = SettleStats()  # what phase 1's `settle` did
         self._lock = self.store.run_lock()
         self._decided = _Decided(self.store) if state is not None else None
 
@@ -1959,8 +2081,8 @@ class HistoryBatch:
                     keep -= 1
             recorder.flush()
         if recorder.recorded:
-            log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.path)
-        settle(self.engine, self.store, chains, recorder.refused)
+            log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.label)
+        self.settled = settle(self.engine, self.store, chains, recorder.refused)
         reader.roster = self.store.has_roster()
         reader.refused = self.refused = recorder.refused
         self.engine.history = reader
@@ -2044,9 +2166,12 @@ __all__ = [
     "HistoryRecorder",
     "HistoryRun",
     "HistoryStore",
+    "SettleStats",
     "StoreError",
     "counts_history",
+    "is_url",
     "member_report",
+    "open_store",
     "put_on_file",
     "render_report",
 ]
