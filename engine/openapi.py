@@ -94,6 +94,16 @@ def claim_schemas(payers: list[str] | None = None) -> dict[str, Any]:
         "properties": {"npi": _nullable({**TEXT, "description": "10-digit NPI"}),
                        "taxonomy": _nullable(TEXT), "specialty": _nullable(TEXT)},
     })
+    # Read trimmed and upper-cased (engine/model.py `_service_state`).
+    state = _nullable({"type": "string", "pattern": "^\\s*[A-Za-z]{2}\\s*$",
+                       "description": "two-letter USPS state code"})
+    address = _nullable({"type": "object", "properties": {"state": state}})
+    billing = _nullable({
+        "type": "object",
+        "properties": {"npi": _nullable({**TEXT, "description": "10-digit NPI"}),
+                       "taxonomy": _nullable(TEXT), "specialty": _nullable(TEXT),
+                       "address": address},
+    })
     payer: dict[str, Any] = {**ID, "description": "selects the policy pack"}
     if payers:
         payer = {"enum": sorted(payers), "description": "selects the policy pack"}
@@ -125,10 +135,16 @@ def claim_schemas(payers: list[str] | None = None) -> dict[str, Any]:
                                            "end": _nullable(DATE)}}),
                     },
                 }),
-                "billing_provider": provider,
+                "billing_provider": billing,
                 "rendering_provider": provider,
                 "referring_provider": provider,
                 "place_of_service": _nullable(TEXT),
+                "service_state": {**state, "description": "two-letter USPS code of the "
+                                  "state where the service was rendered; else "
+                                  "service_facility.address.state, else "
+                                  "billing_provider.address.state"},
+                "service_facility": _nullable({"type": "object",
+                                               "properties": {"address": address}}),
                 "diagnoses": _nullable({"type": "array", "items": CODE,
                                         "description": "ICD-10-CM, dotted or not"}),
                 "authorizations": _list({

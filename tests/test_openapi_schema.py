@@ -133,3 +133,90 @@ def test_every_status_and_problem_type_is_documented() -> None:
     assert "not-ready" in doc["paths"]["/ready"]["get"]["responses"]["503"]["description"]
     payer = doc["components"]["schemas"]["Claim"]["properties"]["payer"]
     assert payer["enum"] == ["medicare"]
+
+
+# ---- the schema lists exactly the fields the engine reads (18.13: service_state) ----------
+
+class _Recording(dict):  # type: ignore[type-arg]
+    """A claim object that records every key the decoder looks up, as a dotted path."""
+
+    def __init__(self, data: dict[str, Any], path: str, seen: set[str]) -> None:
+        super().__init__({k: _record(v, f"{path}{k}", seen) for k, v in data.items()})
+        self._path = path
+        self._seen = seen
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._seen.add(f"{self._path}{key}")
+        return super().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        self._seen.add(f"{self._path}{key}")
+        return super().__getitem__(key)
+
+    def __contains__(self, key: Any) -> bool:
+        self._seen.add(f"{self._path}{key}")
+        return super().__contains__(key)
+
+
+def _record(value: Any, path: str, seen: set[str]) -> Any:
+    if isinstance(value, dict):
+        return _Recording(value, f"{path}." if path else "", seen)
+    if isinstance(value, list):
+        return [_record(item, path + "[]", seen) for item in value]
+    return value
+
+
+def fields_the_engine_reads() -> set[str]:
+    """Every field path `decode_claim` looks up, over claims that carry every section
+    (the state is read from the first of three places that has one, so three claims)."""
+    from cleanclaim.engine.model import decode_claim
+
+    full = json.loads(json.dumps(EXAMPLE_CLAIM))
+    full.update(
+        referring_provider={"npi": "1234567893", "taxonomy": "207Q00000X",
+                            "specialty": "family"},
+        authorizations=[{"number": "PA-1", "codes": ["93306"], "start": "2026-01-01",
+                         "end": "2026-12-31", "units": 1}],
+        service_facility={"address": {"state": "IL"}}, documentation={"ecg": {}})
+    full["billing_provider"]["address"] = {"state": "WI"}
+    full["lines"][0]["minutes"] = 10
+    seen: set[str] = set()
+    for drop in ((), ("service_state",), ("service_state", "service_facility")):
+        claim = {k: v for k, v in {**full, "service_state": "MN"}.items() if k not in drop}
+        decoded, problems = decode_claim(_record(claim, "", seen), TODAY)
+        assert decoded is not None and problems == []
+    return seen
+
+
+def schema_fields(schema: dict[str, Any], schemas: dict[str, Any], path: str = ""
+                  ) -> set[str]:
+    """Every property path of a schema, `[]` for array items (`oneOf` null unwrapped)."""
+    if "$ref" in schema:
+        return schema_fields(schemas[schema["$ref"].rsplit("/", 1)[1]], schemas, path)
+    found: set[str] = set()
+    for option in schema.get("oneOf", ()):
+        found |= schema_fields(option, schemas, path)
+    if schema.get("type") == "array":
+        found |= schema_fields(schema.get("items", {}), schemas, path + "[]")
+    for name, sub in schema.get("properties", {}).items():
+        found.add(f"{path}{'.' if path else ''}{name}")
+        found |= schema_fields(sub, schemas, f"{path}{'.' if path else ''}{name}")
+    return found
+
+
+def test_the_schema_lists_every_field_the_engine_reads_and_no_other() -> None:
+    found = claim_schemas(["medicare"])
+    listed = schema_fields(found["Claim"], found)
+    read = fields_the_engine_reads()
+    assert "service_state" in read and "lines[].code" in read  # the recording works
+    assert read - listed == set(), "fields the engine reads that the schema lacks"
+    assert listed - read == set(), "fields the schema lists that the engine ignores"
+
+
+def test_a_bad_service_state_is_refused_by_both() -> None:
+    body = {**json.loads(json.dumps(EXAMPLE_CLAIM)), "service_state": "Illinois"}
+    assert not VALIDATOR.is_valid(body)
+    assert shape_problems(body)
+    body["service_state"] = " il "
+    VALIDATOR.validate(body)
+    assert shape_problems(body) == []
