@@ -82,7 +82,7 @@ from cleanclaim.engine.decision import Decision, Finding
 from cleanclaim.engine.engine import EngineRecipe
 from cleanclaim.engine.inputs import InputFileError, RawClaim, ReadProblem
 from cleanclaim.engine.model import loads, readable_id
-from cleanclaim.engine.reading import NDJSON_SUFFIXES, _claim_id, read_claims
+from cleanclaim.engine.reading import NDJSON_SUFFIXES, _claim_id, ndjson_origin, read_claims
 
 if TYPE_CHECKING:
     from cleanclaim.engine.engine import Engine
@@ -113,11 +113,19 @@ class ClaimLine:
     position: 0-based index of the claim in the input (as `RawClaim.position`).
     number: 1-based line number in its file (named when the line is not valid JSON).
     text: the line's bytes.
+    file: the file it was read from, for the decision's `origin` (None: not from a file,
+        e.g. a line of an HTTP batch; the decision then has no origin).
     """
 
     position: int
     number: int
     text: bytes
+    file: str | None = None
+
+    @property
+    def origin(self) -> dict[str, Any] | None:
+        """Where the line is (docs/formats.md "Origin"), as `reading` gives it."""
+        return None if self.file is None else ndjson_origin(self.file, self.number)
 
     def to_raw(self) -> RawClaim:
         """The `RawClaim` `reading.iter_inputs` gives for this line."""
@@ -125,13 +133,14 @@ class ClaimLine:
             data = loads(self.text)
         except ValueError as exc:
             return RawClaim(self.position, None,
-                            (ReadProblem(f"line {self.number}", f"not valid JSON: {exc}"),))
-        return RawClaim(self.position, data, (), _claim_id(data))
+                            (ReadProblem(f"line {self.number}", f"not valid JSON: {exc}"),),
+                            None, self.origin)
+        return RawClaim(self.position, data, (), _claim_id(data), self.origin)
 
-    def __reduce__(self) -> tuple[type[ClaimLine], tuple[int, int, bytes]]:
+    def __reduce__(self) -> tuple[type[ClaimLine], tuple[int, int, bytes, str | None]]:
         # A plain tuple pickles ~5x faster than a slotted dataclass's state; the parent
         # pickles every line it sends to a worker.
-        return ClaimLine, (self.position, self.number, self.text)
+        return ClaimLine, (self.position, self.number, self.text, self.file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +208,7 @@ class InputReader:
 
     def _ndjson(self, path: Path, offset: int) -> Iterator[ClaimLine]:
         position = offset
+        file = str(path)
         left = self.limits.get(path)
         try:
             with path.open("rb") as handle:
@@ -210,7 +220,7 @@ class InputReader:
                     self.bytes_read += len(text)
                     if not text.strip():
                         continue
-                    yield ClaimLine(position, number, text)
+                    yield ClaimLine(position, number, text, file)
                     position += 1
         except OSError as exc:
             raise InputFileError(str(path), f"cannot read: {exc.strerror or exc}") from exc
@@ -224,8 +234,10 @@ def check_item(engine: Engine, item: ClaimSource) -> Decision:
     `engine/internal-error` instead of stopping the batch). A claim read from X12 keeps
     its reader's `origin` on every path (history run or not, workers or not)."""
     decision = _check_item(engine, item)
-    if isinstance(item, RawClaim) and item.origin is not None:
-        decision.origin = item.origin
+    if not isinstance(item, FileProblem):
+        origin = item.origin
+        if origin is not None:
+            decision.origin = origin
     return decision
 
 

@@ -270,7 +270,7 @@ def _check_files(engine: Any, reader: Any, history: Any, output: "OutputFormat",
                 yield FileProblem(-1, _shown(item.source, names),
                                   getattr(item, "where", None), _shown(item.message, names))
                 continue
-            yield item
+            yield _named(item, names) if names else item
 
     # Decisions are encoded where they are checked (in the workers, with --workers N),
     # so that the parent only moves text.
@@ -311,12 +311,26 @@ def _first_ids_only(encoded: Iterable[tuple[str, str, Any, bool]], output: "Outp
         if outcome is not None:
             key = f"{outcome[0]}\0{outcome[1]}"
             if key in seen:
-                position = None if output is OutputFormat.table else \
-                    json.loads(text).get("position")
-                yield _encode(output, refusal_decision(outcome[1], DUPLICATE_ID, position))
+                given = {} if output is OutputFormat.table else json.loads(text)
+                refused = refusal_decision(outcome[1], DUPLICATE_ID, given.get("position"))
+                refused.origin = given.get("origin")  # still the claim's place in its file
+                yield _encode(output, refused)
                 continue
             seen.add(key)
         yield status, text, outcome, failed
+
+
+def _named(item: Any, names: dict[str, str]) -> Any:
+    """A claim read from a spooled copy (standard input, a pipe) with the name given on
+    the command line in its origin (`-` for standard input), not the copy's path."""
+    import dataclasses
+
+    origin = getattr(item, "origin", None)
+    if origin is None or origin.get("file") not in names:
+        return item
+    if isinstance(getattr(type(item), "origin", None), property):  # a ClaimLine
+        return dataclasses.replace(item, file=names[origin["file"]])
+    return dataclasses.replace(item, origin={**origin, "file": names[origin["file"]]})
 
 
 def _shown(text: str, names: dict[str, str]) -> str:

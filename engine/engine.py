@@ -308,7 +308,21 @@ class Engine:
         if history is not None or any(p.counters for p in self.programs.values()):
             from cleanclaim.engine.history import HistoryRun
 
-            yield from HistoryRun(self, history).check_many(claims)
+            # A reader's claims keep their origin (docs/formats.md): one decision per
+            # item, in order, so the n-th decision is the n-th item's.
+            origins: dict[int, dict[str, Any]] = {}
+
+            def noted() -> Iterator[Any]:
+                for index, claim in enumerate(claims):
+                    if isinstance(claim, RawClaim) and claim.origin is not None:
+                        origins[index] = claim.origin
+                    yield claim
+
+            for index, decision in enumerate(HistoryRun(self, history).check_many(noted())):
+                origin = origins.pop(index, None)
+                if origin is not None:
+                    decision.origin = origin
+                yield decision
             return
         from cleanclaim.engine.history import BatchIds
 
@@ -336,7 +350,7 @@ class Engine:
         if claim is None:
             claim_id = raw.data.get("claim_id") if isinstance(raw.data, dict) else None
             return self.unreadable(RawClaim(raw.position, None, tuple(problems),
-                                            readable_id(claim_id)))
+                                            readable_id(claim_id), raw.origin))
         if self.history is not None:  # phase 2 of a history run: the recorded history
             self.history.prepare(claim)
         decision = self.evaluate(claim)

@@ -98,36 +98,52 @@ def _claim_id(data: Any) -> str | None:
     return None
 
 
+def ndjson_origin(file: str, line: int) -> dict[str, Any]:
+    """The origin of the claim on NDJSON line `line` (1-based) of `file`."""
+    return {"file": file, "format": "ndjson", "line": line}
+
+
+def json_origin(file: str, index: int | None) -> dict[str, Any]:
+    """The origin of a claim of a JSON file: `index` in its array (0-based), None for a
+    file that is one claim (or that is not valid JSON)."""
+    return {"file": file, "format": "json", "index": index}
+
+
 def _read_ndjson(path: Path) -> Iterator[RawClaim]:
     position = 0
+    file = str(path)
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
+            origin = ndjson_origin(file, number)
             try:
                 data = loads(raw)
             except ValueError as exc:
                 yield RawClaim(position, None,
-                               (ReadProblem(f"line {number}", f"not valid JSON: {exc}"),))
+                               (ReadProblem(f"line {number}", f"not valid JSON: {exc}"),),
+                               None, origin)
             else:
-                yield RawClaim(position, data, (), _claim_id(data))
+                yield RawClaim(position, data, (), _claim_id(data), origin)
             position += 1
 
 
 def _read_json(path: Path) -> Iterator[RawClaim]:
     text = _text(path)
+    file = str(path)
     try:
         data = loads(text)
     except ValueError as exc:
         # The claims in a broken JSON document cannot be told apart: one rejected
         # decision stands for the file, naming where the JSON breaks.
-        yield RawClaim(0, None, (ReadProblem(str(path), f"not valid JSON: {exc}"),))
+        yield RawClaim(0, None, (ReadProblem(file, f"not valid JSON: {exc}"),), None,
+                       json_origin(file, None))
         return
     if isinstance(data, list):
         for position, item in enumerate(data):
-            yield RawClaim(position, item, (), _claim_id(item))
+            yield RawClaim(position, item, (), _claim_id(item), json_origin(file, position))
     else:
-        yield RawClaim(0, data, (), _claim_id(data))
+        yield RawClaim(0, data, (), _claim_id(data), json_origin(file, None))
 
 
 def iter_inputs(paths: list[Path], payer_map: Mapping[str, str] | None = None
