@@ -14,7 +14,10 @@ process, then:
 
 It stops by itself and stops the server it started. `--port N` measures a server already
 listening on 127.0.0.1:N instead (with `--token` or CLEANCLAIM_TOKEN if it needs one); no
-other host can be given.
+other host can be given. `--against DIR --rounds N` measures this checkout's server and
+another checkout's (DIR: a folder with `cleanclaim/engine`, `cleanclaim/dsl`, ... linked
+to that checkout's folders) in turn, N times each, and prints both side by side; each
+row also gives the server's CPU time a request, which a loaded machine does not blur.
 """
 
 from __future__ import annotations
@@ -59,9 +62,13 @@ def die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
-def start_server(extra: list[str], token: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(extra: list[str], token: str, log: Path, pythonpath: str | None = None
+                 ) -> tuple[subprocess.Popen[bytes], int]:
     """`cleanclaim serve` on a free loopback port; returns the process and its port."""
     env = {**os.environ, "CLEANCLAIM_TOKEN": token}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH"))
+                                            if p)
     handle = log.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "cleanclaim.engine.cli", "serve", "--host", HOST, "--port", "0",
@@ -78,6 +85,17 @@ def start_server(extra: list[str], token: str, log: Path) -> tuple[subprocess.Po
         time.sleep(0.05)
     process.kill()
     raise SystemExit("the server did not start within 60 s")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far; None where /proc is not.
+    Per request, it is the server's cost whatever else runs on the machine (latency on a
+    loaded machine is mostly waiting for a core)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _headers(token: str | None, content_type: str) -> dict[str, str]:
@@ -127,12 +145,18 @@ def run_check(port: int, token: str | None, payloads: list[bytes], concurrency: 
                     statuses[key] = statuses.get(key, 0) + value
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    # The client's threads hand the GIL on sooner than the default 5 ms, so that a
+    # response is read when it arrives: otherwise the client's own waits are most of the
+    # tail it reports.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
     start = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - start
+    sys.setswitchinterval(interval)
     latencies.sort()
     return {
         "requests": len(latencies), "concurrency": concurrency, "seconds": elapsed,
@@ -206,6 +230,75 @@ def workload(count: int, seed: int) -> list[bytes]:
     return [json.dumps(synthetic_claim(rng, i)).encode() for i in range(count)]
 
 
+def measure(args: argparse.Namespace, payloads: list[bytes], pythonpath: str | None = None
+            ) -> dict[str, Any]:
+    """One measurement: a server started for it (or the one at `--port`), the check
+    phase, then the batch phase. `pythonpath`: put this folder first on the server's
+    PYTHONPATH (a folder holding `cleanclaim/engine`, ... of another checkout)."""
+    process = None
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "server.log"
+        try:
+            if args.port is None:
+                token = secrets.token_urlsafe(24)
+                process, port = start_server([], token, log, pythonpath)
+            else:
+                token = args.token or os.environ.get("CLEANCLAIM_TOKEN") or ""
+                port = args.port
+            run_check(port, token, payloads[:50], 1)  # warm up
+            before = cpu_seconds(process.pid) if process is not None else None
+            check = run_check(port, token, payloads[:args.requests], args.concurrency)
+            after = cpu_seconds(process.pid) if process is not None else None
+            check["server_cpu_ms_per_request"] = (
+                (after - before) * 1000 / max(1, check["requests"])
+                if before is not None and after is not None else None)
+            batch = run_batch(port, token, payloads[:args.batch_claims]) \
+                if args.batch_claims else None
+            access_lines = (len(log.read_text().splitlines()) - 1) if process else None
+        finally:
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    return {"check": check, "batch": batch, "server_access_log_lines": access_lines}
+
+
+def _failed(results: dict[str, Any]) -> bool:
+    check, batch = results["check"], results["batch"]
+    return bool(check["errors"] or (batch is not None and (
+        batch["errors"] or batch["decisions"] != batch["claims"] or not batch["in_order"])))
+
+
+def _print(results: dict[str, Any]) -> None:
+    check, batch = results["check"], results["batch"]
+    print(f"POST /v1/check        {check['requests']} requests, concurrency "
+          f"{check['concurrency']}: p50 {check['p50_ms']:.2f} ms, p99 "
+          f"{check['p99_ms']:.2f} ms, max {check['max_ms']:.2f} ms, "
+          f"{check['requests_per_s']:,.0f} requests/s")
+    if check["server_cpu_ms_per_request"] is not None:
+        print(f"                      server CPU {check['server_cpu_ms_per_request']:.3f} ms "
+              "a request")
+    print(f"                      decisions: {check['statuses']}")
+    if batch is not None:
+        print(f"POST /v1/check/batch  {batch['claims']} claims in one stream: "
+              f"{batch['claims_per_s']:,.0f} claims/s, first decision after "
+              f"{batch['first_decision_ms']:.1f} ms, {batch['decisions']} decisions, "
+              f"in order: {batch['in_order']}")
+
+
+def _row(name: str, runs: list[dict[str, Any]]) -> str:
+    def median(key: str) -> float:
+        values = sorted(r["check"][key] for r in runs if r["check"][key] is not None)
+        return values[len(values) // 2] if values else float("nan")
+
+    cells = [f"{median('p50_ms'):.2f} ms", f"{median('p99_ms'):.2f} ms",
+             f"{median('requests_per_s'):,.0f}", f"{median('server_cpu_ms_per_request'):.3f} ms"]
+    p99s = ", ".join(f"{r['check']['p99_ms']:.1f}" for r in runs)
+    return f"| {name} | {' | '.join(cells)} | {p99s} |"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cleanclaim.engine.loadtest",
                                      description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -217,52 +310,45 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure a server already listening on 127.0.0.1:PORT")
     parser.add_argument("--token", default=None,
                         help="bearer token of that server (default: CLEANCLAIM_TOKEN)")
+    parser.add_argument("--against", default=None, metavar="DIR",
+                        help="also measure the server of another checkout, alternating "
+                        "with this one: DIR holds cleanclaim/engine, cleanclaim/dsl, ... "
+                        "(links to that checkout's folders); prints both side by side")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --against: measurements of each (medians shown)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    if args.concurrency < 1 or args.requests < 1 or args.batch_claims < 0:
-        parser.error("--concurrency and --requests must be positive")
+    if args.concurrency < 1 or args.requests < 1 or args.batch_claims < 0 or args.rounds < 1:
+        parser.error("--concurrency, --requests and --rounds must be positive")
+    if args.against is not None and args.port is not None:
+        parser.error("--against starts both servers itself: no --port")
 
     payloads = workload(max(args.requests, args.batch_claims), args.seed)
-    process = None
-    with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "server.log"
-        try:
-            if args.port is None:
-                token = secrets.token_urlsafe(24)
-                process, port = start_server([], token, log)
-            else:
-                token = args.token or os.environ.get("CLEANCLAIM_TOKEN") or ""
-                port = args.port
-            run_check(port, token, payloads[:50], 1)  # warm up
-            check = run_check(port, token, payloads[:args.requests], args.concurrency)
-            batch = run_batch(port, token, payloads[:args.batch_claims]) \
-                if args.batch_claims else None
-            access_lines = (len(log.read_text().splitlines()) - 1) if process else None
-        finally:
-            if process is not None:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-    results = {"check": check, "batch": batch, "server_access_log_lines": access_lines}
-    if args.json:
-        print(json.dumps(results, indent=2))
+    if args.against is None:
+        results = measure(args, payloads)
+        if args.json:
+            print(json.dumps(results, indent=2))
+        else:
+            _print(results)
+        failed = _failed(results)
     else:
-        print(f"POST /v1/check        {check['requests']} requests, concurrency "
-              f"{check['concurrency']}: p50 {check['p50_ms']:.2f} ms, p99 "
-              f"{check['p99_ms']:.2f} ms, max {check['max_ms']:.2f} ms, "
-              f"{check['requests_per_s']:,.0f} requests/s")
-        print(f"                      decisions: {check['statuses']}")
-        if batch is not None:
-            print(f"POST /v1/check/batch  {batch['claims']} claims in one stream: "
-                  f"{batch['claims_per_s']:,.0f} claims/s, first decision after "
-                  f"{batch['first_decision_ms']:.1f} ms, {batch['decisions']} decisions, "
-                  f"in order: {batch['in_order']}")
-    failed = check["errors"] or (batch is not None and (
-        batch["errors"] or batch["decisions"] != batch["claims"] or not batch["in_order"]))
+        this: list[dict[str, Any]] = []
+        other: list[dict[str, Any]] = []
+        for _ in range(args.rounds):  # alternate, so that both meet the same load
+            this.append(measure(args, payloads))
+            other.append(measure(args, payloads, args.against))
+        if args.json:
+            print(json.dumps({"this": this, "against": other}, indent=2))
+        else:
+            print(f"POST /v1/check, {args.requests} requests, concurrency {args.concurrency}, "
+                  f"{args.rounds} round(s) each, alternating (medians):\n")
+            print("| server | p50 | p99 | requests/s | server CPU a request | p99 of each "
+                  "round |\n|---|---|---|---|---|---|")
+            print(_row("this checkout", this))
+            print(_row(args.against, other))
+        failed = any(_failed(r) for r in this + other)
     if failed:
-        print(f"errors: {check['errors']} {batch['errors'] if batch else ''}", file=sys.stderr)
+        print("errors: some requests failed (see --json)", file=sys.stderr)
         return 1
     return 0
 

@@ -7,7 +7,7 @@ rejected for its shape (`engine/claim-format`) - tests/test_openapi_schema.py ge
 bodies from the schema and checks. Claims may carry more fields than listed
 (`additionalProperties` stays open), as the format allows additions; the engine ignores
 them. Every status the server answers is listed, errors as RFC 9457 problem documents
-(`Problem`, with the stable `type`s of engine/server.py `PROBLEMS`).
+(`Problem`, with the stable `type`s of engine/server/common.py `PROBLEMS`).
 
 `python -m cleanclaim.engine.openapi` prints the document.
 """

@@ -91,7 +91,8 @@ def call(srv: tuple[str, int, Records], method: str, path: str, body: bytes | No
     try:
         connection.request(method, path, body, headers or {})
         response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
+        # Header names are case-insensitive (RFC 9110 5.1; uvicorn writes them lowercase).
+        return response.status, response.headers, response.read()  # type: ignore[return-value]
     finally:
         connection.close()
 

@@ -112,6 +112,9 @@ def test_bad_framing_is_refused_and_the_rest_is_never_run(srv: Any, header: byte
     b"5\r\n{\"a\":\n0\r\n\r\n",                 # bare LF after the data
     b"5\r\n{\"a\":XX0\r\n\r\n",                 # no CRLF after the data
     b"5 \r\n{\"a\":\r\n0\r\n\r\n",              # whitespace after the size
+    # Whitespace before an extension: RFC 9112 7.1.1 allows it (BWS), llhttp refuses it,
+    # and so does this server since it moved to uvicorn+httptools (docs/api.md "Stack").
+    b"5 ;bare\r\n{\"a\":\r\n0\r\n\r\n",
     b"+5\r\n{\"a\":\r\n0\r\n\r\n",
     b"5;\r\n{\"a\":\r\n0\r\n\r\n",              # an empty extension
     b"5;a=\"open\r\n{\"a\":\r\n0\r\n\r\n",      # an unterminated quoted extension
@@ -127,7 +130,7 @@ def test_chunked_framing_is_strict(srv: Any, body: bytes) -> None:
 
 def test_chunk_extensions_and_trailers_are_understood(srv: Any) -> None:
     half = len(CLAIM) // 2
-    body = (b"%x;name=value;q=\"a \\\"quoted\\\" ext\"\r\n%b\r\n%x ; bare\r\n%b\r\n"
+    body = (b"%x;name=value;q=\"a \\\"quoted\\\" ext\"\r\n%b\r\n%x;bare\r\n%b\r\n"
             b"0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n"
             % (half, CLAIM[:half], len(CLAIM) - half, CLAIM[half:]))
     host, port, _ = srv
@@ -396,3 +399,47 @@ def test_a_short_token_is_refused_beyond_loopback() -> None:
 
     with pytest.raises(BindRefused, match="token of 15 characters"):
         make_server(shared_engine(), ServerConfig(host="0.0.0.0", port=0, token="y" * 15))
+
+
+# ---- what uvicorn + llhttp alone would not do (the stack switch, 18.13 / 14) --------------
+
+def test_a_batch_needs_http_1_1(srv: Any) -> None:
+    raw = exchange(srv, b"POST /v1/check/batch HTTP/1.0\r\nContent-Length: 3\r\n\r\n{}\n")
+    one_problem(raw, 505, "version-not-supported")
+
+
+def test_a_silent_connection_is_closed_after_the_timeout(srv: Any) -> None:
+    host, port, _ = srv
+    with socket.create_connection((host, port), timeout=5) as sock:
+        start = time.monotonic()
+        assert sock.recv(4096) == b""  # no byte sent: closed, nothing answered
+        assert time.monotonic() - start < 3.5  # the fixture's 2 s timeout
+
+
+@pytest.mark.parametrize(("head", "status", "key"), [
+    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "request-line-too-long"),
+    (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431,
+     "headers-too-large"),
+    (b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(101))
+     + b"\r\n", 431, "headers-too-large"),
+    (b"GET /health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, "missing-host"),
+    (b"GET /health HTTP/1.1\r\nHost: x\r\nExpect: 101-wait\r\n\r\n", 417,
+     "expectation-failed"),
+    (b"POST /v1/check HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+     "conflicting-framing"),
+])
+def test_limits_llhttp_does_not_keep(srv: Any, head: bytes, status: int, key: str) -> None:
+    one_problem(exchange(srv, head + SMUGGLED), status, key)
+
+
+def test_an_endless_head_is_cut_at_its_size_limit(srv: Any) -> None:
+    host, port, _ = srv
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+        try:
+            for _ in range(200):  # bounded: 1.6 MB of one header value, never ended
+                sock.sendall(b"v" * 8192)
+        except OSError:
+            pass  # the server answered and closed
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 431 ")
