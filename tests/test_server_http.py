@@ -443,3 +443,14 @@ def test_an_endless_head_is_cut_at_its_size_limit(srv: Any) -> None:
             pass  # the server answered and closed
         reply = sock.recv(4096)
     assert reply.startswith(b"HTTP/1.1 431 ")
+
+
+def test_a_request_line_in_pieces_is_checked_whole(srv: Any) -> None:
+    host, port, _ = srv
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"GET  /hea")  # two spaces: llhttp alone would take it
+        time.sleep(0.1)
+        sock.sendall(b"lth HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    assert b"malformed-request" in reply

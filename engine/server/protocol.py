@@ -226,7 +226,6 @@ class StrictProtocol(HttpToolsProtocol):
         request broke): the client sees an incomplete response, never a faked end."""
         if self.cycle is not None:
             self.cycle.disconnected = True  # uvicorn writes nothing more
-        self.state = BODY if self.state != IDLE else IDLE
         self.close()
 
     # ---- bytes in -------------------------------------------------------------------
@@ -236,7 +235,7 @@ class StrictProtocol(HttpToolsProtocol):
             return  # draining after an answer: nothing more is a request
         self._unset_keepalive_if_required()
         try:
-            if self.state == IDLE:
+            if self.state == IDLE or self._line is not None:  # a line may come in pieces
                 self._check_request_line(data)
             elif self.state == HEAD:
                 self._head_bytes += len(data)
