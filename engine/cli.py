@@ -456,7 +456,11 @@ def serve(
     timeout: Annotated[float, typer.Option(
         help="Seconds a client may stay silent before it is dropped.")] = 30.0,
     max_connections: Annotated[int, typer.Option(
-        "--max-connections", help="Connections served at once; more get 503.")] = 128,
+        "--max-connections", help="Connections served at once (per process); more get 503."
+    )] = 128,
+    workers: Annotated[int, typer.Option(
+        "--workers", help="Server processes sharing the port, one event loop (one core) "
+        "each; the engine is built once, before they start.")] = 1,
     ptp: Annotated[Path | None, typer.Option(
         "--ptp", help="CMS NCCI practitioner PTP file, replacing the packs' sample table.")] = None,
     mue: Annotated[Path | None, typer.Option(
@@ -474,14 +478,17 @@ def serve(
     if problem is not None:
         typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(2)
-    if max_body < 1 or timeout <= 0 or max_connections < 1:
-        typer.echo("error: --max-body, --timeout and --max-connections must be positive",
-                   err=True)
+    if max_body < 1 or timeout <= 0 or max_connections < 1 or workers < 1:
+        typer.echo("error: --max-body, --timeout, --max-connections and --workers must be "
+                   "positive", err=True)
+        raise typer.Exit(2)
+    if workers > 1 and sys.platform == "win32":
+        typer.echo("error: --workers needs a system with fork (Linux, macOS)", err=True)
         raise typer.Exit(2)
     engine = build_engine(policies, ptp, mue, None, data_dir=data_dir,
                           plugins=_plugin_selection(plugin, no_plugin))
     config = ServerConfig(host=host, port=port, token=token or None, max_body=max_body,
-                          timeout=timeout, max_connections=max_connections)
+                          timeout=timeout, max_connections=max_connections, workers=workers)
     try:
         run(engine, config)
     except OSError as exc:

@@ -98,6 +98,18 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """`cpu_seconds` of a process and its children (`serve --workers N`)."""
+    total = cpu_seconds(pid)
+    if total is None:
+        return None
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(cpu_seconds(int(child)) or 0.0 for child in children)
+
+
 def _headers(token: str | None, content_type: str) -> dict[str, str]:
     headers = {"Content-Type": content_type}
     if token:
@@ -241,14 +253,16 @@ def measure(args: argparse.Namespace, payloads: list[bytes], pythonpath: str | N
         try:
             if args.port is None:
                 token = secrets.token_urlsafe(24)
-                process, port = start_server([], token, log, pythonpath)
+                extra = [] if pythonpath is not None or args.server_workers == 1 else \
+                    ["--workers", str(args.server_workers)]
+                process, port = start_server(extra, token, log, pythonpath)
             else:
                 token = args.token or os.environ.get("CLEANCLAIM_TOKEN") or ""
                 port = args.port
             run_check(port, token, payloads[:50], 1)  # warm up
-            before = cpu_seconds(process.pid) if process is not None else None
+            before = tree_cpu_seconds(process.pid) if process is not None else None
             check = run_check(port, token, payloads[:args.requests], args.concurrency)
-            after = cpu_seconds(process.pid) if process is not None else None
+            after = tree_cpu_seconds(process.pid) if process is not None else None
             check["server_cpu_ms_per_request"] = (
                 (after - before) * 1000 / max(1, check["requests"])
                 if before is not None and after is not None else None)
@@ -316,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(links to that checkout's folders); prints both side by side")
     parser.add_argument("--rounds", type=int, default=1,
                         help="with --against: measurements of each (medians shown)")
+    parser.add_argument("--server-workers", type=int, default=1, metavar="N",
+                        help="start this checkout's server with --workers N")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.requests < 1 or args.batch_claims < 0 or args.rounds < 1:

@@ -456,3 +456,36 @@ def test_cli_serve_starts_and_stops() -> None:
             process.kill()
             process.wait()
     assert process.returncode == 0
+
+
+def test_cli_serve_with_two_processes() -> None:
+    """`--workers 2`: two forked processes answer on one port; SIGTERM stops all."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cleanclaim.engine.cli", "serve", "--port", "0",
+         "--workers", "2"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, preexec_fn=die_with_parent)
+    try:
+        assert process.stderr is not None
+        first = ""
+        for _ in range(5):  # bounded: the address line (after any warning)
+            first += process.stderr.readline()
+            match = re.search(r"listening on http://127\.0\.0\.1:(\d+).*2 processes", first)
+            if match:
+                break
+        assert match, first
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        if children.exists():
+            assert eventually(lambda: len(children.read_text().split()) == 2)
+        for _ in range(10):  # a new connection each: the kernel hands them to either
+            with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/ready",
+                                        timeout=5) as response:
+                assert json.loads(response.read())["status"] == "ready"
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0

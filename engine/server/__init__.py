@@ -28,8 +28,10 @@ client-chosen path or client address is ever logged.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import sys
@@ -58,6 +60,7 @@ from cleanclaim.engine.server.common import (
     ServerConfig,
     bind_problem,
     decide,
+    die_with_parent,
     plugins_of,
     problem_body,
     raw_claim,
@@ -168,14 +171,54 @@ def run(engine: Engine, config: ServerConfig) -> None:
     previous = signal.signal(signal.SIGTERM, stop)
     auth = "bearer token" if config.token else "none (loopback only)"
     plugins = ", ".join(p["name"] for p in plugins_of(engine)) or "none"
+    processes = f"; {config.workers} processes" if config.workers > 1 else ""
     print(f"cleanclaim serve: listening on {server.url} (auth: {auth}; "
-          f"packs: {', '.join(sorted(engine.packs)) or 'none'}; plugins: {plugins})",
-          file=sys.stderr, flush=True)
+          f"packs: {', '.join(sorted(engine.packs)) or 'none'}; plugins: {plugins}"
+          f"{processes})", file=sys.stderr, flush=True)
     try:
-        server.serve_forever()
+        if config.workers > 1:
+            _serve_in_processes(server, config.workers)
+        else:
+            server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.server_close()
         print("cleanclaim serve: stopped", file=sys.stderr, flush=True)
+
+
+def _serve_in_processes(server: ClaimServer, count: int) -> None:
+    """`count` processes forked from this one (the engine built once, shared
+    copy-on-write, frozen out of the collector's sight) serve the one listening socket,
+    each with its own event loop; this process only starts and stops them: SIGTERM or
+    SIGINT here stops them all, and each stops with this process if it dies."""
+    children: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:  # the child: serve until told to stop, then leave at once
+            code = 0
+            try:
+                die_with_parent()
+                server.serve_forever()
+            except KeyboardInterrupt:
+                pass
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    failed = 0
+    for pid in children:
+        _, status = os.waitpid(pid, 0)
+        failed += os.waitstatus_to_exitcode(status) != 0
+    if failed:
+        ERROR_LOG.error("%d of %d server processes failed", failed, count)

@@ -3,10 +3,13 @@ token rule for listening beyond loopback, and one claim's decision."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
+import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,6 +101,9 @@ class ServerConfig:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     reserve: int = DEFAULT_RESERVE
     follow_today: bool = True
+    # `run` only: server processes forked after the engine is built, sharing the port
+    # (one event loop, so one core, each); limits such as max_connections are per process.
+    workers: int = 1
     # What `GET /v1/packs` lists as plugins; default: those the engine loaded.
     plugins: Callable[[Engine], list[dict[str, Any]]] | None = None
 
@@ -118,6 +124,16 @@ class Refused(Exception):
 
 class ClientGone(Exception):
     """The client closed the connection (or its framing broke) mid-request."""
+
+
+def die_with_parent() -> None:
+    """In a forked or spawned child: on Linux, get SIGTERM when the parent dies, so that
+    no server process outlives the one that started it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
 def plugins_of(engine: Engine) -> list[dict[str, Any]]:
