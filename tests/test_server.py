@@ -489,3 +489,22 @@ def test_cli_serve_with_two_processes() -> None:
             process.kill()
             process.wait()
     assert process.returncode == 0
+
+
+def test_a_failing_endpoint_is_logged_by_type_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cleanclaim.engine.server.app import ClaimApp
+
+    def broken(self: Any, *args: Any) -> Any:
+        raise KeyError(MEMBER_ID)
+
+    monkeypatch.setattr(ClaimApp, "_send", broken)
+    records = Records()
+    ERROR_LOG.addHandler(records)
+    try:
+        with running() as server:
+            status, _, _ = call(server, "GET", "/health")
+    finally:
+        ERROR_LOG.removeHandler(records)
+    assert status == 500
+    assert "request failed: KeyError" in records.lines  # (the access log propagates here)
+    assert not any(MEMBER_ID in line for line in records.lines)

@@ -108,6 +108,9 @@ class ClaimApp:
                 await self._problem(send, request, exc)
         except ClientGone:
             pass
+        except Exception as exc:  # a bug here: named by type only (no claim values)
+            ERROR_LOG.error("request failed: %s", type(exc).__name__)
+            request.status = 500  # uvicorn answers 500 for an app that did not answer
         finally:
             if exchange.broken is None or isinstance(request.status, str):
                 if exchange.broken is not None and request.status == "aborted:client-gone":
