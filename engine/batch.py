@@ -79,6 +79,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from cleanclaim.engine.decision import Decision, Finding
+from cleanclaim.engine.decoding import decode_json
 from cleanclaim.engine.engine import EngineRecipe
 from cleanclaim.engine.inputs import InputFileError, RawClaim, ReadProblem
 from cleanclaim.engine.model import loads, readable_id
@@ -258,8 +259,14 @@ def _check_item(engine: Engine, item: ClaimSource) -> Decision:
                 decision = engine.evaluate(claim)
                 decision.position = item.position
                 return decision
-        raw = item.to_raw() if isinstance(item, ClaimLine) else item
-        return engine.check_raw(raw)
+        if isinstance(item, ClaimLine):
+            # The fast decoder (engine/decoding.py) reads the bytes; a line it does not
+            # accept is read by the reference reader, which names each problem.
+            claim = decode_json(item.text, engine.today)
+            if claim is not None:
+                return engine.check_decoded(claim, item.position)
+            return engine.check_raw(item.to_raw())
+        return engine.check_raw(item)
     except Exception as exc:
         return internal_error(item, f"{type(exc).__name__} while checking it")
 

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from cleanclaim.engine.decision import Decision
+from cleanclaim.engine.decoding import decode_claim
 from cleanclaim.engine.engine import Engine
-from cleanclaim.engine.model import Claim, decode_claim
+from cleanclaim.engine.model import Claim
 
 TODAY = dt.date(2026, 6, 1)
 CODES = ["99213", "99214", "93000", "93005", "93010", "93306", "93308", "82306", "72148",
@@ -66,6 +67,60 @@ def synthetic_claim(rng: random.Random, index: int, codes: list[str] | None = No
         "referring_provider": None, "place_of_service": "11", "diagnoses": diagnoses,
         "authorizations": [], "lines": lines, "documentation": {},
     }
+
+
+# The workload of issue 14 (`cleanclaim bench`, `cleanclaim bench --write-workload`):
+# 1-6 lines, 1-8 diagnoses, two payers; some lines carry minutes (therapy codes) and
+# some claims a documentation section, so that plugins and packs find something.
+_THERAPY = {"97110", "97140", "97530"}
+
+
+def workload_claim(rng: random.Random, index: int) -> dict[str, Any]:
+    """One claim of the issue-14 workload (a superset of `synthetic_claim`'s shapes)."""
+    payer = ("medicare", "acme-ppo")[index % 2]
+    dos = TODAY - dt.timedelta(days=rng.randint(5, 120))
+    diagnoses = rng.sample(DIAGNOSES, rng.randint(1, 8))
+    lines = []
+    for n in range(rng.randint(1, 6)):
+        code = rng.choice(CODES)
+        pointers = rng.sample(range(1, len(diagnoses) + 1), min(len(diagnoses),
+                                                                rng.randint(1, 4)))
+        lines.append({"line": n + 1, "code": code,
+                      "modifiers": rng.choice([[], [], [], ["59"], ["26"], ["GP"], ["25"]]),
+                      "units": rng.choice([1, 1, 1, 2, 3]),
+                      "charge": f"{rng.randint(20, 900)}.{rng.randint(0, 99):02d}",
+                      "service_date": dos.isoformat(), "diagnosis_pointers": pointers,
+                      "minutes": rng.choice([15, 23, 30, 8]) if code in _THERAPY else None})
+    documentation: dict[str, Any] = {}
+    if rng.random() < 0.05:
+        documentation["ecg"] = [{"line": 1, "indication": "R07.9", "ordered_by": "1234567893",
+                                  "report": {"signed": rng.random() < 0.8}}]
+    return {
+        "claim_id": f"W-{index}", "payer": payer, "plan": rng.choice([None, "gold", "silver"]),
+        "frequency": "original", "replaces": None,
+        "received_date": (dos + dt.timedelta(days=rng.randint(1, 100))).isoformat(),
+        "member": {"id": f"M{index % 20000:06d}",
+                   "birth_date": f"19{rng.randint(30, 99)}-0{rng.randint(1, 9)}-"
+                                 f"1{rng.randint(0, 9)}",
+                   "sex": rng.choice("FM"),
+                   "coverage": [{"payer": payer, "plan": None, "start": "2020-01-01",
+                                 "end": None}]},
+        "billing_provider": {"npi": NPI}, "rendering_provider": {"npi": NPI},
+        "referring_provider": None, "place_of_service": rng.choice(["11", "11", "22", "23"]),
+        "service_state": rng.choice(["IL", "OH", "CA", None]),
+        "diagnoses": diagnoses, "authorizations": [], "lines": lines,
+        "documentation": documentation,
+    }
+
+
+def write_workload(path: Path, n_claims: int = 100_000, seed: int = 14) -> Path:
+    """The issue-14 workload as an NDJSON file (seeded: the same bytes every time)."""
+    rng = random.Random(seed)
+    with path.open("wb") as out:
+        for i in range(n_claims):
+            out.write(json.dumps(workload_claim(rng, i), separators=(",", ":")).encode())
+            out.write(b"\n")
+    return path
 
 
 def _rate(fn: Callable[[], int], min_seconds: float = 1.0, rounds: int = 5) -> float:

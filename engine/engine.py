@@ -45,8 +45,9 @@ from cleanclaim.dsl.pack import (
     with_libraries,
 )
 from cleanclaim.engine.decision import Decision, Finding, new_decision, status_of
+from cleanclaim.engine.decoding import decode_claim, decode_json
 from cleanclaim.engine.inputs import RawClaim, ReadProblem
-from cleanclaim.engine.model import Claim, decode_claim, json_type, loads, readable_id
+from cleanclaim.engine.model import Claim, json_type, loads, readable_id
 from cleanclaim.engine.ncci import TableError
 
 # Format -> loader; each reads a CMS file or a table of the data folder that
@@ -281,6 +282,9 @@ class Engine:
             if isinstance(claim, Claim):
                 return self.evaluate(claim)
             if isinstance(claim, (bytes, str)):
+                fast = decode_json(claim, today or self.today)
+                if fast is not None:
+                    return self.check_decoded(fast, 0)
                 try:
                     data = loads(claim)
                 except ValueError as exc:
@@ -351,11 +355,17 @@ class Engine:
             claim_id = raw.data.get("claim_id") if isinstance(raw.data, dict) else None
             return self.unreadable(RawClaim(raw.position, None, tuple(problems),
                                             readable_id(claim_id), raw.origin))
+        return self.check_decoded(claim, raw.position, raw.origin)
+
+    def check_decoded(self, claim: Claim, position: int | None = None,
+                      origin: dict[str, Any] | None = None) -> Decision:
+        """`check_raw` of a claim already decoded (engine/decoding.py): the recorded
+        history attached in a history run, evaluated, placed in the input."""
         if self.history is not None:  # phase 2 of a history run: the recorded history
             self.history.prepare(claim)
         decision = self.evaluate(claim)
-        decision.position = raw.position
-        decision.origin = raw.origin
+        decision.position = position
+        decision.origin = origin
         return decision
 
     def unreadable(self, raw: RawClaim) -> Decision:

@@ -40,7 +40,8 @@ from cleanclaim.engine.cases import (
     match_findings,
 )
 from cleanclaim.engine.decision import Decision, Finding
-from cleanclaim.engine.model import Claim, decode_claim
+from cleanclaim.engine.decoding import decode_claim
+from cleanclaim.engine.model import Claim
 
 # Called for a failing case with the engine, the case and a rule involved; returns the
 # rule's trace as text (`explain`), or None. `run_cases(trace=...)` takes one.

@@ -226,6 +226,8 @@ def test_a_claim_that_always_fails_is_rejected_not_lost(
 
 def test_an_engine_exception_on_one_claim_rejects_that_claim() -> None:
     class BrokenEngine:
+        today = TODAY  # the date the fast decoder (engine/decoding.py) reads lines for
+
         def check_raw(self, raw: RawClaim) -> Any:
             raise KeyError("a bug")
 

@@ -69,8 +69,9 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.history import COUNTER, Counter, counter_of
 from cleanclaim.engine.decision import Decision
+from cleanclaim.engine.decoding import decode_claim, decode_json
 from cleanclaim.engine.inputs import RawClaim
-from cleanclaim.engine.model import Claim, ServiceLine, decode_claim, loads, readable_id
+from cleanclaim.engine.model import Claim, ServiceLine, loads, readable_id
 
 if TYPE_CHECKING:
     from cleanclaim.engine.engine import Engine
@@ -1420,6 +1421,9 @@ def _decode(engine: Engine, item: Any) -> Claim | None:
     if isinstance(item, Claim):
         return item
     if hasattr(item, "to_raw"):  # an NDJSON line of engine/batch.py, not parsed yet
+        fast = decode_json(item.text, engine.today)  # engine/decoding.py
+        if fast is not None:
+            return fast
         item = item.to_raw()
     if isinstance(item, RawClaim):
         data: Any = item.data if not item.problems else None
