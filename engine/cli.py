@@ -378,9 +378,19 @@ def bench(
         "in a store) against throughput without it.")] = False,
     prior_visits: Annotated[int, typer.Option(
         "--prior-visits", help="With --history: visits in the store.")] = 1_000_000,
+    write_workload: Annotated[Path | None, typer.Option(
+        "--write-workload", help="Instead: write the issue-14 workload (--claims claims, "
+        "--seed) as an NDJSON file (docs/performance.md).")] = None,
 ) -> None:
     """Measure throughput on a seeded synthetic workload (one core)."""
     from cleanclaim.engine.bench import format_results, run_bench
+
+    if write_workload is not None:
+        from cleanclaim.engine.bench import write_workload as write
+
+        write(write_workload, claims, seed)
+        typer.echo(f"wrote {claims:,} claims to {write_workload}")
+        return
 
     if history:
         from cleanclaim.engine.bench import format_history_results, run_history_bench
