@@ -24,7 +24,7 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from cleanclaim.dsl.errors import PolicyCompileError
-from cleanclaim.engine.decision import Decision
+from cleanclaim.engine.decision import Decision, ndjson_bytes
 from cleanclaim.engine.refdata.cli import DataDir, data_app
 
 app = typer.Typer(
@@ -778,8 +778,7 @@ def _encode(output: OutputFormat, d: Decision) -> tuple[str, str, Any, bool]:
     failed = any(f.rule in ("engine/internal-error", "engine/input-file") for f in d.findings)
     outcome = outcome_of(d)
     if output is OutputFormat.ndjson:
-        return d.status, json.dumps(d.to_json(), separators=(",", ":")) + "\n", outcome, \
-            failed
+        return d.status, ndjson_bytes(d).decode() + "\n", outcome, failed
     if output is OutputFormat.json:
         return d.status, json.dumps(d.to_json(), indent=2), outcome, failed
     # Text from the input (a claim id) may hold what UTF-8 cannot write: escaped.

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 # Worst first. `info` findings leave a claim clean.
 SEVERITY_RANK = {"reject": 3, "deny": 2, "review": 1, "info": 0}
@@ -115,6 +119,38 @@ class Decision:
 
 
 _new = object.__new__
+_encoder = msgspec.json.Encoder()
+# A float in exponent form, which the two encoders write differently (1e16 / 1e+16); a
+# digit then "e" in a text is taken for one too (the json module then writes it: same
+# bytes, only slower).
+_EXPONENT = re.compile(rb"[0-9][eE]")
+
+
+def ndjson_bytes(decision: Decision) -> bytes:
+    """The decision as one compact JSON text (no line break): byte for byte what
+    `json.dumps(decision.to_json(), separators=(",", ":"))` writes, ~4x faster.
+
+    msgspec encodes the findings (slotted dataclasses, fields in `to_json`'s order)
+    without building a dict per finding. The json module escapes every non-ASCII
+    character and DEL (`ensure_ascii`) and writes floats as `repr` does; msgspec writes
+    UTF-8 and its own exponent form: such a decision (rare: a message quoting non-ASCII
+    text) is written by the json module instead, so the bytes never depend on the
+    encoder. (Decisions carry no non-finite float: both would differ there.)"""
+    out: dict[str, Any] = {"claim_id": decision.claim_id, "status": decision.status,
+                           "findings": decision.findings, "policy": decision.policy}
+    if decision.position is not None:
+        out["position"] = decision.position
+    if decision.error is not None:
+        out["error"] = decision.error
+    if decision.origin is not None:
+        out["origin"] = decision.origin
+    try:
+        data = _encoder.encode(out)
+    except (TypeError, ValueError, OverflowError):  # a value msgspec does not write
+        data = b"\x7f"
+    if data.isascii() and b"\x7f" not in data and _EXPONENT.search(data) is None:
+        return data
+    return json.dumps(decision.to_json(), separators=(",", ":")).encode()
 
 
 def new_decision(claim_id: str | None, status: str, findings: list[Finding],
