@@ -422,6 +422,16 @@ def test_check_decodes_each_claim_once_with_history(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(H, "decode_claim", counting)
     monkeypatch.setattr(engine_module, "decode_claim", counting)
+    # NDJSON lines are decoded from their bytes (engine/decoding.py `decode_json`).
+    from cleanclaim.engine import batch as batch_module
+    from cleanclaim.engine.decoding import decode_json
+
+    def counting_json(text: Any, today: dt.date) -> Any:
+        decoded.append(json.loads(text)["claim_id"])
+        return decode_json(text, today)
+
+    monkeypatch.setattr(H, "decode_json", counting_json)
+    monkeypatch.setattr(batch_module, "decode_json", counting_json)
 
     def check(keep: int) -> list[Any]:
         monkeypatch.setattr(H, "KEEP_DECODED", keep)
