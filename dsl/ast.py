@@ -153,6 +153,17 @@ class QuantifiedIn:
     span: Span
 
 
+@dataclass(frozen=True, slots=True)
+class TableRead:
+    """`visit_limits[claim.plan].visits`: a column of the row of a lookup table, or of a
+    data table of the manifest (`mpfs[line.code].global_days`), by its key values."""
+
+    table: str
+    keys: tuple[Expr, ...]
+    column: str
+    span: Span
+
+
 Expr = (
     Literal_
     | CodeList
@@ -166,6 +177,7 @@ Expr = (
     | Presence
     | Quantified
     | QuantifiedIn
+    | TableRead
 )
 
 
@@ -206,6 +218,23 @@ class ValueSet:
 
     name: str
     terms: tuple[SetTerm, ...]
+    span: Span
+
+
+# ---- lookup tables ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TableDef:
+    """`table NAME = csv "FILE" key "code", ...` or an inline `table NAME = key ...
+    columns ... row ... end`: `file` is set for a CSV table, `columns` and `rows` for an
+    inline one (each cell a literal: text, number or date)."""
+
+    name: str
+    file: Text | None
+    keys: tuple[Text, ...]
+    columns: tuple[Text, ...]
+    rows: tuple[tuple[Literal_, ...], ...]
     span: Span
 
 
@@ -350,3 +379,4 @@ class PolicyFile:
     rules: tuple[Rule, ...]
     span: Span
     counters: tuple[Counter, ...] = ()
+    tables: tuple[TableDef, ...] = ()

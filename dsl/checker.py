@@ -24,6 +24,7 @@ from cleanclaim.dsl.pack import (
     display_path,
 )
 from cleanclaim.dsl.parsed import parse_policy_file_cached
+from cleanclaim.dsl.tables import DataTableSchema, LookupTable, check_tables, infer_read
 from cleanclaim.dsl.valuesets import CodeSet, infer_kind, read_csv_column, resolve_items
 
 ROOT_CAUSES = (
@@ -59,6 +60,9 @@ class CheckEnv:
     functions: Mapping[str, T.FunctionSpec]
     table_formats: frozenset[str] = frozenset()
     valuesets: Mapping[str, CodeSet] = field(default_factory=dict)
+    # Data table formats whose rows rules read by key (`mpfs[line.code].global_days`):
+    # format -> keys and columns (dsl/tables.py).
+    table_schemas: Mapping[str, DataTableSchema] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -80,6 +84,10 @@ class CheckedPack:
     broken_names: set[str] = field(default_factory=set)
     # Claim-history counters by name (dsl/history.py).
     counters: dict[str, Counter] = field(default_factory=dict)
+    # Lookup tables the policy files declare (`table NAME = ...`, dsl/tables.py): the
+    # declarations, and the tables read without errors.
+    lookup_decls: dict[str, ast.TableDef] = field(default_factory=dict)
+    lookups: dict[str, LookupTable] = field(default_factory=dict)
 
 
 Stage = Callable[[CheckedPack, CheckEnv], None]
@@ -551,7 +559,7 @@ def _infer_inner(checked: CheckedPack, env: CheckEnv, expr: ast.Expr, scope: dic
         return T.BOOL
     if isinstance(expr, ast.Presence):
         found = infer(expr.operand)
-        if not isinstance(expr.operand, ast.Path | ast.Call | ast.Arith):
+        if not isinstance(expr.operand, ast.Path | ast.Call | ast.Arith | ast.TableRead):
             errors.append(PolicyError(
                 "E201", f"`is {'missing' if expr.missing else 'present'}` needs a field, a name "
                 f"or a function result, not {T.one(found)}", expr.operand.span,
@@ -570,6 +578,8 @@ def _infer_inner(checked: CheckedPack, env: CheckEnv, expr: ast.Expr, scope: dic
         cond = _infer(checked, env, expr.condition, inner, scope_kind, template)
         _expect_bool(checked, cond, expr.condition)
         return T.NUMBER if expr.quantifier == "count" else T.BOOL
+    if isinstance(expr, ast.TableRead):
+        return infer_read(checked, env, expr, infer)
     if isinstance(expr, ast.QuantifiedIn):
         coll = infer(expr.collection)
         if coll.name != "list":
@@ -602,6 +612,18 @@ def _check_container(checked: CheckedPack, env: CheckEnv, container: ast.Expr,
     kind = _SET_KIND_OF.get(element.name)
     t = _infer(checked, env, container, scope, scope_kind, template, element_kind=kind)
     if t.name == "any" or element.name == "any":
+        return
+    if t.name == "table" and t.table_format == "lookup":
+        assert isinstance(container, ast.Path)
+        lookup = checked.lookups.get(container.parts[0])
+        if lookup is not None and len(lookup.keys) != 1:
+            checked.errors.append(PolicyError(
+                "E202", f"`in {lookup.name}` asks for one key; the table is keyed by "
+                f"{len(lookup.keys)} ({', '.join(lookup.keys)})", container.span,
+                f"read a column instead: `{lookup.name}[a, b].column is present`"))
+        if element.name not in (*T.CODE_LIKE, *T.NUMERIC, "date"):
+            checked.errors.append(PolicyError(
+                "E201", f"{T.one(element)} is never a key of a table", container.span))
         return
     if isinstance(container, ast.CodeList) and container.quoted:
         if element.name in ("code", "icd10", "modifier"):
@@ -648,6 +670,8 @@ def _infer_path(checked: CheckedPack, env: CheckEnv, expr: ast.Path,
     elif head in checked.valueset_decls and len(expr.parts) == 1:
         found = checked.valuesets.get(head)
         return T.set_of(found.kind) if found else T.ANY
+    elif head in checked.lookup_decls and len(expr.parts) == 1:
+        return T.table("lookup")
     elif head in checked.tables and len(expr.parts) == 1:
         return T.table(checked.tables[head].format)
     elif head in checked.counters and len(expr.parts) == 1:
@@ -669,7 +693,7 @@ def _infer_path(checked: CheckedPack, env: CheckEnv, expr: ast.Path,
         else:
             message = f"unknown name `{head}`"
             hint = did_you_mean(head, [*scope, *checked.valueset_decls, *checked.tables,
-                                       *checked.counters]) or (
+                                       *checked.counters, *checked.lookup_decls]) or (
                 f"names start with {roots}, a `let` name or a value set")
         checked.errors.append(PolicyError(code, message, expr.span, hint))
         return T.ANY
@@ -742,6 +766,7 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("parse", _parse),
     ("declarations", _declarations),
     ("value-sets", _value_sets),
+    ("tables", check_tables),
     ("counters", check_counters),
     ("rules", _rules),
     ("counter-calls", check_counter_calls),

@@ -32,8 +32,9 @@ from cleanclaim.dsl import types as T
 from cleanclaim.dsl.checker import DEFAULT_OWNER, CheckedPack
 from cleanclaim.dsl.codesets import icd10cm
 from cleanclaim.dsl.history import Counter, bind_counters, counter_source, walk
-from cleanclaim.dsl.missing import guarded_paths, label, optional_reads
+from cleanclaim.dsl.missing import Read, guarded_paths, label, optional_reads, read_key
 from cleanclaim.dsl.specialize import Specializer
+from cleanclaim.dsl.tables import data_value, table_value
 from cleanclaim.dsl.valuesets import CodeSet, partial_notes
 
 LineFn = Callable[[Any, Any, list[Any]], None]
@@ -210,6 +211,7 @@ _HELPERS: dict[str, Any] = {
     "_date_add": _date_add, "_date_sub": _date_sub, "_missing": _missing, "_in_set": _in_set,
     "_fmt": _fmt, "_fmt_icd": _fmt_icd, "_others": _others, "_needs": _needs,
     "_plan": T.plan_of, "_fold": T.plan_key,
+    "_table_value": table_value, "_data_value": data_value,
 }
 
 
@@ -245,7 +247,7 @@ class _Gen:
         self.positive = True
         self.vlets: dict[str, ast.Expr] = {}
         self.guarded: frozenset[tuple[str, ...]] = frozenset()
-        self.reads: dict[tuple[str, ...], ast.Path] = {}
+        self.reads: dict[Any, Read] = {}
         # (rule index, version index) -> what its finding rests on that the shipped data
         # cannot prove (a partial value set, a sample table): see `partial_notes`.
         self.partial: dict[tuple[int, int], list[str]] = {}
@@ -347,7 +349,8 @@ class _Gen:
             return None
         with self.deciding(version, "possible"):
             possible = " and ".join(self.expr(c, env) for c in conditions)
-        read_codes = [(label(p), self.path(p, env)) for p in reads]
+        read_codes = [(label(p), self.path(p, env) if isinstance(p, ast.Path)
+                       else self._expr(p, env)) for p in reads]
         missing_test = " or ".join(f"{code} is None" for _, code in read_codes)
         what = rule.title.value if rule.title else rule.id
         pairs = "".join(f"({name!r}, {code}), " for name, code in read_codes)
@@ -378,7 +381,7 @@ class _Gen:
             reads = (optional_reads(e, self.checked.types, self.vlets, self.guarded)
                      if self.mode != "classic" else [])
             for path in reads:
-                self.reads.setdefault(path.parts, path)
+                self.reads.setdefault(read_key(path), path)
             if reads and (self.mode == "possible") == self.positive and (left_null
                                                                          or right_null):
                 # Unknown, written as true: a missing side makes the comparison hold.
@@ -478,6 +481,8 @@ class _Gen:
         if isinstance(e, ast.CodeList):
             s = self.static_set(e)
             return self.const(s, "c")
+        if isinstance(e, ast.TableRead):
+            return self.table_read(e, env)
         assert isinstance(e, ast.Call)
         if e.name == "count" and len(e.args) == 1 and not self.type_of(e.args[0]).nullable:
             return f"len({self.expr(e.args[0], env)})"  # the built-in, inlined
@@ -508,6 +513,19 @@ class _Gen:
                     and not _LINE_READ.search(_LINE_DATE.sub("", ", ".join(named)))):
                 self.per_date.add(text)
         return text
+
+    def table_read(self, e: ast.TableRead, env: dict[str, str]) -> str:
+        """`t[k, ...].column` (dsl/tables.py): a declared table's row by its keys, or a
+        data table's as of the date of service in scope."""
+        keys = [self.expr(k, env) for k in e.keys]
+        column = repr(e.column)
+        lookup = self.checked.lookups.get(e.table)
+        if lookup is not None:
+            return f"_table_value({self.const(lookup, 't')}, {column}, {', '.join(keys)})"
+        day = (f"{env['line']}.service_date" if "line" in env
+               else f"{env['claim']}.first_service_date")
+        table = self.const(self.tables.get(e.table), "t")
+        return f"_data_value({table}, {column}, {day}, {', '.join(keys)})"
 
     def counter_test(self, counter: Any, line: str) -> str:
         """The counter's line filter as an expression over `line` (what its compiled
@@ -563,6 +581,8 @@ class _Gen:
             return self.const(self.checked.valuesets[head], "c")
         elif head in self.checked.counters:  # a counter handed to a history function
             return self.const(self.checked.counters[head], "h")
+        elif head in self.checked.lookups:  # `x in t`: a declared table's keys
+            return self.const(self.checked.lookups[head], "t")
         else:  # a table name used as a value
             return self.const(self.tables.get(head), "t")
         # Through a record that can be missing (`claim.referring_provider.npi`), a field
@@ -946,8 +966,8 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
     if not line_body:  # no line rule: the loop has nothing to do
         evaluate_source = head + "\n        pass\n"
     elif specialize:
-        constant_fns = frozenset(id(f.impl) for f in functions.values()
-                                 if f.constant and not f.contextual)
+        constant_fns = frozenset([*(id(f.impl) for f in functions.values()
+                                    if f.constant and not f.contextual), id(table_value)])
         specializer = Specializer(
             namespace, general, constant_fns,
             lambda a, b, map_a, map_b: _line_loop(head, a, b, map_a, map_b), install, name)

@@ -160,6 +160,11 @@ class Tracer:
             elif isinstance(e, ast.QuantifiedIn):
                 walk(e.collection, bound)
                 walk(e.container, bound)
+            elif isinstance(e, ast.TableRead):  # the value read, then its keys
+                if not any(isinstance(k, ast.Path) and k.parts[0] in bound for k in e.keys):
+                    found.append(e)
+                for k in e.keys:
+                    walk(k, bound)
 
         walk(expr, bound)
         seen: set[str] = set()

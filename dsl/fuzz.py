@@ -76,6 +76,7 @@ def default_harness() -> Harness:
     folder = SHIPPED / "medicare"
     try:
         from cleanclaim.engine.engine import TABLE_LOADERS, shipped_policies
+        from cleanclaim.engine.refdata.tables import TABLE_SCHEMAS
         from cleanclaim.engine.runtime import standard_functions
     except ImportError:  # pragma: no cover - the dsl without the engine
         return Harness(CheckEnv(functions), {}, (), folder)
@@ -87,8 +88,8 @@ def default_harness() -> Harness:
         if path.is_file():
             decls.append(TableDecl(name, fmt, path))
             tables[name] = TABLE_LOADERS[fmt](path)
-    return Harness(CheckEnv(functions, frozenset(TABLE_LOADERS)), tables, tuple(decls),
-                   folder)
+    return Harness(CheckEnv(functions, frozenset(TABLE_LOADERS), table_schemas=TABLE_SCHEMAS),
+                   tables, tuple(decls), folder)
 
 
 def _validate(error: object, text: str, files: Sequence[str]) -> None:

@@ -297,7 +297,8 @@ def check_counters(checked: CheckedPack, env: CheckEnv) -> None:
             first = declared.get(decl.name)
             clash = ("counter" if first is not None else
                      "value set" if decl.name in checked.valueset_decls else
-                     "table" if decl.name in checked.tables else None)
+                     "table" if decl.name in checked.tables
+                     or decl.name in checked.lookup_decls else None)
             if clash is not None:
                 where = (f" at {first.span.file}:{first.span.line}" if first is not None
                          else "")
@@ -445,6 +446,9 @@ def walk(expr: ast.Expr, bound: frozenset[str] = frozenset()
     elif isinstance(expr, ast.QuantifiedIn):
         yield from walk(expr.collection, bound)
         yield from walk(expr.container, bound)
+    elif isinstance(expr, ast.TableRead):
+        for key in expr.keys:
+            yield from walk(key, bound)
 
 
 # ---- compiling ---------------------------------------------------------------------------

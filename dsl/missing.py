@@ -24,12 +24,23 @@ unguarded reads (`optional_reads`) so that an analyst sees where a review can co
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from cleanclaim.dsl import ast
 from cleanclaim.dsl import types as T
 
 # The names a path to a field of the claim being checked starts with.
 ROOTS = frozenset({"claim", "member", "line", "diagnosis"})
+
+# A value read that can be missing: a claim field, or a column of a table row
+# (`visit_limits[claim.plan].visits`, missing when the table has no such row).
+Read = ast.Path | ast.TableRead
+
+
+def guard_key(read: ast.TableRead) -> tuple[str, ...]:
+    """How `guarded_paths` records a table read tested with `is present`: by its table
+    and column (whatever the key)."""
+    return (f"{read.table}[]", read.column)
 
 
 def guarded_paths(version: ast.Version) -> frozenset[tuple[str, ...]]:
@@ -40,6 +51,8 @@ def guarded_paths(version: ast.Version) -> frozenset[tuple[str, ...]]:
         for node in _nodes(expr):
             if isinstance(node, ast.Presence) and isinstance(node.operand, ast.Path):
                 found.add(node.operand.parts)
+            elif isinstance(node, ast.Presence) and isinstance(node.operand, ast.TableRead):
+                found.add(guard_key(node.operand))
     return frozenset(found)
 
 
@@ -64,14 +77,20 @@ def _nodes(expr: ast.Expr) -> Iterator[ast.Expr]:
     elif isinstance(expr, ast.QuantifiedIn):
         yield from _nodes(expr.collection)
         yield from _nodes(expr.container)
+    elif isinstance(expr, ast.TableRead):
+        for key in expr.keys:
+            yield from _nodes(key)
 
 
 def optional_reads(expr: ast.Expr, types: Mapping[int, T.Type],
                    lets: Mapping[str, ast.Expr], guarded: frozenset[tuple[str, ...]],
-                   _seen: frozenset[str] = frozenset()) -> list[ast.Path]:
+                   _seen: frozenset[str] = frozenset()) -> list[Read]:
     """The paths to claim fields that can be missing which `expr` reads (through `let`s),
-    outside quantifiers, not tested by the rule with `is present` / `is missing`."""
-    found: list[ast.Path] = []
+    outside quantifiers, not tested by the rule with `is present` / `is missing`; and the
+    table reads it makes (a row the table lacks is missing)."""
+    found: list[Read] = []
+    if isinstance(expr, ast.TableRead):
+        return [] if guard_key(expr) in guarded else [expr]
     if isinstance(expr, ast.Path):
         head = expr.parts[0]
         if expr.parts in guarded:
@@ -116,10 +135,10 @@ def _optional_path(parts: tuple[str, ...]) -> bool:
 
 def compare_reads(expr: ast.Expr, types: Mapping[int, T.Type],
                   lets: Mapping[str, ast.Expr],
-                  guarded: frozenset[tuple[str, ...]]) -> list[tuple[ast.Compare, ast.Path]]:
+                  guarded: frozenset[tuple[str, ...]]) -> list[tuple[ast.Compare, Read]]:
     """Each comparison of `expr` (through boolean `let`s, outside quantifiers) with each
     unguarded optional field it reads: what `lint` reports."""
-    found: list[tuple[ast.Compare, ast.Path]] = []
+    found: list[tuple[ast.Compare, Read]] = []
 
     def visit(e: ast.Expr, seen: frozenset[str]) -> None:
         if isinstance(e, ast.Compare):
@@ -138,5 +157,25 @@ def compare_reads(expr: ast.Expr, types: Mapping[int, T.Type],
     return found
 
 
-def label(path: ast.Path) -> str:
-    return ".".join(path.parts)
+def read_key(read: Read) -> Any:
+    """What tells two reads apart (a path's parts; a table read's table, keys, column)."""
+    if isinstance(read, ast.Path):
+        return read.parts
+    return ("[]", read.table, label(read))
+
+
+def label(read: Read) -> str:
+    """How a "needs ..." message names a read: `member.sex`, `limits[claim.plan].visits`."""
+    if isinstance(read, ast.Path):
+        return ".".join(read.parts)
+    return f"{read.table}[{', '.join(_key_text(k) for k in read.keys)}].{read.column}"
+
+
+def _key_text(key: ast.Expr) -> str:
+    if isinstance(key, ast.Path):
+        return ".".join(key.parts)
+    if isinstance(key, ast.Literal_):
+        return f'"{key.value}"' if isinstance(key.value, str) else str(key.value)
+    if isinstance(key, ast.Call):
+        return f"{key.name}(...)"
+    return "..."

@@ -36,7 +36,7 @@ SUPPORTED_VERSIONS = (1,)
 
 _VERSION_LINE = re.compile(r"\A(?:\s|#[^\n]*)*version\s+([0-9]+)\b")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_ITEM_START = re.compile(r"^[ \t]*(rule|valueset|counter)\b", re.MULTILINE)
+_ITEM_START = re.compile(r"^[ \t]*(rule|valueset|counter|table)\b", re.MULTILINE)
 
 
 @cache
@@ -139,7 +139,9 @@ class _ToAst(Transformer[Token, Any]):
         valuesets = tuple(c for c in children[1:] if isinstance(c, ast.ValueSet))
         rules = tuple(c for c in children[1:] if isinstance(c, ast.Rule))
         counters = tuple(c for c in children[1:] if isinstance(c, ast.Counter))
-        return ast.PolicyFile(self.file, version, valuesets, rules, self._s(meta), counters)
+        tables = tuple(c for c in children[1:] if isinstance(c, ast.TableDef))
+        return ast.PolicyFile(self.file, version, valuesets, rules, self._s(meta), counters,
+                              tables)
 
     def version_decl(self, children: list[Token]) -> int:
         return int(children[0])
@@ -150,6 +152,36 @@ class _ToAst(Transformer[Token, Any]):
         from cleanclaim.dsl.history import counter_from_tree
 
         return counter_from_tree(self._s, meta, children, self.errors)
+
+    # ---- lookup tables ---------------------------------------------------------------
+    @v_args(meta=True)
+    def table(self, meta: Meta, children: list[Any]) -> ast.TableDef:
+        name, (file, keys, columns, rows) = children
+        return ast.TableDef(str(name), file, keys, columns, rows, self._s(meta))
+
+    def table_csv(self, c: list[Any]) -> tuple[Any, ...]:
+        return (ast.Text(_unquote(c[0]), self._s(c[0])), c[1], (), ())
+
+    def table_inline(self, c: list[Any]) -> tuple[Any, ...]:
+        return (None, c[0], c[1], tuple(c[2:]))
+
+    def table_keys(self, c: list[Token]) -> tuple[ast.Text, ...]:
+        return tuple(ast.Text(_unquote(t), self._s(t)) for t in c)
+
+    def table_columns(self, c: list[Token]) -> tuple[ast.Text, ...]:
+        return tuple(ast.Text(_unquote(t), self._s(t)) for t in c)
+
+    def table_row(self, c: list[ast.Literal_]) -> tuple[ast.Literal_, ...]:
+        return tuple(c)
+
+    def table_cell(self, c: list[Token]) -> ast.Literal_:
+        token = c[0]
+        if token.type == "STRING":
+            return ast.Literal_(_unquote(token), self._s(token))
+        if token.type == "DATE":
+            return ast.Literal_(self._date(token) or dt.date.min, self._s(token))
+        text = str(token)
+        return ast.Literal_(Decimal(text) if "." in text else int(text), self._s(token))
 
     # ---- value sets ------------------------------------------------------------------
     @v_args(meta=True)
@@ -448,6 +480,10 @@ class _ToAst(Transformer[Token, Any]):
     def false(self, meta: Meta, _: list[Any]) -> ast.Literal_:
         return ast.Literal_(False, self._s(meta))
 
+    @v_args(meta=True)
+    def table_read(self, meta: Meta, c: list[Any]) -> ast.TableRead:
+        return ast.TableRead(str(c[0]), tuple(c[1:-1]), str(c[-1]), self._s(meta))
+
     def codes(self, c: list[ast.CodeList]) -> ast.CodeList:
         return c[0]
 
@@ -570,7 +606,9 @@ def _after_last_word(text: str) -> tuple[int, int]:
 def _hint(f: _Failure) -> str | None:
     """The name of a common mistake, judged from where the parser stopped."""
     if f.kind == "$END":
-        if "RSQB" in f.expected:
+        # (`]` also follows an expression, which may be a table read's key: a rule's
+        # clause expected too means the rule, not a list, is unfinished)
+        if "RSQB" in f.expected and "END" not in f.expected:
             return "unclosed code list: a `]` is missing"
         if "END" in f.expected:
             return "missing `end` after the rule (each rule runs from `rule` to `end`)"
@@ -584,7 +622,7 @@ def _hint(f: _Failure) -> str | None:
             return f"`{f.token}` is a keyword of the policy language; choose another name"
         what = "expression" if f.wants_operand else "value set"
         return f"the {what} is not finished: something must follow `{f.previous}`"
-    if "RSQB" in f.expected:
+    if "RSQB" in f.expected and not f.at_clause and "END" not in f.expected:
         if f.kind in _CODE_LIKE:
             return "separate the codes of a list with `,`"
         return "unclosed code list: a `]` is missing"

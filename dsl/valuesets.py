@@ -327,6 +327,13 @@ def partial_notes(conditions: Iterable[ast.Expr], lets: Iterable[ast.Let],
             walk(expr.right, None)
         elif isinstance(expr, ast.Presence):
             walk(expr.operand, None)
+        elif isinstance(expr, ast.TableRead):
+            sample = getattr(tables.get(expr.table), "sample", None)
+            if sample:  # a data table read from a sample, as for its functions
+                add(f"it rests on the sample table `{expr.table}` ({sample}), not on CMS "
+                    "data")
+            for key in expr.keys:
+                walk(key, None)
 
     for let in lets:
         walk(let.value, None)

@@ -54,6 +54,7 @@ from cleanclaim.engine.ncci import TableError
 # `cleanclaim data import` fills (engine/refdata/).
 from cleanclaim.engine.refdata.store import data_versions
 from cleanclaim.engine.refdata.tables import TABLE_LOADERS as TABLE_LOADERS
+from cleanclaim.engine.refdata.tables import TABLE_SCHEMAS
 from cleanclaim.engine.runtime import standard_functions
 
 if TYPE_CHECKING:  # the plugin machinery is imported only when plugins are asked for
@@ -180,7 +181,7 @@ class Engine:
             from cleanclaim.engine.refdata.valuesets import check_refdata_names, imported_sets
 
             given, unreadable = imported_sets(sources, self.table_overrides.get("cms-data"))
-        env = CheckEnv(self.functions, frozenset(TABLE_LOADERS), given)
+        env = CheckEnv(self.functions, frozenset(TABLE_LOADERS), given, TABLE_SCHEMAS)
         checked = check_pack(sources, env, real_paths)
         if refdata:
             check_refdata_names(checked, sources)

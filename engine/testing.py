@@ -603,9 +603,10 @@ def lint_environment(policies: Sequence[Path] | None
     (built-ins, the engine's functions, the NCCI table loaders) and the policy roots."""
     from cleanclaim.dsl.checker import CheckEnv
     from cleanclaim.engine.engine import TABLE_LOADERS, shipped_policies
+    from cleanclaim.engine.refdata.tables import TABLE_SCHEMAS
     from cleanclaim.engine.runtime import standard_functions
 
     functions = {f.name: f for f in standard_functions()}  # the engine's, without plugins
-    env = CheckEnv(functions, frozenset(TABLE_LOADERS))
+    env = CheckEnv(functions, frozenset(TABLE_LOADERS), table_schemas=TABLE_SCHEMAS)
     roots = list(policies) if policies else [shipped_policies()]
     return env, dict(TABLE_LOADERS), roots

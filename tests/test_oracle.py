@@ -35,8 +35,13 @@ _NUMBERS = {
 _CONDITIONS = {
     "line": ["line.code in [93000, 93005]", "any of line.modifiers in [26, TC]",
              "line.units is missing", "line.units is present",
+             # lookup tables (13.6): a key the table lacks is missing
+             "line.units > lim[line.code].max", "lim[line.code].max is present",
+             "line.code in lim", 'lim[line.code].note == "a"',
+             'lim[line.code].note != "a"',
              "any o in other_lines where o.code == line.code", "line.code == 93306"],
-    "claim": ['claim.place_of_service in ["11", "21"]', "member.birth_date is missing"],
+    "claim": ['claim.place_of_service in ["11", "21"]', "member.birth_date is missing",
+              'lim["93306"].max == count(claim.lines)'],
 }
 _SHARED = ['member.sex == "F"', 'member.sex != "M"', 'claim.plan == "gold"',
            'claim.plan in ["GOLD", "platinum"]', "true", "member.sex is present"]
@@ -53,8 +58,15 @@ def _condition(rng: random.Random, scope: str, depth: int) -> str:
                        f"({left}) and not ({right})"))
 
 
+TABLE = """table lim = key "code" columns "code", "max", "note"
+  row "93000", 1, "a"
+  row "93306", 2, ""
+  row "J0100", 3, "b"
+end"""
+
+
 def generate(rng: random.Random) -> str:
-    rules = ["version 1"]
+    rules = ["version 1", TABLE]
     for i in range(rng.randint(1, 4)):
         scope = rng.choice(("all lines", "codes [93000, 93306]", "claim"))
         kind = "claim" if scope == "claim" else "line"
@@ -63,7 +75,7 @@ def generate(rng: random.Random) -> str:
         if rng.random() < 0.4:
             let = f"  let x = {_condition(rng, kind, 1)}\n"
         when = _condition(rng, kind, 3) + (" and x" if let else "")
-        message = rng.choice(["m", "{member.sex} {claim.plan}",
+        message = rng.choice(["m", "{member.sex} {claim.plan}", '{lim["93000"].note}',
                               "{days_between(claim.first_service_date, claim.received_date)}"])
         rules.append(f'rule "fuzz/r{i}"\n  applies to {scope}\n  root cause coding\n{extra}'
                      f"{let}  when {when}\n  then {rng.choice(['deny', 'review'])} CO-16\n"
@@ -108,7 +120,7 @@ def _fired(traces: list[Any]) -> list[tuple[str, str | None]]:
 def test_general_specialised_and_explain_agree(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(17)
-    compiled = found = undecided = 0
+    compiled = found = undecided = tables = 0
     for n in itertools.count():
         if compiled >= POLICIES or n > 40 * POLICIES:
             break
@@ -130,8 +142,10 @@ def test_general_specialised_and_explain_agree(tmp_path: Path,
             assert decision.to_json() == a
             found += len(decision.findings)
             undecided += sum(f.message.startswith("needs ") for f in decision.findings)
+            tables += sum(f.message.startswith("needs lim[") for f in decision.findings)
             assert _fired(traces) == sorted((f.rule, f.message) for f in decision.findings
                                             if "could not be applied" not in f.message), (
                 f"explain differs\n{text}\n{data}")
     assert compiled >= POLICIES // 2, compiled
     assert found > 100 and undecided > 10, (found, undecided)  # the test sees findings
+    assert tables > 5, tables  # and reads of tables (a key they lack)

@@ -26,8 +26,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
+from cleanclaim.dsl.tables import DataTableSchema
 from cleanclaim.engine import ncci
 from cleanclaim.engine.ncci import MueEdit, MueTable, PtpTable, load_mue, load_ptp
+from cleanclaim.engine.refdata.mpfs import COLUMNS as MPFS_COLUMNS
 from cleanclaim.engine.refdata.store import (
     DataStore,
     ImportRecord,
@@ -266,3 +268,8 @@ def mpfs_table(path: Path) -> Any:
 
 TABLE_LOADERS: Final[dict[str, Callable[[Path], Any]]] = {
     "ncci-ptp": ptp_table, "ncci-mue": mue_table, "cms-mpfs": mpfs_table}
+
+# Formats whose rows policies read by key (dsl/tables.py): `mpfs[line.code].global_days`,
+# `mpfs[line.code, "26"].pctc` reads `FeeSchedule.row(code, date of service, modifier)`.
+TABLE_SCHEMAS: Final[dict[str, DataTableSchema]] = {
+    "cms-mpfs": DataTableSchema(("code", "modifier"), 1, MPFS_COLUMNS)}
