@@ -351,7 +351,8 @@ class Window:
 class Counter:
     """`counter NAME ... end`: what a member's claim history counts and over which window.
 
-    `counts visits of lines where ...`: `measure` is visits, units, lines or charges; the
+    `counts visits of lines where ...`: `measure` is visits, units, lines, charges or sum
+    (`counts sum(AMOUNT)`: the total of `amount` over the counted lines); the
     lines counted are those of `codes`, those meeting `condition`, or every line (both
     None). `keys` (`by rendering provider, code`) count each provider/code apart.
     """
@@ -367,6 +368,8 @@ class Counter:
     # Clauses present but misspelt (`counts`, `per`), reported by the parser: the checker
     # does not report them missing as well.
     broken: tuple[str, ...] = ()
+    # `counts sum(AMOUNT)`: the amount each counted line adds.
+    amount: Expr | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -527,11 +527,11 @@ class _Gen:
         table = self.const(self.tables.get(e.table), "t")
         return f"_data_value({table}, {column}, {day}, {', '.join(keys)})"
 
-    def counter_test(self, counter: Any, line: str) -> str:
-        """The counter's line filter as an expression over `line` (what its compiled
-        `matches` computes)."""
+    def counter_test(self, counter: Any, line: str, member: str = "claim.member") -> str:
+        """The counter's line filter as an expression over `line` and `member` (what its
+        compiled `matches` computes)."""
         if counter.condition is not None:
-            return self.expr(counter.condition, {"line": line})
+            return self.expr(counter.condition, {"line": line, "member": member})
         if counter.codes is not None:
             return self.membership(f"{line}.code", counter.codes, True)
         return "True"
@@ -550,7 +550,8 @@ class _Gen:
             if len(counters) != 1 or "line" not in env:
                 return None
             # (a filter of "True" leaves `x if True else None`, which Python folds to `x`)
-            values["counts"] = self.counter_test(counters[0], env["line"])
+            values["counts"] = self.counter_test(counters[0], env["line"],
+                                                 env.get("member", "claim.member"))
         for i, arg in enumerate(args):
             uses = template.count(f"{{{i}}}") + template.count("{call}")
             if uses > 1 and not _SIMPLE.fullmatch(arg):

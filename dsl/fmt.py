@@ -377,6 +377,20 @@ class _Printer:
         parts.extend((_Hard(comment_indent=_CLAUSE_INDENT), self.tok(end)))
         return tuple(parts)
 
+    def _table(self, c: list[Any]) -> Doc:
+        keyword, name, equal, source = c
+        return (self.tok(keyword), " ", self.tok(name), " ", self.tok(equal), " ",
+                self.node(source))
+
+    def _table_inline(self, c: list[Any]) -> Doc:
+        """`key ... columns ...`, then one `row` a line, then `end` under `table`."""
+        keys, columns, *rows, end = c
+        parts: list[Doc] = [self.node(keys), " ", self.node(columns)]
+        for row in rows:
+            parts.append(_Nest(_CLAUSE_INDENT, (_Hard(), self.node(row))))
+        parts.extend((_Hard(comment_indent=_CLAUSE_INDENT), self.tok(end)))
+        return tuple(parts)
+
     def _counted_where(self, c: list[Any]) -> Doc:
         lines, where, condition = c
         return (self.tok(lines), " ", self.tok(where), " ", _Align(self.top(condition)))
@@ -487,6 +501,23 @@ class _Printer:
         return (self.tok(name), self.tok(open_), _Group(_Align(tuple(docs))), self.tok(close))
 
     def _count_call(self, c: list[Any]) -> Doc:
+        return self._call(c)
+
+    def _table_read(self, c: list[Any]) -> Doc:
+        """`t[k1, k2].column`: no space before `[`, `.` and the column."""
+        name, open_, *rest = c
+        close_at = max(i for i, t in enumerate(rest)
+                       if isinstance(t, Token) and t.type == "RSQB")
+        keys, tail = rest[:close_at], rest[close_at:]
+        docs: list[Doc] = []
+        for key in keys:
+            if isinstance(key, Token) and key.type == "COMMA":
+                docs.extend((self.tok(key), " "))
+            else:
+                docs.append(self.node(key))
+        return (self.tok(name), self.tok(open_), *docs, *(self.tok(t) for t in tail))
+
+    def _measure_sum(self, c: list[Any]) -> Doc:  # `counts sum(AMOUNT)`
         return self._call(c)
 
     def _codes(self, c: list[Any]) -> Doc:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 from cleanclaim.dsl import ast
@@ -48,7 +49,12 @@ if TYPE_CHECKING:
 
     from cleanclaim.dsl.checker import CheckedPack, CheckEnv
 
-MEASURES = ("visits", "units", "lines", "charges")
+MEASURES = ("visits", "units", "lines", "charges", "sum")
+# The fields of a line that claim history records (engine/history.py `Entry`): all that a
+# counter's condition or amount may read of a line, since it is applied to the lines of
+# earlier claims too. (`diagnosis_pointers` is not recorded; `pointed_diagnoses` is.)
+RECORDED_LINE_FIELDS = frozenset({"line", "code", "modifiers", "units", "charge",
+                                  "service_date", "minutes", "pointed_diagnoses"})
 KEYS = {"rendering provider": "rendering_provider", "provider": "rendering_provider",
         "billing provider": "billing_provider", "code": "code", "modifiers": "modifiers"}
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
@@ -75,16 +81,38 @@ def _never(line: Any) -> bool:
     return False
 
 
+def _never_member(line: Any, member: Any) -> bool:
+    return False
+
+
+def _nothing(line: Any, member: Any) -> Any:
+    return None
+
+
+def _decimal(value: Any) -> Decimal:
+    if value is None or isinstance(value, bool):
+        return Decimal(0)
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, int):
+        return Decimal(value)
+    return Decimal(0)
+
+
 class Counter:
     """A checked counter, as the engine uses it: what it counts, its window, its keys and
     `matches(line)`, the compiled filter (bound once the pack is compiled)."""
 
-    __slots__ = ("codes", "condition", "file", "index", "keys", "line", "matches", "measure",
-                 "name", "title", "window")
+    __slots__ = ("_last", "amount", "amount_of", "codes", "condition", "file", "filter",
+                 "index", "keys", "line", "matches", "measure", "name", "reads_member",
+                 "title", "window")
 
     def __init__(self, name: str, measure: str, window: ast.Window, keys: tuple[str, ...],
                  title: str | None, file: str, line: int, index: int,
-                 codes: CodeSet | None, condition: ast.Expr | None) -> None:
+                 codes: CodeSet | None, condition: ast.Expr | None,
+                 amount: ast.Expr | None = None, reads_member: bool = False) -> None:
         self.name = name
         self.measure = measure
         self.window = window
@@ -95,7 +123,35 @@ class Counter:
         self.index = index
         self.codes = codes
         self.condition = condition
+        self.amount = amount
+        # The condition or amount reads `member` (the member whose history it is: the
+        # same on every counted line): the engine asks `matcher(member)` for the filter.
+        self.reads_member = reads_member
         self.matches: Callable[[Any], bool] = _never
+        self.filter: Callable[[Any, Any], bool] = _never_member
+        self.amount_of: Callable[[Any, Any], Any] = _nothing
+        self._last: tuple[Any, Callable[[Any], bool]] | None = None
+
+    def matcher(self, member: Any) -> Callable[[Any], bool]:
+        """The line filter for the lines of `member`'s history (`matches` itself when the
+        counter reads nothing of the member)."""
+        if not self.reads_member:
+            return self.matches
+        last = self._last
+        if last is not None and last[0] is member:
+            return last[1]
+        fn = self.filter
+
+        def matches(line: Any) -> bool:
+            return fn(line, member)
+
+        self._last = (member, matches)
+        return matches
+
+    def value(self, line: Any, member: Any = None) -> Decimal:
+        """What a counted line adds to a `counts sum(AMOUNT)` counter: its amount (missing:
+        nothing), in Decimal."""
+        return _decimal(self.amount_of(line, member))
 
     def __repr__(self) -> str:
         return f"<counter {self.name}: {self.measure} {describe_window(self.window)}>"
@@ -158,6 +214,7 @@ def counter_from_tree(span_of: Callable[[Any], ast.Span], meta: Any, children: l
     keys: list[ast.Word] = []
     seen: dict[str, ast.Span] = {}
     broken: list[str] = []
+    amount: ast.Expr | None = None
 
     def once(written: str, clause_span: ast.Span) -> bool:
         first = seen.get(written)
@@ -182,6 +239,8 @@ def counter_from_tree(span_of: Callable[[Any], ast.Span], meta: Any, children: l
             measure_tree, counted = clause.children
             assert isinstance(measure_tree, Tree) and isinstance(counted, Tree)
             measure = _measure(span_of, measure_tree, errors)
+            if measure is not None and measure.value == "sum":
+                amount = cast(ast.Expr, measure_tree.children[1])
             if measure is None:
                 broken.append("counts")
             if counted.data == "counted_codes":
@@ -195,17 +254,29 @@ def counter_from_tree(span_of: Callable[[Any], ast.Span], meta: Any, children: l
         elif clause.data == "counter_keys" and once("by", clause_span):
             keys = _keys(span_of, clause, errors)
     return ast.Counter(str(name_token), title, measure, codes, condition, window, tuple(keys),
-                       span, tuple(broken))
+                       span, tuple(broken), amount)
 
 
 def _measure(span_of: Callable[[Any], ast.Span], tree: Tree[Any],
              errors: list[PolicyError]) -> ast.Word | None:
     span = span_of(tree.meta)
     word = "lines" if tree.data == "measure_lines" else str(tree.children[0])
+    if tree.data == "measure_sum" and word != "sum":
+        errors.append(PolicyError(
+            "E411", f"a counter cannot count `{word}(...)`", span,
+            did_you_mean(word, ["sum"]) or "it counts `sum(AMOUNT)` of the lines, e.g. "
+            "`counts sum(line.charge) of lines where ...`"))
+        return None
+    if word == "sum" and tree.data != "measure_sum":
+        errors.append(PolicyError(
+            "E411", "`counts sum` needs the amount each line adds", span,
+            "e.g. `counts sum(first_present(mpfs[line.code].nonfac_amount, line.charge))`"))
+        return None
     if word not in MEASURES:
         errors.append(PolicyError(
             "E411", f"a counter cannot count `{word}`", span,
-            did_you_mean(word, MEASURES) or "it counts visits, units, lines or charges"))
+            did_you_mean(word, MEASURES)
+            or "it counts visits, units, lines, charges or sum(AMOUNT)"))
         return None
     return ast.Word(word, span)
 
@@ -330,10 +401,12 @@ def check_counters(checked: CheckedPack, env: CheckEnv) -> None:
                         "use a `codes` value set, or `lines where ...`"))
                     codes = None
                 ok = ok and codes is not None
+            reads_member = False
             if decl.condition is not None:
-                if _condition_reads_only_the_line(checked, env, decl):
-                    scope = {"line": T.Type("Line")}
-                    found = _infer(checked, env, decl.condition, scope, "line")
+                fine, member = _reads_only_the_line(checked, env, decl.condition, "condition")
+                reads_member = reads_member or member
+                if fine:
+                    found = _infer(checked, env, decl.condition, _COUNTER_SCOPE, "line")
                     if found.name not in ("bool", "any"):
                         checked.errors.append(PolicyError(
                             "E203", f"the lines a counter counts are chosen by a condition "
@@ -342,50 +415,80 @@ def check_counters(checked: CheckedPack, env: CheckEnv) -> None:
                         ok = False
                 else:
                     ok = False
+            if decl.amount is not None:
+                fine, member = _reads_only_the_line(checked, env, decl.amount, "amount")
+                reads_member = reads_member or member
+                if fine:
+                    found = _infer(checked, env, decl.amount, _COUNTER_SCOPE, "line")
+                    if found.name not in (*T.NUMERIC, "any"):
+                        checked.errors.append(PolicyError(
+                            "E203", f"a counter sums amounts (numbers), not {T.one(found)}",
+                            decl.amount.span, "e.g. `counts sum(first_present("
+                            "mpfs[line.code].nonfac_amount, line.charge))`"))
+                        ok = False
+                else:
+                    ok = False
             if not ok or decl.measure is None or decl.window is None:
                 # Still known (so rules naming it are not reported as unknown); the pack
                 # does not compile anyway.
                 checked.counters[decl.name] = _counter(decl, "lines", ast.Window(
-                    "lifetime", None, None, None, decl.span), codes, len(checked.counters))
+                    "lifetime", None, None, None, decl.span), codes, len(checked.counters),
+                    reads_member)
                 continue
             checked.counters[decl.name] = _counter(decl, decl.measure.value, decl.window,
-                                                   codes, len(checked.counters))
+                                                   codes, len(checked.counters), reads_member)
+
+
+# What a counter's condition and amount see: the line (of this claim or an earlier one)
+# and the member whose history it is.
+_COUNTER_SCOPE: dict[str, T.Type] = {"line": T.Type("Line"), "member": T.Type("Member")}
 
 
 def _counter(decl: ast.Counter, measure: str, window: ast.Window, codes: CodeSet | None,
-             index: int) -> Counter:
+             index: int, reads_member: bool = False) -> Counter:
     return Counter(decl.name, measure, window, tuple(KEYS[k.value] for k in decl.keys),
                    decl.title.value if decl.title else None, decl.span.file, decl.span.line,
-                   index, codes, decl.condition)
+                   index, codes, decl.condition, decl.amount, reads_member)
 
 
-def _condition_reads_only_the_line(checked: CheckedPack, env: CheckEnv,
-                                   decl: ast.Counter) -> bool:
-    """A counter's condition is applied to lines of earlier claims too, where only the
-    line is known: it may read `line`, value sets and functions that need no claim."""
-    assert decl.condition is not None
-    ok = True
-    for node, bound in walk(decl.condition):
+def _reads_only_the_line(checked: CheckedPack, env: CheckEnv, expr: ast.Expr,
+                         what: str) -> tuple[bool, bool]:
+    """A counter's condition (or amount) is applied to lines of earlier claims too, where
+    only the recorded line and the member are known: it may read `line` (its recorded
+    fields), `member`, value sets, tables and functions that need no claim. Returns
+    (fine, reads the member)."""
+    ok, member = True, False
+    hint = ("counters count lines of earlier claims as well: the " + what + " reads only "
+            "`line` (its code, modifiers, units, charge, date, minutes, pointed diagnoses) "
+            "and `member`")
+    for node, bound in walk(expr):
         if isinstance(node, ast.Path):
             head = node.parts[0]
-            if head in bound or head == "line" or head in checked.valueset_decls:
+            if head in bound or head in checked.valueset_decls or head in checked.lookup_decls:
+                continue
+            if head == "member":
+                member = True
+                continue
+            if head == "line":
+                if len(node.parts) > 1 and node.parts[1] not in RECORDED_LINE_FIELDS \
+                        and node.parts[1] in T.RECORDS["Line"]:
+                    checked.errors.append(PolicyError(
+                        "E412", f"a counter's {what} cannot read `line.{node.parts[1]}`: "
+                        "claim history does not record it", node.span, hint))
+                    ok = False
                 continue
             if head in T.ROOTS["line"]:
                 checked.errors.append(PolicyError(
-                    "E412", f"a counter's condition cannot read `{head}`", node.span,
-                    "counters count lines of earlier claims as well: the condition reads "
-                    "only `line` (its code, modifiers, units, charge, date, diagnoses)"))
+                    "E412", f"a counter's {what} cannot read `{head}`", node.span, hint))
                 ok = False
         elif isinstance(node, ast.Call):
             spec = env.functions.get(node.name)
             if spec is not None and spec.contextual:
                 checked.errors.append(PolicyError(
                     "E412", f"`{node.name}` reads the claim being checked; a counter's "
-                    "condition cannot use it", node.span,
-                    "counters count lines of earlier claims as well: the condition reads "
-                    "only `line`"))
+                    f"{what} cannot use it", node.span, hint))
                 ok = False
-    return ok
+    return ok, member
 
 
 def check_counter_calls(checked: CheckedPack, env: CheckEnv) -> None:
@@ -459,8 +562,13 @@ def counter_source(gen: Any, checked: CheckedPack) -> str:
     the compiler's code generator `gen` (the same code a rule's condition becomes)."""
     parts: list[str] = []
     for counter in checked.counters.values():
-        test = gen.counter_test(counter, "line")
-        parts.append(f"def _counter_{counter.index}(line):\n    return bool({test})\n")
+        test = gen.counter_test(counter, "line", "member")
+        parts.append(f"def _counter_{counter.index}(line, member=None):\n"
+                     f"    return bool({test})\n")
+        if counter.amount is not None:
+            amount = gen.expr(counter.amount, {"line": "line", "member": "member"})
+            parts.append(f"def _counter_amount_{counter.index}(line, member=None):\n"
+                         f"    return {amount}\n")
     return "\n".join(parts)
 
 
@@ -470,3 +578,7 @@ def bind_counters(checked: CheckedPack, namespace: dict[str, Any]) -> None:
         fn = namespace.get(f"_counter_{counter.index}")
         if fn is not None:
             counter.matches = fn
+            counter.filter = fn
+        amount = namespace.get(f"_counter_amount_{counter.index}")
+        if amount is not None:
+            counter.amount_of = amount

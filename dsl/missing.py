@@ -113,7 +113,10 @@ def optional_reads(expr: ast.Expr, types: Mapping[int, T.Type],
     if isinstance(expr, ast.Membership):
         return []  # a missing value is in no list (`not in`: true), as in version 1
     if isinstance(expr, ast.Call):
-        for arg in expr.args:
+        # `first_present(a, b)` is missing only when its last argument is: what the
+        # first ones read cannot leave it unknown.
+        args = expr.args[-1:] if expr.name == "first_present" else expr.args
+        for arg in args:
             found.extend(optional_reads(arg, types, lets, guarded, _seen))
     return found
 

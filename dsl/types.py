@@ -348,6 +348,11 @@ def plan_key(plan: Any) -> Any:
     return plan.casefold() if isinstance(plan, str) else plan
 
 
+def first_present(a: Any, b: Any) -> Any:
+    """`a`, or `b` when `a` is missing: an amount with its fallback."""
+    return b if a is None else a
+
+
 def count(items: Any) -> int:
     return 0 if items is None else len(items)
 
@@ -366,6 +371,9 @@ BUILTINS: tuple[FunctionSpec, ...] = (
     FunctionSpec("years_between", (DATE, DATE), NUMBER.maybe(), years_between,
                  "whole years from the first date to the second (e.g. age)"),
     FunctionSpec("count", (list_of(ANY),), NUMBER, count, "number of items in a list"),
+    FunctionSpec("first_present", (NUMBER, NUMBER), NUMBER.maybe(), first_present,
+                 "the first amount when it is present, else the second (a fee schedule "
+                 "amount, else the charge)", constant=True),
     FunctionSpec("start_of_month", (DATE,), DATE.maybe(), start_of_month,
                  "the first day of the date's month"),
     FunctionSpec("start_of_year", (DATE,), DATE.maybe(), start_of_year,

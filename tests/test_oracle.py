@@ -39,6 +39,8 @@ _CONDITIONS = {
              "line.units > lim[line.code].max", "lim[line.code].max is present",
              "line.code in lim", 'lim[line.code].note == "a"',
              'lim[line.code].note != "a"',
+             # counters reading the member, summing amounts (13.8)
+             "total_to_date(oc) > 2", "total_before(oc) >= 1", "visit_number(ov) > 1",
              "any o in other_lines where o.code == line.code", "line.code == 93306"],
     "claim": ['claim.place_of_service in ["11", "21"]', "member.birth_date is missing",
               'lim["93306"].max == count(claim.lines)'],
@@ -62,6 +64,15 @@ TABLE = """table lim = key "code" columns "code", "max", "note"
   row "93000", 1, "a"
   row "93306", 2, ""
   row "J0100", 3, "b"
+end
+counter oc
+  counts sum(first_present(lim[line.code].max, line.units)) of lines
+    where years_between(member.birth_date, line.service_date) >= 60
+  per calendar year
+end
+counter ov
+  counts visits of lines where member.sex == "F" or any of line.modifiers in [26]
+  per day
 end"""
 
 

@@ -196,6 +196,7 @@ def test_tables_format_round_trip(tmp_path: Path) -> None:
     text = POLICY.replace("table plans = key", "table   plans =  key")
     out = format_policy(text, "rules.policy")
     assert "table plans = key" in out
+    assert '\n  row "gold", 20, 2026-01-01\n  row "silver", 12, 2026-06-01\nend\n' in out
     assert format_policy(out, "rules.policy") == out
 
 

@@ -1030,23 +1030,23 @@ class MemberHistory:
             found = self._unpacked[i] = unpack_lines(row[2], row[3], row[4], row[5], row[6])
         return found
 
-    def counted(self, counter: Counter) -> dict[Any, list[Entry]]:
+    def counted(self, counter: Counter, matches: Any = None) -> dict[Any, list[Entry]]:
         """The loaded lines `counter` counts, in counting order, grouped by what the
         counter keeps apart (`by`; one group, None, when it keeps nothing apart)."""
         found = self._counted.get(counter.index)
         if found is None:
-            matches = counter.matches
+            matches = matches or counter.matches
             lines = [e for i in range(len(self.rows)) for e in self._lines(i) if matches(e)]
             found = self._counted[counter.index] = _grouped(counter, lines)
         return found
 
-    def on_day(self, counter: Counter, dos: str, excluded: frozenset[str]
-               ) -> dict[Any, list[Entry]]:
+    def on_day(self, counter: Counter, dos: str, excluded: frozenset[str],
+               matches: Any = None) -> dict[Any, list[Entry]]:
         """The lines `counter` counts with date of service `dos`, of claims other than
         `excluded`, grouped as `counted` groups them. Only the claims with a line on that
         date are unpacked (most claims have none: the claim being checked, recorded
         under its id, is one of the excluded)."""
-        matches = counter.matches
+        matches = matches or counter.matches
         lines = [e for i, row in enumerate(self.rows)
                  if row[0] <= dos <= row[1] and row[2] not in excluded and dos in row[6]
                  for e in self._lines(i) if e.dos == dos and matches(e)]
@@ -1075,7 +1075,8 @@ def _grouped(counter: Counter, lines: list[Entry]) -> dict[Any, list[Entry]]:
 
 _NO_MEMBER = MemberHistory([])
 # A count of each measure when nothing is counted.
-_NOTHING: dict[str, Any] = {"visits": 0, "lines": 0, "units": 0, "charges": Decimal(0)}
+_NOTHING: dict[str, Any] = {"visits": 0, "lines": 0, "units": 0, "charges": Decimal(0),
+                            "sum": Decimal(0)}
 
 
 class ClaimHistory:
@@ -1111,7 +1112,10 @@ class ClaimHistory:
         return None if found is None else found[mode]
 
     def _count(self, claim: Claim, counter: Counter) -> dict[int, tuple[Any, Any, Any]]:
-        matches = counter.matches
+        person = claim.member
+        # (a counter whose condition reads the member filters by this claim's member, the
+        # member whose history it is: dsl/history.py `Counter.matcher`)
+        matches = counter.matcher(person)
         # The lines the counter counts, in counting order: (date, place in the claim).
         counted = sorted((line.service_date, j, line) for j, line in enumerate(claim.lines)
                          if matches(line))
@@ -1136,12 +1140,12 @@ class ClaimHistory:
                 if per_day:
                     on_day = days.get(dos)
                     if on_day is None:
-                        on_day = days[dos] = member.on_day(counter, dos, excluded)
+                        on_day = days[dos] = member.on_day(counter, dos, excluded, matches)
                     group = on_day.get(want)
                     if group is not None:  # entries compare as their places in the order
                         others = group[:bisect.bisect_left(group, here)]
                 else:
-                    group = member.counted(counter).get(want)
+                    group = member.counted(counter, matches).get(want)
                     if group is not None:
                         first = bisect.bisect_left(group, (start.isoformat(),))
                         others = [e for e in group[first:bisect.bisect_left(group, here, first)]
@@ -1153,7 +1157,8 @@ class ClaimHistory:
             else:
                 own = [o for o in earlier if o.service_date >= start]
                 earlier.append(line)
-            values[id(line)] = _measure(measure, others, own, line)
+            values[id(line)] = (_sum(counter, person, others, own, line) if measure == "sum"
+                                else _measure(measure, others, own, line))
         return values
 
 
@@ -1216,6 +1221,16 @@ def _measure(measure: str, others: list[Entry], own: list[ServiceLine], line: Se
             own_charges, charges)
 
 
+def _sum(counter: Counter, person: Any, others: list[Entry], own: list[ServiceLine],
+         line: ServiceLine) -> tuple[Any, Any, Any]:
+    """(THROUGH, BEFORE, OTHERS) of a `counts sum(AMOUNT)` counter: the amounts of the
+    lines, as `_measure` counts charges (a line whose amount is missing adds nothing)."""
+    value = counter.value
+    on_others = sum((value(e, person) for e in others), Decimal(0))
+    before = on_others + sum((value(o, person) for o in own), Decimal(0))
+    return before + value(line, person), before, on_others
+
+
 # ---- the functions rules call -------------------------------------------------------------
 
 
@@ -1264,7 +1279,7 @@ def total_on_other_claims(claim: Claim, line: ServiceLine | None, counter: Count
         return None
     view: ClaimHistory | None = getattr(claim, "history", None)
     if view is None or not view.member.rows:  # the claim alone: no other claims
-        return _NOTHING[counter.measure] if counter.matches(line) else None
+        return _NOTHING[counter.measure] if counter.matcher(claim.member)(line) else None
     return view.total(claim, counter, line, OTHERS)
 
 
@@ -1576,7 +1591,7 @@ class HistoryReader:
             return None
         earliest: dt.date | None = None
         for counter in counters:
-            matches = counter.matches
+            matches = counter.matcher(claim.member)
             for line in lines:
                 if matches(line):
                     start = counter.window_start(claim.first_service_date)
