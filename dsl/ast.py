@@ -298,6 +298,15 @@ class Word:
 
 
 @dataclass(frozen=True, slots=True)
+class Except:
+    """`except when COND`: the version's finding is suppressed when COND holds (the
+    parser also adds `not COND`, spanning the clause, to the version's conditions)."""
+
+    condition: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Version:
     """The clauses in force from `start` to `end` (inclusive; None = open)."""
 
@@ -309,6 +318,7 @@ class Version:
     message: Text | None
     reference: Text | None
     span: Span
+    exceptions: tuple[Except, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +337,9 @@ class Rule:
     # Clauses that stand where they do not belong (e.g. `applies to` after `effective`),
     # kept so the checker can report them with their position.
     misplaced: tuple[tuple[str, Span], ...] = field(default=())
+    # `except rule "ID"`: rules whose finding (on the same line, or on the claim)
+    # suppresses this rule's.
+    excepts: tuple[Text, ...] = ()
 
 
 # ---- counters (claim history) ----------------------------------------------------------

@@ -16,6 +16,7 @@ from cleanclaim.dsl import ast
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.codesets import adjustment
 from cleanclaim.dsl.errors import PolicyError, did_you_mean
+from cleanclaim.dsl.exceptions import check_exceptions
 from cleanclaim.dsl.history import COUNTER, Counter, check_counter_calls, check_counters
 from cleanclaim.dsl.pack import (
     PackSources,
@@ -88,6 +89,9 @@ class CheckedPack:
     # declarations, and the tables read without errors.
     lookup_decls: dict[str, ast.TableDef] = field(default_factory=dict)
     lookups: dict[str, LookupTable] = field(default_factory=dict)
+    # `except rule`: rule index -> the indices of the rules whose findings suppress its
+    # own (dsl/exceptions.py).
+    excepts: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
 
 Stage = Callable[[CheckedPack, CheckEnv], None]
@@ -300,8 +304,8 @@ def _check_rule(checked: CheckedPack, env: CheckEnv, pack_id: str, rule: ast.Rul
     for what, span in rule.misplaced:
         errors.append(PolicyError(
             "E405", f"`{what}` cannot stand here", span,
-            "title, applies to, plan, place of service, root cause, owner and kind come "
-            "before the first `effective`"))
+            "title, applies to, plan, place of service, root cause, owner, kind and "
+            "`except rule` come before the first `effective`"))
     if rule.scope is None:
         errors.append(PolicyError(
             "E404", f"rule `{rule.id}` says nothing about what it applies to", rule.span,
@@ -356,7 +360,7 @@ def _check_rule(checked: CheckedPack, env: CheckEnv, pack_id: str, rule: ast.Rul
         scope_env: dict[str, T.Type] = dict(T.ROOTS[scope_kind])
         for let in version.lets:
             scope_env[let.name] = _infer(checked, env, let.value, scope_env, scope_kind)
-        if not version.conditions:
+        if len(version.conditions) == len(version.exceptions):  # `except when`s only
             errors.append(PolicyError(
                 "E403", f"rule `{rule.id}` has no `when` condition", version.span,
                 "add `when <condition>`; a rule that always fires says `when true`"))
@@ -770,4 +774,5 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("counters", check_counters),
     ("rules", _rules),
     ("counter-calls", check_counter_calls),
+    ("exceptions", check_exceptions),
 )

@@ -31,6 +31,7 @@ from cleanclaim.dsl import ast
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.checker import DEFAULT_OWNER, CheckedPack
 from cleanclaim.dsl.codesets import icd10cm
+from cleanclaim.dsl.exceptions import apply_exceptions
 from cleanclaim.dsl.history import Counter, bind_counters, counter_source, walk
 from cleanclaim.dsl.missing import Read, guarded_paths, label, optional_reads, read_key
 from cleanclaim.dsl.specialize import Specializer
@@ -96,9 +97,19 @@ class Program:
     # Claim-history counters the pack declares: a run records its claims' facts when
     # there is any (engine/history.py).
     counters: tuple[Counter, ...] = ()
+    # `except rule` (dsl/exceptions.py): rule index -> the rules whose findings suppress
+    # its own; rule index -> the version index of its "needs ..." review.
+    excepts: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    needs: Mapping[int, int] = field(default_factory=dict)
     _rule_sources: dict[int, str] = field(default_factory=dict)
     _namespace: dict[str, Any] = field(default_factory=dict)
     _single: dict[int, Callable[..., None]] = field(default_factory=dict)
+
+    def apply_exceptions(self, out: list[Any]) -> None:
+        """Take out the findings an `except rule` suppresses (`_evaluate` does it itself;
+        the slow path that applies rules one at a time calls this)."""
+        if self.excepts and out:
+            apply_exceptions(out, self.excepts, self.needs)
 
     def run_rule(self, index: int, claim: Any, line: Any, out: list[Any]) -> None:
         """Apply one rule alone (slow path, used to isolate a failing rule)."""
@@ -212,6 +223,7 @@ _HELPERS: dict[str, Any] = {
     "_fmt": _fmt, "_fmt_icd": _fmt_icd, "_others": _others, "_needs": _needs,
     "_plan": T.plan_of, "_fold": T.plan_key,
     "_table_value": table_value, "_data_value": data_value,
+    "_apply_exceptions": apply_exceptions,
 }
 
 
@@ -958,6 +970,11 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
     namespace["_BY_CODE"] = lines_by_code
     # `_evaluate` is compiled on its own, and again (only it) as line classes appear.
     head = "\n".join(fused)
+    needs = {index: len(rule.versions) for index, (_p, rule) in enumerate(checked.rules)}
+    tail = ""
+    if checked.excepts:  # `except rule`: once every rule has been applied
+        gen.ns["_EXC"], gen.ns["_NEEDS"] = dict(checked.excepts), needs
+        tail = "    if out:\n        _apply_exceptions(out, _EXC, _NEEDS)\n"
     installed: list[Program] = []
 
     def install(fn: Callable[..., None]) -> None:
@@ -965,18 +982,19 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
             installed[0].evaluate_fn = fn
 
     if not line_body:  # no line rule: the loop has nothing to do
-        evaluate_source = head + "\n        pass\n"
+        evaluate_source = head + "\n        pass\n" + tail
     elif specialize:
         constant_fns = frozenset([*(id(f.impl) for f in functions.values()
                                     if f.constant and not f.contextual), id(table_value)])
         specializer = Specializer(
             namespace, general, constant_fns,
-            lambda a, b, map_a, map_b: _line_loop(head, a, b, map_a, map_b), install, name)
+            lambda a, b, map_a, map_b: _line_loop(head, a, b, map_a, map_b, tail), install,
+            name)
         specializer.build()
         evaluate_source = specializer.source
     else:
         namespace["_CA0"] = namespace["_CB0"] = _NoClasses()
-        evaluate_source = _line_loop(head, [general], [general], "_CA0", "_CB0")
+        evaluate_source = _line_loop(head, [general], [general], "_CA0", "_CB0", tail)
     if not line_body or not specialize:
         exec(compile(evaluate_source, name, "exec"), namespace)
     program = Program(
@@ -993,6 +1011,8 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         functions=functions,
         tables=tables,
         counters=tuple(checked.counters.values()),
+        excepts=dict(checked.excepts),
+        needs=needs,
         _rule_sources=rule_sources,
         _namespace=namespace,
     )
@@ -1008,7 +1028,7 @@ class _NoClasses(dict[Any, int]):
 
 
 def _line_loop(head: str, with_modifiers: list[str], without: list[str], map_a: str,
-               map_b: str) -> str:
+               map_b: str, tail: str = "") -> str:
     """`_evaluate`: `head` (up to the loop over lines and its per-date memos), then each line
     goes to the body of its code's class (`dsl/specialize.py`), 0 being the general one."""
     def tree(bodies: list[str], lo: int, hi: int, indent: str) -> list[str]:
@@ -1029,4 +1049,4 @@ def _line_loop(head: str, with_modifiers: list[str], without: list[str], map_a: 
         lines.append("        else:")
         lines.append(f"            _cls = {map_b}[line.code]")
         lines.extend(tree(without, 0, len(without) - 1, "            "))
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + tail

@@ -54,6 +54,7 @@ ERROR_CODES: dict[str, str] = {
     "E406": "bad-effective-dates",
     "E407": "duplicate-clause",
     "E408": "bad-rule-id",
+    "E409": "bad-exception",
     "E410": "incomplete-counter",
     "E411": "bad-counter-clause",
     "E412": "counter-reads-claim",

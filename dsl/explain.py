@@ -104,6 +104,9 @@ def describe(value: Any, kind: str | None = None) -> str:
     return str(value)
 
 
+_UNDECIDED = "a field it reads is missing, so it cannot be decided"
+
+
 class Tracer:
     """Builds and runs tracing functions for one compiled pack."""
 
@@ -299,7 +302,7 @@ class Tracer:
             needs = None
         if needs is not None:
             trace.status = "fired"
-            trace.reason = "a field it reads is missing, so it cannot be decided"
+            trace.reason = _UNDECIDED
             trace.outcome = "review CO-16"
             trace.message = needs
             return trace
@@ -315,7 +318,8 @@ class Tracer:
         trace.message = str(message)
         return trace
 
-    def trace_claim(self, claim: Any, only_rule: str | None = None) -> list[RuleTrace]:
+    def trace_claim(self, claim: Any, only_rule: str | None = None,
+                    exceptions: bool = True) -> list[RuleTrace]:
         """Every rule considered for the claim, claim rules first, then line by line."""
         traces: list[RuleTrace] = []
         rules = [r for r in self.program.rules if only_rule in (None, r.id)]
@@ -330,7 +334,35 @@ class Tracer:
                 if rule.scope == "all_lines" or (rule.scope == "codes"
                                                  and line.code in rule.codes):
                     traces.append(self.trace_rule(rule, claim, line=line))
+        if exceptions and self.program.excepts:  # `except rule`, as evaluation does
+            self._apply_exceptions(claim, traces)
         return traces
+
+    def _apply_exceptions(self, claim: Any, traces: list[RuleTrace]) -> None:
+        """Mark `excepted` the fired traces whose finding an `except rule` suppresses."""
+        by_id = {r.id: r for r in self.program.rules}
+        others = {i for deps in self.program.excepts.values() for i in deps}
+        seen = {t.rule for t in traces}
+        # the excepting rules' own traces, when only one rule was asked for
+        extra = [t for i in others if self.program.rules[i].id not in seen
+                 for t in self.trace_claim(claim, self.program.rules[i].id, False)]
+        fired: dict[str, set[str]] = {}
+        for t in [*traces, *extra]:
+            if t.status == "fired" and t.reason != _UNDECIDED:
+                fired.setdefault(t.rule, set()).add(t.target if t.target.startswith("line ")
+                                                   else "claim")
+        for t in traces:
+            rule = by_id[t.rule]
+            if t.status != "fired" or rule.index not in self.program.excepts:
+                continue
+            for i in self.program.excepts[rule.index]:
+                other = self.program.rules[i].id
+                where = fired.get(other, set())
+                if where and (not t.target.startswith("line ") or t.target in where
+                              or "claim" in where):
+                    t.status = "excepted"
+                    t.reason = f"rule `{other}` applies (except rule)"
+                    break
 
 
 def _membership_parts(expr: ast.Expr) -> list[ast.QuantifiedIn]:

@@ -422,6 +422,10 @@ class _Printer:
         keyword, condition = c
         return (self.tok(keyword), " ", _Align(self.top(condition)))
 
+    def _except_when(self, c: list[Any]) -> Doc:
+        keyword, when, condition = c
+        return (self.tok(keyword), " ", self.tok(when), " ", _Align(self.top(condition)))
+
     def _then(self, c: list[Any]) -> Doc:
         head = self.words(c[:2])
         carc = c[2]

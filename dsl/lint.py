@@ -16,6 +16,7 @@ What the quality stages detect, and what they do not:
   the scope, `when false`, `plan is "a"` and `plan is not "a"`, a place of service that is
   not two digits). Conditions are not solved: `line.units > 3 and line.units < 2` is not
   found;
+- W207 an exception (`except when` / `except rule`) that can never apply;
 - W203-W206 dated versions: every version ended before today, a version left no date by
   the versions that win over it, versions overlapping, gaps between versions;
 - W301-W302 two rules of a pack (its includes too) that apply to the same lines (shared
@@ -71,6 +72,7 @@ LINT_CODES: dict[str, tuple[str, str]] = {
     "W204": ("shadowed-version", "a dated version that other versions leave no date"),
     "W205": ("overlapping-versions", "two dated versions in force on the same dates"),
     "W206": ("version-gap", "dates between two versions on which no version applies"),
+    "W207": ("exception-never-applies", "an `except` that can never suppress the finding"),
     "W301": ("conflicting-rules", "two rules that fire together with different outcomes"),
     "W302": ("duplicate-rules", "two rules that fire together with the same outcome"),
     "W401": ("missing-reference", "a rule that does not say which policy text it encodes"),
@@ -815,10 +817,19 @@ def _adjustment_usage(ctx: _Context) -> None:
                     ctx.warn(problem.code, problem.message, span, problem.hint)
 
 
+def _exceptions(ctx: _Context) -> None:
+    """W207 (issue 13.9, lang): exceptions that can never apply (dsl/exceptions.py)."""
+    from cleanclaim.dsl.exceptions import never_apply
+
+    for span, message in never_apply(ctx.checked):
+        ctx.warn("W207", message, span, "drop the exception, or name what it should be")
+
+
 STAGES: tuple[tuple[str, Stage], ...] = (
     ("value-sets", _value_sets),
     ("scopes", _scopes),
     ("versions", _versions),
+    ("exceptions", _exceptions),
     ("conflicts", _conflicts),
     ("references", _references),
     ("partial-data", _partial_data),

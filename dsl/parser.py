@@ -236,18 +236,28 @@ class _ToAst(Transformer[Token, Any]):
     def rule(self, meta: Meta, children: list[Any]) -> ast.Rule:
         rule_id = _unquote(children[0])
         span = self._s(meta)
-        shared: dict[str, Any] = {"lets": [], "conditions": [], "spans": {}}
+        shared: dict[str, Any] = {"lets": [], "conditions": [], "spans": {}, "exceptions": []}
         versions: list[tuple[tuple[dt.date | None, dt.date | None, ast.Span], dict[str, Any]]] = []
         current = shared
         header: dict[str, Any] = {"title": None, "scope": None, "root_cause": None,
                                   "owner": None, "kind": None, "filters": []}
         header_spans: dict[str, ast.Span] = {}
         misplaced: list[tuple[str, ast.Span]] = []
+        excepts: list[ast.Text] = []
         for clause_name, value, clause_span in children[1:]:
             written = _WRITTEN.get(clause_name, clause_name)
             if clause_name == "effective":
-                current = {"lets": [], "conditions": [], "spans": {}}
+                current = {"lets": [], "conditions": [], "spans": {}, "exceptions": []}
                 versions.append(((value[0], value[1], clause_span), current))
+            elif clause_name == "except_when":
+                # `except when C` is `when not C` (spanning the clause, so a trace shows it
+                # as written), and is kept as an exception for lint.
+                current["conditions"].append(ast.Not(value, clause_span))
+                current["exceptions"].append(ast.Except(value, clause_span))
+            elif clause_name == "except_rule":
+                if current is not shared:
+                    misplaced.append(("except rule", clause_span))
+                excepts.append(value)
             elif clause_name == "let":
                 first = current["spans"].get(f"let {value.name}")
                 if first is not None:
@@ -286,7 +296,8 @@ class _ToAst(Transformer[Token, Any]):
                 header_spans.setdefault(clause_name, clause_span)
                 header[clause_name] = value
         if not versions:
-            versions.append(((None, None, span), {"lets": [], "conditions": []}))
+            versions.append(((None, None, span), {"lets": [], "conditions": [],
+                                                  "exceptions": []}))
         built = []
         for (start, end, vspan), own in versions:
             built.append(
@@ -299,6 +310,7 @@ class _ToAst(Transformer[Token, Any]):
                     message=own.get("message", shared.get("message")),
                     reference=own.get("reference", shared.get("reference")),
                     span=vspan,
+                    exceptions=tuple(shared["exceptions"]) + tuple(own["exceptions"]),
                 )
             )
         return ast.Rule(
@@ -312,6 +324,7 @@ class _ToAst(Transformer[Token, Any]):
             versions=tuple(built),
             span=span,
             misplaced=tuple(misplaced),
+            excepts=tuple(excepts),
         )
 
     @v_args(meta=True)
@@ -398,6 +411,14 @@ class _ToAst(Transformer[Token, Any]):
     @v_args(meta=True)
     def when(self, meta: Meta, c: list[Any]) -> tuple[str, ast.Expr, ast.Span]:
         return ("when", c[0], self._s(meta))
+
+    @v_args(meta=True)
+    def except_when(self, meta: Meta, c: list[Any]) -> tuple[str, ast.Expr, ast.Span]:
+        return ("except_when", c[0], self._s(meta))
+
+    @v_args(meta=True)
+    def except_rule(self, meta: Meta, c: list[Token]) -> tuple[str, ast.Text, ast.Span]:
+        return ("except_rule", ast.Text(_unquote(c[0]), self._s(c[0])), self._s(meta))
 
     @v_args(meta=True)
     def then(self, meta: Meta, c: list[Any]) -> tuple[str, ast.Outcome, ast.Span]:
@@ -578,6 +599,7 @@ _NAMING_WORDS = frozenset({"let", "valueset", "any", "all", "no", "count", "caus
                            "kind"})
 _SEVERITIES = frozenset({"reject", "deny", "review", "info"})
 _CLAUSES = ("title", "applies", "plan", "place", "root", "owner", "kind", "effective", "let",
+            "except",
             "when", "then", "message", "reference", "end")
 _OPERAND_START = frozenset({"NAME", "FIELD", "NUMBER", "INT", "STRING", "DATE", "LPAR", "LSQB",
                             "NOT", "ANY", "ALL", "NO", "COUNT", "TRUE", "FALSE", "CLAIM",

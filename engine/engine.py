@@ -500,6 +500,7 @@ class Engine:
         except Exception:
             out = []
             failures = self._rule_by_rule(program, claim, out)
+            program.apply_exceptions(out)  # `except rule`, as `_evaluate` applies it
             for failure in failures:
                 if plugin is not None:
                     failure.rule = plugin.rule_id(failure.rule)

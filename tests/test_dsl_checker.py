@@ -58,7 +58,8 @@ def type_of(expression: str, scope: str = "all lines") -> T.Type:
 
 def test_the_stages_run_in_order() -> None:
     assert [name for name, _stage in STAGES] == ["parse", "declarations", "value-sets", "tables",
-                                                 "counters", "rules", "counter-calls"]
+                                                 "counters", "rules", "counter-calls",
+                                                 "exceptions"]
 
 
 # ---- expression types -------------------------------------------------------------------

@@ -86,6 +86,11 @@ def generate(rng: random.Random) -> str:
         if rng.random() < 0.4:
             let = f"  let x = {_condition(rng, kind, 1)}\n"
         when = _condition(rng, kind, 3) + (" and x" if let else "")
+        # exceptions (13.9): a condition, or an earlier rule (never a circle)
+        if rng.random() < 0.3:
+            extra += f"  except when {_condition(rng, kind, 1)}\n"
+        if i and rng.random() < 0.4:
+            extra += f'  except rule "fuzz/r{rng.randrange(i)}"\n'
         message = rng.choice(["m", "{member.sex} {claim.plan}", '{lim["93000"].note}',
                               "{days_between(claim.first_service_date, claim.received_date)}"])
         rules.append(f'rule "fuzz/r{i}"\n  applies to {scope}\n  root cause coding\n{extra}'
@@ -131,7 +136,7 @@ def _fired(traces: list[Any]) -> list[tuple[str, str | None]]:
 def test_general_specialised_and_explain_agree(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(17)
-    compiled = found = undecided = tables = 0
+    compiled = found = undecided = tables = excepted = 0
     for n in itertools.count():
         if compiled >= POLICIES or n > 40 * POLICIES:
             break
@@ -154,9 +159,11 @@ def test_general_specialised_and_explain_agree(tmp_path: Path,
             found += len(decision.findings)
             undecided += sum(f.message.startswith("needs ") for f in decision.findings)
             tables += sum(f.message.startswith("needs lim[") for f in decision.findings)
+            excepted += sum(t.status == "excepted" for t in traces)
             assert _fired(traces) == sorted((f.rule, f.message) for f in decision.findings
                                             if "could not be applied" not in f.message), (
                 f"explain differs\n{text}\n{data}")
     assert compiled >= POLICIES // 2, compiled
     assert found > 100 and undecided > 10, (found, undecided)  # the test sees findings
     assert tables > 5, tables  # and reads of tables (a key they lack)
+    assert excepted > 5, excepted  # and findings an `except rule` suppressed
