@@ -344,7 +344,8 @@ class Rule:
 
 # ---- counters (claim history) ----------------------------------------------------------
 
-WindowKind = Literal["calendar_year", "benefit_year", "rolling", "day", "lifetime"]
+WindowKind = Literal["calendar_year", "benefit_year", "rolling", "day", "lifetime",
+                     "authorization"]
 
 
 @dataclass(frozen=True, slots=True)

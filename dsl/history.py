@@ -62,7 +62,7 @@ MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if 
 _UNITS = {"day": "days", "days": "days", "month": "months", "months": "months",
           "year": "years", "years": "years"}
 _WINDOW_PHRASES = ("calendar year", "benefit year starting january", "12 months", "30 days",
-                   "5 years", "day", "lifetime")
+                   "5 years", "day", "lifetime", "authorization")
 
 # The type of a counter's name in a rule; a function parameter `counter_of(measure)` only
 # takes counters that count `measure`.
@@ -148,6 +148,26 @@ class Counter:
         self._last = (member, matches)
         return matches
 
+    def span_for(self, claim: Any, line: Any
+                 ) -> tuple[dt.date, Callable[[Any, Any], bool] | None] | None:
+        """Where the count of `line` (of `claim`) starts, and which lines of that window
+        count (by code and rendering provider NPI; None: all the filter passes), or None
+        when the line is not counted at all: a `per authorization` counter counts a line
+        that an authorization of its claim covers (`covering_authorization`), from the
+        authorization's start, only the lines of the codes it lists (and of its rendering
+        provider, when it names one)."""
+        if self.window.kind != "authorization":
+            return self.window_start(line.service_date), None
+        auth = covering_authorization(claim, line)
+        if auth is None:
+            return None
+        codes, npi = frozenset(auth.codes), getattr(auth, "provider_npi", None)
+
+        def covered(code: Any, rendering: Any) -> bool:
+            return code in codes and (npi is None or rendering == npi)
+
+        return auth.start, covered
+
     def value(self, line: Any, member: Any = None) -> Decimal:
         """What a counted line adds to a `counts sum(AMOUNT)` counter: its amount (missing:
         nothing), in Decimal."""
@@ -161,8 +181,25 @@ class Counter:
         return window_start(self.window, day)
 
 
+def covering_authorization(claim: Any, line: Any) -> Any:
+    """The first authorization of the claim that lists the line's code, covers its date
+    of service and, when it names a rendering provider (`provider_npi`), is for the
+    claim's rendering provider; None when there is none."""
+    if line is None or line.code is None:
+        return None
+    rendering = claim.rendering_provider.npi
+    for auth in claim.authorizations:
+        npi = getattr(auth, "provider_npi", None)
+        if (line.code in auth.codes and auth.covers(line.service_date)
+                and (npi is None or npi == rendering)):
+            return auth
+    return None
+
+
 def window_start(window: ast.Window, day: dt.date) -> dt.date:
     kind = window.kind
+    if kind == "authorization":  # each line's own authorization: see `Counter.span_for`
+        return dt.date.min
     if kind == "calendar_year":
         return dt.date(day.year, 1, 1)
     if kind == "benefit_year":
@@ -192,6 +229,8 @@ def describe_window(window: ast.Window) -> str:
         return f"per benefit year starting {calendar.month_name[window.start_month or 1]}"
     if window.kind == "rolling":
         return f"per {window.amount} {window.unit}"
+    if window.kind == "authorization":
+        return "per authorization"
     return f"per {window.kind}"
 
 
@@ -292,7 +331,8 @@ def _window(span_of: Callable[[Any], ast.Span], tree: Tree[Any],
             "E411", message, span if at is None else span_of(at),
             hint or did_you_mean(text, _WINDOW_PHRASES)
             or "a window reads `per calendar year`, `per benefit year starting july`, "
-            "`per 12 months` (or days, years), `per day` or `per lifetime`"))
+            "`per 12 months` (or days, years), `per day`, `per lifetime` or "
+            "`per authorization`"))
 
     if words == ["calendar", "year"]:
         return ast.Window("calendar_year", None, None, None, span)
@@ -300,6 +340,8 @@ def _window(span_of: Callable[[Any], ast.Span], tree: Tree[Any],
         return ast.Window("day", None, None, None, span)
     if words == ["lifetime"]:
         return ast.Window("lifetime", None, None, None, span)
+    if words == ["authorization"]:
+        return ast.Window("authorization", None, None, None, span)
     if words[:2] == ["benefit", "year"]:
         if len(words) == 4 and words[2] == "starting":
             month = MONTHS.get(words[3])

@@ -128,6 +128,8 @@ RECORDS: dict[str, dict[str, Type]] = {
         "start": DATE.maybe(),
         "end": DATE.maybe(),
         "units": NUMBER.maybe(),
+        # the rendering provider (NPI) the authorization is for; none: any provider
+        "provider_npi": STR.maybe(),
     },
     "Line": {
         "line": NUMBER,
@@ -156,7 +158,7 @@ RECORDS: dict[str, dict[str, Type]] = {
 ABSENT_IS_AN_ANSWER: frozenset[tuple[str, str]] = frozenset({
     ("Claim", "plan"), ("Claim", "replaces"), ("Claim", "referring_provider"),
     ("Coverage", "plan"), ("Coverage", "end"),
-    ("Authorization", "end"),
+    ("Authorization", "end"), ("Authorization", "provider_npi"),
 })
 
 

@@ -74,7 +74,7 @@ _CLAIM: _Shape = {
     "billing_provider": _PROVIDER, "rendering_provider": _PROVIDER,
     "referring_provider": _PROVIDER,
     "authorizations": {"[]": {"number": None, "codes": None, "start": None, "end": None,
-                              "units": None}},
+                              "units": None, "provider_npi": None}},
     "lines": {"[]": {"line": None, "code": None, "modifiers": None, "units": None,
                      "charge": None, "service_date": None, "diagnosis_pointers": None,
                      "minutes": None, "place_of_service": None, "service_end_date": None}},

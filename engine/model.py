@@ -115,15 +115,18 @@ class Member:
 
 
 class Authorization:
-    __slots__ = ("codes", "end", "number", "start", "units")
+    __slots__ = ("codes", "end", "number", "provider_npi", "start", "units")
 
     def __init__(self, number: str | None, codes: tuple[str, ...], start: dt.date | None,
-                 end: dt.date | None, units: float | None) -> None:
+                 end: dt.date | None, units: float | None,
+                 provider_npi: str | None = None) -> None:
         self.number = number
         self.codes = codes
         self.start = start
         self.end = end
         self.units = units
+        # The rendering provider the authorization is for (None: any provider).
+        self.provider_npi = provider_npi
 
     def covers(self, day: dt.date) -> bool:
         return (self.start is not None and self.start <= day
@@ -447,7 +450,8 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
         auths.append(Authorization(r.text(auth, "number", f"{where}.number"), codes,
                                    r.date(auth, "start", f"{where}.start"),
                                    r.date(auth, "end", f"{where}.end"),
-                                   r.number(auth, "units", f"{where}.units")))
+                                   r.number(auth, "units", f"{where}.units"),
+                                   r.text(auth, "provider_npi", f"{where}.provider_npi")))
     claim.authorizations = tuple(auths)
 
     lines: list[ServiceLine] = []

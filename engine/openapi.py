@@ -152,7 +152,8 @@ def claim_schemas(payers: list[str] | None = None) -> dict[str, Any]:
                     "properties": {"number": _nullable(TEXT),
                                    "codes": _list(CODE),
                                    "start": _nullable(DATE), "end": _nullable(DATE),
-                                   "units": _number(UNITS_MAX)}}),
+                                   "units": _number(UNITS_MAX),
+                                   "provider_npi": _nullable(TEXT)}}),
                 "lines": {"type": "array", "minItems": 1, "items": _ref("ServiceLine")},
                 "documentation": _nullable({
                     "type": "object", "description": "structured facts from the clinical "

@@ -12,6 +12,7 @@ from typing import Any
 
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.codesets import icd10cm, npi, procedure
+from cleanclaim.dsl.history import covering_authorization
 from cleanclaim.engine.model import Claim, ServiceLine
 from cleanclaim.engine.ncci import MueTable, PtpTable
 
@@ -281,10 +282,9 @@ def business_day_on_or_after(day: dt.date | None) -> dt.date | None:
 
 
 def _covering_authorization(claim: Claim, line: ServiceLine) -> Any:
-    for auth in claim.authorizations:
-        if line.code in auth.codes and auth.covers(line.service_date):
-            return auth
-    return None
+    # the one rule of matching (dsl/history.py): code, dates, and the rendering provider
+    # when the authorization names one (13.11); `per authorization` counters use it too
+    return covering_authorization(claim, line)
 
 
 def authorized(claim: Claim, line: ServiceLine | None) -> bool:

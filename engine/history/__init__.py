@@ -1130,9 +1130,20 @@ class ClaimHistory:
         days: dict[str, dict[Any, list[Entry]]] = {}  # per day: the other claims' lines
         own_before: dict[Any, list[ServiceLine]] = {}  # per key: this claim's lines so far
         values: dict[int, tuple[Any, Any, Any]] = {}
+        # `per authorization` (dsl/history.py `Counter.span_for`): each line's own window,
+        # from its authorization's start, over the codes (and provider) it authorizes.
+        by_authorization = counter.window.kind == "authorization"
+        rendering = claim.rendering_provider.npi
         for day, idx, line in counted:
             start = day if per_day else counter.window_start(day)
             want = _key_values(keys, claim, line) if keys else None
+            accept: Any = None
+            if by_authorization:
+                span = counter.span_for(claim, line)
+                if span is None:  # no authorization covers the line: not counted
+                    own_before.setdefault(want, []).append(line)
+                    continue
+                start, accept = span
             others: list[Entry] = []
             if member is not None:
                 dos = day.isoformat()
@@ -1149,13 +1160,15 @@ class ClaimHistory:
                     if group is not None:
                         first = bisect.bisect_left(group, (start.isoformat(),))
                         others = [e for e in group[first:bisect.bisect_left(group, here, first)]
-                                  if e.claim_id not in excluded]
+                                  if e.claim_id not in excluded
+                                  and (accept is None or accept(e.code, e.rendering))]
             earlier = own_before.get(want)
             if earlier is None:
                 own_before[want] = [line]
                 own: list[ServiceLine] = []
             else:
-                own = [o for o in earlier if o.service_date >= start]
+                own = [o for o in earlier if o.service_date >= start
+                       and (accept is None or accept(o.code, rendering))]
                 earlier.append(line)
             values[id(line)] = (_sum(counter, person, others, own, line) if measure == "sum"
                                 else _measure(measure, others, own, line))
