@@ -298,25 +298,36 @@ def _csv(decl: ast.TableDef, base: Path, errors: list[PolicyError],
     folder = decl.span.file.rsplit("/", 1)[0] + "/" if "/" in decl.span.file else ""
     csv_name = folder + decl.file.value
     extra_sources[csv_name] = text
-    records = list(_records(text))
+    records = list(_records(text, csv_name))
     if not records:
         errors.append(PolicyError("E304", f"`{decl.file.value}`: the file is empty",
                                   decl.file.span))
         return None
-    (head, head_line), *body = records
-    header = [(cell.strip(), ast.Span(csv_name, head_line, 1, head_line, 2)) for cell in head]
-    rows = [([c.strip() for c in cells],
-             [ast.Span(csv_name, line, 1, line, 2)] * max(len(cells), 1), line)
-            for cells, line in body if any(c.strip() for c in cells)]
+    (head, head_spans, _line), *body = records
+    header = [(cell.strip(), span) for cell, span in zip(head, head_spans, strict=True)]
+    rows = [([c.strip() for c in cells], spans, line)
+            for cells, spans, line in body if any(c.strip() for c in cells)]
     return _build(decl, header, rows, errors)
 
 
-def _records(text: str) -> Iterator[tuple[list[str], int]]:
+def _records(text: str, name: str) -> Iterator[tuple[list[str], list[ast.Span], int]]:
+    """The CSV's records: cells, the span of each cell (its line and column) and the
+    record's first line."""
+    from cleanclaim.dsl.valuesets import _field_offset
+
+    lines = io.StringIO(text).readlines()
     reader = csv.reader(io.StringIO(text))
-    line = 1
+    first = 1
     for cells in reader:
-        yield cells, line
-        line = reader.line_num + 1
+        record = "".join(lines[first - 1:reader.line_num])
+        spans = []
+        for index, cell in enumerate(cells):
+            offset = _field_offset(record, index)
+            line = first + record.count("\n", 0, offset)
+            column = offset - (record.rfind("\n", 0, offset) + 1) + 1
+            spans.append(ast.Span(name, line, column, line, column + max(len(cell), 1)))
+        yield cells, spans or [ast.Span(name, first, 1, first, 2)], first
+        first = reader.line_num + 1
 
 
 # ---- the checker stage ---------------------------------------------------------------------

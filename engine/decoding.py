@@ -101,6 +101,7 @@ class _Authorization(msgspec.Struct):
     start: _Date = None
     end: _Date = None
     units: _Count = None
+    provider_npi: _Text = None  # the rendering provider it is for (13.11)
 
 
 class _Line(msgspec.Struct):
@@ -250,7 +251,8 @@ def _authorizations(auths: list[_Authorization]) -> tuple[Authorization, ...]:
             raise _Refer
         found.append(Authorization((a.number and a.number.strip()) or None,
                                    tuple(c.strip().upper() for c in a.codes or ()),
-                                   a.start, a.end, units))
+                                   a.start, a.end, units,
+                                   (a.provider_npi and a.provider_npi.strip()) or None))
     return tuple(found)
 
 

@@ -93,3 +93,16 @@ def test_another_provider_s_units_do_not_use_up_this_provider_s_authorization(
     others = [claim(f"X{i}", f"2026-02-0{i}", npi=NPI_B, auth_npi=NPI_B) for i in (2, 3, 4)]
     found = outcome(e.check_many([*others, claim("B", "2026-02-05", units=4)]))
     assert found["B"] == []  # NPI_B's 6 units were under its own authorization
+
+
+def test_both_claim_decoders_read_the_authorization_provider() -> None:
+    import json
+
+    from cleanclaim.engine.decoding import decode_json
+    from cleanclaim.engine.model import decode_claim
+
+    data = claim("B", "2026-02-05", auth_npi=f" {NPI_B} ")
+    fast = decode_json(json.dumps(data).encode(), TODAY)
+    plain, problems = decode_claim(data, TODAY)
+    assert fast is not None and plain is not None and not problems
+    assert fast.authorizations[0].provider_npi == plain.authorizations[0].provider_npi == NPI_B

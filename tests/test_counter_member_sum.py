@@ -147,3 +147,42 @@ def test_counters_with_sums_format_round_trip() -> None:
     out = format_policy(POLICY.replace("counts sum(first", "counts  sum( first"), "x.policy")
     assert "counts sum(first_present(fees[line.code].allowed," in out
     assert format_policy(out, "x.policy") == out
+
+
+FEE_POLICY = '''version 1
+
+counter allowed_to_date
+  counts sum(first_present(mpfs[line.code].nonfac_amount, line.charge)) of lines
+    where any of line.modifiers in [GP, GN]
+  per calendar year
+end
+
+rule "acme/allowed"
+  applies to all lines
+  root cause benefit_limit
+  when total_to_date(allowed_to_date) > 0
+  then info PR-119
+  message "{total_to_date(allowed_to_date)}"
+end
+'''
+
+
+def test_a_sum_reads_the_fee_schedule_as_of_each_line_s_date(tmp_path: Path) -> None:
+    import shutil
+
+    repo = Path(__file__).resolve().parent.parent
+    root = pack(tmp_path, FEE_POLICY)
+    (root / "acme" / "pack.yaml").write_text(
+        "id: acme\nname: acme\ntables:\n  mpfs: {format: cms-mpfs, file: mpfs.csv}\n",
+        encoding="utf-8")
+    shutil.copyfile(repo / "payer_policies" / "medicare" / "tables" / "mpfs-not-shipped.csv",
+                    root / "acme" / "mpfs.csv")
+    pprrvu = repo / "tests" / "data" / "refdata" / "PPRRVU26_JAN.csv"
+    e = Engine(policy_roots=[root], today=TODAY, plugins=(), tables={"cms-mpfs": pprrvu})
+    # 93306 is in the fixture schedule (5.54 RVU x 33.4009) from 2026-01-01; before that
+    # the charge counts.
+    amount = round(5.54 * 33.4009, 2)
+    batch = [claim("A", "2025-12-30", code="93306"), claim("B", "2026-01-05", code="93306"),
+             claim("C", "2026-01-06", code="93306")]
+    found = messages(e.check_many(batch), "acme/allowed")
+    assert found == {"A": ["100.00"], "B": [f"{amount:.2f}"], "C": [f"{2 * amount:.2f}"]}
