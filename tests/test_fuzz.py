@@ -1,6 +1,6 @@
-"""Fuzzing the parser, checker, compiler and formatter (dsl/fuzz.py): on any text they
+"""Fuzzing the parser, checker, compiler and formatter (engine/tools/fuzz.py): on any text they
 report located errors and never raise anything else. Quick and repeatable here (a fixed
-seed, hypothesis derandomized); `python -m cleanclaim.dsl.fuzz --count 100000` runs long.
+seed, hypothesis derandomized); `python -m cleanclaim.engine.tools.fuzz --count 100000` runs long.
 
 Inputs: policies built by hypothesis strategies from the grammar, random mutations of
 the shipped policy files, soups of the language's tokens, arbitrary text."""
@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from cleanclaim.dsl import fuzz
 from cleanclaim.dsl.fmt import format_policy, strip_spans
 from cleanclaim.dsl.parser import parse_policy
+from cleanclaim.engine.tools import fuzz
 
 QUICK = settings(derandomize=True, deadline=None, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -197,7 +197,7 @@ def test_any_text_gives_located_errors_only(text: str) -> None:
 
 
 def test_a_fixed_seed_sample_of_the_long_run() -> None:
-    """What `python -m cleanclaim.dsl.fuzz` does, on 80 inputs that stay shallow."""
+    """What `python -m cleanclaim.engine.tools.fuzz` does, on 80 inputs that stay shallow."""
     rng = random.Random(20261127)
     tried = 0
     while tried < 80:

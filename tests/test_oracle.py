@@ -13,18 +13,18 @@ from typing import Any
 import pytest
 
 import cleanclaim.engine.engine as engine_module
-from cleanclaim.dsl import fuzz
 from cleanclaim.dsl.compiler import compile_pack
 from cleanclaim.dsl.errors import PolicyCompileError
 from cleanclaim.engine.bench import synthetic_claim
 from cleanclaim.engine.engine import Engine
+from cleanclaim.engine.tools import fuzz
 
 TODAY = dt.date(2026, 11, 27)
 POLICIES = 40
 CLAIMS = 25
 
 
-# A small generator of well-typed policies (dsl/fuzz.py's mostly checks the checker).
+# A small generator of well-typed policies (engine/tools/fuzz.py's mostly checks the checker).
 _NUMBERS = {
     "line": ["line.units", "1", "2", "count(line.modifiers)", "line.minutes",
              "days_between(line.service_date, claim.received_date)",

@@ -2,7 +2,7 @@
 never raise on any text; they report located errors.
 
 ```sh
-python -m cleanclaim.dsl.fuzz --count 100000 --seed 1 [--out DIR] [--seconds N]
+python -m cleanclaim.engine.tools.fuzz --count 100000 --seed 1 [--out DIR] [--seconds N]
 ```
 Each input is a shipped policy file with a few random mutations (a span deleted or
 repeated, a token inserted or replaced, lines swapped, the text cut short, deep nesting),
@@ -35,16 +35,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cleanclaim.dsl import types as T
 from cleanclaim.dsl.checker import CheckEnv, check_pack
 from cleanclaim.dsl.compiler import compile_pack
 from cleanclaim.dsl.errors import ERROR_CODES, PolicyError
 from cleanclaim.dsl.fmt import FormatError, format_policy
 from cleanclaim.dsl.pack import PackManifest, PackSources, TableDecl
-
-SHIPPED = Path(__file__).resolve().parent.parent / "payer_policies"
-if not SHIPPED.is_dir():  # installed: the packs are a sibling package
-    SHIPPED = Path(__file__).resolve().parent.parent / "payer_policies"
 
 
 class FuzzFailure(Exception):
@@ -67,21 +62,16 @@ class Harness:
 
 @cache
 def default_harness() -> Harness:
-    """The engine's functions and the medicare pack's sample tables when the engine is
-    installed (it is, in a checkout); the language's built-ins alone otherwise. Imported
-    here, lazily: `dsl/` itself knows nothing of the engine."""
-    functions: dict[str, T.FunctionSpec] = {f.name: f for f in T.BUILTINS}
-    tables: dict[str, Any] = {}
-    decls: list[TableDecl] = []
-    folder = SHIPPED / "medicare"
-    try:
-        from cleanclaim.engine.engine import TABLE_LOADERS, shipped_policies
-        from cleanclaim.engine.refdata.tables import TABLE_SCHEMAS
-        from cleanclaim.engine.runtime import standard_functions
-    except ImportError:  # pragma: no cover - the dsl without the engine
-        return Harness(CheckEnv(functions), {}, (), folder)
+    """The engine's functions and the medicare pack's sample tables: what a shipped pack
+    is checked with."""
+    from cleanclaim.engine.engine import TABLE_LOADERS, shipped_policies
+    from cleanclaim.engine.refdata.tables import TABLE_SCHEMAS
+    from cleanclaim.engine.runtime import standard_functions
+
     functions = {f.name: f for f in standard_functions()}
     folder = shipped_policies() / "medicare"
+    tables: dict[str, Any] = {}
+    decls: list[TableDecl] = []
     for name, fmt, file in (("ptp", "ncci-ptp", "tables/ptp-practitioner-sample.txt"),
                             ("mue", "ncci-mue", "tables/mue-practitioner-sample.csv")):
         path = folder / file
@@ -282,13 +272,10 @@ _MUTATIONS: tuple[Callable[[str, random.Random], str], ...] = (
 
 def shipped_policies() -> list[tuple[str, str]]:
     """(pack id, text) of every shipped policy file."""
-    try:
-        from cleanclaim.engine.engine import shipped_policies as root
-        folder = root()
-    except ImportError:  # pragma: no cover
-        folder = SHIPPED
+    from cleanclaim.engine.engine import shipped_policies as root
+
     return [(p.parent.name, p.read_text(encoding="utf-8"))
-            for p in sorted(folder.glob("*/*.policy"))]
+            for p in sorted(root().glob("*/*.policy"))]
 
 
 # ---- inputs: generated from the grammar -----------------------------------------------------
@@ -461,7 +448,7 @@ def run_parallel(count: int, seed: int, jobs: int, seconds: float | None = None,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cleanclaim.dsl.fuzz",
+    parser = argparse.ArgumentParser(prog="python -m cleanclaim.engine.tools.fuzz",
                                      description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--count", type=int, default=10_000, help="inputs to try")
     parser.add_argument("--seed", type=int, default=1, help="random seed (runs repeat)")
