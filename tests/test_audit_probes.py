@@ -4,7 +4,8 @@ Each probe is run as the audit ran it (`cleanclaim check FILE --today 2026-03-02
 files are copied unchanged into tests/data/audit-probes/. The expected outcome of each is
 the audit's "should be" column, with its source:
 - FD1 tte.json / c1002.json: A56781 Group 1 (partial shipped list: review, never deny;
-  Z01.818/Z51.81/Z08 covered per the Group 1 paragraph).
+  Z01.818/Z51.81/Z08 covered per the Group 1 paragraph, each reviewed for the companion
+  code the paragraph or the ICD-10-CM tabular asks for).
 - FD3 kx_charges.json: SSA 1833(g), MCPM 100-04 ch.5 s.10.3 (allowed amounts, not charges).
 - FD4 tf_weekend.json: MCPM 100-04 ch.1 s.70.7 (next business day).
 - FD6 dup_after_reject2.json: MA130 (a rejected claim is not on file; new claim).
@@ -42,9 +43,19 @@ def rules(decision: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_fd1_no_tte_indication_is_denied_on_the_partial_list() -> None:
     decisions = check(str(PROBES / "tte.json"), str(PROBES / "c1002.json"))
     assert all(d["status"] in ("clean", "review") for d in decisions.values())
-    for claim_id in ("TTE-Z01.818", "TTE-Z51.81", "TTE-Z08", "TTE-I08.2"):
-        assert decisions[claim_id]["status"] == "clean", claim_id
+    assert decisions["TTE-I08.2"]["status"] == "clean"
     assert decisions["C-1002"]["status"] == "review"
+    # The Group 1 paragraph names Z01.818, Z51.81 and Z08, so none is a necessity finding
+    # of the LCD rule; each alone lacks the companion code the paragraph (pre-operative:
+    # mitral valve prolapse) or the ICD-10-CM tabular (Z51.81: Z79.-; Z08: Z85.-) asks
+    # for, a coding review, never a denial.
+    companion = {"TTE-Z01.818": "medicare/necessity/tte-a56781-preop-second-diagnosis",
+                 "TTE-Z51.81": "medicare/necessity/tte-a56781-z5181-drug-therapy",
+                 "TTE-Z08": "medicare/necessity/tte-a56781-z08-history"}
+    for claim_id, rule in companion.items():
+        found = rules(decisions[claim_id])
+        assert set(found) == {rule}, claim_id
+        assert found[rule]["severity"] == "review" and found[rule]["root_cause"] == "coding"
 
 
 def test_fd3_kx_on_charges_is_never_a_denial() -> None:
