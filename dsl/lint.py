@@ -53,6 +53,7 @@ from cleanclaim.dsl.pack import (
     PackManifest,
     PackSources,
     all_tables,
+    check_not_empty,
     display_path,
     list_packs,
     load_sources,
@@ -250,6 +251,8 @@ def lint_pack(
     table_loaders: table format -> loader; a table that does not load is an E504 error.
     """
     checked = check_pack(sources, env, real_paths)
+    if sources.manifest.manifest_file.is_file():  # a pack, not a loose policy file
+        check_not_empty(checked)
     problems = [LintProblem.from_error(e) for e in checked.errors]
     problems.extend(_table_problems(sources, table_loaders or {}))
     if own_files is None:

@@ -67,6 +67,9 @@ class PackManifest:
     # `partial: {value set: where the complete list is}`: value sets of this pack whose
     # shipped copy is incomplete (dsl/valuesets.py says what that changes).
     partial: tuple[tuple[str, str, Span | None], ...] = ()
+    # `rules_from_plugins: true`: a payer pack whose rules all come from plugins' packs, so
+    # that having no rule of its own (or its includes') is no E505.
+    rules_from_plugins: bool = False
 
 
 @dataclass(slots=True)
@@ -312,7 +315,7 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
     nodes = _ManifestNodes(file, root)
     errors: list[PolicyError] = []
     known = {"id", "name", "version", "library", "include", "tables", "description",
-             "refdata", "opt_in", "partial"}
+             "refdata", "opt_in", "partial", "rules_from_plugins"}
     for key in data:
         if key not in known:
             errors.append(_manifest_error(path, f"unknown manifest key `{key}`",
@@ -365,6 +368,12 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
                 nodes.entry("partial", str(name))))
             continue
         partial.append((str(name), where.strip(), nodes.entry("partial", str(name))))
+    rules_from_plugins = data.get("rules_from_plugins", False)
+    if not isinstance(rules_from_plugins, bool):
+        errors.append(_manifest_error(path, "`rules_from_plugins` must be true or false",
+                                      "rules_from_plugins: true for a pack whose rules all "
+                                      "come from plugins", nodes.value("rules_from_plugins")))
+        rules_from_plugins = False
     manifest = PackManifest(
         id=str(pack_id),
         name=str(data.get("name", pack_id)),
@@ -379,6 +388,7 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
         opt_in=tuple(opt_in),
         opt_in_spans=tuple(opt_in_spans) if len(opt_in_spans) == len(opt_in) else (),
         partial=tuple(partial),
+        rules_from_plugins=rules_from_plugins,
     )
     return manifest, errors
 
@@ -479,24 +489,23 @@ def _collect(roots: Sequence[Path], manifest: PackManifest, sources: PackSources
         sources.file_pack[name] = manifest.id
 
 
-def check_not_empty(checked: CheckedPack, strict: bool = True) -> None:
-    """A payer pack without a single rule (its own or its includes') is an error, never an
-    engine that passes every claim. The engine asks it when no plugin pack applies (a
-    payer pack may leave all its rules to the plugins' packs). `strict=False` (the engine)
-    lets a pack without any policy file pass: tests build plain engines from such packs;
-    `lint` reports it (strict)."""
+def check_not_empty(checked: CheckedPack) -> None:
+    """A payer pack without a single rule (its own or its includes') is an error (E505),
+    never an engine that passes every claim, unless its manifest says its rules come from
+    plugins (`rules_from_plugins: true`). Both the engine and `lint` ask it. Not asked of
+    a pack that has errors already: a file that does not parse has no rules to count."""
     sources = checked.sources
-    if sources.manifest.library or checked.rules:
+    if (sources.manifest.library or sources.manifest.rules_from_plugins or checked.rules
+            or checked.errors):
         return
     own = [name for name, pack in sources.file_pack.items() if pack == sources.manifest.id]
-    if not own and not strict:
-        return
     checked.errors.append(PolicyError(
         "E505", f"pack `{sources.manifest.id}` has no rules" + (
-            "" if own else " (no .policy file in its folder)"),
+            "" if own else " (no .policy file in its folder or its subfolders)"),
         Span(display_path(sources.manifest.manifest_file), 1, 1, 1, 2),
-        "write rules in .policy files of the pack folder (or its subfolders), or mark a "
-        "pack that only shares value sets `library: true`"))
+        "write rules in .policy files of the pack folder (or its subfolders); mark a pack "
+        "that only shares value sets `library: true`, and a payer pack whose rules all "
+        "come from plugins `rules_from_plugins: true`"))
 
 
 def all_tables(sources: PackSources) -> dict[str, TableDecl]:

@@ -201,8 +201,8 @@ class Engine:
                 checked.errors.append(PolicyError(
                     "E504", f"table `{decl.name}` ({decl.format}): {exc}",
                     checked_span(sources, decl.file)))
-        if keep and plugin is None and self.plugins is None:
-            check_not_empty(checked, strict=False)  # with plugins, their packs apply to every claim
+        if keep and plugin is None:
+            check_not_empty(checked)  # unless its manifest says `rules_from_plugins: true`
         if checked.errors:
             errors.extend(checked.errors)
             return

@@ -26,7 +26,6 @@ ENV, LOADERS, ROOTS = lint_environment(None)
 # Codes whose examples cannot be checked by linting text here, and why.
 NOT_RUNNABLE = {
     "E503": "an unreadable file cannot be shown as text",
-    "E505": "reported by the engine, which knows whether plugin packs apply",
     "E506": "about a --policies folder, not a pack's text (tests/test_pack_loading.py)",
 }
 # Examples that need what this build does not have yet (strict: they fail once it does).
@@ -107,12 +106,28 @@ def test_every_section_has_a_bad_and_a_good_example() -> None:
         assert "\nBad" in body and "\nGood" in body, code
 
 
-def _lint_example(tmp_path: Path, examples: list[Example]) -> LintReport:
+# An example about something else that has no rule gets this one beside it, since a pack
+# without a rule is E505 (the E505 examples go without it).
+BASE_RULE = """version 1
+
+rule "demo/example-base"
+  applies to all lines
+  root cause coding
+  when line.units > 999
+  then deny CO-151
+  reference "r"
+end
+"""
+
+
+def _lint_example(tmp_path: Path, examples: list[Example], code: str) -> LintReport:
     policy = next((e.text for e in examples if e.kind == "policy"), None)
     manifest = next((e.text for e in examples if e.kind == "yaml"), None)
     if policy is None:
         policy = 'version 1\n'
-    write_pack(tmp_path, policy, manifest)
+    pack = write_pack(tmp_path, policy, manifest)
+    if code != "E505" and "rule " not in policy:
+        (pack / "example-base.policy").write_text(BASE_RULE, encoding="utf-8")
     return run_lint(tmp_path)
 
 
@@ -132,7 +147,7 @@ def _example_params() -> list[object]:
 def test_the_bad_example_produces_the_code(tmp_path: Path, code: str) -> None:
     section = SECTIONS[code]
     assert section.bad, f"{code}: no runnable bad example"
-    report = _lint_example(tmp_path, section.bad)
+    report = _lint_example(tmp_path, section.bad, code)
     assert code in codes(report), report.render()
 
 
@@ -140,7 +155,7 @@ def test_the_bad_example_produces_the_code(tmp_path: Path, code: str) -> None:
 def test_the_good_example_is_clean(tmp_path: Path, code: str) -> None:
     section = SECTIONS[code]
     assert section.good, f"{code}: no runnable good example"
-    report = _lint_example(tmp_path, section.good)
+    report = _lint_example(tmp_path, section.good, code)
     if code == "E504":  # the good manifest names a table file the docs cannot ship
         assert codes(report) == ["E504"] and "ptp-practitioner.txt" in report.render()
         return
@@ -208,7 +223,8 @@ def lint_text(tmp_path: Path, text: str, today: dt.date = TODAY) -> LintReport:
 
 
 def test_problems_are_sorted_and_rendered_with_line_and_caret(tmp_path: Path) -> None:
-    report = lint_text(tmp_path, "valueset b = codes [93000]\nvalueset a = codes [93000]\n")
+    report = lint_text(tmp_path, "valueset b = codes [93000]\nvalueset a = codes [93000]\n"
+                       + rule("r"))
     assert [(p.code, p.span.line) for p in report.problems] == [("W101", 2), ("W101", 3)]
     text = report.render()
     assert ("rules.policy:2:1: warning W101 unused-value-set: value set `b` is never used\n"

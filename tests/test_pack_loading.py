@@ -92,6 +92,38 @@ def test_a_pack_without_rules_is_an_error(tmp_path: Path) -> None:
     assert "has no rules" in info.value.errors[0].message
 
 
+def test_a_pack_without_any_policy_file_is_an_error_even_with_plugins(tmp_path: Path) -> None:
+    # The lost-work regression: an empty pack passed every claim in silence, with or
+    # without plugins, and lint said "no problems".
+    make_pack(tmp_path)
+    for plugins in ([], None):
+        with pytest.raises(PolicyCompileError) as info:
+            Engine([tmp_path], today=TODAY, plugins=plugins)
+        error = next(e for e in info.value.errors if e.code == "E505")
+        assert "no .policy file" in error.message
+        assert error.span.file.endswith("demo/pack.yaml") and error.span.line == 1
+        assert "rules_from_plugins: true" in (error.hint or "")
+    result = CliRunner().invoke(app, ["lint", "--policies", str(tmp_path)])
+    assert result.exit_code == 1 and "E505" in result.output, result.output
+
+
+def test_a_pack_whose_rules_come_from_plugins_may_have_none(tmp_path: Path) -> None:
+    make_pack(tmp_path, "id: demo\nrules_from_plugins: true\n")
+    engine = Engine([tmp_path], today=TODAY, plugins=[])
+    assert list(engine.programs) == ["demo"]
+    result = CliRunner().invoke(app, ["lint", "--policies", str(tmp_path)])
+    assert "E505" not in result.output, result.output
+
+
+def test_rules_from_plugins_must_be_a_bool(tmp_path: Path) -> None:
+    make_pack(tmp_path, "id: demo\nrules_from_plugins: yes please\n", {"mri.policy": RULE})
+    with pytest.raises(PolicyCompileError) as info:
+        Engine([tmp_path], today=TODAY, plugins=[])
+    error = info.value.errors[0]
+    assert error.code == "E501" and "`rules_from_plugins` must be true or false" in error.message
+    assert error.span.line == 2
+
+
 def test_a_policies_folder_without_a_pack_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "rules.policy").write_text(RULE, encoding="utf-8")
     with pytest.raises(PolicyCompileError) as info:
