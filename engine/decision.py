@@ -120,10 +120,12 @@ class Decision:
 
 _new = object.__new__
 _encoder = msgspec.json.Encoder()
-# A float in exponent form, which the two encoders write differently (1e16 / 1e+16); a
-# digit then "e" in a text is taken for one too (the json module then writes it: same
-# bytes, only slower).
-_EXPONENT = re.compile(rb"[0-9][eE]")
+# A float, which the two encoders may write differently (1e16 / 1e+16, 0.00001 / 1e-05):
+# a number with a fraction or an exponent between JSON delimiters (the output is compact:
+# no spaces). Text that looks like one ("ratio:1.5,") sends the decision to the json
+# module too: same bytes, only slower. A pack digest ("sha256:3e5...") never matches, so
+# decisions no longer all take the slow way (every digest held a digit then an "e").
+_FLOAT = re.compile(rb"[:,\[]-?[0-9]+(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)[,\]}]")
 
 
 def ndjson_bytes(decision: Decision) -> bytes:
@@ -148,7 +150,7 @@ def ndjson_bytes(decision: Decision) -> bytes:
         data = _encoder.encode(out)
     except (TypeError, ValueError, OverflowError):  # a value msgspec does not write
         data = b"\x7f"
-    if data.isascii() and b"\x7f" not in data and _EXPONENT.search(data) is None:
+    if data.isascii() and b"\x7f" not in data and _FLOAT.search(data) is None:
         return data
     return json.dumps(decision.to_json(), separators=(",", ":")).encode()
 

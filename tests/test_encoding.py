@@ -50,3 +50,31 @@ def test_a_decision_without_optional_parts_leaves_them_out() -> None:
     decision = Decision("C-1", "clean", [], {})
     assert ndjson_bytes(decision) == b'{"claim_id":"C-1","status":"clean","findings":[],' \
         b'"policy":{}}'
+
+
+@pytest.mark.parametrize("number", [
+    1e16, 1.5e-7, 1e-5, 0.00001, 0.5, 1.0, -2.5e-10, 1e300, 123456789012345678.0, 2.0 ** 60,
+])
+def test_every_float_the_encoders_write_differently_still_gives_the_old_bytes(
+        number: float) -> None:
+    for where in ("origin", "error"):
+        decision = Decision("C-1", "clean", [], {"packs": {"p": "sha256:3e5"}})
+        setattr(decision, where, {"a": number, "b": [number, -number], "c": {"d": number}})
+        assert ndjson_bytes(decision) == before(decision)
+
+
+def test_pack_digests_do_not_send_decisions_to_the_json_module() -> None:
+    # Regression: every sha256 digest holds a digit followed by "e", which the float
+    # check took for an exponent, so every decision was written by the json module
+    # (~5x slower). The check must see no float in an ordinary decision.
+    from cleanclaim.engine.decision import _FLOAT, _encoder
+
+    engine = Engine(today=dt.date(2026, 6, 1))
+    rng = random.Random(9)
+    decisions = [engine.check(workload_claim(rng, i)) for i in range(200)]
+    digests = [digest for d in decisions for digest in d.policy["packs"].values()]
+    assert any("e" in digest.split(":")[1][:64] for digest in digests)
+    for decision in decisions:
+        data = _encoder.encode(decision.to_json())
+        assert _FLOAT.search(data) is None
+        assert ndjson_bytes(decision) == data == before(decision)
