@@ -98,6 +98,8 @@ RECORDS: dict[str, dict[str, Type]] = {
         "referring_provider": Type("Provider", nullable=True),
         "place_of_service": STR.maybe(),
         "service_state": STR.maybe(),
+        # the laboratory's CLIA certificate number; none: the claim carries none
+        "clia_number": STR.maybe(),
         "diagnoses": list_of(ICD10),
         "authorizations": list_of(Type("Authorization")),
         "lines": list_of(Type("Line")),
@@ -157,6 +159,7 @@ RECORDS: dict[str, dict[str, Type]] = {
 # reference, "Missing values").
 ABSENT_IS_AN_ANSWER: frozenset[tuple[str, str]] = frozenset({
     ("Claim", "plan"), ("Claim", "replaces"), ("Claim", "referring_provider"),
+    ("Claim", "clia_number"),
     ("Coverage", "plan"), ("Coverage", "end"),
     ("Authorization", "end"), ("Authorization", "provider_npi"),
 })

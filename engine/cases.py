@@ -68,6 +68,7 @@ _PROVIDER: _Shape = {"npi": None, "taxonomy": None, "specialty": None, "address"
 _CLAIM: _Shape = {
     "claim_id": None, "payer": None, "plan": None, "frequency": None, "replaces": None,
     "received_date": None, "place_of_service": None, "service_state": None,
+    "clia_number": None,
     "service_facility": None, "source": None, "documentation": None, "diagnoses": None,
     "member": {"id": None, "birth_date": None, "sex": None,
                "coverage": {"[]": {"payer": None, "plan": None, "start": None, "end": None}}},

@@ -126,6 +126,7 @@ class _Claim(msgspec.Struct):
     received_date: _Date = None
     place_of_service: _Text = None
     service_state: _Text = None
+    clia_number: _Text = None
     member: _Member | None = None
     billing_provider: _Provider | None = None
     rendering_provider: _Provider | None = None
@@ -295,6 +296,8 @@ def _build(parsed: _Claim, today: dt.date) -> Claim:
     claim.referring_provider = (_provider(parsed.referring_provider)
                                 if parsed.referring_provider is not None else None)
     claim.service_state = _service_state(parsed)
+    clia = parsed.clia_number
+    claim.clia_number = (clia and clia.strip()) or None
 
     diagnoses: list[str] = []
     for code in parsed.diagnoses or ():

@@ -161,11 +161,11 @@ class ServiceLine:
 
 
 class Claim:
-    __slots__ = ("authorizations", "billing_provider", "claim_id", "coverage_start",
-                 "diagnoses", "diagnosis_items", "documentation", "first_service_date",
-                 "frequency", "history", "lines", "member", "payer", "payer_coverage",
-                 "place_of_service", "plan", "received_date", "referring_provider",
-                 "rendering_provider", "replaces", "service_state")
+    __slots__ = ("authorizations", "billing_provider", "claim_id", "clia_number",
+                 "coverage_start", "diagnoses", "diagnosis_items", "documentation",
+                 "first_service_date", "frequency", "history", "lines", "member", "payer",
+                 "payer_coverage", "place_of_service", "plan", "received_date",
+                 "referring_provider", "rendering_provider", "replaces", "service_state")
 
     claim_id: str
     payer: str
@@ -180,6 +180,8 @@ class Claim:
     place_of_service: str | None
     # Two-letter USPS code of the state where the service was rendered, or None.
     service_state: str | None
+    # The CLIA certificate number of the laboratory (837P 2300 REF*X4), or None.
+    clia_number: str | None
     diagnoses: tuple[str, ...]
     diagnosis_items: tuple[Diagnosis, ...]
     authorizations: tuple[Authorization, ...]
@@ -429,6 +431,7 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
     claim.referring_provider = (_provider(r, data, "referring_provider")
                                 if data.get("referring_provider") is not None else None)
     claim.service_state = _service_state(r, data)
+    claim.clia_number = r.text(data, "clia_number", "clia_number")
 
     diagnoses: list[str] = []
     for i, code in enumerate(r.array(data, "diagnoses", "diagnoses")):

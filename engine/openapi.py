@@ -143,6 +143,8 @@ def claim_schemas(payers: list[str] | None = None) -> dict[str, Any]:
                                   "state where the service was rendered; else "
                                   "service_facility.address.state, else "
                                   "billing_provider.address.state"},
+                "clia_number": _nullable({**TEXT, "description": "the laboratory's CLIA "
+                                          "certificate number (837P 2300 REF*X4)"}),
                 "service_facility": _nullable({"type": "object",
                                                "properties": {"address": address}}),
                 "diagnoses": _nullable({"type": "array", "items": CODE,

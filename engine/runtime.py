@@ -107,6 +107,14 @@ def valid_npi(value: str | None) -> bool:
     return known
 
 
+def valid_clia(value: str | None) -> bool:
+    """True when `value` is shaped like a CLIA certificate number: 10 characters, digits
+    with the letter D in the third position (Noridian JF "CLIA Certification Number -
+    Missing/Invalid": "CLIA numbers are 10 digits with letter D in third position")."""
+    return (value is not None and len(value) == 10 and value.isascii()
+            and value[:2].isdigit() and value[2] == "D" and value[3:].isdigit())
+
+
 def digits(value: str | None, n: Any) -> bool:
     """True when `value` is exactly `n` ASCII digits (remembered, as the others)."""
     answer = (value is not None and n is not None and len(value) == n and value.isdigit()
@@ -347,6 +355,9 @@ ENGINE_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
     T.FunctionSpec("valid_npi", (T.STR,), T.BOOL, valid_npi,
                    "true when the NPI has 10 digits and a valid check digit",
                    inline=_MEMO, consts={"memo": _npi}, constant=True),
+    T.FunctionSpec("valid_clia", (T.STR,), T.BOOL, valid_clia,
+                   "true when the text is shaped like a CLIA number (10 characters: 2 "
+                   "digits, D, 7 digits)", constant=True),
     T.FunctionSpec("digits", (T.STR, T.NUMBER), T.BOOL, digits,
                    "true when the text is exactly N digits",
                    inline="({memo}.get(({0}, {1})) or {call})", consts={"memo": _digits},

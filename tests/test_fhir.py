@@ -84,6 +84,7 @@ EXPECTED_PROFESSIONAL: dict[str, Any] = {
     "referring_provider": None,
     "place_of_service": "11",
     "service_state": None,
+    "clia_number": None,
     "diagnoses": ["R07.9", "R06.02"],
     "authorizations": [
         # insurance-level preAuthRef: every item's code, first to last date of service

@@ -81,6 +81,9 @@ POS_SYSTEMS = _systems(
 )
 NPI_SYSTEMS = _systems("http://hl7.org/fhir/sid/us-npi", "urn:oid:2.16.840.1.113883.4.6")
 NUCC_SYSTEMS = _systems("http://nucc.org/provider-taxonomy", "urn:oid:2.16.840.1.113883.6.101")
+# HL7 NamingSystem CLIA (terminology.hl7.org): the laboratory's CLIA certificate number.
+CLIA_SYSTEMS = _systems("http://terminology.hl7.org/NamingSystem/CLIA",
+                        "urn:oid:2.16.840.1.113883.4.7")
 SSN_SYSTEMS = _systems("http://hl7.org/fhir/sid/us-ssn", "urn:oid:2.16.840.1.113883.4.1")
 CLAIM_TYPE_SYSTEMS = _systems("http://terminology.hl7.org/CodeSystem/claim-type")
 COVERAGE_CLASS_SYSTEMS = _systems("http://terminology.hl7.org/CodeSystem/coverage-class")
@@ -658,6 +661,7 @@ class _ClaimReader:
             "referring_provider": self.referring(),
             "place_of_service": self.place_of_service(),
             "service_state": self.service_state(),
+            "clia_number": self.clia_number(),
             "diagnoses": diagnoses,
             "authorizations": self.authorizations(insurances, focal_index, lines),
             "lines": lines,
@@ -932,6 +936,22 @@ class _ClaimReader:
                 return code
         facility = self.resolve(self.claim.get("facility"), "Claim.facility", ("Location",))
         return self.location_pos(facility)
+
+    def clia_number(self) -> str | None:
+        """The CLIA number: an identifier of the CLIA naming system on the billing
+        provider (`Claim.provider`, the reference's own identifier or the resource's)."""
+        ref = _obj(self.claim.get("provider"))
+        if ref is None:
+            return None
+        logical = _identifier_in(ref.get("identifier"), CLIA_SYSTEMS)
+        # Claim.provider's problems (a wrong type, invalid FHIR) are reported once, by
+        # npi_of; this second look must not repeat them.
+        mark = len(self.problems)
+        res = self.resolve(ref, "Claim.provider",
+                           ("Practitioner", "PractitionerRole", "Organization"))
+        del self.problems[mark:]
+        found = _identifier_in(res.data.get("identifier"), CLIA_SYSTEMS) if res else None
+        return found or logical
 
     def service_state(self) -> str | None:
         """The state where the service was rendered: Claim.facility (a Location), else

@@ -211,6 +211,7 @@ class _Claim:
     rendering_taxonomy: str | None = None
     has_rendering: bool = False
     facility_state: str | None = None  # 2310C N4-02
+    clia_number: str | None = None  # 2300 REF*X4
     sub: str = "claim"  # "claim", "2310A", "2310B", "2310", "2320"
     lines: list[_Line] = field(default_factory=list)
 
@@ -681,6 +682,13 @@ class _Walker:
                             _where("REF", no, 2), "payer claim control number (F8) is empty"
                         )
                     )
+            elif qualifier == "X4":
+                if value:
+                    claim.clia_number = value
+                else:
+                    claim.problems.append(
+                        ReadProblem(_where("REF", no, 2), "CLIA number (X4) is empty")
+                    )
             elif qualifier == "G1":
                 if value:
                     claim.authorizations.append(value)
@@ -1001,6 +1009,7 @@ class _Walker:
             "referring_provider": ({"npi": claim.referring_npi} if claim.has_referring else None),
             "place_of_service": claim.place_of_service,
             "service_state": claim.facility_state or (billing.state if billing else None),
+            "clia_number": claim.clia_number,
             "diagnoses": claim.diagnoses,
             "authorizations": authorizations,
             "lines": lines,
