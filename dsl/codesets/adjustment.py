@@ -197,6 +197,7 @@ _RARC_LABELS: dict[str, str] = {
     "M86": "same or similar service already paid in the period",
     "M141": "certified plan of care missing",
     "MA04": "primary payer information missing",
+    "MA120": "CLIA certificate number missing or invalid",
     "MA130": "unprocessable: send a new, corrected claim",
     "N20": "not paid with the other service of the same day",
     "N54": "claim does not match the authorized services",
@@ -216,6 +217,7 @@ _RARC_LABELS: dict[str, str] = {
     "N640": "frequency limit exceeded",
     "N657": "bill with the right code for the service",
     "N706": "documentation missing",
+    "N776": "not a covered telehealth service",
 }
 
 
