@@ -70,7 +70,7 @@ from typing import Any, Final, Literal
 
 from cleanclaim.engine.inputs import InputFileError, RawClaim, ReadProblem
 
-__all__ = ["read_x12"]
+__all__ = ["Tokens", "read_x12"]
 
 _FREQUENCIES: Final = {"1": "original", "7": "replacement", "8": "void"}
 # HI qualifiers of diagnoses: ICD-10-CM (ABK principal, ABF other) and ICD-9-CM (BK, BF),
@@ -281,51 +281,19 @@ def _problems(outs: list[_Out]) -> list[ReadProblem]:
 # --------------------------------------------------------------------------- the walk
 
 
-class _Walker:
-    """Tokenizes the file and walks its envelopes and loops, one segment at a time."""
+class Tokens:
+    """The segments of an X12 file, split with the delimiters its ISA declares; shared by
+    the 837P reader and the 835 reader (engine/formats/x835.py)."""
 
-    def __init__(
-        self,
-        text: str,
-        source: str,
-        payer_map: Mapping[str, str],
-        today: date,
-        undecodable: bool = False,
-    ) -> None:
+    def __init__(self, text: str, source: str) -> None:
         self.source = source
-        self.undecodable = undecodable
-        self.payer_map = payer_map
-        self._payer_names: dict[str, str] | None = None
-        self.today = today
         start = 0
         while start < len(text) and text[start] in _BLANK:
             start += 1
         self.text = text
         self.start = start
         self.element, self.component, self.terminator = _delimiters(text, start, source)
-        # Envelope integrity first (a pass of its own, tokenizing only): a trailer comes
-        # after the claims it closes, and its verdict must reach each of them.
-        check = _EnvelopeCheck()
-        for no, els in self.segments():
-            check.segment(no, els)
-        self.envelope_problems = check.end()
-        self.out: list[_Out] = []
         self.cut: str | None = None  # id of a segment the file ends in the middle of
-        # envelopes
-        self.isa: int | None = None
-        self.gs: int | None = None
-        self.st: int | None = None
-        self.st_control = ""
-        self.st_ok = False
-        self.gs_version = ""
-        # hierarchical loops
-        self.level = ""  # HL03 of the current HL: "20", "22", "23" or other
-        self.part = ""  # "2010AA", "2010BA", "2010BB", "2010CA" or "" (other / none)
-        self.billing: _Billing | None = None
-        self.subscriber: _Person | None = None
-        self.payer: _Payer | None = None
-        self.patient: _Person | None = None
-        self.claim: _Claim | None = None
 
     # ----------------------------------------------------------------- tokenizer
 
@@ -362,6 +330,46 @@ class _Walker:
             if last:
                 break
             pos = cut + 1
+
+
+class _Walker(Tokens):
+    """Walks the file's envelopes and loops, one segment at a time."""
+
+    def __init__(
+        self,
+        text: str,
+        source: str,
+        payer_map: Mapping[str, str],
+        today: date,
+        undecodable: bool = False,
+    ) -> None:
+        super().__init__(text, source)
+        self.undecodable = undecodable
+        self.payer_map = payer_map
+        self._payer_names: dict[str, str] | None = None
+        self.today = today
+        # Envelope integrity first (a pass of its own, tokenizing only): a trailer comes
+        # after the claims it closes, and its verdict must reach each of them.
+        check = _EnvelopeCheck()
+        for no, els in self.segments():
+            check.segment(no, els)
+        self.envelope_problems = check.end()
+        self.out: list[_Out] = []
+        # envelopes
+        self.isa: int | None = None
+        self.gs: int | None = None
+        self.st: int | None = None
+        self.st_control = ""
+        self.st_ok = False
+        self.gs_version = ""
+        # hierarchical loops
+        self.level = ""  # HL03 of the current HL: "20", "22", "23" or other
+        self.part = ""  # "2010AA", "2010BA", "2010BB", "2010CA" or "" (other / none)
+        self.billing: _Billing | None = None
+        self.subscriber: _Person | None = None
+        self.payer: _Payer | None = None
+        self.patient: _Person | None = None
+        self.claim: _Claim | None = None
 
     # ----------------------------------------------------------------- walk
 
