@@ -694,6 +694,11 @@ app.add_typer(history_app, name="history")
 app.add_typer(data_app, name="data")
 app.add_typer(members_app, name="members")
 
+# `cleanclaim denials` (engine/denials/cli.py): the 835 denial report.
+from cleanclaim.engine.denials.cli import denials as _denials  # noqa: E402
+
+app.command("denials")(_denials)
+
 _STATE = Annotated[str, typer.Option(
     "--state", help="The claim-history store: a SQLite file, or a postgresql:// URL.")]
 _MEMBER = Annotated[str, typer.Option("--member", help="The member id, as on the claims.")]

@@ -741,10 +741,47 @@ class HistoryStore:
             self._roster = self.db.execute("SELECT 1 FROM coverage LIMIT 1").fetchone() is not None
         return self._roster
 
+    def decided(self, claim_ids: Sequence[str]) -> list[StoredDecision]:
+        """The decisions the store keeps for these claim ids (for `cleanclaim denials
+        --state`, engine/denials/): one per recorded, decided claim (provisional claims
+        and tombstones have none), oldest recorded first."""
+        found: list[StoredDecision] = []
+        ids = list(dict.fromkeys(claim_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for payer, claim_id, decision, submitted, lines in self.db.execute(
+                    "SELECT payer, claim_id, decision, submitted, lines FROM claims WHERE "
+                    f"claim_id IN ({', '.join('?' * len(chunk))}) AND decision IN "
+                    "('clean', 'review', 'deny', 'reject') ORDER BY recorded_at", chunk):
+                numbers = [_line_number(t) for t in (submitted or "").split("\n") if t]
+                counted = {_line_number(t) for t in (lines or "").split("\n") if t}
+                denied = (None if decision == "reject" or (decision == "deny" and not counted)
+                          else frozenset(n for n in numbers if n not in counted))
+                found.append(StoredDecision(payer, claim_id, decision, tuple(numbers),
+                                            denied))
+        return found
+
 
 # A claim's decision as the store keeps it: payer, claim id, status, and the numbers of
 # its lines denied or rejected on their own (None: every line, e.g. a claim-level deny).
 Outcome = tuple[str, str, str, "frozenset[str] | None"]
+
+
+class StoredDecision(NamedTuple):
+    """A decided claim as the store keeps it (`HistoryStore.decided`): its status, the
+    numbers of its submitted lines, and those denied or rejected (None: every line)."""
+
+    payer: str
+    claim_id: str
+    status: str
+    lines: tuple[int | None, ...]
+    denied: frozenset[int | None] | None
+
+
+def _line_number(packed: str) -> int | None:
+    """The claim line number of a packed line (`pack_line`)."""
+    parts = packed.split("\t", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
 
 
 def is_url(state: str | Path) -> bool:
