@@ -27,26 +27,7 @@ from cleanclaim.dsl.pack import (
 from cleanclaim.dsl.parsed import parse_policy_file_cached
 from cleanclaim.dsl.tables import DataTableSchema, LookupTable, check_tables, infer_read
 from cleanclaim.dsl.valuesets import CodeSet, infer_kind, read_csv_column, resolve_items
-
-ROOT_CAUSES = (
-    "documentation", "coding", "medical_necessity", "eligibility", "authorization",
-    "benefit_limit", "timely_filing", "submission", "duplicate", "coverage", "payer_setup",
-)
-OWNERS = ("provider", "coding", "front_end", "billing")
-# The owner a finding gets when its rule names none (DESIGN.md: it follows the root cause).
-DEFAULT_OWNER = {
-    "documentation": "provider",
-    "coding": "coding",
-    "medical_necessity": "coding",
-    "eligibility": "front_end",
-    "authorization": "front_end",
-    "benefit_limit": "front_end",
-    "coverage": "front_end",
-    "timely_filing": "billing",
-    "submission": "billing",
-    "duplicate": "billing",
-    "payer_setup": "billing",
-}
+from cleanclaim.dsl.vocabulary import OWNERS, ROOT_CAUSES
 
 _TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
 _FIELD_PATH = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")

@@ -29,7 +29,7 @@ from typing import Any
 
 from cleanclaim.dsl import ast
 from cleanclaim.dsl import types as T
-from cleanclaim.dsl.checker import DEFAULT_OWNER, CheckedPack
+from cleanclaim.dsl.checker import CheckedPack
 from cleanclaim.dsl.codesets import icd10cm
 from cleanclaim.dsl.exceptions import apply_exceptions
 from cleanclaim.dsl.history import Counter, bind_counters, counter_source, walk
@@ -37,6 +37,7 @@ from cleanclaim.dsl.missing import Read, guarded_paths, label, optional_reads, r
 from cleanclaim.dsl.specialize import Specializer
 from cleanclaim.dsl.tables import data_value, table_value
 from cleanclaim.dsl.valuesets import CodeSet, partial_notes
+from cleanclaim.dsl.vocabulary import DEFAULT_OWNER
 
 LineFn = Callable[[Any, Any, list[Any]], None]
 ClaimFn = Callable[[Any, list[Any]], None]

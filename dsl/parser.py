@@ -31,6 +31,7 @@ from lark.tree import Meta
 from cleanclaim.dsl import ast
 from cleanclaim.dsl.errors import PolicyError, did_you_mean
 from cleanclaim.dsl.parsed import ParsedPolicy
+from cleanclaim.dsl.vocabulary import SEVERITIES
 
 SUPPORTED_VERSIONS = (1,)
 
@@ -597,7 +598,7 @@ class _Failure:
 # Words after which a name is being given (not used): a keyword there is a bad name.
 _NAMING_WORDS = frozenset({"let", "valueset", "any", "all", "no", "count", "cause", "owner",
                            "kind"})
-_SEVERITIES = frozenset({"reject", "deny", "review", "info"})
+_SEVERITIES = frozenset(SEVERITIES)
 _CLAUSES = ("title", "applies", "plan", "place", "root", "owner", "kind", "effective", "let",
             "except",
             "when", "then", "message", "reference", "end")

@@ -9,9 +9,10 @@ from typing import Any
 
 import msgspec
 
+from cleanclaim.dsl.vocabulary import SEVERITY_RANK as SEVERITY_RANK
+from cleanclaim.dsl.vocabulary import STATUS_BY_RANK as STATUS_BY_RANK
+
 # Worst first. `info` findings leave a claim clean.
-SEVERITY_RANK = {"reject": 3, "deny": 2, "review": 1, "info": 0}
-STATUS_BY_RANK = {3: "reject", 2: "deny", 1: "review", 0: "clean"}
 
 # Our own short labels for the codes cleanclaim emits (X12 owns the official wording).
 CARC_LABELS = {

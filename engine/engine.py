@@ -61,7 +61,6 @@ if TYPE_CHECKING:  # the plugin machinery is imported only when plugins are aske
     from cleanclaim.engine.history import HistoryReader, HistoryStore
     from cleanclaim.engine.plugins import PluginHost, PluginInfo, PluginSelection
 
-SEVERITY_ORDER = {"reject": 0, "deny": 1, "review": 2, "info": 3}
 
 
 def shipped_policies() -> Path:

@@ -46,9 +46,9 @@ from typing import Any
 
 import pluggy
 
-from cleanclaim.dsl.checker import DEFAULT_OWNER
 from cleanclaim.dsl.errors import did_you_mean
 from cleanclaim.dsl.types import FunctionSpec
+from cleanclaim.dsl.vocabulary import DEFAULT_OWNER, Owner, RootCause, Severity
 from cleanclaim.engine.decision import Finding
 from cleanclaim.engine.model import Claim, ServiceLine, json_type
 
@@ -63,7 +63,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 __all__ = [
     "ENTRY_POINT_GROUP", "HOOK_NAMES", "Claim", "ClaimContext", "Date",
     "DocumentationProblem", "DocumentationSection", "Finding", "Flag", "FunctionSpec",
-    "Length", "ListOf", "Number", "Record", "RuleInfo", "Schema", "ServiceLine", "Text",
+    "Length", "ListOf", "Number", "Owner", "Record", "RootCause", "RuleInfo", "Schema",
+    "ServiceLine", "Severity", "Text",
     "context_of", "finding", "hookimpl", "hookspec",
 ]
 

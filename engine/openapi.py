@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cleanclaim.dsl import vocabulary
 from cleanclaim.engine.server import PROBLEM_BASE, PROBLEMS
 
-ROOT_CAUSES = ["documentation", "coding", "medical_necessity", "eligibility", "authorization",
-               "benefit_limit", "timely_filing", "submission", "duplicate", "coverage",
-               "payer_setup"]
-OWNERS = ["provider", "coding", "front_end", "billing"]
+ROOT_CAUSES = list(vocabulary.ROOT_CAUSES)
+OWNERS = list(vocabulary.OWNERS)
 # A calendar date YYYY-MM-DD (year 0001-9999); `format: date` rules out 2026-02-30.
 DATE = {"type": "string", "format": "date",
         "pattern": "^(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
@@ -194,7 +193,7 @@ def schemas(payers: list[str] | None = None) -> dict[str, Any]:
             "properties": {
                 "rule": {"type": "string"},
                 "kind": {"type": "string"},
-                "severity": {"enum": ["reject", "deny", "review", "info"]},
+                "severity": {"enum": list(vocabulary.SEVERITIES)},
                 "line": _nullable({"type": "integer"}),
                 "group": {"type": "string", "description": "claim adjustment group code"},
                 "carc": {"type": "string"},
@@ -214,7 +213,7 @@ def schemas(payers: list[str] | None = None) -> dict[str, Any]:
             "required": ["claim_id", "status", "findings", "policy"],
             "properties": {
                 "claim_id": _nullable({"type": "string"}),
-                "status": {"enum": ["reject", "deny", "review", "clean"]},
+                "status": {"enum": list(vocabulary.STATUSES)},
                 "findings": {"type": "array", "items": _ref("Finding")},
                 "policy": {"type": "object", "properties": {
                     "packs": {"type": "object",

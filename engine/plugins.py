@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from cleanclaim.dsl import types as T
-from cleanclaim.dsl.checker import OWNERS, ROOT_CAUSES
 from cleanclaim.dsl.errors import did_you_mean
 from cleanclaim.dsl.pack import read_manifest
+from cleanclaim.dsl.vocabulary import OWNERS, ROOT_CAUSES
 from cleanclaim.engine import hookspecs
 from cleanclaim.engine.decision import SEVERITY_RANK, Finding
 from cleanclaim.engine.hookspecs import (

@@ -42,3 +42,32 @@ def test_the_check_finds_a_lazy_import(tmp_path: Path) -> None:
     source.write_text("def f():\n    from cleanclaim.engine.engine import Engine\n",
                       encoding="utf-8")
     assert _imports(source) == [(2, "cleanclaim.engine.engine.Engine")]
+
+
+def test_one_vocabulary() -> None:
+    """The enums, the tuples, the ranks and the default owners say the same thing, and the
+    HTTP schema lists exactly it."""
+    from cleanclaim.dsl import vocabulary as v
+    from cleanclaim.engine import openapi
+
+    assert set(v.SEVERITY_RANK) == set(v.SEVERITIES)
+    assert set(v.STATUS_BY_RANK.values()) == set(v.STATUSES)
+    assert set(v.DEFAULT_OWNER) == set(v.ROOT_CAUSES)
+    assert set(v.DEFAULT_OWNER.values()) <= set(v.OWNERS)
+    assert all(type(x) is str for x in (*v.DEFAULT_OWNER, *v.DEFAULT_OWNER.values()))
+    finding = openapi.schemas()["Finding"]["properties"]
+    assert finding["root_cause"]["enum"] == list(v.ROOT_CAUSES)
+    assert finding["owner"]["enum"] == list(v.OWNERS)
+    assert finding["severity"]["enum"] == list(v.SEVERITIES)
+
+
+def test_the_plugin_api_does_not_import_the_checker() -> None:
+    """Importing the plugin API stays cheap: not the checker, not lark (issue 17.6)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cleanclaim.engine.hookspecs; "
+            "print(sorted(m for m in ('cleanclaim.dsl.checker', 'lark') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
