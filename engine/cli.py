@@ -210,6 +210,9 @@ def check(
     no_plugin: Annotated[list[str] | None, typer.Option(
         "--no-plugin", help="Do not run this plugin (repeatable).")] = None,
     data_dir: DataDir = None,
+    on: Annotated[str, typer.Option(
+        "--engine", help="local: check on this machine (--workers); spark: on Apache "
+        "Spark (NDJSON input; pip install 'cleanclaim[spark]'; docs/scale.md).")] = "local",
 ) -> None:
     """Check claims and print one decision per claim.
 
@@ -227,6 +230,8 @@ def check(
         if str(path) != "-" and not path.exists():
             typer.echo(f"error: {path}: no such file", err=True)
             raise typer.Exit(2)
+    if on != "local":
+        raise typer.Exit(_check_on_spark(engine, paths, state, output, workers, on))
     with tempfile.TemporaryDirectory(prefix="cleanclaim-input-") as spool_dir:
         # Standard input, pipes and FIFOs can be read only once: they are copied to a
         # file first, since a run reads its input twice (phase 1, then the checking).
@@ -240,6 +245,43 @@ def check(
         reader = InputReader(files, _payer_map(payer_map), limits)
         worst = _check_files(engine, reader, history, output, workers, progress, names)
     raise typer.Exit(worst)
+
+
+def _check_on_spark(engine: Any, paths: list[Path], state: str | None,
+                    output: "OutputFormat", workers: int, on: str) -> int:
+    """`check --engine spark`: the same decisions, checked by `cleanclaim.spark` (NDJSON
+    files; Spark's master from spark-submit or its configuration, else local[*]).
+    Returns the exit code."""
+    from cleanclaim.engine.reading import NDJSON_SUFFIXES
+
+    problem = None
+    if on != "spark":
+        problem = f"--engine {on}: local or spark"
+    elif output is OutputFormat.table:
+        problem = "--engine spark prints ndjson or json"
+    elif workers != 1:
+        problem = "--engine spark: Spark's executors are the workers (no --workers)"
+    elif any(str(p) == "-" or p.suffix.lower() not in NDJSON_SUFFIXES for p in paths):
+        problem = "--engine spark reads NDJSON files (.ndjson, .jsonl)"
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        return 2
+    try:
+        from cleanclaim.spark.job import run_job
+    except ImportError as exc:  # pyspark is an extra
+        typer.echo(f"error: --engine spark needs pyspark (pip install 'cleanclaim[spark]'): "
+                   f"{exc}", err=True)
+        return 2
+    from cleanclaim.engine.engine import EngineRecipe
+    from cleanclaim.engine.history import StoreError
+    from cleanclaim.spark.job import JobError
+
+    try:
+        return run_job([str(p) for p in paths], EngineRecipe.of(engine), state=state,
+                       output=output.value)
+    except (JobError, StoreError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
 
 
 def _check_files(engine: Any, reader: Any, history: Any, output: "OutputFormat",

@@ -2102,9 +2102,14 @@ class HistoryBatch:
     Two passes over the input keep memory flat whatever its size; each claim is decoded
     once in each."""
 
-    def __init__(self, engine: Engine, state: Path | str | None, workers: int = 1) -> None:
+    def __init__(self, engine: Engine, state: Path | str | None, workers: int = 1,
+                 run: str | None = None) -> None:
         self.engine = engine
         self.workers = workers
+        # `run`: a run another process holds (`cleanclaim.spark`'s driver: it takes the
+        # run lock, begins and ends the run); this batch records and decides as part of
+        # it, for members no other part of the run has (the caller's to ensure).
+        self._joined = run is not None
         self._collector = _QuietCollector()
         self._temp: Path | None = None
         if state is not None:
@@ -2116,10 +2121,10 @@ class HistoryBatch:
             path = name
         else:
             path = ":memory:"
-        self.store = open_store(path)
+        self.store = open_store(path, run)
         self.refused: dict[int, Refusal] = {}
         self.settled = SettleStats()  # what phase 1's `settle` did
-        self._lock = self.store.run_lock()
+        self._lock = RunLock(None) if self._joined else self.store.run_lock()
         self._decided = _Decided(self.store) if state is not None else None
 
     def record(self, items: Iterable[Any]) -> int:
@@ -2128,7 +2133,8 @@ class HistoryBatch:
         this process checks them (one worker). A claim that fails here is refused (its
         reject comes in phase 2); the others go on."""
         self._lock.__enter__()
-        self.store.begin_run()
+        if not self._joined:
+            self.store.begin_run()
         recorder = HistoryRecorder(self.engine, self.store)
         reader = HistoryReader(self.engine, self.store)
         keep = KEEP_DECODED if self.workers == 1 else 0
@@ -2171,7 +2177,8 @@ class HistoryBatch:
         try:
             if self._decided is not None:
                 self._decided.flush()
-                self.store.end_run()
+                if not self._joined:
+                    self.store.end_run()
         finally:
             self.engine.history = None
             self._collector.release()
