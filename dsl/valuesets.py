@@ -253,6 +253,12 @@ def _field_offset(record: str, index: int) -> int:
 # ---- rules that rest on partial data ---------------------------------------------------
 
 
+def _import_hint(table: Any) -> str:
+    """What to load in place of a sample table (the table says; NCCI tables by default)."""
+    hint = getattr(table, "import_hint", None)
+    return hint if isinstance(hint, str) else "load the CMS quarterly files with --ptp/--mue"
+
+
 def partial_notes(conditions: Iterable[ast.Expr], lets: Iterable[ast.Let],
                   valuesets: Mapping[str, CodeSet], literal_sets: Mapping[int, CodeSet],
                   tables: Mapping[str, Any]) -> list[str]:
@@ -315,12 +321,13 @@ def partial_notes(conditions: Iterable[ast.Expr], lets: Iterable[ast.Let],
         elif isinstance(expr, ast.Call):
             for arg in expr.args:
                 if isinstance(arg, ast.Path) and len(arg.parts) == 1:
-                    sample = getattr(tables.get(arg.parts[0]), "sample", None)
+                    table = tables.get(arg.parts[0])
+                    sample = getattr(table, "sample", None)
                     # `not ptp_pair(ptp)`: a rule that fires when the table lacks a row
                     # defers to the table, it does not rest on it.
                     if sample and fires_when is not False:
                         add(f"it rests on the sample table `{arg.parts[0]}` ({sample}), "
-                            "not on CMS data: load the CMS quarterly files with --ptp/--mue")
+                            f"not on CMS data: {_import_hint(table)}")
                 walk(arg, None)
         elif isinstance(expr, (ast.Compare, ast.Arith)):
             walk(expr.left, None)
@@ -328,10 +335,11 @@ def partial_notes(conditions: Iterable[ast.Expr], lets: Iterable[ast.Let],
         elif isinstance(expr, ast.Presence):
             walk(expr.operand, None)
         elif isinstance(expr, ast.TableRead):
-            sample = getattr(tables.get(expr.table), "sample", None)
+            table = tables.get(expr.table)
+            sample = getattr(table, "sample", None)
             if sample:  # a data table read from a sample, as for its functions
                 add(f"it rests on the sample table `{expr.table}` ({sample}), not on CMS "
-                    "data")
+                    f"data: {_import_hint(table)}")
             for key in expr.keys:
                 walk(key, None)
 

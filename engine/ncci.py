@@ -139,13 +139,27 @@ def _is_sample(source: _Source) -> bool:
 
 def sample_warning(tables: Iterable[object]) -> str | None:
     """The one warning a run prints when any of its NCCI tables is a shipped sample."""
-    samples = sorted({str(sample) for table in tables
-                      if (sample := getattr(table, "sample", None))})
-    if not samples:
+    samples: set[str] = set()
+    hints: set[str] = set()
+    for table in tables:
+        sample = getattr(table, "sample", None)
+        if not sample:
+            continue
+        hint = getattr(table, "import_hint", None)
+        if isinstance(hint, str):  # another kind of table (the MPFS sample)
+            hints.add(f"{sample}: {hint}")
+        else:
+            samples.add(str(sample))
+    if not samples and not hints:
         return None
-    return (f"NCCI sample tables in use ({', '.join(samples)}): their edits are "
-            "illustrative, findings on them are reviews; load the CMS quarterly files "
-            "with --ptp/--mue")
+    parts = []
+    if samples:
+        parts.append(f"NCCI sample tables in use ({', '.join(sorted(samples))}): their "
+                     "edits are illustrative, findings on them are reviews; load the CMS "
+                     "quarterly files with --ptp/--mue")
+    parts.extend(f"sample table in use, findings on it are reviews ({h})"
+                 for h in sorted(hints))
+    return "; ".join(parts)
 
 
 def _sources(paths: Sequence[Path | str], suffix: str, kind: str) -> list[_Source]:

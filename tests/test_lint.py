@@ -433,7 +433,8 @@ def test_lint_warns_on_deny_over_partial_data() -> None:
     result = CliRunner().invoke(app, ["lint", "medicare", "--format", "json"])
     problems = [p for p in json.loads(result.output)["problems"] if p["code"] == "W402"]
     messages = {p["message"].split("`")[1]: p["message"] for p in problems}
-    assert sorted(messages) == ["medicare/echo/doppler-addon-without-primary",
+    assert sorted(messages) == ["medicare/addon/g2212-wrong-primary",
+                                "medicare/echo/doppler-addon-without-primary",
                                 "medicare/necessity/tte-lcd-l33577"]
     assert "Article A56781" in messages["medicare/necessity/tte-lcd-l33577"]
 

@@ -111,7 +111,11 @@ def test_check_warns_once_per_run_with_sample_tables_and_not_with_real_files(
         "check", probe, "--today", "2026-03-02",
         "--ptp", str(_real_copy(tmp_path, "ptp-practitioner-sample.txt")),
         "--mue", str(_real_copy(tmp_path, "mue-practitioner-sample.csv"))])
-    assert "sample" not in real.stderr
+    assert "NCCI sample" not in real.stderr
+    # The medicare pack's fee schedule is still the shipped MPFS sample: said once, with
+    # the file to import in its place.
+    mpfs = [line for line in real.stderr.splitlines() if "mpfs-sample" in line]
+    assert len(mpfs) == 1 and "cleanclaim data import mpfs" in mpfs[0]
     assert real.exit_code == 1  # the MUE denies on a real file
 
 
@@ -278,3 +282,43 @@ def test_an_ecg_pair_the_ptp_table_carries_is_one_finding(tmp_path: Path) -> Non
     alone = Engine(today=TODAY).check(_ecg_claim(("93000", []), ("93010", [])))
     assert [(f.rule, f.line, f.severity) for f in alone.findings if f.carc == "236"] == [
         ("medicare/ecg/component-with-global", 2, "deny")]
+
+
+# ---- the MPFS sample ------------------------------------------------------------------------
+
+
+def test_the_shipped_fee_schedule_is_a_sample_of_indicators_without_amounts(
+        tmp_path: Path) -> None:
+    from datetime import date
+
+    from cleanclaim.engine.refdata.mpfs import open_fee_schedule
+
+    shipped = ROOT / "payer_policies" / "medicare" / "tables" / "mpfs-sample-PPRRVU26_JAN.csv"
+    schedule = open_fee_schedule(shipped)
+    assert schedule.sample == shipped.name
+    assert "cleanclaim data import mpfs" in schedule.import_hint
+    row = schedule.row("17000", date(2026, 3, 9))
+    assert row is not None and row["global_days"] == "010"
+    assert row["nonfac_amount"] is None and row["fac_amount"] is None
+    # The same rows without the sample line are read as a CMS file.
+    text = shipped.read_text(encoding="utf-8").replace(
+        '"cleanclaim SAMPLE TABLE - NOT CMS DATA."\n', "", 1)
+    real = tmp_path / "PPRRVU26_JAN.csv"
+    real.write_text(text, encoding="utf-8")
+    assert open_fee_schedule(real).sample is None
+
+
+def test_a_rule_resting_on_the_mpfs_sample_is_a_review_naming_the_import() -> None:
+    claim = {"claim_id": "S-1", "payer": "medicare", "received_date": "2026-03-16",
+             "member": {"id": "1EG4TE5MK73", "birth_date": "1951-04-12", "sex": "F",
+                        "coverage": [{"payer": "medicare", "start": "2016-01-01"}]},
+             "billing_provider": {"npi": "1234567893"},
+             "rendering_provider": {"npi": "1234567893"}, "place_of_service": "11",
+             "diagnoses": ["M54.16"],
+             "lines": [{"line": 1, "code": "64484", "units": 1, "charge": "150.00",
+                        "service_date": "2026-03-09", "diagnosis_pointers": [1]}]}
+    decision = Engine(today=TODAY, tables={}).check(claim)
+    found = [f for f in decision.findings if f.rule == "medicare/addon/without-any-primary"]
+    assert [f.severity for f in found] == ["review"]
+    assert "sample table `mpfs`" in found[0].message
+    assert "cleanclaim data import mpfs" in found[0].message

@@ -35,7 +35,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
-from cleanclaim.engine.ncci import TableError, is_procedure_code
+from cleanclaim.engine.ncci import SAMPLE_MARKER, TableError, is_procedure_code
 from cleanclaim.engine.refdata.store import (
     DataStore,
     ImportRecord,
@@ -186,7 +186,11 @@ class FeeSchedule:
     """The fee schedule read per code and date of service (the `cms-mpfs` table)."""
 
     columns: Mapping[str, str] = COLUMNS
-    sample = None
+    # Set (to the file name) when the table is a shipped sample, not CMS data: findings
+    # resting on it are reviews (dsl/valuesets.py `partial_notes`), naming `import_hint`.
+    sample: str | None = None
+    import_hint: Final = ("import the CMS PFS relative value file of the quarter: "
+                          "`cleanclaim data import mpfs PPRRVUyy_MON.csv` (docs/data.md)")
 
     def __init__(self, rows: dict[str, dict[tuple[str, str], dict[str, Any]]] | None,
                  path: Path | None, source: str) -> None:
@@ -275,4 +279,12 @@ def open_fee_schedule(path: Path, effective: date | None = None) -> FeeSchedule:
         raise TableError(label, None, "cannot tell the effective date from the file name")
     rows = {(r[0], r[1]): _row(when.isoformat(), r[0], r[1], r[2:])
             for r in read_pprrvu(label, data)}
-    return FeeSchedule({when.isoformat(): rows}, None, label)
+    sample = SAMPLE_MARKER in data[:512]
+    if sample:
+        # A shipped sample holds payment-policy indicators only: no amounts.
+        for row in rows.values():
+            row.update(nonfac_amount=None, fac_amount=None)
+    schedule = FeeSchedule({when.isoformat(): rows}, None, label)
+    if sample:
+        schedule.sample = name
+    return schedule
