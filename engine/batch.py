@@ -72,9 +72,6 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice
-from multiprocessing import get_context
-from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -86,6 +83,9 @@ from cleanclaim.engine.model import loads, readable_id
 from cleanclaim.engine.reading import NDJSON_SUFFIXES, _claim_id, ndjson_origin, read_claims
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
     from cleanclaim.engine.engine import Engine
 
 T = TypeVar("T")
@@ -504,6 +504,8 @@ class _ParallelRun(Generic[T]):
         self.warn = warn
         # spawn: a worker inherits nothing (no threads, locks or half-built state of the
         # parent) and behaves the same on every platform; it costs ~0.5 s per worker.
+        from multiprocessing import get_context  # (~60 ms to import: only for workers)
+
         self.ctx = get_context("spawn")
         self.window = chunk_size * n_workers * WINDOW_CHUNKS_PER_WORKER
         self.workers: list[_Worker] = []
@@ -585,6 +587,8 @@ class _ParallelRun(Generic[T]):
         for worker in self.workers:
             owners[worker.conn] = worker
             owners[worker.process.sentinel] = worker
+        from multiprocessing.connection import wait
+
         ready = wait(list(owners))
         # Replies first: a worker may have answered just before it exited.
         for obj in ready:

@@ -261,16 +261,50 @@ _business_days: dict[dt.date, dt.date] = {}
 def _is_federal_holiday(day: dt.date) -> bool:
     dates = _federal_holidays.get(day.year)
     if dates is None:
-        import holidays
-
         # The years around the first date asked for, in one go: a run's dates of service
         # cluster, and the library's cost is in building a calendar, not in its years.
-        years = range(day.year - 6, day.year + 7) if not _federal_holidays else [day.year]
-        calendar = holidays.country_holidays("US", years=years)
-        for year in years:
-            _federal_holidays[year] = frozenset(d for d in calendar if d.year == year)
+        first, last = (day.year - 6, day.year + 6) if not _federal_holidays else \
+            (day.year, day.year)
+        _federal_holidays.update(_federal_calendar(first, last))
         dates = _federal_holidays[day.year]
     return day in dates
+
+
+def _holidays_version() -> str:
+    """The installed `holidays` release, read without importing it (its import loads
+    every country's calendar: ~0.15 s, a third of a cold `check`)."""
+    import importlib.util
+    from pathlib import Path
+
+    try:
+        spec = importlib.util.find_spec("holidays")
+        origin = spec.origin if spec is not None else None
+        return (Path(origin).parent / "version.py").read_text(encoding="utf-8") \
+            if origin else "no holidays"
+    except (ImportError, OSError, ValueError):
+        return "no holidays"
+
+
+def _federal_calendar(first: int, last: int) -> dict[int, frozenset[dt.date]]:
+    """US federal holidays (observed dates included) of the years `first`..`last`, from
+    the `holidays` library; kept in the on-disk cache (dsl/cache.py) under the library's
+    release, so that a cold run does not import the library."""
+    from cleanclaim.dsl.cache import PickleCache
+
+    cache = PickleCache("holidays", sources=(), salt=_holidays_version, allowed={})
+    entry = cache.entry("US federal", str(first), str(last))
+    if entry is not None:
+        kept = cache.load(entry)
+        if isinstance(kept, dict) and set(kept) == set(range(first, last + 1)):
+            return kept
+    import holidays
+
+    years = range(first, last + 1)
+    calendar = holidays.country_holidays("US", years=years)
+    found = {year: frozenset(d for d in calendar if d.year == year) for year in years}
+    if entry is not None:
+        cache.store(entry, found)
+    return found
 
 
 def business_day_on_or_after(day: dt.date | None) -> dt.date | None:
