@@ -46,6 +46,8 @@ from typing import Any
 
 import pluggy
 
+from cleanclaim.dsl import types as _types
+from cleanclaim.dsl.codesets.icd10cm import dotted as dotted_icd10
 from cleanclaim.dsl.errors import did_you_mean
 from cleanclaim.dsl.types import FunctionSpec
 from cleanclaim.dsl.vocabulary import DEFAULT_OWNER, Owner, RootCause, Severity
@@ -64,12 +66,29 @@ __all__ = [
     "ENTRY_POINT_GROUP", "HOOK_NAMES", "Claim", "ClaimContext", "Date",
     "DocumentationProblem", "DocumentationSection", "Finding", "Flag", "FunctionSpec",
     "Length", "ListOf", "Number", "Owner", "Record", "RootCause", "RuleInfo", "Schema",
-    "ServiceLine", "Severity", "Text",
-    "context_of", "finding", "hookimpl", "hookspec",
+    "ServiceLine", "Severity", "Text", "Types",
+    "context_of", "dotted_icd10", "finding", "hookimpl", "hookspec",
 ]
 
 
 # ---- what plugins contribute ----------------------------------------------------------
+
+
+class Types:
+    """The value types of the policy language, for the functions a plugin adds to it:
+    `FunctionSpec("name", (Types.CODE,), Types.BOOL, fn)`; `Types.NUMBER.maybe()` for a
+    result that may be missing. Plugins take them from here, not from `cleanclaim.dsl`
+    (docs/architecture.md, layer rule 3)."""
+
+    BOOL = _types.BOOL
+    NUMBER = _types.NUMBER
+    MONEY = _types.MONEY
+    DATE = _types.DATE
+    STR = _types.STR
+    CODE = _types.CODE
+    ICD10 = _types.ICD10
+    MODIFIER = _types.MODIFIER
+
 
 
 @dataclass(frozen=True, slots=True)

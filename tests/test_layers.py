@@ -71,3 +71,14 @@ def test_the_plugin_api_does_not_import_the_checker() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_plugins_import_only_the_plugin_api() -> None:
+    """Layer rule 3: a shipped plugin imports the plugin API and its own modules, nothing
+    else of cleanclaim (not the language, not the engine's internals)."""
+    allowed = ("cleanclaim.engine.hookspecs", "cleanclaim.plugins")
+    bad = [f"{path.relative_to(ROOT)}:{line}: imports {name}"
+           for path in sorted((ROOT / "plugins").rglob("*.py"))
+           for line, name in _imports(path)
+           if name.startswith("cleanclaim.") and not name.startswith(allowed)]
+    assert bad == []

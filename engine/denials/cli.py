@@ -47,7 +47,7 @@ def denials(
 ) -> None:
     """Trace every denial of X12 835 remittances to its root cause and owner, and say
     what our pre-submission check caught, missed and over-flagged."""
-    from cleanclaim.dsl.checker import OWNERS
+    from cleanclaim.dsl.vocabulary import OWNERS
     from cleanclaim.engine.denials import MappingError, denial_report, load_mapping
 
     if decisions is not None and state is not None:

@@ -24,9 +24,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Final, Literal
 
-from cleanclaim.dsl.checker import OWNERS, ROOT_CAUSES
 from cleanclaim.dsl.codesets.adjustment import GROUPS, carc, known_carcs, known_rarcs, rarc
 from cleanclaim.dsl.errors import did_you_mean
+from cleanclaim.dsl.vocabulary import OWNERS, ROOT_CAUSES
 
 __all__ = [
     "CATEGORIES",

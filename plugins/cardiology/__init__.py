@@ -25,12 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cleanclaim.dsl import types as T
 from cleanclaim.engine.hookspecs import (
     Claim,
     Date,
     DocumentationSection,
     Flag,
+    FunctionSpec,
     ListOf,
     Number,
     Record,
@@ -38,6 +38,9 @@ from cleanclaim.engine.hookspecs import (
     Text,
     context_of,
     hookimpl,
+)
+from cleanclaim.engine.hookspecs import (
+    Types as T,
 )
 
 __version__ = "0.1.0"
@@ -108,16 +111,16 @@ def cardiology_report_signed(claim: Claim, line: ServiceLine | None) -> bool:
 
 LINE = frozenset({"line"})
 FUNCTIONS = (
-    T.FunctionSpec("documentation_sent", (), T.BOOL, documentation_sent,
+    FunctionSpec("documentation_sent", (), T.BOOL, documentation_sent,
                    "true when the claim carries any documentation section (an 837 carries "
                    "none)", contextual=True, scopes=frozenset({"line", "claim"})),
-    T.FunctionSpec("cardiology_section", (), T.STR, cardiology_section,
+    FunctionSpec("cardiology_section", (), T.STR, cardiology_section,
                    "the documentation section of this line's study: ecg or echo",
                    contextual=True, scopes=LINE),
-    T.FunctionSpec("cardiology_indication", (), T.STR.maybe(), cardiology_indication,
+    FunctionSpec("cardiology_indication", (), T.STR.maybe(), cardiology_indication,
                    "the documented ordering indication of this line's ECG or echo",
                    contextual=True, scopes=LINE),
-    T.FunctionSpec("cardiology_report_signed", (), T.BOOL, cardiology_report_signed,
+    FunctionSpec("cardiology_report_signed", (), T.BOOL, cardiology_report_signed,
                    "true when this line's ECG or echo has a signed interpretation report",
                    contextual=True, scopes=LINE),
 )
@@ -129,7 +132,7 @@ def cleanclaim_policy_packs() -> Sequence[Path]:
 
 
 @hookimpl
-def cleanclaim_functions() -> Sequence[T.FunctionSpec]:
+def cleanclaim_functions() -> Sequence[FunctionSpec]:
     return FUNCTIONS
 
 

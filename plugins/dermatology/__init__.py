@@ -25,14 +25,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from cleanclaim.dsl import types as T
-from cleanclaim.dsl.codesets import icd10cm
 from cleanclaim.engine.hookspecs import (
     Claim,
     ClaimContext,
     DocumentationSection,
     Finding,
     Flag,
+    FunctionSpec,
     Length,
     ListOf,
     Number,
@@ -41,8 +40,12 @@ from cleanclaim.engine.hookspecs import (
     ServiceLine,
     Text,
     context_of,
+    dotted_icd10,
     finding,
     hookimpl,
+)
+from cleanclaim.engine.hookspecs import (
+    Types as T,
 )
 from cleanclaim.plugins import scope
 from cleanclaim.plugins.dermatology import lesions
@@ -100,14 +103,14 @@ def code_units_on_date(claim: Claim, line: ServiceLine | None) -> float | None:
 
 LINE = frozenset({"line"})
 FUNCTIONS = (
-    T.FunctionSpec("lesion_indication_documented", (), T.BOOL, lesion_indication_documented,
+    FunctionSpec("lesion_indication_documented", (), T.BOOL, lesion_indication_documented,
                    "true when a lesion documented for this line has a medical indication "
                    "LCD L35498 lists (bleeding, intense itching, pain, change, recent "
                    "enlargement, ...)", contextual=True, scopes=LINE),
-    T.FunctionSpec("lesion_excised_diameter", (), T.NUMBER.maybe(), lesion_excised_diameter,
+    FunctionSpec("lesion_excised_diameter", (), T.NUMBER.maybe(), lesion_excised_diameter,
                    "excised diameter in cm (lesion + 2 x narrowest margin) of the lesion "
                    "documented for this line", contextual=True, scopes=LINE),
-    T.FunctionSpec("code_units_on_date", (), T.NUMBER.maybe(), code_units_on_date,
+    FunctionSpec("code_units_on_date", (), T.NUMBER.maybe(), code_units_on_date,
                    "units of this line's code on its date, summed over the claim's lines",
                    contextual=True, scopes=LINE),
 )
@@ -119,7 +122,7 @@ def cleanclaim_policy_packs() -> Sequence[Path]:
 
 
 @hookimpl
-def cleanclaim_functions() -> Sequence[T.FunctionSpec]:
+def cleanclaim_functions() -> Sequence[FunctionSpec]:
     return FUNCTIONS
 
 
@@ -148,7 +151,7 @@ def check_cosmetic(claim: Claim, line: ServiceLine, context: ClaimContext) -> li
     if not scope.applies(claim, context, "dermatology/cosmetic-removal", scope.MEDICARE):
         return []
     state = getattr(claim, "service_state", None)
-    shown = ", ".join(icd10cm.dotted(d) for d in line.pointed_diagnoses)
+    shown = ", ".join(dotted_icd10(d) for d in line.pointed_diagnoses)
     what = (f"{line.code} removes a benign lesion ({shown}) with none of the indications "
             "LCD L35498 "
             "lists documented (bleeding, intense itching, pain, change in appearance, recent "
