@@ -267,6 +267,43 @@ ANY_REQUEST = ("malformed-request", "missing-host", "bad-content-length",
                "unsupported-transfer-coding", "busy", "version-not-supported")
 
 
+# `POST /v1/denials` (engine/denials/upload.py; the report: engine/denials/report.py).
+DENIAL_SCHEMAS: dict[str, Any] = {
+    "DenialUpload": {
+        "type": "object", "required": ["remittance"],
+        "properties": {
+            "remittance": {"type": "string", "description": "the X12 835 text"},
+            "decisions": {"oneOf": [
+                {"type": "string", "description": "NDJSON, as `cleanclaim check` writes"},
+                {"type": "array", "items": _ref("Decision")}]},
+            "show_ids": {"type": "boolean", "default": False,
+                         "description": "put patient names and ids in the report"},
+        },
+    },
+    "DenialReport": {
+        "type": "object",
+        "required": ["report", "files", "totals", "adjusted", "denials_by",
+                     "denials_over_time", "top_reasons", "unclassified", "checker",
+                     "damaged", "worklist"],
+        "properties": {
+            "report": {"const": "cleanclaim-denials/1"},
+            "files": {"type": "array", "items": {"type": "object"}},
+            "totals": {"type": "object"},
+            "adjusted": {"type": "array", "items": {"type": "object"}},
+            "denials_by": {"type": "object"},
+            "denials_over_time": {"type": "array", "items": {"type": "object"}},
+            "top_reasons": {"type": "array", "items": {"type": "object"}},
+            "unclassified": {"type": "array", "items": {"type": "object"}},
+            "checker": {"oneOf": [{"type": "object"}, {"type": "null"}]},
+            "damaged": {"type": "array", "items": {"type": "object"}},
+            "worklist": {"type": "array", "items": {"type": "object", "properties": {
+                "owner": {"enum": OWNERS}, "root_cause": {"enum": [*ROOT_CAUSES,
+                                                                   "unclassified"]}}}},
+        },
+    },
+}
+
+
 def _problems(*keys: str) -> dict[str, Any]:
     """Responses for these problem types, one per status, each naming its types."""
     by_status: dict[int, list[str]] = {}
@@ -297,7 +334,7 @@ def openapi_document(max_body: int = 10 * 1024 * 1024, url: str = "http://127.0.
         "servers": [{"url": url}],
         "security": [{"bearer": []}],
         "components": {
-            "schemas": schemas(payers),
+            "schemas": {**schemas(payers), **DENIAL_SCHEMAS},
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
                 "description": "Required on /v1/* when the server runs with --token "
@@ -338,6 +375,25 @@ def openapi_document(max_body: int = 10 * 1024 * 1024, url: str = "http://127.0.
                                 "schema": {"type": "string"},
                                 "x-itemSchema": _ref("Decision")}}},
                     **common,
+                },
+            }},
+            "/v1/denials": {"post": {
+                "operationId": "denials",
+                "summary": "Denial report of an X12 835 remittance",
+                "description": "The body is an 835 005010X221A1 (any content type but JSON) "
+                               "or a JSON `DenialUpload` (the 835 and our decisions); at "
+                               f"most {max_body} bytes. Answered 200 with the report of "
+                               "`cleanclaim denials --format json` (docs/denials.md); a "
+                               "body that cannot be read is answered in the report, "
+                               "located (`files[].problems`).",
+                "requestBody": {"required": True, "content": {
+                    "application/edi-x12": {"schema": {"type": "string"}},
+                    "application/json": {"schema": _ref("DenialUpload")}}},
+                "responses": {
+                    "200": {"description": "the denial report",
+                            "content": {"application/json": {
+                                "schema": _ref("DenialReport")}}},
+                    **_problems("unauthorized", "method-not-allowed", "body-too-large"),
                 },
             }},
             "/v1/packs": {"get": {

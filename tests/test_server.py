@@ -144,7 +144,7 @@ def test_openapi_document(srv: Any) -> None:
     doc = json.loads(body)
     assert status == 200 and doc["openapi"].startswith("3.1")
     assert set(doc["paths"]) == {"/v1/check", "/v1/check/batch", "/v1/packs", "/health",
-                                 "/ready", "/openapi.json"}
+                                 "/ready", "/openapi.json", "/v1/denials"}
     assert doc["servers"] == [{"url": f"http://127.0.0.1:{srv[1]}"}]
     assert "post" in doc["paths"]["/v1/check"] and "get" in doc["paths"]["/v1/packs"]
     schemas = doc["components"]["schemas"]

@@ -388,8 +388,11 @@ class _Walker(Tokens):
             problems.append(ReadProblem(_where("CAS", no, 20),
                                         "a CAS holds at most six adjustments (19 elements)"))
         found = 0
-        for pos in range(2, _MAX_CAS_ELEMENTS + 1, 3):
-            reason, amount, quantity = _get(els, pos), _get(els, pos + 1), _get(els, pos + 2)
+        size = len(els)
+        for pos in range(2, min(size, _MAX_CAS_ELEMENTS + 1), 3):  # only the elements sent
+            reason = els[pos].strip()
+            amount = els[pos + 1].strip() if pos + 1 < size else ""
+            quantity = els[pos + 2].strip() if pos + 2 < size else ""
             if not (reason or amount or quantity):
                 continue
             found += 1

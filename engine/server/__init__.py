@@ -7,6 +7,8 @@ Endpoints (docs/api.md; the OpenAPI 3.1 document is served at `/openapi.json`):
 - `POST /v1/check/batch`  NDJSON in -> NDJSON out (chunked), one decision per non-blank
                           input line, in order, with `position`: the decisions of a
                           `cleanclaim check` run of the same lines.
+- `POST /v1/denials`      an X12 835 (or JSON with it and our decisions) -> the denial
+                          report JSON (engine/denials/upload.py, docs/denials.md).
 - `GET  /v1/packs`        pack ids and digests, and the plugins loaded.
 - `GET  /health`          liveness; `GET /ready`: the packs are loaded.
 - `GET  /openapi.json`    the OpenAPI document.

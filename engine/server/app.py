@@ -185,7 +185,8 @@ class ClaimApp:
             # The answer streams while the body arrives: chunked, which HTTP/1.0 lacks.
             raise Refused("version-not-supported", "/v1/check/batch needs HTTP/1.1 (its "
                           "answer is streamed, chunked)")
-        if path == "/v1/check" and length is not None and length > self.config.max_body:
+        if (path in ("/v1/check", "/v1/denials") and length is not None
+                and length > self.config.max_body):
             raise Refused("body-too-large", f"the body is {length} bytes; the limit is "
                           f"{self.config.max_body}")
         return length
@@ -200,6 +201,8 @@ class ClaimApp:
             await self._check(receive, send, request)
         elif route == "/v1/check/batch":
             await self._batch(scope, receive, send, request)
+        elif route == "/v1/denials":
+            await self._denials(scope, receive, send, request)
         elif route == "/v1/packs":
             await self._send(send, request, 200, self.packs_body)
         elif route == "/health":
@@ -234,7 +237,8 @@ class ClaimApp:
         request.bytes_in += len(body)
         return body, bool(message.get("more_body", False))
 
-    async def _check(self, receive: Receive, send: Send, request: _Request) -> None:
+    async def _whole_body(self, receive: Receive, request: _Request) -> bytes:
+        """The whole body, within `max_body` bytes and `timeout` seconds."""
         limit = self.config.max_body
         deadline = asyncio.get_running_loop().time() + self.config.timeout
         parts: list[bytes] = []
@@ -247,10 +251,25 @@ class ClaimApp:
                 raise Refused("body-too-large", f"the body is over the limit of {limit} "
                               "bytes")
             parts.append(body)
+        return b"".join(parts)
+
+    async def _check(self, receive: Receive, send: Send, request: _Request) -> None:
+        body = await self._whole_body(receive, request)
         self.roll_today()
-        decision = decide(self.engine, b"".join(parts), None, "claim")
+        decision = decide(self.engine, body, None, "claim")
         decision.position = None
         await self._send(send, request, 200, json_bytes(decision.to_json()))
+
+    async def _denials(self, scope: Scope, receive: Receive, send: Send,
+                       request: _Request) -> None:
+        """An 835 (or JSON with the 835 and our decisions) in, the denial report out
+        (engine/denials/upload.py); built in a thread: a large remittance takes seconds."""
+        from cleanclaim.engine.denials.upload import report_from_upload
+
+        body = await self._whole_body(receive, request)
+        kind = b"".join(_header(scope, b"content-type")[:1]).decode("latin-1")
+        report = await asyncio.to_thread(report_from_upload, body, kind)
+        await self._send(send, request, 200, json_bytes(report))
 
     async def _batch(self, scope: Scope, receive: Receive, send: Send,
                      request: _Request) -> None:

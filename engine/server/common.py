@@ -42,13 +42,14 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/v1/check": ("POST",),
     "/v1/check/batch": ("POST",),
     "/v1/packs": ("GET", "HEAD"),
+    "/v1/denials": ("POST",),
     "/health": ("GET", "HEAD"),
     "/ready": ("GET", "HEAD"),
     "/openapi.json": ("GET", "HEAD"),
 }
 # Routes that need the bearer token when one is configured; probes and the public
 # contract stay open.
-PROTECTED = frozenset({"/v1/check", "/v1/check/batch", "/v1/packs"})
+PROTECTED = frozenset({"/v1/check", "/v1/check/batch", "/v1/packs", "/v1/denials"})
 PROBES = frozenset({"/health", "/ready"})
 
 # Problem types (RFC 9457): stable identifiers, `PROBLEM_BASE` + key; the OpenAPI
