@@ -32,7 +32,9 @@ What the quality stages detect, and what they do not:
   complete (e.g. by `cleanclaim data import`);
 - W403-W404 X12 usage of the outcome's codes: a CARC the X12 list allows only with another
   group (OA-18, PR-201, ...) or the group CR (corrections of adjudicated claims), and a CARC
-  that X12 says needs a remark code given none (not for `info`).
+  that X12 says needs a remark code given none (not for `info`);
+- W405-W406 what rules read (dsl/lint_reads.py): a comparison of an optional field without
+  `is present` (a claim without it gets a review), a plan name no case claim has.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cleanclaim.dsl import ast
+from cleanclaim.dsl import ast, lint_reads
 from cleanclaim.dsl.checker import CheckedPack, CheckEnv, check_pack
 from cleanclaim.dsl.codesets import adjustment
 from cleanclaim.dsl.errors import ERROR_CODES, PolicyError
@@ -82,6 +84,9 @@ LINT_CODES: dict[str, tuple[str, str]] = {
     "W403": ("group-code-mismatch",
              "a CARC with a group code the X12 list does not allow for it"),
     "W404": ("remark-code-required", "a CARC that X12 says needs a remark code, given none"),
+    "W405": ("unguarded-optional-read",
+             "a comparison of a field that can be missing, without `is present`"),
+    "W406": ("unknown-plan", "a plan name that no claim or roster of the pack's cases has"),
 }
 
 TableLoader = Callable[[Path], object]
@@ -837,6 +842,8 @@ STAGES: tuple[tuple[str, Stage], ...] = (
     ("references", _references),
     ("partial-data", _partial_data),
     ("adjustment-codes", _adjustment_usage),
+    ("optional-reads", lambda ctx: lint_reads.unguarded_reads(ctx.checked, ctx.warn)),
+    ("plans", lambda ctx: lint_reads.unused_plans(ctx.checked, ctx.warn)),
 )
 
 

@@ -37,10 +37,13 @@ def run_lint(root: Path, *targets: str) -> LintReport:
                 table_loaders=LOADERS)
 
 
-def write_pack(root: Path, policy: str | None, manifest: str | None = None) -> Path:
+def write_pack(root: Path, policy: str | None, manifest: str | None = None,
+               base: bool = True) -> Path:
     pack = root / "demo"
     pack.mkdir(parents=True, exist_ok=True)
     (pack / "pack.yaml").write_text(manifest or "id: demo\nname: Demo\n", encoding="utf-8")
+    if base:
+        (pack / "example-base.policy").write_text(BASE_RULE, encoding="utf-8")
     if policy is not None:
         (pack / "rules.policy").write_text(policy, encoding="utf-8")
     return pack
@@ -55,8 +58,9 @@ def codes(report: LintReport) -> list[str]:
 
 @dataclass(frozen=True)
 class Example:
-    kind: str  # policy | yaml
+    kind: str  # policy | yaml | case
     text: str
+    where: str = ""  # a case file's path in the pack
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,14 @@ class Section:
 
 
 _SECTION = re.compile(r"^## ([EW][0-9]{3}) ([a-z0-9-]+)\s*$", re.MULTILINE)
-_FENCE = re.compile(r"^```(policy|yaml)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+_FENCE = re.compile(r"^```(policy|yaml)([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def _example(m: re.Match[str]) -> Example:
+    # A `yaml cases/NAME.yaml` fence is a case file of the pack, a `yaml` fence its manifest.
+    where = m.group(2).strip()
+    kind = "case" if where.startswith("cases/") else m.group(1)
+    return Example(kind, m.group(3), where if kind == "case" else "")
 
 
 def sections() -> dict[str, Section]:
@@ -80,8 +91,8 @@ def sections() -> dict[str, Section]:
         bad_part, _, good_part = body.partition("\nGood")
         found[head.group(1)] = Section(
             head.group(1), head.group(2),
-            [Example(m.group(1), m.group(2)) for m in _FENCE.finditer(bad_part)],
-            [Example(m.group(1), m.group(2)) for m in _FENCE.finditer(good_part)])
+            [_example(m) for m in _FENCE.finditer(bad_part)],
+            [_example(m) for m in _FENCE.finditer(good_part)])
     return found
 
 
@@ -106,15 +117,16 @@ def test_every_section_has_a_bad_and_a_good_example() -> None:
         assert "\nBad" in body and "\nGood" in body, code
 
 
-# An example about something else that has no rule gets this one beside it, since a pack
-# without a rule is E505 (the E505 examples go without it).
+# Every example pack but E505's gets this rule beside it: a pack without a rule is E505,
+# and a pack that rejects a line without units (as `common` does) may compare units
+# without `is present` (W405). docs/lint.md says so.
 BASE_RULE = """version 1
 
-rule "demo/example-base"
+rule "demo/required/units"
   applies to all lines
-  root cause coding
-  when line.units > 999
-  then deny CO-151
+  root cause submission
+  when line.units is missing or line.units < 0
+  then reject CO-16 with M53
   reference "r"
 end
 """
@@ -125,9 +137,10 @@ def _lint_example(tmp_path: Path, examples: list[Example], code: str) -> LintRep
     manifest = next((e.text for e in examples if e.kind == "yaml"), None)
     if policy is None:
         policy = 'version 1\n'
-    pack = write_pack(tmp_path, policy, manifest)
-    if code != "E505" and "rule " not in policy:
-        (pack / "example-base.policy").write_text(BASE_RULE, encoding="utf-8")
+    pack = write_pack(tmp_path, policy, manifest, base=code != "E505")
+    for case in (e for e in examples if e.kind == "case"):
+        (pack / case.where).parent.mkdir(parents=True, exist_ok=True)
+        (pack / case.where).write_text(case.text, encoding="utf-8")
     return run_lint(tmp_path)
 
 
@@ -188,7 +201,8 @@ def test_a_file_outside_any_pack_is_a_pack_named_after_its_folder(tmp_path: Path
     folder.mkdir()
     (folder / "a.policy").write_text(
         'version 1\nrule "loose/r"\n  applies to all lines\n  root cause coding\n'
-        '  when line.units > 1\n  then deny CO-151\n  reference "r"\nend\n', encoding="utf-8")
+        '  when line.units is present and line.units > 1\n  then deny CO-151\n'
+        '  reference "r"\nend\n', encoding="utf-8")
     assert run_lint(tmp_path, str(folder / "a.policy")).problems == []
     assert codes(run_lint(tmp_path, str(folder))) == []
 
@@ -218,7 +232,7 @@ def rule(name: str, scope: str = "all lines", condition: str = "line.units > 1",
 
 
 def lint_text(tmp_path: Path, text: str, today: dt.date = TODAY) -> LintReport:
-    write_pack(tmp_path, "version 1\n" + text)
+    write_pack(tmp_path, "version 1\n" + text, base=True)
     return lint([str(tmp_path / "demo")], ENV, roots=[tmp_path], today=today)
 
 
