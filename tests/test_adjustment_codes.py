@@ -28,7 +28,7 @@ def _pack(tmp_path: Path, outcome: str, *, until: str = "") -> Path:
         "  applies to all lines\n"
         "  root cause submission\n"
         f"{dates}"
-        "  when line.units > 99\n"
+        "  when line.units is present and line.units > 99\n"
         f"  then {outcome}\n"
         '  reference "payer manual 4.2"\n'
         "end\n")
