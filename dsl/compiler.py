@@ -35,6 +35,7 @@ from cleanclaim.dsl.exceptions import apply_exceptions
 from cleanclaim.dsl.history import Counter, bind_counters, counter_source, walk
 from cleanclaim.dsl.missing import Read, guarded_paths, label, optional_reads, read_key
 from cleanclaim.dsl.specialize import Specializer
+from cleanclaim.dsl.static import conjuncts, date_minus, date_plus, static_set
 from cleanclaim.dsl.tables import data_value, table_value
 from cleanclaim.dsl.valuesets import CodeSet, partial_notes
 from cleanclaim.dsl.vocabulary import DEFAULT_OWNER
@@ -161,26 +162,6 @@ def _sub(a: Any, b: Any) -> Any:
     return a - b
 
 
-def _date_add(d: dt.date | None, n: Any) -> dt.date | None:
-    if d is None or n is None:
-        return None
-    try:
-        return d + dt.timedelta(days=int(n))
-    except OverflowError:  # beyond year 9999: no such date
-        return None
-
-
-def _date_sub(d: dt.date | None, n: Any) -> Any:
-    if d is None or n is None:
-        return None
-    if isinstance(n, dt.date):
-        return (d - n).days
-    try:
-        return d - dt.timedelta(days=int(n))
-    except OverflowError:
-        return None
-
-
 def _missing(x: Any) -> bool:
     return x is None or x == "" or (isinstance(x, (list, tuple)) and not x)
 
@@ -220,7 +201,7 @@ def _needs(reads: tuple[tuple[str, Any], ...], what: str) -> str:
 
 _HELPERS: dict[str, Any] = {
     "_add": _add, "_sub": _sub,
-    "_date_add": _date_add, "_date_sub": _date_sub, "_missing": _missing, "_in_set": _in_set,
+    "_date_add": date_plus, "_date_sub": date_minus, "_missing": _missing, "_in_set": _in_set,
     "_fmt": _fmt, "_fmt_icd": _fmt_icd, "_others": _others, "_needs": _needs,
     "_plan": T.plan_of, "_fold": T.plan_key,
     "_table_value": table_value, "_data_value": data_value,
@@ -293,15 +274,7 @@ class _Gen:
 
     # Sets known at compile time: value set names, code lists and their unions.
     def static_set(self, expr: ast.Expr) -> CodeSet | None:
-        if isinstance(expr, ast.CodeList):
-            return self.checked.literal_sets.get(id(expr))
-        if isinstance(expr, ast.Path) and len(expr.parts) == 1:
-            return self.checked.valuesets.get(expr.parts[0])
-        if isinstance(expr, ast.Arith):
-            left, right = self.static_set(expr.left), self.static_set(expr.right)
-            if left is not None and right is not None:
-                return left.union(right) if expr.op == "+" else left.difference(right)
-        return None
+        return static_set(expr, self.checked.valuesets, self.checked.literal_sets)
 
     def membership(self, element: str, s: CodeSet, simple: bool) -> str:
         exact = self.const(s.exact, "s")
@@ -725,13 +698,6 @@ def _unmask_literals(code: str, literals: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: literals[m.group(1)], code)
 
 
-def _conjuncts(expr: ast.Expr) -> list[ast.Expr]:
-    """`a and b and c` as [a, b, c] (any other expression: itself)."""
-    if isinstance(expr, ast.BoolOp) and expr.op == "and":
-        return [*_conjuncts(expr.left), *_conjuncts(expr.right)]
-    return [expr]
-
-
 def _mentions(expr: ast.Expr, name: str) -> bool:
     """Whether `expr` reads `name` (a `let`) outside a quantifier that binds it."""
     return any(isinstance(e, ast.Path) and e.parts[0] == name and name not in bound
@@ -775,13 +741,13 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
     # are tested before the date of service picks a version: a line they rule out costs
     # one test. Only those that read no version's `let` and call no function (a function
     # could fail on a line whose date no version covers; these cannot).
-    conjuncts = [[c for cond in v.conditions for c in _conjuncts(cond)] for v in rule.versions]
+    parts = [[c for cond in v.conditions for c in conjuncts(cond)] for v in rule.versions]
     shared = 0
     if len(rule.versions) > 1:
-        first_conds = conjuncts[0]
+        first_conds = parts[0]
         while shared < len(first_conds) and all(
                 len(conds) > shared and conds[shared] is first_conds[shared]
-                for conds in conjuncts):
+                for conds in parts):
             code = gen.expr(first_conds[shared], env)
             if _LOCAL_NAME.search(code) or _CALLS.search(code) or any(
                     _mentions(first_conds[shared], let.name)
@@ -798,7 +764,7 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
                      key=lambda iv: iv[1].start or dt.date.min, reverse=True)
     first = True
     for vindex, version in ordered:
-        own = conjuncts[vindex][shared:]
+        own = parts[vindex][shared:]
         conds = []
         if version.start is not None:
             conds.append(f"{gen.const(version.start)} <= {date_var}")

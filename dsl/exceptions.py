@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from cleanclaim.dsl import ast
 from cleanclaim.dsl.errors import PolicyError, did_you_mean
+from cleanclaim.dsl.static import conjuncts, static_set
 
 if TYPE_CHECKING:
     from cleanclaim.dsl.checker import CheckedPack, CheckEnv
@@ -136,7 +137,7 @@ def never_apply(checked: CheckedPack) -> list[tuple[ast.Span, str]]:
         for version in rule.versions:
             whens = [strip_spans(part) for c in version.conditions
                      if not any(c.span == x.span for x in version.exceptions)
-                     for part in _conjuncts(c)]
+                     for part in conjuncts(c)]
             for exception in version.exceptions:
                 cond = exception.condition
                 why = None
@@ -145,7 +146,7 @@ def never_apply(checked: CheckedPack) -> list[tuple[ast.Span, str]]:
                 elif (mine is not None and isinstance(cond, ast.Membership)
                       and not cond.negated and isinstance(cond.element, ast.Path)
                       and cond.element.parts == ("line", "code")):
-                    codes = _static(checked, cond.container)
+                    codes = static_set(cond.container, checked.valuesets, checked.literal_sets)
                     if codes is not None and not mine.prefixes and not codes.prefixes \
                             and mine.exact.isdisjoint(codes.exact):
                         why = "it asks for codes the rule does not apply to"
@@ -155,20 +156,6 @@ def never_apply(checked: CheckedPack) -> list[tuple[ast.Span, str]]:
                 if why is not None:
                     found.append((exception.span, f"this exception never applies: {why}"))
     return found
-
-
-def _conjuncts(expr: ast.Expr) -> list[ast.Expr]:
-    if isinstance(expr, ast.BoolOp) and expr.op == "and":
-        return [*_conjuncts(expr.left), *_conjuncts(expr.right)]
-    return [expr]
-
-
-def _static(checked: CheckedPack, expr: ast.Expr) -> Any:
-    if isinstance(expr, ast.CodeList):
-        return checked.literal_sets.get(id(expr))
-    if isinstance(expr, ast.Path) and len(expr.parts) == 1:
-        return checked.valuesets.get(expr.parts[0])
-    return None
 
 
 def _dates_meet(a: ast.Rule, b: ast.Rule) -> bool:

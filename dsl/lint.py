@@ -62,6 +62,7 @@ from cleanclaim.dsl.pack import (
     pack_policy_files,
 )
 from cleanclaim.dsl.parser import parse_policy
+from cleanclaim.dsl.static import conjuncts, static_set
 from cleanclaim.dsl.valuesets import CodeSet, infer_kind, resolve_items
 
 # code -> (short name, what it means in one line)
@@ -425,29 +426,9 @@ def _covered_by(alone: CodeSet, exact: Mapping[str, str],
 
 
 def _static_set(ctx: _Context, expr: ast.Expr) -> CodeSet | None:
-    """The codes of a value set name, a code list, or a union of them."""
-    if isinstance(expr, ast.CodeList):
-        return ctx.checked.literal_sets.get(id(expr))
-    if isinstance(expr, ast.Path) and len(expr.parts) == 1:
-        return ctx.checked.valuesets.get(expr.parts[0])
-    if isinstance(expr, ast.Arith) and expr.op == "+":
-        left, right = _static_set(ctx, expr.left), _static_set(ctx, expr.right)
-        if left is not None and right is not None and left.kind == right.kind:
-            return left.union(right)
-    return None
-
-
-def conjuncts(expr: ast.Expr) -> list[ast.Expr]:
-    """The conditions `and`-ed together at the top of an expression."""
-    out: list[ast.Expr] = []
-    stack = [expr]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, ast.BoolOp) and current.op == "and":
-            stack.extend((current.right, current.left))
-        else:
-            out.append(current)
-    return out
+    """The codes of a value set name, a code list, or a union/difference of them (as the
+    compiler reads them: dsl/static.py)."""
+    return static_set(expr, ctx.checked.valuesets, ctx.checked.literal_sets)
 
 
 def _is_line_code(expr: ast.Expr) -> bool:

@@ -30,6 +30,7 @@ from cleanclaim.dsl import ast
 from cleanclaim.dsl import types as T
 from cleanclaim.dsl.checker import CheckedPack
 from cleanclaim.dsl.missing import compare_reads, guarded_paths, label
+from cleanclaim.dsl.static import conjuncts
 
 Warn = Callable[[str, str, ast.Span, "str | None"], None]
 
@@ -94,12 +95,6 @@ def unguarded_reads(checked: CheckedPack, warn: Warn) -> None:
                          f"`{name} is missing or ...` (fires)")
 
 
-def _conjuncts(expr: ast.Expr) -> list[ast.Expr]:
-    if isinstance(expr, ast.BoolOp) and expr.op == "and":
-        return [*_conjuncts(expr.left), *_conjuncts(expr.right)]
-    return [expr]
-
-
 def _rows_tested(checked: CheckedPack, version: ast.Version) -> set[tuple[str, Any]]:
     """(table, key) of each `KEY in TABLE` the version's conditions `and` together: the
     row of that key is there whenever the rest of the condition is asked."""
@@ -107,7 +102,7 @@ def _rows_tested(checked: CheckedPack, version: ast.Version) -> set[tuple[str, A
 
     found: set[tuple[str, Any]] = set()
     for condition in version.conditions:
-        for part in _conjuncts(condition):
+        for part in conjuncts(condition):
             if (isinstance(part, ast.Membership) and not part.negated
                     and isinstance(part.container, ast.Path)
                     and len(part.container.parts) == 1
