@@ -265,6 +265,19 @@ class _Gen:
         name = f"_w{self._tmp}"
         return name, f"({name} := {code})"
 
+    def null_sides(self, left: str, right: str, left_null: bool, right_null: bool,
+                   test: str) -> tuple[str, str, list[str]]:
+        """A comparison's sides that can be missing, each read once (`held`), with the test
+        `<side> is None` (`test` "is": unknown counts as true) or `is not None` ("is not")."""
+        tests = []
+        if left_null:
+            left, held = self.held(left)
+            tests.append(f"{held} {test} None")
+        if right_null:
+            right, held = self.held(right)
+            tests.append(f"{held} {test} None")
+        return left, right, tests
+
     def bind(self, var: str, value: ast.Expr) -> None:
         """Record the type of the variable `var` that holds `value` (a `let`)."""
         self.var_types[var] = self.type_of(value)
@@ -371,13 +384,7 @@ class _Gen:
             if reads and (self.mode == "possible") == self.positive and (left_null
                                                                          or right_null):
                 # Unknown, written as true: a missing side makes the comparison hold.
-                tests = []
-                if left_null:
-                    left, test = self.held(left)
-                    tests.append(f"{test} is None")
-                if right_null:
-                    right, test = self.held(right)
-                    tests.append(f"{test} is None")
+                left, right, tests = self.null_sides(left, right, left_null, right_null, "is")
                 return f"({' or '.join(tests)} or {left} {e.op} {right})"
             if not (left_null or right_null) or (e.op == "==" and literal):
                 # (a missing value never equals a literal: no test needed)
@@ -385,13 +392,7 @@ class _Gen:
             # Any comparison with a missing value is false, `!=` included (`is missing`
             # asks for a missing value). Written out inline: each side that can be missing is
             # tested first (read once, through a temporary when it is not a plain path).
-            tests = []
-            if left_null:
-                left, test = self.held(left)
-                tests.append(f"{test} is not None")
-            if right_null:
-                right, test = self.held(right)
-                tests.append(f"{test} is not None")
+            left, right, tests = self.null_sides(left, right, left_null, right_null, "is not")
             return f"({' and '.join(tests)} and {left} {e.op} {right})"
         if isinstance(e, ast.Arith):
             s = self.static_set(e)

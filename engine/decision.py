@@ -14,43 +14,6 @@ from cleanclaim.dsl.vocabulary import STATUS_BY_RANK as STATUS_BY_RANK
 
 # Worst first. `info` findings leave a claim clean.
 
-# Our own short labels for the codes cleanclaim emits (X12 owns the official wording).
-CARC_LABELS = {
-    "4": "modifier inconsistent with procedure or missing",
-    "15": "authorization missing or not valid for the service",
-    "16": "claim lacks information or has a billing error",
-    "18": "duplicate claim or service",
-    "26": "service before coverage began",
-    "27": "service after coverage ended",
-    "29": "filing time limit passed",
-    "31": "patient not identified as insured",
-    "49": "routine exam, not covered",
-    "50": "not medically necessary",
-    "97": "included in another service",
-    "119": "benefit maximum for the period reached",
-    "151": "services exceed what is supported",
-    "197": "prior authorization absent",
-    "198": "authorization exceeded",
-    "204": "not covered by the benefit plan",
-    "236": "code pair not allowed together (NCCI)",
-}
-RARC_LABELS = {
-    "MA130": "unprocessable claim; submit a new claim",
-    "M15": "separately billed service bundled",
-    "M51": "missing or invalid procedure code",
-    "M53": "missing or invalid units",
-    "M76": "missing or invalid diagnosis",
-    "M77": "missing or invalid place of service",
-    "M86": "service already paid in this period",
-    "N54": "claim does not match the authorized service",
-    "N115": "decision based on a local coverage determination",
-    "N257": "missing or invalid billing provider identifier",
-    "N290": "missing or invalid rendering provider identifier",
-    "N362": "units exceed the allowed maximum (MUE)",
-    "N429": "not covered when routine",
-    "N640": "exceeds the number allowed in the period",
-}
-
 
 @dataclass(slots=True)
 class Finding:
