@@ -84,6 +84,13 @@ class RuleCoverage:
         return any(label != ".." for label in self.version_labels)
 
     unconditional: bool = False  # `when true`: in force means fired, it cannot pass
+    # The pack the rule is written in: `pack` itself, or a library it includes (`common`),
+    # whose rules coverage reports apart from the pack's own.
+    origin: str = ""
+
+    @property
+    def included(self) -> bool:
+        return bool(self.origin) and self.origin != self.pack
 
     @property
     def status(self) -> str:
@@ -109,11 +116,23 @@ class CaseRun:
     def failed(self) -> list[CaseResult]:
         return [r for r in self.results if not r.passed]
 
-    def coverage_percent(self, pack: str) -> float:
-        rules = self.coverage.get(pack, {})
+    def coverage_percent(self, pack: str, origin: str | None = None) -> float:
+        """The share of the pack's own rules the cases covered (`origin`: of the rules of
+        that included library instead). A minimum coverage applies to the own rules."""
+        rules = self.rules_of(pack, origin or pack)
         if not rules:
             return 100.0
-        return 100.0 * sum(1 for r in rules.values() if r.status == "covered") / len(rules)
+        return 100.0 * sum(1 for r in rules if r.status == "covered") / len(rules)
+
+    def rules_of(self, pack: str, origin: str) -> list[RuleCoverage]:
+        """The pack's rules written in `origin` (the pack itself or a library it includes)."""
+        return [r for r in self.coverage.get(pack, {}).values()
+                if (r.origin or pack) == origin]
+
+    def origins(self, pack: str) -> list[str]:
+        """The pack itself, then the libraries its rules come from, sorted."""
+        found = {r.origin for r in self.coverage.get(pack, {}).values() if r.included}
+        return [pack, *sorted(found)]
 
     def below(self, minimum: float) -> list[str]:
         """Packs whose coverage is below `minimum` percent."""
@@ -324,11 +343,13 @@ class _RuleIndex:
         self.programs: Mapping[str, Any] = getattr(engine, "programs", {})
         self.filters: dict[str, tuple[ast.ValueFilter, ...]] = {}
         self.unconditional: set[str] = set()
+        self.origin: dict[str, str] = {}  # file -> the pack it is of
         roots = getattr(engine, "roots", [])
         for pack_id in self.programs:
             sources = load_sources(roots, pack_id)
             if sources is None:
                 continue
+            self.origin.update(sources.file_pack)
             for name, text in sources.files.items():
                 tree, _errors = parse_policy(text, name)
                 for rule in tree.rules if tree is not None else ():
@@ -344,7 +365,8 @@ class _RuleIndex:
         if entry is None:
             labels = tuple(f"{v.start or ''}..{v.end or ''}" for v in rule.versions)
             entry = RuleCoverage(pack, rule.id, rule.file, rule.line, version_labels=labels,
-                                 unconditional=rule.id in self.unconditional)
+                                 unconditional=rule.id in self.unconditional,
+                                 origin=self.origin.get(rule.file, pack))
             rules[rule.id] = entry
         return entry
 
@@ -464,25 +486,38 @@ def render_text(run: CaseRun, *, coverage: bool, verbose: bool = False,
 
 
 def render_coverage(run: CaseRun) -> str:
+    """Per pack: its own rules, then apart the rules of each library it includes (their
+    coverage is the library's, not the pack's: a minimum applies to the own rules)."""
     out: list[str] = []
     for pack in sorted(run.coverage):
-        rules = run.coverage[pack]
-        counts = {s: sum(1 for r in rules.values() if r.status == s)
-                  for s in ("covered", "never passed", "never fired", "untouched")}
-        out.append(f"\ncoverage of {pack}: {counts['covered']} of {len(rules)} rules fired and "
-                   f"passed ({run.coverage_percent(pack):.0f}%); never fired "
-                   f"{counts['never fired']}, never passed {counts['never passed']}, "
-                   f"untouched {counts['untouched']}")
-        width = max(len(r.rule) for r in rules.values())
-        out.append(f"  {'rule':<{width}}  {'fired':>5}  {'passed':>6}  status        source")
-        for entry in sorted(rules.values(), key=lambda r: (r.status == "covered", r.rule)):
-            out.append(f"  {entry.rule:<{width}}  {entry.fired:>5}  {entry.passed:>6}  "
-                       f"{entry.status:<12}  {entry.file}:{entry.line}")
-            for index, label in enumerate(entry.version_labels if entry.dated else ()):
-                fired, passed = entry.versions.get(index, [0, 0])
-                out.append(f"  {'':<{width}}  {fired:>5}  {passed:>6}  {'':<12}  "
-                           f"version {label}")
+        for origin in run.origins(pack):
+            rules = run.rules_of(pack, origin)
+            if not rules:
+                continue
+            counts = {s: sum(1 for r in rules if r.status == s)
+                      for s in ("covered", "never passed", "never fired", "untouched")}
+            what = (f"coverage of {pack}" if origin == pack
+                    else f"coverage of {origin}'s rules included in {pack} (not counted in "
+                    f"{pack}'s)")
+            out.append(f"\n{what}: {counts['covered']} of {len(rules)} rules fired and passed "
+                       f"({run.coverage_percent(pack, origin):.0f}%); never fired "
+                       f"{counts['never fired']}, never passed {counts['never passed']}, "
+                       f"untouched {counts['untouched']}")
+            width = max(len(r.rule) for r in rules)
+            out.append(f"  {'rule':<{width}}  {'fired':>5}  {'passed':>6}  status        source")
+            for entry in sorted(rules, key=lambda r: (r.status == "covered", r.rule)):
+                out.append(f"  {entry.rule:<{width}}  {entry.fired:>5}  {entry.passed:>6}  "
+                           f"{entry.status:<12}  {entry.file}:{entry.line}")
+                for index, label in enumerate(entry.version_labels if entry.dated else ()):
+                    fired, passed = entry.versions.get(index, [0, 0])
+                    out.append(f"  {'':<{width}}  {fired:>5}  {passed:>6}  {'':<12}  "
+                               f"version {label}")
     return "\n".join(out)
+
+
+def _rules_json(rules: Iterable[RuleCoverage]) -> list[dict[str, Any]]:
+    return [{"rule": r.rule, "fired": r.fired, "passed": r.passed, "status": r.status,
+             "source": f"{r.file}:{r.line}"} for r in sorted(rules, key=lambda r: r.rule)]
 
 
 def render_json(run: CaseRun, *, coverage: bool, minimum: float | None = None) -> str:
@@ -507,10 +542,13 @@ def render_json(run: CaseRun, *, coverage: bool, minimum: float | None = None) -
         out["coverage"] = {
             pack: {"percent": round(run.coverage_percent(pack), 1),
                    "below_minimum": minimum is not None and pack in run.below(minimum),
-                   "rules": [{"rule": r.rule, "fired": r.fired, "passed": r.passed,
-                              "status": r.status, "source": f"{r.file}:{r.line}"}
-                             for r in sorted(rules.values(), key=lambda r: r.rule)]}
-            for pack, rules in sorted(run.coverage.items())}
+                   "rules": _rules_json(run.rules_of(pack, pack)),
+                   # the rules of included libraries, apart (not in `percent`)
+                   "included": {
+                       origin: {"percent": round(run.coverage_percent(pack, origin), 1),
+                                "rules": _rules_json(run.rules_of(pack, origin))}
+                       for origin in run.origins(pack)[1:]}}
+            for pack in sorted(run.coverage)}
     return json.dumps(out, indent=2) + "\n"
 
 

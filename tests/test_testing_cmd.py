@@ -181,6 +181,29 @@ def test_coverage_of_the_shipped_cases() -> None:
             rules["acme-ppo/coverage/cosmetic"].status == "covered"
 
 
+def test_an_included_librarys_rules_are_reported_apart_from_the_packs_own() -> None:
+    # Issue 13.16: acme-ppo's coverage counted common's rules against it.
+    import json
+
+    from cleanclaim.engine.testing import render_json
+
+    result = run(discover(["acme-ppo"], shared_engine().roots), coverage=True)
+    own, common = result.rules_of("acme-ppo", "acme-ppo"), result.rules_of("acme-ppo", "common")
+    assert own and all(r.rule.startswith("acme-ppo/") and not r.included for r in own)
+    assert common and all(r.rule.startswith("common/") and r.included for r in common)
+    assert len(own) + len(common) == len(result.coverage["acme-ppo"])
+    covered = sum(r.status == "covered" for r in own)
+    assert result.coverage_percent("acme-ppo") == 100.0 * covered / len(own)
+    assert result.origins("acme-ppo") == ["acme-ppo", "common"]
+    text = render_text(result, coverage=True)
+    assert f"coverage of acme-ppo: {covered} of {len(own)} rules" in text
+    assert "coverage of common's rules included in acme-ppo (not counted in acme-ppo's): " \
+        f"{sum(r.status == 'covered' for r in common)} of {len(common)} rules" in text
+    data = json.loads(render_json(result, coverage=True))["coverage"]["acme-ppo"]
+    assert {r["rule"] for r in data["rules"]} == {r.rule for r in own}
+    assert {r["rule"] for r in data["included"]["common"]["rules"]} == {r.rule for r in common}
+
+
 def test_dated_versions_are_counted_one_by_one() -> None:
     files = discover(["acme-ppo"], shared_engine().roots)
     result = run([f for f in files if f.name == "timely-filing.yaml"], coverage=True)
