@@ -63,6 +63,13 @@ class RuleTrace:
     conditions: list[ConditionTrace] = field(default_factory=list)
     outcome: str | None = None
     message: str | None = None
+    # The policy text the rule encodes (its version's `reference`), and our short labels
+    # of the outcome's group, CARC and RARCs ("CO-197: ...").
+    reference: str | None = None
+    labels: list[str] = field(default_factory=list)
+    # The services the rule's counters counted for this line (in a run with history):
+    # "<counter>: claim C-0 line 1 97110 on 2026-01-05", each one.
+    counted: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +83,7 @@ class RuleTrace:
                  "values": [{"name": v.label, "value": v.text} for v in c.values]}
                 for c in self.conditions],
             "outcome": self.outcome, "message": self.message,
+            "reference": self.reference, "labels": self.labels, "counted": self.counted,
         }
 
 
@@ -246,6 +254,26 @@ class Tracer:
             return t.elem.name
         return t.name
 
+    def counters_read(self, rule_id: str) -> list[Any]:
+        """The claim-history counters a rule reads (in its lets and conditions)."""
+        rule = self._rules.get(rule_id)
+        if rule is None:
+            return []
+        found: dict[str, Any] = {}
+
+        def walk(e: Any) -> None:
+            if isinstance(e, ast.Path) and len(e.parts) == 1 \
+                    and e.parts[0] in self.checked.counters:
+                found.setdefault(e.parts[0], self.checked.counters[e.parts[0]])
+            elif dataclass_like(e):
+                for child in children(e):
+                    walk(child)
+
+        for version in rule.versions:
+            for expr in (*version.conditions, *(let.value for let in version.lets)):
+                walk(expr)
+        return list(found.values())
+
     # ---- running -----------------------------------------------------------------------
 
     def trace_rule(self, rule: CompiledRule, claim: Any, line: Any = None,
@@ -305,6 +333,8 @@ class Tracer:
             trace.reason = _UNDECIDED
             trace.outcome = "review CO-16"
             trace.message = needs
+            trace.reference = version.reference
+            trace.labels = outcome_labels("CO", "16", ())
             return trace
         if message is False:
             failed = next((c for c in trace.conditions if c.result is False), None)
@@ -316,6 +346,8 @@ class Tracer:
         trace.outcome = (f"{version.severity} {version.group}-{version.carc}"
                          + "".join(f" {r}" for r in version.rarcs))
         trace.message = str(message)
+        trace.reference = version.reference
+        trace.labels = outcome_labels(version.group, version.carc, version.rarcs)
         return trace
 
     def trace_claim(self, claim: Any, only_rule: str | None = None,
@@ -365,6 +397,64 @@ class Tracer:
                     break
 
 
+def dataclass_like(node: Any) -> bool:
+    import dataclasses
+
+    return dataclasses.is_dataclass(node) and not isinstance(node, type)
+
+
+def children(node: Any) -> list[Any]:
+    """The syntax nodes directly under `node`."""
+    import dataclasses
+
+    out: list[Any] = []
+    for f in dataclasses.fields(node):
+        if f.name == "span":
+            continue
+        value = getattr(node, f.name)
+        if isinstance(value, tuple):
+            out.extend(v for v in value if dataclass_like(v))
+        elif dataclass_like(value):
+            out.append(value)
+    return out
+
+
+def outcome_labels(group: str, carc_code: str, rarcs: Sequence[str]) -> list[str]:
+    """Our short labels of an outcome's codes: "CO-197: ...", "N54: ..."."""
+    from cleanclaim.dsl.codesets import adjustment
+
+    found = adjustment.carc(carc_code)
+    out = [f"{group}-{carc_code}: {adjustment.group_label(group)}; "
+           f"{found.label if found is not None and found.label else 'no label'}"]
+    for code in rarcs:
+        remark = adjustment.rarc(code)
+        out.append(f"{code}: {remark.label if remark is not None and remark.label else 'no label'}")
+    return out
+
+
+def counted_services(tracer: Tracer, claim: Any, traces: Sequence[RuleTrace],
+                     shown: Any) -> None:
+    """Fill `counted` of the line traces whose rule reads a counter: the services each
+    counter counted for that line (`shown`: (counter index, id(line)) -> (lines of other
+    claims, this claim's earlier lines), kept by the claim's history while recording)."""
+    lines = {f"line {ln.line}": ln for ln in claim.lines}
+    for trace in traces:
+        line = lines.get(trace.target)
+        if line is None:
+            continue
+        for counter in tracer.counters_read(trace.rule):
+            got = shown.get((counter.index, id(line)))
+            if got is None:
+                continue
+            others, own = got
+            items = [f"claim {e.claim_id} line {e.line} {e.code} on "
+                     f"{e.service_date.isoformat()}" for e in others]
+            items += [f"this claim line {o.line} {o.code} on {o.service_date.isoformat()}"
+                      for o in own]
+            trace.counted.append(f"{counter.name}: " + ("; ".join(items) if items
+                                                         else "no earlier service"))
+
+
 def _membership_parts(expr: ast.Expr) -> list[ast.QuantifiedIn]:
     """The `any/all/no of LIST in SET` parts of a condition (outside quantifier bodies)."""
     if isinstance(expr, ast.QuantifiedIn):
@@ -386,30 +476,92 @@ def _version_in_force(versions: Sequence[RuleVersion], day: dt.date) -> int | No
     return best
 
 
-def render_text(claim_id: str | None, traces: Sequence[RuleTrace]) -> str:
-    """The trace in plain English, grouped by what each rule looked at."""
-    out = [f"Claim {claim_id or '(no id)'}: {len(traces)} rule checks"]
-    current = None
+RENDER_MODES = ("short", "fails", "only-fired", "full")
+
+
+def render_text(claim_id: str | None, traces: Sequence[RuleTrace], mode: str = "full") -> str:
+    """The trace in plain English, grouped by what each rule looked at.
+
+    `full`: every rule considered, each condition with the values it read. `short` (the
+    default of `cleanclaim explain`): the rules that fired (or were excepted, or failed)
+    in full, and per claim / line one line counting the others. `fails`: as short, plus
+    one line per rule that did not fire naming the condition that was false (as
+    `opa eval --explain=fails`). `only-fired`: the rules that fired, nothing else."""
+    shown = [t for t in traces if mode == "full" or t.status in ("fired", "excepted", "error")]
+    fired = sum(1 for t in traces if t.status == "fired")
+    out = [f"Claim {claim_id or '(no id)'}: {len(traces)} rule checks, {fired} fired"]
+    targets: dict[str, list[RuleTrace]] = {}
     for t in traces:
-        if t.target != current:
-            current = t.target
-            out.append("")
-            out.append(f"{t.target}:")
-        head = {"fired": "FIRED ", "passed": "passed", "not in force": "not in force",
-                "filtered out": "skipped", "error": "ERROR "}[t.status]
-        out.append(f"  {head} {t.rule}" + (f" - {t.title}" if t.title else ""))
-        out.append(f"         {t.file}:{t.line}" + (f" ({t.version})" if t.version else ""))
-        if t.status in ("not in force", "filtered out", "error"):
-            out.append(f"         {t.reason}")
+        targets.setdefault(t.target, []).append(t)
+    for target, group in targets.items():
+        mine = [t for t in group if t in shown]
+        rest = [t for t in group if t not in shown]
+        if not mine and mode == "only-fired":
             continue
-        for c in t.conditions:
-            verdict = {True: "true", False: "false", None: "not checked"}[c.result]
-            out.append(f"         when {c.source}  -> {verdict}")
-            if c.result is not None:
-                for v in c.values:
-                    out.append(f"           {v.label} = {v.text}")
-        if t.status == "fired":
-            out.append(f"         => {t.outcome}: {t.message}")
-        else:
-            out.append(f"         => no finding: {t.reason}")
+        out.append("")
+        if not mine and mode == "short":
+            out.append(f"{target}: nothing found ({len(rest)} rules checked; --fails says "
+                       "why each did not fire)")
+            continue
+        out.append(f"{target}:")
+        for t in mine:
+            out.extend(_render_rule(t, mode))
+        if mode == "fails":
+            for t in rest:
+                out.append(f"  {_HEADS[t.status]} {t.rule}: {_why_not(t)}")
+        elif mode == "short" and rest:
+            counts: dict[str, int] = {}
+            for t in rest:
+                counts[t.status] = counts.get(t.status, 0) + 1
+            out.append("  (" + ", ".join(f"{n} {status}" for status, n in counts.items())
+                       + "; --fails says why, --full shows all)")
     return "\n".join(out) + "\n"
+
+
+_HEADS = {"fired": "FIRED ", "passed": "passed", "not in force": "not in force",
+          "filtered out": "skipped", "error": "ERROR ", "excepted": "excepted"}
+
+
+def _why_not(t: RuleTrace) -> str:
+    if t.status != "passed":
+        return t.reason
+    failed = next((c for c in t.conditions if c.result is False), None)
+    if failed is None:
+        return t.reason
+    values = ", ".join(f"{v.label} = {v.text}" for v in failed.values)
+    return f"`{failed.source}` is false" + (f" ({values})" if values else "")
+
+
+def _render_rule(t: RuleTrace, mode: str) -> list[str]:
+    out = [f"  {_HEADS[t.status]} {t.rule}" + (f" - {t.title}" if t.title else "")]
+    out.append(f"         {t.file}:{t.line}" + (f" ({t.version})" if t.version else ""))
+    if t.status in ("not in force", "filtered out", "error"):
+        out.append(f"         {t.reason}")
+        return out
+    for c in t.conditions:
+        verdict = {True: "true", False: "false", None: "not checked"}[c.result]
+        if mode != "full" and c.result is None:
+            continue
+        out.append(f"         when {c.source}  -> {verdict}")
+        if c.result is not None:
+            for v in c.values:
+                out.append(f"           {v.label} = {v.text}")
+    limit = None if mode == "full" else 5
+    for entry in t.counted:
+        name, _, items = entry.partition(": ")
+        parts = items.split("; ")
+        more = len(parts) - limit if limit is not None and len(parts) > limit else 0
+        listed = "; ".join(parts[:limit] if limit is not None else parts)
+        out.append(f"         counted by {name}: {listed}"
+                   + (f"; and {more} more (--full lists them)" if more else ""))
+    if t.status in ("fired", "excepted"):
+        out.append(f"         => {t.outcome}: {t.message}")
+        for label in t.labels:
+            out.append(f"            {label}")
+        if t.reference:
+            out.append(f"            reference: {t.reference}")
+        if t.status == "excepted":
+            out.append(f"            not reported: {t.reason}")
+    else:
+        out.append(f"         => no finding: {t.reason}")
+    return out

@@ -448,31 +448,40 @@ def bench(
 
 @app.command()
 def explain(
-    claim: Annotated[Path, typer.Argument(help="A file holding one claim (JSON).")],
+    claim: Annotated[Path, typer.Argument(
+        help="A claim file: one claim, or several (JSON array, NDJSON, X12, FHIR) with --claim.")],
+    claim_id: Annotated[str | None, typer.Option(
+        "--claim", help="The claim of the file to explain, checked among the file's "
+        "other claims (they count as in `check`).")] = None,
+    state: Annotated[str | None, typer.Option(
+        "--state", help="A claim-history store (SQLite) to explain the claim against; "
+        "read, never changed.")] = None,
     rule: Annotated[str | None, typer.Option("--rule", help="Only this rule id.")] = None,
+    only_fired: Annotated[bool, typer.Option(
+        "--only-fired", help="Only the rules that fired.")] = False,
+    fails: Annotated[bool, typer.Option(
+        "--fails", help="Also one line per rule that did not fire: the condition that was "
+        "false (as opa eval --explain=fails).")] = False,
+    full: Annotated[bool, typer.Option(
+        "--full", help="Every rule considered, each condition with the values it read.")
+    ] = False,
     output: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
     policies: Annotated[list[Path] | None, typer.Option(
         "--policies", help="A folder of policy packs (repeatable).")] = None,
     today: Annotated[str | None, typer.Option("--today", help="Today (YYYY-MM-DD).")] = None,
 ) -> None:
-    """Explain a claim's decision: every rule considered, fired or not, and why."""
+    """Explain a claim's decision: the rules that fired, with the values they read, the
+    services their counters counted, the codes' labels and the policy reference."""
     from cleanclaim.dsl.explain import render_text
 
+    if sum((only_fired, fails, full)) > 1:
+        typer.echo("error: --only-fired, --fails and --full exclude each other", err=True)
+        raise typer.Exit(2)
+    mode = "only-fired" if only_fired else "fails" if fails else "full" if full else "short"
     # The engine `check` builds (plugins included), so the decision explained is check's.
     engine = build_engine(policies, None, None, _date(today),
                           plugins=_plugin_selection(None, None))
-    try:
-        data = json.loads(claim.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        typer.echo(f"error: {claim}: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    if isinstance(data, list):
-        if len(data) != 1:
-            typer.echo(f"error: {claim}: explain takes one claim; the file has {len(data)}",
-                       err=True)
-            raise typer.Exit(2)
-        data = data[0]
-    decision, traces = engine.explain(data, rule)
+    decision, traces = _explained(engine, claim, claim_id, state, rule)
     if rule is not None and not traces:
         known = {r.id for p in engine.programs.values() for r in p.rules}
         if rule not in known:
@@ -482,12 +491,89 @@ def explain(
         typer.echo(json.dumps({"decision": decision.to_json(),
                                "trace": [t.to_json() for t in traces]}, indent=2))
     else:
-        typer.echo(render_text(decision.claim_id, traces), nl=False)
+        typer.echo(render_text(decision.claim_id, traces, mode), nl=False)
         typer.echo(f"Decision: {decision.status}")
         for f in decision.findings:
             where = f"line {f.line}" if f.line is not None else "claim"
             typer.echo(f"  {where}: {f.group}-{f.carc} {' '.join(f.rarc)} "
                        f"({f.root_cause}, {f.owner}) {f.message}")
+
+
+def _explained(engine: Any, path: Path, claim_id: str | None, state: str | None,
+               rule: str | None) -> tuple[Any, list[Any]]:
+    """The decision and trace of the claim `explain` was asked about: the file's only
+    claim, or `claim_id` among the file's claims; in a run with history (the file's
+    claims, and a copy of the `--state` store) when there is more than one claim, a
+    store, or a pack that counts history."""
+    import shutil
+    import tempfile
+
+    from cleanclaim.engine.history import StoreError, counts_history, open_store
+    from cleanclaim.engine.reading import read_claims
+
+    if not path.is_file():
+        typer.echo(f"error: {path}: no such file", err=True)
+        raise typer.Exit(2)
+    try:
+        items = list(read_claims(path, {}))
+    except Exception as exc:  # InputFileError and readers' failures: a usage error here
+        typer.echo(f"error: {path}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    ids = [raw.claim_id or (raw.data.get("claim_id") if isinstance(raw.data, dict) else None)
+           for raw in items]
+    if claim_id is None:
+        if len(items) != 1:
+            typer.echo(f"error: {path}: the file has {len(items)} claims: name one with "
+                       f"--claim ID ({', '.join(str(i) for i in ids[:10] if i)})", err=True)
+            raise typer.Exit(2)
+        position = 0
+    elif claim_id in ids:
+        position = ids.index(claim_id)
+    else:
+        typer.echo(f"error: {path}: no claim `{claim_id}`"
+                   + (f" (did you mean `{near}`?)" if (near := did_you_mean_id(claim_id, ids))
+                      else ""), err=True)
+        raise typer.Exit(2)
+    if len(items) == 1 and state is None and not counts_history(engine):
+        raw = items[0]
+        if raw.data is None or raw.problems:
+            return engine.unreadable(raw), []
+        return engine.explain(raw.data, rule)  # type: ignore[no-any-return]
+    with tempfile.TemporaryDirectory(prefix="cleanclaim-explain-") as folder:
+        store = None
+        if state is not None:
+            if "://" in state or not Path(state).is_file():
+                typer.echo(f"error: {state}: explain reads a SQLite history store that "
+                           "exists", err=True)
+                raise typer.Exit(2)
+            copy = Path(folder) / "state.sqlite"  # explaining never changes the store
+            shutil.copyfile(state, copy)
+            if Path(state + ".key").is_file():  # the store's key file goes with it
+                shutil.copyfile(state + ".key", str(copy) + ".key")
+            try:
+                store = open_store(copy)
+            except StoreError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from exc
+        try:
+            found = engine.explain_in_run(items, rule=rule, history=store,
+                                          position=items[position].position)
+        finally:
+            if store is not None:
+                store.close()
+    if found is None:  # the claim could not be read: its reject, without a trace
+        raw = items[position]
+        return (engine.unreadable(raw) if raw.data is None or raw.problems
+                else engine.check(raw.data)), []
+    decision, traces = found
+    return decision, traces
+
+
+def did_you_mean_id(wanted: str, ids: list[Any]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(wanted, [str(i) for i in ids if i], n=1)
+    return close[0] if close else None
 
 
 @app.command()

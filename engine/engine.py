@@ -412,7 +412,6 @@ class Engine:
                 rule: str | None = None) -> tuple[Decision, list[Any]]:
         """The decision and a trace of every rule considered (`dsl.explain.RuleTrace`),
         or only of `rule`. Tracing code is built on first use, never on the hot path."""
-        from cleanclaim.dsl.explain import Tracer
 
         decision = self.check(claim)
         if isinstance(claim, Claim):
@@ -422,13 +421,52 @@ class Engine:
             decoded, _ = decode_claim(data, self.today)
         if decoded is None or decoded.payer not in self.programs:
             return decision, []
-        tracer = self._tracers.get(decoded.payer)
+        return decision, self._trace(decoded, rule)
+
+    def _trace(self, claim: Claim, rule: str | None) -> list[Any]:
+        from cleanclaim.dsl.explain import Tracer
+
+        tracer = self._tracers.get(claim.payer)
         if tracer is None:
-            tracer = self._tracers[decoded.payer] = Tracer(self.programs[decoded.payer])
-        traces = tracer.trace_claim(decoded, rule)
+            tracer = self._tracers[claim.payer] = Tracer(self.programs[claim.payer])
+        traces = tracer.trace_claim(claim, rule)
         if self._plugin_packs:
-            traces.extend(self._trace_plugin_packs(decoded, rule))
-        return decision, traces
+            traces.extend(self._trace_plugin_packs(claim, rule))
+        return traces
+
+    def explain_in_run(self, items: Iterable[Any], claim_id: str | None = None,
+                       rule: str | None = None, history: HistoryStore | None = None,
+                       position: int | None = None) -> tuple[Decision, list[Any]] | None:
+        """The decision and trace of one claim as checked among `items` (the claims of an
+        input, in a run with claim history: the others count against it, as in `check`),
+        and against the recorded history `history` (the `--state` store) if given. The
+        claim is the first of id `claim_id`, or the one at `position`; None when there is
+        none. A line trace of a rule that reads a counter lists the services it counted
+        (`RuleTrace.counted`)."""
+        from cleanclaim.dsl.explain import counted_services
+        from cleanclaim.engine.history import HistoryRun
+
+        found: list[tuple[Decision, list[Any]]] = []
+
+        def observe(claim: Claim, decision: Decision, at: int) -> None:
+            if found or (claim.claim_id != claim_id if position is None else at != position):
+                return
+            if claim.payer not in self.programs:
+                found.append((decision, []))
+                return
+            view = getattr(claim, "history", None)
+            if view is None:  # no line is counted: count the claim alone, to show it
+                from cleanclaim.engine.history import ClaimHistory
+
+                view = claim.history = ClaimHistory(claim)
+            view.recording()
+            traces = self._trace(claim, rule)
+            counted_services(self._tracers[claim.payer], claim, traces, view.shown or {})
+            found.append((decision, traces))
+
+        for _decision in HistoryRun(self, history, observe).check_many(items):
+            pass
+        return found[0] if found else None
 
     def _trace_plugin_packs(self, claim: Claim, rule: str | None) -> list[Any]:
         """Traces of the plugin packs' rules, under the plugin context as in `evaluate`,

@@ -622,9 +622,21 @@ def explain_trace(engine: Any, case: PolicyCase, rule_id: str) -> str | None:
     saved = engine.today
     engine.today = case.today or saved
     try:
-        # A claim counted against its history is explained alone: the trace shows the
-        # rule's conditions, the counts it read may differ (docs: `history`).
-        decision, traces = explain(case.claim, rule_id)
+        if (case.history or case.batch) and hasattr(engine, "explain_in_run"):
+            # As the case was decided (cases.decide): its history on file, its claims
+            # checked in one run; the trace shows what the counters counted.
+            from cleanclaim.engine.history import HistoryStore, put_on_file
+
+            with HistoryStore.memory() as store:
+                if case.history:
+                    put_on_file(engine, store, case.history)
+                found = engine.explain_in_run(case.batch or (case.claim,), rule=rule_id,
+                                              history=store, position=case.batch_index)
+            if found is None:
+                return "(the case's claim could not be read)"
+            decision, traces = found
+        else:
+            decision, traces = explain(case.claim, rule_id)
     except Exception as exc:  # the trace is an aid; a failing one must not hide the failure
         return f"(no trace: {type(exc).__name__}: {exc})"
     finally:

@@ -59,7 +59,7 @@ import pickle
 import sqlite3
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from operator import itemgetter
@@ -1127,7 +1127,7 @@ class ClaimHistory:
     # It holds no reference to the claim (which holds it): no reference cycle, so a
     # claim and its history are freed as soon as the claim is done with, not by the
     # garbage collector.
-    __slots__ = ("_values", "excluded", "member")
+    __slots__ = ("_values", "excluded", "member", "shown")
 
     def __init__(self, claim: Claim, member: MemberHistory | None = None,
                  excluded: frozenset[str] = frozenset()) -> None:
@@ -1137,6 +1137,15 @@ class ClaimHistory:
         self.excluded = excluded or frozenset({claim.claim_id})
         # counter index -> id(line) -> (THROUGH, BEFORE, OTHERS)
         self._values: dict[int, dict[int, tuple[Any, Any, Any]]] = {}
+        # `explain` (`recording`): (counter index, id(line)) -> the other claims' lines and
+        # this claim's earlier lines each count counted; None: not kept (the hot path).
+        self.shown: dict[tuple[int, int], tuple[list[Entry], list[ServiceLine]]] | None = None
+
+    def recording(self) -> None:
+        """Count again from here on, keeping what each count counted (`shown`): for
+        `cleanclaim explain`, which lists the earlier services a rule counted."""
+        self._values = {}
+        self.shown = {}
 
     def total(self, claim: Claim, counter: Counter, line: ServiceLine, mode: int) -> Any:
         """What `counter` counts up to `line` of `claim` (the claim this history is
@@ -1209,6 +1218,8 @@ class ClaimHistory:
                 earlier.append(line)
             values[id(line)] = (_sum(counter, person, others, own, line) if measure == "sum"
                                 else _measure(measure, others, own, line))
+            if self.shown is not None:
+                self.shown[(counter.index, id(line))] = (others, own)
         return values
 
 
@@ -1840,10 +1851,14 @@ class HistoryRun:
     """`Engine.check_many` with claim history: both phases over one iterable, the claims
     kept between them (in memory, then in a temporary file)."""
 
-    def __init__(self, engine: Engine, store: HistoryStore | None = None) -> None:
+    def __init__(self, engine: Engine, store: HistoryStore | None = None,
+                 observe: Callable[[Claim, Decision, int], None] | None = None) -> None:
         self.engine = engine
         self.store = store if store is not None else HistoryStore.memory()
         self._own_store = store is None
+        # Called with each claim phase 2 has just evaluated (its decision, its place in
+        # the input), its history still in place: `cleanclaim explain` traces it there.
+        self.observe = observe
         self.settled = SettleStats()  # what phase 1's `settle` did
 
     def check_many(self, items: Iterable[Any]) -> Iterator[Decision]:
@@ -1892,6 +1907,8 @@ class HistoryRun:
                 try:
                     reader._prepare(thing, need)
                     decision = self.engine.evaluate(thing)
+                    if self.observe is not None:
+                        self.observe(thing, decision, at)
                 except Exception as exc:  # an engine bug: reject the claim, go on
                     decision = _internal_error(thing, exc)
                 decision.position = at
