@@ -49,6 +49,11 @@ def spark() -> Iterator[Any]:
                .config("spark.default.parallelism", "2")
                .config("spark.driver.memory", "1g")
                .config("spark.sql.adaptive.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               # A short-lived JVM: the quick compiler only and one GC thread, about a
+               # third of the JVM's CPU time for these tests (measured: 13 s against 36 s).
+               .config("spark.driver.extraJavaOptions",
+                       "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session
@@ -156,7 +161,7 @@ def test_same_bytes_as_one_process(spark: Any, tmp_path: Path) -> None:
     paths = _mixed_input(tmp_path)
     code, expected = _cli(paths)
     claims = cc.read_ndjson(spark, paths)
-    decisions = cc.check(claims, _recipe(), partitions=4).localCheckpoint(eager=True)
+    decisions = cc.check(claims, _recipe(), partitions=4)
     got = _spark_bytes(decisions)
     lines = expected.splitlines()
     assert len(got.splitlines()) == len(lines)
@@ -179,7 +184,7 @@ def test_check_engine_spark_prints_what_check_prints(spark: Any, tmp_path: Path)
 
     path = tmp_path / "claims.ndjson"
     with path.open("wb") as out:
-        for claim in _claims(400, 40, seed=3):
+        for claim in _claims(150, 20, seed=3):
             out.write(_line(claim) + b"\n")
         out.write(b'{"claim_id": "BAD", "lines": 7}\n')
     runner = CliRunner()
@@ -189,6 +194,6 @@ def test_check_engine_spark_prints_what_check_prints(spark: Any, tmp_path: Path)
         on_spark = runner.invoke(app, [*args, "--engine", "spark"])
         assert on_spark.exit_code == local.exit_code == 1, on_spark.output
         assert on_spark.stdout == local.stdout
-        assert len(local.stdout) > 10_000
+        assert len(local.stdout) > 5_000
     refused = runner.invoke(app, ["check", str(path), "--format", "table", "--engine", "spark"])
     assert refused.exit_code == 2

@@ -288,22 +288,35 @@ def check(claims: DataFrame, recipe: EngineRecipe | None = None, *,
         data, the configured plugins, today fixed now); it is pickled to the executors,
         and its files (policy roots, tables) must be readable there.
     state: the history store (a `postgresql://` URL on a cluster; a SQLite file only when
-        every executor is on this machine). The job is one run of the store: computed
-        here, at once (the result is checkpointed), then the run ends. Without it the
-        result is lazy and the claims of the input count against each other only.
+        every executor is on this machine): the job is one run of the store. Without it
+        the claims of the input count against each other only.
     partitions: partitions of the check (default: `spark.sql.shuffle.partitions`).
+
+    The decisions are computed here, once (the result is checkpointed on the executors,
+    `localCheckpoint`): each claim is checked exactly once, and every later action on
+    the result reads the same rows.
     """
-    from pyspark.sql import functions as F
-
-    from cleanclaim.engine.history import counts_history
-
     if recipe is None:
         recipe = default_recipe()
     blob = pickle.dumps(recipe)
     spark = claims.sparkSession
+    # Kept (memory, then disk) while the job runs: the screening reads the keys three
+    # times, and each read would decode every claim again.
     keyed = spark.createDataFrame(
         claims.select(*CLAIM_COLUMNS).rdd.mapPartitions(partial(_executor.key_rows, blob)),
-        _keyed_schema())
+        _keyed_schema()).persist()
+    try:
+        return _check_keyed(spark, keyed, blob, state, partitions)
+    finally:
+        keyed.unpersist()
+
+
+def _check_keyed(spark: SparkSession, keyed: DataFrame, blob: bytes, state: str | None,
+                 partitions: int | None) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    from cleanclaim.engine.history import counts_history
+
     engine = _executor.engine_for(blob)
     history = state is not None or counts_history(engine)
     keyed = _screened(keyed) if history else keyed.withColumn("repeated", F.lit(False))
@@ -313,7 +326,9 @@ def check(claims: DataFrame, recipe: EngineRecipe | None = None, *,
     grouped = grouped.sortWithinPartitions("group", "position")
     if state is None:
         decided = _decided(spark, grouped, blob, None, None)
-        return decided.drop("id_key") if history else _first_ids_only(decided)
+        done = decided.drop("id_key") if history else _first_ids_only(decided)
+        # Computed once, here: every later action reads these rows.
+        return done.localCheckpoint(eager=True)
     from cleanclaim.engine.history import open_store
 
     store = open_store(state)

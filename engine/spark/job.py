@@ -39,9 +39,7 @@ def run_job(paths: Sequence[str], recipe: EngineRecipe, *, state: str | None = N
     spark = session(master, partitions)
     claims = (read_ndjson(spark, list(paths)) if input_format == "ndjson"
               else read_parquet(spark, list(paths)))
-    decisions = check(claims, recipe, state=state, partitions=partitions)
-    if state is None:  # computed once: writing and the exit code read the same rows
-        decisions = decisions.localCheckpoint(eager=True)
+    decisions = check(claims, recipe, state=state, partitions=partitions)  # (computed)
     if out is not None:
         write_decisions(decisions, Path(out), output)
     else:
