@@ -255,3 +255,36 @@ def test_a_file_that_is_not_an_835_is_reported_and_the_others_are_read(tmp_path:
     out = tmp_path / "report.json"
     assert _cli("denials", str(clean), "--format", "json", "--out", str(out)).exit_code == 0
     assert json.loads(out.read_text())["report"] == "cleanclaim-denials/1"
+
+
+def test_a_missing_history_store_is_a_usage_error_and_is_not_created(tmp_path: Path) -> None:
+    store = tmp_path / "none.sqlite"
+    result = _cli("denials", str(REMIT), "--state", str(store))
+    assert result.exit_code == 2 and "no such history store" in result.output
+    assert not store.exists()
+
+
+def test_a_reversal_is_a_correction_never_a_denial() -> None:
+    segments = [s.strip() for s in REMIT.read_text().split("~") if s.strip()]
+    at = next(i for i, s in enumerate(segments) if s.startswith("CLP*C-1002*"))
+    segments[at] = "CLP*C-1002*22*-210.00*0.00**MB*PCN1002"
+    segments[at + 2] = "SVC*HC:93306*-210.00*0.00**1"
+    segments[at + 4] = "CAS*CO*50*-210.00"
+    from cleanclaim.engine.formats.x835 import read_x835
+
+    found = read_x835("~\n".join(segments) + "~\n", "reversal.835")
+    report = build_report([found])
+    assert report["totals"]["reversals"] == 1
+    assert "C-1002" not in {r["claim_id"] for r in report["worklist"]}
+    assert {r["category"]: r["count"] for r in report["adjusted"]}["correction"] == 1
+    assert report["totals"]["denials"] == 4
+
+
+def test_the_html_report_holds_patient_data_only_with_show_ids() -> None:
+    from cleanclaim.engine.denials.html import CHART_IDS, render_html
+
+    plain = render_html(build_report([read_remittance(REMIT)]))
+    assert all(f'id="{chart}"' in plain for chart in CHART_IDS)
+    assert "1EG4TE5MK73" not in plain and "JANE DOE" not in plain
+    shown = render_html(build_report([read_remittance(REMIT)], show_ids=True))
+    assert "1EG4TE5MK73" in shown and "JANE DOE" in shown

@@ -62,7 +62,10 @@ def denials(
         mapping = load_mapping(mapping_file)
     except MappingError as exc:
         _usage(str(exc))
-    from cleanclaim.engine.history import StoreError
+    from cleanclaim.engine.history import StoreError, is_url
+
+    if state is not None and not is_url(state) and not Path(state).is_file():
+        _usage(f"{state}: no such history store")  # never create an empty one
 
     try:
         report = denial_report(remits, decisions=decisions, state=state, mapping=mapping,

@@ -24,8 +24,8 @@ Definitions (docs/denials.md):
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -435,12 +435,3 @@ class _Verdicts:
             "over_flagged_lines": self.over,
         }
 
-
-def summary_counts(report: dict[str, Any]) -> Counter[str]:
-    """How many worklist rows each owner has (for the table and logs)."""
-    return Counter(row["owner"] for row in report["worklist"])
-
-
-def iter_worklist(report: dict[str, Any], owner: str | None = None
-                  ) -> Iterable[dict[str, Any]]:
-    return (row for row in report["worklist"] if owner is None or row["owner"] == owner)
