@@ -5,10 +5,12 @@ Lark trees never leave `dsl/`; the parser's transformer builds these nodes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,3 +399,27 @@ class PolicyFile:
     span: Span
     counters: tuple[Counter, ...] = ()
     tables: tuple[TableDef, ...] = ()
+
+
+# ---- walking -------------------------------------------------------------------------
+
+
+def children(node: Any) -> Iterator[Any]:
+    """The syntax nodes directly under `node` (any node of this module)."""
+    for f in dataclasses.fields(node):
+        if f.name == "span":
+            continue
+        value = getattr(node, f.name)
+        if isinstance(value, tuple):
+            yield from (v for v in value if dataclasses.is_dataclass(v))
+        elif dataclasses.is_dataclass(value):
+            yield value
+
+
+def nodes(node: Any) -> Iterator[Any]:
+    """The node and every node below it (no order promised)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(children(current))

@@ -261,17 +261,12 @@ class Tracer:
             return []
         found: dict[str, Any] = {}
 
-        def walk(e: Any) -> None:
-            if isinstance(e, ast.Path) and len(e.parts) == 1 \
-                    and e.parts[0] in self.checked.counters:
-                found.setdefault(e.parts[0], self.checked.counters[e.parts[0]])
-            elif dataclass_like(e):
-                for child in children(e):
-                    walk(child)
-
         for version in rule.versions:
             for expr in (*version.conditions, *(let.value for let in version.lets)):
-                walk(expr)
+                for e in ast.nodes(expr):
+                    if isinstance(e, ast.Path) and len(e.parts) == 1 \
+                            and e.parts[0] in self.checked.counters:
+                        found.setdefault(e.parts[0], self.checked.counters[e.parts[0]])
         return list(found.values())
 
     # ---- running -----------------------------------------------------------------------
@@ -395,28 +390,6 @@ class Tracer:
                     t.status = "excepted"
                     t.reason = f"rule `{other}` applies (except rule)"
                     break
-
-
-def dataclass_like(node: Any) -> bool:
-    import dataclasses
-
-    return dataclasses.is_dataclass(node) and not isinstance(node, type)
-
-
-def children(node: Any) -> list[Any]:
-    """The syntax nodes directly under `node`."""
-    import dataclasses
-
-    out: list[Any] = []
-    for f in dataclasses.fields(node):
-        if f.name == "span":
-            continue
-        value = getattr(node, f.name)
-        if isinstance(value, tuple):
-            out.extend(v for v in value if dataclass_like(v))
-        elif dataclass_like(value):
-            out.append(value)
-    return out
 
 
 def outcome_labels(group: str, carc_code: str, rarcs: Sequence[str]) -> list[str]:

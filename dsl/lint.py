@@ -42,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,29 +292,6 @@ def _table_problems(sources: PackSources, loaders: Mapping[str, TableLoader]) ->
     return problems
 
 
-# ---- walking syntax trees -----------------------------------------------------------------
-
-
-def _children(node: Any) -> Iterator[Any]:
-    for f in dataclasses.fields(node):
-        if f.name == "span":
-            continue
-        value = getattr(node, f.name)
-        if isinstance(value, tuple):
-            yield from (v for v in value if dataclasses.is_dataclass(v))
-        elif dataclasses.is_dataclass(value):
-            yield value
-
-
-def _walk(node: Any) -> Iterator[Any]:
-    """The node and every node below it."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(_children(current))
-
-
 _TEMPLATE_NAME = re.compile(r"\{\s*([a-z_][a-z0-9_]*)")
 
 
@@ -322,7 +299,7 @@ def used_names(files: Iterable[ast.PolicyFile]) -> set[str]:
     """Names that value sets, scopes, conditions and messages refer to."""
     names: set[str] = set()
     for tree in files:
-        for node in _walk(tree):
+        for node in ast.nodes(tree):
             if isinstance(node, ast.SetRef):
                 names.add(node.name)
             elif isinstance(node, ast.Path):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,24 +132,6 @@ def _is_plan(expr: ast.Expr) -> bool:
     return isinstance(expr, ast.Path) and expr.parts == ("claim", "plan")
 
 
-def _nodes(expr: Any) -> Iterator[Any]:
-    """Every expression node under `expr` (itself included)."""
-    import dataclasses
-
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        yield node
-        for f in dataclasses.fields(node):
-            if f.name == "span":
-                continue
-            value = getattr(node, f.name)
-            if isinstance(value, tuple):
-                stack.extend(v for v in value if dataclasses.is_dataclass(v))
-            elif dataclasses.is_dataclass(value):
-                stack.append(value)
-
-
 def plan_names(rule: ast.Rule) -> list[tuple[str, ast.Span]]:
     """The plan names a rule writes, each with where it is written."""
     found: list[tuple[str, ast.Span]] = []
@@ -160,7 +142,7 @@ def plan_names(rule: ast.Rule) -> list[tuple[str, ast.Span]]:
         exprs = [*version.conditions, *(let.value for let in version.lets),
                  *(e.condition for e in version.exceptions if e.condition is not None)]
         for expr in exprs:
-            for node in _nodes(expr):
+            for node in ast.nodes(expr):
                 if isinstance(node, ast.Compare) and node.op in ("==", "!="):
                     for this, other in ((node.left, node.right), (node.right, node.left)):
                         if (_is_plan(this) and isinstance(other, ast.Literal_)

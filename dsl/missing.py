@@ -23,7 +23,7 @@ unguarded reads (`optional_reads`) so that an analyst sees where a review can co
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from cleanclaim.dsl import ast
@@ -48,38 +48,12 @@ def guarded_paths(version: ast.Version) -> frozenset[tuple[str, ...]]:
     found: set[tuple[str, ...]] = set()
     exprs = [*version.conditions, *(let.value for let in version.lets)]
     for expr in exprs:
-        for node in _nodes(expr):
+        for node in ast.nodes(expr):
             if isinstance(node, ast.Presence) and isinstance(node.operand, ast.Path):
                 found.add(node.operand.parts)
             elif isinstance(node, ast.Presence) and isinstance(node.operand, ast.TableRead):
                 found.add(guard_key(node.operand))
     return frozenset(found)
-
-
-def _nodes(expr: ast.Expr) -> Iterator[ast.Expr]:
-    yield expr
-    if isinstance(expr, ast.Not):
-        yield from _nodes(expr.operand)
-    elif isinstance(expr, (ast.BoolOp, ast.Compare, ast.Arith)):
-        yield from _nodes(expr.left)
-        yield from _nodes(expr.right)
-    elif isinstance(expr, ast.Membership):
-        yield from _nodes(expr.element)
-        yield from _nodes(expr.container)
-    elif isinstance(expr, ast.Presence):
-        yield from _nodes(expr.operand)
-    elif isinstance(expr, ast.Call):
-        for arg in expr.args:
-            yield from _nodes(arg)
-    elif isinstance(expr, ast.Quantified):
-        yield from _nodes(expr.collection)
-        yield from _nodes(expr.condition)
-    elif isinstance(expr, ast.QuantifiedIn):
-        yield from _nodes(expr.collection)
-        yield from _nodes(expr.container)
-    elif isinstance(expr, ast.TableRead):
-        for key in expr.keys:
-            yield from _nodes(key)
 
 
 def optional_reads(expr: ast.Expr, types: Mapping[int, T.Type],
