@@ -183,7 +183,7 @@ class InputReader:
             with contextlib.suppress(OSError):
                 self.total_bytes += path.stat().st_size
 
-    def __iter__(self) -> Iterator[ClaimSource | InputFileError]:
+    def __iter__(self) -> Iterator[RawClaim | ClaimLine | InputFileError]:
         offset = 0
         for path in self.paths:
             count = 0
@@ -348,7 +348,7 @@ def resolve_workers(workers: int) -> int:
 
 
 def check_batch(
-    items: Iterable[ClaimSource],
+    items: Iterable[ClaimSource | InputFileError],
     encode: Callable[[Decision], T],
     *,
     engine: Engine | None = None,
@@ -373,6 +373,8 @@ def check_batch(
         that calls this with workers > 1 needs the `if __name__ == "__main__":` guard
         (the `cleanclaim` command has it).
     on_warning: told about worker failures and re-runs (default: silent).
+    items may be an `InputReader` as it is: a file it cannot read (`InputFileError`) gets
+    its located file-error record in its place, as `cleanclaim check` gives it.
     """
     if engine is None and options is None:
         raise ValueError("check_batch needs an engine or engine options")
@@ -380,8 +382,17 @@ def check_batch(
         raise ValueError("workers must be at least 1 (see resolve_workers)")
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
-    return _batch(iter(items), encode, engine, options, workers, chunk_size,
+    return _batch(_sources(items), encode, engine, options, workers, chunk_size,
                   on_warning or _ignore)
+
+
+def _sources(items: Iterable[ClaimSource | InputFileError]) -> Iterator[ClaimSource]:
+    """The items, with a file that could not be read as its `FileProblem` (never lost)."""
+    for item in items:
+        if isinstance(item, InputFileError):
+            yield FileProblem(-1, item.source, getattr(item, "where", None), item.message)
+        else:
+            yield item
 
 
 def _batch(source: Iterator[ClaimSource], encode: Callable[[Decision], T],

@@ -80,8 +80,9 @@ def test_the_lists_hold_what_x12_published() -> None:
     # 407 CARCs and 1216 RARCs on the X12 lists of 2026-08-17 (current and deactivated).
     assert len(adjustment.known_carcs()) == 407
     assert len(adjustment.known_rarcs()) == 1216
-    assert adjustment.carc("97") is not None and not adjustment.carc("97").deactivated
-    assert adjustment.carc("15").deactivated  # type: ignore[union-attr]
+    ninety_seven, fifteen = adjustment.carc("97"), adjustment.carc("15")
+    assert ninety_seven is not None and not ninety_seven.deactivated
+    assert fifteen is not None and fifteen.deactivated
     assert adjustment.rarc("N813") is None and adjustment.rarc("N812") is not None
     assert adjustment.carc("97").show() == "CARC 97 (paid as part of another service)"  # type: ignore[union-attr]
 

@@ -156,5 +156,6 @@ def test_lone_surrogates_and_deep_nesting_go_to_the_reference_reader() -> None:
 
 
 def test_not_an_object_is_rejected_as_before() -> None:
-    for value in (None, [], 5, "claim"):
+    values: tuple[object, ...] = (None, [], 5, "claim")
+    for value in values:
         assert decoding.decode_claim(value, TODAY) == reference(value, TODAY)

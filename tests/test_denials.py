@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cleanclaim.dsl.checker import OWNERS, ROOT_CAUSES
+from cleanclaim.dsl.vocabulary import OWNERS, ROOT_CAUSES
 from cleanclaim.engine.cli import app
 from cleanclaim.engine.denials import (
     MappingError,

@@ -103,26 +103,26 @@ def tokenize(text: str) -> dict[tuple[int, int], list[str]]:
                 for p in range(pos, len(line)):
                     scopes[p] = base
                 break
-            start, _order, rule, found = best
+            start, _order, chosen, found = best
             for p in range(pos, start):
                 scopes[p] = base
-            if rule is None:  # the end of the open begin/end rule
+            if chosen is None:  # the end of the open begin/end rule
                 closing, _inner, outer = stack.pop()
                 for p in range(found.start(), found.end()):
                     scopes[p] = outer
                 _captured(found, closing.raw.get("endCaptures", {}), outer, scopes)
-            elif rule.match is not None:
-                name = [*base, rule.raw["name"]] if "name" in rule.raw else base
+            elif chosen.match is not None:
+                name = [*base, chosen.raw["name"]] if "name" in chosen.raw else base
                 for p in range(found.start(), found.end()):
                     scopes[p] = name
-                _captured(found, rule.raw.get("captures", {}), name, scopes)
+                _captured(found, chosen.raw.get("captures", {}), name, scopes)
             else:
-                name = [*base, rule.raw["name"]] if "name" in rule.raw else base
+                name = [*base, chosen.raw["name"]] if "name" in chosen.raw else base
                 for p in range(found.start(), found.end()):
                     scopes[p] = name
-                _captured(found, rule.raw.get("beginCaptures", {}), name, scopes)
-                stack.append((rule, _patterns(rule.raw.get("patterns", [])), name))
-            if found.end() == pos and rule is not None and rule.match is not None:
+                _captured(found, chosen.raw.get("beginCaptures", {}), name, scopes)
+                stack.append((chosen, _patterns(chosen.raw.get("patterns", [])), name))
+            if found.end() == pos and chosen is not None and chosen.match is not None:
                 pos += 1  # an empty match must not stall the scan
             else:
                 pos = max(found.end(), pos + (1 if found.end() == found.start() else 0))

@@ -219,11 +219,11 @@ def test_a_failure_is_reported_with_its_input(tmp_path: Path) -> None:
         raise fuzz.FuzzFailure("boom")
 
     original = fuzz.check_text
-    fuzz.check_text = explode  # type: ignore[assignment]
+    fuzz.check_text = explode
     try:
         result = fuzz.run(2, seed=1, out=tmp_path, echo=lambda _line: None)
     finally:
-        fuzz.check_text = original  # type: ignore[assignment]
+        fuzz.check_text = original
     assert result.tried == 2 and [reason for reason, _ in result.failures] == ["boom"] * 2
     saved = sorted(tmp_path.glob("failure-*.policy"))
     assert len(saved) == 2 and saved[0].read_text(encoding="utf-8").startswith("# boom\n")

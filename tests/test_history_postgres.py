@@ -106,7 +106,7 @@ def test_a_store_of_an_older_schema_is_migrated(backends: Backends, hist: Engine
     with psycopg.connect(url, autocommit=True) as db:  # a schema-3 store, one claim
         for step in MIGRATIONS[:3]:
             for statement in step:
-                db.execute(_translate(statement))  # type: ignore[call-overload]
+                db.execute(_translate(statement))
         db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         db.execute("INSERT INTO schema_version VALUES (3)")
     with open_store(url) as store:
@@ -134,7 +134,7 @@ def test_the_key_is_not_in_the_store_and_a_wrong_key_is_refused(
         list(hist.check_many([claim("P1", ("97110", "2025-08-04"))], history=store))
         salt = store.salt
     with psycopg.connect(url) as db:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        meta: dict[str, str] = dict(db.execute("SELECT key, value FROM meta").fetchall())
     assert set(meta) == {"key_check"} and salt.hex() not in meta["key_check"]
     monkeypatch.setenv("CLEANCLAIM_HISTORY_KEY", "11" * 32)
     with pytest.raises(StoreError, match="not this store's"):

@@ -23,7 +23,7 @@ TODAY = dt.date(2026, 11, 27)
 def standalone_claim_schema() -> dict[str, Any]:
     """The Claim schema with ServiceLine inlined, as a generator needs it."""
     found = claim_schemas(sorted(shared_engine().packs))
-    claim = json.loads(json.dumps(found["Claim"]))
+    claim: dict[str, Any] = json.loads(json.dumps(found["Claim"]))
     claim["properties"]["lines"]["items"] = found["ServiceLine"]
     claim.pop("examples")
     return claim

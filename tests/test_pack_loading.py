@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -27,7 +28,7 @@ rule "demo/auth/mri"
   message "no authorization for {line.code}"
 end
 '''
-CLAIM = {
+CLAIM: dict[str, Any] = {
     "claim_id": "D-1", "payer": "demo", "received_date": "2026-03-02",
     "member": {"id": "X", "birth_date": "1980-01-01", "sex": "M",
                "coverage": [{"payer": "demo", "start": "2016-01-01", "end": None}]},
@@ -96,7 +97,8 @@ def test_a_pack_without_any_policy_file_is_an_error_even_with_plugins(tmp_path: 
     # The lost-work regression: an empty pack passed every claim in silence, with or
     # without plugins, and lint said "no problems".
     make_pack(tmp_path)
-    for plugins in ([], None):
+    choices: tuple[list[str] | None, ...] = ([], None)
+    for plugins in choices:
         with pytest.raises(PolicyCompileError) as info:
             Engine([tmp_path], today=TODAY, plugins=plugins)
         error = next(e for e in info.value.errors if e.code == "E505")

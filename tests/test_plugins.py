@@ -415,6 +415,7 @@ def test_an_exception_in_a_check_hook_is_a_review_finding_naming_the_plugin(
     assert decisions[1].status == "clean"
     seen = decisions[1].findings[0]
     assert seen.rule == "flaky@0.3.0/seen" and seen.line == 1
+    assert seen.source is not None
     assert seen.source == {"file": f"{seen.source['file']}", "line": 4}
     assert seen.source["file"].startswith("cc_test_plugin_")
 

