@@ -54,7 +54,8 @@ MEASURES = ("visits", "units", "lines", "charges", "sum")
 # counter's condition or amount may read of a line, since it is applied to the lines of
 # earlier claims too. (`diagnosis_pointers` is not recorded; `pointed_diagnoses` is.)
 RECORDED_LINE_FIELDS = frozenset({"line", "code", "modifiers", "units", "charge",
-                                  "service_date", "minutes", "pointed_diagnoses"})
+                                  "service_date", "minutes", "pointed_diagnoses",
+                                  "expected_allowed"})
 KEYS = {"rendering provider": "rendering_provider", "provider": "rendering_provider",
         "billing provider": "billing_provider", "code": "code", "modifiers": "modifiers"}
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}

@@ -112,6 +112,11 @@ RECORDS: dict[str, dict[str, Type]] = {
         "coverage": list_of(Type("Coverage")),
         # false when there is no coverage data at all (no `member.coverage`, no roster)
         "coverage_known": BOOL,
+        # `member.therapy_ytd` (or the roster's): the amounts applied toward the Medicare
+        # therapy (KX) thresholds in a calendar year as of a date
+        "therapy_ytd_pt_slp": MONEY.maybe(),
+        "therapy_ytd_ot": MONEY.maybe(),
+        "therapy_ytd_as_of": DATE.maybe(),
     },
     "Coverage": {
         "payer": STR.maybe(),
@@ -143,6 +148,8 @@ RECORDS: dict[str, dict[str, Type]] = {
         "diagnosis_pointers": list_of(NUMBER),
         "minutes": NUMBER.maybe(),
         "pointed_diagnoses": list_of(ICD10),
+        # the amount the payer is expected to allow for the line (units included)
+        "expected_allowed": MONEY.maybe(),
     },
     "Diagnosis": {
         "code": ICD10,
@@ -162,6 +169,9 @@ ABSENT_IS_AN_ANSWER: frozenset[tuple[str, str]] = frozenset({
     ("Claim", "clia_number"),
     ("Coverage", "plan"), ("Coverage", "end"),
     ("Authorization", "end"), ("Authorization", "provider_npi"),
+    # no therapy year to date reported: the rules count the practice's own lines
+    ("Member", "therapy_ytd_pt_slp"), ("Member", "therapy_ytd_ot"),
+    ("Member", "therapy_ytd_as_of"),
 })
 
 

@@ -71,14 +71,16 @@ _CLAIM: _Shape = {
     "clia_number": None,
     "service_facility": None, "source": None, "documentation": None, "diagnoses": None,
     "member": {"id": None, "birth_date": None, "sex": None,
-               "coverage": {"[]": {"payer": None, "plan": None, "start": None, "end": None}}},
+               "coverage": {"[]": {"payer": None, "plan": None, "start": None, "end": None}},
+               "therapy_ytd": {"pt_slp": None, "ot": None, "as_of": None}},
     "billing_provider": _PROVIDER, "rendering_provider": _PROVIDER,
     "referring_provider": _PROVIDER,
     "authorizations": {"[]": {"number": None, "codes": None, "start": None, "end": None,
                               "units": None, "provider_npi": None}},
     "lines": {"[]": {"line": None, "code": None, "modifiers": None, "units": None,
                      "charge": None, "service_date": None, "diagnosis_pointers": None,
-                     "minutes": None, "place_of_service": None, "service_end_date": None}},
+                     "minutes": None, "place_of_service": None, "service_end_date": None,
+                     "expected_allowed": None}},
 }
 _EXPECT: _Shape = {"status": None, "findings": None}  # findings: FINDING_FIELDS, checked apart
 _CASE_FILE: _Shape = {

@@ -877,13 +877,14 @@ def history_clear(member: _MEMBER, state: _STATE, payer: _PAYERS = None) -> None
 @members_app.command("import")
 def members_import(
     file: Annotated[Path, typer.Argument(help="The roster: CSV (member_id, payer, plan, "
-                                         "start, end) or JSON.")],
+                                         "start, end; optionally therapy_ytd_pt_slp, "
+                                         "therapy_ytd_ot, therapy_ytd_as_of) or JSON.")],
     state: _STATE,
 ) -> None:
     """Load coverage spans into the store; each member in the file gets exactly its spans
     in the file (a file with a bad row imports nothing: exit 2)."""
     from cleanclaim.engine.history import StoreError, open_store
-    from cleanclaim.engine.roster import RosterError, import_roster, read_roster
+    from cleanclaim.engine.roster import RosterError, RosterTherapy, import_roster, read_roster
 
     try:
         spans = read_roster(file)
@@ -898,8 +899,10 @@ def members_import(
         raise typer.Exit(2) from exc
     with store:
         members, count = import_roster(store, spans)
+    therapy = len({e.member_id for e in spans if isinstance(e, RosterTherapy)})
     typer.echo(f"imported {count} coverage span(s) of {members} member(s) into "
-               f"{store.label}")
+               f"{store.label}" + (f"; the therapy year to date of {therapy} member(s)"
+                                   if therapy else ""))
 
 
 def _encode(output: OutputFormat, d: Decision) -> tuple[str, str, Any, bool]:

@@ -54,6 +54,7 @@ from cleanclaim.engine.model import (
     Member,
     Provider,
     ServiceLine,
+    TherapyYearToDate,
 )
 from cleanclaim.engine.model import decode_claim as read_claim
 
@@ -88,11 +89,18 @@ class _Coverage(msgspec.Struct):
     end: _Date = None
 
 
+class _TherapyYtd(msgspec.Struct):
+    pt_slp: str | int | float | None = None
+    ot: str | int | float | None = None
+    as_of: _Date = None
+
+
 class _Member(msgspec.Struct):
     id: _Text = None
     birth_date: _Date = None
     sex: _Text = None
     coverage: list[_Coverage] | None = None
+    therapy_ytd: _TherapyYtd | None = None  # the KX threshold's year to date (11)
 
 
 class _Authorization(msgspec.Struct):
@@ -115,6 +123,7 @@ class _Line(msgspec.Struct):
     service_date: _Date = None
     diagnosis_pointers: list[int] | None = None
     minutes: _Count = None
+    expected_allowed: str | int | float | None = None  # the allowed amount expected (11)
 
 
 class _Claim(msgspec.Struct):
@@ -239,6 +248,22 @@ def _charge(value: str | float | None) -> Decimal | None:
     return charge
 
 
+def _allowed(value: str | float | None) -> Decimal | None:
+    """An amount that may not be negative (`expected_allowed`, `therapy_ytd`)."""
+    amount = _charge(value)
+    if amount is not None and amount < 0:
+        raise _Refer
+    return amount
+
+
+def _therapy_ytd(value: _TherapyYtd | None) -> TherapyYearToDate | None:
+    if value is None:
+        return None
+    if value.as_of is None:
+        raise _Refer
+    return TherapyYearToDate(_allowed(value.pt_slp), _allowed(value.ot), value.as_of)
+
+
 def _coverage(spans: list[_Coverage]) -> tuple[Coverage, ...]:
     return tuple(Coverage((s.payer and s.payer.strip()) or None,
                           (s.plan and s.plan.strip()) or None, s.start, s.end) for s in spans)
@@ -287,7 +312,8 @@ def _build(parsed: _Claim, today: dt.date) -> Claim:
             spans = _coverage(member.coverage)
         member_id, sex = member.id, member.sex
         claim.member = Member((member_id and member_id.strip()) or None, member.birth_date,
-                              (sex and sex.strip()) or None, spans, given)
+                              (sex and sex.strip()) or None, spans, given,
+                              _therapy_ytd(member.therapy_ytd))
     else:
         claim.member = Member(None, None, None, (), False)
     claim.set_coverage(spans, known=given)
@@ -342,7 +368,8 @@ def _build(parsed: _Claim, today: dt.date) -> Claim:
         lines.append(ServiceLine(
             number, procedure.upper() if procedure else None, modifiers, units,
             _charge(raw.charge), service_date, pointers, minutes,
-            tuple(diagnoses[p - 1] for p in pointers if 1 <= p <= count)))
+            tuple(diagnoses[p - 1] for p in pointers if 1 <= p <= count),
+            _allowed(raw.expected_allowed) if raw.expected_allowed is not None else None))
     claim.lines = tuple(lines)
     assert first is not None
     claim.first_service_date = first

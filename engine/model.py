@@ -95,16 +95,33 @@ class Coverage:
         return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
 
 
+class TherapyYearToDate:
+    """The amounts applied toward the Medicare therapy (KX) thresholds in a calendar year
+    as of a date, as the MAC's eligibility answer shows them (all providers): PT and
+    speech-language pathology combined, occupational therapy apart. None: not reported."""
+
+    __slots__ = ("as_of", "ot", "pt_slp")
+
+    def __init__(self, pt_slp: Decimal | None, ot: Decimal | None, as_of: dt.date) -> None:
+        self.pt_slp = pt_slp
+        self.ot = ot
+        self.as_of = as_of
+
+
 class Member:
-    __slots__ = ("birth_date", "coverage", "coverage_given", "coverage_known", "id", "sex")
+    __slots__ = ("birth_date", "coverage", "coverage_given", "coverage_known", "id", "sex",
+                 "therapy_ytd")
 
     def __init__(self, id: str | None = None, birth_date: dt.date | None = None,
                  sex: str | None = None, coverage: tuple[Coverage, ...] = (),
-                 coverage_given: bool = False) -> None:
+                 coverage_given: bool = False,
+                 therapy_ytd: TherapyYearToDate | None = None) -> None:
         self.id = id
         self.birth_date = birth_date
         self.sex = sex
         self.coverage = coverage
+        # `member.therapy_ytd` (or the roster's): other providers' therapy amounts.
+        self.therapy_ytd = therapy_ytd
         # False when the claim carried no `coverage` at all (a roster may supply it).
         self.coverage_given = coverage_given
         # True when there is coverage data to judge eligibility by: the claim's own
@@ -112,6 +129,20 @@ class Member:
         # roster's spans. False when there is none (an 837 carries no coverage spans):
         # the eligibility rules then say "not verified" instead of denying.
         self.coverage_known = coverage_given
+
+    # The policy language reads the year to date flat (`member.therapy_ytd_as_of`): a
+    # counter's condition compares it with each counted line's date.
+    @property
+    def therapy_ytd_pt_slp(self) -> Decimal | None:
+        return None if self.therapy_ytd is None else self.therapy_ytd.pt_slp
+
+    @property
+    def therapy_ytd_ot(self) -> Decimal | None:
+        return None if self.therapy_ytd is None else self.therapy_ytd.ot
+
+    @property
+    def therapy_ytd_as_of(self) -> dt.date | None:
+        return None if self.therapy_ytd is None else self.therapy_ytd.as_of
 
 
 class Authorization:
@@ -142,13 +173,17 @@ class Diagnosis:
 
 
 class ServiceLine:
-    __slots__ = ("charge", "code", "diagnosis_pointers", "line", "minutes", "modifiers",
-                 "pointed_diagnoses", "service_date", "units")
+    __slots__ = ("charge", "code", "diagnosis_pointers", "expected_allowed", "line",
+                 "minutes", "modifiers", "pointed_diagnoses", "service_date", "units")
 
     def __init__(self, line: int, code: str | None, modifiers: tuple[str, ...],
                  units: float | None, charge: Decimal | None, service_date: dt.date,
                  diagnosis_pointers: tuple[int, ...], minutes: float | None,
-                 pointed_diagnoses: tuple[str, ...]) -> None:
+                 pointed_diagnoses: tuple[str, ...],
+                 expected_allowed: Decimal | None = None) -> None:
+        # The amount the integrator expects the payer to allow for the line (its units
+        # included), when it sends one; the KX threshold accrues allowed amounts.
+        self.expected_allowed = expected_allowed
         self.line = line
         self.code = code
         self.modifiers = modifiers
@@ -314,6 +349,34 @@ class _Reader:
                   "many)")
         return None
 
+    def amount(self, obj: dict[str, Any], key: str, where: str,
+               negative: bool = True) -> Decimal | None:
+        """An amount of money (a charge, an allowed amount): a number or a string of
+        one, at most CHARGE_MAX dollars either way (`negative=False`: at least zero)."""
+        raw = obj.get(key)
+        if raw is None:
+            return None
+        try:
+            if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+                raise InvalidOperation
+            if isinstance(raw, str) and len(raw) > 40:
+                raise InvalidOperation
+            value = Decimal(str(raw))
+            if not value.is_finite():
+                raise InvalidOperation
+        except (InvalidOperation, ValueError):
+            shown = f"`{raw}` " if isinstance(raw, (int, float)) and \
+                not isinstance(raw, bool) and len(str(raw)) <= 40 else ""
+            self.fail(where, f"{shown}is not an amount")
+            return None
+        if not -CHARGE_MAX <= value <= CHARGE_MAX:
+            self.fail(where, f"must be at most {CHARGE_MAX:,} dollars")
+            return None
+        if not negative and value < 0:
+            self.fail(where, "must not be negative")
+            return None
+        return value
+
     def obj(self, parent: dict[str, Any], key: str, where: str) -> dict[str, Any] | None:
         value = parent.get(key)
         if value is None:
@@ -419,10 +482,18 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
                               r.text(span, "plan", f"{where}.plan"),
                               r.date(span, "start", f"{where}.start"),
                               r.date(span, "end", f"{where}.end")))
+    therapy_ytd: TherapyYearToDate | None = None
+    ytd_obj = r.obj(member_obj, "therapy_ytd", "member.therapy_ytd")
+    if ytd_obj is not None:
+        pt_slp = r.amount(ytd_obj, "pt_slp", "member.therapy_ytd.pt_slp", negative=False)
+        ot = r.amount(ytd_obj, "ot", "member.therapy_ytd.ot", negative=False)
+        as_of = r.date(ytd_obj, "as_of", "member.therapy_ytd.as_of", required=True)
+        if as_of is not None:
+            therapy_ytd = TherapyYearToDate(pt_slp, ot, as_of)
     claim.member = Member(r.text(member_obj, "id", "member.id"),
                           r.date(member_obj, "birth_date", "member.birth_date"),
                           r.text(member_obj, "sex", "member.sex"), tuple(spans),
-                          raw_coverage is not None)
+                          raw_coverage is not None, therapy_ytd)
     claim.set_coverage(tuple(spans), known=raw_coverage is not None)
     claim.billing_provider = _provider(r, data, "billing_provider")
     claim.rendering_provider = _provider(r, data, "rendering_provider")
@@ -515,7 +586,8 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
             number, code.upper() if code else code, tuple(modifiers),
             r.number(raw, "units", f"{where}.units"), charge, service_date or today,
             tuple(pointers), r.number(raw, "minutes", f"{where}.minutes", MINUTES_MAX),
-            pointed))
+            pointed, r.amount(raw, "expected_allowed", f"{where}.expected_allowed",
+                              negative=False)))
     claim.lines = tuple(lines)
     claim.first_service_date = min((ln.service_date for ln in lines), default=today)
     documentation = data.get("documentation")

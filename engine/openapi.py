@@ -132,6 +132,14 @@ def claim_schemas(payers: list[str] | None = None) -> dict[str, Any]:
                                            "plan": _nullable(TEXT),
                                            "start": _nullable(DATE),
                                            "end": _nullable(DATE)}}),
+                        "therapy_ytd": _nullable({
+                            "type": "object", "required": ["as_of"],
+                            "description": "amounts applied toward the Medicare therapy "
+                            "(KX) thresholds in the calendar year as of a date, all "
+                            "providers (MAC eligibility)",
+                            "properties": {"pt_slp": _nullable(AMOUNT),
+                                           "ot": _nullable(AMOUNT),
+                                           "as_of": DATE}}),
                     },
                 }),
                 "billing_provider": billing,
@@ -178,9 +186,18 @@ def claim_schemas(payers: list[str] | None = None) -> dict[str, Any]:
                 "diagnosis_pointers": _list({"type": "integer", "minimum": 1,
                                              "maximum": 12}),
                 "minutes": _number(MINUTES_MAX),
+                "expected_allowed": _nullable({**AMOUNT, "description": "the amount the "
+                                               "payer is expected to allow for the line, "
+                                               "its units included"}),
             },
         },
     }
+
+
+# An amount of money that is not negative (an allowed amount).
+AMOUNT: dict[str, Any] = {"oneOf": [
+    {"type": "number", "minimum": 0, "maximum": CHARGE_MAX},
+    {"type": "string", "pattern": "^[0-9]{1,7}(\\.[0-9]{1,2})?$"}]}
 
 
 def schemas(payers: list[str] | None = None) -> dict[str, Any]:

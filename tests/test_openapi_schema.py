@@ -180,6 +180,7 @@ def fields_the_engine_reads() -> set[str]:
         service_facility={"address": {"state": "IL"}}, documentation={"ecg": {}})
     full["billing_provider"]["address"] = {"state": "WI"}
     full["lines"][0]["minutes"] = 10
+    full["member"]["therapy_ytd"] = {"pt_slp": "100.00", "ot": "0", "as_of": "2026-01-31"}
     seen: set[str] = set()
     for drop in ((), ("service_state",), ("service_state", "service_facility")):
         claim = {k: v for k, v in {**full, "service_state": "MN"}.items() if k not in drop}

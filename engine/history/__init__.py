@@ -138,6 +138,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE runs (seq INTEGER PRIMARY KEY, run TEXT NOT NULL, started TEXT NOT "
         "NULL, finished TEXT)",
     ),
+    (  # 5: the eligibility roster's therapy year to date (`cleanclaim members import`,
+       # engine/roster.py): amounts applied toward the KX thresholds as of a date
+        """CREATE TABLE therapy_ytd (
+             member_key TEXT PRIMARY KEY,
+             pt_slp TEXT,
+             ot TEXT,
+             as_of TEXT NOT NULL
+           )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 120_000
@@ -233,6 +242,7 @@ class HistoryStore:
     def _state(self) -> None:
         """What a store keeps besides its connection."""
         self._roster: bool | None = None
+        self._therapy_ytd: bool | None = None
         self._keys: dict[tuple[str, str], str] = {}
         # Claims of this run whose counted lines `settle` has set (payer, claim id).
         self._settled: set[tuple[str, str]] = set()
@@ -761,6 +771,13 @@ class HistoryStore:
                                             denied))
         return found
 
+    def has_therapy_ytd(self) -> bool:
+        """Whether a roster import gave any member a therapy year to date."""
+        if self._therapy_ytd is None:
+            self._therapy_ytd = self.db.execute(
+                "SELECT 1 FROM therapy_ytd LIMIT 1").fetchone() is not None
+        return self._therapy_ytd
+
 
 # A claim's decision as the store keeps it: payer, claim id, status, and the numbers of
 # its lines denied or rejected on their own (None: every line, e.g. a claim-level deny).
@@ -906,19 +923,25 @@ def _text(value: Any) -> str:
 
 def pack_line(idx: int, line: ServiceLine) -> str:
     """One service line as the store keeps it: tab-separated position in the claim,
-    line number, date of service, code, modifiers, units, charge, minutes and pointed
-    diagnoses (lists space-separated)."""
+    line number, date of service, code, modifiers, units, charge, minutes, pointed
+    diagnoses (lists space-separated) and, when the claim sends one, the expected allowed
+    amount (lines recorded before it was kept have nine fields)."""
     units, charge, minutes = line.units, line.charge, line.minutes
+    allowed = line.expected_allowed
     text = (f"{idx}\t{line.line}\t{line.service_date.isoformat()}\t{line.code or ''}\t"
             f"{' '.join(line.modifiers)}\t{'' if units is None else units}\t"
             f"{'' if charge is None else charge}\t{'' if minutes is None else minutes}\t"
             f"{' '.join(line.pointed_diagnoses)}")
-    if text.count("\t") == 8 and "\n" not in text and "\r" not in text:
+    if allowed is not None:
+        text += f"\t{allowed}"
+    if text.count("\t") == (8 if allowed is None else 9) and "\n" not in text \
+            and "\r" not in text:
         return text
     # A code or modifier with a tab or line break in it (bad data): blank those out.
     return "\t".join((str(idx), str(line.line), line.service_date.isoformat(),
                       _text(line.code), _text(" ".join(line.modifiers)), _text(units),
-                      _text(charge), _text(minutes), _text(" ".join(line.pointed_diagnoses))))
+                      _text(charge), _text(minutes), _text(" ".join(line.pointed_diagnoses)),
+                      *(() if allowed is None else (_text(allowed),))))
 
 
 def claim_facts(claim: Claim, member_key: str, position: int = -1) -> ClaimFacts:
@@ -976,6 +999,7 @@ class Entry(NamedTuple):
     stored_diagnoses: str
     rendering: str | None
     billing: str | None
+    stored_allowed: str = ""
 
     @property
     def order(self) -> tuple[str, str, str, str]:
@@ -1014,6 +1038,10 @@ class Entry(NamedTuple):
         return tuple(self.stored_diagnoses.split())
 
     @property
+    def expected_allowed(self) -> Decimal | None:
+        return Decimal(self.stored_allowed) if self.stored_allowed else None
+
+    @property
     def diagnosis_pointers(self) -> tuple[int, ...]:
         return ()
 
@@ -1029,7 +1057,8 @@ def unpack_lines(claim_id: str, received: str, rendering: str | None, billing: s
                  lines: str) -> list[Entry]:
     """The stored lines of one recorded claim (`ClaimFacts.lines`)."""
     return [_new_entry(Entry, (f[2], received, claim_id, f[0], f[1], f[3], f[4], f[5], f[6],
-                               f[7], f[8], rendering, billing))
+                               f[7], f[8], rendering, billing,
+                               f[9] if len(f) > 9 else ""))
             for f in [text.split("\t") for text in lines.split("\n")]]
 
 
@@ -1536,6 +1565,7 @@ class HistoryReader:
         self.store = store
         self.counters = _counters(engine)
         self.roster = store.has_roster()
+        self.therapy_ytd = store.has_therapy_ytd()
         # member key -> (first date loaded, last date loaded, the claims), least recently
         # used first; at most CACHE_ROWS recorded claims in all.
         self._members: OrderedDict[str, tuple[str, str, MemberHistory]] = OrderedDict()
@@ -1605,6 +1635,10 @@ class HistoryReader:
 
             # With a roster loaded, its spans are the eligibility data, even none.
             claim.set_coverage(roster_coverage(self.store, member_id))
+        if self.therapy_ytd and claim.member.therapy_ytd is None:
+            from cleanclaim.engine.roster import roster_therapy_ytd
+
+            claim.member.therapy_ytd = roster_therapy_ytd(self.store, member_id)
         if need is None:
             claim.history = None  # no line is counted: nothing to read
             return
@@ -2176,6 +2210,7 @@ class HistoryBatch:
             log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.label)
         self.settled = settle(self.engine, self.store, chains, recorder.refused)
         reader.roster = self.store.has_roster()
+        reader.therapy_ytd = self.store.has_therapy_ytd()
         reader.refused = self.refused = recorder.refused
         self.engine.history = reader
         return recorder.recorded

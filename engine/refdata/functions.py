@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from cleanclaim.dsl import types as T
 from cleanclaim.engine.model import Claim, ServiceLine
+from cleanclaim.engine.refdata.allowed import ALLOWED_FUNCTIONS
 
 # Places of service paid at the facility rate (MCPM 100-04 ch.12 section 20.4.2: the
 # facility setting is a hospital, SNF, ASC and the like; every other place, the office
@@ -79,4 +80,5 @@ FEE_SCHEDULE_FUNCTIONS: Final[tuple[T.FunctionSpec, ...]] = (
     *(T.FunctionSpec(name, (T.table("cms-mpfs"),), T.STR.maybe(), _indicator(column), doc,
                      contextual=True, scopes=_LINE)
       for name, column, doc in _INDICATORS),
+    *ALLOWED_FUNCTIONS,  # the KX threshold's allowed amounts (engine/refdata/allowed.py)
 )
