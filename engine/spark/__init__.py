@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 # The claims DataFrame `check` takes: position (0-based place in the input), file and
-# line (where an NDJSON line was read; null for claims given as values), text (the
+# line (where an NDJSON line was read; no file for claims given as values), text (the
 # claim's JSON, bytes as read).
 CLAIM_COLUMNS = ("position", "file", "line", "text")
 
@@ -250,7 +250,9 @@ def _number_lines(numbering: _Numbering, rows: Iterable[Any]
 def claims_of(frame: DataFrame, column: str | None = None) -> DataFrame:
     """The claims of a DataFrame: `column` holds each claim's JSON (string or binary),
     or, when None, each row is a claim (its columns the claim's fields, written as JSON
-    by Spark's `to_json`). Positions follow the DataFrame's order; no origin."""
+    by Spark's `to_json`). Positions follow the DataFrame's order; `line` is the row's
+    1-based place (a claim that is not JSON is named by it, as an NDJSON line is by its
+    line); no file, so no origin."""
     from pyspark.sql import functions as F
 
     if column is not None:
@@ -259,7 +261,8 @@ def claims_of(frame: DataFrame, column: str | None = None) -> DataFrame:
         text = F.to_json(F.struct(*[F.col(c) for c in frame.columns])).cast("binary")
     values = frame.select(text.alias("text")).rdd.map(lambda row: row[0]).zipWithIndex()
     return frame.sparkSession.createDataFrame(
-        values.map(lambda pair: (pair[1], None, None, _bytes(pair[0]))), claim_schema())
+        values.map(lambda pair: (pair[1], None, pair[1] + 1, _bytes(pair[0]))),
+        claim_schema())
 
 
 def read_parquet(spark: SparkSession, paths: Sequence[str | Path],
