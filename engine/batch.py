@@ -254,6 +254,9 @@ def _check_item(engine: Engine, item: ClaimSource) -> Decision:
             if refused is not None:
                 refused.claim_id = _known_claim_id(item)
                 return refused
+            settled: Decision | None = history.decision(item.position)
+            if settled is not None:  # decided while phase 1 settled the member's claims
+                return settled
             claim = history.take(item.position)
             if claim is not None:
                 decision = engine.evaluate(claim)

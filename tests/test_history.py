@@ -402,18 +402,22 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it(hist: Engine) -> None
         gc.unfreeze()
 
 
+@pytest.mark.parametrize("one_member", [True, False])
 def test_check_decodes_each_claim_once_with_history(monkeypatch: pytest.MonkeyPatch,
-                                                    tmp_path: Path) -> None:
+                                                    tmp_path: Path, one_member: bool) -> None:
     """`cleanclaim check` with history reads its input twice; phase 2 takes the claims
-    phase 1 decoded instead of decoding them again - the same decisions either way."""
+    phase 1 decoded instead of decoding them again - the same decisions either way. The
+    claims of a member with several in the run are decided while phase 1 settles them:
+    phase 2 takes those decisions and decodes none of them again (issue 14.2)."""
     from functools import partial
 
     from cleanclaim.engine import engine as engine_module
     from cleanclaim.engine.batch import InputReader, as_decision, check_batch
 
     days = ["2025-08-05", "2025-08-01", "2025-08-03", "2025-08-02", "2025-08-04"]
-    path = _write(tmp_path / "c.ndjson", [claim(f"K{i}", ("97110", day))
-                                          for i, day in enumerate(days)])
+    path = _write(tmp_path / "c.ndjson", [
+        claim(f"K{i}", ("97110", day), member="M-1" if one_member else f"M-{i}")
+        for i, day in enumerate(days)])
     decoded: list[str] = []
 
     def counting(data: Any, today: dt.date) -> Any:
@@ -447,8 +451,10 @@ def test_check_decodes_each_claim_once_with_history(monkeypatch: pytest.MonkeyPa
 
     once = check(H.KEEP_DECODED)
     assert sorted(decoded) == [f"K{i}" for i in range(5)]
-    assert check(2) == once and len(decoded) == 5 + 3  # only the first two are kept
-    assert [d["status"] for d in once] == ["deny", "clean", "clean", "clean", "deny"]
+    # Settled decisions need no claim at all; otherwise only the first two are kept.
+    assert check(2) == once and len(decoded) == (5 if one_member else 5 + 3)
+    if one_member:
+        assert [d["status"] for d in once] == ["deny", "clean", "clean", "clean", "deny"]
 
 
 def test_history_logs_name_members_by_key_only(hist: Engine, tmp_path: Path,

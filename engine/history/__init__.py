@@ -1574,6 +1574,7 @@ class HistoryReader:
         # look at; and the member of each claim that counts, in input order.
         self.spans: dict[str, list[str]] = {}
         self.plan: list[_Need] = []
+        self._plan_positions: list[int] = []  # the input position of each planned claim
         self._planned = 0
         self._dropped = False  # whether the cache has had to drop a member
         # From phase 1 of `cleanclaim check`: decoded claims by input position, so that
@@ -1581,6 +1582,8 @@ class HistoryReader:
         self.kept: dict[int, tuple[Claim, _Need | None]] = {}
         # Claims phase 1 refused, by input position (`refusal`).
         self.refused: dict[int, Refusal] = {}
+        # Decisions `settle` reached, by input position (`decision`).
+        self.settled: SettledDecisions | None = None
 
     def refusal(self, position: int, claim_id: str | None) -> Decision | None:
         """The reject of the claim at `position` when phase 1 refused it."""
@@ -1589,15 +1592,17 @@ class HistoryReader:
         found = self.refused.get(position)
         return None if found is None else refusal_decision(claim_id, found, position)
 
-    def plan_claim(self, claim: Claim) -> _Need | None:
-        """Phase 1 saw `claim`: phase 2 will check it, in this order. Returns what the
-        claim's counts look at (`_prepare` takes it, so as not to work it out again)."""
+    def plan_claim(self, claim: Claim, position: int = -1) -> _Need | None:
+        """Phase 1 saw `claim` (at `position` of the input): phase 2 will check it, in
+        this order. Returns what the claim's counts look at (`_prepare` takes it, so as
+        not to work it out again)."""
         need = self._need(claim)
         if need is None:
             return None
         key, first, last = need
         if len(self.plan) < PLAN_LIMIT:
             self.plan.append(need)
+            self._plan_positions.append(position)
         span = self.spans.get(key)
         if span is not None:
             if first < span[0]:
@@ -1607,6 +1612,30 @@ class HistoryReader:
         elif len(self.spans) < PLAN_MEMBERS:
             self.spans[key] = [first, last]
         return need
+
+    def use_settled(self, settled: SettledDecisions) -> None:
+        """Phase 2 takes `settled`'s decisions (`decision`): the claims they decide read
+        nothing, so they leave the read plan (phase 2 would load their members in vain)."""
+        self.settled = settled
+        if not settled or not self.plan:
+            return
+        # (refused claims read nothing either; a member's span may stay wider than its
+        # remaining claims need: a wider read, never a wrong one)
+        kept = [(need, at) for need, at in zip(self.plan, self._plan_positions, strict=True)
+                if at not in settled and at not in self.refused]
+        self.plan = [need for need, _ in kept]
+        self._plan_positions = [at for _, at in kept]
+
+    def decision(self, position: int) -> Decision | None:
+        """The decision `settle` reached for the claim at `position` of the input (once),
+        if it reached one; phase 2 then neither decodes nor evaluates the claim."""
+        if self.settled is None or not self.settled:
+            return None
+        found = self.settled.take(position)
+        if found is None:
+            return None
+        self.kept.pop(position, None)
+        return found[0]
 
     def keep(self, position: int, claim: Claim, need: _Need | None) -> None:
         """Keep the claim at `position` of the input, as phase 1 decoded it, for phase 2."""
@@ -1774,8 +1803,9 @@ class _Chains:
         self.members.setdefault(key, []).append((position, self.file.tell()))
         pickle.dump(claim, self.file, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def claims(self, refused: Mapping[int, Refusal]) -> Iterator[list[Claim]]:
-        """The recorded claims of each member with more than one, read back."""
+    def claims(self, refused: Mapping[int, Refusal]) -> Iterator[list[tuple[int, Claim]]]:
+        """The recorded claims of each member with more than one, read back, with their
+        input positions."""
         file, self.file = self.file, None
         try:
             for entries in self.members.values():
@@ -1784,13 +1814,13 @@ class _Chains:
                 if len(kept) < 2:
                     continue
                 chain = []
-                for _position, where in kept:
+                for position, where in kept:
                     if isinstance(where, Claim):
-                        chain.append(where)
+                        chain.append((position, where))
                         continue
                     assert file is not None
                     file.seek(where)
-                    chain.append(pickle.load(file))  # our own temporary file
+                    chain.append((position, pickle.load(file)))  # our own temporary file
                 yield chain
         finally:
             if file is not None:
@@ -1806,6 +1836,60 @@ def _effect(outcome: Outcome | None) -> frozenset[str] | None:
     return None if outcome[2] == "reject" else outcome[3]
 
 
+SETTLED_IN_MEMORY = 20_000  # settled decisions kept as objects; more go to a temporary file
+
+
+class SettledDecisions:
+    """The decisions `settle` reached, by input position, until phase 2 takes them: in
+    memory, then (a run of millions of claims must not hold them all) pickled in a
+    temporary file. Each is taken once (`take`)."""
+
+    def __init__(self) -> None:
+        # position -> (the decision, or its offset in the file; whether the claim's
+        # counts read history, so that phase 2's read plan stays in step)
+        self._at: dict[int, tuple[Decision | int, bool]] = {}
+        self._file: IO[bytes] | None = None
+        self._in_memory = 0
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def __contains__(self, position: int) -> bool:
+        return position in self._at
+
+    def add(self, position: int, decision: Decision, reads_history: bool) -> None:
+        decision.position = position
+        if self._in_memory < SETTLED_IN_MEMORY:
+            self._in_memory += 1
+            self._at[position] = (decision, reads_history)
+            return
+        if self._file is None:
+            # Lives as long as this object: closed by `close`.
+            self._file = tempfile.TemporaryFile(prefix="cleanclaim-settled-")  # noqa: SIM115
+        self._file.seek(0, os.SEEK_END)
+        self._at[position] = (self._file.tell(), reads_history)
+        pickle.dump(decision, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def take(self, position: int) -> tuple[Decision, bool] | None:
+        """The settled decision of the claim at `position` (once), and whether the claim
+        reads history; None when `settle` did not decide it."""
+        found = self._at.pop(position, None)
+        if found is None:
+            return None
+        where, reads_history = found
+        if isinstance(where, Decision):
+            return where, reads_history
+        assert self._file is not None
+        self._file.seek(where)
+        return pickle.load(self._file), reads_history  # our own temporary file
+
+    def close(self) -> None:
+        self._at = {}
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 class SettleStats(NamedTuple):
     """What `settle` did: members settled, claims decided (over all rounds), the rounds
     of the longest chain, rounds in all, members that did not settle, and CPU seconds."""
@@ -1819,14 +1903,21 @@ class SettleStats(NamedTuple):
 
 
 def settle(engine: Engine, store: HistoryStore, chains: _Chains,
-           refused: Mapping[int, Refusal]) -> SettleStats:
+           refused: Mapping[int, Refusal], keep: SettledDecisions | None = None
+           ) -> SettleStats:
     """Between the phases: the run's claims count against each other with their
     decisions in the run (docs/history.md, "What counts"). A member's claims of the run
     are decided against the store, their lines that do not count (a rejected claim, a
     denied line) are taken out of the store for the run (`HistoryStore.settle`), and
     they are decided again, until no claim's counted lines change. A claim counts only
     claims before it in the counting order, so each round settles at least the next
-    claim of the chain; the outcome does not depend on the input order."""
+    claim of the chain; the outcome does not depend on the input order.
+
+    keep: gets the decisions of the round that changed nothing, by input position: they
+    are the decisions phase 2 would make (the store does not change after that round for
+    the member: a replacement or void only ever names a claim of its own member), so
+    phase 2 takes them instead of evaluating the claims again (`HistoryReader.decision`).
+    """
     import time
 
     started = time.process_time()
@@ -1834,24 +1925,29 @@ def settle(engine: Engine, store: HistoryStore, chains: _Chains,
     most = members = evaluations = total = unsettled = 0
     for chain in chains.claims(refused):
         members += 1
-        effects: dict[str, frozenset[str] | None] = {c.claim_id: frozenset() for c in chain}
+        effects: dict[str, frozenset[str] | None] = {c.claim_id: frozenset()
+                                                     for _, c in chain}
         key = ""
         # The member is read once a round, with the dates all its claims look at (not
         # again for each claim whose window reaches further).
         reader.spans = {}
-        for claim in chain:
+        needs: list[bool] = []
+        for _position, claim in chain:
             need = reader._need(claim)
+            needs.append(need is not None)
             if need is not None:
                 span = reader.spans.setdefault(need[0], [need[1], need[2]])
                 span[0], span[1] = min(span[0], need[1]), max(span[1], need[2])
         for rounds in range(1, SETTLE_ROUNDS + 1):
             changed: list[Outcome] = []
-            for claim in chain:
+            decisions: list[Decision] = []
+            for _position, claim in chain:
                 try:
                     reader.prepare(claim)
                     decision = engine.evaluate(claim)
                 except Exception as exc:  # an engine bug: a reject, as in phase 2
                     decision = _internal_error(claim, exc)
+                decisions.append(decision)
                 outcome = outcome_of(decision, claim.payer)
                 effect = _effect(outcome)
                 if effect != effects[claim.claim_id]:
@@ -1865,6 +1961,10 @@ def settle(engine: Engine, store: HistoryStore, chains: _Chains,
             most = max(most, rounds)
             total += 1
             if not changed:
+                if keep is not None:
+                    for (position, _claim), decision, needed in zip(chain, decisions, needs,
+                                                                    strict=True):
+                        keep.add(position, decision, needed)
                 break
             store.settle(changed)
             reader.forget(key)
@@ -2177,6 +2277,7 @@ class HistoryBatch:
         self.settled = SettleStats()  # what phase 1's `settle` did
         self._lock = RunLock(None) if self._joined else self.store.run_lock()
         self._decided = _Decided(self.store) if state is not None else None
+        self._settled_decisions: SettledDecisions | None = None
 
     def record(self, items: Iterable[Any]) -> int:
         """Phase 1: record every readable claim of `items`; returns how many. Also plans
@@ -2197,7 +2298,7 @@ class HistoryBatch:
                     claim = _decode(self.engine, item)
                     if claim is None or not recorder.add(claim, position):
                         continue
-                    need = reader.plan_claim(claim)
+                    need = reader.plan_claim(claim, position)
                     chains.add(need, position, claim)
                 except Exception as exc:  # this claim only: phase 2 rejects it
                     recorder.refused[position] = _failure(exc, "reading it")
@@ -2208,10 +2309,16 @@ class HistoryBatch:
             recorder.flush()
         if recorder.recorded:
             log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.label)
-        self.settled = settle(self.engine, self.store, chains, recorder.refused)
+        # With one worker, phase 2 takes the decisions settle reached (workers, which
+        # read the store themselves, decide those claims again).
+        settled = self._settled_decisions = SettledDecisions() if self.workers == 1 \
+            else None
+        self.settled = settle(self.engine, self.store, chains, recorder.refused, settled)
         reader.roster = self.store.has_roster()
         reader.therapy_ytd = self.store.has_therapy_ytd()
         reader.refused = self.refused = recorder.refused
+        if settled is not None:
+            reader.use_settled(settled)
         self.engine.history = reader
         return recorder.recorded
 
@@ -2233,6 +2340,8 @@ class HistoryBatch:
                     self.store.end_run()
         finally:
             self.engine.history = None
+            if self._settled_decisions is not None:
+                self._settled_decisions.close()
             self._collector.release()
             self._lock.release()
             self.store.close()
