@@ -17,7 +17,9 @@ line. It says
   `all lines`;
 - over which dates (`per ...`), a window that ends on the line's date of service:
   `calendar year`, `benefit year starting <month>`, `<N> days|months|years` (rolling),
-  `day` (the date of service itself) or `lifetime`;
+  `<N> full months` (the month of the date of service and the N calendar months before
+  it: CMS's "N full months have passed following the month of the last"), `day` (the
+  date of service itself) or `lifetime`;
 - optionally, what it keeps apart (`by ...`): `rendering provider` (or `provider`),
   `billing provider`, `code`, `modifiers`.
 
@@ -63,7 +65,7 @@ MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if 
 _UNITS = {"day": "days", "days": "days", "month": "months", "months": "months",
           "year": "years", "years": "years"}
 _WINDOW_PHRASES = ("calendar year", "benefit year starting january", "12 months", "30 days",
-                   "5 years", "day", "lifetime", "authorization")
+                   "5 years", "11 full months", "day", "lifetime", "authorization")
 
 # The type of a counter's name in a rule; a function parameter `counter_of(measure)` only
 # takes counters that count `measure`.
@@ -211,6 +213,13 @@ def window_start(window: ast.Window, day: dt.date) -> dt.date:
     if kind == "lifetime":
         return dt.date.min
     amount = window.amount or 1
+    if kind == "full_months":
+        # "N full months have passed following the month of the last" (MCPM 100-04
+        # ch.18): a line counts against this one when it falls in this month or in the
+        # N months before it. After an AWV on 2025-03-15 the 11 full months are April
+        # 2025 - February 2026, so 2026-02-28 still counts it and 2026-03-01 does not.
+        back = T.add_months(dt.date(day.year, day.month, 1), -amount)
+        return back or dt.date.min
     # A rolling window of N units ends on the date of service and starts the day after
     # the same date N units earlier: "once per 12 months" lets 2025-03-10 count against
     # 2026-03-09 but not against 2026-03-10.
@@ -230,6 +239,8 @@ def describe_window(window: ast.Window) -> str:
         return f"per benefit year starting {calendar.month_name[window.start_month or 1]}"
     if window.kind == "rolling":
         return f"per {window.amount} {window.unit}"
+    if window.kind == "full_months":
+        return f"per {window.amount} full months"
     if window.kind == "authorization":
         return "per authorization"
     return f"per {window.kind}"
@@ -354,6 +365,11 @@ def _window(span_of: Callable[[Any], ast.Span], tree: Tree[Any],
             return ast.Window("benefit_year", None, None, month, span)
         fail("say when the benefit year starts", "e.g. `per benefit year starting july`")
         return None
+    if len(words) == 3 and words[0].isdigit() and words[1:] == ["full", "months"]:
+        if int(words[0]) < 1:
+            fail("a window is at least 1 full month long", "e.g. `per 11 full months`")
+            return None
+        return ast.Window("full_months", int(words[0]), "months", None, span)
     rolling = words[1:] if words[:1] == ["rolling"] else words
     if len(rolling) == 2 and rolling[0].isdigit():
         amount, unit = int(rolling[0]), _UNITS.get(rolling[1])

@@ -93,6 +93,7 @@ def test_a_counter_declaration_becomes_a_node_with_every_clause() -> None:
     ("12 months", "rolling", 12, "months"),
     ("rolling 30 days", "rolling", 30, "days"),
     ("1 year", "rolling", 1, "years"),
+    ("11 full months", "full_months", 11, "months"),
     ("day", "day", None, None),
     ("lifetime", "lifetime", None, None),
 ])
@@ -127,6 +128,13 @@ def _window(kind: str, amount: int | None = None, unit: str | None = None,
     # a rolling window ends on the date of service and starts the day after the same date
     # N units before: once per 12 months lets 2025-03-10 count against 2026-03-09 only
     (_window("rolling", 12, "months"), "2026-03-10", "2025-03-11"),
+    # N full months (MCPM 100-04 ch.18 "11 full months have passed following the month of
+    # the last"): this month and the 11 before it; an AWV on 2025-03-15 still counts on
+    # 2026-02-28 and no longer on 2026-03-01
+    (_window("full_months", 11, "months"), "2026-02-28", "2025-03-01"),
+    (_window("full_months", 11, "months"), "2026-03-01", "2025-04-01"),
+    (_window("full_months", 11, "months"), "2026-03-31", "2025-04-01"),
+    (_window("full_months", 119, "months"), "2026-03-01", "2016-04-01"),
     (_window("rolling", 12, "months"), "2025-02-28", "2024-02-29"),  # 2024-02-28 + 1 day
     (_window("rolling", 1, "years"), "2024-02-29", "2023-03-01"),
     (_window("rolling", 30, "days"), "2026-03-10", "2026-02-09"),
@@ -559,3 +567,13 @@ def test_a_claim_is_never_the_duplicate_of_its_own_replacement() -> None:
     replacement = dict(base, claim_id="DUP-A", frequency="replacement", replaces="DUP-B")
     decisions = by_id(shared_engine().check_many([base, replacement]))
     assert [d.status for d in decisions.values()] == ["clean", "clean"]
+
+
+@pytest.mark.parametrize(("words", "fragment"), [
+    ("0 full months", "at least 1 full month"),
+    ("11 full weeks", "is not a window"),
+])
+def test_a_bad_full_months_window_is_e411(words: str, fragment: str) -> None:
+    _tree, errors = parse_policy(f"version 1\ncounter c\n  counts lines of all lines\n"
+                                f"  per {words}\nend\n", "f.policy")
+    assert [e.code for e in errors] == ["E411"] and fragment in errors[0].message

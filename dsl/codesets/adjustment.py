@@ -204,6 +204,7 @@ _RARC_LABELS: dict[str, str] = {
     "N56": "procedure code not right for the service or date",
     "N115": "decided by a local coverage determination",
     "N122": "add-on code billed without its primary",
+    "N129": "not eligible at the patient's age",
     "N130": "see the plan's benefit rules",
     "N238": "certified plan of care incomplete",
     "N257": "billing provider identifier missing or invalid",
