@@ -117,12 +117,18 @@ RECORDS: dict[str, dict[str, Type]] = {
         "therapy_ytd_pt_slp": MONEY.maybe(),
         "therapy_ytd_ot": MONEY.maybe(),
         "therapy_ytd_as_of": DATE.maybe(),
+        # the date of death when the member has died; none: alive as far as known
+        "date_of_death": DATE.maybe(),
     },
     "Coverage": {
         "payer": STR.maybe(),
         "plan": STR.maybe(),
         "start": DATE.maybe(),
         "end": DATE.maybe(),
+        # medicare_advantage, hospice, ... (engine/model.py COVERAGE_TYPES); none: not said
+        "type": STR.maybe(),
+        # primary, secondary, tertiary; none: not said
+        "order": STR.maybe(),
     },
     "Provider": {
         "npi": STR.maybe(),
@@ -167,7 +173,8 @@ RECORDS: dict[str, dict[str, Type]] = {
 ABSENT_IS_AN_ANSWER: frozenset[tuple[str, str]] = frozenset({
     ("Claim", "plan"), ("Claim", "replaces"), ("Claim", "referring_provider"),
     ("Claim", "clia_number"),
-    ("Coverage", "plan"), ("Coverage", "end"),
+    ("Coverage", "plan"), ("Coverage", "end"), ("Coverage", "type"), ("Coverage", "order"),
+    ("Member", "date_of_death"),
     ("Authorization", "end"), ("Authorization", "provider_npi"),
     # no therapy year to date reported: the rules count the practice's own lines
     ("Member", "therapy_ytd_pt_slp"), ("Member", "therapy_ytd_ot"),

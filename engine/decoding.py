@@ -42,6 +42,8 @@ from cleanclaim.engine.model import (
     _BAD_ID,
     _STATE,
     CHARGE_MAX,
+    COVERAGE_ORDERS,
+    COVERAGE_TYPES,
     FREQUENCIES,
     ID_MAX,
     LINE_NUMBER_MAX,
@@ -87,6 +89,8 @@ class _Coverage(msgspec.Struct):
     plan: _Text = None
     start: _Date = None
     end: _Date = None
+    type: _Text = None
+    order: _Text = None
 
 
 class _TherapyYtd(msgspec.Struct):
@@ -101,6 +105,7 @@ class _Member(msgspec.Struct):
     sex: _Text = None
     coverage: list[_Coverage] | None = None
     therapy_ytd: _TherapyYtd | None = None  # the KX threshold's year to date (11)
+    date_of_death: _Date = None
 
 
 class _Authorization(msgspec.Struct):
@@ -264,9 +269,20 @@ def _therapy_ytd(value: _TherapyYtd | None) -> TherapyYearToDate | None:
     return TherapyYearToDate(_allowed(value.pt_slp), _allowed(value.ot), value.as_of)
 
 
+def _word(value: str | None, allowed: tuple[str, ...]) -> str | None:
+    """As `model._Reader.word`: trimmed, lower case, one of `allowed`; else the
+    reference reader names the problem."""
+    text = (value and value.strip().lower()) or None
+    if text is not None and text not in allowed:
+        raise _Refer
+    return text
+
+
 def _coverage(spans: list[_Coverage]) -> tuple[Coverage, ...]:
     return tuple(Coverage((s.payer and s.payer.strip()) or None,
-                          (s.plan and s.plan.strip()) or None, s.start, s.end) for s in spans)
+                          (s.plan and s.plan.strip()) or None, s.start, s.end,
+                          _word(s.type, COVERAGE_TYPES), _word(s.order, COVERAGE_ORDERS))
+                 for s in spans)
 
 
 def _authorizations(auths: list[_Authorization]) -> tuple[Authorization, ...]:
@@ -313,7 +329,8 @@ def _build(parsed: _Claim, today: dt.date) -> Claim:
         member_id, sex = member.id, member.sex
         claim.member = Member((member_id and member_id.strip()) or None, member.birth_date,
                               (sex and sex.strip()) or None, spans, given,
-                              _therapy_ytd(member.therapy_ytd))
+                              _therapy_ytd(member.therapy_ytd),
+                              member.date_of_death)
     else:
         claim.member = Member(None, None, None, (), False)
     claim.set_coverage(spans, known=given)

@@ -81,15 +81,25 @@ class Provider:
         self.specialty = specialty
 
 
+# What a coverage span is (`member.coverage[].type`) and where it stands in the order of
+# benefits (`order`); another value is a located problem (docs/language.md, Coverage).
+COVERAGE_TYPES = ("medicare", "medicare_advantage", "hospice", "medicaid", "commercial",
+                  "workers_compensation", "liability", "other_primary")
+COVERAGE_ORDERS = ("primary", "secondary", "tertiary")
+
+
 class Coverage:
-    __slots__ = ("end", "payer", "plan", "start")
+    __slots__ = ("end", "order", "payer", "plan", "start", "type")
 
     def __init__(self, payer: str | None, plan: str | None, start: dt.date | None,
-                 end: dt.date | None) -> None:
+                 end: dt.date | None, type: str | None = None,
+                 order: str | None = None) -> None:
         self.payer = payer
         self.plan = plan
         self.start = start
         self.end = end
+        self.type = type  # one of COVERAGE_TYPES, or None (not said)
+        self.order = order  # one of COVERAGE_ORDERS, or None (not said)
 
     def contains(self, day: dt.date) -> bool:
         return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
@@ -109,16 +119,18 @@ class TherapyYearToDate:
 
 
 class Member:
-    __slots__ = ("birth_date", "coverage", "coverage_given", "coverage_known", "id", "sex",
-                 "therapy_ytd")
+    __slots__ = ("birth_date", "coverage", "coverage_given", "coverage_known",
+                 "date_of_death", "id", "sex", "therapy_ytd")
 
     def __init__(self, id: str | None = None, birth_date: dt.date | None = None,
                  sex: str | None = None, coverage: tuple[Coverage, ...] = (),
                  coverage_given: bool = False,
-                 therapy_ytd: TherapyYearToDate | None = None) -> None:
+                 therapy_ytd: TherapyYearToDate | None = None,
+                 date_of_death: dt.date | None = None) -> None:
         self.id = id
         self.birth_date = birth_date
         self.sex = sex
+        self.date_of_death = date_of_death
         self.coverage = coverage
         # `member.therapy_ytd` (or the roster's): other providers' therapy amounts.
         self.therapy_ytd = therapy_ytd
@@ -277,6 +289,20 @@ class _Reader:
             return None
         self.fail(where, f"must be a string, not {json_type(value)}")
         return None
+
+    def word(self, obj: dict[str, Any], key: str, where: str,
+             allowed: tuple[str, ...]) -> str | None:
+        """A text that must be one of `allowed` (compared in lower case)."""
+        value = self.text(obj, key, where)
+        if value is None:
+            return None
+        word = value.lower()
+        if word not in allowed:
+            self.fail(where, f"`{value}` is not one of {', '.join(allowed)}"
+                      if len(value) <= 40 and value.isprintable()
+                      else f"is not one of {', '.join(allowed)}")
+            return None
+        return word
 
     def _bad_number(self, where: str) -> None:
         self.fail(where, "is a number too long to be an identifier")
@@ -481,7 +507,9 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
         spans.append(Coverage(r.text(span, "payer", f"{where}.payer"),
                               r.text(span, "plan", f"{where}.plan"),
                               r.date(span, "start", f"{where}.start"),
-                              r.date(span, "end", f"{where}.end")))
+                              r.date(span, "end", f"{where}.end"),
+                              r.word(span, "type", f"{where}.type", COVERAGE_TYPES),
+                              r.word(span, "order", f"{where}.order", COVERAGE_ORDERS)))
     therapy_ytd: TherapyYearToDate | None = None
     ytd_obj = r.obj(member_obj, "therapy_ytd", "member.therapy_ytd")
     if ytd_obj is not None:
@@ -493,7 +521,8 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
     claim.member = Member(r.text(member_obj, "id", "member.id"),
                           r.date(member_obj, "birth_date", "member.birth_date"),
                           r.text(member_obj, "sex", "member.sex"), tuple(spans),
-                          raw_coverage is not None, therapy_ytd)
+                          raw_coverage is not None, therapy_ytd,
+                          r.date(member_obj, "date_of_death", "member.date_of_death"))
     claim.set_coverage(tuple(spans), known=raw_coverage is not None)
     claim.billing_provider = _provider(r, data, "billing_provider")
     claim.rendering_provider = _provider(r, data, "rendering_provider")

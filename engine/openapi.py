@@ -18,6 +18,7 @@ import json
 from typing import Any
 
 from cleanclaim.dsl import vocabulary
+from cleanclaim.engine.model import COVERAGE_ORDERS, COVERAGE_TYPES
 from cleanclaim.engine.server import PROBLEM_BASE, PROBLEMS
 
 ROOT_CAUSES = list(vocabulary.ROOT_CAUSES)
@@ -126,12 +127,19 @@ def claim_schemas(payers: list[str] | None = None) -> dict[str, Any]:
                         "id": _nullable(TEXT),
                         "birth_date": _nullable(DATE),
                         "sex": _nullable(TEXT),
+                        "date_of_death": _nullable(DATE),
                         "coverage": _list({
                             "type": "object",
                             "properties": {"payer": _nullable(TEXT),
                                            "plan": _nullable(TEXT),
                                            "start": _nullable(DATE),
-                                           "end": _nullable(DATE)}}),
+                                           "end": _nullable(DATE),
+                                           "type": _nullable({
+                                               "enum": list(COVERAGE_TYPES),
+                                               "description": "what the span is"}),
+                                           "order": _nullable({
+                                               "enum": list(COVERAGE_ORDERS),
+                                               "description": "order of benefits"})}}),
                         "therapy_ytd": _nullable({
                             "type": "object", "required": ["as_of"],
                             "description": "amounts applied toward the Medicare therapy "

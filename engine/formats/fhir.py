@@ -81,6 +81,7 @@ POS_SYSTEMS = _systems(
 )
 NPI_SYSTEMS = _systems("http://hl7.org/fhir/sid/us-npi", "urn:oid:2.16.840.1.113883.4.6")
 NUCC_SYSTEMS = _systems("http://nucc.org/provider-taxonomy", "urn:oid:2.16.840.1.113883.6.101")
+_ORDERS = {1: "primary", 2: "secondary", 3: "tertiary"}
 # HL7 NamingSystem CLIA (terminology.hl7.org): the laboratory's CLIA certificate number.
 CLIA_SYSTEMS = _systems("http://terminology.hl7.org/NamingSystem/CLIA",
                         "urn:oid:2.16.840.1.113883.4.7")
@@ -763,14 +764,17 @@ class _ClaimReader:
                 ins_payer = f"fhir:{names[0]}" if names else None
             if period is not None and ins_payer is not None:
                 span, at = period
-                spans.append(
-                    {
-                        "payer": ins_payer,
-                        "plan": ins_plan,
-                        "start": self.date(span.get("start"), f"{at}.start"),
-                        "end": self.date(span.get("end"), f"{at}.end"),
-                    }
-                )
+                entry: dict[str, Any] = {
+                    "payer": ins_payer,
+                    "plan": ins_plan,
+                    "start": self.date(span.get("start"), f"{at}.start"),
+                    "end": self.date(span.get("end"), f"{at}.end"),
+                }
+                # Claim.insurance.sequence: the order of benefits (1 primary, ...)
+                rank = _ORDERS.get(_int(insurances[i].get("sequence")) or 0)
+                if rank is not None and len(insurances) > 1:
+                    entry["order"] = rank
+                spans.append(entry)
         if not insurances:
             payer, names = self.insurer()
             if payer is None:
@@ -872,6 +876,10 @@ class _ClaimReader:
             member["sex"] = {"female": "F", "male": "M"}.get(
                 _str(patient.data.get("gender")) or "", "U"
             )
+            died = _str(patient.data.get("deceasedDateTime"))
+            if died is not None:
+                # a dateTime: its date part is the date of death
+                member["date_of_death"] = self.date(died, f"{patient.path}.deceasedDateTime")
         else:
             logical = _obj(ref.get("identifier")) if ref is not None else None
             member["id"] = _str(logical.get("value")) if logical is not None else None

@@ -155,6 +155,7 @@ class _Person:
     id: str | None = None
     birth_date: str | None = None
     sex: str | None = None
+    death_date: str | None = None  # PAT05 D8 / PAT06 of loop 2000B or 2000C
     problems: list[ReadProblem] = field(default_factory=list)
 
 
@@ -555,11 +556,31 @@ class _Walker(Tokens):
         elif sid == "PRV" and level == "20" and self.billing is not None:
             if _get(els, 1) == "BI":
                 self.billing.taxonomy = _get(els, 3) or None
+        elif sid == "PAT":
+            person = self.patient if level == "23" else self.subscriber
+            if person is not None and level in ("22", "23"):
+                self.pat(no, els, person)
         elif sid == "DMG":
             if self.part == "2010BA" and self.subscriber is not None:
                 self.dmg(no, els, self.subscriber)
             elif self.part == "2010CA" and self.patient is not None:
                 self.dmg(no, els, self.patient)
+
+    def pat(self, no: int, els: list[str], person: _Person) -> None:
+        """PAT05/PAT06: the patient's date of death (the value is never quoted)."""
+        fmt, value = _get(els, 5), _get(els, 6)
+        if not value:
+            return
+        if fmt != "D8":
+            person.problems.append(
+                ReadProblem(_where("PAT", no, 5), f'date format "{fmt}" is not D8 (CCYYMMDD)'))
+            return
+        death = _ccyymmdd(value)
+        if death is None:
+            person.problems.append(
+                ReadProblem(_where("PAT", no, 6), "date of death is not a valid date (CCYYMMDD)"))
+        else:
+            person.death_date = death
 
     def dmg(self, no: int, els: list[str], person: _Person) -> None:
         fmt, value, sex = _get(els, 1), _get(els, 2), _get(els, 3)
@@ -1011,6 +1032,9 @@ class _Walker(Tokens):
                 "id": member_id,
                 "birth_date": person.birth_date if person is not None else None,
                 "sex": person.sex if person is not None else None,
+                # PAT06, only when the file says so
+                **({"date_of_death": person.death_date}
+                   if person is not None and person.death_date else {}),
             },
             "billing_provider": {"npi": billing_npi, "taxonomy": billing_taxonomy},
             "rendering_provider": rendering,
