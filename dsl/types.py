@@ -96,6 +96,8 @@ RECORDS: dict[str, dict[str, Type]] = {
         "billing_provider": Type("Provider"),
         "rendering_provider": Type("Provider"),
         "referring_provider": Type("Provider", nullable=True),
+        # the ordering provider (837P 2420E); none: the claim names none
+        "ordering_provider": Type("Provider", nullable=True),
         "place_of_service": STR.maybe(),
         "service_state": STR.maybe(),
         # the laboratory's CLIA certificate number; none: the claim carries none
@@ -172,7 +174,7 @@ RECORDS: dict[str, dict[str, Type]] = {
 # reference, "Missing values").
 ABSENT_IS_AN_ANSWER: frozenset[tuple[str, str]] = frozenset({
     ("Claim", "plan"), ("Claim", "replaces"), ("Claim", "referring_provider"),
-    ("Claim", "clia_number"),
+    ("Claim", "clia_number"), ("Claim", "ordering_provider"),
     ("Coverage", "plan"), ("Coverage", "end"), ("Coverage", "type"), ("Coverage", "order"),
     ("Member", "date_of_death"),
     ("Authorization", "end"), ("Authorization", "provider_npi"),

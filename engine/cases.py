@@ -75,7 +75,7 @@ _CLAIM: _Shape = {
                                    "type": None, "order": None}},
                "therapy_ytd": {"pt_slp": None, "ot": None, "as_of": None}},
     "billing_provider": _PROVIDER, "rendering_provider": _PROVIDER,
-    "referring_provider": _PROVIDER,
+    "referring_provider": _PROVIDER, "ordering_provider": _PROVIDER,
     "authorizations": {"[]": {"number": None, "codes": None, "start": None, "end": None,
                               "units": None, "provider_npi": None}},
     "lines": {"[]": {"line": None, "code": None, "modifiers": None, "units": None,

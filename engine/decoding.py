@@ -145,6 +145,7 @@ class _Claim(msgspec.Struct):
     billing_provider: _Provider | None = None
     rendering_provider: _Provider | None = None
     referring_provider: _Provider | None = None
+    ordering_provider: _Provider | None = None
     service_facility: _Facility | None = None
     diagnoses: list[str] | None = None
     authorizations: list[_Authorization] | None = None
@@ -338,6 +339,8 @@ def _build(parsed: _Claim, today: dt.date) -> Claim:
     claim.rendering_provider = _provider(parsed.rendering_provider)
     claim.referring_provider = (_provider(parsed.referring_provider)
                                 if parsed.referring_provider is not None else None)
+    claim.ordering_provider = (_provider(parsed.ordering_provider)
+                               if parsed.ordering_provider is not None else None)
     claim.service_state = _service_state(parsed)
     clia = parsed.clia_number
     claim.clia_number = (clia and clia.strip()) or None

@@ -210,8 +210,9 @@ class ServiceLine:
 class Claim:
     __slots__ = ("authorizations", "billing_provider", "claim_id", "clia_number",
                  "coverage_start", "diagnoses", "diagnosis_items", "documentation",
-                 "first_service_date", "frequency", "history", "lines", "member", "payer",
-                 "payer_coverage", "place_of_service", "plan", "received_date",
+                 "first_service_date", "frequency", "history", "lines", "member",
+                 "ordering_provider", "payer", "payer_coverage", "place_of_service", "plan",
+                 "received_date",
                  "referring_provider", "rendering_provider", "replaces", "service_state")
 
     claim_id: str
@@ -224,6 +225,7 @@ class Claim:
     billing_provider: Provider
     rendering_provider: Provider
     referring_provider: Provider | None  # None: the claim names no referring provider
+    ordering_provider: Provider | None  # None: the claim names no ordering provider
     place_of_service: str | None
     # Two-letter USPS code of the state where the service was rendered, or None.
     service_state: str | None
@@ -530,6 +532,8 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
     # not an empty one; billing and rendering providers are always there to read.
     claim.referring_provider = (_provider(r, data, "referring_provider")
                                 if data.get("referring_provider") is not None else None)
+    claim.ordering_provider = (_provider(r, data, "ordering_provider")
+                               if data.get("ordering_provider") is not None else None)
     claim.service_state = _service_state(r, data)
     claim.clia_number = r.text(data, "clia_number", "clia_number")
 

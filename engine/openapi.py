@@ -153,6 +153,7 @@ def claim_schemas(payers: list[str] | None = None) -> dict[str, Any]:
                 "billing_provider": billing,
                 "rendering_provider": provider,
                 "referring_provider": provider,
+                "ordering_provider": provider,
                 "place_of_service": _nullable(TEXT),
                 "service_state": {**state, "description": "two-letter USPS code of the "
                                   "state where the service was rendered; else "

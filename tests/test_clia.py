@@ -85,6 +85,7 @@ CLAIM: dict[str, Any] = {
     "member": {"id": "M1", "birth_date": "1951-04-12", "sex": "F",
                "coverage": [{"payer": "medicare", "start": "2016-01-01"}]},
     "billing_provider": {"npi": "1234567893"}, "rendering_provider": {"npi": "1234567893"},
+    "referring_provider": {"npi": "1234567893"},  # an ordered test (provider-data.policy)
     "place_of_service": "11", "diagnoses": ["E11.9"],
     "lines": [{"line": 1, "code": "82962", "units": 1, "charge": "12.00",
                "service_date": "2026-02-10", "diagnosis_pointers": [1]}],

@@ -175,6 +175,8 @@ def fields_the_engine_reads() -> set[str]:
     full.update(
         referring_provider={"npi": "1234567893", "taxonomy": "207Q00000X",
                             "specialty": "family"},
+        ordering_provider={"npi": "1234567893", "taxonomy": "207Q00000X",
+                           "specialty": "family"},
         authorizations=[{"number": "PA-1", "codes": ["93306"], "start": "2026-01-01",
                          "end": "2026-12-31", "units": 1}],
         service_facility={"address": {"state": "IL"}}, documentation={"ecg": {}})

@@ -262,6 +262,7 @@ def test_multi_first_claim_in_full() -> None:
         "place_of_service": "11",
         "service_state": "IL",
         "clia_number": None,
+        "ordering_provider": None,
         "diagnoses": ["R079", "R0602"],
         "authorizations": [
             # claim level (2300): all lines' codes, first to last date of service

@@ -186,6 +186,8 @@ class _Line:
     service_date: str | None = None
     service_end_date: str | None = None
     authorizations: list[str] = field(default_factory=list)
+    has_ordering: bool = False  # loop 2420E NM1*DK
+    ordering_npi: str | None = None
 
 
 @dataclass(slots=True)
@@ -792,6 +794,10 @@ class _Walker(Tokens):
                 self.dtp472(no, els, line, claim.problems)
         elif sid in ("NM1", "LIN", "SVD", "LQ"):
             line.sub = "sub"  # 2420A-H, 2410, 2430, 2440
+            if sid == "NM1" and _get(els, 1) == "DK" and not line.has_ordering:
+                line.has_ordering = True  # 2420E ordering provider
+                if _get(els, 8) == "XX":
+                    line.ordering_npi = _get(els, 9) or None
         elif sid == "REF" and line.sub == "line" and _get(els, 1) == "G1":
             value = _get(els, 2)
             if value:
@@ -1039,6 +1045,9 @@ class _Walker(Tokens):
             "billing_provider": {"npi": billing_npi, "taxonomy": billing_taxonomy},
             "rendering_provider": rendering,
             "referring_provider": ({"npi": claim.referring_npi} if claim.has_referring else None),
+            # 2420E of the first line that names one (a claim-level simplification)
+            "ordering_provider": next(({"npi": ln.ordering_npi} for ln in claim.lines
+                                       if ln.has_ordering), None),
             "place_of_service": claim.place_of_service,
             "service_state": claim.facility_state or (billing.state if billing else None),
             "clia_number": claim.clia_number,
