@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from cleanclaim.dsl import types as T
-from cleanclaim.dsl.codesets import icd10cm, npi, procedure
+from cleanclaim.dsl.codesets import icd10cm, icd10cm_notes, npi, procedure
 from cleanclaim.dsl.history import covering_authorization
 from cleanclaim.engine.model import Claim, ServiceLine
 from cleanclaim.engine.ncci import MueTable, PtpTable
@@ -83,6 +83,24 @@ def icd10_unverified_on(claim: Claim, line: ServiceLine | None,
                         code: str | None) -> dt.date | None:
     """The first date of service no shipped release can settle `code` for."""
     return _first_date_judged(claim, code, icd10cm.UNVERIFIED)
+
+
+def icd10_manifestation(code: str | None) -> bool:
+    """True for a manifestation code ("in diseases classified elsewhere")."""
+    return code is not None and icd10cm_notes.is_manifestation(code)
+
+
+def icd10_excludes1_on_claim(claim: Claim, line: ServiceLine | None,
+                             code: str | None) -> str | None:
+    """The first diagnosis listed after `code` on the claim that an Excludes1 note keeps
+    apart from it (a note of either code): each pair is reported once, on the first."""
+    if code is None or code not in claim.diagnoses:
+        return None
+    for other in claim.diagnoses[claim.diagnoses.index(code) + 1:]:
+        if other != code and (icd10cm_notes.excluded_pair(code, other)
+                              or icd10cm_notes.excluded_pair(other, code)):
+            return other
+    return None
 
 
 def icd10_release(day: dt.date | None) -> str:
@@ -380,6 +398,14 @@ ENGINE_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
     T.FunctionSpec("icd10_unverified_on", (T.ICD10,), T.DATE.maybe(), icd10_unverified_on,
                    "the first date of service no shipped ICD-10-CM release can settle the "
                    "code for (before the oldest, after the newest)", contextual=True),
+    T.FunctionSpec("icd10_manifestation", (T.ICD10,), T.BOOL, icd10_manifestation,
+                   "true for a manifestation code (its title or its category's says \"in "
+                   "diseases classified elsewhere\"): never first-listed", constant=True),
+    T.FunctionSpec("icd10_excludes1_on_claim", (T.ICD10,), T.ICD10.maybe(),
+                   icd10_excludes1_on_claim,
+                   "the first diagnosis listed after the code that an Excludes1 note (of "
+                   "either code, or of its category, block or chapter) keeps apart from it",
+                   contextual=True),
     T.FunctionSpec("icd10_release", (T.DATE.maybe(),), T.STR, icd10_release,
                    "the ICD-10-CM release in force on a date, as a message names it",
                    constant=True),

@@ -57,6 +57,9 @@ def test_compiling_the_packs_and_checking_a_claim_build_no_full_index() -> None:
                                 .read_text()):
             engine.check(claim)
         assert icd10cm._index.cache_info().currsize == 0
-        assert 0 < icd10cm._category.cache_info().currsize < 200
+        # a few hundred categories at most (medicare/age-sex.policy names the ~80
+        # categories of ICD-10-CM chapter 15 for the MCE maternity edit): each is one
+        # binary search of the index text, never the full index
+        assert 0 < icd10cm._category.cache_info().currsize < 300
     finally:
         icd10cm._index.cache_clear()
