@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 
 from cleanclaim.dsl.codesets import icd10cm
 
@@ -38,6 +38,7 @@ _MANIFESTATION = "diseases classified elsewhere"
 _REFERENCE = re.compile(r"\(([^()]*)\)")
 _TOKEN = re.compile(r"^[A-Z][0-9A-Z]{2}(\.[0-9A-Z]{0,4})?-?$")
 
+_LONGEST = 10  # a written code ("S52.501A ") is never longer; a longer text is no code
 Span = tuple[str, str]  # (low, high) dotless prefixes of one length; a prefix is (p, p)
 
 
@@ -83,11 +84,17 @@ def _write(span: Span) -> str:
     return span[0] if span[0] == span[1] else f"{span[0]}-{span[1]}"
 
 
-@cache
 def excluded_pair(code: str, other: str) -> bool:
     """True when an Excludes1 note of ``code`` (or of a category, block or chapter above
-    it) names ``other`` (or a category above it). Codes are dotless or dotted."""
-    a, b = icd10cm.normalize(code), icd10cm.normalize(other)
+    it) names ``other`` (or a category above it). Codes are dotless or dotted; a text
+    longer than any code is none (answered without being remembered)."""
+    if len(code) > _LONGEST or len(other) > _LONGEST:
+        return False
+    return _excluded_pair(icd10cm.normalize(code), icd10cm.normalize(other))
+
+
+@lru_cache(maxsize=65_536)
+def _excluded_pair(a: str, b: str) -> bool:
     if not a or not b or a == b:
         return False
     # A target that covers `code` itself (a block's note naming a range the code is in)
@@ -96,11 +103,18 @@ def excluded_pair(code: str, other: str) -> bool:
                for owner, targets in _notes())
 
 
-@cache
 def is_manifestation(code: str) -> bool:
     """True when the code's title, or its category's, says "in diseases classified
     elsewhere" (Guidelines I.A.13: never first-listed)."""
-    key = icd10cm.normalize(code)
+    if len(code) > _LONGEST:
+        return False
+    return _is_manifestation(icd10cm.normalize(code))
+
+
+@lru_cache(maxsize=65_536)
+def _is_manifestation(key: str) -> bool:
+    if not icd10cm.is_code(key):
+        return False
     for n in range(3, len(key) + 1):
         text = icd10cm.description(key[:n])
         if text is not None and _MANIFESTATION in text.lower():
