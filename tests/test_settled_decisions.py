@@ -19,6 +19,7 @@ from cleanclaim.engine.bench import workload_claim
 from cleanclaim.engine.decision import ndjson_bytes
 from cleanclaim.engine.engine import Engine
 from cleanclaim.engine.history import HistoryBatch
+from cleanclaim.engine.inputs import InputFileError
 
 TODAY = dt.date(2026, 6, 1)
 
@@ -51,11 +52,13 @@ def _phase_two(engine: Engine, path: Path) -> tuple[list[bytes], int, int]:
     try:
         run.record(InputReader([path]))
         reader = engine.history
+        assert reader is not None
         settled = reader.settled
         assert settled is not None
         before = len(settled)
         out = []
         for item in InputReader([path]):
+            assert not isinstance(item, InputFileError)
             decision = check_item(engine, item)
             decision.origin = None
             out.append(ndjson_bytes(decision))
