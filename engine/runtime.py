@@ -234,7 +234,11 @@ def ptp_pair(claim: Claim, line: ServiceLine | None, table: PtpTable) -> bool:
 # CMS A/B MAC jurisdictions (Part B) by state or territory of service: the contractor whose
 # LCDs and articles apply. Source: CMS "Who are the MACs" / A/B MAC jurisdiction map
 # (cms.gov, Medicare Administrative Contractors), as in force since the JJ/JM/JN and
-# J5/J8 consolidations; the J6 and JK states are NGS's, as issue 11 names them.
+# J5/J8 consolidations; the J6 and JK states are NGS's, as issue 11 names them. Checked
+# (issue 11): J6 = IL, MN, WI, NGS (CMS "Jurisdiction 6 Fact Sheet"); J5 = IA, KS, MO, NE,
+# WPS (Iowa Medical Society, J5 MAC page); JE/JF/JH/JK/JL/JJ/JM/JN as the consolidated
+# former jurisdictions 1, 2+3, 4+7, 13+14, 12, 10, 11, 9 (CMS consolidation notice as
+# reprinted publicly); Virginia's Arlington and Fairfax counties and Alexandria are JL.
 AB_MAC_JURISDICTIONS: dict[str, tuple[str, ...]] = {
     "J5": ("IA", "KS", "MO", "NE"),  # WPS
     "J6": ("IL", "MN", "WI"),  # NGS

@@ -157,8 +157,8 @@ def test_cleanclaim_plugins_lists_name_version_hooks_and_rule_count(
         "enabled": True, "rules": 2, "error": None,
         "hooks": ["cleanclaim_check_claim", "cleanclaim_documentation_sections",
                   "cleanclaim_functions", "cleanclaim_policy_packs", "cleanclaim_rules"]}
-    assert listing["therapy"]["rules"] == 11
-    assert listing["dermatology"]["rules"] == 10
+    assert listing["therapy"]["rules"] == 12  # eight-minute-distribution (issue 11)
+    assert listing["dermatology"]["rules"] == 11  # biopsy-with-removal (issue 11)
     assert listing["cardiology"]["rules"] == 5
     table = CliRunner().invoke(app, ["plugins"])
     assert table.exit_code == 0

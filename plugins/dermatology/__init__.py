@@ -10,7 +10,8 @@
   uncertain diagnosis, else CO-11;
 - language rules (packs/dermatology): simple repair with an excision, any repair with
   benign excisions of 0.5 cm or less only (CO-236, unless 59/XE/XP/XS/XU on either line);
-  17003 at most 13 units, 17003 needs 17000, 17004 never with 17000/17003;
+  17003 at most 13 units, 17003 needs 17000, 17004 never with 17000/17003; a biopsy with
+  the removal of a lesion the same day needs XS/59 (another lesion) or 58 (CO-236);
 - `cosmetic-removal` (Python; Medicare or packs that opt in, in the states of the
   contractor publishing LCD L35498): removal of a benign lesion (L82.1, D22.*, ...) with
   none of the LCD's indications documented, PR-96 + N383 (advise GY); no service state:

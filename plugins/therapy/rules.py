@@ -17,6 +17,7 @@ probes acme_8x8.json, acme_plugins.json).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -70,6 +71,9 @@ P1 = "NCCI Policy Manual 2025 ch. XI section P #1"
 RULES = (
     RuleInfo("eight-minute-rule", "Timed units above what a discipline's timed minutes of "
              "the day support", T4, "coding"),
+    RuleInfo("eight-minute-distribution", "A timed code billed more units than its own "
+             "minutes can earn", T4 + "; units go to the codes with the most minutes",
+             "coding"),
     RuleInfo("timed-minutes", "Minutes of a timed therapy code not documented", T4,
              "documentation"),
     RuleInfo("evaluation-once-per-episode", "Therapy evaluation billed more than once in an "
@@ -92,6 +96,8 @@ _REFERENCE = {r.id: r.reference for r in RULES}
 # The Medicare-only rules and the opt-in names that bring each to another pack.
 MEDICARE_ONLY = {
     "eight-minute-rule": ("therapy/eight-minute-rule",),
+    "eight-minute-distribution": ("therapy/eight-minute-distribution",
+                                  "therapy/eight-minute-rule"),
     "timed-minutes": ("therapy/timed-minutes", "therapy/eight-minute-rule"),
     "plan-of-care-certification": ("therapy/plan-of-care-certification",),
     "plan-of-care-recertification": ("therapy/plan-of-care-recertification",),
@@ -133,7 +139,8 @@ def derive_minutes(claim: Claim, context: ClaimContext) -> dict[str, Any]:
     `documentation.therapy.minutes` (the minutes of that code on that date); a line left
     empty is filled from the documentation when it is the only one of its code that day.
     Returns {"timed": {(date, discipline): {"minutes": total or None, "units": billed,
-    "missing": [codes without minutes], "first_line": line number}}}."""
+    "missing": [codes without minutes], "first_line": line number,
+    "codes": {code: (minutes or None, units, first line)}}}}."""
     therapy = context.documentation.get("therapy") or {}
     documented: dict[tuple[str, dt.date | None], float] = {}
     for entry in therapy.get("minutes", ()):
@@ -150,21 +157,29 @@ def derive_minutes(claim: Claim, context: ClaimContext) -> dict[str, Any]:
         total: float = 0
         missing: list[str] = []
         units: float = 0
+        codes: dict[str, tuple[float | None, float, int]] = {}
         for code, lines in by_code.items():
-            units += sum(ln.units or 0 for ln in lines)
+            code_units = sum(ln.units or 0 for ln in lines)
+            units += code_units
+            first = min(ln.line for ln in lines)
             if all(ln.minutes is not None for ln in lines):
-                total += sum(ln.minutes or 0 for ln in lines)
+                code_minutes = sum(ln.minutes or 0 for ln in lines)
+                total += code_minutes
+                codes[code] = (code_minutes, code_units, first)
                 continue
             doc = documented.get((code, day), documented.get((code, None)))
             if doc is None:
                 missing.append(code)
+                codes[code] = (None, code_units, first)
                 continue
             total += doc
+            codes[code] = (doc, code_units, first)
             if len(lines) == 1:
                 lines[0].minutes = doc  # every pack now sees the documented minutes
         timed[(day, discipline)] = {
             "minutes": None if missing else total, "units": units, "missing": missing,
-            "first_line": min(ln.line for ls in by_code.values() for ln in ls)}
+            "first_line": min(ln.line for ls in by_code.values() for ln in ls),
+            "codes": codes}
     return {"timed": timed}
 
 
@@ -191,11 +206,14 @@ def check_minutes(claim: Claim, facts: Mapping[str, Any],
                     reference=_REFERENCE["timed-minutes"]))
     if not timed or not in_scope(claim, context, "eight-minute-rule"):
         return out
+    distribution = in_scope(claim, context, "eight-minute-distribution")
     for (day, discipline), day_facts in timed:
         minutes = day_facts["minutes"]
         if minutes is None:
             continue
         supported = units_for_minutes(minutes)
+        if day_facts["units"] <= supported and distribution:
+            out.extend(_distribution(day, day_facts))
         if day_facts["units"] > supported:
             apart = (f" ({discipline} minutes, counted apart from the other disciplines)"
                      if discipline else "")
@@ -206,6 +224,28 @@ def check_minutes(claim: Claim, facts: Mapping[str, Any],
                 f"{_fmt(day_facts['units'])} billed{apart}", severity="deny", carc="151",
                 root_cause="coding", line=day_facts["first_line"],
                 reference=_REFERENCE["eight-minute-rule"]))
+    return out
+
+
+def _distribution(day: dt.date, day_facts: Mapping[str, Any]) -> list[Finding]:
+    """The units of the day, once the total is right, go to the codes by their minutes:
+    each code first earns a unit for every full 15 minutes, and the units left over go to
+    the codes with the most minutes left (MCPM 100-04 ch.5 section 20.2: "bill one unit
+    for the service performed for the most minutes"). So no code can earn more units than
+    ceil(its minutes / 15): billing more moves another code's minutes onto it."""
+    out = []
+    for code, (minutes, units, line) in sorted(day_facts.get("codes", {}).items()):
+        if minutes is None:
+            continue
+        most = math.ceil(minutes / 15)
+        if units > most:
+            out.append(finding(
+                "eight-minute-distribution",
+                f"{code} on {day}: {_fmt(minutes)} minutes earn at most {most} "
+                f"unit{'s' if most != 1 else ''} of it, {_fmt(units)} billed: the day's "
+                "units go to the codes by their own minutes (the most minutes first), not "
+                "all to one code", severity="deny", carc="151", root_cause="coding",
+                line=line, reference=_REFERENCE["eight-minute-distribution"]))
     return out
 
 
