@@ -322,3 +322,29 @@ def test_a_rule_resting_on_the_mpfs_sample_is_a_review_naming_the_import() -> No
     assert [f.severity for f in found] == ["review"]
     assert "sample table `mpfs`" in found[0].message
     assert "cleanclaim data import mpfs" in found[0].message
+
+
+def test_global_surgery_denies_on_a_cms_fee_schedule_and_reviews_on_the_sample(
+        tmp_path: Path) -> None:
+    # NCCI Policy Manual 2025 ch. I section D: an E/M on the day of a minor (010)
+    # procedure without modifier 25 is included in the procedure (CO-97 + M144).
+    shipped = ROOT / "payer_policies" / "medicare" / "tables" / "mpfs-sample-PPRRVU26_JAN.csv"
+    real = tmp_path / "PPRRVU26_JAN.csv"
+    real.write_text(shipped.read_text(encoding="utf-8").replace(
+        '"cleanclaim SAMPLE TABLE - NOT CMS DATA."\n', "", 1), encoding="utf-8")
+    claim = {"claim_id": "GS-1", "payer": "medicare", "received_date": "2026-03-16",
+             "member": {"id": "1EG4TE5MK73", "birth_date": "1951-04-12", "sex": "F",
+                        "coverage": [{"payer": "medicare", "start": "2016-01-01"}]},
+             "billing_provider": {"npi": "1234567893"},
+             "rendering_provider": {"npi": "1234567893"}, "place_of_service": "11",
+             "diagnoses": ["L57.0"],
+             "lines": [{"line": 1, "code": "99213", "units": 1, "charge": "95.00",
+                        "service_date": "2026-03-09", "diagnosis_pointers": [1]},
+                       {"line": 2, "code": "17000", "units": 1, "charge": "80.00",
+                        "service_date": "2026-03-09", "diagnosis_pointers": [1]}]}
+    rule = "medicare/global/em-same-day-minor-without-25"
+    for tables, severity in (({}, "review"), ({"cms-mpfs": real}, "deny")):
+        found = [f for f in Engine(today=TODAY, tables=tables).check(claim).findings
+                 if f.rule == rule]
+        assert [(f.severity, f.carc, list(f.rarc)) for f in found] == [
+            (severity, "97", ["M144"])], tables

@@ -166,6 +166,7 @@ _CARC_LABELS: dict[str, str] = {
     "150": "information does not support this level of service",
     "151": "information does not support this many services",
     "167": "diagnosis not covered", "170": "not paid for this provider type",
+    "171": "not paid for this provider type in this type of facility",
     "181": "procedure code not valid on the date of service",
     "182": "modifier not valid on the date of service",
     "185": "rendering provider not eligible for the service",
@@ -190,6 +191,8 @@ _CARC_LABELS: dict[str, str] = {
 
 _RARC_LABELS: dict[str, str] = {
     "M15": "components of one procedure billed apart",
+    "M97": "paid to the facility, not the practitioner, in this place of service",
+    "M144": "pre- and post-operative care included in the surgery's allowance",
     "M20": "HCPCS code missing or invalid", "M51": "procedure code missing or invalid",
     "M53": "days or units missing or invalid",
     "M76": "diagnosis missing or invalid",
