@@ -158,7 +158,8 @@ def test_cleanclaim_plugins_lists_name_version_hooks_and_rule_count(
         "hooks": ["cleanclaim_check_claim", "cleanclaim_documentation_sections",
                   "cleanclaim_functions", "cleanclaim_policy_packs", "cleanclaim_rules"]}
     assert listing["therapy"]["rules"] == 12  # eight-minute-distribution (issue 11)
-    assert listing["dermatology"]["rules"] == 11  # biopsy-with-removal (issue 11)
+    # biopsy-with-removal, shave-with-excision, shave-with-excision-unmarked (issue 11)
+    assert listing["dermatology"]["rules"] == 13
     assert listing["cardiology"]["rules"] == 5
     table = CliRunner().invoke(app, ["plugins"])
     assert table.exit_code == 0

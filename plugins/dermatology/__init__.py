@@ -12,6 +12,10 @@
   benign excisions of 0.5 cm or less only (CO-236, unless 59/XE/XP/XS/XU on either line);
   17003 at most 13 units, 17003 needs 17000, 17004 never with 17000/17003; a biopsy with
   the removal of a lesion the same day needs XS/59 (another lesion) or 58 (CO-236);
+  a shave and an excision of the same lesion the same day (NCCI III.E.1: one removal code
+  per lesion): CO-236 on the shave when the claim shows one lesion (one documented lesion
+  id, or the same pointed diagnoses without anatomic modifiers, 59 or XS), a review when
+  it cannot show it (other diagnoses or sites, or XE/XP/XU, without those marks);
 - `cosmetic-removal` (Python; Medicare or packs that opt in, in the states of the
   contractor publishing LCD L35498): removal of a benign lesion (L82.1, D22.*, ...) with
   none of the LCD's indications documented, PR-96 + N383 (advise GY); no service state:
@@ -102,6 +106,19 @@ def code_units_on_date(claim: Claim, line: ServiceLine | None) -> float | None:
                if o.code == line.code and o.service_date == line.service_date)
 
 
+def removal_lesion_relation(claim: Claim, line: ServiceLine | None,
+                            other_number: float | None) -> str | None:
+    """"separate", "same" or "unclear": how the claim relates this line's lesion removal
+    to the removal on claim line `other_number` (NCCI III.E.1; lesions.removal_relation)."""
+    if line is None or other_number is None:
+        return None
+    other = next((o for o in claim.lines if o.line == other_number), None)
+    if other is None:
+        return None
+    documented = context_of(claim).documentation.get("lesions") or []
+    return lesions.removal_relation(line, other, documented)
+
+
 LINE = frozenset({"line"})
 FUNCTIONS = (
     FunctionSpec("lesion_indication_documented", (), T.BOOL, lesion_indication_documented,
@@ -111,6 +128,12 @@ FUNCTIONS = (
     FunctionSpec("lesion_excised_diameter", (), T.NUMBER.maybe(), lesion_excised_diameter,
                    "excised diameter in cm (lesion + 2 x narrowest margin) of the lesion "
                    "documented for this line", contextual=True, scopes=LINE),
+    FunctionSpec("removal_lesion_relation", (T.NUMBER,), T.STR.maybe(),
+                   removal_lesion_relation,
+                   "how the claim relates this line's lesion removal to the one on the given "
+                   "claim line: separate (59/XS or different anatomic modifiers), same (one "
+                   "documented lesion, or the same pointed diagnoses and no mark), unclear",
+                   contextual=True, scopes=LINE),
     FunctionSpec("code_units_on_date", (), T.NUMBER.maybe(), code_units_on_date,
                    "units of this line's code on its date, summed over the claim's lines",
                    contextual=True, scopes=LINE),

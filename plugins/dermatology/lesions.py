@@ -111,6 +111,64 @@ def malignant_or_uncertain(code: str) -> bool:
     return False
 
 
+# NCCI Policy Manual 2025 ch. III section E.1: one removal code per lesion; lesions removed
+# separately are reported "using anatomic modifiers or modifier 59 or XS to indicate
+# different sites or lesions". Those are the marks a claim can carry (the anatomic list is
+# ch. I section E's); XE/XP/XU say a separate encounter, practitioner or non-overlapping
+# service, not a different lesion: with them the claim cannot show either way (review).
+SEPARATE_LESION_MODIFIERS = frozenset({"59", "XS"})
+OTHER_PTP_MODIFIERS = frozenset({"XE", "XP", "XU"})
+ANATOMIC_MODIFIERS = frozenset({
+    "E1", "E2", "E3", "E4", "FA", *(f"F{i}" for i in range(1, 10)), "TA",
+    *(f"T{i}" for i in range(1, 10)), "LT", "RT", "LC", "LD", "RC", "LM", "RI"})
+
+
+def removal_relation(line: ServiceLine, other: ServiceLine,
+                     lesions: list[dict[str, Any]]) -> str:
+    """How a claim relates two lesion removals of one date (NCCI III.E.1):
+
+    - "separate": 59 or XS on either line, or both lines carry anatomic modifiers and
+      they differ (the marks E.1 names for different sites or lesions);
+    - "same": the documentation names one lesion (`id`) for both lines, or, with no such
+      mark and no documentation telling them apart, both lines point to the same
+      diagnoses: the claim reports one lesion with two removal codes;
+    - "unclear": no mark, but the diagnoses or the documented lesions (id, site,
+      laterality) differ, or XE/XP/XU is on a line: perhaps separate lesions without
+      the modifier E.1 asks for.
+    """
+    if SEPARATE_LESION_MODIFIERS & (set(line.modifiers) | set(other.modifiers)):
+        return "separate"
+    mine = ANATOMIC_MODIFIERS & set(line.modifiers)
+    theirs = ANATOMIC_MODIFIERS & set(other.modifiers)
+    if mine and theirs and mine != theirs:
+        return "separate"
+    a, b = lesions_of(line, lesions), lesions_of(other, lesions)
+    ids_a = {str(x["id"]) for x in a if x.get("id") is not None}
+    ids_b = {str(x["id"]) for x in b if x.get("id") is not None}
+    if ids_a & ids_b:
+        return "same"
+    if a and b and _told_apart(a, b, bool(ids_a and ids_b)):
+        return "unclear"
+    if OTHER_PTP_MODIFIERS & (set(line.modifiers) | set(other.modifiers)):
+        return "unclear"  # a separate encounter or service, not the mark of another lesion
+    same_dx = bool(line.pointed_diagnoses) and (
+        set(line.pointed_diagnoses) == set(other.pointed_diagnoses))
+    return "same" if same_dx else "unclear"
+
+
+def _told_apart(a: list[dict[str, Any]], b: list[dict[str, Any]], both_have_ids: bool) -> bool:
+    """Whether the lesions documented for two lines are different ones: different ids, or
+    a different site or laterality (each documented on both)."""
+    if both_have_ids:
+        return True
+    for key in ("site", "laterality"):
+        va = {x.get(key) for x in a} - {None}
+        vb = {x.get(key) for x in b} - {None}
+        if va and vb and not va & vb:
+            return True
+    return False
+
+
 D1 = "PAYER_RULES.md D1 (excised diameter = lesion + 2 x narrowest margin; code bands)"
 L35498 = ("LCD L35498 Removal of Benign Skin Lesions (indications; cosmetic removal is "
           "excluded, SSA 1862(a)(10), beneficiary liable: PR-96 + N383, modifier GY); "
