@@ -32,6 +32,10 @@ cases:
       - claim: {claim_id: E-2, rendering_provider: {npi: "1245319599"}}
         expect: {status: deny}
 ```
+A file may name the reference tables its cases run with, replacing the pack's table of
+that format (as `cleanclaim check --ptp/--mue` or an imported file would), each path
+relative to the case file: `tables: {cms-mpfs: fixtures/PPRRVU26_JAN.csv}`. A fixture is
+no CMS data: say so in its first line.
 Claims of a batch count against each other in the counting order (date of service, then
 received date, then claim id), whatever their order in the file.
 Each expected finding matches one actual finding on every field it lists (unlisted fields
@@ -43,6 +47,7 @@ side-by-side failures, rule coverage, JUnit XML).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import difflib
 from collections.abc import Mapping
@@ -85,7 +90,7 @@ _CLAIM: _Shape = {
 }
 _EXPECT: _Shape = {"status": None, "findings": None}  # findings: FINDING_FIELDS, checked apart
 _CASE_FILE: _Shape = {
-    "today": None, "plugins": None, "base": _CLAIM,
+    "today": None, "plugins": None, "tables": None, "base": _CLAIM,
     "cases": {"[]": {"name": None, "today": None, "claim": _CLAIM, "expect": _EXPECT,
                      "history": {"[]": _CLAIM},
                      "claims": {"[]": {"claim": _CLAIM, "expect": _EXPECT}}}},
@@ -160,6 +165,8 @@ class PolicyCase:
     # Earlier claims of the member: the case's claim is checked after them, in one batch,
     # so counters of claim history count them.
     history: tuple[dict[str, Any], ...] = ()
+    # The file's `tables:` - (table format, file) pairs the case runs with.
+    tables: tuple[tuple[str, Path], ...] = ()
 
 
 @dataclass(slots=True)
@@ -222,12 +229,14 @@ def load_cases(path: Path) -> list[PolicyCase]:
                 lines = [item.start_mark.line + 1 for item in value.value]
     base = data.get("base") or {}
     today = _as_date(data.get("today"), str(path))
-    cases = []
+    tables = _tables(data.get("tables"), path)
+    cases: list[PolicyCase] = []
     for index, raw in enumerate(data["cases"]):
         where = f"{path}: case {index + 1}"
         if isinstance(raw, dict) and "claims" in raw:
-            cases.extend(_batch_cases(raw, base, path, where, _item_lines(node, index),
-                                      _as_date(raw.get("today"), where) or today))
+            cases.extend(dataclasses.replace(c, tables=tables) for c in _batch_cases(
+                raw, base, path, where, _item_lines(node, index),
+                _as_date(raw.get("today"), where) or today))
             continue
         if not isinstance(raw, dict) or "name" not in raw or "expect" not in raw:
             raise CaseFileError(f"{where}: a case needs `name` and `expect`")
@@ -242,8 +251,46 @@ def load_cases(path: Path) -> list[PolicyCase]:
             expect_status=expect.get("status"), expect_findings=findings,
             today=_as_date(raw.get("today"), where) or today,
             line=lines[index] if index < len(lines) else 0,
-            history=tuple(merge(base, h) for h in history)))
+            history=tuple(merge(base, h) for h in history), tables=tables))
     return cases
+
+
+def _tables(raw: Any, path: Path) -> tuple[tuple[str, Path], ...]:
+    """A case file's `tables:` (format -> file relative to the case file), checked."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                            for k, v in raw.items()):
+        raise CaseFileError(f"{path}: `tables` maps a table format to a file "
+                            "(e.g. `cms-mpfs: fixtures/PPRRVU26_JAN.csv`)")
+    out = []
+    for fmt, name in sorted(raw.items()):
+        file = (path.parent / name).resolve()
+        if not file.is_file():
+            raise CaseFileError(f"{path}: tables.{fmt}: no such file {name}")
+        out.append((fmt, file))
+    return tuple(out)
+
+
+# Engines with a case file's tables, per (engine, tables): built once (compiling costs).
+_WITH_TABLES: dict[tuple[int, tuple[tuple[str, Path], ...]], tuple[Any, Any]] = {}
+
+
+def engine_with_tables(engine: Any, tables: tuple[tuple[str, Path], ...]) -> Any:
+    """`engine` with these tables replacing its own of the same format (same packs, date,
+    functions and plugins)."""
+    if not tables:
+        return engine
+    key = (id(engine), tables)
+    hit = _WITH_TABLES.get(key)
+    if hit is None or hit[0] is not engine:
+        from cleanclaim.engine.engine import Engine
+
+        derived = Engine(engine.roots, tables={**engine.table_overrides, **dict(tables)},
+                         today=engine.today, functions=engine.extra_functions,
+                         plugins=engine.plugins if engine.plugins is not None else ())
+        hit = _WITH_TABLES[key] = (engine, derived)
+    return hit[1]
 
 
 def _expected_findings(expect: Any, where: str) -> list[dict[str, Any]] | None:
@@ -387,6 +434,7 @@ def _show_finding(f: Finding) -> str:
 
 def decide(engine: Any, case: PolicyCase) -> Decision:
     """The engine's decision for the case's claim (after its history, if it has one)."""
+    engine = engine_with_tables(engine, case.tables)
     if not case.history and not case.batch:
         return engine.check(case.claim, today=case.today)  # type: ignore[no-any-return]
     saved = engine.today
