@@ -18,8 +18,9 @@
   it cannot show it (other diagnoses or sites, or XE/XP/XU, without those marks);
 - `cosmetic-removal` (Python; Medicare or packs that opt in, in the states of the
   contractor publishing LCD L35498): removal of a benign lesion (L82.1, D22.*, ...) with
-  none of the LCD's indications documented, PR-96 + N383 (advise GY); no service state:
-  review.
+  none of the LCD's indications documented, review PR-96 + N383 (advise GY): a review,
+  not a denial, while the LCD's publisher (Novitas JH/JL) is unverified [K]; no service
+  state: review.
 
 The `lesions` documentation section: per lesion the claim line, site, laterality, size
 and narrowest margin (cm or mm), method, pathology, symptoms and repair.
@@ -195,8 +196,13 @@ def check_cosmetic(claim: Claim, line: ServiceLine, context: ClaimContext) -> li
         return [finding("cosmetic-removal", f"{what}: with GY the denial is expected and the "
                         "patient is liable", severity="info", group="PR", carc="96",
                         rarc=["N383"], root_cause="coverage", reference=reference)]
+    # Which states L35498 governs rests on its publisher (Novitas, JH/JL), which no public
+    # source at hand confirms [K] (docs/audit-2026-12-status.md, rule 40): the finding is
+    # a review until it is verified on the CMS Medicare Coverage Database.
     return [finding("cosmetic-removal", f"{what}: cosmetic, not covered; the patient is "
-                    "liable (append GY), or document the indication", severity="deny",
+                    "liable (append GY), or document the indication; check that the "
+                    f"contractor for {state} applies L35498 (its publisher, Novitas JH/JL, "
+                    "is not verified here)", severity="review",
                     group="PR", carc="96", rarc=["N383"], root_cause="coverage",
                     reference=reference)]
 
