@@ -24,7 +24,7 @@ from cleanclaim.dsl.pack import (
     all_tables,
     display_path,
 )
-from cleanclaim.dsl.parsed import parse_policy_file_cached
+from cleanclaim.dsl.parsed import parse_expression_cached, parse_policy_file_cached
 from cleanclaim.dsl.tables import DataTableSchema, LookupTable, check_tables, infer_read
 from cleanclaim.dsl.valuesets import CodeSet, infer_kind, read_csv_column, resolve_items
 from cleanclaim.dsl.vocabulary import OWNERS, ROOT_CAUSES
@@ -385,13 +385,11 @@ def _check_template(checked: CheckedPack, env: CheckEnv, message: ast.Text,
         if _FIELD_PATH.match(text):
             shown = ast.Path(tuple(text.split(".")), span)
         else:  # an expression: `{days_between(line.service_date, claim.received_date)}`
-            # (imported here: a warm start, its trees cached, imports no parser)
-            from cleanclaim.dsl.parser import parse_expression
-
+            # (through the parse cache: a warm start imports no parser)
             inner = match.group(1)
             at = offsets[match.start(1)] + len(inner) - len(inner.lstrip())
-            parsed, problems = parse_expression(text, message.span.file, line,
-                                                message.span.column + at)
+            parsed, problems = parse_expression_cached(text, message.span.file, line,
+                                                       message.span.column + at)
             if parsed is None or problems:
                 for problem in problems or [PolicyError("E109", "", span)]:
                     why = problem.message

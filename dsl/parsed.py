@@ -3,8 +3,9 @@ cache (dsl/cache.py) for the checker.
 
 A file parsed before is served from the cache without importing the parser: a cold
 `cleanclaim check` whose policy files have not changed builds no Lark parser and parses
-nothing. Only files without any error are kept, so a broken file is parsed every time and
-reports exactly the parser's errors.
+nothing (neither the files nor the expressions their messages show). Only files without
+any error are kept, so a broken file is parsed every time and reports exactly the
+parser's errors.
 """
 
 from __future__ import annotations
@@ -49,3 +50,22 @@ def parse_policy_file_cached(text: str, file: str) -> ParsedPolicy:
             and not parsed.broken_names:
         _PARSED.store(entry, parsed.tree)
     return parsed
+
+
+def parse_expression_cached(text: str, file: str, line: int, column: int
+                            ) -> tuple[ast.Expr | None, list[PolicyError]]:
+    """`parser.parse_expression` (an expression in a message's braces), served from the
+    cache like a file's tree: the checker parses these after the file, so without it a
+    policy whose message shows `{mpfs[line.code].pctc}` made every warm start import Lark.
+    The entry is keyed by the position too, since the nodes carry their spans."""
+    entry = _PARSED.entry("expression", file, str(line), str(column), text)
+    if entry is not None:
+        node = _PARSED.load(entry)
+        if isinstance(node, ast.Expr):
+            return node, []
+    from cleanclaim.dsl import parser  # only for an expression not cached
+
+    parsed, problems = parser.parse_expression(text, file, line, column)
+    if entry is not None and parsed is not None and not problems:
+        _PARSED.store(entry, parsed)
+    return parsed, problems

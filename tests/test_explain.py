@@ -71,7 +71,12 @@ def test_every_rule_considered_for_each_line_and_only_those(engine: Any) -> None
     assert "medicare/timely-filing/one-year" in rules
     assert "medicare/necessity/tte-lcd-l33577" not in rules  # not indexed for 99213
     assert {t.target for t in traces} == {"claim", "diagnosis 1", "line 1"}
-    assert all(t.status == "passed" for t in traces)
+    # Nothing fires on this clean office visit; a rule whose filter the claim is outside
+    # (the facility PC/TC rule: place of service 11) is considered and says why it skipped.
+    assert {t.status for t in traces} == {"passed", "filtered out"}
+    [skipped] = [t for t in traces if t.status == "filtered out"]
+    assert skipped.rule == "medicare/pctc/global-or-tc-in-facility"
+    assert "place of service is 11" in skipped.reason
 
 
 def test_filters_and_dated_versions_are_explained(engine: Any) -> None:

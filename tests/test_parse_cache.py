@@ -110,6 +110,43 @@ def test_a_warm_start_imports_no_parser(cache_root: Path) -> None:
     assert runs == [["True", "True"], ["False", "False"]]  # filling the cache, then warm
 
 
+SHOWN = RULES.replace('"too many units of {line.code}"',
+                      '"{line.units - limit} units of {line.code} too many"')
+
+
+def test_a_message_expression_is_cached_too(cache_root: Path) -> None:
+    # Regression (medicare/pctc-bilateral.policy, 2026-12-07): the checker parsed the
+    # expression in a message's braces on every start, so a pack showing one imported
+    # the parser on a warm start. Its tree is cached with its position.
+    packs = a_pack(cache_root.parent / "packs", SHOWN)
+    script = ("import sys, datetime, pathlib\n"
+              "from cleanclaim.engine import Engine\n"
+              f"e = Engine([pathlib.Path({str(packs)!r})], today=datetime.date(2026, 11, 27),"
+              " plugins=())\n"
+              "print('cleanclaim.dsl.parser' in sys.modules, len(e.programs['t'].rules))\n")
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True, cwd=REPO).stdout.split() for _ in range(2)]
+    assert runs == [["True", "1"], ["False", "1"]]
+    where = ("line.units - limit", "t/rules.policy", 9, 13)
+    fresh = parser.parse_expression(*where)
+    assert fresh[0] is not None and not fresh[1]
+    assert parsed.parse_expression_cached(*where) == fresh  # stored
+    assert parsed.parse_expression_cached(*where) == fresh  # loaded, spans and all
+    moved, _ = parsed.parse_expression_cached("line.units - limit", "t/rules.policy", 10, 13)
+    assert moved is not None and moved.span.line == 10  # another place, another entry
+
+
+def test_a_broken_message_expression_reports_the_same_error_warm(cache_root: Path) -> None:
+    packs = a_pack(cache_root.parent / "packs",
+                   SHOWN.replace("{line.units - limit}", "{line.units -}"))
+    renders = []
+    for _ in range(2):
+        with pytest.raises(PolicyCompileError) as exc:
+            Engine([packs], today=TODAY, plugins=())
+        renders.append(exc.value.render())
+    assert "E109" in renders[0] and renders[1] == renders[0]
+
+
 def test_a_cached_tree_equals_the_parsed_one_and_keeps_its_shared_nodes(
         cache_root: Path) -> None:
     text = RULES.replace('  let limit = 2\n', '  let limit = 2\n  effective 2026-01-01\n'

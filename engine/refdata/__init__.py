@@ -1,8 +1,8 @@
 """CMS reference data imported by the user once, read by every later run.
 
 A billing office downloads the CMS files (NCCI PTP and MUE, the Medicare Coverage
-Database article lists, the MPFS relative value file) and runs
-``cleanclaim data import KIND FILE...``; the rows go into a local, versioned data folder
+Database article lists, the MPFS relative value file, the Order and Referring file) and
+runs ``cleanclaim data import KIND FILE...``; the rows go into a local, versioned data folder
 (``DataStore``) that ``check``, ``serve`` and ``test`` read by default. docs/data.md has
 the whole story; the modules:
 
@@ -10,6 +10,7 @@ the whole story; the modules:
 * ``tables``    the NCCI tables read back from the store (same interface as engine/ncci.py).
 * ``mcd``       the MCD download's ``article_x_*`` CSVs.
 * ``mpfs``      the MPFS PPRRVU file and the fee schedule read per code and date.
+* ``ordering``  the CMS Order and Referring file (who may order/refer, per NPI).
 * ``valuesets`` value sets of a pack filled from imported MCD articles.
 * ``cli``       the ``cleanclaim data`` sub-commands.
 """

@@ -13,8 +13,9 @@ import typer
 
 data_app = typer.Typer(
     help="Import the CMS files a billing office downloads (NCCI PTP and MUE, MCD article "
-    "lists, MPFS relative values) into the local data folder that check, serve and test "
-    "read by default; list what is loaded.", no_args_is_help=True)
+    "lists, MPFS relative values, the Order and Referring file) into the local data "
+    "folder that check, serve and test read by default; list what is loaded.",
+    no_args_is_help=True)
 
 
 class Kind(StrEnum):
@@ -22,6 +23,7 @@ class Kind(StrEnum):
     mue = "mue"
     mcd = "mcd"
     mpfs = "mpfs"
+    order_referring = "order-referring"
 
 
 _PART = re.compile(r"-f\d\.txt$", re.IGNORECASE)
@@ -37,12 +39,12 @@ def data_import(
         "quarter together); mue: practitioner MUE csv or zip; mcd: MCD "
         "article_x_icd10_covered.csv, article_x_icd10_noncovered.csv, "
         "article_x_hcpc_code.csv (or the download's zip/folder); mpfs: PPRRVU csv or "
-        "RVU zip.")],
+        "RVU zip; order-referring: the CMS Order and Referring csv (or its zip).")],
     files: Annotated[list[Path], typer.Argument(help="The CMS files as downloaded.")],
     data_dir: DataDir = None,
     effective: Annotated[str | None, typer.Option(
         "--effective", help="Effective date (YYYY-MM-DD) when the file name does not "
-        "tell it (mue, mpfs).")] = None,
+        "tell it (mue, mpfs); for order-referring, the day the file was published.")] = None,
 ) -> None:
     """Import CMS files into the data folder (atomic, idempotent, versioned).
 
@@ -79,6 +81,11 @@ def data_import(
             from cleanclaim.engine.refdata.mcd import import_mcd
 
             imported, unchanged = import_mcd(store, files)
+        elif kind is Kind.order_referring:
+            from cleanclaim.engine.refdata.ordering import import_order_referring
+
+            record = import_order_referring(store, files, when)
+            imported, unchanged = ([record], []) if record else ([], ["order-referring"])
         else:
             from cleanclaim.engine.refdata.mpfs import import_mpfs
 

@@ -1,4 +1,5 @@
-"""Policy functions that read the MPFS fee schedule (a `cms-mpfs` table of the pack).
+"""Policy functions that read the MPFS fee schedule (a `cms-mpfs` table of the pack),
+and the CMS Order and Referring file (`cms-order-referring`, `orderer_part_b_status`).
 
     let allowed = fee_schedule_amount(mpfs)
     when global_days(mpfs) == "090" and ...
@@ -72,6 +73,25 @@ _INDICATORS: Final = (
 
 _LINE = frozenset({"line"})
 
+
+def orderer_part_b_status(claim: Claim, line: ServiceLine | None, table: Any) -> str | None:
+    """Whether the claim's ordering/referring practitioner may order or refer Part B
+    services, per the CMS Order and Referring file (engine/refdata/ordering.py):
+    "eligible", "not_part_b" or "not_on_file"; None when not judged (the claim names no
+    ordering/referring NPI that passes the check digit - the NPI rule's finding - or the
+    table is the pack's sample and does not list it). The ordering provider is read when
+    the claim names one with a valid NPI, else the referring provider."""
+    if table is None:
+        return None
+    from cleanclaim.dsl.codesets.npi import is_valid_npi
+
+    for provider in (claim.ordering_provider, claim.referring_provider):
+        npi = provider.npi if provider is not None else None
+        if npi is not None and is_valid_npi(npi):
+            status: str | None = table.part_b_status(npi)
+            return status
+    return None
+
 FEE_SCHEDULE_FUNCTIONS: Final[tuple[T.FunctionSpec, ...]] = (
     T.FunctionSpec("fee_schedule_amount", (T.table("cms-mpfs"),), T.NUMBER.maybe(),
                    fee_schedule_amount, "the line's national MPFS amount for its setting "
@@ -80,5 +100,10 @@ FEE_SCHEDULE_FUNCTIONS: Final[tuple[T.FunctionSpec, ...]] = (
     *(T.FunctionSpec(name, (T.table("cms-mpfs"),), T.STR.maybe(), _indicator(column), doc,
                      contextual=True, scopes=_LINE)
       for name, column, doc in _INDICATORS),
+    T.FunctionSpec("orderer_part_b_status", (T.table("cms-order-referring"),), T.STR.maybe(),
+                   orderer_part_b_status, "whether the claim's ordering/referring NPI may "
+                   "order Part B services per the CMS Order and Referring file: eligible, "
+                   "not_part_b, not_on_file (None: not judged)",
+                   contextual=True, scopes=frozenset({"line", "claim"})),
     *ALLOWED_FUNCTIONS,  # the KX threshold's allowed amounts (engine/refdata/allowed.py)
 )

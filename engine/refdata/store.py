@@ -9,6 +9,7 @@ Layout of the folder (``default_data_dir()``):
     mcd-hcpc.sqlite         MCD article_x_hcpc_code rows
     mcd-article.sqlite      MCD article.csv: each article version's effective/end dates
     mpfs.sqlite             MPFS PPRRVU rows, one version per effective date (all kept)
+    order-referring.sqlite  the CMS Order and Referring file (the current import)
     catalog.sqlite          every import ever made (history; `data list --history`)
 
 Versions: a PTP, MUE or MCD import **replaces** the current table of its kind (the
@@ -37,9 +38,9 @@ from typing import Any, Final
 
 DATA_ENV: Final = "CLEANCLAIM_DATA_DIR"
 # What `cleanclaim data import KIND` accepts, and the tables each kind fills.
-KINDS: Final = ("ptp", "mue", "mcd", "mpfs")
+KINDS: Final = ("ptp", "mue", "mcd", "mpfs", "order-referring")
 TABLES: Final = ("ptp", "mue", "mcd-covered", "mcd-noncovered", "mcd-hcpc", "mcd-article",
-                  "mpfs")
+                  "mpfs", "order-referring")
 SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 
 
@@ -172,6 +173,8 @@ class DataStore:
             out["ncci-mue"] = self.path("mue")
         if self.has("mpfs"):
             out["cms-mpfs"] = self.path("mpfs")
+        if self.has("order-referring"):
+            out["cms-order-referring"] = self.path("order-referring")
         if any(self.has(t) for t in ("mcd-covered", "mcd-noncovered", "mcd-hcpc")):
             out["cms-data"] = self.root
         return out

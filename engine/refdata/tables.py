@@ -266,8 +266,16 @@ def mpfs_table(path: Path) -> Any:
     return open_fee_schedule(path)
 
 
+def order_referring_table(path: Path) -> Any:
+    """The engine's loader of the `cms-order-referring` format (who may order/refer)."""
+    from cleanclaim.engine.refdata.ordering import open_order_referring
+
+    return open_order_referring(path)
+
+
 TABLE_LOADERS: Final[dict[str, Callable[[Path], Any]]] = {
-    "ncci-ptp": ptp_table, "ncci-mue": mue_table, "cms-mpfs": mpfs_table}
+    "ncci-ptp": ptp_table, "ncci-mue": mue_table, "cms-mpfs": mpfs_table,
+    "cms-order-referring": order_referring_table}
 
 # Formats whose rows policies read by key (dsl/tables.py): `mpfs[line.code].global_days`,
 # `mpfs[line.code, "26"].pctc` reads `FeeSchedule.row(code, date of service, modifier)`.
