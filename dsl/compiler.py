@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import re
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from cleanclaim.dsl.checker import CheckedPack
 from cleanclaim.dsl.codesets import icd10cm
 from cleanclaim.dsl.exceptions import apply_exceptions
 from cleanclaim.dsl.history import Counter, bind_counters, counter_source, walk
+from cleanclaim.dsl.linemap import compile_rule, register_pack, release
 from cleanclaim.dsl.missing import Read, guarded_paths, label, optional_reads, read_key
 from cleanclaim.dsl.specialize import Specializer
 from cleanclaim.dsl.static import conjuncts, date_minus, date_plus, static_set
@@ -79,7 +82,7 @@ class CompiledRule:
     codes: frozenset[str] = frozenset()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class Program:
     """A compiled pack: rule metadata and the generated functions that apply them."""
 
@@ -113,13 +116,19 @@ class Program:
         if self.excepts and out:
             apply_exceptions(out, self.excepts, self.needs)
 
+    def rule_source(self, index: int) -> str:
+        """The Python source of the function applying rule `index` alone (`run_rule`)."""
+        return self._rule_sources[index]
+
     def run_rule(self, index: int, claim: Any, line: Any, out: list[Any]) -> None:
         """Apply one rule alone (slow path, used to isolate a failing rule)."""
         fn = self._single.get(index)
         if fn is None:
-            code = compile(self._rule_sources[index],
-                           source_name("rule", self.rules[index].id), "exec")
-            exec(code, self._namespace)
+            # Compiled at the rule's policy lines: a traceback names the policy file:line.
+            rule = self.rules[index]
+            texts = self.checked.sources.files if self.checked is not None else {}
+            exec(compile_rule(self._rule_sources[index], rule.file, rule.line, texts),
+                 self._namespace)
             fn = self._namespace[f"_rule_{index}"]
             self._single[index] = fn
         rule = self.rules[index]
@@ -729,6 +738,10 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
     # Only numbers go into the comment: no text of the policy (its file name, say) may
     # reach generated source except as a `repr` literal or a namespace constant.
     out: list[str] = [f"{indent}# rule {index} (line {int(rule.span.line)})"]
+
+    def at(code: str, span: ast.Span) -> str:
+        """A line of the rule, with the policy line it comes from (`line_map`)."""
+        return f"{code}  # rule {index}, line {int(span.line)}"
     guards = []
     for vf in rule.filters:
         if vf.field == "plan":  # the claim's plan (T.plan_of), case-insensitively
@@ -758,7 +771,7 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
             guards.append(code)
             shared += 1
     if guards:
-        out.append(f"{indent}if {' and '.join(guards)}:")
+        out.append(at(f"{indent}if {' and '.join(guards)}:", rule.span))
         indent += "    "
     # Versions: the one in force on the date of service applies (latest start first).
     ordered = sorted(enumerate(rule.versions),
@@ -773,18 +786,20 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
             conds.append(f"{date_var} <= {gen.const(version.end)}")
         keyword = "if" if first else "elif"
         if conds:
-            out.append(f"{indent}{keyword} {' and '.join(conds)}:")
+            out.append(at(f"{indent}{keyword} {' and '.join(conds)}:", version.span))
         elif first:
-            out.append(f"{indent}if True:")
+            out.append(at(f"{indent}if True:", version.span))
         else:
-            out.append(f"{indent}else:")
+            out.append(at(f"{indent}else:", version.span))
         first = False
         body = indent + "    "
         venv = dict(env)
         lets: list[tuple[str, str]] = []
+        let_spans: dict[str, ast.Span] = {}
         for let in version.lets:
             var = f"_l_{let.name}"
             lets.append((var, gen.expr(let.value, venv)))
+            let_spans[var] = let.span
             gen.bind(var, let.value)
             venv[let.name] = var
         # Missing values (dsl/missing.py): the condition as definitely true, and, when it
@@ -803,20 +818,21 @@ def _rule_block(gen: _Gen, index: int, rule: ast.Rule, indent: str) -> list[str]
                 needed.add(var)
         for var, code in lets:
             if var in needed:
-                out.append(f"{body}{var} = {code}")
-        out.append(f"{body}if {cond}:")
+                out.append(at(f"{body}{var} = {code}", let_spans[var]))
+        out.append(at(f"{body}if {cond}:", own[0].span if own else version.span))
         for var, code in lets:
             if var not in needed:
-                out.append(f"{body}    {var} = {code}")
+                out.append(at(f"{body}    {var} = {code}", let_spans[var]))
         message = gen.message(rule, version, venv)
         notes = gen.partial.get((index, vindex))
         if notes:  # the finding rests on partial data: say so (issue 11 section 1)
             message = f"{message} + {gen.const(' (review: ' + '; '.join(notes) + ')')}"
-        out.append(f"{body}    out.append(({index}, {vindex}, {line_no}, {message}))")
+        said = version.message.span if version.message is not None else version.span
+        out.append(at(f"{body}    out.append(({index}, {vindex}, {line_no}, {message}))", said))
         if undecided:  # undecided: a `review` (the rule's last template, NEEDS_VERSION)
-            out.append(f"{body}elif ({missing_test}) and {possible}:")
-            out.append(f"{body}    out.append(({index}, {len(rule.versions)}, {line_no}, "
-                       f"{needs}))")
+            out.append(at(f"{body}elif ({missing_test}) and {possible}:", version.span))
+            out.append(at(f"{body}    out.append(({index}, {len(rule.versions)}, {line_no}, "
+                          f"{needs}))", version.span))
         if not conds:
             break
     return out
@@ -930,9 +946,16 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
     general = "\n".join([*(r.strip() for r in resets), *(b[4:] for b in line_body)])
     if checked.counters:  # claim-history counters: each one's line filter
         source_parts.append(counter_source(gen, checked))
-    name = source_name("pack", checked.sources.manifest.id)
+    # Each compiled program has names of its own: `linecache` holds its source under them
+    # (dsl/linemap.py) while it lives.
+    serial = next(_SERIALS)
+    name = source_name("pack", f"{checked.sources.manifest.id} #{serial}")
+    evaluate_name = source_name("evaluate", f"{checked.sources.manifest.id} #{serial}")
+    files = [rule.span.file for _pack, rule in checked.rules]
     namespace = gen.ns
-    exec(compile("\n".join(source_parts), name, "exec"), namespace)
+    pack_source = "\n".join(source_parts)
+    exec(compile(pack_source, name, "exec"), namespace)
+    register_pack(name, pack_source, files)
     bind_counters(checked, namespace)
     lines_by_code = {code: namespace[combos[tuple(ix)]] for code, ix in by_code.items()}
     namespace["_BY_CODE"] = lines_by_code
@@ -945,7 +968,11 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         tail = "    if out:\n        _apply_exceptions(out, _EXC, _NEEDS)\n"
     installed: list[Program] = []
 
+    specializers: list[Specializer] = []
+
     def install(fn: Callable[..., None]) -> None:
+        if specializers:  # the source `fn` was compiled from, for tracebacks
+            register_pack(evaluate_name, specializers[0].source, files)
         if installed:
             installed[0].evaluate_fn = fn
 
@@ -957,14 +984,16 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         specializer = Specializer(
             namespace, general, constant_fns,
             lambda a, b, map_a, map_b: _line_loop(head, a, b, map_a, map_b, tail), install,
-            name)
+            evaluate_name)
+        specializers.append(specializer)
         specializer.build()
         evaluate_source = specializer.source
     else:
         namespace["_CA0"] = namespace["_CB0"] = _NoClasses()
         evaluate_source = _line_loop(head, [general], [general], "_CA0", "_CB0", tail)
     if not line_body or not specialize:
-        exec(compile(evaluate_source, name, "exec"), namespace)
+        exec(compile(evaluate_source, evaluate_name, "exec"), namespace)
+        register_pack(evaluate_name, evaluate_source, files)
     program = Program(
         pack_id=checked.sources.manifest.id,
         rules=tuple(rules),
@@ -985,7 +1014,12 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         _namespace=namespace,
     )
     installed.append(program)
+    weakref.finalize(program, release, name)
+    weakref.finalize(program, release, evaluate_name)
     return program
+
+
+_SERIALS = itertools.count(1)
 
 
 class _NoClasses(dict[Any, int]):
