@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from types import CodeType
 
-# The comment `_rule_block` ends each line of a rule with.
+# The comment `rule_block` (dsl/blocks.py) ends each line of a rule with.
 _ORIGIN = re.compile(r"  # rule ([0-9]+), line ([0-9]+)$")
 
 
