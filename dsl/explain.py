@@ -24,10 +24,10 @@ from cleanclaim.dsl.compiler import (
     CompiledRule,
     Program,
     RuleVersion,
-    _Gen,
-    _others,
     source_name,
 )
+from cleanclaim.dsl.emit import Emitter
+from cleanclaim.dsl.helpers import others
 from cleanclaim.dsl.types import plan_key, plan_of
 from cleanclaim.dsl.valuesets import CodeSet
 
@@ -123,7 +123,7 @@ class Tracer:
             raise ValueError("this program was compiled without its syntax tree")
         self.program = program
         self.checked = program.checked
-        self.gen = _Gen(self.checked, program.functions, program.tables)
+        self.gen = Emitter(self.checked, program.functions, program.tables)
         self._fns: dict[tuple[int, int], Any] = {}
         self._rules = {rule.id: rule for _, rule in self.checked.rules}
 
@@ -239,7 +239,7 @@ class Tracer:
             body.append(f"        return {needs}")
             body.append("    return None")
         namespace = gen.ns
-        namespace.setdefault("_others", _others)
+        namespace.setdefault("_others", others)
         exec(compile("\n".join(body) + "\n", source_name("trace", rule.id), "exec"), namespace)
         fn = namespace["_trace"]
         fn.undecided = namespace.pop("_undecided", None) if undecided is not None else None

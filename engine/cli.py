@@ -704,6 +704,35 @@ def rules(
                nl=False)
 
 
+@app.command("compile")
+def compile_code(
+    pack: Annotated[str, typer.Argument(help="The pack id (a payer, e.g. medicare).")],
+    policies: Annotated[list[Path] | None, typer.Option(
+        "--policies", help="A folder of policy packs (repeatable); default: the shipped "
+        "packs.")] = None,
+    rule: Annotated[str | None, typer.Option(
+        "--rule", help="Only the function of this rule id (as a failing rule is re-run "
+        "alone).")] = None,
+) -> None:
+    """Print the Python a pack compiles to (its general line body, before any
+    specialisation); each rule line ends with `# rule N, line L`, its policy line."""
+    engine = build_engine(policies, None, None, None, plugins=_plugin_selection(None, None))
+    programs = {p.pack_id: p for p in [
+        *engine.programs.values(), *(run.program for run in getattr(engine, "_plugin_packs", []))]}
+    program = programs.get(pack)
+    if program is None:
+        typer.echo(f"error: no pack `{pack}` (loaded: {', '.join(sorted(programs))})", err=True)
+        raise typer.Exit(2)
+    if rule is None:
+        typer.echo(program.source, nl=not program.source.endswith("\n"))
+        return
+    index = next((r.index for r in program.rules if r.id == rule), None)
+    if index is None:
+        typer.echo(f"error: no rule `{rule}` in pack `{pack}`", err=True)
+        raise typer.Exit(2)
+    typer.echo(program.rule_source(index), nl=False)
+
+
 class CaseOutputFormat(StrEnum):
     text = "text"
     json = "json"
