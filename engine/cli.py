@@ -24,9 +24,11 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from cleanclaim.dsl.errors import PolicyCompileError
+from cleanclaim.engine.cli_startup import defer_missing_values
 from cleanclaim.engine.decision import Decision, ndjson_bytes
 from cleanclaim.engine.refdata.cli import DataDir, data_app
 
+defer_missing_values()  # typer's coercion of options not given: engine/cli_startup.py
 app = typer.Typer(
     name="cleanclaim",
     help="Check US professional claims against payer policy before they are submitted.",
