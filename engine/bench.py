@@ -278,7 +278,8 @@ def _best(fn: Callable[[], float], rounds: int) -> float:
 
 def run_bench(n_claims: int = 20_000, seed: int = 14, cold_start: bool = True,
               rules: Sequence[int] = (200, 20_000), rounds: int = 3,
-              workers: int = 0) -> dict[str, float]:
+              workers: int = 0, prior_visits: int = 1_000_000, serve: bool = True,
+              serve_requests: int = 4000, serve_warmup: int = 3000) -> dict[str, float]:
     """Every figure of `cleanclaim bench`, from one run on the same claims (the issue-14
     workload, `workload_claim`): see the module docstring. Throughput is claims per CPU
     second (the best of `rounds`) except for workers, which need wall time."""
@@ -338,15 +339,69 @@ def run_bench(n_claims: int = 20_000, seed: int = 14, cold_start: bool = True,
         with_workers = folder / "workers.ndjson"
         _check_subprocess(path, ["--workers", str(n_workers)], with_workers)
         results["workers_same_bytes"] = float(with_workers.read_bytes() == decisions)
+        if prior_visits:
+            results.update(_state_bench(path, folder, prior_visits, decisions, rounds))
+            results["state_vs_no_state"] = (results["check_subprocess_claims_per_s"]
+                                            / results["check_state_claims_per_s"])
+            results["state_vs_no_history"] = (results["no_history_claims_per_s"]
+                                              / results["check_state_claims_per_s"])
+            results["check_state_vs_floor"] = results["check_state_claims_per_s"] / floor
 
     for n_rules in rules:
         results[f"us_per_claim_{n_rules}_rules"] = _rules_scaling(n_rules, seed)
     if len(rules) > 1:
         results["rules_cost_ratio"] = (results[f"us_per_claim_{rules[-1]}_rules"]
                                        / results[f"us_per_claim_{rules[0]}_rules"])
+    if serve:
+        from cleanclaim.engine.loadtest import serve_figures
+
+        results.update(serve_figures(serve_requests, warmup=serve_warmup))
+        # The server's CPU time a request against the floor's per claim: the same kind
+        # of share as the throughput rows (latency is wall time and has none).
+        results["serve_vs_floor"] = (1000 / floor) / results["serve_server_cpu_ms_per_request"]
     if cold_start:
         results.update(_cold_start())
     return results
+
+
+def _state_bench(path: Path, folder: Path, prior_visits: int, decisions: bytes,
+                 rounds: int) -> dict[str, float]:
+    """`cleanclaim check --state STORE` of the workload, the store holding
+    `prior_visits` earlier visits of the workload's members and of as many again
+    (`_fill_store`: 20 visits a member on average, six times that for one member in ten,
+    in the year before TODAY). CPU seconds of the subprocess (as the other check rows),
+    the best of `rounds`, each round on a fresh copy of the filled store (a run records
+    its claims in it). Also: how long the fill took, and how many decisions the store
+    changed (so the row is known to read it)."""
+    import shutil
+
+    from cleanclaim.engine.history import HistoryStore
+
+    filled = folder / "prior" / "history.sqlite"
+    filled.parent.mkdir()
+    started = time.perf_counter()
+    store = HistoryStore(filled)
+    _fill_store(store, prior_visits, max(1, prior_visits // 20), random.Random(7))
+    store.close()
+    fill_s = time.perf_counter() - started
+    run_dir = folder / "state"
+    out = folder / "state.ndjson"
+    cpu: list[float] = []
+    walls: list[float] = []
+    for _ in range(rounds):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.copytree(filled.parent, run_dir)
+        wall, seconds = _check_subprocess(path, ["--state", str(run_dir / filled.name)], out)
+        cpu.append(seconds)
+        walls.append(wall)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    changed = sum(1 for a, b in zip(out.read_bytes().splitlines(), decisions.splitlines(),
+                                    strict=False) if a != b)
+    n_claims = len(decisions.splitlines())
+    return {"state_prior_visits": float(prior_visits), "state_fill_s": fill_s,
+            "check_state_claims_per_s": n_claims / min(cpu),
+            "check_state_wall_claims_per_s": n_claims / min(walls),
+            "state_changed_decisions": float(changed)}
 
 
 def _cold_start() -> dict[str, float]:
@@ -361,6 +416,8 @@ def _cold_start() -> dict[str, float]:
         command = [sys.executable, "-m", "cleanclaim.engine.cli", "check", str(path),
                    "--today", TODAY.isoformat()]
 
+        cpu: list[float] = []
+
         def run(cache: Path) -> float:
             # Bytecode cached as an installed package has it (pip writes .pyc files): a
             # PYTHONDONTWRITEBYTECODE environment would otherwise compile every module
@@ -369,15 +426,21 @@ def _cold_start() -> dict[str, float]:
                    "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache")}
             env.pop("CLEANCLAIM_NO_CACHE", None)
             env.pop("PYTHONDONTWRITEBYTECODE", None)
-            start = time.perf_counter()
+            used, start = _cpu(), time.perf_counter()
             subprocess.run(command, capture_output=True, check=False, env=env)
-            return time.perf_counter() - start
+            wall = time.perf_counter() - start
+            cpu.append(_cpu() - used)
+            return wall
 
         warm = Path(tmp) / "cache"
         run(warm)  # the warm-up: fills the cache
-        return {"cold_check_one_claim_s": statistics.median(run(warm) for _ in range(3)),
-                "cold_check_empty_cache_s": statistics.median(
-                    run(Path(tmp) / f"empty-{attempt}") for attempt in range(3))}
+        cpu.clear()
+        figures = {"cold_check_one_claim_s": statistics.median(run(warm) for _ in range(3)),
+                   "cold_check_one_claim_cpu_s": statistics.median(cpu),
+                   "cold_check_load_average": os.getloadavg()[0]}
+        figures["cold_check_empty_cache_s"] = statistics.median(
+            run(Path(tmp) / f"empty-{attempt}") for attempt in range(3))
+        return figures
 
 
 def format_results(results: Mapping[str, float]) -> str:
@@ -422,9 +485,32 @@ def format_results(results: Mapping[str, float]) -> str:
     if "rules_cost_ratio" in results:
         rows.append((f"{rule_keys[-1][0]:,} vs {rule_keys[0][0]:,} rules",
                      f"{results['rules_cost_ratio']:.2f}x", "", "target <= 10x"))
+    if "check_state_claims_per_s" in results:
+        rows.append((f"check --state, {results['state_prior_visits']:,.0f} prior visits",
+                     per_s("check_state_claims_per_s"), share("check_state_vs_floor"),
+                     f"subprocess; store filled in {results['state_fill_s']:.1f} s"))
+        rows.append(("  without --state vs with", f"{results['state_vs_no_state']:.2f}x",
+                     "", "target <= 2x"))
+        rows.append(("  without history rules vs with --state",
+                     f"{results['state_vs_no_history']:.2f}x", "", ""))
+        rows.append(("  decisions the store changed",
+                     f"{results['state_changed_decisions']:,.0f}", "", ""))
+    if "serve_p99_ms" in results:
+        rows.append((f"serve /v1/check, concurrency {results['serve_concurrency']:.0f}",
+                     f"p99 {results['serve_p99_ms']:.2f} ms",
+                     f"p50 {results['serve_p50_ms']:.2f} ms", "target p99 < 5 ms"))
+        rows.append(("  max latency, throughput", f"{results['serve_max_ms']:.1f} ms",
+                     f"{results['serve_requests_per_s']:,.0f} req/s",
+                     f"{results['serve_requests']:,.0f} requests after a warm-up"))
+        rows.append(("  server CPU a request",
+                     f"{results['serve_server_cpu_ms_per_request']:.3f} ms",
+                     share("serve_vs_floor"), f"load average "
+                     f"{results['serve_load_average']:.1f}"))
     if "cold_check_one_claim_s" in results:
         rows.append(("check one claim, cold (median of 3)",
-                     f"{results['cold_check_one_claim_s']:.2f} s", "", "target < 0.5 s"))
+                     f"{results['cold_check_one_claim_s']:.2f} s",
+                     f"CPU {results['cold_check_one_claim_cpu_s']:.2f} s",
+                     f"target < 0.5 s; load average {results['cold_check_load_average']:.1f}"))
         rows.append(("  the same, empty cache", f"{results['cold_check_empty_cache_s']:.2f} s",
                      "", ""))
     width = max(len(r[0]) for r in rows)

@@ -24,9 +24,11 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from cleanclaim.dsl.errors import PolicyCompileError
+from cleanclaim.engine.cli_startup import defer_missing_values
 from cleanclaim.engine.decision import Decision, ndjson_bytes
 from cleanclaim.engine.refdata.cli import DataDir, data_app
 
+defer_missing_values()  # typer's coercion of options not given: engine/cli_startup.py
 app = typer.Typer(
     name="cleanclaim",
     help="Check US professional claims against payer policy before they are submitted.",
@@ -419,7 +421,10 @@ def bench(
         "--history", help="Instead: throughput with claim history (1,000,000 prior visits "
         "in a store) against throughput without it.")] = False,
     prior_visits: Annotated[int, typer.Option(
-        "--prior-visits", help="With --history: visits in the store.")] = 1_000_000,
+        "--prior-visits", help="Visits in the store of the --state row (with --history: "
+        "of its store); 0 leaves the row out.")] = 1_000_000,
+    serve: Annotated[bool, typer.Option(
+        help="Also measure `serve` (/v1/check p99 at concurrency 8).")] = True,
     write_workload: Annotated[Path | None, typer.Option(
         "--write-workload", help="Instead: write the issue-14 workload (--claims claims, "
         "--seed) as an NDJSON file (docs/performance.md).")] = None,
@@ -442,7 +447,7 @@ def bench(
         typer.echo(json.dumps(figures, indent=2) if as_json
                    else format_history_results(figures))
         return
-    results = run_bench(claims, seed, cold_start)
+    results = run_bench(claims, seed, cold_start, prior_visits=prior_visits, serve=serve)
     typer.echo(json.dumps(results, indent=2) if as_json else format_results(results))
 
 

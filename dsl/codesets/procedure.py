@@ -82,11 +82,11 @@ def expand_range(lo: str, hi: str) -> list[str]:
     high_digits = last_parts[2]
     if int(low_digits) > int(high_digits):
         raise ValueError(f"range {written}: {first} comes after {last}; write it as {hi}-{lo}")
-    width = len(low_digits)
-    return [
-        f"{prefix}{number:0{width}d}{suffix}"
-        for number in range(int(low_digits), int(high_digits) + 1)
-    ]
+    # One %-format mapped over the range: a comprehension of f-strings with a nested
+    # width took ~8x as long (00100-99607: ~0.13 s of every start; issue 14, cold check).
+    # The letters of a code are never `%`.
+    pattern = f"{prefix}%0{len(low_digits)}d{suffix}"
+    return list(map(pattern.__mod__, range(int(low_digits), int(high_digits) + 1)))
 
 
 def _describe(code: str) -> str:

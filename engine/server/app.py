@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
+from cleanclaim.engine.decision import ndjson_bytes
 from cleanclaim.engine.engine import Engine
 from cleanclaim.engine.inputs import RawClaim, ReadProblem
 from cleanclaim.engine.server.batch import BATCH_OUTPUT_BUFFER, BatchOutput
@@ -258,7 +259,7 @@ class ClaimApp:
         self.roll_today()
         decision = decide(self.engine, body, None, "claim")
         decision.position = None
-        await self._send(send, request, 200, json_bytes(decision.to_json()))
+        await self._send(send, request, 200, ndjson_bytes(decision))
 
     async def _denials(self, scope: Scope, receive: Receive, send: Send,
                        request: _Request) -> None:
@@ -423,7 +424,7 @@ class ClaimApp:
         complete = False
         try:
             for decision in engine.check_many(claims()):
-                out.append(json_bytes(decision.to_json()) + b"\n")
+                out.append(ndjson_bytes(decision) + b"\n")
             flush()
             if compressor is not None:
                 send(b"", final=True)
