@@ -102,6 +102,9 @@ RECORDS: dict[str, dict[str, Type]] = {
         "service_state": STR.maybe(),
         # the laboratory's CLIA certificate number; none: the claim carries none
         "clia_number": STR.maybe(),
+        # the payers the claim itself names for its services, with type and order of
+        # benefits (837P SBR, FHIR Claim.insurance); no dates, not eligibility data
+        "insurance": list_of(Type("Coverage")),
         "diagnoses": list_of(ICD10),
         "authorizations": list_of(Type("Authorization")),
         "lines": list_of(Type("Line")),
@@ -158,6 +161,8 @@ RECORDS: dict[str, dict[str, Type]] = {
         "pointed_diagnoses": list_of(ICD10),
         # the amount the payer is expected to allow for the line (units included)
         "expected_allowed": MONEY.maybe(),
+        # the CLIA number of the line's laboratory (837P 2400 REF*X4); none: the claim's
+        "clia_number": STR.maybe(),
     },
     "Diagnosis": {
         "code": ICD10,
@@ -174,7 +179,7 @@ RECORDS: dict[str, dict[str, Type]] = {
 # reference, "Missing values").
 ABSENT_IS_AN_ANSWER: frozenset[tuple[str, str]] = frozenset({
     ("Claim", "plan"), ("Claim", "replaces"), ("Claim", "referring_provider"),
-    ("Claim", "clia_number"), ("Claim", "ordering_provider"),
+    ("Claim", "clia_number"), ("Claim", "ordering_provider"), ("Line", "clia_number"),
     ("Coverage", "plan"), ("Coverage", "end"), ("Coverage", "type"), ("Coverage", "order"),
     ("Member", "date_of_death"),
     ("Authorization", "end"), ("Authorization", "provider_npi"),

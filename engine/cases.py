@@ -74,6 +74,8 @@ _CLAIM: _Shape = {
     "claim_id": None, "payer": None, "plan": None, "frequency": None, "replaces": None,
     "received_date": None, "place_of_service": None, "service_state": None,
     "clia_number": None,
+    "insurance": {"[]": {"payer": None, "plan": None, "start": None, "end": None,
+                         "type": None, "order": None}},
     "service_facility": None, "source": None, "documentation": None, "diagnoses": None,
     "member": {"id": None, "birth_date": None, "sex": None, "date_of_death": None,
                "coverage": {"[]": {"payer": None, "plan": None, "start": None, "end": None,
@@ -86,7 +88,7 @@ _CLAIM: _Shape = {
     "lines": {"[]": {"line": None, "code": None, "modifiers": None, "units": None,
                      "charge": None, "service_date": None, "diagnosis_pointers": None,
                      "minutes": None, "place_of_service": None, "service_end_date": None,
-                     "expected_allowed": None}},
+                     "expected_allowed": None, "clia_number": None}},
 }
 _EXPECT: _Shape = {"status": None, "findings": None}  # findings: FINDING_FIELDS, checked apart
 _CASE_FILE: _Shape = {

@@ -129,6 +129,7 @@ class _Line(msgspec.Struct):
     diagnosis_pointers: list[int] | None = None
     minutes: _Count = None
     expected_allowed: str | int | float | None = None  # the allowed amount expected (11)
+    clia_number: _Text = None  # the line's laboratory (837P 2400 REF*X4)
 
 
 class _Claim(msgspec.Struct):
@@ -141,6 +142,7 @@ class _Claim(msgspec.Struct):
     place_of_service: _Text = None
     service_state: _Text = None
     clia_number: _Text = None
+    insurance: list[_Coverage] | None = None  # the payers the claim names (12.6)
     member: _Member | None = None
     billing_provider: _Provider | None = None
     rendering_provider: _Provider | None = None
@@ -344,6 +346,7 @@ def _build(parsed: _Claim, today: dt.date) -> Claim:
     claim.service_state = _service_state(parsed)
     clia = parsed.clia_number
     claim.clia_number = (clia and clia.strip()) or None
+    claim.insurance = _coverage(parsed.insurance) if parsed.insurance else ()
 
     diagnoses: list[str] = []
     for code in parsed.diagnoses or ():
@@ -389,7 +392,8 @@ def _build(parsed: _Claim, today: dt.date) -> Claim:
             number, procedure.upper() if procedure else None, modifiers, units,
             _charge(raw.charge), service_date, pointers, minutes,
             tuple(diagnoses[p - 1] for p in pointers if 1 <= p <= count),
-            _allowed(raw.expected_allowed) if raw.expected_allowed is not None else None))
+            _allowed(raw.expected_allowed) if raw.expected_allowed is not None else None,
+            (raw.clia_number and raw.clia_number.strip()) or None))
     claim.lines = tuple(lines)
     assert first is not None
     claim.first_service_date = first

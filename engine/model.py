@@ -185,14 +185,18 @@ class Diagnosis:
 
 
 class ServiceLine:
-    __slots__ = ("charge", "code", "diagnosis_pointers", "expected_allowed", "line",
-                 "minutes", "modifiers", "pointed_diagnoses", "service_date", "units")
+    __slots__ = ("charge", "clia_number", "code", "diagnosis_pointers", "expected_allowed",
+                 "line", "minutes", "modifiers", "pointed_diagnoses", "service_date", "units")
 
     def __init__(self, line: int, code: str | None, modifiers: tuple[str, ...],
                  units: float | None, charge: Decimal | None, service_date: dt.date,
                  diagnosis_pointers: tuple[int, ...], minutes: float | None,
                  pointed_diagnoses: tuple[str, ...],
-                 expected_allowed: Decimal | None = None) -> None:
+                 expected_allowed: Decimal | None = None,
+                 clia_number: str | None = None) -> None:
+        # The CLIA number of the laboratory that performed this line's test (837P 2400
+        # REF*X4), when it is not the claim's; None: the claim's number counts for it.
+        self.clia_number = clia_number
         # The amount the integrator expects the payer to allow for the line (its units
         # included), when it sends one; the KX threshold accrues allowed amounts.
         self.expected_allowed = expected_allowed
@@ -210,7 +214,7 @@ class ServiceLine:
 class Claim:
     __slots__ = ("authorizations", "billing_provider", "claim_id", "clia_number",
                  "coverage_start", "diagnoses", "diagnosis_items", "documentation",
-                 "first_service_date", "frequency", "history", "lines", "member",
+                 "first_service_date", "frequency", "history", "insurance", "lines", "member",
                  "ordering_provider", "payer", "payer_coverage", "place_of_service", "plan",
                  "received_date",
                  "referring_provider", "rendering_provider", "replaces", "service_state")
@@ -231,6 +235,11 @@ class Claim:
     service_state: str | None
     # The CLIA certificate number of the laboratory (837P 2300 REF*X4), or None.
     clia_number: str | None
+    # The payers the claim itself names for its services, with their type and order of
+    # benefits (837P SBR of loops 2000B and 2320; FHIR Claim.insurance). Not eligibility
+    # data: they carry no dates (they speak for the claim's own services) and never make
+    # `member.coverage_known` true.
+    insurance: tuple[Coverage, ...]
     diagnoses: tuple[str, ...]
     diagnosis_items: tuple[Diagnosis, ...]
     authorizations: tuple[Authorization, ...]
@@ -480,6 +489,23 @@ def _service_state(r: _Reader, data: dict[str, Any]) -> str | None:
     return None
 
 
+def _spans(r: _Reader, obj: dict[str, Any], key: str, where: str) -> list[Coverage]:
+    """Coverage spans (`member.coverage`, `insurance`): payer, plan, start, end, type, order."""
+    spans: list[Coverage] = []
+    for i, span in enumerate(r.array(obj, key, where)):
+        at = f"{where}[{i}]"
+        if not isinstance(span, dict):
+            r.fail(at, f"must be an object, not {json_type(span)}")
+            continue
+        spans.append(Coverage(r.text(span, "payer", f"{at}.payer"),
+                              r.text(span, "plan", f"{at}.plan"),
+                              r.date(span, "start", f"{at}.start"),
+                              r.date(span, "end", f"{at}.end"),
+                              r.word(span, "type", f"{at}.type", COVERAGE_TYPES),
+                              r.word(span, "order", f"{at}.order", COVERAGE_ORDERS)))
+    return spans
+
+
 def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProblem]]:
     """Build a `Claim` from a claim-format-v1 object; problems name each bad field."""
     if not isinstance(data, dict):
@@ -499,19 +525,8 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
     claim.place_of_service = r.text(data, "place_of_service", "place_of_service")
 
     member_obj = r.obj(data, "member", "member") or {}
-    spans: list[Coverage] = []
     raw_coverage = member_obj.get("coverage")
-    for i, span in enumerate(r.array(member_obj, "coverage", "member.coverage")):
-        where = f"member.coverage[{i}]"
-        if not isinstance(span, dict):
-            r.fail(where, f"must be an object, not {json_type(span)}")
-            continue
-        spans.append(Coverage(r.text(span, "payer", f"{where}.payer"),
-                              r.text(span, "plan", f"{where}.plan"),
-                              r.date(span, "start", f"{where}.start"),
-                              r.date(span, "end", f"{where}.end"),
-                              r.word(span, "type", f"{where}.type", COVERAGE_TYPES),
-                              r.word(span, "order", f"{where}.order", COVERAGE_ORDERS)))
+    spans = _spans(r, member_obj, "coverage", "member.coverage")
     therapy_ytd: TherapyYearToDate | None = None
     ytd_obj = r.obj(member_obj, "therapy_ytd", "member.therapy_ytd")
     if ytd_obj is not None:
@@ -536,6 +551,7 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
                                if data.get("ordering_provider") is not None else None)
     claim.service_state = _service_state(r, data)
     claim.clia_number = r.text(data, "clia_number", "clia_number")
+    claim.insurance = tuple(_spans(r, data, "insurance", "insurance"))
 
     diagnoses: list[str] = []
     for i, code in enumerate(r.array(data, "diagnoses", "diagnoses")):
@@ -620,7 +636,8 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
             r.number(raw, "units", f"{where}.units"), charge, service_date or today,
             tuple(pointers), r.number(raw, "minutes", f"{where}.minutes", MINUTES_MAX),
             pointed, r.amount(raw, "expected_allowed", f"{where}.expected_allowed",
-                              negative=False)))
+                              negative=False),
+            r.text(raw, "clia_number", f"{where}.clia_number")))
     claim.lines = tuple(lines)
     claim.first_service_date = min((ln.service_date for ln in lines), default=today)
     documentation = data.get("documentation")

@@ -107,6 +107,14 @@ def claim_schemas(payers: list[str] | None = None) -> dict[str, Any]:
     payer: dict[str, Any] = {**ID, "description": "selects the policy pack"}
     if payers:
         payer = {"enum": sorted(payers), "description": "selects the policy pack"}
+    span: dict[str, Any] = {
+        "type": "object",
+        "properties": {"payer": _nullable(TEXT), "plan": _nullable(TEXT),
+                       "start": _nullable(DATE), "end": _nullable(DATE),
+                       "type": _nullable({"enum": list(COVERAGE_TYPES),
+                                          "description": "what the span is"}),
+                       "order": _nullable({"enum": list(COVERAGE_ORDERS),
+                                           "description": "order of benefits"})}}
     return {
         "Claim": {
             "type": "object",
@@ -128,18 +136,7 @@ def claim_schemas(payers: list[str] | None = None) -> dict[str, Any]:
                         "birth_date": _nullable(DATE),
                         "sex": _nullable(TEXT),
                         "date_of_death": _nullable(DATE),
-                        "coverage": _list({
-                            "type": "object",
-                            "properties": {"payer": _nullable(TEXT),
-                                           "plan": _nullable(TEXT),
-                                           "start": _nullable(DATE),
-                                           "end": _nullable(DATE),
-                                           "type": _nullable({
-                                               "enum": list(COVERAGE_TYPES),
-                                               "description": "what the span is"}),
-                                           "order": _nullable({
-                                               "enum": list(COVERAGE_ORDERS),
-                                               "description": "order of benefits"})}}),
+                        "coverage": _list(span),
                         "therapy_ytd": _nullable({
                             "type": "object", "required": ["as_of"],
                             "description": "amounts applied toward the Medicare therapy "
@@ -161,6 +158,10 @@ def claim_schemas(payers: list[str] | None = None) -> dict[str, Any]:
                                   "billing_provider.address.state"},
                 "clia_number": _nullable({**TEXT, "description": "the laboratory's CLIA "
                                           "certificate number (837P 2300 REF*X4)"}),
+                "insurance": _list({**span, "description": "the payers the claim itself "
+                                    "names, with type and order of benefits (837P SBR of "
+                                    "2000B and 2320, FHIR Claim.insurance); not "
+                                    "eligibility data"}),
                 "service_facility": _nullable({"type": "object",
                                                "properties": {"address": address}}),
                 "diagnoses": _nullable({"type": "array", "items": CODE,
@@ -198,6 +199,9 @@ def claim_schemas(payers: list[str] | None = None) -> dict[str, Any]:
                 "expected_allowed": _nullable({**AMOUNT, "description": "the amount the "
                                                "payer is expected to allow for the line, "
                                                "its units included"}),
+                "clia_number": _nullable({**TEXT, "description": "the CLIA number of the "
+                                          "laboratory that performed the line's test, when "
+                                          "not the claim's (837P 2400 REF*X4)"}),
             },
         },
     }

@@ -13,12 +13,16 @@ included. A claim without `member.therapy_ytd` gets the roster's (the KX thresho
 medicare/therapy-threshold.policy, add it to the practice's own lines).
 
 CSV: a header line with `member_id`, `payer`, `plan`, `start`, `end` (`plan`, `start` and
-`end` may be empty; an empty `end` is open), and optionally `therapy_ytd_pt_slp`,
-`therapy_ytd_ot`, `therapy_ytd_as_of` (amounts in dollars; the as-of date is required
-with either amount). A row with a therapy year to date and none of payer, plan, start,
-end gives only the therapy year to date; any other row is a coverage span. JSON: a list
+`end` may be empty; an empty `end` is open), optionally `type` and `order` (what the span
+is: medicare, medicare_advantage, hospice, ...; its order of benefits: primary, secondary,
+tertiary; as in a claim's `member.coverage`, docs/language.md Coverage), and optionally
+`therapy_ytd_pt_slp`, `therapy_ytd_ot`, `therapy_ytd_as_of` (amounts in dollars; the as-of
+date is required with either amount). A row with a therapy year to date and none of
+payer, plan, start, end gives only the therapy year to date; any other row is a coverage
+span. JSON: a list
 (or `{"members": [...]}`) of span objects with the same keys, or of members as in a
-claim, `{"id": "...", "coverage": [{"payer": ..., "plan": ..., "start": ..., "end": ...}],
+claim, `{"id": "...", "coverage": [{"payer": ..., "plan": ..., "start": ..., "end": ...,
+"type": ..., "order": ...}],
 "therapy_ytd": {"pt_slp": "1200.00", "ot": null, "as_of": "2026-03-01"}}`.
 
 Importing replaces the spans of every member the file gives spans for, and the therapy
@@ -40,10 +44,16 @@ from pathlib import Path
 from typing import Any
 
 from cleanclaim.engine.history import HistoryStore
-from cleanclaim.engine.model import CHARGE_MAX, Coverage, TherapyYearToDate
+from cleanclaim.engine.model import (
+    CHARGE_MAX,
+    COVERAGE_ORDERS,
+    COVERAGE_TYPES,
+    Coverage,
+    TherapyYearToDate,
+)
 
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-SPAN_COLUMNS = ("member_id", "payer", "plan", "start", "end")
+SPAN_COLUMNS = ("member_id", "payer", "plan", "start", "end", "type", "order")
 THERAPY_COLUMNS = ("therapy_ytd_pt_slp", "therapy_ytd_ot", "therapy_ytd_as_of")
 COLUMNS = (*SPAN_COLUMNS, *THERAPY_COLUMNS)
 
@@ -65,6 +75,8 @@ class RosterSpan:
     plan: str | None
     start: dt.date | None
     end: dt.date | None
+    type: str | None = None  # one of COVERAGE_TYPES, or None (not said)
+    order: str | None = None  # one of COVERAGE_ORDERS, or None (not said)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,11 +209,22 @@ def _span(row: dict[str, Any], where: str, problems: list[str]) -> RosterSpan | 
             problems.append(f"{where}: `{key}` is `{value}`, not a date YYYY-MM-DD")
             return None
 
+    def word(key: str, allowed: tuple[str, ...]) -> str | None:
+        value = text(key)
+        if value is None:
+            return None
+        if value.lower() not in allowed:
+            shown = f"`{value}`" if len(value) <= 40 and value.isprintable() else "the value"
+            problems.append(f"{where}: `{key}` is {shown}, not one of {', '.join(allowed)}")
+            return None
+        return value.lower()
+
     before = len(problems)
     member_id = text("member_id")
     if member_id is None:
         problems.append(f"{where}: `member_id` is required")
-    span = RosterSpan(member_id or "", text("payer"), text("plan"), date("start"), date("end"))
+    span = RosterSpan(member_id or "", text("payer"), text("plan"), date("start"), date("end"),
+                      word("type", COVERAGE_TYPES), word("order", COVERAGE_ORDERS))
     if span.start and span.end and span.end < span.start:
         problems.append(f"{where}: coverage ends ({span.end}) before it starts ({span.start})")
     return span if len(problems) == before else None
@@ -275,9 +298,11 @@ def import_roster(store: HistoryStore, entries: Iterable[RosterEntry]) -> tuple[
         for key, member_spans in by_member.items():
             store.db.execute("DELETE FROM coverage WHERE member_key = ?", (key,))
             store.db.executemany(
-                "INSERT INTO coverage VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO coverage (member_key, payer, plan, start_date, end_date, "
+                "coverage_type, benefit_order) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(key, s.payer, s.plan, s.start.isoformat() if s.start else None,
-                  s.end.isoformat() if s.end else None) for s in member_spans])
+                  s.end.isoformat() if s.end else None, s.type, s.order)
+                 for s in member_spans])
             count += len(member_spans)
     if by_member:
         store._roster = True
@@ -301,8 +326,8 @@ def roster_therapy_ytd(store: HistoryStore, member_id: str) -> TherapyYearToDate
 def roster_coverage(store: HistoryStore, member_id: str) -> tuple[Coverage, ...]:
     """The member's coverage spans on the roster (empty when the roster has none)."""
     rows = store.db.execute(
-        "SELECT payer, plan, start_date, end_date FROM coverage WHERE member_key = ? "
-        "ORDER BY start_date", (store.roster_key(member_id),)).fetchall()
+        "SELECT payer, plan, start_date, end_date, coverage_type, benefit_order FROM coverage "
+        "WHERE member_key = ? ORDER BY start_date", (store.roster_key(member_id),)).fetchall()
     return tuple(Coverage(payer, plan, dt.date.fromisoformat(start) if start else None,
-                          dt.date.fromisoformat(end) if end else None)
-                 for payer, plan, start, end in rows)
+                          dt.date.fromisoformat(end) if end else None, kind, order)
+                 for payer, plan, start, end, kind, order in rows)

@@ -85,6 +85,8 @@ EXPECTED_PROFESSIONAL: dict[str, Any] = {
     "place_of_service": "11",
     "service_state": None,
     "clia_number": None,
+    # Claim.insurance[0]: sequence 1, its Coverage has no SOPT type
+    "insurance": [{"payer": "medicare", "type": None, "order": "primary"}],
     "diagnoses": ["R07.9", "R06.02"],
     "authorizations": [
         # insurance-level preAuthRef: every item's code, first to last date of service

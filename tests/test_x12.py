@@ -262,6 +262,8 @@ def test_multi_first_claim_in_full() -> None:
         "place_of_service": "11",
         "service_state": "IL",
         "clia_number": None,
+        # 2000B SBR*P ... MB: the claim's payer, primary, Medicare (SBR01 P, SBR09 MB)
+        "insurance": [{"payer": "medicare", "type": "medicare", "order": "primary"}],
         "ordering_provider": None,
         "diagnoses": ["R079", "R0602"],
         "authorizations": [

@@ -82,6 +82,25 @@ POS_SYSTEMS = _systems(
 NPI_SYSTEMS = _systems("http://hl7.org/fhir/sid/us-npi", "urn:oid:2.16.840.1.113883.4.6")
 NUCC_SYSTEMS = _systems("http://nucc.org/provider-taxonomy", "urn:oid:2.16.840.1.113883.6.101")
 _ORDERS = {1: "primary", 2: "secondary", 3: "tertiary"}
+# Coverage.type in the Source of Payment Typology (PHDSC/NAHDO SOPT, the US Core and CARIN
+# coverage type value set): hierarchical codes, read by prefix. 11x Medicare managed care
+# (Medicare Advantage), 13 Medicare hospice, other 1x Medicare (14, dual-eligible
+# organizations, gives none), 2x Medicaid, 5x private insurance and 6x BCBS (commercial),
+# 95x workers' compensation, 96x auto (no-fault) and 97x liability insurance (liability).
+# Another system or code gives no type.
+SOPT_SYSTEMS = _systems("https://nahdo.org/sopt", "urn:oid:2.16.840.1.113883.3.221.5")
+_SOPT_PREFIXES = (("11", "medicare_advantage"), ("13", "hospice"), ("14", None),
+                  ("1", "medicare"), ("2", "medicaid"), ("5", "commercial"),
+                  ("6", "commercial"), ("95", "workers_compensation"), ("96", "liability"),
+                  ("97", "liability"))
+
+
+def _coverage_type(concept: object) -> str | None:
+    """A claim-format coverage type from a Coverage.type in SOPT, or None."""
+    code = _code_in(concept, SOPT_SYSTEMS)
+    if code is None or not code.isdigit():
+        return None
+    return next((kind for prefix, kind in _SOPT_PREFIXES if code.startswith(prefix)), None)
 # HL7 NamingSystem CLIA (terminology.hl7.org): the laboratory's CLIA certificate number.
 CLIA_SYSTEMS = _systems("http://terminology.hl7.org/NamingSystem/CLIA",
                         "urn:oid:2.16.840.1.113883.4.7")
@@ -639,7 +658,7 @@ class _ClaimReader:
 
         insurances = _objs(c.get("insurance"))
         focal_index = next((i for i, ins in enumerate(insurances) if ins.get("focal") is True), 0)
-        payer, plan, spans = self.payer_and_coverage(insurances, focal_index)
+        payer, plan, spans, stated = self.payer_and_coverage(insurances, focal_index)
 
         frequency, replaces = self.frequency()
         billing_npi, billing_taxonomy = self.npi_of(c.get("provider"), "Claim.provider")
@@ -663,6 +682,7 @@ class _ClaimReader:
             "place_of_service": self.place_of_service(),
             "service_state": self.service_state(),
             "clia_number": self.clia_number(),
+            "insurance": stated,
             "diagnoses": diagnoses,
             "authorizations": self.authorizations(insurances, focal_index, lines),
             "lines": lines,
@@ -739,17 +759,22 @@ class _ClaimReader:
 
     def payer_and_coverage(
         self, insurances: list[Json], focal_index: int
-    ) -> tuple[str, str | None, list[dict[str, Any]]]:
+    ) -> tuple[str, str | None, list[dict[str, Any]], list[dict[str, Any]]]:
+        """(payer, plan, member.coverage spans, the claim's `insurance`). A Coverage with a
+        period gives a coverage span (eligibility data); every Claim.insurance gives an
+        `insurance` entry: its payer, Coverage.type (SOPT) and Claim.insurance.sequence as
+        the order of benefits (1 primary, 2 secondary, 3 tertiary)."""
         payer: str | None = None
         plan: str | None = None
         found: list[str] = []
         spans: list[dict[str, Any]] = []
+        stated: dict[int, dict[str, Any]] = {}
         order = [focal_index] + [i for i in range(len(insurances)) if i != focal_index]
         for i in order:
             if i >= len(insurances):
                 continue
             where = f"Claim.insurance[{i}].coverage"
-            ins_payer, ins_plan, period, names = self.insurance(insurances[i], where)
+            ins_payer, ins_plan, period, names, cov = self.insurance(insurances[i], where)
             if i == focal_index:
                 found.extend(names)
                 payer, plan = ins_payer, ins_plan
@@ -762,6 +787,10 @@ class _ClaimReader:
                 ins_payer = payer
             elif ins_payer is None:
                 ins_payer = f"fhir:{names[0]}" if names else None
+            kind = _coverage_type(cov.get("type")) if cov is not None else None
+            # Claim.insurance.sequence: the order of benefits the claim states
+            sequence = _ORDERS.get(_int(insurances[i].get("sequence")) or 0)
+            stated[i] = {"payer": ins_payer, "type": kind, "order": sequence}
             if period is not None and ins_payer is not None:
                 span, at = period
                 entry: dict[str, Any] = {
@@ -770,9 +799,14 @@ class _ClaimReader:
                     "start": self.date(span.get("start"), f"{at}.start"),
                     "end": self.date(span.get("end"), f"{at}.end"),
                 }
-                # Claim.insurance.sequence: the order of benefits (1 primary, ...)
-                rank = _ORDERS.get(_int(insurances[i].get("sequence")) or 0)
-                if rank is not None and len(insurances) > 1:
+                if kind is not None:
+                    entry["type"] = kind
+                # Coverage.order (its order among the member's coverages in force), else
+                # Claim.insurance.sequence when the claim has several insurances
+                rank = _ORDERS.get((_int(cov.get("order")) if cov is not None else None) or 0)
+                if rank is None and len(insurances) > 1:
+                    rank = sequence
+                if rank is not None:
                     entry["order"] = rank
                 spans.append(entry)
         if not insurances:
@@ -780,13 +814,13 @@ class _ClaimReader:
             if payer is None:
                 payer = f"fhir:{names[0]}" if names else "fhir:unknown"
         assert payer is not None
-        return payer, plan, spans
+        return payer, plan, spans, [stated[i] for i in sorted(stated)]
 
     def insurance(
         self, insurance: Json, where: str
-    ) -> tuple[str | None, str | None, tuple[Json, str] | None, list[str]]:
-        """(mapped payer, plan, (Coverage.period, its path), payer names found) of one
-        insurance."""
+    ) -> tuple[str | None, str | None, tuple[Json, str] | None, list[str], Json | None]:
+        """(mapped payer, plan, (Coverage.period, its path), payer names found, the
+        Coverage) of one insurance."""
         ref = _obj(insurance.get("coverage"))
         names: list[str] = []
         cov = self.resolve(ref, where, ("Coverage",)) if ref is not None else None
@@ -803,16 +837,16 @@ class _ClaimReader:
             for j, payor in enumerate(_objs(cov.data.get("payor"))):
                 payer, payor_names = self.organization_payer(payor, f"{cov.path}.payor[{j}]")
                 if payer is not None:
-                    return payer, plan, period, payor_names
+                    return payer, plan, period, payor_names, cov.data
                 names.extend(payor_names)
-            return None, plan, period, names
+            return None, plan, period, names, cov.data
         # The Coverage is not in the input: its reference's display may name the payer
         # (Synthea writes it so). The reference's identifier is the policy's, not the
         # payer's (and may be the member's number): it is not used.
         display = _str(ref.get("display")) if ref is not None else None
         if display is not None:
-            return self.lookup_payer([display]), None, None, [display]
-        return None, None, None, names
+            return self.lookup_payer([display]), None, None, [display], None
+        return None, None, None, names, None
 
     def insurer(self) -> tuple[str | None, list[str]]:
         ref = _obj(self.claim.get("insurer"))

@@ -79,6 +79,24 @@ _FREQUENCIES: Final = {"1": "original", "7": "replacement", "8": "void"}
 _DIAGNOSIS_QUALIFIERS: Final = frozenset({"ABK", "ABF", "BK", "BF"})
 _UNIT_QUALIFIERS: Final = frozenset({"UN", "MJ"})
 _SEXES: Final = frozenset({"F", "M", "U"})
+# SBR01, payer responsibility sequence number code (005010X222A1 2000B and 2320): P, S, T
+# give the order of benefits; A-H (fourth to eleventh payer) and U (unknown) are valid and
+# give none (claim format v1 names three orders).
+_ORDERS: Final = {"P": "primary", "S": "secondary", "T": "tertiary"}
+_OTHER_SEQUENCES: Final = frozenset("ABCDEFGHU")
+# SBR09, claim filing indicator code (005010X222A1 code list) -> coverage type. Codes with
+# no claim-format type (TRICARE CH, VA, other federal OF, FEP FI, Title V TV, disability DS,
+# other non-federal 11, mutually defined ZZ) give none. 16 "HMO Medicare Risk" is a Medicare
+# Advantage plan; auto medical (no-fault) is counted as liability: both are non-group
+# health plan insurance primary to Medicare (MSP Manual, Pub. 100-05 ch.1 s.10).
+_FILING_TYPES: Final = {
+    "MA": "medicare", "MB": "medicare", "16": "medicare_advantage", "MC": "medicaid",
+    "WC": "workers_compensation", "LM": "liability", "AM": "liability",
+    "CI": "commercial", "BL": "commercial", "HM": "commercial", "12": "commercial",
+    "13": "commercial", "14": "commercial", "15": "commercial", "17": "commercial",
+}
+_FILING_CODES: Final = frozenset({*_FILING_TYPES, "11", "CH", "DS", "FI", "OF", "TV", "VA",
+                                  "ZZ"})
 _NUMBER: Final = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)\Z", re.ASCII)
 _INTEGER: Final = re.compile(r"\d+\Z", re.ASCII)
 _ALT_COMPONENT_SEPARATORS: Final = (">", ":")
@@ -156,7 +174,18 @@ class _Person:
     birth_date: str | None = None
     sex: str | None = None
     death_date: str | None = None  # PAT05 D8 / PAT06 of loop 2000B or 2000C
+    sbr: _Sbr | None = None  # loop 2000B SBR (the subscriber only)
     problems: list[ReadProblem] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Sbr:
+    """An SBR segment (2000B: the payer the claim is sent to; 2320: another payer) with
+    the payer 2330B names for it."""
+
+    order: str | None  # SBR01 as an order of benefits
+    type: str | None  # SBR09 as a coverage type
+    payer: _Payer | None = None  # 2330B NM1*PR (2320 only)
 
 
 @dataclass(slots=True)
@@ -186,6 +215,7 @@ class _Line:
     service_date: str | None = None
     service_end_date: str | None = None
     authorizations: list[str] = field(default_factory=list)
+    clia_number: str | None = None  # 2400 REF*X4
     has_ordering: bool = False  # loop 2420E NM1*DK
     ordering_npi: str | None = None
 
@@ -215,6 +245,7 @@ class _Claim:
     has_rendering: bool = False
     facility_state: str | None = None  # 2310C N4-02
     clia_number: str | None = None  # 2300 REF*X4
+    other_payers: list[_Sbr] = field(default_factory=list)  # loops 2320/2330B
     sub: str = "claim"  # "claim", "2310A", "2310B", "2310", "2320"
     lines: list[_Line] = field(default_factory=list)
 
@@ -558,6 +589,8 @@ class _Walker(Tokens):
         elif sid == "PRV" and level == "20" and self.billing is not None:
             if _get(els, 1) == "BI":
                 self.billing.taxonomy = _get(els, 3) or None
+        elif sid == "SBR" and level == "22" and self.subscriber is not None:
+            self.subscriber.sbr = self.sbr(no, els, self.subscriber.problems)
         elif sid == "PAT":
             person = self.patient if level == "23" else self.subscriber
             if person is not None and level in ("22", "23"):
@@ -567,6 +600,24 @@ class _Walker(Tokens):
                 self.dmg(no, els, self.subscriber)
             elif self.part == "2010CA" and self.patient is not None:
                 self.dmg(no, els, self.patient)
+
+    @staticmethod
+    def sbr(no: int, els: list[str], problems: list[ReadProblem]) -> _Sbr:
+        """SBR01 (payer responsibility sequence) and SBR09 (claim filing indicator)."""
+        sequence, filing = _get(els, 1), _get(els, 9)
+        if sequence not in _ORDERS and sequence not in _OTHER_SEQUENCES:
+            problems.append(ReadProblem(
+                _where("SBR", no, 1),
+                f'payer responsibility sequence "{sequence}" is not P, S, T, A-H or U'
+                if sequence and len(sequence) <= 2
+                else "payer responsibility sequence (SBR01) is missing" if not sequence
+                else "payer responsibility sequence is not P, S, T, A-H or U"))
+        if filing and filing not in _FILING_CODES:
+            problems.append(ReadProblem(
+                _where("SBR", no, 9),
+                f'claim filing indicator "{filing}" is not an 837P code'
+                if len(filing) <= 2 else "claim filing indicator is not an 837P code"))
+        return _Sbr(_ORDERS.get(sequence), _FILING_TYPES.get(filing))
 
     def pat(self, no: int, els: list[str], person: _Person) -> None:
         """PAT05/PAT06: the patient's date of death (the value is never quoted)."""
@@ -678,6 +729,9 @@ class _Walker(Tokens):
         if sid == "NM1":
             if claim.sub in ("2320", "2330"):
                 claim.sub = "2330"  # other subscriber / other payer names (2330A-G)
+                other = claim.other_payers[-1] if claim.other_payers else None
+                if _get(els, 1) == "PR" and other is not None and other.payer is None:
+                    other.payer = _Payer(_get(els, 9) or None, _get(els, 3) or None)  # 2330B
                 return
             entity = _get(els, 1)
             if entity == "DN" and not claim.has_referring:
@@ -693,7 +747,8 @@ class _Walker(Tokens):
             else:
                 claim.sub = "2310"
         elif sid == "SBR":
-            claim.sub = "2320"
+            claim.sub = "2320"  # other subscriber information: another payer
+            claim.other_payers.append(self.sbr(no, els, claim.problems))
         elif sid == "PRV":
             if claim.sub == "2310B" and _get(els, 1) == "PE":
                 claim.rendering_taxonomy = _get(els, 3) or None
@@ -806,6 +861,15 @@ class _Walker(Tokens):
                 claim.problems.append(
                     ReadProblem(_where("REF", no, 2), "prior authorization number (G1) is empty")
                 )
+        elif sid == "REF" and line.sub == "line" and _get(els, 1) == "X4":
+            # The line's laboratory when it is not the claim's (2400 REF*X4: the IG's
+            # usage note asks for it when it differs from 2300 REF*X4).
+            value = _get(els, 2)
+            if value:
+                line.clia_number = value
+            else:
+                claim.problems.append(
+                    ReadProblem(_where("REF", no, 2), "CLIA number (X4) is empty"))
 
     def sv1(self, no: int, els: list[str], line: _Line, problems: list[ReadProblem]) -> None:
         line.has_sv1 = True
@@ -1027,6 +1091,8 @@ class _Walker(Tokens):
             }
             if line.service_end_date is not None:
                 entry["service_end_date"] = line.service_end_date
+            if line.clia_number is not None:
+                entry["clia_number"] = line.clia_number
             lines.append(entry)
         return {
             "claim_id": claim.claim_id,
@@ -1051,6 +1117,7 @@ class _Walker(Tokens):
             "place_of_service": claim.place_of_service,
             "service_state": claim.facility_state or (billing.state if billing else None),
             "clia_number": claim.clia_number,
+            "insurance": self.insurance(claim, payer),
             "diagnoses": claim.diagnoses,
             "authorizations": authorizations,
             "lines": lines,
@@ -1062,6 +1129,20 @@ class _Walker(Tokens):
                 "transaction": claim.transaction,
             },
         }
+
+    def insurance(self, claim: _Claim, payer: _Payer | None) -> list[dict[str, Any]]:
+        """The claim's payer (2000B SBR, 2010BB) and the other payers (2320 SBR, 2330B),
+        each with its type (SBR09) and order of benefits (SBR01), in file order. They are
+        what the claim states, not eligibility data (`member.coverage` stays absent)."""
+        out: list[dict[str, Any]] = []
+        subscriber = claim.subscriber
+        if subscriber is not None and subscriber.sbr is not None:
+            out.append({"payer": self.payer_key(payer), "type": subscriber.sbr.type,
+                        "order": subscriber.sbr.order})
+        for other in claim.other_payers:
+            out.append({"payer": self.payer_key(other.payer), "type": other.type,
+                        "order": other.order})
+        return out
 
     @staticmethod
     def authorizations(claim: _Claim) -> list[dict[str, Any]]:

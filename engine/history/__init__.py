@@ -147,6 +147,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
              as_of TEXT NOT NULL
            )""",
     ),
+    (  # 6: what each roster span is and its order of benefits (engine/roster.py; the
+       # medicare/coverage-other-payer rules); NULL: not said, as for spans stored before
+        "ALTER TABLE coverage ADD COLUMN coverage_type TEXT",
+        "ALTER TABLE coverage ADD COLUMN benefit_order TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT_MS = 120_000
