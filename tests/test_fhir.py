@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cleanclaim.engine.formats import fhir as fhir_module
+from cleanclaim.engine.formats.fhir import documents as fhir_documents
 from cleanclaim.engine.formats.fhir import read_fhir
 from cleanclaim.engine.inputs import InputFileError, RawClaim
 
@@ -658,7 +658,7 @@ def test_davinci_pas_xml_bundles(name: str, codes: list[str], conditions: int) -
 
 
 def test_xml_without_lxml_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fhir_module, "_lxml", lambda: None)
+    monkeypatch.setattr(fhir_documents, "_lxml", lambda: None)
     with pytest.raises(InputFileError, match="XML needs the lxml package"):
         list(read_fhir(text_of("bundle-pa-request-example-referral.xml"), "pa.xml", {}))
 

@@ -1,4 +1,4 @@
-"""The X12 837P reader (engine/formats/x12.py) on the LinuxForHealth samples and our fixture.
+"""The X12 837P reader (engine/formats/x12/) on the LinuxForHealth samples and our fixture.
 
 Expected values below were read off the files by hand; segment numbers count from ISA = 1.
 """

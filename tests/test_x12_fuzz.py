@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cleanclaim.engine.formats.x12 import _delimiters, _Walker
+from cleanclaim.engine.formats.x12.syntax import _delimiters
+from cleanclaim.engine.formats.x12.walker import _Walker
 from cleanclaim.engine.inputs import InputFileError
 from cleanclaim.engine.reading import read_claims
 from tests.conftest import shared_engine

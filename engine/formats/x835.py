@@ -7,7 +7,7 @@ adjustments) with its `ClaimPayment`s (CLP, loop 2100) and their `ServicePayment
 loop 2110), in file order.
 
 The tokenizer, the ISA delimiter handling and the envelope checks (SE/GE/IEA counts and
-control numbers, missing trailers) are the 837P reader's (engine/formats/x12.py).
+control numbers, missing trailers) are the 837P reader's (engine/formats/x12/).
 
 Decisions (see tests/test_x835.py):
 - Every CLP gives exactly one `ClaimPayment`, readable or not. Damage is a located
@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Final
 
 from cleanclaim.dsl.codesets.adjustment import GROUPS
-from cleanclaim.engine.formats.x12 import (
+from cleanclaim.engine.formats.x12.envelope import _EnvelopeCheck
+from cleanclaim.engine.formats.x12.syntax import (
     _NUMBER,
     Tokens,
     _ccyymmdd,
     _components,
-    _EnvelopeCheck,
     _get,
     _where,
 )
