@@ -179,7 +179,9 @@ def fields_the_engine_reads() -> set[str]:
                            "specialty": "family"},
         authorizations=[{"number": "PA-1", "codes": ["93306"], "start": "2026-01-01",
                          "end": "2026-12-31", "units": 1}],
-        service_facility={"address": {"state": "IL"}}, documentation={"ecg": {}})
+        service_facility={"address": {"state": "IL"}}, documentation={"ecg": {}},
+        insurance=[{"payer": "medicare", "plan": "part-b", "start": "2026-01-01",
+                    "end": "2026-12-31", "type": "medicare", "order": "primary"}])
     full["billing_provider"]["address"] = {"state": "WI"}
     full["lines"][0]["minutes"] = 10
     full["member"]["therapy_ytd"] = {"pt_slp": "100.00", "ot": "0", "as_of": "2026-01-31"}
