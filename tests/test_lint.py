@@ -1,4 +1,4 @@
-"""`cleanclaim lint` (dsl/lint.py): every code has a page in docs/lint.md whose bad example
+"""`cleanclaim lint` (dsl/lint/): every code has a page in docs/lint.md whose bad example
 produces it and whose good example is clean; the shipped packs lint clean; each quality
 check on a small pack; the command's text and JSON output and exit codes."""
 

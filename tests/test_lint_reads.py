@@ -1,5 +1,5 @@
 """lint W405 (a comparison of an optional field without `is present`) and W406 (a plan
-name no claim of the pack's cases has), dsl/lint_reads.py: where they fire, where they do
+name no claim of the pack's cases has), dsl/lint/reads.py: where they fire, where they do
 not, and that W405 fires exactly where the engine gives its "needs ..." review."""
 
 from __future__ import annotations
