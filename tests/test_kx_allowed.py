@@ -19,10 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from cleanclaim.engine import decoding, model
-from cleanclaim.engine.cli import app
 from cleanclaim.engine.history import HistoryStore
 from cleanclaim.engine.refdata.allowed import amount_times_units
 from cleanclaim.engine.roster import (
@@ -34,6 +32,7 @@ from cleanclaim.engine.roster import (
     roster_coverage,
     roster_therapy_ytd,
 )
+from tests.conftest import cli
 
 HERE = Path(__file__).parent
 PPRRVU = HERE / "data" / "kx" / "PPRRVU26_JAN.csv"
@@ -42,17 +41,6 @@ TODAY = "2026-11-27"
 PT_RULES = ("medicare/therapy/kx-threshold-pt-slp",
             "medicare/therapy/kx-threshold-pt-slp-fee-schedule",
             "medicare/therapy/kx-threshold-pt-slp-charges")
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cms-data"
-    monkeypatch.setenv("CLEANCLAIM_DATA_DIR", str(folder))
-    return folder
-
-
-def cli(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args))
 
 
 def pt_claim(claim_id: str, lines: list[dict[str, Any]],

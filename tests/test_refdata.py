@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from cleanclaim.engine.cli import app
 from cleanclaim.engine.engine import Engine
 from cleanclaim.engine.refdata.mcd import import_mcd
 from cleanclaim.engine.refdata.mpfs import effective_from_name, open_fee_schedule
 from cleanclaim.engine.refdata.store import DataStore, default_data_dir
 from cleanclaim.engine.refdata.tables import open_mue, open_ptp
+from tests.conftest import cli
 
 DATA = Path(__file__).parent / "data" / "refdata"
 PTP = DATA / "ccipra-v321r0-f1.TXT"
@@ -30,17 +29,6 @@ HCPC = DATA / "article_x_hcpc_code.csv"
 PPRRVU = DATA / "PPRRVU26_JAN.csv"
 TODAY = "2026-11-27"
 TTE_RULE = "medicare/necessity/tte-lcd-l33577"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cms-data"
-    monkeypatch.setenv("CLEANCLAIM_DATA_DIR", str(folder))
-    return folder
-
-
-def cli(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args))
 
 
 def tte_claim(diagnosis: str, code: str = "93306", units: int = 1) -> dict[str, Any]:
