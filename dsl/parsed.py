@@ -27,11 +27,12 @@ class ParsedPolicy:
     broken_names: frozenset[str] = frozenset()
 
 
-# What shapes a tree: the grammar, the transformer (dsl/parser.py) and the counter builder
-# it calls (dsl/history.py), the node and error classes, and the Lark release.
+# What shapes a tree: the grammar, the parser and its transformer (dsl/parser.py,
+# dsl/to_ast.py) and the counter builder it calls (dsl/history.py), the node and error
+# classes, and the Lark release.
 _PARSED = PickleCache(
-    "parsed", sources=("grammar/*.lark", "parser.py", "history.py", "ast.py", "errors.py",
-                       "parsed.py"),
+    "parsed", sources=("grammar/*.lark", "parser.py", "to_ast.py", "history.py", "ast.py",
+                       "errors.py", "parsed.py"),
     salt=lambda: module_source("lark"), allowed={"cleanclaim.dsl.ast": None})
 
 

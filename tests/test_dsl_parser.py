@@ -1,4 +1,5 @@
-"""The policy parser (dsl/parser.py): text to syntax tree, spans, layout, syntax errors."""
+"""The policy parser (dsl/parser.py, dsl/to_ast.py, dsl/syntax_errors.py): text to syntax
+tree, spans, layout, syntax errors."""
 
 from __future__ import annotations
 
