@@ -1,4 +1,4 @@
-"""`cleanclaim fmt` (dsl/fmt.py): one layout, every comment kept, idempotent, meaning
+"""`cleanclaim fmt` (dsl/fmt/): one layout, every comment kept, idempotent, meaning
 unchanged; on every shipped policy file and on the awkward inputs in tests/fmt/
 (`tests/fmt/expected/` holds what each must become; `tests/fmt/refused/` files that do not
 parse and must be left alone)."""

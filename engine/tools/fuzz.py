@@ -12,7 +12,7 @@ expressions), itself sometimes mutated. For each input:
 - `parse_policy` and the checker run; every problem must be a `PolicyError` with a known
   code, a position inside the text (or inside a CSV file it reads), and must render;
 - a pack without errors must compile;
-- a text that parses must format (`dsl/fmt.py`), the result must mean the same and
+- a text that parses must format (`dsl/fmt/`), the result must mean the same and
   formatting it again must change nothing.
 
 Anything else is a failure: it is printed, and with `--out` written to a file that
@@ -134,7 +134,7 @@ def _check_format(text: str, name: str, parses: bool) -> None:
         once = format_policy(text, name)
     except FormatError as exc:
         # Refusing what does not parse is right; so is refusing an expression nested
-        # hundreds deep (a located error, documented in dsl/fmt.py).
+        # hundreds deep (a located error, documented in dsl/fmt/).
         if parses and "too deeply" not in str(exc):
             raise FuzzFailure(f"fmt refused a file that parses: {exc}") from exc
         return
