@@ -419,7 +419,8 @@ def _keys(span_of: Callable[[Any], ast.Span], tree: Tree[Any],
 def check_counters(checked: CheckedPack, env: CheckEnv) -> None:
     """Checker stage (after value sets): every counter is complete, its codes resolve and
     its condition is a condition on the line alone. Fills `checked.counters`."""
-    from cleanclaim.dsl.checker import _infer, resolve_terms
+    from cleanclaim.dsl.check_types import infer_type
+    from cleanclaim.dsl.check_valuesets import resolve_terms
 
     declared: dict[str, ast.Counter] = {}
     for tree in checked.files:
@@ -465,7 +466,7 @@ def check_counters(checked: CheckedPack, env: CheckEnv) -> None:
                 fine, member = _reads_only_the_line(checked, env, decl.condition, "condition")
                 reads_member = reads_member or member
                 if fine:
-                    found = _infer(checked, env, decl.condition, _COUNTER_SCOPE, "line")
+                    found = infer_type(checked, env, decl.condition, _COUNTER_SCOPE, "line")
                     if found.name not in ("bool", "any"):
                         checked.errors.append(PolicyError(
                             "E203", f"the lines a counter counts are chosen by a condition "
@@ -478,7 +479,7 @@ def check_counters(checked: CheckedPack, env: CheckEnv) -> None:
                 fine, member = _reads_only_the_line(checked, env, decl.amount, "amount")
                 reads_member = reads_member or member
                 if fine:
-                    found = _infer(checked, env, decl.amount, _COUNTER_SCOPE, "line")
+                    found = infer_type(checked, env, decl.amount, _COUNTER_SCOPE, "line")
                     if found.name not in (*T.NUMERIC, "any"):
                         checked.errors.append(PolicyError(
                             "E203", f"a counter sums amounts (numbers), not {T.one(found)}",

@@ -1,5 +1,5 @@
-"""The checker (dsl/checker.py): expression types, value-set kinds, dated versions, and the
-errors each stage reports."""
+"""The checker (dsl/checker.py, check_valuesets.py, check_rules.py, check_types.py):
+expression types, value-set kinds, dated versions, and the errors each stage reports."""
 
 from __future__ import annotations
 
