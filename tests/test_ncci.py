@@ -1,4 +1,4 @@
-"""NCCI PTP and MUE readers (engine/ncci.py) against fixtures in the CMS file layouts."""
+"""NCCI PTP and MUE readers (engine/ncci/) against fixtures in the CMS file layouts."""
 
 from __future__ import annotations
 

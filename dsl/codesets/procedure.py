@@ -14,6 +14,7 @@ import re
 from typing import Literal
 
 __all__ = [
+    "UPPER_CASE_CODE",
     "ProcedureKind",
     "code_kind",
     "expand_range",
@@ -26,6 +27,9 @@ ProcedureKind = Literal["cpt", "hcpcs"]
 
 _CPT = re.compile(r"[0-9]{5}|[0-9]{4}[FTU]", re.ASCII)
 _HCPCS_LEVEL2 = re.compile(r"[A-Z][0-9]{4}", re.ASCII)
+# Either shape in upper case only: for readers of CMS files (engine/ncci.py,
+# engine/refdata/), which upper-case a field first and match millions of them.
+UPPER_CASE_CODE = re.compile(f"{_CPT.pattern}|{_HCPCS_LEVEL2.pattern}", re.ASCII)
 # A range end splits into letter prefix, digits, letter suffix; both ends must agree on the
 # letters and the digit count, so the digits alone are counted through.
 _RANGE_END = re.compile(r"([A-Z]?)([0-9]+)([A-Z]?)", re.ASCII)
