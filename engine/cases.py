@@ -40,7 +40,7 @@ Claims of a batch count against each other in the counting order (date of servic
 received date, then claim id), whatever their order in the file.
 Each expected finding matches one actual finding on every field it lists (unlisted fields
 are ignored); the lists must pair up one to one. pytest collects these files
-(`tests/policy_cases_plugin.py`) and `cleanclaim test` runs them (`engine/testing.py`:
+(`tests/policy_cases_plugin.py`) and `cleanclaim test` runs them (`engine/testing/`:
 side-by-side failures, rule coverage, JUnit XML).
 """
 

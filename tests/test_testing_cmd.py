@@ -1,4 +1,4 @@
-"""`cleanclaim test` (engine/testing.py, engine/cases.py): cases run as pytest runs them,
+"""`cleanclaim test` (engine/testing/, engine/cases.py): cases run as pytest runs them,
 failures side by side with the rules' positions (and their trace), rule coverage, JUnit
 XML, exit codes."""
 
