@@ -346,8 +346,9 @@ class Rule:
 
 # ---- counters (claim history) ----------------------------------------------------------
 
-WindowKind = Literal["calendar_year", "benefit_year", "rolling", "full_months", "day",
-                     "lifetime", "authorization"]
+WindowKind = Literal[
+    "calendar_year", "benefit_year", "rolling", "full_months", "day", "lifetime", "authorization"
+]
 
 
 @dataclass(frozen=True, slots=True)

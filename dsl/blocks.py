@@ -18,14 +18,24 @@ from cleanclaim.dsl.static import conjuncts
 RESET = re.compile(r"\s*_ml[0-9]+ = _U")
 
 
-def memoize(body: list[str], candidates: AbstractSet[str], indent: str, prefix: str,
-             per_date: AbstractSet[str] = frozenset()) -> list[str]:
+def memoize(
+    body: list[str],
+    candidates: AbstractSet[str],
+    indent: str,
+    prefix: str,
+    per_date: AbstractSet[str] = frozenset(),
+) -> list[str]:
     inits, memoized = memoize_split(body, candidates, indent, prefix, per_date)
     return inits + memoized
 
 
-def memoize_split(body: list[str], candidates: AbstractSet[str], indent: str, prefix: str,
-                   per_date: AbstractSet[str] = frozenset()) -> tuple[list[str], list[str]]:
+def memoize_split(
+    body: list[str],
+    candidates: AbstractSet[str],
+    indent: str,
+    prefix: str,
+    per_date: AbstractSet[str] = frozenset(),
+) -> tuple[list[str], list[str]]:
     """Compute calls that several rules of `body` make with the same arguments once: the
     first use stores the value, later uses read it (functions are pure by contract).
 
@@ -39,14 +49,12 @@ def memoize_split(body: list[str], candidates: AbstractSet[str], indent: str, pr
     text = _mask_literals("\n".join(body), literals)
     masked = {c: _mask_literals(c, literals) for c in {*candidates, *per_date}}
     dated = [masked[c] for c in per_date if masked[c] in text]
-    repeated = [masked[c] for c in candidates
-                if c not in per_date and text.count(masked[c]) >= 2]
+    repeated = [masked[c] for c in candidates if c not in per_date and text.count(masked[c]) >= 2]
     if not repeated and not dated:
         return [], body
     inits = []
     memos = [(c, f"_md{k}") for k, c in enumerate(sorted(dated, key=len, reverse=True))]
-    memos += [(c, f"_m{prefix}{k}") for k, c in enumerate(sorted(repeated, key=len,
-                                                                  reverse=True))]
+    memos += [(c, f"_m{prefix}{k}") for k, c in enumerate(sorted(repeated, key=len, reverse=True))]
     for call, name in sorted(memos, key=lambda m: len(m[0]), reverse=True):
         text = text.replace(call, f"({name} if {name} is not _U else ({name} := {call}))")
     if dated:
@@ -84,8 +92,10 @@ def _unmask_literals(code: str, literals: dict[str, str]) -> str:
 
 def _mentions(expr: ast.Expr, name: str) -> bool:
     """Whether `expr` reads `name` (a `let`) outside a quantifier that binds it."""
-    return any(isinstance(e, ast.Path) and e.parts[0] == name and name not in bound
-               for e, bound in walk(expr))
+    return any(
+        isinstance(e, ast.Path) and e.parts[0] == name and name not in bound
+        for e, bound in walk(expr)
+    )
 
 
 def _uses(code: str, var: str) -> bool:
@@ -100,8 +110,12 @@ def rule_block(gen: Emitter, index: int, rule: ast.Rule, indent: str) -> list[st
     """Python lines applying one rule (all its versions) to the current claim/line."""
     scope = scope_kind(rule)
     if scope in ("codes", "all_lines"):
-        env = {"claim": "claim", "line": "line", "member": "claim.member",
-               "other_lines": "_others(claim, line)"}
+        env = {
+            "claim": "claim",
+            "line": "line",
+            "member": "claim.member",
+            "other_lines": "_others(claim, line)",
+        }
         date_var, line_no = "line.service_date", "line.line"
     elif scope == "diagnosis":
         env = {"claim": "claim", "member": "claim.member", "diagnosis": "diagnosis"}
@@ -116,6 +130,7 @@ def rule_block(gen: Emitter, index: int, rule: ast.Rule, indent: str) -> list[st
     def at(code: str, span: ast.Span) -> str:
         """A line of the rule, with the policy line it comes from (`line_map`)."""
         return f"{code}  # rule {index}, line {int(span.line)}"
+
     guards = []
     for vf in rule.filters:
         if vf.field == "plan":  # the claim's plan (T.plan_of), case-insensitively
@@ -134,13 +149,19 @@ def rule_block(gen: Emitter, index: int, rule: ast.Rule, indent: str) -> list[st
     if len(rule.versions) > 1:
         first_conds = parts[0]
         while shared < len(first_conds) and all(
-                len(conds) > shared and conds[shared] is first_conds[shared]
-                for conds in parts):
+            len(conds) > shared and conds[shared] is first_conds[shared] for conds in parts
+        ):
             code = gen.expr(first_conds[shared], env)
-            if LOCAL_NAME.search(code) or CALLS.search(code) or any(
+            if (
+                LOCAL_NAME.search(code)
+                or CALLS.search(code)
+                or any(
                     _mentions(first_conds[shared], let.name)
-                    for v in rule.versions for let in v.lets) or optional_reads(
-                    first_conds[shared], gen.checked.types, {}, frozenset()):
+                    for v in rule.versions
+                    for let in v.lets
+                )
+                or optional_reads(first_conds[shared], gen.checked.types, {}, frozenset())
+            ):
                 break
             guards.append(code)
             shared += 1
@@ -148,8 +169,9 @@ def rule_block(gen: Emitter, index: int, rule: ast.Rule, indent: str) -> list[st
         out.append(at(f"{indent}if {' and '.join(guards)}:", rule.span))
         indent += "    "
     # Versions: the one in force on the date of service applies (latest start first).
-    ordered = sorted(enumerate(rule.versions),
-                     key=lambda iv: iv[1].start or dt.date.min, reverse=True)
+    ordered = sorted(
+        enumerate(rule.versions), key=lambda iv: iv[1].start or dt.date.min, reverse=True
+    )
     first = True
     for vindex, version in ordered:
         own = parts[vindex][shared:]
@@ -179,16 +201,21 @@ def rule_block(gen: Emitter, index: int, rule: ast.Rule, indent: str) -> list[st
         # Missing values (dsl/missing.py): the condition as definitely true, and, when it
         # reads optional fields unguarded, as possibly true (run only when one is missing).
         with gen.deciding(version):
-            cond = (" and ".join(gen.expr(c, venv) for c in own)
-                    or ("True" if version.conditions else "False"))
+            cond = " and ".join(gen.expr(c, venv) for c in own) or (
+                "True" if version.conditions else "False"
+            )
         undecided = gen.undecided(rule, version, venv, own)
         missing_test, possible, needs = undecided or ("", "", "")
         # A `let` the conditions need is computed before them; one only the message
         # shows is computed once the rule has fired (the hot path stays short).
         needed: set[str] = set()
         for var, _ in reversed(lets):
-            if (_uses(cond, var) or _uses(possible, var) or _uses(missing_test, var)
-                    or any(_uses(code, var) for v, code in lets if v in needed)):
+            if (
+                _uses(cond, var)
+                or _uses(possible, var)
+                or _uses(missing_test, var)
+                or any(_uses(code, var) for v, code in lets if v in needed)
+            ):
                 needed.add(var)
         for var, code in lets:
             if var in needed:
@@ -205,8 +232,12 @@ def rule_block(gen: Emitter, index: int, rule: ast.Rule, indent: str) -> list[st
         out.append(at(f"{body}    out.append(({index}, {vindex}, {line_no}, {message}))", said))
         if undecided:  # undecided: a `review` (the rule's last template, NEEDS_VERSION)
             out.append(at(f"{body}elif ({missing_test}) and {possible}:", version.span))
-            out.append(at(f"{body}    out.append(({index}, {len(rule.versions)}, {line_no}, "
-                          f"{needs}))", version.span))
+            out.append(
+                at(
+                    f"{body}    out.append(({index}, {len(rule.versions)}, {line_no}, {needs}))",
+                    version.span,
+                )
+            )
         if not conds:
             break
     return out

@@ -86,8 +86,13 @@ class PickleCache:
     salt: anything else that does, such as a library's version (read on first use).
     allowed: module -> the names of its classes an entry may hold (None: any class)."""
 
-    def __init__(self, kind: str, sources: Sequence[str], salt: Callable[[], str],
-                 allowed: Mapping[str, frozenset[str] | None]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        sources: Sequence[str],
+        salt: Callable[[], str],
+        allowed: Mapping[str, frozenset[str] | None],
+    ) -> None:
         self.kind = kind
         self.sources = tuple(sources)
         self.salt = salt

@@ -27,10 +27,14 @@ def check_value_sets(checked: CheckedPack, env: CheckEnv) -> None:
     for pack in checked.sources.packs:
         for name, where, span in pack.partial:
             if name not in checked.valueset_decls:
-                checked.errors.append(PolicyError(
-                    "E101", f"`partial` names `{name}`, which no policy file of the pack "
-                    "defines", span or ast.Span(display_path(pack.manifest_file), 1, 1, 1, 2),
-                    did_you_mean(name, checked.valueset_decls)))
+                checked.errors.append(
+                    PolicyError(
+                        "E101",
+                        f"`partial` names `{name}`, which no policy file of the pack defines",
+                        span or ast.Span(display_path(pack.manifest_file), 1, 1, 1, 2),
+                        did_you_mean(name, checked.valueset_decls),
+                    )
+                )
                 continue
             partial[name] = where
     # Value sets that did not resolve: each problem is reported once, by the first
@@ -47,10 +51,14 @@ def check_value_sets(checked: CheckedPack, env: CheckEnv) -> None:
         if decl is None or name in failed:
             return None
         if name in resolving:
-            checked.errors.append(PolicyError(
-                "E108", f"value set `{name}` refers to itself: "
-                f"{' -> '.join([*resolving, name])}", span,
-                "a value set cannot include itself, directly or through other value sets"))
+            checked.errors.append(
+                PolicyError(
+                    "E108",
+                    f"value set `{name}` refers to itself: {' -> '.join([*resolving, name])}",
+                    span,
+                    "a value set cannot include itself, directly or through other value sets",
+                )
+            )
             return None
         resolving.append(name)
         result = resolve_terms(checked, decl.terms, None, resolve)
@@ -80,11 +88,18 @@ def resolve_terms(
         if isinstance(term, ast.SetRef):
             found = resolve(term.name, term.span)
             if found is None:
-                if (term.name not in checked.valueset_decls
-                        and term.name not in checked.broken_names):
-                    checked.errors.append(PolicyError(
-                        "E101", f"unknown value set `{term.name}`", term.span,
-                        did_you_mean(term.name, checked.valueset_decls)))
+                if (
+                    term.name not in checked.valueset_decls
+                    and term.name not in checked.broken_names
+                ):
+                    checked.errors.append(
+                        PolicyError(
+                            "E101",
+                            f"unknown value set `{term.name}`",
+                            term.span,
+                            did_you_mean(term.name, checked.valueset_decls),
+                        )
+                    )
                 ok = False
                 continue
             parts.append((found, term.span))
@@ -92,9 +107,14 @@ def resolve_terms(
             texts = [(i.text, i.span) for i in term.codes.items]
             kind = term.kind or expected_kind or infer_kind(t for t, _ in texts)
             if kind is None:
-                checked.errors.append(PolicyError(
-                    "E305", "cannot tell what kind of codes this list holds", term.span,
-                    "mark it: `codes [...]`, `icd10 [...]` or `modifiers [...]`"))
+                checked.errors.append(
+                    PolicyError(
+                        "E305",
+                        "cannot tell what kind of codes this list holds",
+                        term.span,
+                        "mark it: `codes [...]`, `icd10 [...]` or `modifiers [...]`",
+                    )
+                )
                 ok = False
                 continue
             parts.append((resolve_items(kind, texts, checked.errors), term.span))
@@ -109,9 +129,15 @@ def resolve_terms(
     result = parts[0][0]
     for part, span in parts[1:]:
         if part.kind != result.kind:
-            checked.errors.append(PolicyError(
-                "E305", f"cannot join {T.KIND_WORDS[part.kind]} to a set of "
-                f"{T.KIND_WORDS[result.kind]}", span, "a value set holds one kind of code"))
+            checked.errors.append(
+                PolicyError(
+                    "E305",
+                    f"cannot join {T.KIND_WORDS[part.kind]} to a set of "
+                    f"{T.KIND_WORDS[result.kind]}",
+                    span,
+                    "a value set holds one kind of code",
+                )
+            )
             return None
         result = result.union(part)
     return result
@@ -125,8 +151,9 @@ def _resolve_csv(checked: CheckedPack, term: ast.SetCsv, expected: str | None) -
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
         reason = getattr(exc, "strerror", None) or str(exc)
-        checked.errors.append(PolicyError("E304", f"cannot read `{term.file}`: {reason}",
-                                          term.span))
+        checked.errors.append(
+            PolicyError("E304", f"cannot read `{term.file}`: {reason}", term.span)
+        )
         return None
     values, problem = read_csv_column(text, term.column)
     if problem is not None:
@@ -134,15 +161,22 @@ def _resolve_csv(checked: CheckedPack, term: ast.SetCsv, expected: str | None) -
         return None
     kind = term.kind or expected or infer_kind(v for v, _line, _column in values)
     if kind is None:
-        checked.errors.append(PolicyError(
-            "E305", f"cannot tell what kind of codes `{term.file}` holds", term.span,
-            "mark it: `icd10 csv ...` or `codes csv ...`"))
+        checked.errors.append(
+            PolicyError(
+                "E305",
+                f"cannot tell what kind of codes `{term.file}` holds",
+                term.span,
+                "mark it: `icd10 csv ...` or `codes csv ...`",
+            )
+        )
         return None
     # Problems inside the CSV are reported at the CSV's own lines and columns, and the
     # CSV's text goes with the sources so that they are shown with it.
-    csv_name = f"{term.span.file.rsplit('/', 1)[0]}/{term.file}" if "/" in term.span.file \
-        else term.file
+    csv_name = (
+        f"{term.span.file.rsplit('/', 1)[0]}/{term.file}" if "/" in term.span.file else term.file
+    )
     checked.sources.extra_sources[csv_name] = text
-    items = [(v, ast.Span(csv_name, line, column, line, column + len(v)))
-             for v, line, column in values]
+    items = [
+        (v, ast.Span(csv_name, line, column, line, column + len(v))) for v, line, column in values
+    ]
     return resolve_items(kind, items, checked.errors)

@@ -109,28 +109,42 @@ def _declarations(checked: CheckedPack, env: CheckEnv) -> None:
     manifest = display_path(checked.sources.manifest.manifest_file)
     for table in checked.tables.values():
         if env.table_formats and table.format not in env.table_formats:
-            checked.errors.append(PolicyError(
-                "E501", f"table `{table.name}` has unknown format `{table.format}`",
-                table.format_span or ast.Span(manifest, 1, 1, 1, 2),
-                did_you_mean(table.format, env.table_formats)
-                or "formats: " + ", ".join(sorted(env.table_formats))))
+            checked.errors.append(
+                PolicyError(
+                    "E501",
+                    f"table `{table.name}` has unknown format `{table.format}`",
+                    table.format_span or ast.Span(manifest, 1, 1, 1, 2),
+                    did_you_mean(table.format, env.table_formats)
+                    or "formats: " + ", ".join(sorted(env.table_formats)),
+                )
+            )
     seen_rules: dict[str, ast.Rule] = {}
     for tree in checked.files:
         pack_id = checked.sources.file_pack.get(tree.path, checked.sources.manifest.id)
         for vs in tree.valuesets:
             if vs.name in checked.valueset_decls:
                 first = checked.valueset_decls[vs.name].span
-                checked.errors.append(PolicyError(
-                    "E105", f"value set `{vs.name}` is already defined at "
-                    f"{first.file}:{first.line}", vs.span, "give one of them another name"))
+                checked.errors.append(
+                    PolicyError(
+                        "E105",
+                        f"value set `{vs.name}` is already defined at {first.file}:{first.line}",
+                        vs.span,
+                        "give one of them another name",
+                    )
+                )
                 continue
             checked.valueset_decls[vs.name] = vs
         for rule in tree.rules:
             if rule.id in seen_rules:
                 first = seen_rules[rule.id].span
-                checked.errors.append(PolicyError(
-                    "E106", f"rule `{rule.id}` is already defined at {first.file}:{first.line}",
-                    rule.span, "rule ids must be unique within a pack and its includes"))
+                checked.errors.append(
+                    PolicyError(
+                        "E106",
+                        f"rule `{rule.id}` is already defined at {first.file}:{first.line}",
+                        rule.span,
+                        "rule ids must be unique within a pack and its includes",
+                    )
+                )
                 continue
             seen_rules[rule.id] = rule
             checked.rules.append((pack_id, rule))

@@ -127,8 +127,10 @@ class Program:
             # Compiled at the rule's policy lines: a traceback names the policy file:line.
             rule = self.rules[index]
             texts = self.checked.sources.files if self.checked is not None else {}
-            exec(compile_rule(self._rule_sources[index], rule.file, rule.line, texts),
-                 self._namespace)
+            exec(
+                compile_rule(self._rule_sources[index], rule.file, rule.line, texts),
+                self._namespace,
+            )
             fn = self._namespace[f"_rule_{index}"]
             self._single[index] = fn
         rule = self.rules[index]
@@ -145,8 +147,13 @@ def source_name(kind: str, text: str) -> str:
     return f"<{kind} {ascii(text)[1:-1]}>"
 
 
-def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
-                 tables: Mapping[str, Any], digest: str, specialize: bool = True) -> Program:
+def compile_pack(
+    checked: CheckedPack,
+    functions: Mapping[str, T.FunctionSpec],
+    tables: Mapping[str, Any],
+    digest: str,
+    specialize: bool = True,
+) -> Program:
     """Generate and compile the program of a pack that checked without errors.
 
     specialize: give the line loop copies specialised by procedure code as codes are met
@@ -158,25 +165,42 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
         scope = scope_kind(rule)
         root = rule.root_cause.value if rule.root_cause else "submission"
         for vindex, v in enumerate(rule.versions):
-            notes = partial_notes(v.conditions, v.lets, checked.valuesets,
-                                  checked.literal_sets, tables)
+            notes = partial_notes(
+                v.conditions, v.lets, checked.valuesets, checked.literal_sets, tables
+            )
             if notes:
                 gen.partial[(index, vindex)] = notes
         versions = tuple(
-            RuleVersion(v.start, v.end, severity_of(v, (index, vindex) in gen.partial),
-                        v.outcome.group if v.outcome else "CO",
-                        v.outcome.carc if v.outcome else "16",
-                        v.outcome.rarcs if v.outcome else (),
-                        v.reference.value if v.reference else None, v.span.line)
-            for vindex, v in enumerate(rule.versions))
-        rules.append(CompiledRule(
-            index=index, id=rule.id, pack=pack_id,
-            title=rule.title.value if rule.title else None, scope=scope,
-            root_cause=root, owner=rule.owner.value if rule.owner else DEFAULT_OWNER[root],
-            kind=rule.kind.value if rule.kind else root, file=rule.span.file,
-            line=rule.span.line, versions=versions,
-            codes=checked.scope_sets[rule.id].exact if rule.id in checked.scope_sets
-            else frozenset()))
+            RuleVersion(
+                v.start,
+                v.end,
+                severity_of(v, (index, vindex) in gen.partial),
+                v.outcome.group if v.outcome else "CO",
+                v.outcome.carc if v.outcome else "16",
+                v.outcome.rarcs if v.outcome else (),
+                v.reference.value if v.reference else None,
+                v.span.line,
+            )
+            for vindex, v in enumerate(rule.versions)
+        )
+        rules.append(
+            CompiledRule(
+                index=index,
+                id=rule.id,
+                pack=pack_id,
+                title=rule.title.value if rule.title else None,
+                scope=scope,
+                root_cause=root,
+                owner=rule.owner.value if rule.owner else DEFAULT_OWNER[root],
+                kind=rule.kind.value if rule.kind else root,
+                file=rule.span.file,
+                line=rule.span.line,
+                versions=versions,
+                codes=checked.scope_sets[rule.id].exact
+                if rule.id in checked.scope_sets
+                else frozenset(),
+            )
+        )
         blocks[index] = (scope, rule_block(gen, index, rule, "    "))
 
     source_parts: list[str] = []
@@ -276,12 +300,20 @@ def compile_pack(checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
     if not line_body:  # no line rule: the loop has nothing to do
         evaluate_source = head + "\n        pass\n" + tail
     elif specialize:
-        constant_fns = frozenset([*(id(f.impl) for f in functions.values()
-                                    if f.constant and not f.contextual), id(table_value)])
+        constant_fns = frozenset(
+            [
+                *(id(f.impl) for f in functions.values() if f.constant and not f.contextual),
+                id(table_value),
+            ]
+        )
         specializer = Specializer(
-            namespace, general, constant_fns,
-            lambda a, b, map_a, map_b: _line_loop(head, a, b, map_a, map_b, tail), install,
-            evaluate_name)
+            namespace,
+            general,
+            constant_fns,
+            lambda a, b, map_a, map_b: _line_loop(head, a, b, map_a, map_b, tail),
+            install,
+            evaluate_name,
+        )
         specializers.append(specializer)
         specializer.build()
         evaluate_source = specializer.source
@@ -354,16 +386,22 @@ class _NoClasses(dict[Any, int]):
         return 0
 
 
-def _line_loop(head: str, with_modifiers: list[str], without: list[str], map_a: str,
-               map_b: str, tail: str = "") -> str:
+def _line_loop(
+    head: str, with_modifiers: list[str], without: list[str], map_a: str, map_b: str, tail: str = ""
+) -> str:
     """`_evaluate`: `head` (up to the loop over lines and its per-date memos), then each line
     goes to the body of its code's class (`dsl/specialize.py`), 0 being the general one."""
+
     def tree(bodies: list[str], lo: int, hi: int, indent: str) -> list[str]:
         if lo == hi:
             return [indent + ln for ln in bodies[lo].split("\n")]
         mid = (lo + hi + 1) // 2
-        return [f"{indent}if _cls < {mid}:", *tree(bodies, lo, mid - 1, indent + "    "),
-                f"{indent}else:", *tree(bodies, mid, hi, indent + "    ")]
+        return [
+            f"{indent}if _cls < {mid}:",
+            *tree(bodies, lo, mid - 1, indent + "    "),
+            f"{indent}else:",
+            *tree(bodies, mid, hi, indent + "    "),
+        ]
 
     lines = [head]
     if len(with_modifiers) == 1 and len(without) == 1:

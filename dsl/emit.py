@@ -22,8 +22,12 @@ from cleanclaim.dsl.valuesets import CodeSet
 class Emitter:
     """Generates Python source for one pack, collecting constants in a namespace."""
 
-    def __init__(self, checked: CheckedPack, functions: Mapping[str, T.FunctionSpec],
-                 tables: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        checked: CheckedPack,
+        functions: Mapping[str, T.FunctionSpec],
+        tables: Mapping[str, Any],
+    ) -> None:
         self.checked = checked
         self.functions = functions
         self.ns: dict[str, Any] = dict(HELPERS)
@@ -72,8 +76,9 @@ class Emitter:
         name = f"_w{self._tmp}"
         return name, f"({name} := {code})"
 
-    def null_sides(self, left: str, right: str, left_null: bool, right_null: bool,
-                   test: str) -> tuple[str, str, list[str]]:
+    def null_sides(
+        self, left: str, right: str, left_null: bool, right_null: bool, test: str
+    ) -> tuple[str, str, list[str]]:
         """A comparison's sides that can be missing, each read once (`held`), with the test
         `<side> is None` (`test` "is": unknown counts as true) or `is not None` ("is not")."""
         tests = []
@@ -102,15 +107,18 @@ class Emitter:
             return f"({element} in {exact})"
         if simple:
             prefixes = self.const(s.prefixes, "p")
-            return (f"({element} in {exact} or ({element} is not None and "
-                    f"{element}.startswith({prefixes})))")
+            return (
+                f"({element} in {exact} or ({element} is not None and "
+                f"{element}.startswith({prefixes})))"
+            )
         return f"_in_set({element}, {self.const(s, 'c')})"
 
     def expr(self, e: ast.Expr, env: dict[str, str]) -> str:
         if self.mode == "classic":
             return self._expr(e, env)
-        if isinstance(e, (ast.Quantified, ast.QuantifiedIn, ast.Call, ast.Membership,
-                          ast.Presence)):
+        if isinstance(
+            e, (ast.Quantified, ast.QuantifiedIn, ast.Call, ast.Membership, ast.Presence)
+        ):
             mode, self.mode = self.mode, "classic"  # the plain rule inside these
             try:
                 return self._expr(e, env)
@@ -122,8 +130,12 @@ class Emitter:
                 return f"(not {self.expr(e.operand, env)})"
             finally:
                 self.positive = not self.positive
-        if (isinstance(e, ast.Path) and len(e.parts) == 1 and e.parts[0] in self.vlets
-                and (e.parts[0],) not in self.guarded):
+        if (
+            isinstance(e, ast.Path)
+            and len(e.parts) == 1
+            and e.parts[0] in self.vlets
+            and (e.parts[0],) not in self.guarded
+        ):
             value = self.vlets[e.parts[0]]
             if self.type_of(value).name == "bool" and self._has_unknowns(value):
                 return self.expr(value, env)  # a condition in a `let`: written in place
@@ -141,8 +153,13 @@ class Emitter:
         finally:
             self.mode, self.vlets, self.guarded = saved
 
-    def undecided(self, rule: ast.Rule, version: ast.Version, env: dict[str, str],
-                  conditions: Sequence[ast.Expr]) -> tuple[str, str, str] | None:
+    def undecided(
+        self,
+        rule: ast.Rule,
+        version: ast.Version,
+        env: dict[str, str],
+        conditions: Sequence[ast.Expr],
+    ) -> tuple[str, str, str] | None:
         """For a version whose conditions read optional fields unguarded: the test that
         one is missing, the conditions as possibly true, and the finding's message (the
         three expressions the rule's `elif` is made of); else None."""
@@ -155,8 +172,10 @@ class Emitter:
             return None
         with self.deciding(version, "possible"):
             possible = " and ".join(self.expr(c, env) for c in conditions)
-        read_codes = [(label(p), self.path(p, env) if isinstance(p, ast.Path)
-                       else self._expr(p, env)) for p in reads]
+        read_codes = [
+            (label(p), self.path(p, env) if isinstance(p, ast.Path) else self._expr(p, env))
+            for p in reads
+        ]
         missing_test = " or ".join(f"{code} is None" for _, code in read_codes)
         what = rule.title.value if rule.title else rule.id
         pairs = "".join(f"({name!r}, {code}), " for name, code in read_codes)
@@ -164,6 +183,7 @@ class Emitter:
 
     def _has_unknowns(self, value: ast.Expr) -> bool:
         from cleanclaim.dsl.missing import compare_reads
+
         return bool(compare_reads(value, self.checked.types, self.vlets, self.guarded))
 
     def _expr(self, e: ast.Expr, env: dict[str, str]) -> str:
@@ -184,12 +204,14 @@ class Emitter:
                 left, right = self.folded(e.left, left), self.folded(e.right, right)
             left_null, right_null = self.type_of(e.left).nullable, self.type_of(e.right).nullable
             literal = isinstance(e.left, ast.Literal_) or isinstance(e.right, ast.Literal_)
-            reads = (optional_reads(e, self.checked.types, self.vlets, self.guarded)
-                     if self.mode != "classic" else [])
+            reads = (
+                optional_reads(e, self.checked.types, self.vlets, self.guarded)
+                if self.mode != "classic"
+                else []
+            )
             for path in reads:
                 self.reads.setdefault(read_key(path), path)
-            if reads and (self.mode == "possible") == self.positive and (left_null
-                                                                         or right_null):
+            if reads and (self.mode == "possible") == self.positive and (left_null or right_null):
                 # Unknown, written as true: a missing side makes the comparison hold.
                 left, right, tests = self.null_sides(left, right, left_null, right_null, "is")
                 return f"({' or '.join(tests)} or {left} {e.op} {right})"
@@ -263,8 +285,11 @@ class Emitter:
                 if e.quantifier == "all":
                     return f"(bool({coll}) and {exact}.issuperset({coll}))"
                 return f"sum(1 for {var} in {coll} if {var} in {exact})"
-            test = (self.membership(var, s, True) if s is not None
-                    else f"({var} in {self.expr(e.container, env)})")
+            test = (
+                self.membership(var, s, True)
+                if s is not None
+                else f"({var} in {self.expr(e.container, env)})"
+            )
             if e.quantifier == "any":
                 return f"any({test} for {var} in {coll})"
             if e.quantifier == "no":
@@ -303,8 +328,9 @@ class Emitter:
             # Depends on the claim and line only, and calls a function: worth computing
             # once (an inline attribute or dict read is cheaper than a memo).
             self.memoizable.add(text)
-            if ((spec.line_free or not spec.contextual)
-                    and not _LINE_READ.search(_LINE_DATE.sub("", ", ".join(named)))):
+            if (spec.line_free or not spec.contextual) and not _LINE_READ.search(
+                _LINE_DATE.sub("", ", ".join(named))
+            ):
                 self.per_date.add(text)
         return text
 
@@ -316,8 +342,9 @@ class Emitter:
         lookup = self.checked.lookups.get(e.table)
         if lookup is not None:
             return f"_table_value({self.const(lookup, 't')}, {column}, {', '.join(keys)})"
-        day = (f"{env['line']}.service_date" if "line" in env
-               else f"{env['claim']}.first_service_date")
+        day = (
+            f"{env['line']}.service_date" if "line" in env else f"{env['claim']}.first_service_date"
+        )
         table = self.const(self.tables.get(e.table), "t")
         return f"_data_value({table}, {column}, {day}, {', '.join(keys)})"
 
@@ -330,22 +357,35 @@ class Emitter:
             return self.membership(f"{line}.code", counter.codes, True)
         return "True"
 
-    def inline(self, spec: T.FunctionSpec, call: str, args: list[str],
-               env: dict[str, str], exprs: list[ast.Expr]) -> str | None:
+    def inline(
+        self,
+        spec: T.FunctionSpec,
+        call: str,
+        args: list[str],
+        env: dict[str, str],
+        exprs: list[ast.Expr],
+    ) -> str | None:
         """The function's inline form (`FunctionSpec.inline`) for these arguments, or
         None when an argument it reads twice is not a plain path."""
         template = spec.inline
         assert template is not None
-        values: dict[str, str] = {"call": call, "claim": env["claim"],
-                                  "line": env.get("line", "None")}
+        values: dict[str, str] = {
+            "call": call,
+            "claim": env["claim"],
+            "line": env.get("line", "None"),
+        }
         if "{counts}" in template:  # the filter of the counter argument, inline
-            counters = [self.checked.counters[a.parts[0]] for a in exprs
-                        if isinstance(a, ast.Path) and a.parts[0] in self.checked.counters]
+            counters = [
+                self.checked.counters[a.parts[0]]
+                for a in exprs
+                if isinstance(a, ast.Path) and a.parts[0] in self.checked.counters
+            ]
             if len(counters) != 1 or "line" not in env:
                 return None
             # (a filter of "True" leaves `x if True else None`, which Python folds to `x`)
-            values["counts"] = self.counter_test(counters[0], env["line"],
-                                                 env.get("member", "claim.member"))
+            values["counts"] = self.counter_test(
+                counters[0], env["line"], env.get("member", "claim.member")
+            )
         for i, arg in enumerate(args):
             uses = template.count(f"{{{i}}}") + template.count("{call}")
             if uses > 1 and not _SIMPLE.fullmatch(arg):
@@ -362,8 +402,9 @@ class Emitter:
 
     def plan(self, env: dict[str, str]) -> str:
         """The plan of the claim (`T.plan_of`) on the date of service in scope."""
-        day = (f"{env['line']}.service_date" if "line" in env
-               else f"{env['claim']}.first_service_date")
+        day = (
+            f"{env['line']}.service_date" if "line" in env else f"{env['claim']}.first_service_date"
+        )
         return f"_plan({env['claim']}, {day})"
 
     def path(self, e: ast.Path, env: dict[str, str]) -> str:
@@ -405,9 +446,18 @@ class Emitter:
         for start, end, path, found in places:
             if start > pos:
                 parts.append(repr(text.value[pos:start]))
-            formatter = "_fmt_icd" if (found.name == "icd10" or (
-                found.name == "list" and found.elem is not None and found.elem.name == "icd10"
-            )) else "_fmt"
+            formatter = (
+                "_fmt_icd"
+                if (
+                    found.name == "icd10"
+                    or (
+                        found.name == "list"
+                        and found.elem is not None
+                        and found.elem.name == "icd10"
+                    )
+                )
+                else "_fmt"
+            )
             shown = self.path(path, env) if isinstance(path, ast.Path) else self.expr(path, env)
             parts.append(f"{formatter}({shown})")
             pos = end
@@ -421,8 +471,9 @@ def _is_plan(e: ast.Expr) -> bool:
 
 
 # The record each name a rule starts a path with stands for.
-_ROOT_TYPES: dict[str, T.Type] = {name: t for roots in T.ROOTS.values()
-                                  for name, t in roots.items() if t.name in T.RECORDS}
+_ROOT_TYPES: dict[str, T.Type] = {
+    name: t for roots in T.ROOTS.values() for name, t in roots.items() if t.name in T.RECORDS
+}
 LOCAL_NAME = re.compile(r"\b_(?:v|l|e|w)[A-Za-z0-9_]*\b")
 CALLS = re.compile(r"\b_f[0-9]+\(")
 _LINE_DATE = re.compile(r"\bline\.service_date\b")

@@ -48,14 +48,24 @@ def check_exceptions(checked: CheckedPack, env: CheckEnv) -> None:
         for named in rule.excepts:
             j = index.get(named.value)
             if j is None:
-                checked.errors.append(PolicyError(
-                    "E409", f"`except rule` names `{named.value}`, which is no rule of the "
-                    "pack or of the packs it includes", named.span,
-                    did_you_mean(named.value, index) or "name a rule id as it is declared"))
+                checked.errors.append(
+                    PolicyError(
+                        "E409",
+                        f"`except rule` names `{named.value}`, which is no rule of the "
+                        "pack or of the packs it includes",
+                        named.span,
+                        did_you_mean(named.value, index) or "name a rule id as it is declared",
+                    )
+                )
             elif j == i:
-                checked.errors.append(PolicyError(
-                    "E409", f"rule `{rule.id}` cannot except itself", named.span,
-                    "`except rule` names another rule whose finding makes this one moot"))
+                checked.errors.append(
+                    PolicyError(
+                        "E409",
+                        f"rule `{rule.id}` cannot except itself",
+                        named.span,
+                        "`except rule` names another rule whose finding makes this one moot",
+                    )
+                )
             elif j not in found:
                 found.append(j)
         if found:
@@ -64,10 +74,14 @@ def check_exceptions(checked: CheckedPack, env: CheckEnv) -> None:
         cycle = _cycle(checked.excepts, i)
         if cycle is not None and cycle[0] == i and min(cycle) == i:
             names = " -> ".join(checked.rules[k][1].id for k in [*cycle, i])
-            checked.errors.append(PolicyError(
-                "E409", f"exceptions go round in a circle: {names}", rule.span,
-                "two rules that except each other would both be suppressed; keep one "
-                "direction"))
+            checked.errors.append(
+                PolicyError(
+                    "E409",
+                    f"exceptions go round in a circle: {names}",
+                    rule.span,
+                    "two rules that except each other would both be suppressed; keep one direction",
+                )
+            )
 
 
 def _cycle(graph: Mapping[int, Sequence[int]], start: int) -> list[int] | None:
@@ -85,8 +99,9 @@ def _cycle(graph: Mapping[int, Sequence[int]], start: int) -> list[int] | None:
     return None
 
 
-def apply_exceptions(out: list[Any], excepts: Mapping[int, Sequence[int]],
-                     needs: Mapping[int, int]) -> None:
+def apply_exceptions(
+    out: list[Any], excepts: Mapping[int, Sequence[int]], needs: Mapping[int, int]
+) -> None:
     """Take out of `out` (`(rule index, version index, line, message)` items) the findings
     that an `except rule` suppresses. `needs`: rule index -> the version index of its
     "needs ..." review, which suppresses nothing."""
@@ -100,9 +115,9 @@ def apply_exceptions(out: list[Any], excepts: Mapping[int, Sequence[int]],
     for item in out:
         others = excepts.get(item[0])
         if others is not None and any(
-                other in fired and (item[2] is None or item[2] in fired[other]
-                                    or None in fired[other])
-                for other in others):
+            other in fired and (item[2] is None or item[2] in fired[other] or None in fired[other])
+            for other in others
+        ):
             continue
         kept.append(item)
     out[:] = kept
@@ -126,32 +141,58 @@ def never_apply(checked: CheckedPack) -> list[tuple[ast.Span, str]]:
             other = rules[j][1]
             theirs = checked.scope_sets.get(other.id)
             span = next((t.span for t in rule.excepts if t.value == other.id), rule.span)
-            if (mine is not None and theirs is not None and not mine.prefixes
-                    and not theirs.prefixes and mine.exact.isdisjoint(theirs.exact)):
-                found.append((span, f"rule `{other.id}` applies to none of the codes rule "
-                              f"`{rule.id}` applies to: it never gives a finding on the "
-                              "same line"))
+            if (
+                mine is not None
+                and theirs is not None
+                and not mine.prefixes
+                and not theirs.prefixes
+                and mine.exact.isdisjoint(theirs.exact)
+            ):
+                found.append(
+                    (
+                        span,
+                        f"rule `{other.id}` applies to none of the codes rule "
+                        f"`{rule.id}` applies to: it never gives a finding on the "
+                        "same line",
+                    )
+                )
             elif not _dates_meet(rule, other):
-                found.append((span, f"rule `{other.id}` is in force on none of the dates "
-                              f"rule `{rule.id}` is"))
+                found.append(
+                    (
+                        span,
+                        f"rule `{other.id}` is in force on none of the dates rule `{rule.id}` is",
+                    )
+                )
         for version in rule.versions:
-            whens = [strip_spans(part) for c in version.conditions
-                     if not any(c.span == x.span for x in version.exceptions)
-                     for part in conjuncts(c)]
+            whens = [
+                strip_spans(part)
+                for c in version.conditions
+                if not any(c.span == x.span for x in version.exceptions)
+                for part in conjuncts(c)
+            ]
             for exception in version.exceptions:
                 cond = exception.condition
                 why = None
                 if isinstance(cond, ast.Literal_) and cond.value is False:
                     why = "its condition is `false`"
-                elif (mine is not None and isinstance(cond, ast.Membership)
-                      and not cond.negated and isinstance(cond.element, ast.Path)
-                      and cond.element.parts == ("line", "code")):
+                elif (
+                    mine is not None
+                    and isinstance(cond, ast.Membership)
+                    and not cond.negated
+                    and isinstance(cond.element, ast.Path)
+                    and cond.element.parts == ("line", "code")
+                ):
                     codes = static_set(cond.container, checked.valuesets, checked.literal_sets)
-                    if codes is not None and not mine.prefixes and not codes.prefixes \
-                            and mine.exact.isdisjoint(codes.exact):
+                    if (
+                        codes is not None
+                        and not mine.prefixes
+                        and not codes.prefixes
+                        and mine.exact.isdisjoint(codes.exact)
+                    ):
                         why = "it asks for codes the rule does not apply to"
                 elif strip_spans(ast.Not(cond, cond.span)) in whens or (
-                        isinstance(cond, ast.Not) and strip_spans(cond.operand) in whens):
+                    isinstance(cond, ast.Not) and strip_spans(cond.operand) in whens
+                ):
                     why = "a `when` of the rule says the opposite"
                 if why is not None:
                     found.append((exception.span, f"this exception never applies: {why}"))
@@ -164,5 +205,8 @@ def _dates_meet(a: ast.Rule, b: ast.Rule) -> bool:
     def span(v: ast.Version) -> tuple[dt.date, dt.date]:
         return (v.start or dt.date.min, v.end or dt.date.max)
 
-    return any(span(x)[0] <= span(y)[1] and span(y)[0] <= span(x)[1]
-               for x in a.versions for y in b.versions)
+    return any(
+        span(x)[0] <= span(y)[1] and span(y)[0] <= span(x)[1]
+        for x in a.versions
+        for y in b.versions
+    )

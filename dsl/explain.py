@@ -73,17 +73,28 @@ class RuleTrace:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "rule": self.rule, "title": self.title,
+            "rule": self.rule,
+            "title": self.title,
             "source": {"file": self.file, "line": self.line},
-            "target": self.target, "status": self.status, "reason": self.reason,
+            "target": self.target,
+            "status": self.status,
+            "reason": self.reason,
             "version": self.version,
             "lets": [{"name": v.label, "value": v.text} for v in self.lets],
             "conditions": [
-                {"source": c.source, "line": c.line, "result": c.result,
-                 "values": [{"name": v.label, "value": v.text} for v in c.values]}
-                for c in self.conditions],
-            "outcome": self.outcome, "message": self.message,
-            "reference": self.reference, "labels": self.labels, "counted": self.counted,
+                {
+                    "source": c.source,
+                    "line": c.line,
+                    "result": c.result,
+                    "values": [{"name": v.label, "value": v.text} for v in c.values],
+                }
+                for c in self.conditions
+            ],
+            "outcome": self.outcome,
+            "message": self.message,
+            "reference": self.reference,
+            "labels": self.labels,
+            "counted": self.counted,
         }
 
 
@@ -134,10 +145,10 @@ class Tracer:
         if not (1 <= span.line <= len(lines)):
             return "?"
         if span.end_line == span.line:
-            return lines[span.line - 1][span.column - 1:span.end_column - 1].strip()
-        chunk = [lines[span.line - 1][span.column - 1:]]
-        chunk += lines[span.line:span.end_line - 1]
-        chunk.append(lines[span.end_line - 1][:span.end_column - 1])
+            return lines[span.line - 1][span.column - 1 : span.end_column - 1].strip()
+        chunk = [lines[span.line - 1][span.column - 1 :]]
+        chunk += lines[span.line : span.end_line - 1]
+        chunk.append(lines[span.end_line - 1][: span.end_column - 1])
         return " ".join(part.strip() for part in chunk)
 
     def _leaves(self, expr: ast.Expr, bound: frozenset[str]) -> list[ast.Expr]:
@@ -211,8 +222,9 @@ class Tracer:
             body.append("    seen = []")
             for leaf in self._leaves(cond, frozenset()):
                 label = self._source(leaf)
-                body.append(f"    seen.append(({label!r}, {gen.expr(leaf, env)}, "
-                            f"{self._kind(leaf)!r}))")
+                body.append(
+                    f"    seen.append(({label!r}, {gen.expr(leaf, env)}, {self._kind(leaf)!r}))"
+                )
             for part in _membership_parts(cond):
                 s = gen.static_set(part.container)
                 if s is None:
@@ -220,8 +232,10 @@ class Tracer:
                 coll = gen.expr(part.collection, env)
                 inside = gen.membership("_x", s, True)
                 label = f"of {self._source(part.collection)}, in {self._source(part.container)}"
-                body.append(f"    seen.append(({label!r}, [_x for _x in {coll} if {inside}], "
-                            f"{self._kind(part.collection)!r}))")
+                body.append(
+                    f"    seen.append(({label!r}, [_x for _x in {coll} if {inside}], "
+                    f"{self._kind(part.collection)!r}))"
+                )
             with gen.deciding(version):  # as evaluation decides it (dsl/missing.py)
                 body.append(f"    result = bool({gen.expr(cond, env)})")
             body.append(f"    conds.append(({i}, result, seen))")
@@ -264,32 +278,45 @@ class Tracer:
         for version in rule.versions:
             for expr in (*version.conditions, *(let.value for let in version.lets)):
                 for e in ast.nodes(expr):
-                    if isinstance(e, ast.Path) and len(e.parts) == 1 \
-                            and e.parts[0] in self.checked.counters:
+                    if (
+                        isinstance(e, ast.Path)
+                        and len(e.parts) == 1
+                        and e.parts[0] in self.checked.counters
+                    ):
                         found.setdefault(e.parts[0], self.checked.counters[e.parts[0]])
         return list(found.values())
 
     # ---- running -----------------------------------------------------------------------
 
-    def trace_rule(self, rule: CompiledRule, claim: Any, line: Any = None,
-                   diagnosis: Any = None) -> RuleTrace:
+    def trace_rule(
+        self, rule: CompiledRule, claim: Any, line: Any = None, diagnosis: Any = None
+    ) -> RuleTrace:
         _, node = self.checked.rules[rule.index]
-        target = ("claim" if rule.scope == "claim" else
-                  f"diagnosis {diagnosis.position}" if rule.scope == "diagnosis" else
-                  f"line {line.line}")
+        target = (
+            "claim"
+            if rule.scope == "claim"
+            else f"diagnosis {diagnosis.position}"
+            if rule.scope == "diagnosis"
+            else f"line {line.line}"
+        )
         trace = RuleTrace(rule.id, rule.title, rule.file, rule.line, target, "passed", "")
         day = line.service_date if line is not None else claim.first_service_date
         for vf in node.filters:
             # the plan of the claim (T.plan_of), compared case-insensitively
             value = plan_of(claim, day) if vf.field == "plan" else claim.place_of_service
-            inside = (plan_key(value) in {plan_key(v) for v in vf.values}
-                      if vf.field == "plan" else value in vf.values)
+            inside = (
+                plan_key(value) in {plan_key(v) for v in vf.values}
+                if vf.field == "plan"
+                else value in vf.values
+            )
             if inside == vf.negated:
                 what = "plan" if vf.field == "plan" else "place of service"
                 trace.status = "filtered out"
-                trace.reason = (f"the claim's {what} is {describe(value)}; the rule applies "
-                                f"when it is {'not ' if vf.negated else ''}"
-                                f"{' or '.join(vf.values)}")
+                trace.reason = (
+                    f"the claim's {what} is {describe(value)}; the rule applies "
+                    f"when it is {'not ' if vf.negated else ''}"
+                    f"{' or '.join(vf.values)}"
+                )
                 return trace
         day = line.service_date if line is not None else claim.first_service_date
         vindex = _version_in_force(rule.versions, day)
@@ -299,8 +326,9 @@ class Tracer:
             return trace
         version: RuleVersion = rule.versions[vindex]
         if version.start or version.end:
-            trace.version = (f"effective {version.start or 'any time'}"
-                             + (f" until {version.end}" if version.end else ""))
+            trace.version = f"effective {version.start or 'any time'}" + (
+                f" until {version.end}" if version.end else ""
+            )
         lets: list[tuple[str, Any, str | None]] = []
         conds: list[tuple[int, bool, list[tuple[str, Any, str | None]]]] = []
         try:
@@ -314,13 +342,17 @@ class Tracer:
         results = {i: (r, seen) for i, r, seen in conds}
         for i, cond in enumerate(ast_version.conditions):
             result, seen = results.get(i, (None, []))
-            trace.conditions.append(ConditionTrace(
-                self._source(cond), cond.span.line, result,
-                [ValueSeen(label, v, describe(v, k)) for label, v, k in seen]))
+            trace.conditions.append(
+                ConditionTrace(
+                    self._source(cond),
+                    cond.span.line,
+                    result,
+                    [ValueSeen(label, v, describe(v, k)) for label, v, k in seen],
+                )
+            )
         undecided = getattr(self._function(rule.index, vindex), "undecided", None)
         try:
-            needs = (undecided(claim, line, diagnosis) if message is False and undecided
-                     else None)
+            needs = undecided(claim, line, diagnosis) if message is False and undecided else None
         except Exception:  # as evaluation: a rule failing here has failed above
             needs = None
         if needs is not None:
@@ -334,19 +366,21 @@ class Tracer:
         if message is False:
             failed = next((c for c in trace.conditions if c.result is False), None)
             trace.status = "passed"
-            trace.reason = (f"`{failed.source}` is false" if failed else "a condition is false")
+            trace.reason = f"`{failed.source}` is false" if failed else "a condition is false"
             return trace
         trace.status = "fired"
         trace.reason = "every condition is true"
-        trace.outcome = (f"{version.severity} {version.group}-{version.carc}"
-                         + "".join(f" {r}" for r in version.rarcs))
+        trace.outcome = f"{version.severity} {version.group}-{version.carc}" + "".join(
+            f" {r}" for r in version.rarcs
+        )
         trace.message = str(message)
         trace.reference = version.reference
         trace.labels = outcome_labels(version.group, version.carc, version.rarcs)
         return trace
 
-    def trace_claim(self, claim: Any, only_rule: str | None = None,
-                    exceptions: bool = True) -> list[RuleTrace]:
+    def trace_claim(
+        self, claim: Any, only_rule: str | None = None, exceptions: bool = True
+    ) -> list[RuleTrace]:
         """Every rule considered for the claim, claim rules first, then line by line."""
         traces: list[RuleTrace] = []
         rules = [r for r in self.program.rules if only_rule in (None, r.id)]
@@ -358,8 +392,7 @@ class Tracer:
                     traces.append(self.trace_rule(rule, claim, diagnosis=diagnosis))
         for line in claim.lines:
             for rule in rules:
-                if rule.scope == "all_lines" or (rule.scope == "codes"
-                                                 and line.code in rule.codes):
+                if rule.scope == "all_lines" or (rule.scope == "codes" and line.code in rule.codes):
                     traces.append(self.trace_rule(rule, claim, line=line))
         if exceptions and self.program.excepts:  # `except rule`, as evaluation does
             self._apply_exceptions(claim, traces)
@@ -371,13 +404,18 @@ class Tracer:
         others = {i for deps in self.program.excepts.values() for i in deps}
         seen = {t.rule for t in traces}
         # the excepting rules' own traces, when only one rule was asked for
-        extra = [t for i in others if self.program.rules[i].id not in seen
-                 for t in self.trace_claim(claim, self.program.rules[i].id, False)]
+        extra = [
+            t
+            for i in others
+            if self.program.rules[i].id not in seen
+            for t in self.trace_claim(claim, self.program.rules[i].id, False)
+        ]
         fired: dict[str, set[str]] = {}
         for t in [*traces, *extra]:
             if t.status == "fired" and t.reason != _UNDECIDED:
-                fired.setdefault(t.rule, set()).add(t.target if t.target.startswith("line ")
-                                                   else "claim")
+                fired.setdefault(t.rule, set()).add(
+                    t.target if t.target.startswith("line ") else "claim"
+                )
         for t in traces:
             rule = by_id[t.rule]
             if t.status != "fired" or rule.index not in self.program.excepts:
@@ -385,8 +423,9 @@ class Tracer:
             for i in self.program.excepts[rule.index]:
                 other = self.program.rules[i].id
                 where = fired.get(other, set())
-                if where and (not t.target.startswith("line ") or t.target in where
-                              or "claim" in where):
+                if where and (
+                    not t.target.startswith("line ") or t.target in where or "claim" in where
+                ):
                     t.status = "excepted"
                     t.reason = f"rule `{other}` applies (except rule)"
                     break
@@ -397,16 +436,17 @@ def outcome_labels(group: str, carc_code: str, rarcs: Sequence[str]) -> list[str
     from cleanclaim.dsl.codesets import adjustment
 
     found = adjustment.carc(carc_code)
-    out = [f"{group}-{carc_code}: {adjustment.group_label(group)}; "
-           f"{found.label if found is not None and found.label else 'no label'}"]
+    out = [
+        f"{group}-{carc_code}: {adjustment.group_label(group)}; "
+        f"{found.label if found is not None and found.label else 'no label'}"
+    ]
     for code in rarcs:
         remark = adjustment.rarc(code)
         out.append(f"{code}: {remark.label if remark is not None and remark.label else 'no label'}")
     return out
 
 
-def counted_services(tracer: Tracer, claim: Any, traces: Sequence[RuleTrace],
-                     shown: Any) -> None:
+def counted_services(tracer: Tracer, claim: Any, traces: Sequence[RuleTrace], shown: Any) -> None:
     """Fill `counted` of the line traces whose rule reads a counter: the services each
     counter counted for that line (`shown`: (counter index, id(line)) -> (lines of other
     claims, this claim's earlier lines), kept by the claim's history while recording)."""
@@ -420,12 +460,16 @@ def counted_services(tracer: Tracer, claim: Any, traces: Sequence[RuleTrace],
             if got is None:
                 continue
             others, own = got
-            items = [f"claim {e.claim_id} line {e.line} {e.code} on "
-                     f"{e.service_date.isoformat()}" for e in others]
-            items += [f"this claim line {o.line} {o.code} on {o.service_date.isoformat()}"
-                      for o in own]
-            trace.counted.append(f"{counter.name}: " + ("; ".join(items) if items
-                                                         else "no earlier service"))
+            items = [
+                f"claim {e.claim_id} line {e.line} {e.code} on {e.service_date.isoformat()}"
+                for e in others
+            ]
+            items += [
+                f"this claim line {o.line} {o.code} on {o.service_date.isoformat()}" for o in own
+            ]
+            trace.counted.append(
+                f"{counter.name}: " + ("; ".join(items) if items else "no earlier service")
+            )
 
 
 def _membership_parts(expr: ast.Expr) -> list[ast.QuantifiedIn]:
@@ -443,8 +487,9 @@ def _version_in_force(versions: Sequence[RuleVersion], day: dt.date) -> int | No
     best: int | None = None
     for i, v in enumerate(versions):
         in_force = (v.start is None or v.start <= day) and (v.end is None or day <= v.end)
-        if in_force and (best is None or (v.start or dt.date.min)
-                         > (versions[best].start or dt.date.min)):
+        if in_force and (
+            best is None or (v.start or dt.date.min) > (versions[best].start or dt.date.min)
+        ):
             best = i
     return best
 
@@ -473,8 +518,10 @@ def render_text(claim_id: str | None, traces: Sequence[RuleTrace], mode: str = "
             continue
         out.append("")
         if not mine and mode == "short":
-            out.append(f"{target}: nothing found ({len(rest)} rules checked; --fails says "
-                       "why each did not fire)")
+            out.append(
+                f"{target}: nothing found ({len(rest)} rules checked; --fails says "
+                "why each did not fire)"
+            )
             continue
         out.append(f"{target}:")
         for t in mine:
@@ -486,13 +533,22 @@ def render_text(claim_id: str | None, traces: Sequence[RuleTrace], mode: str = "
             counts: dict[str, int] = {}
             for t in rest:
                 counts[t.status] = counts.get(t.status, 0) + 1
-            out.append("  (" + ", ".join(f"{n} {status}" for status, n in counts.items())
-                       + "; --fails says why, --full shows all)")
+            out.append(
+                "  ("
+                + ", ".join(f"{n} {status}" for status, n in counts.items())
+                + "; --fails says why, --full shows all)"
+            )
     return "\n".join(out) + "\n"
 
 
-_HEADS = {"fired": "FIRED ", "passed": "passed", "not in force": "not in force",
-          "filtered out": "skipped", "error": "ERROR ", "excepted": "excepted"}
+_HEADS = {
+    "fired": "FIRED ",
+    "passed": "passed",
+    "not in force": "not in force",
+    "filtered out": "skipped",
+    "error": "ERROR ",
+    "excepted": "excepted",
+}
 
 
 def _why_not(t: RuleTrace) -> str:
@@ -525,8 +581,10 @@ def _render_rule(t: RuleTrace, mode: str) -> list[str]:
         parts = items.split("; ")
         more = len(parts) - limit if limit is not None and len(parts) > limit else 0
         listed = "; ".join(parts[:limit] if limit is not None else parts)
-        out.append(f"         counted by {name}: {listed}"
-                   + (f"; and {more} more (--full lists them)" if more else ""))
+        out.append(
+            f"         counted by {name}: {listed}"
+            + (f"; and {more} more (--full lists them)" if more else "")
+        )
     if t.status in ("fired", "excepted"):
         out.append(f"         => {t.outcome}: {t.message}")
         for label in t.labels:

@@ -77,14 +77,22 @@ def _needs(reads: tuple[tuple[str, Any], ...], what: str) -> str:
 
 
 HELPERS: dict[str, Any] = {
-    "_add": _add, "_sub": _sub,
-    "_date_add": date_plus, "_date_sub": date_minus, "_missing": _missing, "_in_set": _in_set,
-    "_fmt": _fmt, "_fmt_icd": _fmt_icd, "_others": others, "_needs": _needs,
-    "_plan": T.plan_of, "_fold": T.plan_key,
-    "_table_value": table_value, "_data_value": data_value,
+    "_add": _add,
+    "_sub": _sub,
+    "_date_add": date_plus,
+    "_date_sub": date_minus,
+    "_missing": _missing,
+    "_in_set": _in_set,
+    "_fmt": _fmt,
+    "_fmt_icd": _fmt_icd,
+    "_others": others,
+    "_needs": _needs,
+    "_plan": T.plan_of,
+    "_fold": T.plan_key,
+    "_table_value": table_value,
+    "_data_value": data_value,
     "_apply_exceptions": apply_exceptions,
 }
-
 
 
 class _Unset:

@@ -55,17 +55,47 @@ MEASURES = ("visits", "units", "lines", "charges", "sum")
 # The fields of a line that claim history records (engine/history.py `Entry`): all that a
 # counter's condition or amount may read of a line, since it is applied to the lines of
 # earlier claims too. (`diagnosis_pointers` is not recorded; `pointed_diagnoses` is.)
-RECORDED_LINE_FIELDS = frozenset({"line", "code", "modifiers", "units", "charge",
-                                  "service_date", "minutes", "pointed_diagnoses",
-                                  "expected_allowed"})
-KEYS = {"rendering provider": "rendering_provider", "provider": "rendering_provider",
-        "billing provider": "billing_provider", "code": "code", "modifiers": "modifiers"}
+RECORDED_LINE_FIELDS = frozenset(
+    {
+        "line",
+        "code",
+        "modifiers",
+        "units",
+        "charge",
+        "service_date",
+        "minutes",
+        "pointed_diagnoses",
+        "expected_allowed",
+    }
+)
+KEYS = {
+    "rendering provider": "rendering_provider",
+    "provider": "rendering_provider",
+    "billing provider": "billing_provider",
+    "code": "code",
+    "modifiers": "modifiers",
+}
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
-_UNITS = {"day": "days", "days": "days", "month": "months", "months": "months",
-          "year": "years", "years": "years"}
-_WINDOW_PHRASES = ("calendar year", "benefit year starting january", "12 months", "30 days",
-                   "5 years", "11 full months", "day", "lifetime", "authorization")
+_UNITS = {
+    "day": "days",
+    "days": "days",
+    "month": "months",
+    "months": "months",
+    "year": "years",
+    "years": "years",
+}
+_WINDOW_PHRASES = (
+    "calendar year",
+    "benefit year starting january",
+    "12 months",
+    "30 days",
+    "5 years",
+    "11 full months",
+    "day",
+    "lifetime",
+    "authorization",
+)
 
 # The type of a counter's name in a rule; a function parameter `counter_of(measure)` only
 # takes counters that count `measure`.
@@ -108,14 +138,40 @@ class Counter:
     """A checked counter, as the engine uses it: what it counts, its window, its keys and
     `matches(line)`, the compiled filter (bound once the pack is compiled)."""
 
-    __slots__ = ("_last", "amount", "amount_of", "codes", "condition", "file", "filter",
-                 "index", "keys", "line", "matches", "measure", "name", "reads_member",
-                 "title", "window")
+    __slots__ = (
+        "_last",
+        "amount",
+        "amount_of",
+        "codes",
+        "condition",
+        "file",
+        "filter",
+        "index",
+        "keys",
+        "line",
+        "matches",
+        "measure",
+        "name",
+        "reads_member",
+        "title",
+        "window",
+    )
 
-    def __init__(self, name: str, measure: str, window: ast.Window, keys: tuple[str, ...],
-                 title: str | None, file: str, line: int, index: int,
-                 codes: CodeSet | None, condition: ast.Expr | None,
-                 amount: ast.Expr | None = None, reads_member: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        measure: str,
+        window: ast.Window,
+        keys: tuple[str, ...],
+        title: str | None,
+        file: str,
+        line: int,
+        index: int,
+        codes: CodeSet | None,
+        condition: ast.Expr | None,
+        amount: ast.Expr | None = None,
+        reads_member: bool = False,
+    ) -> None:
         self.name = name
         self.measure = measure
         self.window = window
@@ -151,8 +207,9 @@ class Counter:
         self._last = (member, matches)
         return matches
 
-    def span_for(self, claim: Any, line: Any
-                 ) -> tuple[dt.date, Callable[[Any, Any], bool] | None] | None:
+    def span_for(
+        self, claim: Any, line: Any
+    ) -> tuple[dt.date, Callable[[Any, Any], bool] | None] | None:
         """Where the count of `line` (of `claim`) starts, and which lines of that window
         count (by code and rendering provider NPI; None: all the filter passes), or None
         when the line is not counted at all: a `per authorization` counter counts a line
@@ -193,8 +250,11 @@ def covering_authorization(claim: Any, line: Any) -> Any:
     rendering = claim.rendering_provider.npi
     for auth in claim.authorizations:
         npi = getattr(auth, "provider_npi", None)
-        if (line.code in auth.codes and auth.covers(line.service_date)
-                and (npi is None or npi == rendering)):
+        if (
+            line.code in auth.codes
+            and auth.covers(line.service_date)
+            and (npi is None or npi == rendering)
+        ):
             return auth
     return None
 
@@ -249,8 +309,9 @@ def describe_window(window: ast.Window) -> str:
 # ---- the syntax tree (called by the parser's transformer) -------------------------------
 
 
-def counter_from_tree(span_of: Callable[[Any], ast.Span], meta: Any, children: list[Any],
-                      errors: list[PolicyError]) -> ast.Counter:
+def counter_from_tree(
+    span_of: Callable[[Any], ast.Span], meta: Any, children: list[Any], errors: list[PolicyError]
+) -> ast.Counter:
     """Build the `ast.Counter` of `counter NAME ... end` from its parsed clauses; a
     misspelt measure, window or key becomes a located error with a suggestion."""
     from lark import Tree  # parsing only: a run from the parse cache never imports Lark
@@ -270,9 +331,14 @@ def counter_from_tree(span_of: Callable[[Any], ast.Span], meta: Any, children: l
     def once(written: str, clause_span: ast.Span) -> bool:
         first = seen.get(written)
         if first is not None:
-            errors.append(PolicyError(
-                "E407", f"second `{written}` in this counter; the first is at line "
-                f"{first.line}", clause_span, f"a counter has one `{written}`; keep one"))
+            errors.append(
+                PolicyError(
+                    "E407",
+                    f"second `{written}` in this counter; the first is at line {first.line}",
+                    clause_span,
+                    f"a counter has one `{written}`; keep one",
+                )
+            )
             return False
         seen[written] = clause_span
         return True
@@ -304,47 +370,81 @@ def counter_from_tree(span_of: Callable[[Any], ast.Span], meta: Any, children: l
                 broken.append("per")
         elif clause.data == "counter_keys" and once("by", clause_span):
             keys = _keys(span_of, clause, errors)
-    return ast.Counter(str(name_token), title, measure, codes, condition, window, tuple(keys),
-                       span, tuple(broken), amount)
+    return ast.Counter(
+        str(name_token),
+        title,
+        measure,
+        codes,
+        condition,
+        window,
+        tuple(keys),
+        span,
+        tuple(broken),
+        amount,
+    )
 
 
-def _measure(span_of: Callable[[Any], ast.Span], tree: Tree[Any],
-             errors: list[PolicyError]) -> ast.Word | None:
+def _measure(
+    span_of: Callable[[Any], ast.Span], tree: Tree[Any], errors: list[PolicyError]
+) -> ast.Word | None:
     span = span_of(tree.meta)
     word = "lines" if tree.data == "measure_lines" else str(tree.children[0])
     if tree.data == "measure_sum" and word != "sum":
-        errors.append(PolicyError(
-            "E411", f"a counter cannot count `{word}(...)`", span,
-            did_you_mean(word, ["sum"]) or "it counts `sum(AMOUNT)` of the lines, e.g. "
-            "`counts sum(line.charge) of lines where ...`"))
+        errors.append(
+            PolicyError(
+                "E411",
+                f"a counter cannot count `{word}(...)`",
+                span,
+                did_you_mean(word, ["sum"])
+                or "it counts `sum(AMOUNT)` of the lines, e.g. "
+                "`counts sum(line.charge) of lines where ...`",
+            )
+        )
         return None
     if word == "sum" and tree.data != "measure_sum":
-        errors.append(PolicyError(
-            "E411", "`counts sum` needs the amount each line adds", span,
-            "e.g. `counts sum(first_present(mpfs[line.code].nonfac_amount, line.charge))`"))
+        errors.append(
+            PolicyError(
+                "E411",
+                "`counts sum` needs the amount each line adds",
+                span,
+                "e.g. `counts sum(first_present(mpfs[line.code].nonfac_amount, line.charge))`",
+            )
+        )
         return None
     if word not in MEASURES:
-        errors.append(PolicyError(
-            "E411", f"a counter cannot count `{word}`", span,
-            did_you_mean(word, MEASURES)
-            or "it counts visits, units, lines, charges or sum(AMOUNT)"))
+        errors.append(
+            PolicyError(
+                "E411",
+                f"a counter cannot count `{word}`",
+                span,
+                did_you_mean(word, MEASURES)
+                or "it counts visits, units, lines, charges or sum(AMOUNT)",
+            )
+        )
         return None
     return ast.Word(word, span)
 
 
-def _window(span_of: Callable[[Any], ast.Span], tree: Tree[Any],
-            errors: list[PolicyError]) -> ast.Window | None:
+def _window(
+    span_of: Callable[[Any], ast.Span], tree: Tree[Any], errors: list[PolicyError]
+) -> ast.Window | None:
     span = span_of(tree.meta)
     words = [str(t).lower() for t in tree.children]
     text = " ".join(words)
 
     def fail(message: str, hint: str | None = None, at: Any = None) -> None:
-        errors.append(PolicyError(
-            "E411", message, span if at is None else span_of(at),
-            hint or did_you_mean(text, _WINDOW_PHRASES)
-            or "a window reads `per calendar year`, `per benefit year starting july`, "
-            "`per 12 months` (or days, years), `per day`, `per lifetime` or "
-            "`per authorization`"))
+        errors.append(
+            PolicyError(
+                "E411",
+                message,
+                span if at is None else span_of(at),
+                hint
+                or did_you_mean(text, _WINDOW_PHRASES)
+                or "a window reads `per calendar year`, `per benefit year starting july`, "
+                "`per 12 months` (or days, years), `per day`, `per lifetime` or "
+                "`per authorization`",
+            )
+        )
 
     if words == ["calendar", "year"]:
         return ast.Window("calendar_year", None, None, None, span)
@@ -358,9 +458,12 @@ def _window(span_of: Callable[[Any], ast.Span], tree: Tree[Any],
         if len(words) == 4 and words[2] == "starting":
             month = MONTHS.get(words[3])
             if month is None:
-                fail(f"`{words[3]}` is not a month",
-                     did_you_mean(words[3], [m for m in MONTHS if len(m) > 3])
-                     or "name the month: january ... december", tree.children[3])
+                fail(
+                    f"`{words[3]}` is not a month",
+                    did_you_mean(words[3], [m for m in MONTHS if len(m) > 3])
+                    or "name the month: january ... december",
+                    tree.children[3],
+                )
                 return None
             return ast.Window("benefit_year", None, None, month, span)
         fail("say when the benefit year starts", "e.g. `per benefit year starting july`")
@@ -374,37 +477,50 @@ def _window(span_of: Callable[[Any], ast.Span], tree: Tree[Any],
     if len(rolling) == 2 and rolling[0].isdigit():
         amount, unit = int(rolling[0]), _UNITS.get(rolling[1])
         if unit is None:
-            fail(f"`{rolling[1]}` is not a unit of time",
-                 did_you_mean(rolling[1], _UNITS) or "count days, months or years",
-                 tree.children[-1])
+            fail(
+                f"`{rolling[1]}` is not a unit of time",
+                did_you_mean(rolling[1], _UNITS) or "count days, months or years",
+                tree.children[-1],
+            )
             return None
         if amount < 1:
             fail("a window is at least 1 day long", "e.g. `per 12 months`")
             return None
         return ast.Window("rolling", amount, unit, None, span)  # type: ignore[arg-type]
     if words == ["year"]:
-        fail("`per year` does not say which year",
-             "say `per calendar year`, `per benefit year starting july` or `per 12 months`")
+        fail(
+            "`per year` does not say which year",
+            "say `per calendar year`, `per benefit year starting july` or `per 12 months`",
+        )
         return None
     fail(f"`per {text}` is not a window")
     return None
 
 
-def _keys(span_of: Callable[[Any], ast.Span], tree: Tree[Any],
-          errors: list[PolicyError]) -> list[ast.Word]:
+def _keys(
+    span_of: Callable[[Any], ast.Span], tree: Tree[Any], errors: list[PolicyError]
+) -> list[ast.Word]:
     from lark import Token, Tree
 
     keys: list[ast.Word] = []
     for key in tree.children:
         assert isinstance(key, Tree)
         span = span_of(key.meta)
-        text = ("modifiers" if key.data == "key_modifiers"
-                else " ".join(str(t).lower() for t in key.children if isinstance(t, Token)))
+        text = (
+            "modifiers"
+            if key.data == "key_modifiers"
+            else " ".join(str(t).lower() for t in key.children if isinstance(t, Token))
+        )
         if text not in KEYS:
-            errors.append(PolicyError(
-                "E411", f"a counter cannot count by `{text}`", span,
-                did_you_mean(text, KEYS) or "it counts by rendering provider, billing "
-                "provider, code or modifiers"))
+            errors.append(
+                PolicyError(
+                    "E411",
+                    f"a counter cannot count by `{text}`",
+                    span,
+                    did_you_mean(text, KEYS)
+                    or "it counts by rendering provider, billing provider, code or modifiers",
+                )
+            )
             continue
         if any(KEYS[k.value] == KEYS[text] for k in keys):
             errors.append(PolicyError("E407", f"`{text}` is named twice after `by`", span))
@@ -426,39 +542,63 @@ def check_counters(checked: CheckedPack, env: CheckEnv) -> None:
     for tree in checked.files:
         for decl in tree.counters:
             first = declared.get(decl.name)
-            clash = ("counter" if first is not None else
-                     "value set" if decl.name in checked.valueset_decls else
-                     "table" if decl.name in checked.tables
-                     or decl.name in checked.lookup_decls else None)
+            clash = (
+                "counter"
+                if first is not None
+                else "value set"
+                if decl.name in checked.valueset_decls
+                else "table"
+                if decl.name in checked.tables or decl.name in checked.lookup_decls
+                else None
+            )
             if clash is not None:
-                where = (f" at {first.span.file}:{first.span.line}" if first is not None
-                         else "")
-                checked.errors.append(PolicyError(
-                    "E110", f"`{decl.name}` is already the name of a {clash}{where}",
-                    decl.span, "give the counter another name"))
+                where = f" at {first.span.file}:{first.span.line}" if first is not None else ""
+                checked.errors.append(
+                    PolicyError(
+                        "E110",
+                        f"`{decl.name}` is already the name of a {clash}{where}",
+                        decl.span,
+                        "give the counter another name",
+                    )
+                )
                 continue
             declared[decl.name] = decl
             ok = True
             if decl.measure is None and "counts" not in decl.broken:
                 ok = False
-                checked.errors.append(PolicyError(
-                    "E410", f"counter `{decl.name}` says nothing about what it counts",
-                    decl.span, "add e.g. `counts visits of lines where any of "
-                    "line.modifiers in [GP, GO]`"))
+                checked.errors.append(
+                    PolicyError(
+                        "E410",
+                        f"counter `{decl.name}` says nothing about what it counts",
+                        decl.span,
+                        "add e.g. `counts visits of lines where any of line.modifiers in [GP, GO]`",
+                    )
+                )
             if decl.window is None and "per" not in decl.broken:
                 ok = False
-                checked.errors.append(PolicyError(
-                    "E410", f"counter `{decl.name}` has no window", decl.span,
-                    "add e.g. `per calendar year`, `per 12 months` or `per lifetime`"))
+                checked.errors.append(
+                    PolicyError(
+                        "E410",
+                        f"counter `{decl.name}` has no window",
+                        decl.span,
+                        "add e.g. `per calendar year`, `per 12 months` or `per lifetime`",
+                    )
+                )
             codes: CodeSet | None = None
             if decl.codes is not None:
-                codes = resolve_terms(checked, decl.codes, "codes",
-                                      lambda n, s: checked.valuesets.get(n))
+                codes = resolve_terms(
+                    checked, decl.codes, "codes", lambda n, s: checked.valuesets.get(n)
+                )
                 if codes is not None and codes.kind != "codes":
-                    checked.errors.append(PolicyError(
-                        "E201", "a counter counts lines of procedure codes, not of "
-                        f"{T.KIND_WORDS.get(codes.kind, codes.kind)}", decl.span,
-                        "use a `codes` value set, or `lines where ...`"))
+                    checked.errors.append(
+                        PolicyError(
+                            "E201",
+                            "a counter counts lines of procedure codes, not of "
+                            f"{T.KIND_WORDS.get(codes.kind, codes.kind)}",
+                            decl.span,
+                            "use a `codes` value set, or `lines where ...`",
+                        )
+                    )
                     codes = None
                 ok = ok and codes is not None
             reads_member = False
@@ -468,10 +608,15 @@ def check_counters(checked: CheckedPack, env: CheckEnv) -> None:
                 if fine:
                     found = infer_type(checked, env, decl.condition, _COUNTER_SCOPE, "line")
                     if found.name not in ("bool", "any"):
-                        checked.errors.append(PolicyError(
-                            "E203", f"the lines a counter counts are chosen by a condition "
-                            f"(true or false), not by {T.one(found)}", decl.condition.span,
-                            "e.g. `lines where any of line.modifiers in [GP, GO]`"))
+                        checked.errors.append(
+                            PolicyError(
+                                "E203",
+                                f"the lines a counter counts are chosen by a condition "
+                                f"(true or false), not by {T.one(found)}",
+                                decl.condition.span,
+                                "e.g. `lines where any of line.modifiers in [GP, GO]`",
+                            )
+                        )
                         ok = False
                 else:
                     ok = False
@@ -481,22 +626,33 @@ def check_counters(checked: CheckedPack, env: CheckEnv) -> None:
                 if fine:
                     found = infer_type(checked, env, decl.amount, _COUNTER_SCOPE, "line")
                     if found.name not in (*T.NUMERIC, "any"):
-                        checked.errors.append(PolicyError(
-                            "E203", f"a counter sums amounts (numbers), not {T.one(found)}",
-                            decl.amount.span, "e.g. `counts sum(first_present("
-                            "mpfs[line.code].nonfac_amount, line.charge))`"))
+                        checked.errors.append(
+                            PolicyError(
+                                "E203",
+                                f"a counter sums amounts (numbers), not {T.one(found)}",
+                                decl.amount.span,
+                                "e.g. `counts sum(first_present("
+                                "mpfs[line.code].nonfac_amount, line.charge))`",
+                            )
+                        )
                         ok = False
                 else:
                     ok = False
             if not ok or decl.measure is None or decl.window is None:
                 # Still known (so rules naming it are not reported as unknown); the pack
                 # does not compile anyway.
-                checked.counters[decl.name] = _counter(decl, "lines", ast.Window(
-                    "lifetime", None, None, None, decl.span), codes, len(checked.counters),
-                    reads_member)
+                checked.counters[decl.name] = _counter(
+                    decl,
+                    "lines",
+                    ast.Window("lifetime", None, None, None, decl.span),
+                    codes,
+                    len(checked.counters),
+                    reads_member,
+                )
                 continue
-            checked.counters[decl.name] = _counter(decl, decl.measure.value, decl.window,
-                                                   codes, len(checked.counters), reads_member)
+            checked.counters[decl.name] = _counter(
+                decl, decl.measure.value, decl.window, codes, len(checked.counters), reads_member
+            )
 
 
 # What a counter's condition and amount see: the line (of this claim or an earlier one)
@@ -504,23 +660,43 @@ def check_counters(checked: CheckedPack, env: CheckEnv) -> None:
 _COUNTER_SCOPE: dict[str, T.Type] = {"line": T.Type("Line"), "member": T.Type("Member")}
 
 
-def _counter(decl: ast.Counter, measure: str, window: ast.Window, codes: CodeSet | None,
-             index: int, reads_member: bool = False) -> Counter:
-    return Counter(decl.name, measure, window, tuple(KEYS[k.value] for k in decl.keys),
-                   decl.title.value if decl.title else None, decl.span.file, decl.span.line,
-                   index, codes, decl.condition, decl.amount, reads_member)
+def _counter(
+    decl: ast.Counter,
+    measure: str,
+    window: ast.Window,
+    codes: CodeSet | None,
+    index: int,
+    reads_member: bool = False,
+) -> Counter:
+    return Counter(
+        decl.name,
+        measure,
+        window,
+        tuple(KEYS[k.value] for k in decl.keys),
+        decl.title.value if decl.title else None,
+        decl.span.file,
+        decl.span.line,
+        index,
+        codes,
+        decl.condition,
+        decl.amount,
+        reads_member,
+    )
 
 
-def _reads_only_the_line(checked: CheckedPack, env: CheckEnv, expr: ast.Expr,
-                         what: str) -> tuple[bool, bool]:
+def _reads_only_the_line(
+    checked: CheckedPack, env: CheckEnv, expr: ast.Expr, what: str
+) -> tuple[bool, bool]:
     """A counter's condition (or amount) is applied to lines of earlier claims too, where
     only the recorded line and the member are known: it may read `line` (its recorded
     fields), `member`, value sets, tables and functions that need no claim. Returns
     (fine, reads the member)."""
     ok, member = True, False
-    hint = ("counters count lines of earlier claims as well: the " + what + " reads only "
-            "`line` (its code, modifiers, units, charge, date, minutes, pointed diagnoses) "
-            "and `member`")
+    hint = (
+        "counters count lines of earlier claims as well: the " + what + " reads only "
+        "`line` (its code, modifiers, units, charge, date, minutes, pointed diagnoses) "
+        "and `member`"
+    )
     for node, bound in walk(expr):
         if isinstance(node, ast.Path):
             head = node.parts[0]
@@ -530,23 +706,39 @@ def _reads_only_the_line(checked: CheckedPack, env: CheckEnv, expr: ast.Expr,
                 member = True
                 continue
             if head == "line":
-                if len(node.parts) > 1 and node.parts[1] not in RECORDED_LINE_FIELDS \
-                        and node.parts[1] in T.RECORDS["Line"]:
-                    checked.errors.append(PolicyError(
-                        "E412", f"a counter's {what} cannot read `line.{node.parts[1]}`: "
-                        "claim history does not record it", node.span, hint))
+                if (
+                    len(node.parts) > 1
+                    and node.parts[1] not in RECORDED_LINE_FIELDS
+                    and node.parts[1] in T.RECORDS["Line"]
+                ):
+                    checked.errors.append(
+                        PolicyError(
+                            "E412",
+                            f"a counter's {what} cannot read `line.{node.parts[1]}`: "
+                            "claim history does not record it",
+                            node.span,
+                            hint,
+                        )
+                    )
                     ok = False
                 continue
             if head in T.ROOTS["line"]:
-                checked.errors.append(PolicyError(
-                    "E412", f"a counter's {what} cannot read `{head}`", node.span, hint))
+                checked.errors.append(
+                    PolicyError("E412", f"a counter's {what} cannot read `{head}`", node.span, hint)
+                )
                 ok = False
         elif isinstance(node, ast.Call):
             spec = env.functions.get(node.name)
             if spec is not None and spec.contextual:
-                checked.errors.append(PolicyError(
-                    "E412", f"`{node.name}` reads the claim being checked; a counter's "
-                    f"{what} cannot use it", node.span, hint))
+                checked.errors.append(
+                    PolicyError(
+                        "E412",
+                        f"`{node.name}` reads the claim being checked; a counter's "
+                        f"{what} cannot use it",
+                        node.span,
+                        hint,
+                    )
+                )
                 ok = False
     return ok, member
 
@@ -571,23 +763,31 @@ def _check_call(checked: CheckedPack, env: CheckEnv, call: ast.Call) -> None:
     for arg, param in zip(call.args, spec.params, strict=False):
         if param.name != "counter":
             continue
-        if not (isinstance(arg, ast.Path) and len(arg.parts) == 1
-                and arg.parts[0] in checked.counters):
+        if not (
+            isinstance(arg, ast.Path) and len(arg.parts) == 1 and arg.parts[0] in checked.counters
+        ):
             # An argument that is no counter at all is a type error the rules stage
             # reported; one that is a counter's name but spelt wrong is E104 there too.
             continue
         counter = checked.counters[arg.parts[0]]
         wanted = param.elem.name if param.elem is not None else None
         if wanted is not None and counter.measure != wanted:
-            checked.errors.append(PolicyError(
-                "E413", f"`{call.name}` needs a counter of {wanted}; `{counter.name}` "
-                f"counts {counter.measure}", arg.span,
-                "use total_to_date(...) for units, lines or charges"
-                if wanted == "visits" else spec.doc))
+            checked.errors.append(
+                PolicyError(
+                    "E413",
+                    f"`{call.name}` needs a counter of {wanted}; `{counter.name}` "
+                    f"counts {counter.measure}",
+                    arg.span,
+                    "use total_to_date(...) for units, lines or charges"
+                    if wanted == "visits"
+                    else spec.doc,
+                )
+            )
 
 
-def walk(expr: ast.Expr, bound: frozenset[str] = frozenset()
-         ) -> Iterator[tuple[ast.Expr, frozenset[str]]]:
+def walk(
+    expr: ast.Expr, bound: frozenset[str] = frozenset()
+) -> Iterator[tuple[ast.Expr, frozenset[str]]]:
     """Every node of an expression, with the quantifier variables bound where it stands."""
     yield expr, bound
     if isinstance(expr, ast.Call):
@@ -623,12 +823,12 @@ def counter_source(gen: Any, checked: CheckedPack) -> str:
     parts: list[str] = []
     for counter in checked.counters.values():
         test = gen.counter_test(counter, "line", "member")
-        parts.append(f"def _counter_{counter.index}(line, member=None):\n"
-                     f"    return bool({test})\n")
+        parts.append(f"def _counter_{counter.index}(line, member=None):\n    return bool({test})\n")
         if counter.amount is not None:
             amount = gen.expr(counter.amount, {"line": "line", "member": "member"})
-            parts.append(f"def _counter_amount_{counter.index}(line, member=None):\n"
-                         f"    return {amount}\n")
+            parts.append(
+                f"def _counter_amount_{counter.index}(line, member=None):\n    return {amount}\n"
+            )
     return "\n".join(parts)
 
 

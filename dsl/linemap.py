@@ -68,8 +68,7 @@ def policy_name(file: str) -> str:
     return f"<policy {shown_file(file)}>"
 
 
-def compile_rule(source: str, file: str, rule_line: int,
-                 texts: Mapping[str, str]) -> CodeType:
+def compile_rule(source: str, file: str, rule_line: int, texts: Mapping[str, str]) -> CodeType:
     """Compile the source of one rule's function with each statement and expression at
     the policy line it comes from (the rule's own line where no comment says), under
     `policy_name(file)`, with the policy file's text (from `texts`, or read from disk by

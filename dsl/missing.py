@@ -56,9 +56,13 @@ def guarded_paths(version: ast.Version) -> frozenset[tuple[str, ...]]:
     return frozenset(found)
 
 
-def optional_reads(expr: ast.Expr, types: Mapping[int, T.Type],
-                   lets: Mapping[str, ast.Expr], guarded: frozenset[tuple[str, ...]],
-                   _seen: frozenset[str] = frozenset()) -> list[Read]:
+def optional_reads(
+    expr: ast.Expr,
+    types: Mapping[int, T.Type],
+    lets: Mapping[str, ast.Expr],
+    guarded: frozenset[tuple[str, ...]],
+    _seen: frozenset[str] = frozenset(),
+) -> list[Read]:
     """The paths to claim fields that can be missing which `expr` reads (through `let`s),
     outside quantifiers, not tested by the rule with `is present` / `is missing`; and the
     table reads it makes (a row the table lacks is missing)."""
@@ -76,14 +80,17 @@ def optional_reads(expr: ast.Expr, types: Mapping[int, T.Type],
         if head in ROOTS and len(expr.parts) > 1 and _optional_path(expr.parts):
             found.append(expr)
         return found
-    if isinstance(expr, (ast.Quantified, ast.QuantifiedIn, ast.Presence, ast.Literal_,
-                         ast.CodeList)):
+    if isinstance(
+        expr, (ast.Quantified, ast.QuantifiedIn, ast.Presence, ast.Literal_, ast.CodeList)
+    ):
         return found
     if isinstance(expr, ast.Not):
         return optional_reads(expr.operand, types, lets, guarded, _seen)
     if isinstance(expr, (ast.BoolOp, ast.Compare, ast.Arith)):
-        return [*optional_reads(expr.left, types, lets, guarded, _seen),
-                *optional_reads(expr.right, types, lets, guarded, _seen)]
+        return [
+            *optional_reads(expr.left, types, lets, guarded, _seen),
+            *optional_reads(expr.right, types, lets, guarded, _seen),
+        ]
     if isinstance(expr, ast.Membership):
         return []  # a missing value is in no list (`not in`: true), as in version 1
     if isinstance(expr, ast.Call):
@@ -110,9 +117,12 @@ def _optional_path(parts: tuple[str, ...]) -> bool:
     return False
 
 
-def compare_reads(expr: ast.Expr, types: Mapping[int, T.Type],
-                  lets: Mapping[str, ast.Expr],
-                  guarded: frozenset[tuple[str, ...]]) -> list[tuple[ast.Compare, Read]]:
+def compare_reads(
+    expr: ast.Expr,
+    types: Mapping[int, T.Type],
+    lets: Mapping[str, ast.Expr],
+    guarded: frozenset[tuple[str, ...]],
+) -> list[tuple[ast.Compare, Read]]:
     """Each comparison of `expr` (through boolean `let`s, outside quantifiers) with each
     unguarded optional field it reads: what `lint` reports."""
     found: list[tuple[ast.Compare, Read]] = []
@@ -126,8 +136,13 @@ def compare_reads(expr: ast.Expr, types: Mapping[int, T.Type],
         elif isinstance(e, ast.BoolOp):
             visit(e.left, seen)
             visit(e.right, seen)
-        elif (isinstance(e, ast.Path) and len(e.parts) == 1 and e.parts[0] in lets
-              and e.parts[0] not in seen and (e.parts[0],) not in guarded):
+        elif (
+            isinstance(e, ast.Path)
+            and len(e.parts) == 1
+            and e.parts[0] in lets
+            and e.parts[0] not in seen
+            and (e.parts[0],) not in guarded
+        ):
             visit(lets[e.parts[0]], seen | {e.parts[0]})
 
     visit(expr, frozenset())

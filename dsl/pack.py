@@ -104,7 +104,7 @@ def display_path(path: Path) -> str:
     for shipped packs, else the path as found."""
     parts = path.parts
     if "payer_policies" in parts:
-        return "/".join(parts[parts.index("payer_policies"):])
+        return "/".join(parts[parts.index("payer_policies") :])
     return str(path)
 
 
@@ -157,17 +157,26 @@ def root_problems(roots: Sequence[Path]) -> list[PolicyError]:
             continue
         span = Span(str(root), 1, 1, 1, 2)
         if not root.is_dir():
-            problems.append(PolicyError("E506", f"policy folder `{root}` does not exist",
-                                        span, "--policies names a folder of pack folders "
-                                        "or one pack folder"))
+            problems.append(
+                PolicyError(
+                    "E506",
+                    f"policy folder `{root}` does not exist",
+                    span,
+                    "--policies names a folder of pack folders or one pack folder",
+                )
+            )
             continue
         deeper = sorted(root.rglob("pack.yaml"))[:3]
         loose = sorted(root.glob("*.policy"))[:1]
-        hint = ("packs found deeper: " + ", ".join(str(m.parent) for m in deeper)
-                + " (name that folder)" if deeper else
-                f"`{loose[0].name}` has no pack: add a pack.yaml (id: {root.name}) to "
-                f"`{root}`" if loose else
-                "a pack is a folder with a pack.yaml and .policy files")
+        hint = (
+            "packs found deeper: "
+            + ", ".join(str(m.parent) for m in deeper)
+            + " (name that folder)"
+            if deeper
+            else f"`{loose[0].name}` has no pack: add a pack.yaml (id: {root.name}) to `{root}`"
+            if loose
+            else "a pack is a folder with a pack.yaml and .policy files"
+        )
         problems.append(PolicyError("E506", f"no policy pack in `{root}`", span, hint))
     return problems
 
@@ -178,15 +187,15 @@ def pack_policy_files(folder: Path) -> list[Path]:
     found: list[Path] = []
     for path in sorted(folder.rglob("*.policy")):
         parents = path.relative_to(folder).parents
-        if any((folder / sub / "pack.yaml").is_file() for sub in parents
-               if str(sub) != "."):
+        if any((folder / sub / "pack.yaml").is_file() for sub in parents if str(sub) != "."):
             continue
         found.append(path)
     return found
 
 
-def _manifest_error(path: Path, message: str, hint: str | None = None,
-                    span: Span | None = None) -> PolicyError:
+def _manifest_error(
+    path: Path, message: str, hint: str | None = None, span: Span | None = None
+) -> PolicyError:
     return PolicyError("E501", message, span or Span(display_path(path), 1, 1, 1, 2), hint)
 
 
@@ -194,8 +203,9 @@ def _node_span(file: str, node: yaml.Node) -> Span:
     """The span of a YAML node: its first line, to the node's end if that is on the line."""
     start, end = node.start_mark, node.end_mark
     line, column = start.line + 1, start.column + 1
-    end_column = end.column + 1 if end.line == start.line and end.column > start.column \
-        else column + 1
+    end_column = (
+        end.column + 1 if end.line == start.line and end.column > start.column else column + 1
+    )
     return Span(file, line, column, line, end_column)
 
 
@@ -264,11 +274,15 @@ def _load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
 # Manifests read before (dsl/cache.py): what shapes one is its text, its folder's path,
 # the code here and the YAML parser's release.
 _MANIFESTS = PickleCache(
-    "manifests", sources=("pack.py", "ast.py", "errors.py"),
+    "manifests",
+    sources=("pack.py", "ast.py", "errors.py"),
     salt=lambda: module_source("yaml"),
-    allowed={"cleanclaim.dsl.pack": frozenset({"PackManifest", "TableDecl"}),
-             "cleanclaim.dsl.ast": frozenset({"Span"}),
-             "pathlib": frozenset({"PosixPath", "WindowsPath"})})
+    allowed={
+        "cleanclaim.dsl.pack": frozenset({"PackManifest", "TableDecl"}),
+        "cleanclaim.dsl.ast": frozenset({"Span"}),
+        "pathlib": frozenset({"PosixPath", "WindowsPath"}),
+    },
+)
 
 
 def read_manifest(folder: Path) -> tuple[PackManifest | None, list[PolicyError]]:
@@ -306,73 +320,137 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
         data, root = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        span = (Span(file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2)
-                if mark is not None else None)
+        span = (
+            Span(file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2)
+            if mark is not None
+            else None
+        )
         problem = getattr(exc, "problem", None) or str(exc)
         return None, [_manifest_error(path, f"cannot read manifest: {problem}", span=span)]
     if not isinstance(data, dict):
         return None, [_manifest_error(path, "the manifest must be a mapping")]
     nodes = _ManifestNodes(file, root)
     errors: list[PolicyError] = []
-    known = {"id", "name", "version", "library", "include", "tables", "description",
-             "refdata", "opt_in", "partial", "rules_from_plugins"}
+    known = {
+        "id",
+        "name",
+        "version",
+        "library",
+        "include",
+        "tables",
+        "description",
+        "refdata",
+        "opt_in",
+        "partial",
+        "rules_from_plugins",
+    }
     for key in data:
         if key not in known:
-            errors.append(_manifest_error(path, f"unknown manifest key `{key}`",
-                                          did_you_mean(str(key), known), nodes.key(str(key))))
+            errors.append(
+                _manifest_error(
+                    path,
+                    f"unknown manifest key `{key}`",
+                    did_you_mean(str(key), known),
+                    nodes.key(str(key)),
+                )
+            )
     pack_id = data.get("id", folder.name)
     if pack_id != folder.name:
-        errors.append(_manifest_error(path, f"pack id `{pack_id}` differs from its folder "
-                                      f"name `{folder.name}`", span=nodes.value("id")))
+        errors.append(
+            _manifest_error(
+                path,
+                f"pack id `{pack_id}` differs from its folder name `{folder.name}`",
+                span=nodes.value("id"),
+            )
+        )
     include = data.get("include") or []
     include_spans = nodes.items("include")
     if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
-        errors.append(_manifest_error(path, "`include` must be a list of pack ids",
-                                      "e.g. include: [common]", nodes.value("include")))
+        errors.append(
+            _manifest_error(
+                path,
+                "`include` must be a list of pack ids",
+                "e.g. include: [common]",
+                nodes.value("include"),
+            )
+        )
         include, include_spans = [], []
     opt_in = data.get("opt_in") or []
     opt_in_spans = nodes.items("opt_in")
     if not isinstance(opt_in, list) or not all(
-            isinstance(i, str) and i.count("/") == 1 for i in opt_in):
-        errors.append(_manifest_error(path, "`opt_in` must be a list of plugin rules "
-                                      "`<plugin>/<rule>`",
-                                      "e.g. opt_in: [therapy/eight-minute-rule]",
-                                      nodes.value("opt_in")))
+        isinstance(i, str) and i.count("/") == 1 for i in opt_in
+    ):
+        errors.append(
+            _manifest_error(
+                path,
+                "`opt_in` must be a list of plugin rules `<plugin>/<rule>`",
+                "e.g. opt_in: [therapy/eight-minute-rule]",
+                nodes.value("opt_in"),
+            )
+        )
         opt_in, opt_in_spans = [], []
     tables: list[TableDecl] = []
     raw_tables = data.get("tables") or {}
     if not isinstance(raw_tables, dict):
-        errors.append(_manifest_error(path, "`tables` must map a name to {format, file}",
-                                      span=nodes.value("tables")))
+        errors.append(
+            _manifest_error(
+                path, "`tables` must map a name to {format, file}", span=nodes.value("tables")
+            )
+        )
         raw_tables = {}
     for name, spec in raw_tables.items():
         if not isinstance(spec, dict) or "format" not in spec or "file" not in spec:
-            errors.append(_manifest_error(path, f"table `{name}` needs `format` and `file`",
-                                          span=nodes.entry("tables", str(name))))
+            errors.append(
+                _manifest_error(
+                    path,
+                    f"table `{name}` needs `format` and `file`",
+                    span=nodes.entry("tables", str(name)),
+                )
+            )
             continue
-        tables.append(TableDecl(str(name), str(spec["format"]), folder / str(spec["file"]),
-                                nodes.entry("tables", str(name), "format"),
-                                nodes.entry("tables", str(name), "file")))
+        tables.append(
+            TableDecl(
+                str(name),
+                str(spec["format"]),
+                folder / str(spec["file"]),
+                nodes.entry("tables", str(name), "format"),
+                nodes.entry("tables", str(name), "file"),
+            )
+        )
     refdata = _refdata_sources(path, data.get("refdata"), nodes, errors)
     partial: list[tuple[str, str, Span | None]] = []
     raw_partial = data.get("partial") or {}
     if not isinstance(raw_partial, dict):
-        errors.append(_manifest_error(path, "`partial` must map a value set to the source "
-                                      "of its complete list", span=nodes.value("partial")))
+        errors.append(
+            _manifest_error(
+                path,
+                "`partial` must map a value set to the source of its complete list",
+                span=nodes.value("partial"),
+            )
+        )
         raw_partial = {}
     for name, where in raw_partial.items():
         if not isinstance(where, str) or not where.strip():
-            errors.append(_manifest_error(
-                path, f"partial value set `{name}` must name where its complete list is",
-                "e.g. partial: {tte_group1: \"CMS MCD article A56781, Group 1\"}",
-                nodes.entry("partial", str(name))))
+            errors.append(
+                _manifest_error(
+                    path,
+                    f"partial value set `{name}` must name where its complete list is",
+                    'e.g. partial: {tte_group1: "CMS MCD article A56781, Group 1"}',
+                    nodes.entry("partial", str(name)),
+                )
+            )
             continue
         partial.append((str(name), where.strip(), nodes.entry("partial", str(name))))
     rules_from_plugins = data.get("rules_from_plugins", False)
     if not isinstance(rules_from_plugins, bool):
-        errors.append(_manifest_error(path, "`rules_from_plugins` must be true or false",
-                                      "rules_from_plugins: true for a pack whose rules all "
-                                      "come from plugins", nodes.value("rules_from_plugins")))
+        errors.append(
+            _manifest_error(
+                path,
+                "`rules_from_plugins` must be true or false",
+                "rules_from_plugins: true for a pack whose rules all come from plugins",
+                nodes.value("rules_from_plugins"),
+            )
+        )
         rules_from_plugins = False
     manifest = PackManifest(
         id=str(pack_id),
@@ -396,32 +474,53 @@ def _parse_manifest(folder: Path, text: str) -> tuple[PackManifest | None, list[
 _REFDATA_LISTS = ("covered", "noncovered", "hcpc")
 
 
-def _refdata_sources(path: Path, raw: Any, nodes: _ManifestNodes, errors: list[PolicyError]
-                     ) -> tuple[tuple[str, int, int, str, Span | None], ...]:
+def _refdata_sources(
+    path: Path, raw: Any, nodes: _ManifestNodes, errors: list[PolicyError]
+) -> tuple[tuple[str, int, int, str, Span | None], ...]:
     """The manifest's `refdata:` entries, each checked (cmsdata helper, issue 11 §2)."""
     if raw is None:
         return ()
     example = "e.g. refdata: {tte_group1: {mcd_article: 56781, group: 1, list: covered}}"
     if not isinstance(raw, dict):
-        errors.append(_manifest_error(path, "`refdata` must map a value set to its CMS "
-                                      "source", example, nodes.value("refdata")))
+        errors.append(
+            _manifest_error(
+                path,
+                "`refdata` must map a value set to its CMS source",
+                example,
+                nodes.value("refdata"),
+            )
+        )
         return ()
     out: list[tuple[str, int, int, str, Span | None]] = []
     for name, spec in raw.items():
         span = nodes.entry("refdata", str(name))
-        article = str(spec.get("mcd_article", "")).upper().removeprefix("A") \
-            if isinstance(spec, dict) else ""
+        article = (
+            str(spec.get("mcd_article", "")).upper().removeprefix("A")
+            if isinstance(spec, dict)
+            else ""
+        )
         group = spec.get("group") if isinstance(spec, dict) else None
         kind = spec.get("list", "covered") if isinstance(spec, dict) else None
-        unknown = sorted(set(spec) - {"mcd_article", "group", "list"}) \
-            if isinstance(spec, dict) else []
-        if (not article.isdigit() or not isinstance(group, int) or isinstance(group, bool)
-                or kind not in _REFDATA_LISTS or unknown):
-            errors.append(_manifest_error(
-                path, f"refdata `{name}` needs mcd_article (e.g. 56781), group (a number) "
-                f"and list ({', '.join(_REFDATA_LISTS)})"
-                + (f"; unknown key(s) {', '.join(map(str, unknown))}" if unknown else ""),
-                example, span))
+        unknown = (
+            sorted(set(spec) - {"mcd_article", "group", "list"}) if isinstance(spec, dict) else []
+        )
+        if (
+            not article.isdigit()
+            or not isinstance(group, int)
+            or isinstance(group, bool)
+            or kind not in _REFDATA_LISTS
+            or unknown
+        ):
+            errors.append(
+                _manifest_error(
+                    path,
+                    f"refdata `{name}` needs mcd_article (e.g. 56781), group (a number) "
+                    f"and list ({', '.join(_REFDATA_LISTS)})"
+                    + (f"; unknown key(s) {', '.join(map(str, unknown))}" if unknown else ""),
+                    example,
+                    span,
+                )
+            )
             continue
         out.append((str(name), int(article), group, str(kind), span))
     return tuple(out)
@@ -434,8 +533,9 @@ def load_sources(roots: Sequence[Path], pack_id: str) -> PackSources | None:
         return None
     manifest, errors, text = _read_manifest(folder)
     if manifest is None:
-        placeholder = PackManifest(pack_id, pack_id, "0", False, (), (), folder,
-                                   folder / "pack.yaml")
+        placeholder = PackManifest(
+            pack_id, pack_id, "0", False, (), (), folder, folder / "pack.yaml"
+        )
         sources = PackSources(placeholder, [], {}, {}, errors)
         if text is not None:
             sources.extra_sources[display_path(placeholder.manifest_file)] = text
@@ -448,28 +548,41 @@ def load_sources(roots: Sequence[Path], pack_id: str) -> PackSources | None:
     return sources
 
 
-def _collect(roots: Sequence[Path], manifest: PackManifest, sources: PackSources,
-             visiting: list[str]) -> None:
+def _collect(
+    roots: Sequence[Path], manifest: PackManifest, sources: PackSources, visiting: list[str]
+) -> None:
     if any(p.id == manifest.id for p in sources.packs):
         return
     visiting = [*visiting, manifest.id]
     lookup = with_libraries(roots)
     for index, included in enumerate(manifest.include):
-        span = (manifest.include_spans[index] if index < len(manifest.include_spans)
-                else Span(display_path(manifest.manifest_file), 1, 1, 1, 2))
+        span = (
+            manifest.include_spans[index]
+            if index < len(manifest.include_spans)
+            else Span(display_path(manifest.manifest_file), 1, 1, 1, 2)
+        )
         if included in visiting:
-            sources.errors.append(_manifest_error(
-                manifest.manifest_file, f"include cycle: {' -> '.join([*visiting, included])}",
-                span=span))
+            sources.errors.append(
+                _manifest_error(
+                    manifest.manifest_file,
+                    f"include cycle: {' -> '.join([*visiting, included])}",
+                    span=span,
+                )
+            )
             continue
         folder = find_pack(lookup, included)
         if folder is None:
             where = ", ".join(str(r) for r in lookup)
-            sources.errors.append(PolicyError(
-                "E502", f"pack `{manifest.id}` includes unknown pack `{included}` (packs are "
-                f"looked up in: {where})", span,
-                did_you_mean(included, list_packs(lookup))
-                or "put the pack in one of these folders, or add its folder with --policies"))
+            sources.errors.append(
+                PolicyError(
+                    "E502",
+                    f"pack `{manifest.id}` includes unknown pack `{included}` (packs are "
+                    f"looked up in: {where})",
+                    span,
+                    did_you_mean(included, list_packs(lookup))
+                    or "put the pack in one of these folders, or add its folder with --policies",
+                )
+            )
             continue
         sub, errors, text = _read_manifest(folder)
         sources.errors.extend(errors)
@@ -483,8 +596,9 @@ def _collect(roots: Sequence[Path], manifest: PackManifest, sources: PackSources
         try:
             sources.files[name] = policy.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            sources.errors.append(PolicyError("E503", f"cannot read policy file: {exc}",
-                                              Span(name, 1, 1, 1, 2)))
+            sources.errors.append(
+                PolicyError("E503", f"cannot read policy file: {exc}", Span(name, 1, 1, 1, 2))
+            )
             continue
         sources.file_pack[name] = manifest.id
 
@@ -495,17 +609,25 @@ def check_not_empty(checked: CheckedPack) -> None:
     plugins (`rules_from_plugins: true`). Both the engine and `lint` ask it. Not asked of
     a pack that has errors already: a file that does not parse has no rules to count."""
     sources = checked.sources
-    if (sources.manifest.library or sources.manifest.rules_from_plugins or checked.rules
-            or checked.errors):
+    if (
+        sources.manifest.library
+        or sources.manifest.rules_from_plugins
+        or checked.rules
+        or checked.errors
+    ):
         return
     own = [name for name, pack in sources.file_pack.items() if pack == sources.manifest.id]
-    checked.errors.append(PolicyError(
-        "E505", f"pack `{sources.manifest.id}` has no rules" + (
-            "" if own else " (no .policy file in its folder or its subfolders)"),
-        Span(display_path(sources.manifest.manifest_file), 1, 1, 1, 2),
-        "write rules in .policy files of the pack folder (or its subfolders); mark a pack "
-        "that only shares value sets `library: true`, and a payer pack whose rules all "
-        "come from plugins `rules_from_plugins: true`"))
+    checked.errors.append(
+        PolicyError(
+            "E505",
+            f"pack `{sources.manifest.id}` has no rules"
+            + ("" if own else " (no .policy file in its folder or its subfolders)"),
+            Span(display_path(sources.manifest.manifest_file), 1, 1, 1, 2),
+            "write rules in .policy files of the pack folder (or its subfolders); mark a pack "
+            "that only shares value sets `library: true`, and a payer pack whose rules all "
+            "come from plugins `rules_from_plugins: true`",
+        )
+    )
 
 
 def all_tables(sources: PackSources) -> dict[str, TableDecl]:

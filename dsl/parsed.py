@@ -31,9 +31,19 @@ class ParsedPolicy:
 # dsl/to_ast.py) and the counter builder it calls (dsl/history.py), the node and error
 # classes, and the Lark release.
 _PARSED = PickleCache(
-    "parsed", sources=("grammar/*.lark", "parser.py", "to_ast.py", "history.py", "ast.py",
-                       "errors.py", "parsed.py"),
-    salt=lambda: module_source("lark"), allowed={"cleanclaim.dsl.ast": None})
+    "parsed",
+    sources=(
+        "grammar/*.lark",
+        "parser.py",
+        "to_ast.py",
+        "history.py",
+        "ast.py",
+        "errors.py",
+        "parsed.py",
+    ),
+    salt=lambda: module_source("lark"),
+    allowed={"cleanclaim.dsl.ast": None},
+)
 
 
 def parse_policy_file_cached(text: str, file: str) -> ParsedPolicy:
@@ -47,14 +57,19 @@ def parse_policy_file_cached(text: str, file: str) -> ParsedPolicy:
     from cleanclaim.dsl import parser  # Lark and the grammar: only for a file not cached
 
     parsed = parser.parse_policy_file(text, file)
-    if entry is not None and parsed.tree is not None and not parsed.errors \
-            and not parsed.broken_names:
+    if (
+        entry is not None
+        and parsed.tree is not None
+        and not parsed.errors
+        and not parsed.broken_names
+    ):
         _PARSED.store(entry, parsed.tree)
     return parsed
 
 
-def parse_expression_cached(text: str, file: str, line: int, column: int
-                            ) -> tuple[ast.Expr | None, list[PolicyError]]:
+def parse_expression_cached(
+    text: str, file: str, line: int, column: int
+) -> tuple[ast.Expr | None, list[PolicyError]]:
     """`parser.parse_expression` (an expression in a message's braces), served from the
     cache like a file's tree: the checker parses these after the file, so without it a
     policy whose message shows `{mpfs[line.code].pctc}` made every warm start import Lark.

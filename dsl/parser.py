@@ -63,8 +63,9 @@ def _expression_parser(version: int) -> Lark:
     )
 
 
-def parse_expression(text: str, file: str, line: int, column: int,
-                     version: int = 1) -> tuple[ast.Expr | None, list[PolicyError]]:
+def parse_expression(
+    text: str, file: str, line: int, column: int, version: int = 1
+) -> tuple[ast.Expr | None, list[PolicyError]]:
     """Parse an expression that stands at `line`:`column` of `file` (inside a message's
     braces), with spans and errors located there."""
     padded = "\n" * (line - 1) + " " * (column - 1) + text
@@ -84,8 +85,6 @@ def reserved_words(version: int) -> frozenset[str]:
     pattern = _parser(version).get_terminal("NAME").pattern.value
     match = re.match(r"\(\?!\(\?:([a-z0-9_|]+)\)", pattern)
     return frozenset(match.group(1).split("|")) if match else frozenset()
-
-
 
 
 _VALUESET_NAME = re.compile(r"^[ \t]*valueset\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
@@ -120,13 +119,23 @@ def _too_deep(file: str, tree: Tree[Token]) -> list[tuple[Meta, PolicyError]]:
             node, depth, clause = stack.pop()
             if depth > MAX_DEPTH:
                 span = span_of(file, clause.meta)
-                found.append((item.meta, PolicyError(
-                    "E007", f"this clause nests more than {MAX_DEPTH} levels deep",
-                    ast.Span(file, span.line, span.column, span.line, span.column + 1),
-                    "split the condition with `let` names; put many codes in a value set")))
+                found.append(
+                    (
+                        item.meta,
+                        PolicyError(
+                            "E007",
+                            f"this clause nests more than {MAX_DEPTH} levels deep",
+                            ast.Span(file, span.line, span.column, span.line, span.column + 1),
+                            "split the condition with `let` names; put many codes in a value set",
+                        ),
+                    )
+                )
                 break
-            stack.extend((child, depth + 1, child if depth == 1 else clause)
-                         for child in node.children if isinstance(child, Tree))
+            stack.extend(
+                (child, depth + 1, child if depth == 1 else clause)
+                for child in node.children
+                if isinstance(child, Tree)
+            )
     return found
 
 
@@ -136,18 +145,33 @@ def parse_policy_file(text: str, file: str) -> ParsedPolicy:
     text = text.removeprefix("\ufeff")
     match = _VERSION_LINE.match(text)
     if match is None:
-        return ParsedPolicy(None, [
-            PolicyError("E004", "a policy file must start with a version line",
-                        ast.Span(file, 1, 1, 1, 2), "put `version 1` on the first line")
-        ], _valueset_names(text))
+        return ParsedPolicy(
+            None,
+            [
+                PolicyError(
+                    "E004",
+                    "a policy file must start with a version line",
+                    ast.Span(file, 1, 1, 1, 2),
+                    "put `version 1` on the first line",
+                )
+            ],
+            _valueset_names(text),
+        )
     version = int(match.group(1))
     if version not in SUPPORTED_VERSIONS:
         line = text.count("\n", 0, match.start(1)) + 1
-        return ParsedPolicy(None, [
-            PolicyError("E005", f"policy language version {version} is not supported",
-                        ast.Span(file, line, 1, line, 2),
-                        f"supported versions: {', '.join(map(str, SUPPORTED_VERSIONS))}")
-        ], _valueset_names(text))
+        return ParsedPolicy(
+            None,
+            [
+                PolicyError(
+                    "E005",
+                    f"policy language version {version} is not supported",
+                    ast.Span(file, line, 1, line, 2),
+                    f"supported versions: {', '.join(map(str, SUPPORTED_VERSIONS))}",
+                )
+            ],
+            _valueset_names(text),
+        )
     parser = _parser(version)
     errors: list[PolicyError] = []
     broken: set[str] = set()
@@ -167,8 +191,7 @@ def parse_policy_file(text: str, file: str) -> ParsedPolicy:
         return ParsedPolicy(None, errors, _valueset_names(text))
     for meta, error in _too_deep(file, tree):
         errors.append(error)
-        tree.children = [c for c in tree.children
-                         if not (isinstance(c, Tree) and c.meta is meta)]
+        tree.children = [c for c in tree.children if not (isinstance(c, Tree) and c.meta is meta)]
     transformer = ToAst(file)
     policy: ast.PolicyFile = transformer.transform(tree)
     return ParsedPolicy(policy, errors + transformer.errors, frozenset(broken))

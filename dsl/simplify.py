@@ -34,8 +34,12 @@ def evaluate(node: py.expr, ns: Mapping[str, Any], line: Any) -> Any:
 
 def simplify(stmts: list[py.stmt]) -> list[py.stmt]:
     body = _block(stmts, {})
-    read = {n.id for stmt in body for n in py.walk(stmt)
-            if isinstance(n, py.Name) and isinstance(n.ctx, py.Load)}
+    read = {
+        n.id
+        for stmt in body
+        for n in py.walk(stmt)
+        if isinstance(n, py.Name) and isinstance(n.ctx, py.Load)
+    }
     return _merge_ifs(_drop_unread(body, read))
 
 
@@ -43,14 +47,22 @@ def _drop_unread(stmts: list[py.stmt], read: set[str]) -> list[py.stmt]:
     """Without the assignments of a constant to a name nothing reads any more."""
     out: list[py.stmt] = []
     for stmt in stmts:
-        if (isinstance(stmt, py.Assign) and isinstance(stmt.targets[0], py.Name)
-                and stmt.targets[0].id not in read and (
-                    (isinstance(stmt.value, py.Constant) and _propagates(stmt.targets[0].id))
-                    or _is_memo_reset(stmt))):
+        if (
+            isinstance(stmt, py.Assign)
+            and isinstance(stmt.targets[0], py.Name)
+            and stmt.targets[0].id not in read
+            and (
+                (isinstance(stmt.value, py.Constant) and _propagates(stmt.targets[0].id))
+                or _is_memo_reset(stmt)
+            )
+        ):
             continue
         if isinstance(stmt, py.If):
-            stmt = py.If(test=stmt.test, body=_drop_unread(stmt.body, read) or [py.Pass()],
-                         orelse=_drop_unread(stmt.orelse, read))
+            stmt = py.If(
+                test=stmt.test,
+                body=_drop_unread(stmt.body, read) or [py.Pass()],
+                orelse=_drop_unread(stmt.orelse, read),
+            )
         out.append(stmt)
     return out
 
@@ -58,8 +70,12 @@ def _drop_unread(stmts: list[py.stmt], read: set[str]) -> list[py.stmt]:
 def _is_memo_reset(stmt: py.Assign) -> bool:
     """`_m... = _U`: a memo emptied for the next line (the compiler's memo form)."""
     target = stmt.targets[0]
-    return (isinstance(target, py.Name) and target.id.startswith("_m")
-            and isinstance(stmt.value, py.Name) and stmt.value.id == "_U")
+    return (
+        isinstance(target, py.Name)
+        and target.id.startswith("_m")
+        and isinstance(stmt.value, py.Name)
+        and stmt.value.id == "_U"
+    )
 
 
 def _propagates(name: str) -> bool:
@@ -83,8 +99,11 @@ def _block(stmts: list[py.stmt], env: dict[str, py.Constant]) -> list[py.stmt]:
                 out.append(py.If(test=_negate(test), body=orelse, orelse=[]))
             else:
                 out.append(py.If(test=test, body=body, orelse=orelse))
-        elif isinstance(stmt, py.Assign) and len(stmt.targets) == 1 and isinstance(
-                stmt.targets[0], py.Name):
+        elif (
+            isinstance(stmt, py.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], py.Name)
+        ):
             value = _expr(stmt.value, False, env, frozenset())
             name = stmt.targets[0].id
             if _propagates(name) and isinstance(value, py.Constant):
@@ -132,18 +151,22 @@ def _path(node: py.expr) -> str | None:
 
 def _none_test(node: py.expr) -> tuple[str, bool] | None:
     """(path, True) for `path is None`, (path, False) for `path is not None`."""
-    if (isinstance(node, py.Compare) and len(node.ops) == 1
-            and isinstance(node.ops[0], (py.Is, py.IsNot))
-            and isinstance(node.comparators[0], py.Constant)
-            and node.comparators[0].value is None):
+    if (
+        isinstance(node, py.Compare)
+        and len(node.ops) == 1
+        and isinstance(node.ops[0], (py.Is, py.IsNot))
+        and isinstance(node.comparators[0], py.Constant)
+        and node.comparators[0].value is None
+    ):
         path = _path(node.left)
         if path is not None:
             return path, isinstance(node.ops[0], py.Is)
     return None
 
 
-def _expr(node: py.expr, truth: bool, env: dict[str, py.Constant],
-          present: frozenset[str]) -> py.expr:
+def _expr(
+    node: py.expr, truth: bool, env: dict[str, py.Constant], present: frozenset[str]
+) -> py.expr:
     """`node` simplified; `truth`: only its truth counts; `present`: paths known not to
     be None here."""
     if isinstance(node, py.Name):
@@ -158,10 +181,16 @@ def _expr(node: py.expr, truth: bool, env: dict[str, py.Constant],
         operand = _expr(node.operand, True, env, present)
         if isinstance(operand, py.Constant):
             return py.Constant(not operand.value)
-        if isinstance(operand, py.Compare) and len(operand.ops) == 1 and type(
-                operand.ops[0]) in _FLIP:
-            return py.Compare(left=operand.left, ops=[_FLIP[type(operand.ops[0])]()],
-                              comparators=operand.comparators)
+        if (
+            isinstance(operand, py.Compare)
+            and len(operand.ops) == 1
+            and type(operand.ops[0]) in _FLIP
+        ):
+            return py.Compare(
+                left=operand.left,
+                ops=[_FLIP[type(operand.ops[0])]()],
+                comparators=operand.comparators,
+            )
         if truth and isinstance(operand, py.UnaryOp) and isinstance(operand.op, py.Not):
             return operand.operand
         return py.UnaryOp(op=py.Not(), operand=operand)
@@ -172,8 +201,11 @@ def _expr(node: py.expr, truth: bool, env: dict[str, py.Constant],
         test = _expr(node.test, True, env, present)
         if isinstance(test, py.Constant):
             return _expr(node.body if test.value else node.orelse, truth, env, present)
-        return py.IfExp(test=test, body=_expr(node.body, truth, env, present),
-                        orelse=_expr(node.orelse, truth, env, present))
+        return py.IfExp(
+            test=test,
+            body=_expr(node.body, truth, env, present),
+            orelse=_expr(node.orelse, truth, env, present),
+        )
     if isinstance(node, py.Compare):
         nulls = _none_test(node)
         if nulls is not None and nulls[0] in present:
@@ -196,8 +228,10 @@ def _expr(node: py.expr, truth: bool, env: dict[str, py.Constant],
     fields: dict[str, Any] = {}
     for name, value in py.iter_fields(node):
         if isinstance(value, list):
-            fields[name] = [_expr(v, False, env, present) if isinstance(v, py.expr)
-                            else _any(v, env) for v in value]
+            fields[name] = [
+                _expr(v, False, env, present) if isinstance(v, py.expr) else _any(v, env)
+                for v in value
+            ]
         elif isinstance(value, py.expr):
             fields[name] = _expr(value, False, env, present)
         else:
@@ -208,29 +242,44 @@ def _expr(node: py.expr, truth: bool, env: dict[str, py.Constant],
 def _memo_of_constant(node: py.IfExp) -> py.Constant | None:
     """`C` for `(_m if _m is not _U else (_m := C))` (the compiler's memo form)."""
     test, orelse = node.test, node.orelse
-    if (isinstance(test, py.Compare) and isinstance(test.left, py.Name)
-            and test.left.id.startswith("_m") and len(test.ops) == 1
-            and isinstance(test.ops[0], py.IsNot) and isinstance(test.comparators[0], py.Name)
-            and test.comparators[0].id == "_U" and isinstance(orelse, py.NamedExpr)
-            and orelse.target.id == test.left.id and isinstance(orelse.value, py.Constant)):
+    if (
+        isinstance(test, py.Compare)
+        and isinstance(test.left, py.Name)
+        and test.left.id.startswith("_m")
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], py.IsNot)
+        and isinstance(test.comparators[0], py.Name)
+        and test.comparators[0].id == "_U"
+        and isinstance(orelse, py.NamedExpr)
+        and orelse.target.id == test.left.id
+        and isinstance(orelse.value, py.Constant)
+    ):
         return orelse.value
     return None
 
 
 def _any(node: Any, env: dict[str, py.Constant]) -> Any:
     if isinstance(node, py.comprehension):
-        return py.comprehension(target=node.target, iter=_expr(node.iter, False, env,
-                                                                frozenset()),
-                                ifs=[_expr(i, True, env, frozenset()) for i in node.ifs],
-                                is_async=node.is_async)
+        return py.comprehension(
+            target=node.target,
+            iter=_expr(node.iter, False, env, frozenset()),
+            ifs=[_expr(i, True, env, frozenset()) for i in node.ifs],
+            is_async=node.is_async,
+        )
     return node
 
 
 def _counted_truth(left: py.expr, op: py.cmpop, right: py.expr) -> py.expr | None:
     """`len(x) > 0` as `x`, `len(x) == 0` as `not x` (where only truth counts)."""
-    if not (isinstance(left, py.Call) and isinstance(left.func, py.Name)
-            and left.func.id == "len" and len(left.args) == 1 and not left.keywords
-            and isinstance(right, py.Constant) and type(right.value) is int):
+    if not (
+        isinstance(left, py.Call)
+        and isinstance(left.func, py.Name)
+        and left.func.id == "len"
+        and len(left.args) == 1
+        and not left.keywords
+        and isinstance(right, py.Constant)
+        and type(right.value) is int
+    ):
         return None
     counted, n = left.args[0], right.value
     if (isinstance(op, (py.Gt, py.NotEq)) and n == 0) or (isinstance(op, py.GtE) and n == 1):
@@ -240,8 +289,9 @@ def _counted_truth(left: py.expr, op: py.cmpop, right: py.expr) -> py.expr | Non
     return None
 
 
-def _boolop(node: py.BoolOp, truth: bool, env: dict[str, py.Constant],
-            present: frozenset[str]) -> py.expr:
+def _boolop(
+    node: py.BoolOp, truth: bool, env: dict[str, py.Constant], present: frozenset[str]
+) -> py.expr:
     is_and = isinstance(node.op, py.And)
     flat: list[py.expr] = []
     stack = list(node.values)
@@ -297,11 +347,10 @@ def _merge_ifs(stmts: list[py.stmt]) -> list[py.stmt]:
     while i < len(stmts):
         stmt = stmts[i]
         if isinstance(stmt, py.If):
-            stmt = py.If(test=stmt.test, body=_merge_ifs(stmt.body),
-                         orelse=_merge_ifs(stmt.orelse))
+            stmt = py.If(test=stmt.test, body=_merge_ifs(stmt.body), orelse=_merge_ifs(stmt.orelse))
         if not (isinstance(stmt, py.If) and not stmt.orelse) or any(
-                isinstance(n, py.Name) and n.id.startswith("_l_")
-                for n in py.walk(_first(stmt.test))):
+            isinstance(n, py.Name) and n.id.startswith("_l_") for n in py.walk(_first(stmt.test))
+        ):
             out.append(stmt)
             i += 1
             continue
@@ -310,8 +359,11 @@ def _merge_ifs(stmts: list[py.stmt]) -> list[py.stmt]:
         j = i + 1
         while j < len(stmts):
             following = stmts[j]
-            if not (isinstance(following, py.If) and not following.orelse
-                    and py.dump(_first(following.test)) == head):
+            if not (
+                isinstance(following, py.If)
+                and not following.orelse
+                and py.dump(_first(following.test)) == head
+            ):
                 break
             group.append(following)
             j += 1

@@ -48,9 +48,24 @@ _WAITING_SIGHTINGS = 64
 
 _SAFE_BUILTINS: dict[str, Any] = {"len": len, "bool": bool, "abs": abs, "min": min, "max": max}
 # Methods with no effect of the types generated code calls them on (sets, dicts, text).
-_PURE_METHODS = frozenset({
-    "get", "isdisjoint", "issuperset", "issubset", "startswith", "endswith", "isdigit",
-    "isascii", "isalpha", "isalnum", "isdecimal", "upper", "lower", "strip"})
+_PURE_METHODS = frozenset(
+    {
+        "get",
+        "isdisjoint",
+        "issuperset",
+        "issubset",
+        "startswith",
+        "endswith",
+        "isdigit",
+        "isascii",
+        "isalpha",
+        "isalnum",
+        "isdecimal",
+        "upper",
+        "lower",
+        "strip",
+    }
+)
 _SCALARS = (bool, int, float, str, type(None))
 _NOT_CONST, _CONST, _BY_LINE = 0, 1, 2
 _NO_VALUE = object()
@@ -60,8 +75,9 @@ class _Kinds:
     """Which nodes are constant (`_CONST`), fixed by the line's known attributes
     (`_BY_LINE`) or neither; and the values of constant ones, worked out on demand."""
 
-    def __init__(self, ns: Mapping[str, Any], constant_fns: frozenset[int],
-                 known: frozenset[str]) -> None:
+    def __init__(
+        self, ns: Mapping[str, Any], constant_fns: frozenset[int], known: frozenset[str]
+    ) -> None:
         self.ns = ns
         self.constant_fns = constant_fns  # ids of functions declared constant
         self.known = known
@@ -149,8 +165,6 @@ class _Kinds:
         return isinstance(func, py.Attribute) and func.attr in _PURE_METHODS
 
 
-
-
 def _key_nodes(node: py.AST, kinds: _Kinds) -> list[py.expr]:
     """The parts of `node` fixed by the line and not inside another, in reading order."""
     found: list[py.expr] = []
@@ -170,9 +184,14 @@ class LineClasses:
     """Code classes of one pack for one set of lines (with modifiers, or without), and
     the key function that sorts a code into them."""
 
-    def __init__(self, body: list[py.stmt], ns: Mapping[str, Any],
-                 constant_fns: frozenset[int], known: frozenset[str],
-                 modifiers: tuple[str, ...] | None) -> None:
+    def __init__(
+        self,
+        body: list[py.stmt],
+        ns: Mapping[str, Any],
+        constant_fns: frozenset[int],
+        known: frozenset[str],
+        modifiers: tuple[str, ...] | None,
+    ) -> None:
         self.body = body
         self.kinds = _Kinds(ns, constant_fns, known)
         self.modifiers = modifiers
@@ -239,8 +258,9 @@ class LineClasses:
         fields: dict[str, Any] = {}
         for name, value in py.iter_fields(node):
             if isinstance(value, list):
-                fields[name] = [self._fill(v, answers) if isinstance(v, py.AST) else v
-                                for v in value]
+                fields[name] = [
+                    self._fill(v, answers) if isinstance(v, py.AST) else v for v in value
+                ]
             elif isinstance(value, py.AST):
                 fields[name] = self._fill(value, answers)
             else:
@@ -263,8 +283,9 @@ class ClassMap(dict[Any, int]):
     A code missing is asked of the `Specializer` (`classify`); numbers past `limit`
     (classes built after this map's `_evaluate` was compiled) read as 0."""
 
-    def __init__(self, owner: Specializer, which: int, limit: int,
-                 entries: Mapping[Any, int] | None = None) -> None:
+    def __init__(
+        self, owner: Specializer, which: int, limit: int, entries: Mapping[Any, int] | None = None
+    ) -> None:
         super().__init__(entries or {})
         self.owner = owner
         self.which = which  # 0: lines with modifiers, 1: without
@@ -287,9 +308,15 @@ class Specializer:
     source, general body first) and the names of the class maps; `install(fn)` puts a
     compiled `_evaluate` in service."""
 
-    def __init__(self, ns: dict[str, Any], body: str, constant_fns: frozenset[int],
-                 render: Callable[[list[str], list[str], str, str], str],
-                 install: Callable[[Callable[..., None]], None], name: str) -> None:
+    def __init__(
+        self,
+        ns: dict[str, Any],
+        body: str,
+        constant_fns: frozenset[int],
+        render: Callable[[list[str], list[str], str, str], str],
+        install: Callable[[Callable[..., None]], None],
+        name: str,
+    ) -> None:
         self.ns = ns
         self.body = body
         self.constant_fns = constant_fns
@@ -313,12 +340,13 @@ class Specializer:
         if self.classes is None:
             tree = py.parse(self.body).body
             # The general body with what holds for every line written in (constants).
-            self.general = _source(LineClasses(tree, self.ns, self.constant_fns, frozenset(),
-                                               None).class_body(()))
+            self.general = _source(
+                LineClasses(tree, self.ns, self.constant_fns, frozenset(), None).class_body(())
+            )
             self.classes = (
                 LineClasses(tree, self.ns, self.constant_fns, frozenset({"code"}), None),
-                LineClasses(tree, self.ns, self.constant_fns,
-                            frozenset({"code", "modifiers"}), ()))
+                LineClasses(tree, self.ns, self.constant_fns, frozenset({"code", "modifiers"}), ()),
+            )
         return self.classes
 
     def build(self) -> Callable[..., None]:
@@ -332,8 +360,10 @@ class Specializer:
             self.compiled = len(bodies[0]) + len(bodies[1]) - 2
             self.waiting_sightings = 0
             old = self.maps
-            maps = (ClassMap(self, 0, len(bodies[0]) - 1, old[0] if old else None),
-                    ClassMap(self, 1, len(bodies[1]) - 1, old[1] if old else None))
+            maps = (
+                ClassMap(self, 0, len(bodies[0]) - 1, old[0] if old else None),
+                ClassMap(self, 1, len(bodies[1]) - 1, old[1] if old else None),
+            )
             names = (f"_CA{self.generation}", f"_CB{self.generation}")
             source = self.render(bodies[0], bodies[1], *names)
             self.ns[names[0]], self.ns[names[1]] = maps

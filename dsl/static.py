@@ -21,8 +21,9 @@ from cleanclaim.dsl.types import add_days, days_between
 from cleanclaim.dsl.valuesets import CodeSet
 
 
-def static_set(expr: ast.Expr, valuesets: Mapping[str, CodeSet],
-               literal_sets: Mapping[int, CodeSet]) -> CodeSet | None:
+def static_set(
+    expr: ast.Expr, valuesets: Mapping[str, CodeSet], literal_sets: Mapping[int, CodeSet]
+) -> CodeSet | None:
     """The codes `expr` stands for, when it stands for codes whatever the claim.
     `valuesets`: the pack's value sets by name; `literal_sets`: the checker's sets of the
     inline code lists, by `id()` of the list node. (The checker has refused `a + b` / `a - b`

@@ -15,11 +15,26 @@ from cleanclaim.dsl.errors import PolicyError, did_you_mean
 from cleanclaim.dsl.vocabulary import SEVERITIES
 
 _TERMINAL_WORDS = {
-    "NAME": "a name", "FIELD": "a field name", "STRING": "a quoted string", "DATE": "a date",
-    "NUMBER": "a number", "CODE_ITEM": "a code", "CARC": "a CARC like CO-97",
-    "RARC": "a RARC like M15", "INT": "a number", "COMP_OP": "a comparison",
-    "MINUS": "`-`", "RSQB": "`]`", "LSQB": "`[`", "LPAR": "`(`", "RPAR": "`)`",
-    "COMMA": "`,`", "EQUAL": "`=`", "DOT": "`.`", "PLUS": "`+`", "$END": "the end of the file",
+    "NAME": "a name",
+    "FIELD": "a field name",
+    "STRING": "a quoted string",
+    "DATE": "a date",
+    "NUMBER": "a number",
+    "CODE_ITEM": "a code",
+    "CARC": "a CARC like CO-97",
+    "RARC": "a RARC like M15",
+    "INT": "a number",
+    "COMP_OP": "a comparison",
+    "MINUS": "`-`",
+    "RSQB": "`]`",
+    "LSQB": "`[`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "COMMA": "`,`",
+    "EQUAL": "`=`",
+    "DOT": "`.`",
+    "PLUS": "`+`",
+    "$END": "the end of the file",
 }
 
 
@@ -68,15 +83,48 @@ class _Failure:
 
 
 # Words after which a name is being given (not used): a keyword there is a bad name.
-_NAMING_WORDS = frozenset({"let", "valueset", "any", "all", "no", "count", "cause", "owner",
-                           "kind"})
+_NAMING_WORDS = frozenset(
+    {"let", "valueset", "any", "all", "no", "count", "cause", "owner", "kind"}
+)
 _SEVERITIES = frozenset(SEVERITIES)
-_CLAUSES = ("title", "applies", "plan", "place", "root", "owner", "kind", "effective", "let",
-            "except",
-            "when", "then", "message", "reference", "end")
-_OPERAND_START = frozenset({"NAME", "FIELD", "NUMBER", "INT", "STRING", "DATE", "LPAR", "LSQB",
-                            "NOT", "ANY", "ALL", "NO", "COUNT", "TRUE", "FALSE", "CLAIM",
-                            "DIAGNOSIS"})
+_CLAUSES = (
+    "title",
+    "applies",
+    "plan",
+    "place",
+    "root",
+    "owner",
+    "kind",
+    "effective",
+    "let",
+    "except",
+    "when",
+    "then",
+    "message",
+    "reference",
+    "end",
+)
+_OPERAND_START = frozenset(
+    {
+        "NAME",
+        "FIELD",
+        "NUMBER",
+        "INT",
+        "STRING",
+        "DATE",
+        "LPAR",
+        "LSQB",
+        "NOT",
+        "ANY",
+        "ALL",
+        "NO",
+        "COUNT",
+        "TRUE",
+        "FALSE",
+        "CLAIM",
+        "DIAGNOSIS",
+    }
+)
 _CODE_LIKE = frozenset({"CODE_ITEM", "NUMBER", "INT", "NAME", "FIELD", "DATE", "RARC"})
 _NAME_SHAPE = re.compile(r"[a-z_][a-z0-9_]*")
 _WORDS = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|[A-Za-z0-9_.*-]+|\S')
@@ -129,8 +177,10 @@ def _hint(f: _Failure) -> str | None:
         return "`with` is followed by RARCs such as M15; leave `with` out when there is none"
     lower = f.token.lower()
     if "NAME" in f.expected and lower != f.token and _NAME_SHAPE.fullmatch(lower):
-        return (f"names of value sets, fields and functions are lower case: `{lower}`; "
-                "codes go in a code list such as [R07.9]")
+        return (
+            f"names of value sets, fields and functions are lower case: `{lower}`; "
+            "codes go in a code list such as [R07.9]"
+        )
     if f.at_clause and f.kind in _OPERAND_START | _CODE_LIKE:
         close = did_you_mean(lower, _CLAUSES)
         if close is not None and lower not in ("claim", "diagnosis"):
@@ -146,8 +196,9 @@ def _hint(f: _Failure) -> str | None:
 _DATE_ATTEMPT = re.compile(r"[0-9]+(-[0-9]*)*")
 
 
-def syntax_error(file: str, text: str, err: UnexpectedInput,
-                  reserved: frozenset[str]) -> PolicyError:
+def syntax_error(
+    file: str, text: str, err: UnexpectedInput, reserved: frozenset[str]
+) -> PolicyError:
     line = getattr(err, "line", 1) or 1
     column = getattr(err, "column", 1) or 1
     hint: str | None = None
@@ -163,17 +214,23 @@ def syntax_error(file: str, text: str, err: UnexpectedInput,
         if char == "'":
             hint = 'strings are written in double quotes: "..."'
         elif char.isupper():
-            hint = ("names of value sets, fields and functions are lower case; codes go in a "
-                    "code list such as [R07.9]")
+            hint = (
+                "names of value sets, fields and functions are lower case; codes go in a "
+                "code list such as [R07.9]"
+            )
         else:
-            hint = _hint(_Failure("", char, frozenset(err.allowed or ()),
-                                  _words_before(text, pos)))
+            hint = _hint(_Failure("", char, frozenset(err.allowed or ()), _words_before(text, pos)))
     else:
         assert isinstance(err, UnexpectedToken)
         token = err.token
         expected = frozenset(err.expected)
-        failure = _Failure(token.type, str(token), expected,
-                           _words_before(text, token.start_pos or 0), str(token) in reserved)
+        failure = _Failure(
+            token.type,
+            str(token),
+            expected,
+            _words_before(text, token.start_pos or 0),
+            str(token) in reserved,
+        )
         if token.type == "$END":
             # The end-of-file token borrows the position of the last token: point after it.
             line = token.end_line or line
@@ -181,9 +238,12 @@ def syntax_error(file: str, text: str, err: UnexpectedInput,
             code = "E002"
             message = f"unexpected end of file; expected {_describe_expected(set(expected))}"
         elif "DATE" in expected and _DATE_ATTEMPT.fullmatch(str(token)):
-            return PolicyError("E006", f"`{token}` is not a date: date must be YYYY-MM-DD",
-                               ast.Span(file, line, column, line, column + len(str(token))),
-                               "dates are written YYYY-MM-DD, e.g. 2026-01-01")
+            return PolicyError(
+                "E006",
+                f"`{token}` is not a date: date must be YYYY-MM-DD",
+                ast.Span(file, line, column, line, column + len(str(token))),
+                "dates are written YYYY-MM-DD, e.g. 2026-01-01",
+            )
         else:
             code = "E001"
             message = f"unexpected `{token}`; expected {_describe_expected(set(expected))}"

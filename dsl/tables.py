@@ -90,8 +90,15 @@ class LookupTable:
 
     __slots__ = ("columns", "file", "keys", "line", "name", "rows")
 
-    def __init__(self, name: str, keys: tuple[str, ...], columns: dict[str, str],
-                 rows: dict[tuple[str, ...], dict[str, Any]], file: str, line: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        keys: tuple[str, ...],
+        columns: dict[str, str],
+        rows: dict[tuple[str, ...], dict[str, Any]],
+        file: str,
+        line: int,
+    ) -> None:
         self.name = name
         self.keys = keys
         self.columns = columns
@@ -176,34 +183,48 @@ def _kind_of(cells: list[str]) -> str:
     return "str"
 
 
-def _build(decl: ast.TableDef, header: list[tuple[str, ast.Span]],
-           rows: list[tuple[list[str], list[ast.Span], int]], errors: list[PolicyError],
-           kinds: dict[str, str] | None = None) -> LookupTable | None:
+def _build(
+    decl: ast.TableDef,
+    header: list[tuple[str, ast.Span]],
+    rows: list[tuple[list[str], list[ast.Span], int]],
+    errors: list[PolicyError],
+    kinds: dict[str, str] | None = None,
+) -> LookupTable | None:
     """The table of `header` and `rows` (text cells with their spans and line), keyed by
     the declaration's keys; None (and located errors) when it cannot be built."""
     ok = True
     names = [name for name, _ in header]
     for name, span in header:
         if not _COLUMN_NAME.fullmatch(name):
-            errors.append(PolicyError(
-                "E308", f"table `{decl.name}`: column name `{name}` is not a lower-case name",
-                span, "columns are read as fields (`t[key].name`): use lower-case letters, "
-                "digits and `_`, starting with a letter"))
+            errors.append(
+                PolicyError(
+                    "E308",
+                    f"table `{decl.name}`: column name `{name}` is not a lower-case name",
+                    span,
+                    "columns are read as fields (`t[key].name`): use lower-case letters, "
+                    "digits and `_`, starting with a letter",
+                )
+            )
             ok = False
         elif names.count(name) > 1:
-            errors.append(PolicyError(
-                "E308", f"table `{decl.name}`: column `{name}` is named twice", span))
+            errors.append(
+                PolicyError("E308", f"table `{decl.name}`: column `{name}` is named twice", span)
+            )
             ok = False
     positions: list[int] = []
     for key in decl.keys:
         if key.value not in names:
-            errors.append(PolicyError(
-                "E308", f"table `{decl.name}` has no column `{key.value}` to key by", key.span,
-                did_you_mean(key.value, names) or f"columns: {', '.join(names)}"))
+            errors.append(
+                PolicyError(
+                    "E308",
+                    f"table `{decl.name}` has no column `{key.value}` to key by",
+                    key.span,
+                    did_you_mean(key.value, names) or f"columns: {', '.join(names)}",
+                )
+            )
             ok = False
         elif names.index(key.value) in positions:
-            errors.append(PolicyError(
-                "E308", f"key column `{key.value}` is named twice", key.span))
+            errors.append(PolicyError("E308", f"key column `{key.value}` is named twice", key.span))
             ok = False
         else:
             positions.append(names.index(key.value))
@@ -213,10 +234,15 @@ def _build(decl: ast.TableDef, header: list[tuple[str, ast.Span]],
     good_rows: list[tuple[list[str], list[ast.Span], int]] = []
     for cells, spans, line in rows:
         if len(cells) != width:
-            errors.append(PolicyError(
-                "E308", f"table `{decl.name}`: this row has {len(cells)} cells, the table "
-                f"{width} columns", spans[0] if spans else decl.span,
-                f"columns: {', '.join(names)}"))
+            errors.append(
+                PolicyError(
+                    "E308",
+                    f"table `{decl.name}`: this row has {len(cells)} cells, the table "
+                    f"{width} columns",
+                    spans[0] if spans else decl.span,
+                    f"columns: {', '.join(names)}",
+                )
+            )
             ok = False
             continue
         good_rows.append((cells, spans, line))
@@ -228,26 +254,43 @@ def _build(decl: ast.TableDef, header: list[tuple[str, ast.Span]],
         # whose keys are all empty keys nothing.
         row_key = tuple(normalize_key(cells[i]) or "" for i in positions)
         if not any(row_key):
-            errors.append(PolicyError(
-                "E308", f"table `{decl.name}`: a row without a key "
-                f"({', '.join(names[i] for i in positions)})", spans[positions[0]],
-                "every row gives its key columns a value"))
+            errors.append(
+                PolicyError(
+                    "E308",
+                    f"table `{decl.name}`: a row without a key "
+                    f"({', '.join(names[i] for i in positions)})",
+                    spans[positions[0]],
+                    "every row gives its key columns a value",
+                )
+            )
             ok = False
             continue
         if row_key in table_rows:
-            errors.append(PolicyError(
-                "E308", f"table `{decl.name}`: key {', '.join(row_key)} is in the table twice "
-                f"(first at line {first_at[row_key]})", spans[positions[0]],
-                "a key names one row: remove or merge one of them"))
+            errors.append(
+                PolicyError(
+                    "E308",
+                    f"table `{decl.name}`: key {', '.join(row_key)} is in the table twice "
+                    f"(first at line {first_at[row_key]})",
+                    spans[positions[0]],
+                    "a key names one row: remove or merge one of them",
+                )
+            )
             ok = False
             continue
         first_at[row_key] = line
-        table_rows[row_key] = {n: _cell_value(cells[i].strip(), kinds[n])
-                           for i, n in enumerate(names)}
+        table_rows[row_key] = {
+            n: _cell_value(cells[i].strip(), kinds[n]) for i, n in enumerate(names)
+        }
     if not ok:
         return None
-    return LookupTable(decl.name, tuple(k.value for k in decl.keys), kinds, table_rows,
-                       decl.span.file, decl.span.line)
+    return LookupTable(
+        decl.name,
+        tuple(k.value for k in decl.keys),
+        kinds,
+        table_rows,
+        decl.span.file,
+        decl.span.line,
+    )
 
 
 def _inline(decl: ast.TableDef, errors: list[PolicyError]) -> LookupTable | None:
@@ -255,16 +298,29 @@ def _inline(decl: ast.TableDef, errors: list[PolicyError]) -> LookupTable | None
     rows: list[tuple[list[str], list[ast.Span], int]] = []
     kinds: dict[str, str] = {}
     for row in decl.rows:
-        rows.append(([_literal_text(cell.value) for cell in row], [c.span for c in row],
-                     row[0].span.line if row else decl.span.line))
+        rows.append(
+            (
+                [_literal_text(cell.value) for cell in row],
+                [c.span for c in row],
+                row[0].span.line if row else decl.span.line,
+            )
+        )
     for i, (name, span) in enumerate(header):
-        seen = {_literal_kind(row[i].value) for row in decl.rows
-                if len(row) == len(header) and row[i].value != ""}
+        seen = {
+            _literal_kind(row[i].value)
+            for row in decl.rows
+            if len(row) == len(header) and row[i].value != ""
+        }
         if len(seen) > 1:
-            errors.append(PolicyError(
-                "E308", f"table `{decl.name}`: column `{name}` mixes "
-                f"{' and '.join(sorted(seen))} values", span,
-                "a column holds one kind of value: numbers, dates or quoted text"))
+            errors.append(
+                PolicyError(
+                    "E308",
+                    f"table `{decl.name}`: column `{name}` mixes "
+                    f"{' and '.join(sorted(seen))} values",
+                    span,
+                    "a column holds one kind of value: numbers, dates or quoted text",
+                )
+            )
             return None
         kinds[name] = seen.pop() if seen else "str"
     return _build(decl, header, rows, errors, kinds)
@@ -284,29 +340,35 @@ def _literal_kind(value: Any) -> str:
     return "str"
 
 
-def _csv(decl: ast.TableDef, base: Path, errors: list[PolicyError],
-         extra_sources: dict[str, str]) -> LookupTable | None:
+def _csv(
+    decl: ast.TableDef, base: Path, errors: list[PolicyError], extra_sources: dict[str, str]
+) -> LookupTable | None:
     assert decl.file is not None
     path = base / decl.file.value
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
         reason = getattr(exc, "strerror", None) or str(exc)
-        errors.append(PolicyError("E304", f"cannot read `{decl.file.value}`: {reason}",
-                                  decl.file.span))
+        errors.append(
+            PolicyError("E304", f"cannot read `{decl.file.value}`: {reason}", decl.file.span)
+        )
         return None
     folder = decl.span.file.rsplit("/", 1)[0] + "/" if "/" in decl.span.file else ""
     csv_name = folder + decl.file.value
     extra_sources[csv_name] = text
     records = list(_records(text, csv_name))
     if not records:
-        errors.append(PolicyError("E304", f"`{decl.file.value}`: the file is empty",
-                                  decl.file.span))
+        errors.append(
+            PolicyError("E304", f"`{decl.file.value}`: the file is empty", decl.file.span)
+        )
         return None
     (head, head_spans, _line), *body = records
     header = [(cell.strip(), span) for cell, span in zip(head, head_spans, strict=True)]
-    rows = [([c.strip() for c in cells], spans, line)
-            for cells, spans, line in body if any(c.strip() for c in cells)]
+    rows = [
+        ([c.strip() for c in cells], spans, line)
+        for cells, spans, line in body
+        if any(c.strip() for c in cells)
+    ]
     return _build(decl, header, rows, errors)
 
 
@@ -319,7 +381,7 @@ def _records(text: str, name: str) -> Iterator[tuple[list[str], list[ast.Span], 
     reader = csv.reader(io.StringIO(text))
     first = 1
     for cells in reader:
-        record = "".join(lines[first - 1:reader.line_num])
+        record = "".join(lines[first - 1 : reader.line_num])
         spans = []
         for index, cell in enumerate(cells):
             offset = _field_offset(record, index)
@@ -339,16 +401,30 @@ def check_tables(checked: CheckedPack, env: CheckEnv) -> None:
     taken: dict[str, ast.Span] = {}
     for tree in checked.files:
         for decl in tree.tables:
-            clash = ("table" if decl.name in checked.lookup_decls
-                     or decl.name in checked.tables else
-                     "value set" if decl.name in checked.valueset_decls else None)
+            clash = (
+                "table"
+                if decl.name in checked.lookup_decls or decl.name in checked.tables
+                else "value set"
+                if decl.name in checked.valueset_decls
+                else None
+            )
             if clash is not None:
                 first = taken.get(decl.name)
-                where = f" at {first.file}:{first.line}" if first is not None else \
-                    " in the pack manifest" if clash == "table" else ""
-                checked.errors.append(PolicyError(
-                    "E111", f"`{decl.name}` is already the name of a {clash}{where}",
-                    decl.span, "give the table another name"))
+                where = (
+                    f" at {first.file}:{first.line}"
+                    if first is not None
+                    else " in the pack manifest"
+                    if clash == "table"
+                    else ""
+                )
+                checked.errors.append(
+                    PolicyError(
+                        "E111",
+                        f"`{decl.name}` is already the name of a {clash}{where}",
+                        decl.span,
+                        "give the table another name",
+                    )
+                )
                 continue
             taken[decl.name] = decl.span
             checked.lookup_decls[decl.name] = decl
@@ -365,17 +441,22 @@ def check_tables(checked: CheckedPack, env: CheckEnv) -> None:
 # ---- reads ---------------------------------------------------------------------------------
 
 
-def infer_read(checked: CheckedPack, env: CheckEnv, read: ast.TableRead,
-               infer: Callable[[ast.Expr], T.Type]) -> T.Type:
+def infer_read(
+    checked: CheckedPack, env: CheckEnv, read: ast.TableRead, infer: Callable[[ast.Expr], T.Type]
+) -> T.Type:
     """The type of `t[k, ...].column` (the column's, maybe missing), with located errors
     for an unknown table, key or column."""
     errors = checked.errors
     key_types = [infer(k) for k in read.keys]
     for key, found in zip(read.keys, key_types, strict=True):
         if found.name not in (*T.CODE_LIKE, *T.NUMERIC, "date", "any"):
-            errors.append(PolicyError(
-                "E201", f"a table key is a code, text, number or date, not {T.one(found)}",
-                key.span))
+            errors.append(
+                PolicyError(
+                    "E201",
+                    f"a table key is a code, text, number or date, not {T.one(found)}",
+                    key.span,
+                )
+            )
     lookup = checked.lookups.get(read.table)
     if lookup is not None:
         return _read_lookup(checked, read, lookup)
@@ -385,59 +466,96 @@ def infer_read(checked: CheckedPack, env: CheckEnv, read: ast.TableRead,
     if manifest is not None:
         schema = env.table_schemas.get(manifest.format)
         if schema is None:
-            errors.append(PolicyError(
-                "E107", f"table `{read.table}` is a {manifest.format} table, which has no "
-                "rows to read by key", read.span,
-                "read it with its functions; `t[key].column` reads tables declared with "
-                "`table` in a policy file and data tables such as cms-mpfs"))
+            errors.append(
+                PolicyError(
+                    "E107",
+                    f"table `{read.table}` is a {manifest.format} table, which has no "
+                    "rows to read by key",
+                    read.span,
+                    "read it with its functions; `t[key].column` reads tables declared with "
+                    "`table` in a policy file and data tables such as cms-mpfs",
+                )
+            )
             return T.ANY
         return _read_data(checked, read, schema)
-    errors.append(PolicyError(
-        "E107", f"unknown table `{read.table}`", read.span,
-        did_you_mean(read.table, [*checked.lookup_decls, *checked.tables])
-        or "declare it: table NAME = csv \"FILE\" key \"COLUMN\""))
+    errors.append(
+        PolicyError(
+            "E107",
+            f"unknown table `{read.table}`",
+            read.span,
+            did_you_mean(read.table, [*checked.lookup_decls, *checked.tables])
+            or 'declare it: table NAME = csv "FILE" key "COLUMN"',
+        )
+    )
     return T.ANY
 
 
 def _read_lookup(checked: CheckedPack, read: ast.TableRead, lookup: LookupTable) -> T.Type:
     errors = checked.errors
     if len(read.keys) != len(lookup.keys):
-        errors.append(PolicyError(
-            "E202", f"table `{lookup.name}` is keyed by {len(lookup.keys)} value(s) "
-            f"({', '.join(lookup.keys)}), got {len(read.keys)}", read.span))
-    for position, key in enumerate(read.keys[:len(lookup.keys)]):
+        errors.append(
+            PolicyError(
+                "E202",
+                f"table `{lookup.name}` is keyed by {len(lookup.keys)} value(s) "
+                f"({', '.join(lookup.keys)}), got {len(read.keys)}",
+                read.span,
+            )
+        )
+    for position, key in enumerate(read.keys[: len(lookup.keys)]):
         if isinstance(key, ast.Literal_) and not isinstance(key.value, bool):
             wanted = normalize_key(key.value) or ""
             held = lookup.key_values(position)
             if wanted not in held:
-                errors.append(PolicyError(
-                    "E112", f"table `{lookup.name}` has no {lookup.keys[position]} "
-                    f"`{key.value}`", key.span,
-                    did_you_mean(str(wanted), sorted(held))
-                    or f"its {lookup.keys[position]} values: {_some(held)}"))
+                errors.append(
+                    PolicyError(
+                        "E112",
+                        f"table `{lookup.name}` has no {lookup.keys[position]} `{key.value}`",
+                        key.span,
+                        did_you_mean(str(wanted), sorted(held))
+                        or f"its {lookup.keys[position]} values: {_some(held)}",
+                    )
+                )
     kind = lookup.columns.get(read.column)
     if kind is None:
-        errors.append(PolicyError(
-            "E113", f"table `{lookup.name}` has no column `{read.column}`", read.span,
-            did_you_mean(read.column, lookup.columns)
-            or f"columns: {', '.join(lookup.columns)}"))
+        errors.append(
+            PolicyError(
+                "E113",
+                f"table `{lookup.name}` has no column `{read.column}`",
+                read.span,
+                did_you_mean(read.column, lookup.columns)
+                or f"columns: {', '.join(lookup.columns)}",
+            )
+        )
         return T.ANY
     return COLUMN_TYPES[kind].maybe()
 
 
 def _read_data(checked: CheckedPack, read: ast.TableRead, schema: DataTableSchema) -> T.Type:
     if not schema.required <= len(read.keys) <= len(schema.keys):
-        count = (str(schema.required) if schema.required == len(schema.keys)
-                 else f"{schema.required} to {len(schema.keys)}")
-        checked.errors.append(PolicyError(
-            "E202", f"table `{read.table}` is read by {count} key(s) "
-            f"({', '.join(schema.keys)}), got {len(read.keys)}", read.span))
+        count = (
+            str(schema.required)
+            if schema.required == len(schema.keys)
+            else f"{schema.required} to {len(schema.keys)}"
+        )
+        checked.errors.append(
+            PolicyError(
+                "E202",
+                f"table `{read.table}` is read by {count} key(s) "
+                f"({', '.join(schema.keys)}), got {len(read.keys)}",
+                read.span,
+            )
+        )
     kind = schema.columns.get(read.column)
     if kind is None:
-        checked.errors.append(PolicyError(
-            "E113", f"table `{read.table}` has no column `{read.column}`", read.span,
-            did_you_mean(read.column, schema.columns)
-            or f"columns: {', '.join(schema.columns)}"))
+        checked.errors.append(
+            PolicyError(
+                "E113",
+                f"table `{read.table}` has no column `{read.column}`",
+                read.span,
+                did_you_mean(read.column, schema.columns)
+                or f"columns: {', '.join(schema.columns)}",
+            )
+        )
         return T.ANY
     return COLUMN_TYPES.get(kind, T.STR).maybe()
 

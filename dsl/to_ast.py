@@ -34,7 +34,6 @@ def _unquote(token: Token) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
-
 class ToAst(Transformer[Token, Any]):
     """Builds `ast` nodes from the Lark tree of one file."""
 
@@ -49,16 +48,24 @@ class ToAst(Transformer[Token, Any]):
     def _date(self, token: Token) -> dt.date | None:
         if not _ISO_DATE.fullmatch(str(token)):
             self.errors.append(
-                PolicyError("E006", f"`{token}` is not a date: date must be YYYY-MM-DD",
-                            self._s(token), "dates are written YYYY-MM-DD, e.g. 2026-01-01")
+                PolicyError(
+                    "E006",
+                    f"`{token}` is not a date: date must be YYYY-MM-DD",
+                    self._s(token),
+                    "dates are written YYYY-MM-DD, e.g. 2026-01-01",
+                )
             )
             return None
         try:
             return dt.date.fromisoformat(str(token))
         except ValueError:
             self.errors.append(
-                PolicyError("E006", f"`{token}` is not a calendar date", self._s(token),
-                            "dates are written YYYY-MM-DD, e.g. 2026-01-01")
+                PolicyError(
+                    "E006",
+                    f"`{token}` is not a calendar date",
+                    self._s(token),
+                    "dates are written YYYY-MM-DD, e.g. 2026-01-01",
+                )
             )
             return None
 
@@ -70,8 +77,7 @@ class ToAst(Transformer[Token, Any]):
         rules = tuple(c for c in children[1:] if isinstance(c, ast.Rule))
         counters = tuple(c for c in children[1:] if isinstance(c, ast.Counter))
         tables = tuple(c for c in children[1:] if isinstance(c, ast.TableDef))
-        return ast.PolicyFile(self.file, version, valuesets, rules, self._s(meta), counters,
-                              tables)
+        return ast.PolicyFile(self.file, version, valuesets, rules, self._s(meta), counters, tables)
 
     def version_decl(self, children: list[Token]) -> int:
         return int(children[0])
@@ -156,11 +162,17 @@ class ToAst(Transformer[Token, Any]):
         return ast.CodeList(items, self._s(meta), quoted=True)
 
     # ---- rules -----------------------------------------------------------------------
-    def _duplicate(self, written: str, where: str, first: ast.Span, span: ast.Span,
-                   hint: str) -> None:
-        self.errors.append(PolicyError(
-            "E407", f"second `{written}` in this {where}; the first is at line {first.line}",
-            span, hint))
+    def _duplicate(
+        self, written: str, where: str, first: ast.Span, span: ast.Span, hint: str
+    ) -> None:
+        self.errors.append(
+            PolicyError(
+                "E407",
+                f"second `{written}` in this {where}; the first is at line {first.line}",
+                span,
+                hint,
+            )
+        )
 
     @v_args(meta=True)
     def rule(self, meta: Meta, children: list[Any]) -> ast.Rule:
@@ -169,8 +181,14 @@ class ToAst(Transformer[Token, Any]):
         shared: dict[str, Any] = {"lets": [], "conditions": [], "spans": {}, "exceptions": []}
         versions: list[tuple[tuple[dt.date | None, dt.date | None, ast.Span], dict[str, Any]]] = []
         current = shared
-        header: dict[str, Any] = {"title": None, "scope": None, "root_cause": None,
-                                  "owner": None, "kind": None, "filters": []}
+        header: dict[str, Any] = {
+            "title": None,
+            "scope": None,
+            "root_cause": None,
+            "owner": None,
+            "kind": None,
+            "filters": [],
+        }
         header_spans: dict[str, ast.Span] = {}
         misplaced: list[tuple[str, ast.Span]] = []
         excepts: list[ast.Text] = []
@@ -191,9 +209,13 @@ class ToAst(Transformer[Token, Any]):
             elif clause_name == "let":
                 first = current["spans"].get(f"let {value.name}")
                 if first is not None:
-                    self._duplicate(f"let {value.name}", "version" if current is not shared
-                                    else "rule", first, clause_span,
-                                    "a `let` name is given once per version; rename one")
+                    self._duplicate(
+                        f"let {value.name}",
+                        "version" if current is not shared else "rule",
+                        first,
+                        clause_span,
+                        "a `let` name is given once per version; rename one",
+                    )
                 current["spans"].setdefault(f"let {value.name}", clause_span)
                 current["lets"].append(value)
             elif clause_name == "when":
@@ -203,9 +225,14 @@ class ToAst(Transformer[Token, Any]):
                 # two in the same place is a mistake.
                 first = current["spans"].get(clause_name)
                 if first is not None:
-                    self._duplicate(written, "version" if current is not shared else "rule",
-                                    first, clause_span, f"keep one `{written}`; a version that "
-                                    "needs another one starts with its own `effective`")
+                    self._duplicate(
+                        written,
+                        "version" if current is not shared else "rule",
+                        first,
+                        clause_span,
+                        f"keep one `{written}`; a version that "
+                        "needs another one starts with its own `effective`",
+                    )
                 else:
                     current["spans"][clause_name] = clause_span
                     current[clause_name] = value
@@ -220,14 +247,18 @@ class ToAst(Transformer[Token, Any]):
                     if header[clause_name] is not None:
                         continue
                 elif clause_name in header_spans:
-                    self._duplicate(written, "rule", header_spans[clause_name], clause_span,
-                                    f"a rule has one `{written}`; keep one")
+                    self._duplicate(
+                        written,
+                        "rule",
+                        header_spans[clause_name],
+                        clause_span,
+                        f"a rule has one `{written}`; keep one",
+                    )
                     continue
                 header_spans.setdefault(clause_name, clause_span)
                 header[clause_name] = value
         if not versions:
-            versions.append(((None, None, span), {"lets": [], "conditions": [],
-                                                  "exceptions": []}))
+            versions.append(((None, None, span), {"lets": [], "conditions": [], "exceptions": []}))
         built = []
         for (start, end, vspan), own in versions:
             built.append(
@@ -355,8 +386,14 @@ class ToAst(Transformer[Token, Any]):
         severity, carc, *rarcs = c
         group, code = str(carc).split("-", 1)
         span = self._s(meta)
-        outcome = ast.Outcome(severity, group, code, tuple(str(r) for r in rarcs), span,
-                              tuple(self._s(t) for t in (carc, *rarcs)))
+        outcome = ast.Outcome(
+            severity,
+            group,
+            code,
+            tuple(str(r) for r in rarcs),
+            span,
+            tuple(self._s(t) for t in (carc, *rarcs)),
+        )
         return ("then", outcome, span)
 
     def reject(self, _: list[Any]) -> ast.Severity:

@@ -51,12 +51,24 @@ MODIFIER = Type("modifier")
 ANY = Type("any")
 
 # How messages name the codes of a value set, by its kind.
-KIND_WORDS = {"codes": "procedure codes", "icd10": "ICD-10-CM codes", "modifiers": "modifiers",
-              "str": "strings"}
+KIND_WORDS = {
+    "codes": "procedure codes",
+    "icd10": "ICD-10-CM codes",
+    "modifiers": "modifiers",
+    "str": "strings",
+}
 # How messages name one value of a scalar type, with its article.
-_ONE = {"code": "a procedure code", "icd10": "an ICD-10-CM code", "modifier": "a modifier",
-        "str": "a string", "number": "a number", "money": "an amount of money",
-        "date": "a date", "bool": "a condition (true or false)", "any": "a value"}
+_ONE = {
+    "code": "a procedure code",
+    "icd10": "an ICD-10-CM code",
+    "modifier": "a modifier",
+    "str": "a string",
+    "number": "a number",
+    "money": "an amount of money",
+    "date": "a date",
+    "bool": "a condition (true or false)",
+    "any": "a value",
+}
 
 
 def one(t: Type) -> str:
@@ -177,16 +189,27 @@ RECORDS: dict[str, dict[str, Type]] = {
 # field marked `maybe()` above is *optional*: a comparison that reads it while it is
 # missing is unknown, and the rule asks for a review (dsl/missing.py; the language
 # reference, "Missing values").
-ABSENT_IS_AN_ANSWER: frozenset[tuple[str, str]] = frozenset({
-    ("Claim", "plan"), ("Claim", "replaces"), ("Claim", "referring_provider"),
-    ("Claim", "clia_number"), ("Claim", "ordering_provider"), ("Line", "clia_number"),
-    ("Coverage", "plan"), ("Coverage", "end"), ("Coverage", "type"), ("Coverage", "order"),
-    ("Member", "date_of_death"),
-    ("Authorization", "end"), ("Authorization", "provider_npi"),
-    # no therapy year to date reported: the rules count the practice's own lines
-    ("Member", "therapy_ytd_pt_slp"), ("Member", "therapy_ytd_ot"),
-    ("Member", "therapy_ytd_as_of"),
-})
+ABSENT_IS_AN_ANSWER: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("Claim", "plan"),
+        ("Claim", "replaces"),
+        ("Claim", "referring_provider"),
+        ("Claim", "clia_number"),
+        ("Claim", "ordering_provider"),
+        ("Line", "clia_number"),
+        ("Coverage", "plan"),
+        ("Coverage", "end"),
+        ("Coverage", "type"),
+        ("Coverage", "order"),
+        ("Member", "date_of_death"),
+        ("Authorization", "end"),
+        ("Authorization", "provider_npi"),
+        # no therapy year to date reported: the rules count the practice's own lines
+        ("Member", "therapy_ytd_pt_slp"),
+        ("Member", "therapy_ytd_ot"),
+        ("Member", "therapy_ytd_as_of"),
+    }
+)
 
 
 def optional(record: str, field_name: str) -> bool:
@@ -362,11 +385,14 @@ def plan_of(claim: Any, day: dt.date | None) -> str | None:
     if claim.plan:
         return str(claim.plan)
     for span in claim.member.coverage:
-        if not span.plan or (span.payer and claim.payer
-                             and str(span.payer).casefold() != str(claim.payer).casefold()):
+        if not span.plan or (
+            span.payer and claim.payer and str(span.payer).casefold() != str(claim.payer).casefold()
+        ):
             continue
-        if day is not None and ((span.start is not None and day < span.start)
-                                or (span.end is not None and day > span.end)):
+        if day is not None and (
+            (span.start is not None and day < span.start)
+            or (span.end is not None and day > span.end)
+        ):
             continue
         return str(span.plan)
     return None
@@ -388,28 +414,72 @@ def count(items: Any) -> int:
 
 BUILTINS: tuple[FunctionSpec, ...] = (
     FunctionSpec("add_days", (DATE, NUMBER), DATE.maybe(), add_days, "date plus N days"),
-    FunctionSpec("add_months", (DATE, NUMBER), DATE.maybe(), add_months,
-                 "date plus N calendar months (end of month clamps: Jan 31 + 1 = Feb 28/29)"),
-    FunctionSpec("add_years", (DATE, NUMBER), DATE.maybe(), add_years,
-                 "date plus N years (Feb 29 + 1 year = Feb 28)",
-                 inline="({memo}.get(({0}, {1})) or {call})", consts={"memo": _YEARS_LATER}),
-    FunctionSpec("days_between", (DATE, DATE), NUMBER.maybe(), days_between,
-                 "days from the first date to the second"),
-    FunctionSpec("months_between", (DATE, DATE), NUMBER.maybe(), months_between,
-                 "whole calendar months from the first date to the second"),
-    FunctionSpec("years_between", (DATE, DATE), NUMBER.maybe(), years_between,
-                 "whole years from the first date to the second (e.g. age)"),
+    FunctionSpec(
+        "add_months",
+        (DATE, NUMBER),
+        DATE.maybe(),
+        add_months,
+        "date plus N calendar months (end of month clamps: Jan 31 + 1 = Feb 28/29)",
+    ),
+    FunctionSpec(
+        "add_years",
+        (DATE, NUMBER),
+        DATE.maybe(),
+        add_years,
+        "date plus N years (Feb 29 + 1 year = Feb 28)",
+        inline="({memo}.get(({0}, {1})) or {call})",
+        consts={"memo": _YEARS_LATER},
+    ),
+    FunctionSpec(
+        "days_between",
+        (DATE, DATE),
+        NUMBER.maybe(),
+        days_between,
+        "days from the first date to the second",
+    ),
+    FunctionSpec(
+        "months_between",
+        (DATE, DATE),
+        NUMBER.maybe(),
+        months_between,
+        "whole calendar months from the first date to the second",
+    ),
+    FunctionSpec(
+        "years_between",
+        (DATE, DATE),
+        NUMBER.maybe(),
+        years_between,
+        "whole years from the first date to the second (e.g. age)",
+    ),
     FunctionSpec("count", (list_of(ANY),), NUMBER, count, "number of items in a list"),
-    FunctionSpec("first_present", (NUMBER, NUMBER), NUMBER.maybe(), first_present,
-                 "the first amount when it is present, else the second (a fee schedule "
-                 "amount, else the charge)", constant=True),
-    FunctionSpec("start_of_month", (DATE,), DATE.maybe(), start_of_month,
-                 "the first day of the date's month"),
-    FunctionSpec("start_of_year", (DATE,), DATE.maybe(), start_of_year,
-                 "January 1 of the date's year"),
-    FunctionSpec("start_of_next_month", (DATE,), DATE.maybe(), start_of_next_month,
-                 "the first day of the month after the date's month"),
-    FunctionSpec("full_months_between", (DATE, DATE), NUMBER.maybe(), full_months_between,
-                 "whole calendar months strictly between the month of the first date and "
-                 "the month of the second (\"11 full months after the month of the last\")"),
+    FunctionSpec(
+        "first_present",
+        (NUMBER, NUMBER),
+        NUMBER.maybe(),
+        first_present,
+        "the first amount when it is present, else the second (a fee schedule "
+        "amount, else the charge)",
+        constant=True,
+    ),
+    FunctionSpec(
+        "start_of_month", (DATE,), DATE.maybe(), start_of_month, "the first day of the date's month"
+    ),
+    FunctionSpec(
+        "start_of_year", (DATE,), DATE.maybe(), start_of_year, "January 1 of the date's year"
+    ),
+    FunctionSpec(
+        "start_of_next_month",
+        (DATE,),
+        DATE.maybe(),
+        start_of_next_month,
+        "the first day of the month after the date's month",
+    ),
+    FunctionSpec(
+        "full_months_between",
+        (DATE, DATE),
+        NUMBER.maybe(),
+        full_months_between,
+        "whole calendar months strictly between the month of the first date and "
+        'the month of the second ("11 full months after the month of the last")',
+    ),
 )

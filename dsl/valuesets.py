@@ -44,9 +44,12 @@ class CodeSet:
         return code in self.exact or (bool(self.prefixes) and code.startswith(self.prefixes))
 
     def union(self, other: CodeSet) -> CodeSet:
-        return CodeSet(self.kind, self.exact | other.exact,
-                       tuple(dict.fromkeys(self.prefixes + other.prefixes)),
-                       _join_notes(self.partial, other.partial))
+        return CodeSet(
+            self.kind,
+            self.exact | other.exact,
+            tuple(dict.fromkeys(self.prefixes + other.prefixes)),
+            _join_notes(self.partial, other.partial),
+        )
 
     def declared_partial(self, source: str) -> CodeSet:
         """This set, declared partial: the complete list is at `source`."""
@@ -63,15 +66,19 @@ class CodeSet:
             if other.prefixes and prefix.startswith(other.prefixes):
                 continue  # all of it is taken away
             if any(c.startswith(prefix) for c in other.exact) or any(
-                    p.startswith(prefix) for p in other.prefixes):
-                exact.update(code for code in (icd10cm.normalize(d) for d in
-                                               icd10cm.billable_codes_under(prefix))
-                             if code not in other)
+                p.startswith(prefix) for p in other.prefixes
+            ):
+                exact.update(
+                    code
+                    for code in (icd10cm.normalize(d) for d in icd10cm.billable_codes_under(prefix))
+                    if code not in other
+                )
             else:
                 prefixes.append(prefix)
         # Taking a partial list away leaves codes in that may belong to it: still partial.
-        return CodeSet(self.kind, frozenset(exact), tuple(prefixes),
-                       _join_notes(self.partial, other.partial))
+        return CodeSet(
+            self.kind, frozenset(exact), tuple(prefixes), _join_notes(self.partial, other.partial)
+        )
 
     # The generated code computes `a - b` with this when the compiler cannot do it once
     # ahead of time (a `let` bound to a set, say).
@@ -122,8 +129,9 @@ def _is_code_or_range(text: str) -> bool:
     return procedure.is_procedure_code(text)
 
 
-def resolve_items(kind: str, items: Iterable[tuple[str, ast.Span]],
-                  errors: list[PolicyError]) -> CodeSet:
+def resolve_items(
+    kind: str, items: Iterable[tuple[str, ast.Span]], errors: list[PolicyError]
+) -> CodeSet:
     """Validate and resolve code-list items of a known kind; problems go to `errors`."""
     exact: set[str] = set()
     prefixes: list[str] = []
@@ -137,35 +145,58 @@ def resolve_items(kind: str, items: Iterable[tuple[str, ast.Span]],
             if _MODIFIER.match(text):
                 exact.add(text)
             else:
-                errors.append(PolicyError("E302", f"`{text}` is not a modifier", span,
-                                          "modifiers are two letters or digits, e.g. 26, TC, GP"))
+                errors.append(
+                    PolicyError(
+                        "E302",
+                        f"`{text}` is not a modifier",
+                        span,
+                        "modifiers are two letters or digits, e.g. 26, TC, GP",
+                    )
+                )
         else:
             exact.add(text)
     return CodeSet(kind, frozenset(exact), tuple(prefixes))
 
 
-def _resolve_icd(text: str, span: ast.Span, exact: set[str], prefixes: list[str],
-                 errors: list[PolicyError]) -> None:
+def _resolve_icd(
+    text: str, span: ast.Span, exact: set[str], prefixes: list[str], errors: list[PolicyError]
+) -> None:
     if text.endswith("*"):
         stem = icd10cm.normalize(text[:-1].rstrip("."))
         if icd10cm.is_code(stem):
             prefixes.append(stem)
             return
         suggestions = icd10cm.suggest(stem)
-        errors.append(PolicyError(
-            "E301", f"`{text}` does not start any ICD-10-CM code", span,
-            _suggest_hint(suggestions)))
+        errors.append(
+            PolicyError(
+                "E301",
+                f"`{text}` does not start any ICD-10-CM code",
+                span,
+                _suggest_hint(suggestions),
+            )
+        )
         return
     code = icd10cm.normalize(text)
     if icd10cm.is_billable(code):
         exact.add(code)
     elif icd10cm.is_code(code):
-        errors.append(PolicyError(
-            "E301", f"`{text}` is an ICD-10-CM category, not a billable code: no claim can "
-            "carry it", span, f"did you mean `{prefix_text(code)}`?"))
+        errors.append(
+            PolicyError(
+                "E301",
+                f"`{text}` is an ICD-10-CM category, not a billable code: no claim can carry it",
+                span,
+                f"did you mean `{prefix_text(code)}`?",
+            )
+        )
     else:
-        errors.append(PolicyError("E301", f"`{text}` is not a valid ICD-10-CM code", span,
-                                  _suggest_hint(icd10cm.suggest(code))))
+        errors.append(
+            PolicyError(
+                "E301",
+                f"`{text}` is not a valid ICD-10-CM code",
+                span,
+                _suggest_hint(icd10cm.suggest(code)),
+            )
+        )
 
 
 def _suggest_hint(suggestions: list[str]) -> str | None:
@@ -174,25 +205,40 @@ def _suggest_hint(suggestions: list[str]) -> str | None:
     return "did you mean " + " or ".join(f"`{s}`" for s in suggestions) + "?"
 
 
-def _resolve_procedure(text: str, span: ast.Span, exact: set[str],
-                       errors: list[PolicyError]) -> None:
+def _resolve_procedure(
+    text: str, span: ast.Span, exact: set[str], errors: list[PolicyError]
+) -> None:
     if "-" in text:
         lo, _, hi = text.partition("-")
         try:
             exact.update(procedure.expand_range(lo, hi))
         except ValueError as exc:
-            errors.append(PolicyError("E303", f"bad code range `{text}`: {exc}", span,
-                                      "a range joins two codes of the same shape, "
-                                      "e.g. 11400-11446 or J0100-J0150"))
+            errors.append(
+                PolicyError(
+                    "E303",
+                    f"bad code range `{text}`: {exc}",
+                    span,
+                    "a range joins two codes of the same shape, e.g. 11400-11446 or J0100-J0150",
+                )
+            )
         return
     if procedure.is_procedure_code(text):
         exact.add(text)
         return
-    errors.append(PolicyError(
-        "E302", f"`{text}` is not a CPT or HCPCS Level II code", span,
-        "CPT codes are 5 digits or 4 digits + F/T/U; HCPCS Level II codes are a letter and "
-        "4 digits" + ("; ICD-10-CM codes belong in an `icd10` value set"
-                      if icd10cm.is_code(text.replace("*", "")) else "")))
+    errors.append(
+        PolicyError(
+            "E302",
+            f"`{text}` is not a CPT or HCPCS Level II code",
+            span,
+            "CPT codes are 5 digits or 4 digits + F/T/U; HCPCS Level II codes are a letter and "
+            "4 digits"
+            + (
+                "; ICD-10-CM codes belong in an `icd10` value set"
+                if icd10cm.is_code(text.replace("*", ""))
+                else ""
+            ),
+        )
+    )
 
 
 def read_csv_column(text: str, column: str) -> tuple[list[tuple[str, int, int]], str | None]:
@@ -211,7 +257,7 @@ def read_csv_column(text: str, column: str) -> tuple[list[tuple[str, int, int]],
     first_line = reader.line_num + 1
     for row in reader:
         if len(row) > index and row[index].strip():
-            record = "".join(lines[first_line - 1:reader.line_num])
+            record = "".join(lines[first_line - 1 : reader.line_num])
             offset = _field_offset(record, index)
             line = first_line + record.count("\n", 0, offset)
             col = offset - (record.rfind("\n", 0, offset) + 1) + 1
@@ -234,7 +280,7 @@ def _field_offset(record: str, index: int) -> int:
                 i += 1
             return i
         if quoted:
-            if char == '"' and record[i + 1:i + 2] == '"':
+            if char == '"' and record[i + 1 : i + 2] == '"':
                 i += 1
             elif char == '"':
                 quoted = False
@@ -259,9 +305,13 @@ def _import_hint(table: Any) -> str:
     return hint if isinstance(hint, str) else "load the CMS quarterly files with --ptp/--mue"
 
 
-def partial_notes(conditions: Iterable[ast.Expr], lets: Iterable[ast.Let],
-                  valuesets: Mapping[str, CodeSet], literal_sets: Mapping[int, CodeSet],
-                  tables: Mapping[str, Any]) -> list[str]:
+def partial_notes(
+    conditions: Iterable[ast.Expr],
+    lets: Iterable[ast.Let],
+    valuesets: Mapping[str, CodeSet],
+    literal_sets: Mapping[int, CodeSet],
+    tables: Mapping[str, Any],
+) -> list[str]:
     """What a rule's firing may rest on that the shipped data cannot prove, as notes.
 
     A membership test against a partial value set counts when the rule can fire because
@@ -297,8 +347,7 @@ def partial_notes(conditions: Iterable[ast.Expr], lets: Iterable[ast.Let],
             walk(expr.right, fires_when)
         elif isinstance(expr, ast.Membership):
             note = partial_of(expr.container)
-            found_when = fires_when if not expr.negated or fires_when is None \
-                else not fires_when
+            found_when = fires_when if not expr.negated or fires_when is None else not fires_when
             if note is not None and found_when is not True:
                 add(f"the shipped list is partial; check {note}")
             walk(expr.element, None)
@@ -307,15 +356,18 @@ def partial_notes(conditions: Iterable[ast.Expr], lets: Iterable[ast.Let],
             # any/all fire by finding codes; `no` fires by not finding them.
             fires_found: bool | None = None
             if expr.quantifier != "count" and fires_when is not None:
-                fires_found = fires_when if expr.quantifier in ("any", "all") \
-                    else not fires_when
+                fires_found = fires_when if expr.quantifier in ("any", "all") else not fires_when
             if note is not None and fires_found is not True:
                 add(f"the shipped list is partial; check {note}")
             walk(expr.collection, None)
         elif isinstance(expr, ast.Quantified):
-            inner = (None if expr.quantifier == "count" or fires_when is None
-                     else fires_when if expr.quantifier in ("any", "all")
-                     else not fires_when)
+            inner = (
+                None
+                if expr.quantifier == "count" or fires_when is None
+                else fires_when
+                if expr.quantifier in ("any", "all")
+                else not fires_when
+            )
             walk(expr.collection, None)
             walk(expr.condition, inner)
         elif isinstance(expr, ast.Call):
@@ -326,8 +378,10 @@ def partial_notes(conditions: Iterable[ast.Expr], lets: Iterable[ast.Let],
                     # `not ptp_pair(ptp)`: a rule that fires when the table lacks a row
                     # defers to the table, it does not rest on it.
                     if sample and fires_when is not False:
-                        add(f"it rests on the sample table `{arg.parts[0]}` ({sample}), "
-                            f"not on CMS data: {_import_hint(table)}")
+                        add(
+                            f"it rests on the sample table `{arg.parts[0]}` ({sample}), "
+                            f"not on CMS data: {_import_hint(table)}"
+                        )
                 walk(arg, None)
         elif isinstance(expr, (ast.Compare, ast.Arith)):
             walk(expr.left, None)
@@ -338,8 +392,10 @@ def partial_notes(conditions: Iterable[ast.Expr], lets: Iterable[ast.Let],
             table = tables.get(expr.table)
             sample = getattr(table, "sample", None)
             if sample:  # a data table read from a sample, as for its functions
-                add(f"it rests on the sample table `{expr.table}` ({sample}), not on CMS "
-                    f"data: {_import_hint(table)}")
+                add(
+                    f"it rests on the sample table `{expr.table}` ({sample}), not on CMS "
+                    f"data: {_import_hint(table)}"
+                )
             for key in expr.keys:
                 walk(key, None)
 

@@ -133,9 +133,13 @@ class ClaimLine:
         try:
             data = loads(self.text)
         except ValueError as exc:
-            return RawClaim(self.position, None,
-                            (ReadProblem(f"line {self.number}", f"not valid JSON: {exc}"),),
-                            None, self.origin)
+            return RawClaim(
+                self.position,
+                None,
+                (ReadProblem(f"line {self.number}", f"not valid JSON: {exc}"),),
+                None,
+                self.origin,
+            )
         return RawClaim(self.position, data, (), _claim_id(data), self.origin)
 
     def __reduce__(self) -> tuple[type[ClaimLine], tuple[int, int, bytes, str | None]]:
@@ -170,8 +174,12 @@ class InputReader:
     for a progress bar.
     """
 
-    def __init__(self, paths: Sequence[Path], payer_map: Mapping[str, str] | None = None,
-                 limits: Mapping[Path, int] | None = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        payer_map: Mapping[str, str] | None = None,
+        limits: Mapping[Path, int] | None = None,
+    ) -> None:
         self.paths = list(paths)
         self.payer_map = dict(payer_map or {})
         # NDJSON files are read up to these sizes (`cleanclaim check` takes them before
@@ -196,13 +204,15 @@ class InputReader:
                 else:
                     for raw in read_claims(path, self.payer_map):
                         count += 1
-                        yield RawClaim(offset + raw.position, raw.data, raw.problems,
-                                       raw.claim_id, raw.origin)
+                        yield RawClaim(
+                            offset + raw.position, raw.data, raw.problems, raw.claim_id, raw.origin
+                        )
             except InputFileError as exc:
                 yield exc
             except Exception as exc:  # a reader's failure (deep nesting...): this file only
-                yield InputFileError(str(path), f"cannot be read: {type(exc).__name__} after "
-                                     f"{count} claim(s)")
+                yield InputFileError(
+                    str(path), f"cannot be read: {type(exc).__name__} after {count} claim(s)"
+                )
             offset += count
             with contextlib.suppress(OSError):
                 self.bytes_read = start + path.stat().st_size
@@ -278,11 +288,23 @@ def file_error(problem: FileProblem) -> Decision:
     """The record of an input file that cannot be read: shaped like a rejected decision
     (no claim id, the finding `engine/input-file`) with an `error` object naming the file,
     where in it, and why."""
-    located = problem.file + (f" ({problem.where})" if problem.where else "") + \
-        f": {problem.reason}"
+    located = (
+        problem.file + (f" ({problem.where})" if problem.where else "") + f": {problem.reason}"
+    )
     finding = Finding(
-        INPUT_FILE_RULE, "submission", "reject", None, "CO", "16", ["MA130"], "submission",
-        "billing", located, None, None)
+        INPUT_FILE_RULE,
+        "submission",
+        "reject",
+        None,
+        "CO",
+        "16",
+        ["MA130"],
+        "submission",
+        "billing",
+        located,
+        None,
+        None,
+    )
     decision = Decision(None, "reject", [finding], {})
     decision.error = {"file": problem.file, "where": problem.where, "reason": problem.reason}
     return decision
@@ -291,10 +313,20 @@ def file_error(problem: FileProblem) -> Decision:
 def internal_error(item: ClaimSource, reason: str) -> Decision:
     """The reject decision of a claim that could not be checked at all."""
     finding = Finding(
-        INTERNAL_ERROR_RULE, "submission", "reject", None, "CO", "16", [], "submission",
+        INTERNAL_ERROR_RULE,
+        "submission",
+        "reject",
+        None,
+        "CO",
+        "16",
+        [],
+        "submission",
         "billing",
         f"the claim could not be checked ({reason}); nothing is known about it: "
-        "check it again or have a person review it", None, None)
+        "check it again or have a person review it",
+        None,
+        None,
+    )
     return Decision(_known_claim_id(item), "reject", [finding], {}, item.position)
 
 
@@ -302,8 +334,7 @@ def _known_claim_id(item: ClaimSource) -> str | None:
     if isinstance(item, FileProblem):
         return None
     if isinstance(item, RawClaim):
-        return readable_id(item.claim_id) if item.claim_id is not None else \
-            _claim_id(item.data)
+        return readable_id(item.claim_id) if item.claim_id is not None else _claim_id(item.data)
     try:
         return _claim_id(loads(item.text))
     except Exception:  # the line is what failed: take no chances with it
@@ -385,8 +416,9 @@ def check_batch(
         raise ValueError("workers must be at least 1 (see resolve_workers)")
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
-    return _batch(_sources(items), encode, engine, options, workers, chunk_size,
-                  on_warning or _ignore)
+    return _batch(
+        _sources(items), encode, engine, options, workers, chunk_size, on_warning or _ignore
+    )
 
 
 def _sources(items: Iterable[ClaimSource | InputFileError]) -> Iterator[ClaimSource]:
@@ -398,15 +430,27 @@ def _sources(items: Iterable[ClaimSource | InputFileError]) -> Iterator[ClaimSou
             yield item
 
 
-def _batch(source: Iterator[ClaimSource], encode: Callable[[Decision], T],
-           engine: Engine | None, options: EngineBuilder | None, workers: int,
-           chunk_size: int, warn: Callable[[str], None]) -> Generator[T, None, None]:
+def _batch(
+    source: Iterator[ClaimSource],
+    encode: Callable[[Decision], T],
+    engine: Engine | None,
+    options: EngineBuilder | None,
+    workers: int,
+    chunk_size: int,
+    warn: Callable[[str], None],
+) -> Generator[T, None, None]:
     if workers > 1:
         first = list(islice(source, chunk_size + 1))
         if len(first) > chunk_size:
-            run = _ParallelRun(chain(first, source), encode,
-                               options or EngineOptions.of(_must(engine)), engine, workers,
-                               chunk_size, warn)
+            run = _ParallelRun(
+                chain(first, source),
+                encode,
+                options or EngineOptions.of(_must(engine)),
+                engine,
+                workers,
+                chunk_size,
+                warn,
+            )
             yield from run.run()
             return
         source = iter(first)
@@ -453,8 +497,9 @@ def _test_hook() -> Callable[[ClaimSource], None] | None:
     return hook
 
 
-def _worker_main(conn: Connection, options: EngineBuilder,
-                 encode: Callable[[Decision], Any]) -> None:
+def _worker_main(
+    conn: Connection, options: EngineBuilder, encode: Callable[[Decision], Any]
+) -> None:
     """A worker process: build the engine once, then check the chunks the parent sends.
 
     Replies: ("ready", -1, None) once; then per task ("done", start, results) or
@@ -506,9 +551,16 @@ class _Worker:
 class _ParallelRun(Generic[T]):
     """One batch on worker processes (see the module docstring)."""
 
-    def __init__(self, items: Iterator[ClaimSource], encode: Callable[[Decision], T],
-                 options: EngineBuilder, engine: Engine | None, n_workers: int,
-                 chunk_size: int, warn: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        items: Iterator[ClaimSource],
+        encode: Callable[[Decision], T],
+        options: EngineBuilder,
+        engine: Engine | None,
+        n_workers: int,
+        chunk_size: int,
+        warn: Callable[[str], None],
+    ) -> None:
         self.items = items
         self.encode = encode
         self.options = options
@@ -586,8 +638,12 @@ class _ParallelRun(Generic[T]):
             yield from results
 
     def _done(self) -> bool:
-        return (self.exhausted and not self.pending and self.next_out == self.read
-                and all(w.task is None for w in self.workers))
+        return (
+            self.exhausted
+            and not self.pending
+            and self.next_out == self.read
+            and all(w.task is None for w in self.workers)
+        )
 
     def _wait(self) -> None:
         if not self.workers:  # cannot happen (a lost worker is replaced), but never hang
@@ -654,8 +710,10 @@ class _ParallelRun(Generic[T]):
         if not worker.ready:
             self.start_failures += 1
             if self.start_failures >= MAX_START_FAILURES:
-                self.warn(f"worker processes could not start ({reason}); checking the "
-                          "remaining claims in this process")
+                self.warn(
+                    f"worker processes could not start ({reason}); checking the "
+                    "remaining claims in this process"
+                )
                 self._give_up_on_workers()
                 return
         self._spawn()
@@ -663,43 +721,58 @@ class _ParallelRun(Generic[T]):
     def _failed(self, task: _Task, reason: str) -> None:
         first = task.items[0]
         if len(task.items) > 1:
-            self.warn(f"{reason} while checking the claims at positions {first.position}-"
-                      f"{task.items[-1].position}; checking them again one at a time")
-            self.pending.extendleft(reversed(
-                [_Task(task.start + i, [item]) for i, item in enumerate(task.items)]))
+            self.warn(
+                f"{reason} while checking the claims at positions {first.position}-"
+                f"{task.items[-1].position}; checking them again one at a time"
+            )
+            self.pending.extendleft(
+                reversed([_Task(task.start + i, [item]) for i, item in enumerate(task.items)])
+            )
             return
         attempts = task.attempts + 1
         if attempts < MAX_ATTEMPTS:
             self.pending.appendleft(_Task(task.start, task.items, attempts))
             return
         claim_id = _known_claim_id(first) or "(no claim id)"
-        self.warn(f"claim {claim_id} at position {first.position} failed {attempts} times "
-                  f"({reason}); it is rejected as {INTERNAL_ERROR_RULE}")
-        self.finished[task.start] = [self.encode(internal_error(
-            first, f"{reason}, {attempts} times"))]
+        self.warn(
+            f"claim {claim_id} at position {first.position} failed {attempts} times "
+            f"({reason}); it is rejected as {INTERNAL_ERROR_RULE}"
+        )
+        self.finished[task.start] = [
+            self.encode(internal_error(first, f"{reason}, {attempts} times"))
+        ]
 
     def _spawn(self) -> None:
         if self.in_parent:
             return
         parent_end, child_end = self.ctx.Pipe(duplex=True)
-        process = self.ctx.Process(target=_worker_main, name="cleanclaim-worker",
-                                   args=(child_end, self.options, self.encode), daemon=True)
+        process = self.ctx.Process(
+            target=_worker_main,
+            name="cleanclaim-worker",
+            args=(child_end, self.options, self.encode),
+            daemon=True,
+        )
         try:
             process.start()
         except Exception as exc:
             parent_end.close()
             child_end.close()
             self.start_failures = MAX_START_FAILURES
-            self.warn(f"cannot start worker processes ({type(exc).__name__}: {exc}); "
-                      "checking the remaining claims in this process")
+            self.warn(
+                f"cannot start worker processes ({type(exc).__name__}: {exc}); "
+                "checking the remaining claims in this process"
+            )
             self._give_up_on_workers()
             return
         child_end.close()
         self.workers.append(_Worker(process, parent_end))
 
     def _give_up_on_workers(self) -> None:
-        held = sorted((w.task for w in self.workers if w.task is not None),
-                      key=lambda t: t.start, reverse=True)
+        held = sorted(
+            (w.task for w in self.workers if w.task is not None),
+            key=lambda t: t.start,
+            reverse=True,
+        )
         for task in held:
             self.pending.appendleft(task)
         self._shutdown(polite=False)
@@ -709,8 +782,9 @@ class _ParallelRun(Generic[T]):
         engine = self.engine if self.engine is not None else self.options.build()
         while self.pending:
             task = self.pending.popleft()
-            self.finished[task.start] = [_check_encoded(engine, item, self.encode)
-                                         for item in task.items]
+            self.finished[task.start] = [
+                _check_encoded(engine, item, self.encode) for item in task.items
+            ]
         yield from self._flush()
         for item in self.items:
             yield _check_encoded(engine, item, self.encode)

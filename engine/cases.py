@@ -59,8 +59,19 @@ import yaml
 
 from cleanclaim.engine.decision import Decision, Finding
 
-FINDING_FIELDS = ("rule", "kind", "severity", "line", "group", "carc", "rarc", "root_cause",
-                  "owner", "message", "reference")
+FINDING_FIELDS = (
+    "rule",
+    "kind",
+    "severity",
+    "line",
+    "group",
+    "carc",
+    "rarc",
+    "root_cause",
+    "owner",
+    "message",
+    "reference",
+)
 
 
 # The keys a case file may use, as a tree: a mapping's known keys (each with the shape of
@@ -71,38 +82,92 @@ FINDING_FIELDS = ("rule", "kind", "severity", "line", "group", "carc", "rarc", "
 _Shape = dict[str, Any] | None
 _PROVIDER: _Shape = {"npi": None, "taxonomy": None, "specialty": None, "address": None}
 _CLAIM: _Shape = {
-    "claim_id": None, "payer": None, "plan": None, "frequency": None, "replaces": None,
-    "received_date": None, "place_of_service": None, "service_state": None,
+    "claim_id": None,
+    "payer": None,
+    "plan": None,
+    "frequency": None,
+    "replaces": None,
+    "received_date": None,
+    "place_of_service": None,
+    "service_state": None,
     "clia_number": None,
-    "insurance": {"[]": {"payer": None, "plan": None, "start": None, "end": None,
-                         "type": None, "order": None}},
-    "service_facility": None, "source": None, "documentation": None, "diagnoses": None,
-    "member": {"id": None, "birth_date": None, "sex": None, "date_of_death": None,
-               "coverage": {"[]": {"payer": None, "plan": None, "start": None, "end": None,
-                                   "type": None, "order": None}},
-               "therapy_ytd": {"pt_slp": None, "ot": None, "as_of": None}},
-    "billing_provider": _PROVIDER, "rendering_provider": _PROVIDER,
-    "referring_provider": _PROVIDER, "ordering_provider": _PROVIDER,
-    "authorizations": {"[]": {"number": None, "codes": None, "start": None, "end": None,
-                              "units": None, "provider_npi": None}},
-    "lines": {"[]": {"line": None, "code": None, "modifiers": None, "units": None,
-                     "charge": None, "service_date": None, "diagnosis_pointers": None,
-                     "minutes": None, "place_of_service": None, "service_end_date": None,
-                     "expected_allowed": None, "clia_number": None}},
+    "insurance": {
+        "[]": {"payer": None, "plan": None, "start": None, "end": None, "type": None, "order": None}
+    },
+    "service_facility": None,
+    "source": None,
+    "documentation": None,
+    "diagnoses": None,
+    "member": {
+        "id": None,
+        "birth_date": None,
+        "sex": None,
+        "date_of_death": None,
+        "coverage": {
+            "[]": {
+                "payer": None,
+                "plan": None,
+                "start": None,
+                "end": None,
+                "type": None,
+                "order": None,
+            }
+        },
+        "therapy_ytd": {"pt_slp": None, "ot": None, "as_of": None},
+    },
+    "billing_provider": _PROVIDER,
+    "rendering_provider": _PROVIDER,
+    "referring_provider": _PROVIDER,
+    "ordering_provider": _PROVIDER,
+    "authorizations": {
+        "[]": {
+            "number": None,
+            "codes": None,
+            "start": None,
+            "end": None,
+            "units": None,
+            "provider_npi": None,
+        }
+    },
+    "lines": {
+        "[]": {
+            "line": None,
+            "code": None,
+            "modifiers": None,
+            "units": None,
+            "charge": None,
+            "service_date": None,
+            "diagnosis_pointers": None,
+            "minutes": None,
+            "place_of_service": None,
+            "service_end_date": None,
+            "expected_allowed": None,
+            "clia_number": None,
+        }
+    },
 }
 _EXPECT: _Shape = {"status": None, "findings": None}  # findings: FINDING_FIELDS, checked apart
 _CASE_FILE: _Shape = {
-    "today": None, "plugins": None, "tables": None, "base": _CLAIM,
-    "cases": {"[]": {"name": None, "today": None, "claim": _CLAIM, "expect": _EXPECT,
-                     "history": {"[]": _CLAIM},
-                     "claims": {"[]": {"claim": _CLAIM, "expect": _EXPECT}}}},
+    "today": None,
+    "plugins": None,
+    "tables": None,
+    "base": _CLAIM,
+    "cases": {
+        "[]": {
+            "name": None,
+            "today": None,
+            "claim": _CLAIM,
+            "expect": _EXPECT,
+            "history": {"[]": _CLAIM},
+            "claims": {"[]": {"claim": _CLAIM, "expect": _EXPECT}},
+        }
+    },
 }
 # The rule of the engine's findings for a claim it cannot read (engine/engine.py).
 CLAIM_FORMAT_RULE = "engine/claim-format"
 
 
-def unknown_keys(node: Any, shape: _Shape = _CASE_FILE, where: str = ""
-                 ) -> list[tuple[int, str]]:
+def unknown_keys(node: Any, shape: _Shape = _CASE_FILE, where: str = "") -> list[tuple[int, str]]:
     """(line, "unknown key `path`") for each key of a composed YAML document that its
     shape does not know (with the nearest known key as a hint)."""
     if shape is None:
@@ -236,9 +301,17 @@ def load_cases(path: Path) -> list[PolicyCase]:
     for index, raw in enumerate(data["cases"]):
         where = f"{path}: case {index + 1}"
         if isinstance(raw, dict) and "claims" in raw:
-            cases.extend(dataclasses.replace(c, tables=tables) for c in _batch_cases(
-                raw, base, path, where, _item_lines(node, index),
-                _as_date(raw.get("today"), where) or today))
+            cases.extend(
+                dataclasses.replace(c, tables=tables)
+                for c in _batch_cases(
+                    raw,
+                    base,
+                    path,
+                    where,
+                    _item_lines(node, index),
+                    _as_date(raw.get("today"), where) or today,
+                )
+            )
             continue
         if not isinstance(raw, dict) or "name" not in raw or "expect" not in raw:
             raise CaseFileError(f"{where}: a case needs `name` and `expect`")
@@ -248,12 +321,19 @@ def load_cases(path: Path) -> list[PolicyCase]:
         history = raw.get("history") or []
         if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
             raise CaseFileError(f"{where}: `history` must be a list of claims")
-        cases.append(PolicyCase(
-            name=str(raw["name"]), file=path, claim=claim,
-            expect_status=expect.get("status"), expect_findings=findings,
-            today=_as_date(raw.get("today"), where) or today,
-            line=lines[index] if index < len(lines) else 0,
-            history=tuple(merge(base, h) for h in history), tables=tables))
+        cases.append(
+            PolicyCase(
+                name=str(raw["name"]),
+                file=path,
+                claim=claim,
+                expect_status=expect.get("status"),
+                expect_findings=findings,
+                today=_as_date(raw.get("today"), where) or today,
+                line=lines[index] if index < len(lines) else 0,
+                history=tuple(merge(base, h) for h in history),
+                tables=tables,
+            )
+        )
     return cases
 
 
@@ -261,10 +341,13 @@ def _tables(raw: Any, path: Path) -> tuple[tuple[str, Path], ...]:
     """A case file's `tables:` (format -> file relative to the case file), checked."""
     if raw is None:
         return ()
-    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                            for k, v in raw.items()):
-        raise CaseFileError(f"{path}: `tables` maps a table format to a file "
-                            "(e.g. `cms-mpfs: fixtures/PPRRVU26_JAN.csv`)")
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise CaseFileError(
+            f"{path}: `tables` maps a table format to a file "
+            "(e.g. `cms-mpfs: fixtures/PPRRVU26_JAN.csv`)"
+        )
     out = []
     for fmt, name in sorted(raw.items()):
         file = (path.parent / name).resolve()
@@ -288,9 +371,13 @@ def engine_with_tables(engine: Any, tables: tuple[tuple[str, Path], ...]) -> Any
     if hit is None or hit[0] is not engine:
         from cleanclaim.engine.engine import Engine
 
-        derived = Engine(engine.roots, tables={**engine.table_overrides, **dict(tables)},
-                         today=engine.today, functions=engine.extra_functions,
-                         plugins=engine.plugins if engine.plugins is not None else ())
+        derived = Engine(
+            engine.roots,
+            tables={**engine.table_overrides, **dict(tables)},
+            today=engine.today,
+            functions=engine.extra_functions,
+            plugins=engine.plugins if engine.plugins is not None else (),
+        )
         hit = _WITH_TABLES[key] = (engine, derived)
     return hit[1]
 
@@ -309,14 +396,22 @@ def _expected_findings(expect: Any, where: str) -> list[dict[str, Any]] | None:
     return findings
 
 
-def _batch_cases(raw: dict[str, Any], base: dict[str, Any], path: Path, where: str,
-                 lines: tuple[int, list[int]], today: dt.date | None) -> list[PolicyCase]:
+def _batch_cases(
+    raw: dict[str, Any],
+    base: dict[str, Any],
+    path: Path,
+    where: str,
+    lines: tuple[int, list[int]],
+    today: dt.date | None,
+) -> list[PolicyCase]:
     """The cases of `claims:` - several claims checked in one batch (after `history`), each
     `{claim: ..., expect: ...}`: one case per claim that has an `expect`."""
     items = raw["claims"]
     if "name" not in raw or not isinstance(items, list) or not items:
-        raise CaseFileError(f"{where}: a case with `claims` needs `name` and a non-empty "
-                            "list of `{claim: ..., expect: ...}`")
+        raise CaseFileError(
+            f"{where}: a case with `claims` needs `name` and a non-empty "
+            "list of `{claim: ..., expect: ...}`"
+        )
     history = raw.get("history") or []
     if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
         raise CaseFileError(f"{where}: `history` must be a list of claims")
@@ -339,12 +434,20 @@ def _batch_cases(raw: dict[str, Any], base: dict[str, Any], path: Path, where: s
     for i, (claim, expect) in enumerate(zip(claims, expects, strict=True)):
         if expect is None:
             continue
-        out.append(PolicyCase(
-            name=f"{raw['name']}: {claim.get('claim_id', i + 1)}", file=path, claim=claim,
-            expect_status=expect.get("status"), expect_findings=expect.get("findings"),
-            today=today, line=item_lines[i] if i < len(item_lines) else case_line,
-            history=tuple(merge(base, h) for h in history), batch=tuple(claims),
-            batch_index=i))
+        out.append(
+            PolicyCase(
+                name=f"{raw['name']}: {claim.get('claim_id', i + 1)}",
+                file=path,
+                claim=claim,
+                expect_status=expect.get("status"),
+                expect_findings=expect.get("findings"),
+                today=today,
+                line=item_lines[i] if i < len(item_lines) else case_line,
+                history=tuple(merge(base, h) for h in history),
+                batch=tuple(claims),
+                batch_index=i,
+            )
+        )
     return out
 
 
@@ -353,14 +456,16 @@ def _item_lines(node: Any, index: int) -> tuple[int, list[int]]:
     if not isinstance(node, yaml.MappingNode):
         return 0, []
     for key, value in node.value:
-        if key.value == "cases" and isinstance(value, yaml.SequenceNode) and (
-                index < len(value.value)):
+        if (
+            key.value == "cases"
+            and isinstance(value, yaml.SequenceNode)
+            and (index < len(value.value))
+        ):
             case = value.value[index]
             if isinstance(case, yaml.MappingNode):
                 for k, v in case.value:
                     if k.value == "claims" and isinstance(v, yaml.SequenceNode):
-                        return case.start_mark.line + 1, [i.start_mark.line + 1
-                                                          for i in v.value]
+                        return case.start_mark.line + 1, [i.start_mark.line + 1 for i in v.value]
             return case.start_mark.line + 1, []
     return 0, []
 
@@ -469,6 +574,8 @@ def case_files(root: Path) -> list[Path]:
     # A `cases` folder, or a folder inside a pack's `cases` folder (not merely below some
     # folder named `cases`, such as a checkout in /work/cases).
     inside = root.name == "cases" or any(
-        p.name == "cases" and (p.parent / "pack.yaml").is_file() for p in root.parents)
-    return sorted(p for p in root.rglob("*.yaml")
-                  if inside or "cases" in p.relative_to(root).parts[:-1])
+        p.name == "cases" and (p.parent / "pack.yaml").is_file() for p in root.parents
+    )
+    return sorted(
+        p for p in root.rglob("*.yaml") if inside or "cases" in p.relative_to(root).parts[:-1]
+    )

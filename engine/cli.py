@@ -69,9 +69,14 @@ def _payer_map(path: Path | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def build_engine(policies: list[Path] | None, ptp: Path | None, mue: Path | None,
-                 today: dt.date | None, plugins: Any = None,
-                 data_dir: Path | None = None) -> Any:
+def build_engine(
+    policies: list[Path] | None,
+    ptp: Path | None,
+    mue: Path | None,
+    today: dt.date | None,
+    plugins: Any = None,
+    data_dir: Path | None = None,
+) -> Any:
     """The Engine for the CLI's options, built from one `EngineRecipe` (the same recipe
     `Engine()`, the server and the workers build from); exits 2 with located errors if a
     pack is broken. `plugins`: a `plugins.PluginSelection` to load (default: no plugin);
@@ -104,8 +109,9 @@ def _warn_sample_tables(engine: Any) -> None:
     """One warning per run when a pack checks against a shipped NCCI sample table."""
     from cleanclaim.engine.ncci import sample_warning
 
-    warning = sample_warning(table for program in engine.programs.values()
-                             for table in program.tables.values())
+    warning = sample_warning(
+        table for program in engine.programs.values() for table in program.tables.values()
+    )
     if warning is not None:
         typer.echo(f"warning: {warning}", err=True)
 
@@ -119,8 +125,11 @@ def _load_plugins(selection: Any) -> Any:
     except PluginError as exc:
         for name, message in exc.problems:
             typer.echo(f"error: plugin `{name}` {message}", err=True)
-        typer.echo("(run without a plugin: --no-plugin NAME, CLEANCLAIM_PLUGINS or "
-                   "cleanclaim.toml [plugins]; `cleanclaim plugins` lists them)", err=True)
+        typer.echo(
+            "(run without a plugin: --no-plugin NAME, CLEANCLAIM_PLUGINS or "
+            "cleanclaim.toml [plugins]; `cleanclaim plugins` lists them)",
+            err=True,
+        )
         raise typer.Exit(2) from exc
 
 
@@ -132,9 +141,14 @@ def _worker_options(engine: Any) -> Any:
     return EngineRecipe.of(engine)
 
 
-def _history_run(engine: Any, state: str | None, paths: list[Path],
-                 payer_map: dict[str, str], workers: int,
-                 limits: dict[Path, int] | None = None) -> Any:
+def _history_run(
+    engine: Any,
+    state: str | None,
+    paths: list[Path],
+    payer_map: dict[str, str],
+    workers: int,
+    limits: dict[Path, int] | None = None,
+) -> Any:
     """Phase 1 of a check with claim history (a store at `--state`, or packs that count
     history): every readable claim of the input recorded. None when no history is used."""
     from cleanclaim.engine.batch import InputReader
@@ -151,8 +165,11 @@ def _history_run(engine: Any, state: str | None, paths: list[Path],
     # Phase 1 in a pass of its own, so that memory stays flat however large the input:
     # the second pass (check_batch) reads the input again and checks against the store.
     try:
-        run.record(item for item in InputReader(paths, payer_map, limits)
-                   if not isinstance(item, InputFileError))
+        run.record(
+            item
+            for item in InputReader(paths, payer_map, limits)
+            if not isinstance(item, InputFileError)
+        )
     except BaseException:
         run.close()
         raise
@@ -179,42 +196,84 @@ def _plugin_selection(enable: list[str] | None, disable: list[str] | None) -> An
 
 @app.command()
 def check(
-    paths: Annotated[list[Path], typer.Argument(
-        help="Claim files: JSON, NDJSON, X12 837P, FHIR R4.")],
-    policies: Annotated[list[Path] | None, typer.Option(
-        "--policies",
-        help="A folder of policy packs (repeatable); default: the shipped packs.")] = None,
-    output: Annotated[OutputFormat, typer.Option(
-        "--format", help="json: an array; ndjson: one decision a line; table: for people.")
+    paths: Annotated[
+        list[Path], typer.Argument(help="Claim files: JSON, NDJSON, X12 837P, FHIR R4.")
+    ],
+    policies: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--policies", help="A folder of policy packs (repeatable); default: the shipped packs."
+        ),
+    ] = None,
+    output: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format", help="json: an array; ndjson: one decision a line; table: for people."
+        ),
     ] = OutputFormat.json,
     # (a str, not a Path: a Path folds the `//` of a postgresql:// URL)
-    state: Annotated[str | None, typer.Option(
-        "--state", help="Claim-history store: a SQLite file, or a postgresql:// URL.")
+    state: Annotated[
+        str | None,
+        typer.Option("--state", help="Claim-history store: a SQLite file, or a postgresql:// URL."),
     ] = None,
-    ptp: Annotated[Path | None, typer.Option(
-        "--ptp", help="CMS NCCI practitioner PTP file, replacing the packs' sample table.")] = None,
-    mue: Annotated[Path | None, typer.Option(
-        "--mue", help="CMS practitioner MUE file, replacing the packs' sample table.")] = None,
-    today: Annotated[str | None, typer.Option(
-        "--today", help="The date taken as today (YYYY-MM-DD): received date of claims "
-        "that carry none.")] = None,
-    payer_map: Annotated[Path | None, typer.Option(
-        "--payer-map", help="YAML/JSON mapping of X12/FHIR payer ids to pack ids.")] = None,
-    workers: Annotated[int, typer.Option(
-        "--workers", min=0, help="Processes that check claims: 1 checks in this process; "
-        "0 = one per core. Same decisions in the same order whatever the number.")] = 1,
-    progress: Annotated[bool | None, typer.Option(
-        "--progress/--no-progress", help="Show claims done and claims/s on stderr; default: "
-        "when stderr is a terminal and the decisions go to a file.")] = None,
-    plugin: Annotated[list[str] | None, typer.Option(
-        "--plugin", help="Run only these plugins (repeatable); default: every installed "
-        "plugin, or what cleanclaim.toml / CLEANCLAIM_PLUGINS select.")] = None,
-    no_plugin: Annotated[list[str] | None, typer.Option(
-        "--no-plugin", help="Do not run this plugin (repeatable).")] = None,
+    ptp: Annotated[
+        Path | None,
+        typer.Option(
+            "--ptp", help="CMS NCCI practitioner PTP file, replacing the packs' sample table."
+        ),
+    ] = None,
+    mue: Annotated[
+        Path | None,
+        typer.Option("--mue", help="CMS practitioner MUE file, replacing the packs' sample table."),
+    ] = None,
+    today: Annotated[
+        str | None,
+        typer.Option(
+            "--today",
+            help="The date taken as today (YYYY-MM-DD): received date of claims that carry none.",
+        ),
+    ] = None,
+    payer_map: Annotated[
+        Path | None,
+        typer.Option("--payer-map", help="YAML/JSON mapping of X12/FHIR payer ids to pack ids."),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Processes that check claims: 1 checks in this process; "
+            "0 = one per core. Same decisions in the same order whatever the number.",
+        ),
+    ] = 1,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Show claims done and claims/s on stderr; default: "
+            "when stderr is a terminal and the decisions go to a file.",
+        ),
+    ] = None,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--plugin",
+            help="Run only these plugins (repeatable); default: every installed "
+            "plugin, or what cleanclaim.toml / CLEANCLAIM_PLUGINS select.",
+        ),
+    ] = None,
+    no_plugin: Annotated[
+        list[str] | None, typer.Option("--no-plugin", help="Do not run this plugin (repeatable).")
+    ] = None,
     data_dir: DataDir = None,
-    on: Annotated[str, typer.Option(
-        "--engine", help="local: check on this machine (--workers); spark: on Apache "
-        "Spark (NDJSON input; pip install 'cleanclaim[spark]'; docs/scale.md).")] = "local",
+    on: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local: check on this machine (--workers); spark: on Apache "
+            "Spark (NDJSON input; pip install 'cleanclaim[spark]'; docs/scale.md).",
+        ),
+    ] = "local",
 ) -> None:
     """Check claims and print one decision per claim.
 
@@ -225,8 +284,14 @@ def check(
 
     from cleanclaim.engine.batch import InputReader, resolve_workers
 
-    engine = build_engine(policies, ptp, mue, _date(today),
-                          plugins=_plugin_selection(plugin, no_plugin), data_dir=data_dir)
+    engine = build_engine(
+        policies,
+        ptp,
+        mue,
+        _date(today),
+        plugins=_plugin_selection(plugin, no_plugin),
+        data_dir=data_dir,
+    )
     _warn_sample_tables(engine)
     for path in paths:
         if str(path) != "-" and not path.exists():
@@ -242,15 +307,17 @@ def check(
         # Each file is read up to its size now: lines appended during the run are left
         # for the next run, never checked without being recorded.
         limits = _sizes(files)
-        history = _history_run(engine, state, files, _payer_map(payer_map),
-                               resolve_workers(workers), limits)
+        history = _history_run(
+            engine, state, files, _payer_map(payer_map), resolve_workers(workers), limits
+        )
         reader = InputReader(files, _payer_map(payer_map), limits)
         worst = _check_files(engine, reader, history, output, workers, progress, names)
     raise typer.Exit(worst)
 
 
-def _check_on_spark(engine: Any, paths: list[Path], state: str | None,
-                    output: "OutputFormat", workers: int, on: str) -> int:
+def _check_on_spark(
+    engine: Any, paths: list[Path], state: str | None, output: "OutputFormat", workers: int, on: str
+) -> int:
     """`check --engine spark`: the same decisions, checked by `cleanclaim.spark` (NDJSON
     files; Spark's master from spark-submit or its configuration, else local[*]).
     Returns the exit code."""
@@ -271,23 +338,33 @@ def _check_on_spark(engine: Any, paths: list[Path], state: str | None,
     try:
         from cleanclaim.spark.job import run_job
     except ImportError as exc:  # pyspark is an extra
-        typer.echo(f"error: --engine spark needs pyspark (pip install 'cleanclaim[spark]'): "
-                   f"{exc}", err=True)
+        typer.echo(
+            f"error: --engine spark needs pyspark (pip install 'cleanclaim[spark]'): {exc}",
+            err=True,
+        )
         return 2
     from cleanclaim.engine.engine import EngineRecipe
     from cleanclaim.engine.history import StoreError
     from cleanclaim.spark.job import JobError
 
     try:
-        return run_job([str(p) for p in paths], EngineRecipe.of(engine), state=state,
-                       output=output.value)
+        return run_job(
+            [str(p) for p in paths], EngineRecipe.of(engine), state=state, output=output.value
+        )
     except (JobError, StoreError) as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
 
 
-def _check_files(engine: Any, reader: Any, history: Any, output: "OutputFormat",
-                 workers: int, progress: bool | None, names: dict[str, str]) -> int:
+def _check_files(
+    engine: Any,
+    reader: Any,
+    history: Any,
+    output: "OutputFormat",
+    workers: int,
+    progress: bool | None,
+    names: dict[str, str],
+) -> int:
     """Phase 2 of `check`: every claim's decision, and every unreadable file's record, in
     input order; returns the exit code."""
     from functools import partial
@@ -297,8 +374,11 @@ def _check_files(engine: Any, reader: Any, history: Any, output: "OutputFormat",
     from cleanclaim.engine.inputs import InputFileError
 
     out = sys.stdout
-    bar = (progress_line.Progress(sys.stderr, total_bytes=reader.total_bytes)
-           if progress_line.wanted(progress, out, sys.stderr) else None)
+    bar = (
+        progress_line.Progress(sys.stderr, total_bytes=reader.total_bytes)
+        if progress_line.wanted(progress, out, sys.stderr)
+        else None
+    )
     worst = 0
 
     def say(message: str) -> None:
@@ -311,22 +391,29 @@ def _check_files(engine: Any, reader: Any, history: Any, output: "OutputFormat",
         for item in reader:
             if isinstance(item, InputFileError):
                 say(f"error: {_shown(str(item), names)}")
-                yield FileProblem(-1, _shown(item.source, names),
-                                  getattr(item, "where", None), _shown(item.message, names))
+                yield FileProblem(
+                    -1,
+                    _shown(item.source, names),
+                    getattr(item, "where", None),
+                    _shown(item.message, names),
+                )
                 continue
             yield _named(item, names) if names else item
 
     # Decisions are encoded where they are checked (in the workers, with --workers N),
     # so that the parent only moves text.
     encoded: Iterable[tuple[str, str, Any, bool]] = check_batch(
-        claims(), partial(_encode, output), engine=engine,
-        options=_history_options(history, engine), workers=resolve_workers(workers),
-        on_warning=lambda message: say(f"warning: {message}"))
+        claims(),
+        partial(_encode, output),
+        engine=engine,
+        options=_history_options(history, engine),
+        workers=resolve_workers(workers),
+        on_warning=lambda message: say(f"warning: {message}"),
+    )
     if history is None:  # (a history run refuses repeated claim ids in its phase 1)
         encoded = _first_ids_only(encoded, output)
     try:
-        for done, (status, outcome, failed) in enumerate(
-                _write(encoded, output, out), start=1):
+        for done, (status, outcome, failed) in enumerate(_write(encoded, output, out), start=1):
             if failed:
                 worst = 3
             elif status in ("deny", "reject") and worst < 1:
@@ -344,8 +431,9 @@ def _check_files(engine: Any, reader: Any, history: Any, output: "OutputFormat",
     return worst
 
 
-def _first_ids_only(encoded: Iterable[tuple[str, str, Any, bool]], output: "OutputFormat"
-                    ) -> Iterator[tuple[str, str, Any, bool]]:
+def _first_ids_only(
+    encoded: Iterable[tuple[str, str, Any, bool]], output: "OutputFormat"
+) -> Iterator[tuple[str, str, Any, bool]]:
     """A run without history: a claim id that came earlier in the run rejects the later
     claim (`engine/duplicate-claim-id`), as `Engine.check_many` and history runs do."""
     from cleanclaim.engine.history import DUPLICATE_ID, refusal_decision
@@ -417,17 +505,33 @@ def bench(
     seed: Annotated[int, typer.Option(help="Random seed of the workload.")] = 14,
     cold_start: Annotated[bool, typer.Option(help="Also time a cold `check`.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
-    history: Annotated[bool, typer.Option(
-        "--history", help="Instead: throughput with claim history (1,000,000 prior visits "
-        "in a store) against throughput without it.")] = False,
-    prior_visits: Annotated[int, typer.Option(
-        "--prior-visits", help="Visits in the store of the --state row (with --history: "
-        "of its store); 0 leaves the row out.")] = 1_000_000,
-    serve: Annotated[bool, typer.Option(
-        help="Also measure `serve` (/v1/check p99 at concurrency 8).")] = True,
-    write_workload: Annotated[Path | None, typer.Option(
-        "--write-workload", help="Instead: write the issue-14 workload (--claims claims, "
-        "--seed) as an NDJSON file (docs/performance.md).")] = None,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history",
+            help="Instead: throughput with claim history (1,000,000 prior visits "
+            "in a store) against throughput without it.",
+        ),
+    ] = False,
+    prior_visits: Annotated[
+        int,
+        typer.Option(
+            "--prior-visits",
+            help="Visits in the store of the --state row (with --history: "
+            "of its store); 0 leaves the row out.",
+        ),
+    ] = 1_000_000,
+    serve: Annotated[
+        bool, typer.Option(help="Also measure `serve` (/v1/check p99 at concurrency 8).")
+    ] = True,
+    write_workload: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-workload",
+            help="Instead: write the issue-14 workload (--claims claims, "
+            "--seed) as an NDJSON file (docs/performance.md).",
+        ),
+    ] = None,
 ) -> None:
     """Measure throughput on a seeded synthetic workload (one core)."""
     from cleanclaim.engine.bench import format_results, run_bench
@@ -442,10 +546,10 @@ def bench(
     if history:
         from cleanclaim.engine.bench import format_history_results, run_history_bench
 
-        figures = run_history_bench(claims, seed, prior_visits=prior_visits,
-                                    members=max(1, prior_visits // 20))
-        typer.echo(json.dumps(figures, indent=2) if as_json
-                   else format_history_results(figures))
+        figures = run_history_bench(
+            claims, seed, prior_visits=prior_visits, members=max(1, prior_visits // 20)
+        )
+        typer.echo(json.dumps(figures, indent=2) if as_json else format_history_results(figures))
         return
     results = run_bench(claims, seed, cold_start, prior_visits=prior_visits, serve=serve)
     typer.echo(json.dumps(results, indent=2) if as_json else format_results(results))
@@ -453,26 +557,50 @@ def bench(
 
 @app.command()
 def explain(
-    claim: Annotated[Path, typer.Argument(
-        help="A claim file: one claim, or several (JSON array, NDJSON, X12, FHIR) with --claim.")],
-    claim_id: Annotated[str | None, typer.Option(
-        "--claim", help="The claim of the file to explain, checked among the file's "
-        "other claims (they count as in `check`).")] = None,
-    state: Annotated[str | None, typer.Option(
-        "--state", help="A claim-history store (SQLite) to explain the claim against; "
-        "read, never changed.")] = None,
+    claim: Annotated[
+        Path,
+        typer.Argument(
+            help="A claim file: one claim, or several (JSON array, NDJSON, X12, FHIR) with --claim."
+        ),
+    ],
+    claim_id: Annotated[
+        str | None,
+        typer.Option(
+            "--claim",
+            help="The claim of the file to explain, checked among the file's "
+            "other claims (they count as in `check`).",
+        ),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            help="A claim-history store (SQLite) to explain the claim against; "
+            "read, never changed.",
+        ),
+    ] = None,
     rule: Annotated[str | None, typer.Option("--rule", help="Only this rule id.")] = None,
-    only_fired: Annotated[bool, typer.Option(
-        "--only-fired", help="Only the rules that fired.")] = False,
-    fails: Annotated[bool, typer.Option(
-        "--fails", help="Also one line per rule that did not fire: the condition that was "
-        "false (as opa eval --explain=fails).")] = False,
-    full: Annotated[bool, typer.Option(
-        "--full", help="Every rule considered, each condition with the values it read.")
+    only_fired: Annotated[
+        bool, typer.Option("--only-fired", help="Only the rules that fired.")
+    ] = False,
+    fails: Annotated[
+        bool,
+        typer.Option(
+            "--fails",
+            help="Also one line per rule that did not fire: the condition that was "
+            "false (as opa eval --explain=fails).",
+        ),
+    ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Every rule considered, each condition with the values it read."
+        ),
     ] = False,
     output: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
-    policies: Annotated[list[Path] | None, typer.Option(
-        "--policies", help="A folder of policy packs (repeatable).")] = None,
+    policies: Annotated[
+        list[Path] | None, typer.Option("--policies", help="A folder of policy packs (repeatable).")
+    ] = None,
     today: Annotated[str | None, typer.Option("--today", help="Today (YYYY-MM-DD).")] = None,
 ) -> None:
     """Explain a claim's decision: the rules that fired, with the values they read, the
@@ -484,8 +612,7 @@ def explain(
         raise typer.Exit(2)
     mode = "only-fired" if only_fired else "fails" if fails else "full" if full else "short"
     # The engine `check` builds (plugins included), so the decision explained is check's.
-    engine = build_engine(policies, None, None, _date(today),
-                          plugins=_plugin_selection(None, None))
+    engine = build_engine(policies, None, None, _date(today), plugins=_plugin_selection(None, None))
     decision, traces = _explained(engine, claim, claim_id, state, rule)
     if rule is not None and not traces:
         known = {r.id for p in engine.programs.values() for r in p.rules}
@@ -493,19 +620,25 @@ def explain(
             typer.echo(f"error: no rule `{rule}` in the loaded packs", err=True)
             raise typer.Exit(2)
     if output == "json":
-        typer.echo(json.dumps({"decision": decision.to_json(),
-                               "trace": [t.to_json() for t in traces]}, indent=2))
+        typer.echo(
+            json.dumps(
+                {"decision": decision.to_json(), "trace": [t.to_json() for t in traces]}, indent=2
+            )
+        )
     else:
         typer.echo(render_text(decision.claim_id, traces, mode), nl=False)
         typer.echo(f"Decision: {decision.status}")
         for f in decision.findings:
             where = f"line {f.line}" if f.line is not None else "claim"
-            typer.echo(f"  {where}: {f.group}-{f.carc} {' '.join(f.rarc)} "
-                       f"({f.root_cause}, {f.owner}) {f.message}")
+            typer.echo(
+                f"  {where}: {f.group}-{f.carc} {' '.join(f.rarc)} "
+                f"({f.root_cause}, {f.owner}) {f.message}"
+            )
 
 
-def _explained(engine: Any, path: Path, claim_id: str | None, state: str | None,
-               rule: str | None) -> tuple[Any, list[Any]]:
+def _explained(
+    engine: Any, path: Path, claim_id: str | None, state: str | None, rule: str | None
+) -> tuple[Any, list[Any]]:
     """The decision and trace of the claim `explain` was asked about: the file's only
     claim, or `claim_id` among the file's claims; in a run with history (the file's
     claims, and a copy of the `--state` store) when there is more than one claim, a
@@ -524,20 +657,27 @@ def _explained(engine: Any, path: Path, claim_id: str | None, state: str | None,
     except Exception as exc:  # InputFileError and readers' failures: a usage error here
         typer.echo(f"error: {path}: {exc}", err=True)
         raise typer.Exit(2) from exc
-    ids = [raw.claim_id or (raw.data.get("claim_id") if isinstance(raw.data, dict) else None)
-           for raw in items]
+    ids = [
+        raw.claim_id or (raw.data.get("claim_id") if isinstance(raw.data, dict) else None)
+        for raw in items
+    ]
     if claim_id is None:
         if len(items) != 1:
-            typer.echo(f"error: {path}: the file has {len(items)} claims: name one with "
-                       f"--claim ID ({', '.join(str(i) for i in ids[:10] if i)})", err=True)
+            typer.echo(
+                f"error: {path}: the file has {len(items)} claims: name one with "
+                f"--claim ID ({', '.join(str(i) for i in ids[:10] if i)})",
+                err=True,
+            )
             raise typer.Exit(2)
         position = 0
     elif claim_id in ids:
         position = ids.index(claim_id)
     else:
-        typer.echo(f"error: {path}: no claim `{claim_id}`"
-                   + (f" (did you mean `{near}`?)" if (near := did_you_mean_id(claim_id, ids))
-                      else ""), err=True)
+        typer.echo(
+            f"error: {path}: no claim `{claim_id}`"
+            + (f" (did you mean `{near}`?)" if (near := did_you_mean_id(claim_id, ids)) else ""),
+            err=True,
+        )
         raise typer.Exit(2)
     if len(items) == 1 and state is None and not counts_history(engine):
         raw = items[0]
@@ -548,8 +688,9 @@ def _explained(engine: Any, path: Path, claim_id: str | None, state: str | None,
         store = None
         if state is not None:
             if "://" in state or not Path(state).is_file():
-                typer.echo(f"error: {state}: explain reads a SQLite history store that "
-                           "exists", err=True)
+                typer.echo(
+                    f"error: {state}: explain reads a SQLite history store that exists", err=True
+                )
                 raise typer.Exit(2)
             copy = Path(folder) / "state.sqlite"  # explaining never changes the store
             shutil.copyfile(state, copy)
@@ -561,15 +702,17 @@ def _explained(engine: Any, path: Path, claim_id: str | None, state: str | None,
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(2) from exc
         try:
-            found = engine.explain_in_run(items, rule=rule, history=store,
-                                          position=items[position].position)
+            found = engine.explain_in_run(
+                items, rule=rule, history=store, position=items[position].position
+            )
         finally:
             if store is not None:
                 store.close()
     if found is None:  # the claim could not be read: its reject, without a trace
         raw = items[position]
-        return (engine.unreadable(raw) if raw.data is None or raw.problems
-                else engine.check(raw.data)), []
+        return (
+            engine.unreadable(raw) if raw.data is None or raw.problems else engine.check(raw.data)
+        ), []
     decision, traces = found
     return decision, traces
 
@@ -583,36 +726,67 @@ def did_you_mean_id(wanted: str, ids: list[Any]) -> str | None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on; beyond loopback "
-                                      "(127.0.0.1, ::1, localhost) a token is required.")
-                    ] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on; beyond loopback "
+            "(127.0.0.1, ::1, localhost) a token is required."
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8080,
-    token: Annotated[str | None, typer.Option(
-        "--token", envvar="CLEANCLAIM_TOKEN", show_envvar=True,
-        help="Bearer token required on /v1/* (prefer the environment variable).")] = None,
-    policies: Annotated[list[Path] | None, typer.Option(
-        "--policies",
-        help="A folder of policy packs (repeatable); default: the shipped packs.")] = None,
-    max_body: Annotated[int, typer.Option(
-        "--max-body", help="Largest /v1/check body and batch line, in bytes.")
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="CLEANCLAIM_TOKEN",
+            show_envvar=True,
+            help="Bearer token required on /v1/* (prefer the environment variable).",
+        ),
+    ] = None,
+    policies: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--policies", help="A folder of policy packs (repeatable); default: the shipped packs."
+        ),
+    ] = None,
+    max_body: Annotated[
+        int, typer.Option("--max-body", help="Largest /v1/check body and batch line, in bytes.")
     ] = 10 * 1024 * 1024,
-    timeout: Annotated[float, typer.Option(
-        help="Seconds a client may stay silent before it is dropped.")] = 30.0,
-    max_connections: Annotated[int, typer.Option(
-        "--max-connections", help="Connections served at once (per process); more get 503."
-    )] = 128,
-    workers: Annotated[int, typer.Option(
-        "--workers", help="Server processes sharing the port, one event loop (one core) "
-        "each; the engine is built once, before they start.")] = 1,
-    ptp: Annotated[Path | None, typer.Option(
-        "--ptp", help="CMS NCCI practitioner PTP file, replacing the packs' sample table.")] = None,
-    mue: Annotated[Path | None, typer.Option(
-        "--mue", help="CMS practitioner MUE file, replacing the packs' sample table.")] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds a client may stay silent before it is dropped.")
+    ] = 30.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections", help="Connections served at once (per process); more get 503."
+        ),
+    ] = 128,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Server processes sharing the port, one event loop (one core) "
+            "each; the engine is built once, before they start.",
+        ),
+    ] = 1,
+    ptp: Annotated[
+        Path | None,
+        typer.Option(
+            "--ptp", help="CMS NCCI practitioner PTP file, replacing the packs' sample table."
+        ),
+    ] = None,
+    mue: Annotated[
+        Path | None,
+        typer.Option("--mue", help="CMS practitioner MUE file, replacing the packs' sample table."),
+    ] = None,
     data_dir: DataDir = None,
-    plugin: Annotated[list[str] | None, typer.Option(
-        "--plugin", help="Run only these plugins (repeatable), as for `check`.")] = None,
-    no_plugin: Annotated[list[str] | None, typer.Option(
-        "--no-plugin", help="Do not run this plugin (repeatable).")] = None,
+    plugin: Annotated[
+        list[str] | None,
+        typer.Option("--plugin", help="Run only these plugins (repeatable), as for `check`."),
+    ] = None,
+    no_plugin: Annotated[
+        list[str] | None, typer.Option("--no-plugin", help="Do not run this plugin (repeatable).")
+    ] = None,
 ) -> None:
     """Serve the HTTP API (docs/api.md) until interrupted: the same engine as `check`."""
     from cleanclaim.engine.server import ServerConfig, bind_problem, run
@@ -622,16 +796,26 @@ def serve(
         typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(2)
     if max_body < 1 or timeout <= 0 or max_connections < 1 or workers < 1:
-        typer.echo("error: --max-body, --timeout, --max-connections and --workers must be "
-                   "positive", err=True)
+        typer.echo(
+            "error: --max-body, --timeout, --max-connections and --workers must be positive",
+            err=True,
+        )
         raise typer.Exit(2)
     if workers > 1 and sys.platform == "win32":
         typer.echo("error: --workers needs a system with fork (Linux, macOS)", err=True)
         raise typer.Exit(2)
-    engine = build_engine(policies, ptp, mue, None, data_dir=data_dir,
-                          plugins=_plugin_selection(plugin, no_plugin))
-    config = ServerConfig(host=host, port=port, token=token or None, max_body=max_body,
-                          timeout=timeout, max_connections=max_connections, workers=workers)
+    engine = build_engine(
+        policies, ptp, mue, None, data_dir=data_dir, plugins=_plugin_selection(plugin, no_plugin)
+    )
+    config = ServerConfig(
+        host=host,
+        port=port,
+        token=token or None,
+        max_body=max_body,
+        timeout=timeout,
+        max_connections=max_connections,
+        workers=workers,
+    )
     try:
         run(engine, config)
     except OSError as exc:
@@ -646,20 +830,32 @@ class ReportFormat(StrEnum):
 
 @app.command()
 def lint(
-    targets: Annotated[list[str] | None, typer.Argument(
-        help="Pack ids, pack folders, folders of packs or .policy files; default: every "
-        "pack.")] = None,
-    policies: Annotated[list[Path] | None, typer.Option(
-        "--policies", help="A folder of policy packs (repeatable), where pack ids are "
-        "looked up; default: the shipped packs.")] = None,
-    output: Annotated[ReportFormat, typer.Option("--format", help="text or json.")
-                      ] = ReportFormat.text,
-    today: Annotated[str | None, typer.Option(
-        "--today", help="The date expired rules are judged against (YYYY-MM-DD).")] = None,
-    strict: Annotated[bool, typer.Option(
-        "--strict", help="Warnings fail too (exit 1).")] = False,
-    ignore: Annotated[list[str] | None, typer.Option(
-        "--ignore", help="A warning code not to report, e.g. W401 (repeatable).")] = None,
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Pack ids, pack folders, folders of packs or .policy files; default: every pack."
+        ),
+    ] = None,
+    policies: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--policies",
+            help="A folder of policy packs (repeatable), where pack ids are "
+            "looked up; default: the shipped packs.",
+        ),
+    ] = None,
+    output: Annotated[
+        ReportFormat, typer.Option("--format", help="text or json.")
+    ] = ReportFormat.text,
+    today: Annotated[
+        str | None,
+        typer.Option("--today", help="The date expired rules are judged against (YYYY-MM-DD)."),
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option("--ignore", help="A warning code not to report, e.g. W401 (repeatable)."),
+    ] = None,
 ) -> None:
     """Find errors and policy-quality problems in packs and policy files (docs/lint.md).
 
@@ -670,14 +866,18 @@ def lint(
 
     env, loaders, roots = lint_environment(policies)
     try:
-        report = run_lint(targets or [], env, roots=roots, today=_date(today) or dt.date.today(),
-                          table_loaders=loaders)
+        report = run_lint(
+            targets or [],
+            env,
+            roots=roots,
+            today=_date(today) or dt.date.today(),
+            table_loaders=loaders,
+        )
     except LintTargetError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     skipped = {code.upper() for code in ignore or []}
-    report.problems = [p for p in report.problems
-                       if p.code not in skipped or p.severity == "error"]
+    report.problems = [p for p in report.problems if p.code not in skipped or p.severity == "error"]
     if output is ReportFormat.json:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -692,38 +892,52 @@ class RulesFormat(StrEnum):
 
 @app.command()
 def rules(
-    policies: Annotated[list[Path] | None, typer.Option(
-        "--policies", help="A folder of policy packs (repeatable); default: the shipped "
-        "packs.")] = None,
-    output: Annotated[RulesFormat, typer.Option("--format", help="md or json.")
-                      ] = RulesFormat.md,
+    policies: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--policies", help="A folder of policy packs (repeatable); default: the shipped packs."
+        ),
+    ] = None,
+    output: Annotated[RulesFormat, typer.Option("--format", help="md or json.")] = RulesFormat.md,
 ) -> None:
     """List every rule with what it checks, its outcome and its source (docs/rules.md)."""
     from cleanclaim.engine.rules_table import render_json, render_markdown, rule_rows
 
     engine = build_engine(policies, None, None, None, plugins=_plugin_selection(None, None))
-    programs = [*engine.programs.values(),
-                *(run.program for run in getattr(engine, "_plugin_packs", []))]
+    programs = [
+        *engine.programs.values(),
+        *(run.program for run in getattr(engine, "_plugin_packs", [])),
+    ]
     rows = rule_rows(programs)
-    typer.echo(render_markdown(rows) if output is RulesFormat.md else render_json(rows),
-               nl=False)
+    typer.echo(render_markdown(rows) if output is RulesFormat.md else render_json(rows), nl=False)
 
 
 @app.command("compile")
 def compile_code(
     pack: Annotated[str, typer.Argument(help="The pack id (a payer, e.g. medicare).")],
-    policies: Annotated[list[Path] | None, typer.Option(
-        "--policies", help="A folder of policy packs (repeatable); default: the shipped "
-        "packs.")] = None,
-    rule: Annotated[str | None, typer.Option(
-        "--rule", help="Only the function of this rule id (as a failing rule is re-run "
-        "alone).")] = None,
+    policies: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--policies", help="A folder of policy packs (repeatable); default: the shipped packs."
+        ),
+    ] = None,
+    rule: Annotated[
+        str | None,
+        typer.Option(
+            "--rule", help="Only the function of this rule id (as a failing rule is re-run alone)."
+        ),
+    ] = None,
 ) -> None:
     """Print the Python a pack compiles to (its general line body, before any
     specialisation); each rule line ends with `# rule N, line L`, its policy line."""
     engine = build_engine(policies, None, None, None, plugins=_plugin_selection(None, None))
-    programs = {p.pack_id: p for p in [
-        *engine.programs.values(), *(run.program for run in getattr(engine, "_plugin_packs", []))]}
+    programs = {
+        p.pack_id: p
+        for p in [
+            *engine.programs.values(),
+            *(run.program for run in getattr(engine, "_plugin_packs", [])),
+        ]
+    }
     program = programs.get(pack)
     if program is None:
         typer.echo(f"error: no pack `{pack}` (loaded: {', '.join(sorted(programs))})", err=True)
@@ -745,31 +959,57 @@ class CaseOutputFormat(StrEnum):
 
 @app.command("test")
 def test_cases(
-    targets: Annotated[list[str] | None, typer.Argument(
-        help="Pack ids, folders or case files; default: the cases of every pack.")] = None,
-    run_patterns: Annotated[list[str] | None, typer.Option(
-        "--run", help="Run only the cases whose name or expected rule id matches "
-        "(repeatable): a glob when it has * ? or [ (whole name, case-sensitive), else a "
-        "substring.")] = None,
-    output: Annotated[CaseOutputFormat, typer.Option(
-        "--format", help="text, or json: one object with each case (name, file, rule, "
-        "passed, message) and the totals.")] = CaseOutputFormat.text,
-    policies: Annotated[list[Path] | None, typer.Option(
-        "--policies", help="A folder of policy packs (repeatable); default: the shipped "
-        "packs.")] = None,
-    coverage: Annotated[bool, typer.Option(
-        "--coverage", help="Report, per rule, whether cases made it fire and pass.")] = False,
-    min_coverage: Annotated[float | None, typer.Option(
-        "--min-coverage", help="Fail when a pack's rule coverage is below N percent "
-        "(implies --coverage).")] = None,
-    junit_xml: Annotated[Path | None, typer.Option(
-        "--junit-xml", help="Also write the results as JUnit XML to this file.")] = None,
-    today: Annotated[str | None, typer.Option(
-        "--today", help="The date a case without `today` runs on (YYYY-MM-DD).")] = None,
-    trace: Annotated[bool, typer.Option(
-        "--trace/--no-trace", help="Show the trace of the rules of a failing case.")] = True,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="List passing cases.")
-                       ] = False,
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(help="Pack ids, folders or case files; default: the cases of every pack."),
+    ] = None,
+    run_patterns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--run",
+            help="Run only the cases whose name or expected rule id matches "
+            "(repeatable): a glob when it has * ? or [ (whole name, case-sensitive), else a "
+            "substring.",
+        ),
+    ] = None,
+    output: Annotated[
+        CaseOutputFormat,
+        typer.Option(
+            "--format",
+            help="text, or json: one object with each case (name, file, rule, "
+            "passed, message) and the totals.",
+        ),
+    ] = CaseOutputFormat.text,
+    policies: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--policies", help="A folder of policy packs (repeatable); default: the shipped packs."
+        ),
+    ] = None,
+    coverage: Annotated[
+        bool,
+        typer.Option("--coverage", help="Report, per rule, whether cases made it fire and pass."),
+    ] = False,
+    min_coverage: Annotated[
+        float | None,
+        typer.Option(
+            "--min-coverage",
+            help="Fail when a pack's rule coverage is below N percent (implies --coverage).",
+        ),
+    ] = None,
+    junit_xml: Annotated[
+        Path | None,
+        typer.Option("--junit-xml", help="Also write the results as JUnit XML to this file."),
+    ] = None,
+    today: Annotated[
+        str | None,
+        typer.Option("--today", help="The date a case without `today` runs on (YYYY-MM-DD)."),
+    ] = None,
+    trace: Annotated[
+        bool,
+        typer.Option("--trace/--no-trace", help="Show the trace of the rules of a failing case."),
+    ] = True,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="List passing cases.")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Run YAML policy cases: failures side by side, rule coverage, JUnit XML.
@@ -799,15 +1039,22 @@ def test_cases(
         raise typer.Exit(2)
     with_coverage = coverage or min_coverage is not None
     as_json = output is CaseOutputFormat.json
-    run = run_cases(engine, files, coverage=with_coverage,
-                    trace=explain_trace if trace and not as_json else None,
-                    select=case_selector(run_patterns) if run_patterns else None)
+    run = run_cases(
+        engine,
+        files,
+        coverage=with_coverage,
+        trace=explain_trace if trace and not as_json else None,
+        select=case_selector(run_patterns) if run_patterns else None,
+    )
     if run_patterns and not run.results and not run.file_errors:
         typer.echo(f"error: no case matches --run {' '.join(run_patterns)}", err=True)
         raise typer.Exit(2)
-    typer.echo(render_json(run, coverage=with_coverage, minimum=min_coverage) if as_json
-               else render_text(run, coverage=with_coverage, verbose=verbose,
-                                minimum=min_coverage), nl=False)
+    typer.echo(
+        render_json(run, coverage=with_coverage, minimum=min_coverage)
+        if as_json
+        else render_text(run, coverage=with_coverage, verbose=verbose, minimum=min_coverage),
+        nl=False,
+    )
     if junit_xml is not None:
         with junit_xml.open("w", encoding="utf-8") as out:
             write_junit(run, out, minimum=min_coverage)
@@ -817,11 +1064,14 @@ def test_cases(
 @app.command()
 def fmt(
     paths: Annotated[list[Path], typer.Argument(help=".policy files or folders of them.")],
-    check_only: Annotated[bool, typer.Option(
-        "--check", help="Change nothing; list the files that would change (exit 1).")
+    check_only: Annotated[
+        bool,
+        typer.Option("--check", help="Change nothing; list the files that would change (exit 1)."),
     ] = False,
-    diff: Annotated[bool, typer.Option(
-        "--diff", help="Change nothing; print what would change as a unified diff.")] = False,
+    diff: Annotated[
+        bool,
+        typer.Option("--diff", help="Change nothing; print what would change as a unified diff."),
+    ] = False,
 ) -> None:
     """Lay out policy files the one canonical way, keeping every comment.
 
@@ -837,8 +1087,7 @@ def fmt(
     for path in outcome.changed:
         typer.echo(f"would reformat {path}" if check_only or diff else f"reformatted {path}")
     if check_only and not outcome.changed and not outcome.errors:
-        typer.echo(f"{outcome.checked} file{'s' if outcome.checked != 1 else ''} already "
-                   "formatted")
+        typer.echo(f"{outcome.checked} file{'s' if outcome.checked != 1 else ''} already formatted")
     if outcome.errors:
         raise typer.Exit(2)
     raise typer.Exit(1 if (check_only or diff) and outcome.changed else 0)
@@ -849,9 +1098,12 @@ def fmt(
 history_app = typer.Typer(
     help="Show or clear a member's recorded claim history in a --state store. Member ids "
     "are never printed: the store keys them by a keyed hash, which is what is shown.",
-    no_args_is_help=True)
-members_app = typer.Typer(help="The eligibility roster: coverage spans for claims that "
-                          "carry no member.coverage.", no_args_is_help=True)
+    no_args_is_help=True,
+)
+members_app = typer.Typer(
+    help="The eligibility roster: coverage spans for claims that carry no member.coverage.",
+    no_args_is_help=True,
+)
 app.add_typer(history_app, name="history")
 app.add_typer(data_app, name="data")
 app.add_typer(members_app, name="members")
@@ -861,11 +1113,17 @@ from cleanclaim.engine.denials.cli import denials as _denials  # noqa: E402
 
 app.command("denials")(_denials)
 
-_STATE = Annotated[str, typer.Option(
-    "--state", help="The claim-history store: a SQLite file, or a postgresql:// URL.")]
+_STATE = Annotated[
+    str,
+    typer.Option("--state", help="The claim-history store: a SQLite file, or a postgresql:// URL."),
+]
 _MEMBER = Annotated[str, typer.Option("--member", help="The member id, as on the claims.")]
-_PAYERS = Annotated[list[str] | None, typer.Option(
-    "--payer", help="Only this payer (repeatable); default: every payer in the store.")]
+_PAYERS = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--payer", help="Only this payer (repeatable); default: every payer in the store."
+    ),
+]
 
 
 def _existing_store(state: str) -> Any:
@@ -882,9 +1140,12 @@ def _existing_store(state: str) -> Any:
 
 
 @history_app.command("show")
-def history_show(member: _MEMBER, state: _STATE, payer: _PAYERS = None,
-                 output: Annotated[str, typer.Option(
-                     "--format", help="table or json.")] = "table") -> None:
+def history_show(
+    member: _MEMBER,
+    state: _STATE,
+    payer: _PAYERS = None,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
     """The member's recorded claims and lines, per payer (exit 1: none recorded)."""
     from cleanclaim.engine.history import member_report, render_report
 
@@ -910,9 +1171,14 @@ def history_clear(member: _MEMBER, state: _STATE, payer: _PAYERS = None) -> None
 
 @members_app.command("import")
 def members_import(
-    file: Annotated[Path, typer.Argument(help="The roster: CSV (member_id, payer, plan, "
-                                         "start, end; optionally therapy_ytd_pt_slp, "
-                                         "therapy_ytd_ot, therapy_ytd_as_of) or JSON.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The roster: CSV (member_id, payer, plan, "
+            "start, end; optionally therapy_ytd_pt_slp, "
+            "therapy_ytd_ot, therapy_ytd_as_of) or JSON."
+        ),
+    ],
     state: _STATE,
 ) -> None:
     """Load coverage spans into the store; each member in the file gets exactly its spans
@@ -934,9 +1200,10 @@ def members_import(
     with store:
         members, count = import_roster(store, spans)
     therapy = len({e.member_id for e in spans if isinstance(e, RosterTherapy)})
-    typer.echo(f"imported {count} coverage span(s) of {members} member(s) into "
-               f"{store.label}" + (f"; the therapy year to date of {therapy} member(s)"
-                                   if therapy else ""))
+    typer.echo(
+        f"imported {count} coverage span(s) of {members} member(s) into "
+        f"{store.label}" + (f"; the therapy year to date of {therapy} member(s)" if therapy else "")
+    )
 
 
 def _encode(output: OutputFormat, d: Decision) -> tuple[str, str, Any, bool]:
@@ -953,8 +1220,7 @@ def _encode(output: OutputFormat, d: Decision) -> tuple[str, str, Any, bool]:
         return d.status, json.dumps(d.to_json(), indent=2), outcome, failed
     # Text from the input (a claim id) may hold what UTF-8 cannot write: escaped.
     text = render_table(d)
-    return d.status, text.encode("utf-8", "backslashreplace").decode("utf-8"), outcome, \
-        failed
+    return d.status, text.encode("utf-8", "backslashreplace").decode("utf-8"), outcome, failed
 
 
 @app.command("plugins")
@@ -972,19 +1238,38 @@ def list_plugins(
         raise typer.Exit(2) from exc
     listing = describe_plugins(selection)
     if as_json:
-        typer.echo(json.dumps([{
-            "name": p.name, "version": p.version, "distribution": p.distribution,
-            "enabled": p.enabled, "hooks": list(p.hooks), "rules": p.rules, "error": p.error,
-        } for p in listing], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "name": p.name,
+                        "version": p.version,
+                        "distribution": p.distribution,
+                        "enabled": p.enabled,
+                        "hooks": list(p.hooks),
+                        "rules": p.rules,
+                        "error": p.error,
+                    }
+                    for p in listing
+                ],
+                indent=2,
+            )
+        )
     elif not listing:
         typer.echo("no plugins installed (entry-point group cleanclaim.plugins)")
     else:
         rows = [("name", "version", "runs", "rules", "hooks")]
         for p in listing:
             hooks = ", ".join(h.removeprefix("cleanclaim_") for h in p.hooks)
-            rows.append((p.name, p.version, "yes" if p.enabled else "no",
-                         "-" if p.error else str(p.rules),
-                         f"ERROR: {p.error}" if p.error else hooks))
+            rows.append(
+                (
+                    p.name,
+                    p.version,
+                    "yes" if p.enabled else "no",
+                    "-" if p.error else str(p.rules),
+                    f"ERROR: {p.error}" if p.error else hooks,
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for row in rows:
             typer.echo("  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4])
@@ -992,8 +1277,9 @@ def list_plugins(
         raise typer.Exit(1)
 
 
-def _write(encoded: Iterable[tuple[str, str, Any, bool]], output: OutputFormat, out: TextIO
-           ) -> Iterator[tuple[str, Any, bool]]:
+def _write(
+    encoded: Iterable[tuple[str, str, Any, bool]], output: OutputFormat, out: TextIO
+) -> Iterator[tuple[str, Any, bool]]:
     """Write decisions encoded by `_encode`, in order; yield each one's status, outcome
     and whether it records a failure."""
     if output is OutputFormat.json:
@@ -1019,8 +1305,9 @@ def render_table(d: Decision) -> str:
     rows = [("line", "codes", "root cause", "owner", "message")]
     for f in d.findings:
         codes = f"{f.group}-{f.carc}" + ("".join(f" {r}" for r in f.rarc))
-        rows.append((str(f.line) if f.line is not None else "-", codes, f.root_cause, f.owner,
-                     f.message))
+        rows.append(
+            (str(f.line) if f.line is not None else "-", codes, f.root_cause, f.owner, f.message)
+        )
     if d.findings:
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for row in rows:

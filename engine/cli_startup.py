@@ -67,19 +67,28 @@ def _leaf(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any:
     kind = type(value)
     if annotation is str and kind is str:  # typer's _parse_cli_str: str(value)
         return value
-    if annotation is int and kind is str and value.isascii() and value.isdigit() and \
-            (value == "0" or value[0] != "0"):
+    if (
+        annotation is int
+        and kind is str
+        and value.isascii()
+        and value.isdigit()
+        and (value == "0" or value[0] != "0")
+    ):
         value, kind = int(value), int  # plain decimal digits: what pydantic reads them as
-    if annotation is int and kind is int and (info.min is None or value >= info.min) \
-            and (info.max is None or value <= info.max):
+    if (
+        annotation is int
+        and kind is int
+        and (info.min is None or value >= info.min)
+        and (info.max is None or value <= info.max)
+    ):
         return value  # TypeAdapter(int) of an int within its bounds (ge/le, or clamped)
-    if isinstance(annotation, type) and issubclass(annotation, Enum) and \
-            kind in (annotation, str):
+    if isinstance(annotation, type) and issubclass(annotation, Enum) and kind in (annotation, str):
         from typer._param_types import coerce_cli_choice
 
         # what typer's choice adapter calls (a name that is no choice raises: typer's error)
-        return coerce_cli_choice(value, choices=list(annotation),
-                                 case_sensitive=info.case_sensitive, ctx=ctx)
+        return coerce_cli_choice(
+            value, choices=list(annotation), case_sensitive=info.case_sensitive, ctx=ctx
+        )
     if annotation is Path and kind is str and value and info.path_type is None:
         from typer._param_types import coerce_cli_path
 
@@ -104,8 +113,9 @@ def defer_missing_values() -> bool:
     # Only where every kind of runtime coercion answers a missing value in the base
     # class (the one behaviour reproduced above) and the parameter keeps its coercion
     # in `_runtime_param`.
-    if any("coerce" in vars(kind) for kind in _subclasses(runtime)) or \
-            "_runtime_param" not in getattr(parameter, "__annotations__", {}):
+    if any(
+        "coerce" in vars(kind) for kind in _subclasses(runtime)
+    ) or "_runtime_param" not in getattr(parameter, "__annotations__", {}):
         return False
 
     def get_runtime_param(self: Any) -> Any:

@@ -223,8 +223,11 @@ def _provider(value: _Provider | None) -> Provider:
     if value is None:
         return Provider()
     npi, taxonomy, specialty = value.npi, value.taxonomy, value.specialty
-    return Provider((npi and npi.strip()) or None, (taxonomy and taxonomy.strip()) or None,
-                    (specialty and specialty.strip()) or None)
+    return Provider(
+        (npi and npi.strip()) or None,
+        (taxonomy and taxonomy.strip()) or None,
+        (specialty and specialty.strip()) or None,
+    )
 
 
 def _service_state(parsed: _Claim) -> str | None:
@@ -282,10 +285,17 @@ def _word(value: str | None, allowed: tuple[str, ...]) -> str | None:
 
 
 def _coverage(spans: list[_Coverage]) -> tuple[Coverage, ...]:
-    return tuple(Coverage((s.payer and s.payer.strip()) or None,
-                          (s.plan and s.plan.strip()) or None, s.start, s.end,
-                          _word(s.type, COVERAGE_TYPES), _word(s.order, COVERAGE_ORDERS))
-                 for s in spans)
+    return tuple(
+        Coverage(
+            (s.payer and s.payer.strip()) or None,
+            (s.plan and s.plan.strip()) or None,
+            s.start,
+            s.end,
+            _word(s.type, COVERAGE_TYPES),
+            _word(s.order, COVERAGE_ORDERS),
+        )
+        for s in spans
+    )
 
 
 def _authorizations(auths: list[_Authorization]) -> tuple[Authorization, ...]:
@@ -294,10 +304,16 @@ def _authorizations(auths: list[_Authorization]) -> tuple[Authorization, ...]:
         units = a.units
         if units is not None and not -UNITS_MAX <= units <= UNITS_MAX:
             raise _Refer
-        found.append(Authorization((a.number and a.number.strip()) or None,
-                                   tuple(c.strip().upper() for c in a.codes or ()),
-                                   a.start, a.end, units,
-                                   (a.provider_npi and a.provider_npi.strip()) or None))
+        found.append(
+            Authorization(
+                (a.number and a.number.strip()) or None,
+                tuple(c.strip().upper() for c in a.codes or ()),
+                a.start,
+                a.end,
+                units,
+                (a.provider_npi and a.provider_npi.strip()) or None,
+            )
+        )
     return tuple(found)
 
 
@@ -330,19 +346,26 @@ def _build(parsed: _Claim, today: dt.date) -> Claim:
             given = True
             spans = _coverage(member.coverage)
         member_id, sex = member.id, member.sex
-        claim.member = Member((member_id and member_id.strip()) or None, member.birth_date,
-                              (sex and sex.strip()) or None, spans, given,
-                              _therapy_ytd(member.therapy_ytd),
-                              member.date_of_death)
+        claim.member = Member(
+            (member_id and member_id.strip()) or None,
+            member.birth_date,
+            (sex and sex.strip()) or None,
+            spans,
+            given,
+            _therapy_ytd(member.therapy_ytd),
+            member.date_of_death,
+        )
     else:
         claim.member = Member(None, None, None, (), False)
     claim.set_coverage(spans, known=given)
     claim.billing_provider = _provider(parsed.billing_provider)
     claim.rendering_provider = _provider(parsed.rendering_provider)
-    claim.referring_provider = (_provider(parsed.referring_provider)
-                                if parsed.referring_provider is not None else None)
-    claim.ordering_provider = (_provider(parsed.ordering_provider)
-                               if parsed.ordering_provider is not None else None)
+    claim.referring_provider = (
+        _provider(parsed.referring_provider) if parsed.referring_provider is not None else None
+    )
+    claim.ordering_provider = (
+        _provider(parsed.ordering_provider) if parsed.ordering_provider is not None else None
+    )
     claim.service_state = _service_state(parsed)
     clia = parsed.clia_number
     claim.clia_number = (clia and clia.strip()) or None
@@ -361,8 +384,7 @@ def _build(parsed: _Claim, today: dt.date) -> Claim:
         diagnoses.append(key)
     claim.diagnoses = tuple(diagnoses)
     claim.diagnosis_items = tuple(Diagnosis(c, i + 1) for i, c in enumerate(diagnoses))
-    claim.authorizations = _authorizations(parsed.authorizations) \
-        if parsed.authorizations else ()
+    claim.authorizations = _authorizations(parsed.authorizations) if parsed.authorizations else ()
 
     raw_lines = parsed.lines
     if not raw_lines:
@@ -381,19 +403,31 @@ def _build(parsed: _Claim, today: dt.date) -> Claim:
         procedure = raw.code and raw.code.strip()
         service_date = raw.service_date
         units, minutes = raw.units, raw.minutes
-        if service_date is None or (units is not None and not -UNITS_MAX <= units <= UNITS_MAX) \
-                or (minutes is not None and not -MINUTES_MAX <= minutes <= MINUTES_MAX):
+        if (
+            service_date is None
+            or (units is not None and not -UNITS_MAX <= units <= UNITS_MAX)
+            or (minutes is not None and not -MINUTES_MAX <= minutes <= MINUTES_MAX)
+        ):
             raise _Refer
         if first is None or service_date < first:
             first = service_date
         pointers = tuple(raw.diagnosis_pointers) if raw.diagnosis_pointers else ()
         modifiers = tuple(m.strip().upper() for m in raw.modifiers) if raw.modifiers else ()
-        lines.append(ServiceLine(
-            number, procedure.upper() if procedure else None, modifiers, units,
-            _charge(raw.charge), service_date, pointers, minutes,
-            tuple(diagnoses[p - 1] for p in pointers if 1 <= p <= count),
-            _allowed(raw.expected_allowed) if raw.expected_allowed is not None else None,
-            (raw.clia_number and raw.clia_number.strip()) or None))
+        lines.append(
+            ServiceLine(
+                number,
+                procedure.upper() if procedure else None,
+                modifiers,
+                units,
+                _charge(raw.charge),
+                service_date,
+                pointers,
+                minutes,
+                tuple(diagnoses[p - 1] for p in pointers if 1 <= p <= count),
+                _allowed(raw.expected_allowed) if raw.expected_allowed is not None else None,
+                (raw.clia_number and raw.clia_number.strip()) or None,
+            )
+        )
     claim.lines = tuple(lines)
     assert first is not None
     claim.first_service_date = first

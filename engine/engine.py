@@ -62,18 +62,39 @@ if TYPE_CHECKING:  # the plugin machinery is imported only when plugins are aske
     from cleanclaim.engine.plugins import PluginHost, PluginInfo, PluginSelection
 
 
-
 def shipped_policies() -> Path:
     """The folder of the packs that ship with cleanclaim."""
     return Path(str(resources.files("cleanclaim.payer_policies")))
 
 
-def _engine_finding(rule: str, kind: str, message: str, *, line: int | None = None,
-                    severity: str = "reject", group: str = "CO", carc: str = "16",
-                    rarc: Sequence[str] = ("MA130",), root_cause: str = "submission",
-                    owner: str = "billing", reference: str | None = None) -> Finding:
-    return Finding(rule, kind, severity, line, group, carc, list(rarc), root_cause, owner,
-                   message, reference, None)
+def _engine_finding(
+    rule: str,
+    kind: str,
+    message: str,
+    *,
+    line: int | None = None,
+    severity: str = "reject",
+    group: str = "CO",
+    carc: str = "16",
+    rarc: Sequence[str] = ("MA130",),
+    root_cause: str = "submission",
+    owner: str = "billing",
+    reference: str | None = None,
+) -> Finding:
+    return Finding(
+        rule,
+        kind,
+        severity,
+        line,
+        group,
+        carc,
+        list(rarc),
+        root_cause,
+        owner,
+        message,
+        reference,
+        None,
+    )
 
 
 def _void_finding(claim: Claim) -> Finding:
@@ -81,10 +102,17 @@ def _void_finding(claim: Claim) -> Finding:
     (`replaces`, or the claim of its own id), which no longer counts in history."""
     original = claim.replaces or claim.claim_id
     return _engine_finding(
-        "engine/void", "submission",
+        "engine/void",
+        "submission",
         f"void of claim {original}: not checked as a service claim; claim {original} no "
-        "longer counts in the member's history", severity="info", group="", carc="",
-        rarc=(), root_cause="submission", owner="billing")
+        "longer counts in the member's history",
+        severity="info",
+        group="",
+        carc="",
+        rarc=(),
+        root_cause="submission",
+        owner="billing",
+    )
 
 
 class Engine:
@@ -123,11 +151,15 @@ class Engine:
         self.extra_functions = tuple(functions)
         self.plugins = _plugin_host(plugins)
         self.functions: dict[str, T.FunctionSpec] = {
-            f.name: f for f in (*standard_functions(), *functions,
-                                *(self.plugins.functions if self.plugins else ()))}
+            f.name: f
+            for f in (
+                *standard_functions(),
+                *functions,
+                *(self.plugins.functions if self.plugins else ()),
+            )
+        }
         self._table_cache: dict[Path, Any] = {}
-        self._data_versions = data_versions(self.table_overrides) if self.table_overrides \
-            else {}
+        self._data_versions = data_versions(self.table_overrides) if self.table_overrides else {}
         self.programs: dict[str, Program] = {}
         self._policy: dict[str, dict[str, Any]] = {}
         self._templates: dict[str, list[list[tuple[Any, ...]]]] = {}
@@ -167,12 +199,18 @@ class Engine:
 
     # ---- loading -----------------------------------------------------------------------
 
-    def _compile(self, sources: PackSources, errors: list[PolicyError],
-                 sources_text: dict[str, str], keep: bool,
-                 plugin: PluginInfo | None = None) -> None:
+    def _compile(
+        self,
+        sources: PackSources,
+        errors: list[PolicyError],
+        sources_text: dict[str, str],
+        keep: bool,
+        plugin: PluginInfo | None = None,
+    ) -> None:
         sources_text.update(sources.files)
-        real_paths = {display_path(p): p for pack in sources.packs
-                      for p in pack_policy_files(pack.root)}
+        real_paths = {
+            display_path(p): p for pack in sources.packs for p in pack_policy_files(pack.root)
+        }
         refdata = any(pack.refdata for pack in sources.packs)
         given: dict[str, Any] = {}
         unreadable: list[PolicyError] = []
@@ -197,9 +235,13 @@ class Engine:
                     self._table_cache[path] = loader(path)
                 tables[decl.name] = self._table_cache[path]
             except (TableError, OSError) as exc:
-                checked.errors.append(PolicyError(
-                    "E504", f"table `{decl.name}` ({decl.format}): {exc}",
-                    checked_span(sources, decl.file)))
+                checked.errors.append(
+                    PolicyError(
+                        "E504",
+                        f"table `{decl.name}` ({decl.format}): {exc}",
+                        checked_span(sources, decl.file),
+                    )
+                )
         if keep and plugin is None:
             check_not_empty(checked)  # unless its manifest says `rules_from_plugins: true`
         if checked.errors:
@@ -218,12 +260,14 @@ class Engine:
         if self._data_versions:  # the imported CMS data the decisions rest on
             self._policy[pack_id]["data"] = self._data_versions
         self._opt_in[pack_id] = frozenset(r for p in sources.packs for r in p.opt_in)
-        self._opt_in_at[pack_id] = [(r, _opt_in_span(p, i)) for p in sources.packs
-                                    for i, r in enumerate(p.opt_in)]
+        self._opt_in_at[pack_id] = [
+            (r, _opt_in_span(p, i)) for p in sources.packs for i, r in enumerate(p.opt_in)
+        ]
         self._templates[pack_id] = _templates(program)
 
-    def _compile_plugin_packs(self, host: PluginHost, errors: list[PolicyError],
-                              sources_text: dict[str, str]) -> None:
+    def _compile_plugin_packs(
+        self, host: PluginHost, errors: list[PolicyError], sources_text: dict[str, str]
+    ) -> None:
         """Compile each plugin's own pack (its includes: the plugins' libraries) and check
         the libraries on their own; then note, per payer pack, what ran."""
         libraries = host.library_roots
@@ -237,12 +281,20 @@ class Engine:
                 if sources is not None:
                     self._compile(sources, errors, sources_text, keep=True, plugin=info)
         errors.extend(self._unknown_opt_ins(host))
-        ran = {info.name: {"version": info.version,
-                           "packs": {run.program.pack_id: run.program.digest
-                                     for run in self._plugin_packs if run.plugin is info}}
-               for info in host.plugins}
-        self._plugin_policy = {pack_id: {**policy, "plugins": ran}
-                               for pack_id, policy in self._policy.items()}
+        ran = {
+            info.name: {
+                "version": info.version,
+                "packs": {
+                    run.program.pack_id: run.program.digest
+                    for run in self._plugin_packs
+                    if run.plugin is info
+                },
+            }
+            for info in host.plugins
+        }
+        self._plugin_policy = {
+            pack_id: {**policy, "plugins": ran} for pack_id, policy in self._policy.items()
+        }
 
     def _unknown_opt_ins(self, host: PluginHost) -> list[PolicyError]:
         """An `opt_in` naming a rule a loaded plugin does not have would be ignored: E505.
@@ -255,12 +307,20 @@ class Engine:
                 if info is None:
                     continue
                 known = {r.id for r in info.rules} | {
-                    r.id.partition("/")[2] for run in self._plugin_packs
-                    if run.plugin is info for r in run.program.rules}
+                    r.id.partition("/")[2]
+                    for run in self._plugin_packs
+                    if run.plugin is info
+                    for r in run.program.rules
+                }
                 if local not in known:
-                    errors.append(PolicyError(
-                        "E505", f"`opt_in` names `{rule}`, which plugin {info.tag} does "
-                        "not have", span, did_you_mean(local, sorted(known))))
+                    errors.append(
+                        PolicyError(
+                            "E505",
+                            f"`opt_in` names `{rule}`, which plugin {info.tag} does not have",
+                            span,
+                            did_you_mean(local, sorted(known)),
+                        )
+                    )
         return errors
 
     @property
@@ -270,8 +330,9 @@ class Engine:
 
     # ---- checking ----------------------------------------------------------------------
 
-    def check(self, claim: Mapping[str, Any] | bytes | str | Claim,
-              today: dt.date | None = None) -> Decision:
+    def check(
+        self, claim: Mapping[str, Any] | bytes | str | Claim, today: dt.date | None = None
+    ) -> Decision:
         """Check one claim given as a dict, JSON text/bytes or a decoded `Claim`.
 
         `today` overrides the engine's date for this claim (a claim without
@@ -288,20 +349,29 @@ class Engine:
                 try:
                     data = loads(claim)
                 except ValueError as exc:
-                    return self.unreadable(RawClaim(0, None, (ReadProblem(
-                        "claim", f"not valid JSON: {exc}"),)))
+                    return self.unreadable(
+                        RawClaim(0, None, (ReadProblem("claim", f"not valid JSON: {exc}"),))
+                    )
                 return self.check_raw(RawClaim(0, data), today)
             if not isinstance(claim, Mapping):
-                return self.unreadable(RawClaim(0, None, (ReadProblem(
-                    "claim", f"must be a JSON object, not {json_type(claim)}"),)))
+                return self.unreadable(
+                    RawClaim(
+                        0,
+                        None,
+                        (ReadProblem("claim", f"must be a JSON object, not {json_type(claim)}"),),
+                    )
+                )
             return self.check_raw(RawClaim(0, dict(claim)), today)
         except Exception as exc:  # an engine bug: this claim is rejected, callers go on
             from cleanclaim.engine.batch import internal_error
 
             return internal_error(RawClaim(0, None), f"{type(exc).__name__} while checking it")
 
-    def check_many(self, claims: Iterable[Mapping[str, Any] | bytes | str | Claim | RawClaim],
-                   history: HistoryStore | None = None) -> Iterator[Decision]:
+    def check_many(
+        self,
+        claims: Iterable[Mapping[str, Any] | bytes | str | Claim | RawClaim],
+        history: HistoryStore | None = None,
+    ) -> Iterator[Decision]:
         """Check claims lazily, one decision per claim, in input order; never raises for
         one claim (see `check`).
 
@@ -353,12 +423,14 @@ class Engine:
         claim, problems = decode_claim(raw.data, today or self.today)
         if claim is None:
             claim_id = raw.data.get("claim_id") if isinstance(raw.data, dict) else None
-            return self.unreadable(RawClaim(raw.position, None, tuple(problems),
-                                            readable_id(claim_id), raw.origin))
+            return self.unreadable(
+                RawClaim(raw.position, None, tuple(problems), readable_id(claim_id), raw.origin)
+            )
         return self.check_decoded(claim, raw.position, raw.origin)
 
-    def check_decoded(self, claim: Claim, position: int | None = None,
-                      origin: dict[str, Any] | None = None) -> Decision:
+    def check_decoded(
+        self, claim: Claim, position: int | None = None, origin: dict[str, Any] | None = None
+    ) -> Decision:
         """`check_raw` of a claim already decoded (engine/decoding.py): the recorded
         history attached in a history run, evaluated, placed in the input."""
         if self.history is not None:  # phase 2 of a history run: the recorded history
@@ -369,11 +441,14 @@ class Engine:
         return decision
 
     def unreadable(self, raw: RawClaim) -> Decision:
-        findings = [_engine_finding("engine/claim-format", "submission",
-                                    f"{p.where}: {p.message}") for p in raw.problems]
+        findings = [
+            _engine_finding("engine/claim-format", "submission", f"{p.where}: {p.message}")
+            for p in raw.problems
+        ]
         if not findings:
-            findings.append(_engine_finding("engine/claim-format", "submission",
-                                            "the claim could not be read"))
+            findings.append(
+                _engine_finding("engine/claim-format", "submission", "the claim could not be read")
+            )
         decision = Decision(raw.claim_id, "reject", findings, {}, raw.position)
         decision.origin = raw.origin
         return decision
@@ -384,13 +459,17 @@ class Engine:
         if program is None:
             known = ", ".join(sorted(self.programs)) or "none"
             finding = _engine_finding(
-                "engine/payer-setup", "payer_setup",
+                "engine/payer-setup",
+                "payer_setup",
                 f"no policy pack for payer `{claim.payer}` (packs: {known})",
-                root_cause="payer_setup", owner="billing")
+                root_cause="payer_setup",
+                owner="billing",
+            )
             return Decision(claim.claim_id, "reject", [finding], {})
         if claim.frequency == "void":  # not a service claim: nothing to check (history.md)
-            policy = (self._plugin_policy if self._plugin_evaluate is not None
-                      else self._policy)[program.pack_id]
+            policy = (self._plugin_policy if self._plugin_evaluate is not None else self._policy)[
+                program.pack_id
+            ]
             return Decision(claim.claim_id, "clean", [_void_finding(claim)], policy)
         if self._plugin_evaluate is not None:
             return self._plugin_evaluate(program, claim)
@@ -405,11 +484,13 @@ class Engine:
             if not out:
                 return new_decision(claim.claim_id, "clean", [], self._policy[program.pack_id])
             findings = _findings(self._templates[program.pack_id], out)
-        return new_decision(claim.claim_id, status_of(findings), findings,
-                            self._policy[program.pack_id])
+        return new_decision(
+            claim.claim_id, status_of(findings), findings, self._policy[program.pack_id]
+        )
 
-    def explain(self, claim: Mapping[str, Any] | bytes | str | Claim,
-                rule: str | None = None) -> tuple[Decision, list[Any]]:
+    def explain(
+        self, claim: Mapping[str, Any] | bytes | str | Claim, rule: str | None = None
+    ) -> tuple[Decision, list[Any]]:
         """The decision and a trace of every rule considered (`dsl.explain.RuleTrace`),
         or only of `rule`. Tracing code is built on first use, never on the hot path."""
 
@@ -434,9 +515,14 @@ class Engine:
             traces.extend(self._trace_plugin_packs(claim, rule))
         return traces
 
-    def explain_in_run(self, items: Iterable[Any], claim_id: str | None = None,
-                       rule: str | None = None, history: HistoryStore | None = None,
-                       position: int | None = None) -> tuple[Decision, list[Any]] | None:
+    def explain_in_run(
+        self,
+        items: Iterable[Any],
+        claim_id: str | None = None,
+        rule: str | None = None,
+        history: HistoryStore | None = None,
+        position: int | None = None,
+    ) -> tuple[Decision, list[Any]] | None:
         """The decision and trace of one claim as checked among `items` (the claims of an
         input, in a run with claim history: the others count against it, as in `check`),
         and against the recorded history `history` (the `--state` store) if given. The
@@ -482,8 +568,14 @@ class Engine:
             for run in self._plugin_packs:
                 local = rule
                 if rule is not None:
-                    local = next((r.id for r in run.program.rules
-                                  if rule in (r.id, run.plugin.rule_id(r.id))), None)
+                    local = next(
+                        (
+                            r.id
+                            for r in run.program.rules
+                            if rule in (r.id, run.plugin.rule_id(r.id))
+                        ),
+                        None,
+                    )
                     if local is None:
                         continue
                 key = f"plugin {run.plugin.tag}"
@@ -513,10 +605,16 @@ class Engine:
             # payer's finding stands alone: one finding per pair (INTERFACES.md).
             # Likewise a line the payer's MUE already denies (CO-151 N362) needs no plugin
             # units rule saying it again (dermatology's 17003 units).
-            ptp_lines = {f.line for f in findings
-                         if f.carc == "236" and f.group == "CO" and f.line is not None}
-            mue_lines = {f.line for f in findings
-                         if f.carc == "151" and "N362" in f.rarc and f.line is not None}
+            ptp_lines = {
+                f.line
+                for f in findings
+                if f.carc == "236" and f.group == "CO" and f.line is not None
+            }
+            mue_lines = {
+                f.line
+                for f in findings
+                if f.carc == "151" and "N362" in f.rarc and f.line is not None
+            }
             findings.extend(found)
             for run in self._plugin_packs:
                 extra = self._pack_findings(run.program, run.templates, claim, run.plugin)
@@ -526,11 +624,17 @@ class Engine:
             host.check(claim, context, findings)
         finally:
             host.deactivate(token)
-        return Decision(claim.claim_id, status_of(findings), findings,
-                        self._plugin_policy[program.pack_id])
+        return Decision(
+            claim.claim_id, status_of(findings), findings, self._plugin_policy[program.pack_id]
+        )
 
-    def _pack_findings(self, program: Program, templates: list[list[tuple[Any, ...]]],
-                       claim: Claim, plugin: PluginInfo | None = None) -> list[Finding]:
+    def _pack_findings(
+        self,
+        program: Program,
+        templates: list[list[tuple[Any, ...]]],
+        claim: Claim,
+        plugin: PluginInfo | None = None,
+    ) -> list[Finding]:
         out: list[tuple[int, int, int | None, str]] = []
         try:
             program.evaluate_fn(claim, out)
@@ -544,8 +648,9 @@ class Engine:
             return failures + _findings(templates, out)
         return _findings(templates, out) if out else []
 
-    def _rule_by_rule(self, program: Program, claim: Claim,
-                      out: list[tuple[int, int, int | None, str]]) -> list[Finding]:
+    def _rule_by_rule(
+        self, program: Program, claim: Claim, out: list[tuple[int, int, int | None, str]]
+    ) -> list[Finding]:
         """Slow path: apply rules one at a time to report the one that raised."""
         failures: list[Finding] = []
         for rule in program.rules:
@@ -565,18 +670,27 @@ class Engine:
 def _rule_failure(rule: CompiledRule, line: Any, exc: Exception) -> Finding:
     # A plugin's function that raised says which plugin it belongs to.
     detail = getattr(exc, "plugin_message", None) or type(exc).__name__
-    return Finding(rule.id, "submission", "review", getattr(line, "line", None), "CO", "16",
-                   [], "submission", "billing",
-                   f"rule could not be applied to this claim ({detail}); "
-                   "a person must check it", None, {"file": rule.file, "line": rule.line})
+    return Finding(
+        rule.id,
+        "submission",
+        "review",
+        getattr(line, "line", None),
+        "CO",
+        "16",
+        [],
+        "submission",
+        "billing",
+        f"rule could not be applied to this claim ({detail}); a person must check it",
+        None,
+        {"file": rule.file, "line": rule.line},
+    )
 
 
 # The CARCs of NCCI-style pair findings a plugin pack may give (PTP, bundling).
 _PAIR_CARCS = frozenset({"236", "97"})
 
 
-def _said_by_payer(found: Finding, ptp_lines: set[int],
-                   mue_lines: set[int]) -> bool:
+def _said_by_payer(found: Finding, ptp_lines: set[int], mue_lines: set[int]) -> bool:
     """Whether a plugin pack's finding repeats the payer pack's NCCI finding on its line:
     a pair rule (CO-236 / CO-97) where the PTP edit denies, a units rule (CO-151 N362)
     where the MUE denies."""
@@ -592,15 +706,15 @@ class _PluginPack:
 
     __slots__ = ("plugin", "program", "templates")
 
-    def __init__(self, plugin: PluginInfo, program: Program,
-                 templates: list[list[tuple[Any, ...]]]) -> None:
+    def __init__(
+        self, plugin: PluginInfo, program: Program, templates: list[list[tuple[Any, ...]]]
+    ) -> None:
         self.plugin = plugin
         self.program = program
         self.templates = templates
 
 
-def _plugin_host(plugins: PluginHost | PluginSelection | Sequence[str] | None
-                 ) -> PluginHost | None:
+def _plugin_host(plugins: PluginHost | PluginSelection | Sequence[str] | None) -> PluginHost | None:
     if isinstance(plugins, (list, tuple)) and not plugins:
         return None  # none asked for: the plugin machinery is not even imported
     from cleanclaim.engine.plugins import PluginHost, PluginSelection, load_plugins
@@ -642,9 +756,13 @@ class EngineRecipe:
         """The recipe of a built engine: its roots, tables, date and loaded plugins, so
         that another process builds an engine that decides exactly as this one."""
         host = engine.plugins
-        return cls(tuple(engine.roots), tuple(sorted(engine.table_overrides.items())),
-                   engine.today, tuple(p.name for p in host.plugins) if host else (),
-                   tuple(getattr(engine, "extra_functions", ())))
+        return cls(
+            tuple(engine.roots),
+            tuple(sorted(engine.table_overrides.items())),
+            engine.today,
+            tuple(p.name for p in host.plugins) if host else (),
+            tuple(getattr(engine, "extra_functions", ())),
+        )
 
     def build(self, loaded: PluginHost | None = None) -> Engine:
         """The engine. `loaded`: the plugins of `self.plugins` already loaded (the CLI
@@ -652,13 +770,18 @@ class EngineRecipe:
         pack does not compile), `plugins.PluginError` (a plugin cannot be loaded) or
         `OSError` (a table file)."""
         tables = dict(self.tables) if self.tables is not None else None
-        return Engine(list(self.policy_roots) or None, tables=tables,
-                      today=self.today, functions=self.functions,
-                      plugins=loaded if loaded is not None else self.plugins)
+        return Engine(
+            list(self.policy_roots) or None,
+            tables=tables,
+            today=self.today,
+            functions=self.functions,
+            plugins=loaded if loaded is not None else self.plugins,
+        )
 
 
 def _templates(program: Program, plugin: PluginInfo | None = None) -> list[list[tuple[Any, ...]]]:
     """Per rule and version, what a finding of it says besides its line and message."""
+
     def source(rule: CompiledRule) -> dict[str, Any]:
         if plugin is None:
             return {"file": rule.file, "line": rule.line}
@@ -669,18 +792,32 @@ def _templates(program: Program, plugin: PluginInfo | None = None) -> list[list[
     # After the versions, the rule's finding when a missing value leaves it undecided
     # (dsl/missing.py): a review of the data the claim lacks (CO-16).
     return [
-        [(plugin.rule_id(rule.id) if plugin else rule.id, rule.kind, v.severity, v.group,
-          v.carc, v.rarcs, rule.root_cause, rule.owner, v.reference, source(rule))
-         for v in (*rule.versions, NEEDS_VERSION)]
-        for rule in program.rules]
+        [
+            (
+                plugin.rule_id(rule.id) if plugin else rule.id,
+                rule.kind,
+                v.severity,
+                v.group,
+                v.carc,
+                v.rarcs,
+                rule.root_cause,
+                rule.owner,
+                v.reference,
+                source(rule),
+            )
+            for v in (*rule.versions, NEEDS_VERSION)
+        ]
+        for rule in program.rules
+    ]
 
 
 def _finding_order(found: tuple[int, int, int | None, str]) -> tuple[int, int]:
     return found[2] or 0, found[0]  # by line (claim-level first), then rule order
 
 
-def _findings(templates: list[list[tuple[Any, ...]]],
-              out: list[tuple[int, int, int | None, str]]) -> list[Finding]:
+def _findings(
+    templates: list[list[tuple[Any, ...]]], out: list[tuple[int, int, int | None, str]]
+) -> list[Finding]:
     if len(out) > 1:
         out.sort(key=_finding_order)
     findings = []
@@ -689,9 +826,18 @@ def _findings(templates: list[list[tuple[Any, ...]]],
         # the other fields in this order (`_templates`); tests/test_specialize.py checks
         # that none is missed.
         finding = _new(Finding)
-        (finding.rule, finding.kind, finding.severity, finding.group, finding.carc, rarcs,
-         finding.root_cause, finding.owner, finding.reference,
-         finding.source) = templates[index][vindex]
+        (
+            finding.rule,
+            finding.kind,
+            finding.severity,
+            finding.group,
+            finding.carc,
+            rarcs,
+            finding.root_cause,
+            finding.owner,
+            finding.reference,
+            finding.source,
+        ) = templates[index][vindex]
         finding.rarc = list(rarcs)
         finding.line = line
         finding.message = message
@@ -707,8 +853,11 @@ def _opt_in_span(manifest: Any, index: int) -> Any:
     from cleanclaim.dsl.ast import Span
 
     spans = manifest.opt_in_spans
-    return spans[index] if index < len(spans) else Span(
-        display_path(manifest.manifest_file), 1, 1, 1, 2)
+    return (
+        spans[index]
+        if index < len(spans)
+        else Span(display_path(manifest.manifest_file), 1, 1, 1, 2)
+    )
 
 
 def checked_span(sources: PackSources, file: Path) -> Any:

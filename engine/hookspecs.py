@@ -63,11 +63,33 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 # What a plugin needs, importable from here: the hook marker, the contribution types, the
 # claim model it reads and the finding it returns.
 __all__ = [
-    "ENTRY_POINT_GROUP", "HOOK_NAMES", "Claim", "ClaimContext", "Date",
-    "DocumentationProblem", "DocumentationSection", "Finding", "Flag", "FunctionSpec",
-    "Length", "ListOf", "Number", "Owner", "Record", "RootCause", "RuleInfo", "Schema",
-    "ServiceLine", "Severity", "Text", "Types",
-    "context_of", "dotted_icd10", "finding", "hookimpl", "hookspec",
+    "ENTRY_POINT_GROUP",
+    "HOOK_NAMES",
+    "Claim",
+    "ClaimContext",
+    "Date",
+    "DocumentationProblem",
+    "DocumentationSection",
+    "Finding",
+    "Flag",
+    "FunctionSpec",
+    "Length",
+    "ListOf",
+    "Number",
+    "Owner",
+    "Record",
+    "RootCause",
+    "RuleInfo",
+    "Schema",
+    "ServiceLine",
+    "Severity",
+    "Text",
+    "Types",
+    "context_of",
+    "dotted_icd10",
+    "finding",
+    "hookimpl",
+    "hookspec",
 ]
 
 
@@ -88,7 +110,6 @@ class Types:
     CODE = _types.CODE
     ICD10 = _types.ICD10
     MODIFIER = _types.MODIFIER
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +177,13 @@ class Text(Schema):
             if _key(choice) == wanted:
                 return choice
         hint = did_you_mean(wanted, self.choices)
-        problems.append(DocumentationProblem(
-            where, f"`{value}` is not one of: {', '.join(self.choices)}"
-            + (f" ({hint})" if hint else "")))
+        problems.append(
+            DocumentationProblem(
+                where,
+                f"`{value}` is not one of: {', '.join(self.choices)}"
+                + (f" ({hint})" if hint else ""),
+            )
+        )
         return None
 
     def describe(self) -> str:
@@ -181,12 +206,12 @@ class Number(Schema):
             except ValueError:
                 number = None
         if number is None or not math.isfinite(number):
-            problems.append(DocumentationProblem(where,
-                                                 f"must be a number, not {_shown(value)}"))
+            problems.append(DocumentationProblem(where, f"must be a number, not {_shown(value)}"))
             return None
         if self.minimum is not None and number < self.minimum:
-            problems.append(DocumentationProblem(where, f"must be at least {self.minimum:g}, "
-                                                 f"not {number:g}"))
+            problems.append(
+                DocumentationProblem(where, f"must be at least {self.minimum:g}, not {number:g}")
+            )
             return None
         return number
 
@@ -207,8 +232,9 @@ class Date(Schema):
                 return dt.date.fromisoformat(value.strip())
             except ValueError:
                 pass
-        problems.append(DocumentationProblem(
-            where, f"must be a date YYYY-MM-DD, not {_shown(value)}"))
+        problems.append(
+            DocumentationProblem(where, f"must be a date YYYY-MM-DD, not {_shown(value)}")
+        )
         return None
 
     def describe(self) -> str:
@@ -222,8 +248,7 @@ class Flag(Schema):
     def check(self, value: Any, where: str, problems: list[DocumentationProblem]) -> Any:
         if isinstance(value, bool):
             return value
-        problems.append(DocumentationProblem(where,
-                                             f"must be true or false, not {_shown(value)}"))
+        problems.append(DocumentationProblem(where, f"must be true or false, not {_shown(value)}"))
         return None
 
     def describe(self) -> str:
@@ -243,26 +268,34 @@ class Length(Schema):
         if isinstance(value, str):
             match = _LENGTH_TEXT.match(value)
             if match is None:
-                problems.append(DocumentationProblem(
-                    where, f"`{value}` is not a length such as \"1.2 cm\" or \"12 mm\""))
+                problems.append(
+                    DocumentationProblem(
+                        where, f'`{value}` is not a length such as "1.2 cm" or "12 mm"'
+                    )
+                )
                 return None
             return round(float(match.group(1)) * _TO_CM[match.group(2).lower()], 4)
         if isinstance(value, dict):
             unit = value.get("unit")
             amount = Number(0).check(value.get("value"), f"{where}.value", problems)
             if not isinstance(unit, str) or unit.strip().lower() not in _TO_CM:
-                problems.append(DocumentationProblem(
-                    f"{where}.unit", f"must be cm or mm, not {_shown(unit)}"))
+                problems.append(
+                    DocumentationProblem(f"{where}.unit", f"must be cm or mm, not {_shown(unit)}")
+                )
                 return None
             return None if amount is None else round(amount * _TO_CM[unit.strip().lower()], 4)
-        hint = " (say the unit: {\"value\": ..., \"unit\": \"cm\"} or \"1.2 cm\")" \
-            if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
-        problems.append(DocumentationProblem(
-            where, f"must be a length in cm or mm, not {_shown(value)}{hint}"))
+        hint = (
+            ' (say the unit: {"value": ..., "unit": "cm"} or "1.2 cm")'
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else ""
+        )
+        problems.append(
+            DocumentationProblem(where, f"must be a length in cm or mm, not {_shown(value)}{hint}")
+        )
         return None
 
     def describe(self) -> str:
-        return "length: {value, unit: cm|mm} or \"1.2 cm\""
+        return 'length: {value, unit: cm|mm} or "1.2 cm"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,8 +311,7 @@ class ListOf(Schema):
             if self.single and isinstance(value, dict):
                 value = [value]
             else:
-                problems.append(DocumentationProblem(
-                    where, f"must be a list, not {_shown(value)}"))
+                problems.append(DocumentationProblem(where, f"must be a list, not {_shown(value)}"))
                 return None
         out = []
         for i, item in enumerate(value):
@@ -303,8 +335,7 @@ class Record(Schema):
 
     def check(self, value: Any, where: str, problems: list[DocumentationProblem]) -> Any:
         if not isinstance(value, dict):
-            problems.append(DocumentationProblem(
-                where, f"must be an object, not {_shown(value)}"))
+            problems.append(DocumentationProblem(where, f"must be an object, not {_shown(value)}"))
             return None
         out: dict[str, Any] = {}
         for name, raw in value.items():
@@ -312,9 +343,13 @@ class Record(Schema):
             if schema is None:
                 if not self.open:
                     hint = did_you_mean(str(name), self.fields)
-                    problems.append(DocumentationProblem(
-                        f"{where}.{name}", "is not a known field"
-                        + (f" ({hint})" if hint else f"; fields: {', '.join(self.fields)}")))
+                    problems.append(
+                        DocumentationProblem(
+                            f"{where}.{name}",
+                            "is not a known field"
+                            + (f" ({hint})" if hint else f"; fields: {', '.join(self.fields)}"),
+                        )
+                    )
                 continue
             if raw is None:
                 continue
@@ -356,9 +391,13 @@ class ClaimContext:
     # A plain slotted class: one is made per claim checked with plugins.
     __slots__ = ("claim", "documentation", "facts", "opt_in")
 
-    def __init__(self, claim: Claim, documentation: dict[str, Any] | None = None,
-                 facts: dict[str, Mapping[str, Any]] | None = None,
-                 opt_in: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        claim: Claim,
+        documentation: dict[str, Any] | None = None,
+        facts: dict[str, Mapping[str, Any]] | None = None,
+        opt_in: frozenset[str] = frozenset(),
+    ) -> None:
         self.claim = claim
         self.documentation: dict[str, Any] = {} if documentation is None else documentation
         self.facts: dict[str, Mapping[str, Any]] = {} if facts is None else facts
@@ -366,7 +405,8 @@ class ClaimContext:
 
 
 _CURRENT: contextvars.ContextVar[ClaimContext | None] = contextvars.ContextVar(
-    "cleanclaim_claim_context", default=None)
+    "cleanclaim_claim_context", default=None
+)
 
 
 def context_of(claim: Claim) -> ClaimContext:
@@ -379,18 +419,39 @@ def context_of(claim: Claim) -> ClaimContext:
     return ClaimContext(claim)
 
 
-def finding(rule: str, message: str, *, severity: str, carc: str, root_cause: str,
-            group: str = "CO", rarc: Sequence[str] = (), line: int | None = None,
-            owner: str | None = None, reference: str | None = None,
-            kind: str | None = None) -> Finding:
+def finding(
+    rule: str,
+    message: str,
+    *,
+    severity: str,
+    carc: str,
+    root_cause: str,
+    group: str = "CO",
+    rarc: Sequence[str] = (),
+    line: int | None = None,
+    owner: str | None = None,
+    reference: str | None = None,
+    kind: str | None = None,
+) -> Finding:
     """A finding in the decision format, for a Python hook to return.
 
     `rule` is the plugin-local rule name; the engine adds `<plugin>@<version>/`. The owner
     defaults from the root cause (DESIGN.md). In `cleanclaim_check_line` a finding with no
     `line` gets the line being checked."""
-    return Finding(rule, kind or root_cause, severity, line, group, carc, list(rarc),
-                   root_cause, owner or DEFAULT_OWNER.get(root_cause, "billing"), message,
-                   reference, None)
+    return Finding(
+        rule,
+        kind or root_cause,
+        severity,
+        line,
+        group,
+        carc,
+        list(rarc),
+        root_cause,
+        owner or DEFAULT_OWNER.get(root_cause, "billing"),
+        message,
+        reference,
+        None,
+    )
 
 
 # ---- the hooks ------------------------------------------------------------------------
@@ -448,8 +509,7 @@ def cleanclaim_rules() -> Sequence[RuleInfo]:  # type: ignore[empty-body]
 
 
 @hookspec
-def cleanclaim_derive_facts(
-        claim: Claim, context: ClaimContext) -> Mapping[str, Any] | None:
+def cleanclaim_derive_facts(claim: Claim, context: ClaimContext) -> Mapping[str, Any] | None:
     """Facts derived from the claim and its documentation before any rule runs.
 
     When: for every claim, after documentation is validated, before the payer pack.
@@ -462,7 +522,8 @@ def cleanclaim_derive_facts(
 
 @hookspec
 def cleanclaim_check_line(
-        claim: Claim, line: ServiceLine, context: ClaimContext) -> Iterable[Finding] | None:
+    claim: Claim, line: ServiceLine, context: ClaimContext
+) -> Iterable[Finding] | None:
     """Findings for one service line, computed in Python.
 
     When: for every line of every claim, after the payer pack and the plugin packs.
@@ -472,8 +533,7 @@ def cleanclaim_check_line(
 
 
 @hookspec
-def cleanclaim_check_claim(
-        claim: Claim, context: ClaimContext) -> Iterable[Finding] | None:
+def cleanclaim_check_claim(claim: Claim, context: ClaimContext) -> Iterable[Finding] | None:
     """Findings for the whole claim (e.g. across lines or dates), computed in Python.
 
     When: once per claim, last (after `cleanclaim_check_line`).
@@ -483,7 +543,11 @@ def cleanclaim_check_claim(
 
 
 HOOK_NAMES: tuple[str, ...] = (
-    "cleanclaim_policy_packs", "cleanclaim_functions", "cleanclaim_documentation_sections",
-    "cleanclaim_rules", "cleanclaim_derive_facts", "cleanclaim_check_line",
+    "cleanclaim_policy_packs",
+    "cleanclaim_functions",
+    "cleanclaim_documentation_sections",
+    "cleanclaim_rules",
+    "cleanclaim_derive_facts",
+    "cleanclaim_check_line",
     "cleanclaim_check_claim",
 )

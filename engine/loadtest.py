@@ -67,18 +67,31 @@ def die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
-def start_server(extra: list[str], token: str, log: Path, pythonpath: str | None = None
-                 ) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(
+    extra: list[str], token: str, log: Path, pythonpath: str | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
     """`cleanclaim serve` on a free loopback port; returns the process and its port."""
     env = {**os.environ, "CLEANCLAIM_TOKEN": token}
     if pythonpath is not None:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH"))
-                                            if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH")) if p)
     handle = log.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "cleanclaim.engine.cli", "serve", "--host", HOST, "--port", "0",
-         *extra], stdout=subprocess.DEVNULL, stderr=handle, env=env,
-        preexec_fn=die_with_parent)
+        [
+            sys.executable,
+            "-m",
+            "cleanclaim.engine.cli",
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            "0",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=handle,
+        env=env,
+        preexec_fn=die_with_parent,
+    )
     handle.close()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -153,16 +166,19 @@ class _Reader:
 
 
 def _request(port: int, token: str | None, payload: bytes) -> bytes:
-    head = [f"POST /v1/check HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
-            "Content-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\n"]
+    head = [
+        f"POST /v1/check HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n"
+    ]
     if token:
         head.append(f"Authorization: Bearer {token}\r\n")
     return "".join(head).encode("latin-1") + b"\r\n" + payload
 
 
-def run_check(port: int, token: str | None, payloads: list[bytes], concurrency: int
-              ) -> dict[str, Any]:
+def run_check(
+    port: int, token: str | None, payloads: list[bytes], concurrency: int
+) -> dict[str, Any]:
     """`len(payloads)` requests to /v1/check over `concurrency` keep-alive connections,
     each sending its next request as soon as the last answer is in (a closed loop).
 
@@ -216,12 +232,15 @@ def run_check(port: int, token: str | None, payloads: list[bytes], concurrency: 
     elapsed = _run_loop(all_connections())
     latencies.sort()
     return {
-        "requests": len(latencies), "concurrency": concurrency, "seconds": elapsed,
+        "requests": len(latencies),
+        "concurrency": concurrency,
+        "seconds": elapsed,
         "requests_per_s": len(latencies) / elapsed if elapsed else 0.0,
         "p50_ms": _percentile(latencies, 0.50) * 1000,
         "p99_ms": _percentile(latencies, 0.99) * 1000,
         "max_ms": (latencies[-1] * 1000) if latencies else float("nan"),
-        "statuses": statuses, "errors": errors,
+        "statuses": statuses,
+        "errors": errors,
     }
 
 
@@ -283,9 +302,13 @@ def run_batch(port: int, token: str | None, payloads: list[bytes]) -> dict[str, 
     thread.join()
     connection.close()
     return {
-        "claims": len(payloads), "decisions": count, "in_order": in_order,
-        "seconds": elapsed, "claims_per_s": count / elapsed if elapsed else 0.0,
-        "first_decision_ms": (first or 0.0) * 1000, "http_status": response.status,
+        "claims": len(payloads),
+        "decisions": count,
+        "in_order": in_order,
+        "seconds": elapsed,
+        "claims_per_s": count / elapsed if elapsed else 0.0,
+        "first_decision_ms": (first or 0.0) * 1000,
+        "http_status": response.status,
         "errors": send_error,
     }
 
@@ -295,8 +318,9 @@ def workload(count: int, seed: int) -> list[bytes]:
     return [json.dumps(synthetic_claim(rng, i)).encode() for i in range(count)]
 
 
-def measure(args: argparse.Namespace, payloads: list[bytes], pythonpath: str | None = None
-            ) -> dict[str, Any]:
+def measure(
+    args: argparse.Namespace, payloads: list[bytes], pythonpath: str | None = None
+) -> dict[str, Any]:
     """One measurement: a server started for it (or the one at `--port`), the check
     phase, then the batch phase. `pythonpath`: put this folder first on the server's
     PYTHONPATH (a folder holding `cleanclaim/engine`, ... of another checkout)."""
@@ -306,8 +330,11 @@ def measure(args: argparse.Namespace, payloads: list[bytes], pythonpath: str | N
         try:
             if args.port is None:
                 token = secrets.token_urlsafe(24)
-                extra = [] if pythonpath is not None or args.server_workers == 1 else \
-                    ["--workers", str(args.server_workers)]
+                extra = (
+                    []
+                    if pythonpath is not None or args.server_workers == 1
+                    else ["--workers", str(args.server_workers)]
+                )
                 process, port = start_server(extra, token, log, pythonpath)
             else:
                 token = args.token or os.environ.get("CLEANCLAIM_TOKEN") or ""
@@ -316,16 +343,22 @@ def measure(args: argparse.Namespace, payloads: list[bytes], pythonpath: str | N
             # packs build their line classes (dsl/specialize.py) as codes come back, each
             # a recompilation of tens of milliseconds; the measured requests then meet
             # the server as it runs from then on. The warm-up's own figures are kept.
-            warmup = run_check(port, token, workload(args.warmup, args.seed + 1),
-                               args.concurrency) if args.warmup else None
+            warmup = (
+                run_check(port, token, workload(args.warmup, args.seed + 1), args.concurrency)
+                if args.warmup
+                else None
+            )
             before = tree_cpu_seconds(process.pid) if process is not None else None
-            check = run_check(port, token, payloads[:args.requests], args.concurrency)
+            check = run_check(port, token, payloads[: args.requests], args.concurrency)
             after = tree_cpu_seconds(process.pid) if process is not None else None
             check["server_cpu_ms_per_request"] = (
                 (after - before) * 1000 / max(1, check["requests"])
-                if before is not None and after is not None else None)
-            batch = run_batch(port, token, payloads[:args.batch_claims]) \
-                if args.batch_claims else None
+                if before is not None and after is not None
+                else None
+            )
+            batch = (
+                run_batch(port, token, payloads[: args.batch_claims]) if args.batch_claims else None
+            )
             access_lines = (len(log.read_text().splitlines()) - 1) if process else None
         finally:
             if process is not None:
@@ -334,59 +367,93 @@ def measure(args: argparse.Namespace, payloads: list[bytes], pythonpath: str | N
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
-    return {"check": check, "warmup": warmup, "batch": batch,
-            "server_access_log_lines": access_lines}
+    return {
+        "check": check,
+        "warmup": warmup,
+        "batch": batch,
+        "server_access_log_lines": access_lines,
+    }
 
 
-def serve_figures(requests: int = 4000, concurrency: int = 8, warmup: int = DEFAULT_WARMUP,
-                  seed: int = 7, server_workers: int = 1) -> dict[str, float]:
+def serve_figures(
+    requests: int = 4000,
+    concurrency: int = 8,
+    warmup: int = DEFAULT_WARMUP,
+    seed: int = 7,
+    server_workers: int = 1,
+) -> dict[str, float]:
     """`/v1/check` figures of a `cleanclaim serve` started for them (`cleanclaim bench`):
     latency p50/p99/max (ms) and requests/s after the warm-up, the server's CPU time a
     request (ms), the load average, and the warm-up's p99; failed requests raise."""
-    args = argparse.Namespace(port=None, token=None, server_workers=server_workers,
-                              warmup=warmup, seed=seed, requests=requests,
-                              concurrency=concurrency, batch_claims=0)
+    args = argparse.Namespace(
+        port=None,
+        token=None,
+        server_workers=server_workers,
+        warmup=warmup,
+        seed=seed,
+        requests=requests,
+        concurrency=concurrency,
+        batch_claims=0,
+    )
     results = measure(args, workload(requests, seed))
     check = results["check"]
     if check["errors"]:
-        raise RuntimeError(f"serve: {len(check['errors'])} connections failed: "
-                           f"{check['errors'][0]}")
-    figures = {f"serve_{key}": float(check[key]) for key in
-               ("requests", "concurrency", "p50_ms", "p99_ms", "max_ms", "requests_per_s")}
-    figures["serve_server_cpu_ms_per_request"] = float(
-        check["server_cpu_ms_per_request"] or "nan")
-    figures["serve_warmup_p99_ms"] = float(results["warmup"]["p99_ms"]) \
-        if results["warmup"] else float("nan")
+        raise RuntimeError(
+            f"serve: {len(check['errors'])} connections failed: {check['errors'][0]}"
+        )
+    figures = {
+        f"serve_{key}": float(check[key])
+        for key in ("requests", "concurrency", "p50_ms", "p99_ms", "max_ms", "requests_per_s")
+    }
+    figures["serve_server_cpu_ms_per_request"] = float(check["server_cpu_ms_per_request"] or "nan")
+    figures["serve_warmup_p99_ms"] = (
+        float(results["warmup"]["p99_ms"]) if results["warmup"] else float("nan")
+    )
     figures["serve_load_average"] = os.getloadavg()[0]
     return figures
 
 
 def _failed(results: dict[str, Any]) -> bool:
     check, batch = results["check"], results["batch"]
-    return bool(check["errors"] or (batch is not None and (
-        batch["errors"] or batch["decisions"] != batch["claims"] or not batch["in_order"])))
+    return bool(
+        check["errors"]
+        or (
+            batch is not None
+            and (batch["errors"] or batch["decisions"] != batch["claims"] or not batch["in_order"])
+        )
+    )
 
 
 def _print(results: dict[str, Any]) -> None:
     check, batch, warmup = results["check"], results["batch"], results.get("warmup")
     if warmup is not None:
-        print(f"warm-up               {warmup['requests']} requests (other claims): p50 "
-              f"{warmup['p50_ms']:.2f} ms, p99 {warmup['p99_ms']:.2f} ms, max "
-              f"{warmup['max_ms']:.2f} ms")
-    print(f"POST /v1/check        {check['requests']} requests, concurrency "
-          f"{check['concurrency']}: p50 {check['p50_ms']:.2f} ms, p99 "
-          f"{check['p99_ms']:.2f} ms, max {check['max_ms']:.2f} ms, "
-          f"{check['requests_per_s']:,.0f} requests/s")
+        print(
+            f"warm-up               {warmup['requests']} requests (other claims): p50 "
+            f"{warmup['p50_ms']:.2f} ms, p99 {warmup['p99_ms']:.2f} ms, max "
+            f"{warmup['max_ms']:.2f} ms"
+        )
+    print(
+        f"POST /v1/check        {check['requests']} requests, concurrency "
+        f"{check['concurrency']}: p50 {check['p50_ms']:.2f} ms, p99 "
+        f"{check['p99_ms']:.2f} ms, max {check['max_ms']:.2f} ms, "
+        f"{check['requests_per_s']:,.0f} requests/s"
+    )
     if check["server_cpu_ms_per_request"] is not None:
-        print(f"                      server CPU {check['server_cpu_ms_per_request']:.3f} ms "
-              "a request")
-    print(f"                      decisions: {check['statuses']}; load average "
-          f"{os.getloadavg()[0]:.1f}")
+        print(
+            f"                      server CPU {check['server_cpu_ms_per_request']:.3f} ms "
+            "a request"
+        )
+    print(
+        f"                      decisions: {check['statuses']}; load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
     if batch is not None:
-        print(f"POST /v1/check/batch  {batch['claims']} claims in one stream: "
-              f"{batch['claims_per_s']:,.0f} claims/s, first decision after "
-              f"{batch['first_decision_ms']:.1f} ms, {batch['decisions']} decisions, "
-              f"in order: {batch['in_order']}")
+        print(
+            f"POST /v1/check/batch  {batch['claims']} claims in one stream: "
+            f"{batch['claims_per_s']:,.0f} claims/s, first decision after "
+            f"{batch['first_decision_ms']:.1f} ms, {batch['decisions']} decisions, "
+            f"in order: {batch['in_order']}"
+        )
 
 
 def _row(name: str, runs: list[dict[str, Any]]) -> str:
@@ -394,37 +461,68 @@ def _row(name: str, runs: list[dict[str, Any]]) -> str:
         values = sorted(r["check"][key] for r in runs if r["check"][key] is not None)
         return values[len(values) // 2] if values else float("nan")
 
-    cells = [f"{median('p50_ms'):.2f} ms", f"{median('p99_ms'):.2f} ms",
-             f"{median('requests_per_s'):,.0f}", f"{median('server_cpu_ms_per_request'):.3f} ms"]
+    cells = [
+        f"{median('p50_ms'):.2f} ms",
+        f"{median('p99_ms'):.2f} ms",
+        f"{median('requests_per_s'):,.0f}",
+        f"{median('server_cpu_ms_per_request'):.3f} ms",
+    ]
     p99s = ", ".join(f"{r['check']['p99_ms']:.1f}" for r in runs)
     return f"| {name} | {' | '.join(cells)} | {p99s} |"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cleanclaim.engine.loadtest",
-                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m cleanclaim.engine.loadtest",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--batch-claims", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, metavar="N",
-                        help="requests (other claims) sent before the measured ones")
-    parser.add_argument("--port", type=int, default=None,
-                        help="measure a server already listening on 127.0.0.1:PORT")
-    parser.add_argument("--token", default=None,
-                        help="bearer token of that server (default: CLEANCLAIM_TOKEN)")
-    parser.add_argument("--against", default=None, metavar="DIR",
-                        help="also measure the server of another checkout, alternating "
-                        "with this one: DIR holds cleanclaim/engine, cleanclaim/dsl, ... "
-                        "(links to that checkout's folders); prints both side by side")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="with --against: measurements of each (medians shown)")
-    parser.add_argument("--server-workers", type=int, default=1, metavar="N",
-                        help="start this checkout's server with --workers N")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=DEFAULT_WARMUP,
+        metavar="N",
+        help="requests (other claims) sent before the measured ones",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="measure a server already listening on 127.0.0.1:PORT",
+    )
+    parser.add_argument(
+        "--token", default=None, help="bearer token of that server (default: CLEANCLAIM_TOKEN)"
+    )
+    parser.add_argument(
+        "--against",
+        default=None,
+        metavar="DIR",
+        help="also measure the server of another checkout, alternating "
+        "with this one: DIR holds cleanclaim/engine, cleanclaim/dsl, ... "
+        "(links to that checkout's folders); prints both side by side",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="with --against: measurements of each (medians shown)"
+    )
+    parser.add_argument(
+        "--server-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="start this checkout's server with --workers N",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    if (args.concurrency < 1 or args.requests < 1 or args.batch_claims < 0 or args.rounds < 1
-            or args.warmup < 0):
+    if (
+        args.concurrency < 1
+        or args.requests < 1
+        or args.batch_claims < 0
+        or args.rounds < 1
+        or args.warmup < 0
+    ):
         parser.error("--concurrency, --requests and --rounds must be positive")
     if args.against is not None and args.port is not None:
         parser.error("--against starts both servers itself: no --port")
@@ -446,10 +544,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps({"this": this, "against": other}, indent=2))
         else:
-            print(f"POST /v1/check, {args.requests} requests, concurrency {args.concurrency}, "
-                  f"{args.rounds} round(s) each, alternating (medians):\n")
-            print("| server | p50 | p99 | requests/s | server CPU a request | p99 of each "
-                  "round |\n|---|---|---|---|---|---|")
+            print(
+                f"POST /v1/check, {args.requests} requests, concurrency {args.concurrency}, "
+                f"{args.rounds} round(s) each, alternating (medians):\n"
+            )
+            print(
+                "| server | p50 | p99 | requests/s | server CPU a request | p99 of each "
+                "round |\n|---|---|---|---|---|---|"
+            )
             print(_row("this checkout", this))
             print(_row(args.against, other))
         failed = any(_failed(r) for r in this + other)

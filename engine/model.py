@@ -74,8 +74,9 @@ def readable_id(value: Any) -> str | None:
 class Provider:
     __slots__ = ("npi", "specialty", "taxonomy")
 
-    def __init__(self, npi: str | None = None, taxonomy: str | None = None,
-                 specialty: str | None = None) -> None:
+    def __init__(
+        self, npi: str | None = None, taxonomy: str | None = None, specialty: str | None = None
+    ) -> None:
         self.npi = npi
         self.taxonomy = taxonomy
         self.specialty = specialty
@@ -83,17 +84,31 @@ class Provider:
 
 # What a coverage span is (`member.coverage[].type`) and where it stands in the order of
 # benefits (`order`); another value is a located problem (docs/language.md, Coverage).
-COVERAGE_TYPES = ("medicare", "medicare_advantage", "hospice", "medicaid", "commercial",
-                  "workers_compensation", "liability", "other_primary")
+COVERAGE_TYPES = (
+    "medicare",
+    "medicare_advantage",
+    "hospice",
+    "medicaid",
+    "commercial",
+    "workers_compensation",
+    "liability",
+    "other_primary",
+)
 COVERAGE_ORDERS = ("primary", "secondary", "tertiary")
 
 
 class Coverage:
     __slots__ = ("end", "order", "payer", "plan", "start", "type")
 
-    def __init__(self, payer: str | None, plan: str | None, start: dt.date | None,
-                 end: dt.date | None, type: str | None = None,
-                 order: str | None = None) -> None:
+    def __init__(
+        self,
+        payer: str | None,
+        plan: str | None,
+        start: dt.date | None,
+        end: dt.date | None,
+        type: str | None = None,
+        order: str | None = None,
+    ) -> None:
         self.payer = payer
         self.plan = plan
         self.start = start
@@ -119,14 +134,27 @@ class TherapyYearToDate:
 
 
 class Member:
-    __slots__ = ("birth_date", "coverage", "coverage_given", "coverage_known",
-                 "date_of_death", "id", "sex", "therapy_ytd")
+    __slots__ = (
+        "birth_date",
+        "coverage",
+        "coverage_given",
+        "coverage_known",
+        "date_of_death",
+        "id",
+        "sex",
+        "therapy_ytd",
+    )
 
-    def __init__(self, id: str | None = None, birth_date: dt.date | None = None,
-                 sex: str | None = None, coverage: tuple[Coverage, ...] = (),
-                 coverage_given: bool = False,
-                 therapy_ytd: TherapyYearToDate | None = None,
-                 date_of_death: dt.date | None = None) -> None:
+    def __init__(
+        self,
+        id: str | None = None,
+        birth_date: dt.date | None = None,
+        sex: str | None = None,
+        coverage: tuple[Coverage, ...] = (),
+        coverage_given: bool = False,
+        therapy_ytd: TherapyYearToDate | None = None,
+        date_of_death: dt.date | None = None,
+    ) -> None:
         self.id = id
         self.birth_date = birth_date
         self.sex = sex
@@ -160,9 +188,15 @@ class Member:
 class Authorization:
     __slots__ = ("codes", "end", "number", "provider_npi", "start", "units")
 
-    def __init__(self, number: str | None, codes: tuple[str, ...], start: dt.date | None,
-                 end: dt.date | None, units: float | None,
-                 provider_npi: str | None = None) -> None:
+    def __init__(
+        self,
+        number: str | None,
+        codes: tuple[str, ...],
+        start: dt.date | None,
+        end: dt.date | None,
+        units: float | None,
+        provider_npi: str | None = None,
+    ) -> None:
         self.number = number
         self.codes = codes
         self.start = start
@@ -172,8 +206,9 @@ class Authorization:
         self.provider_npi = provider_npi
 
     def covers(self, day: dt.date) -> bool:
-        return (self.start is not None and self.start <= day
-                and (self.end is None or day <= self.end))
+        return (
+            self.start is not None and self.start <= day and (self.end is None or day <= self.end)
+        )
 
 
 class Diagnosis:
@@ -185,15 +220,34 @@ class Diagnosis:
 
 
 class ServiceLine:
-    __slots__ = ("charge", "clia_number", "code", "diagnosis_pointers", "expected_allowed",
-                 "line", "minutes", "modifiers", "pointed_diagnoses", "service_date", "units")
+    __slots__ = (
+        "charge",
+        "clia_number",
+        "code",
+        "diagnosis_pointers",
+        "expected_allowed",
+        "line",
+        "minutes",
+        "modifiers",
+        "pointed_diagnoses",
+        "service_date",
+        "units",
+    )
 
-    def __init__(self, line: int, code: str | None, modifiers: tuple[str, ...],
-                 units: float | None, charge: Decimal | None, service_date: dt.date,
-                 diagnosis_pointers: tuple[int, ...], minutes: float | None,
-                 pointed_diagnoses: tuple[str, ...],
-                 expected_allowed: Decimal | None = None,
-                 clia_number: str | None = None) -> None:
+    def __init__(
+        self,
+        line: int,
+        code: str | None,
+        modifiers: tuple[str, ...],
+        units: float | None,
+        charge: Decimal | None,
+        service_date: dt.date,
+        diagnosis_pointers: tuple[int, ...],
+        minutes: float | None,
+        pointed_diagnoses: tuple[str, ...],
+        expected_allowed: Decimal | None = None,
+        clia_number: str | None = None,
+    ) -> None:
         # The CLIA number of the laboratory that performed this line's test (837P 2400
         # REF*X4), when it is not the claim's; None: the claim's number counts for it.
         self.clia_number = clia_number
@@ -212,12 +266,32 @@ class ServiceLine:
 
 
 class Claim:
-    __slots__ = ("authorizations", "billing_provider", "claim_id", "clia_number",
-                 "coverage_start", "diagnoses", "diagnosis_items", "documentation",
-                 "first_service_date", "frequency", "history", "insurance", "lines", "member",
-                 "ordering_provider", "payer", "payer_coverage", "place_of_service", "plan",
-                 "received_date",
-                 "referring_provider", "rendering_provider", "replaces", "service_state")
+    __slots__ = (
+        "authorizations",
+        "billing_provider",
+        "claim_id",
+        "clia_number",
+        "coverage_start",
+        "diagnoses",
+        "diagnosis_items",
+        "documentation",
+        "first_service_date",
+        "frequency",
+        "history",
+        "insurance",
+        "lines",
+        "member",
+        "ordering_provider",
+        "payer",
+        "payer_coverage",
+        "place_of_service",
+        "plan",
+        "received_date",
+        "referring_provider",
+        "rendering_provider",
+        "replaces",
+        "service_state",
+    )
 
     claim_id: str
     payer: str
@@ -281,45 +355,57 @@ class _Reader:
         if isinstance(value, str):
             value = value.strip()  # " C-1 " is C-1; " " is no value at all
             if not encodable(value):
-                self.fail(where, "holds a character that is not valid Unicode "
-                          "(a lone surrogate escape such as \\ud800)")
+                self.fail(
+                    where,
+                    "holds a character that is not valid Unicode "
+                    "(a lone surrogate escape such as \\ud800)",
+                )
                 return None
         if value is None or value == "":
             if required:
-                self.fail(where, "is required (blank or only spaces)" if key in obj
-                          and obj[key] is not None else "is required")
+                self.fail(
+                    where,
+                    "is required (blank or only spaces)"
+                    if key in obj and obj[key] is not None
+                    else "is required",
+                )
             return None
         if isinstance(value, str):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
             if where.startswith(_PATIENT_FIELDS):
                 return str(value)
-            if abs(value) < 10 ** 20:
+            if abs(value) < 10**20:
                 return str(value)
             self._bad_number(where)
             return None
         self.fail(where, f"must be a string, not {json_type(value)}")
         return None
 
-    def word(self, obj: dict[str, Any], key: str, where: str,
-             allowed: tuple[str, ...]) -> str | None:
+    def word(
+        self, obj: dict[str, Any], key: str, where: str, allowed: tuple[str, ...]
+    ) -> str | None:
         """A text that must be one of `allowed` (compared in lower case)."""
         value = self.text(obj, key, where)
         if value is None:
             return None
         word = value.lower()
         if word not in allowed:
-            self.fail(where, f"`{value}` is not one of {', '.join(allowed)}"
-                      if len(value) <= 40 and value.isprintable()
-                      else f"is not one of {', '.join(allowed)}")
+            self.fail(
+                where,
+                f"`{value}` is not one of {', '.join(allowed)}"
+                if len(value) <= 40 and value.isprintable()
+                else f"is not one of {', '.join(allowed)}",
+            )
             return None
         return word
 
     def _bad_number(self, where: str) -> None:
         self.fail(where, "is a number too long to be an identifier")
 
-    def ident(self, obj: dict[str, Any], key: str, where: str,
-              required: bool = False) -> str | None:
+    def ident(
+        self, obj: dict[str, Any], key: str, where: str, required: bool = False
+    ) -> str | None:
         """A claim id (or one it names): trimmed; at most ID_MAX characters, none of
         them control characters."""
         value = self.text(obj, key, where, required)
@@ -333,8 +419,9 @@ class _Reader:
             return None
         return value
 
-    def date(self, obj: dict[str, Any], key: str, where: str,
-             required: bool = False) -> dt.date | None:
+    def date(
+        self, obj: dict[str, Any], key: str, where: str, required: bool = False
+    ) -> dt.date | None:
         value = obj.get(key)
         if value is None or value == "":
             if required:
@@ -350,13 +437,17 @@ class _Reader:
             return dt.date.fromisoformat(value)
         except ValueError:
             # A birth date is patient data: never quoted.
-            shown = "" if where.startswith(_PATIENT_FIELDS) or not encodable(value) or \
-                len(value) > 40 else f"`{value}` "
+            shown = (
+                ""
+                if where.startswith(_PATIENT_FIELDS) or not encodable(value) or len(value) > 40
+                else f"`{value}` "
+            )
             self.fail(where, f"{shown}is not a date in the form YYYY-MM-DD")
             return None
 
-    def number(self, obj: dict[str, Any], key: str, where: str,
-               largest: float = UNITS_MAX) -> float | None:
+    def number(
+        self, obj: dict[str, Any], key: str, where: str, largest: float = UNITS_MAX
+    ) -> float | None:
         """A count (units, minutes): a number, or a string of one, in 0..`largest`."""
         value = obj.get(key)
         if value is None:
@@ -364,8 +455,7 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             if isinstance(value, str) and len(value) <= 40:
                 try:
-                    number = float(value) if "." in value or "e" in value.lower() \
-                        else int(value)
+                    number = float(value) if "." in value or "e" in value.lower() else int(value)
                     if math.isfinite(number):
                         return self._in_range(number, where, largest)
                 except ValueError:
@@ -382,12 +472,12 @@ class _Reader:
         # bad data.
         if -largest <= value <= largest:
             return value
-        self.fail(where, f"must be at most {largest:,} (bad data: no real claim bills that "
-                  "many)")
+        self.fail(where, f"must be at most {largest:,} (bad data: no real claim bills that many)")
         return None
 
-    def amount(self, obj: dict[str, Any], key: str, where: str,
-               negative: bool = True) -> Decimal | None:
+    def amount(
+        self, obj: dict[str, Any], key: str, where: str, negative: bool = True
+    ) -> Decimal | None:
         """An amount of money (a charge, an allowed amount): a number or a string of
         one, at most CHARGE_MAX dollars either way (`negative=False`: at least zero)."""
         raw = obj.get(key)
@@ -402,8 +492,13 @@ class _Reader:
             if not value.is_finite():
                 raise InvalidOperation
         except (InvalidOperation, ValueError):
-            shown = f"`{raw}` " if isinstance(raw, (int, float)) and \
-                not isinstance(raw, bool) and len(str(raw)) <= 40 else ""
+            shown = (
+                f"`{raw}` "
+                if isinstance(raw, (int, float))
+                and not isinstance(raw, bool)
+                and len(str(raw)) <= 40
+                else ""
+            )
             self.fail(where, f"{shown}is not an amount")
             return None
         if not -CHARGE_MAX <= value <= CHARGE_MAX:
@@ -444,7 +539,7 @@ def json_type(value: Any, show_text: bool = False) -> str:
         # Shown only when asked, like text: a member id sent as a number is patient data.
         if not show_text:
             return "a number"
-        shown = repr(value) if isinstance(value, float) or abs(value) < 10 ** 20 else "..."
+        shown = repr(value) if isinstance(value, float) or abs(value) < 10**20 else "..."
         return f"a number ({shown})"
     if isinstance(value, str):
         return f"the text `{value}`" if show_text else "a string"
@@ -459,8 +554,11 @@ def _provider(r: _Reader, data: dict[str, Any], key: str) -> Provider:
     obj = r.obj(data, key, key)
     if obj is None:
         return Provider()
-    return Provider(r.text(obj, "npi", f"{key}.npi"), r.text(obj, "taxonomy", f"{key}.taxonomy"),
-                    r.text(obj, "specialty", f"{key}.specialty"))
+    return Provider(
+        r.text(obj, "npi", f"{key}.npi"),
+        r.text(obj, "taxonomy", f"{key}.taxonomy"),
+        r.text(obj, "specialty", f"{key}.specialty"),
+    )
 
 
 _STATE = re.compile(r"[A-Z]{2}\Z")
@@ -497,12 +595,16 @@ def _spans(r: _Reader, obj: dict[str, Any], key: str, where: str) -> list[Covera
         if not isinstance(span, dict):
             r.fail(at, f"must be an object, not {json_type(span)}")
             continue
-        spans.append(Coverage(r.text(span, "payer", f"{at}.payer"),
-                              r.text(span, "plan", f"{at}.plan"),
-                              r.date(span, "start", f"{at}.start"),
-                              r.date(span, "end", f"{at}.end"),
-                              r.word(span, "type", f"{at}.type", COVERAGE_TYPES),
-                              r.word(span, "order", f"{at}.order", COVERAGE_ORDERS)))
+        spans.append(
+            Coverage(
+                r.text(span, "payer", f"{at}.payer"),
+                r.text(span, "plan", f"{at}.plan"),
+                r.date(span, "start", f"{at}.start"),
+                r.date(span, "end", f"{at}.end"),
+                r.word(span, "type", f"{at}.type", COVERAGE_TYPES),
+                r.word(span, "order", f"{at}.order", COVERAGE_ORDERS),
+            )
+        )
     return spans
 
 
@@ -535,20 +637,30 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
         as_of = r.date(ytd_obj, "as_of", "member.therapy_ytd.as_of", required=True)
         if as_of is not None:
             therapy_ytd = TherapyYearToDate(pt_slp, ot, as_of)
-    claim.member = Member(r.text(member_obj, "id", "member.id"),
-                          r.date(member_obj, "birth_date", "member.birth_date"),
-                          r.text(member_obj, "sex", "member.sex"), tuple(spans),
-                          raw_coverage is not None, therapy_ytd,
-                          r.date(member_obj, "date_of_death", "member.date_of_death"))
+    claim.member = Member(
+        r.text(member_obj, "id", "member.id"),
+        r.date(member_obj, "birth_date", "member.birth_date"),
+        r.text(member_obj, "sex", "member.sex"),
+        tuple(spans),
+        raw_coverage is not None,
+        therapy_ytd,
+        r.date(member_obj, "date_of_death", "member.date_of_death"),
+    )
     claim.set_coverage(tuple(spans), known=raw_coverage is not None)
     claim.billing_provider = _provider(r, data, "billing_provider")
     claim.rendering_provider = _provider(r, data, "rendering_provider")
     # An absent referring provider is missing (`claim.referring_provider is missing`),
     # not an empty one; billing and rendering providers are always there to read.
-    claim.referring_provider = (_provider(r, data, "referring_provider")
-                                if data.get("referring_provider") is not None else None)
-    claim.ordering_provider = (_provider(r, data, "ordering_provider")
-                               if data.get("ordering_provider") is not None else None)
+    claim.referring_provider = (
+        _provider(r, data, "referring_provider")
+        if data.get("referring_provider") is not None
+        else None
+    )
+    claim.ordering_provider = (
+        _provider(r, data, "ordering_provider")
+        if data.get("ordering_provider") is not None
+        else None
+    )
     claim.service_state = _service_state(r, data)
     claim.clia_number = r.text(data, "clia_number", "clia_number")
     claim.insurance = tuple(_spans(r, data, "insurance", "insurance"))
@@ -568,20 +680,32 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
         if not isinstance(auth, dict):
             r.fail(where, f"must be an object, not {json_type(auth)}")
             continue
-        codes = tuple(str(c).strip().upper() for c in r.array(auth, "codes", f"{where}.codes")
-                      if not isinstance(c, str) or encodable(c))
-        auths.append(Authorization(r.text(auth, "number", f"{where}.number"), codes,
-                                   r.date(auth, "start", f"{where}.start"),
-                                   r.date(auth, "end", f"{where}.end"),
-                                   r.number(auth, "units", f"{where}.units"),
-                                   r.text(auth, "provider_npi", f"{where}.provider_npi")))
+        codes = tuple(
+            str(c).strip().upper()
+            for c in r.array(auth, "codes", f"{where}.codes")
+            if not isinstance(c, str) or encodable(c)
+        )
+        auths.append(
+            Authorization(
+                r.text(auth, "number", f"{where}.number"),
+                codes,
+                r.date(auth, "start", f"{where}.start"),
+                r.date(auth, "end", f"{where}.end"),
+                r.number(auth, "units", f"{where}.units"),
+                r.text(auth, "provider_npi", f"{where}.provider_npi"),
+            )
+        )
     claim.authorizations = tuple(auths)
 
     lines: list[ServiceLine] = []
     raw_lines = data.get("lines")
     if not isinstance(raw_lines, list) or not raw_lines:
-        r.fail("lines", "is required: a non-empty list of service lines"
-               if raw_lines in (None, []) else f"must be a list, not {json_type(raw_lines)}")
+        r.fail(
+            "lines",
+            "is required: a non-empty list of service lines"
+            if raw_lines in (None, [])
+            else f"must be a list, not {json_type(raw_lines)}",
+        )
         raw_lines = []
     for i, raw in enumerate(raw_lines):
         where = f"lines[{i}]"
@@ -598,8 +722,11 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
         code = r.text(raw, "code", f"{where}.code")
         modifiers = []
         for j, m in enumerate(r.array(raw, "modifiers", f"{where}.modifiers")):
-            if isinstance(m, (str, int)) and not isinstance(m, bool) and (
-                    not isinstance(m, str) or encodable(m)):
+            if (
+                isinstance(m, (str, int))
+                and not isinstance(m, bool)
+                and (not isinstance(m, str) or encodable(m))
+            ):
                 modifiers.append(str(m).strip().upper())
             else:
                 r.fail(f"{where}.modifiers[{j}]", f"must be a string, not {json_type(m)}")
@@ -618,26 +745,39 @@ def decode_claim(data: Any, today: dt.date) -> tuple[Claim | None, list[ReadProb
                     r.fail(f"{where}.charge", f"must be at most {CHARGE_MAX:,} dollars")
                     charge = None
             except (InvalidOperation, ValueError):
-                shown = f"`{raw_charge}` " if isinstance(raw_charge, (int, float)) and \
-                    len(str(raw_charge)) <= 40 else ""
+                shown = (
+                    f"`{raw_charge}` "
+                    if isinstance(raw_charge, (int, float)) and len(str(raw_charge)) <= 40
+                    else ""
+                )
                 r.fail(f"{where}.charge", f"{shown}is not an amount")
         pointers: list[int] = []
         for j, p in enumerate(r.array(raw, "diagnosis_pointers", f"{where}.diagnosis_pointers")):
             if isinstance(p, bool) or not isinstance(p, int):
-                r.fail(f"{where}.diagnosis_pointers[{j}]",
-                       f"must be a whole number, not {json_type(p)}")
+                r.fail(
+                    f"{where}.diagnosis_pointers[{j}]",
+                    f"must be a whole number, not {json_type(p)}",
+                )
             else:
                 pointers.append(p)
         service_date = r.date(raw, "service_date", f"{where}.service_date", required=True)
         count = len(diagnoses)
         pointed = tuple(diagnoses[p - 1] for p in pointers if 1 <= p <= count)
-        lines.append(ServiceLine(
-            number, code.upper() if code else code, tuple(modifiers),
-            r.number(raw, "units", f"{where}.units"), charge, service_date or today,
-            tuple(pointers), r.number(raw, "minutes", f"{where}.minutes", MINUTES_MAX),
-            pointed, r.amount(raw, "expected_allowed", f"{where}.expected_allowed",
-                              negative=False),
-            r.text(raw, "clia_number", f"{where}.clia_number")))
+        lines.append(
+            ServiceLine(
+                number,
+                code.upper() if code else code,
+                tuple(modifiers),
+                r.number(raw, "units", f"{where}.units"),
+                charge,
+                service_date or today,
+                tuple(pointers),
+                r.number(raw, "minutes", f"{where}.minutes", MINUTES_MAX),
+                pointed,
+                r.amount(raw, "expected_allowed", f"{where}.expected_allowed", negative=False),
+                r.text(raw, "clia_number", f"{where}.clia_number"),
+            )
+        )
     claim.lines = tuple(lines)
     claim.first_service_date = min((ln.service_date for ln in lines), default=today)
     documentation = data.get("documentation")

@@ -71,8 +71,9 @@ class PluginFunctionError(Exception):
     """A language function contributed by a plugin raised; names the plugin."""
 
     def __init__(self, plugin: str, function: str, exc: Exception) -> None:
-        self.plugin_message = (f"function `{function}` of plugin {plugin} failed: "
-                               f"{type(exc).__name__}: {exc}")
+        self.plugin_message = (
+            f"function `{function}` of plugin {plugin} failed: {type(exc).__name__}: {exc}"
+        )
         super().__init__(self.plugin_message)
 
 
@@ -101,13 +102,21 @@ def installed_plugins() -> tuple[dict[str, InstalledPlugin], list[tuple[str, str
         dist = ep.dist
         if id(dist) not in described:
             metadata = dist.metadata if dist is not None else None
-            described[id(dist)] = ((metadata["Name"] or "?", metadata["Version"] or "?")
-                                   if metadata is not None else ("?", "?"))
+            described[id(dist)] = (
+                (metadata["Name"] or "?", metadata["Version"] or "?")
+                if metadata is not None
+                else ("?", "?")
+            )
         dist_name, version = described[id(dist)]
         if ep.name in found:
-            conflicts.append((ep.name, f"is registered by two distributions, "
-                              f"{found[ep.name].distribution} and {dist_name}; "
-                              "uninstall one"))
+            conflicts.append(
+                (
+                    ep.name,
+                    f"is registered by two distributions, "
+                    f"{found[ep.name].distribution} and {dist_name}; "
+                    "uninstall one",
+                )
+            )
             continue
         found[ep.name] = InstalledPlugin(ep.name, ep.value, dist_name, version)
     return found, conflicts
@@ -121,8 +130,9 @@ class PluginSelection:
     disable: tuple[str, ...] = ()
 
     @classmethod
-    def from_config(cls, directory: Path | None = None,
-                    environ: Mapping[str, str] | None = None) -> PluginSelection:
+    def from_config(
+        cls, directory: Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> PluginSelection:
         """The selection configured for a run, weakest first: every installed plugin;
         `[plugins] enable = [...]` / `disable = [...]` in `./cleanclaim.toml`; the
         environment variable CLEANCLAIM_PLUGINS (`none`, `all`, or names, a name with a
@@ -137,12 +147,12 @@ class PluginSelection:
             selection = _from_env(setting)
         return selection
 
-    def narrowed(self, enable: Sequence[str] | None = None,
-                 disable: Sequence[str] = ()) -> PluginSelection:
+    def narrowed(
+        self, enable: Sequence[str] | None = None, disable: Sequence[str] = ()
+    ) -> PluginSelection:
         """This selection with command-line choices on top: `enable` replaces the list of
         plugins to run, `disable` adds to the ones not to run."""
-        return PluginSelection(tuple(enable) if enable else self.enable,
-                               (*self.disable, *disable))
+        return PluginSelection(tuple(enable) if enable else self.enable, (*self.disable, *disable))
 
     def chosen(self, installed: Iterable[str]) -> tuple[list[str], list[str]]:
         """(plugin names to run, in name order; names asked for that are not installed)."""
@@ -173,8 +183,16 @@ def _from_toml(path: Path) -> PluginSelection:
 
     unknown = set(section) - {"enable", "disable"}
     if unknown:
-        raise PluginError([("(config)", f"{path}: unknown setting(s) plugins."
-                            + ", plugins.".join(sorted(unknown)) + " (known: enable, disable)")])
+        raise PluginError(
+            [
+                (
+                    "(config)",
+                    f"{path}: unknown setting(s) plugins."
+                    + ", plugins.".join(sorted(unknown))
+                    + " (known: enable, disable)",
+                )
+            ]
+        )
     return PluginSelection(names("enable"), names("disable") or ())
 
 
@@ -212,7 +230,7 @@ class PluginInfo:
 
     def rule_id(self, rule: str) -> str:
         """`<plugin>@<version>/<rule>` for a plugin-local or `<plugin>/`-prefixed rule."""
-        local = rule[len(self.name) + 1:] if rule.startswith(self.name + "/") else rule
+        local = rule[len(self.name) + 1 :] if rule.startswith(self.name + "/") else rule
         return f"{self.tag}/{local}"
 
 
@@ -234,8 +252,14 @@ def load_plugins(selection: PluginSelection | Sequence[str] | None = None) -> Pl
     names, unknown = selection.chosen(installed)
     for name in unknown:
         hint = did_you_mean(name, installed)
-        problems.append((name, "is not installed" + (f" ({hint})" if hint else "")
-                         + f"; installed: {', '.join(sorted(installed)) or 'none'}"))
+        problems.append(
+            (
+                name,
+                "is not installed"
+                + (f" ({hint})" if hint else "")
+                + f"; installed: {', '.join(sorted(installed)) or 'none'}",
+            )
+        )
     pm = build_manager()
     for name in installed:
         if name not in names:
@@ -255,8 +279,13 @@ def load_plugins(selection: PluginSelection | Sequence[str] | None = None) -> Pl
             problems.append((name, f"has a hook that does not fit its specification: {exc}"))
             continue
         except Exception as exc:  # any import-time failure of third-party code
-            problems.append((name, f"cannot be imported from `{installed[name].value}`: "
-                             f"{type(exc).__name__}: {exc}"))
+            problems.append(
+                (
+                    name,
+                    f"cannot be imported from `{installed[name].value}`: "
+                    f"{type(exc).__name__}: {exc}",
+                )
+            )
             continue
         plugin = pm.get_plugin(name)
         if plugin is not None:
@@ -276,16 +305,23 @@ def load_plugins(selection: PluginSelection | Sequence[str] | None = None) -> Pl
     return PluginHost(pm, tuple(infos))
 
 
-def _unmarked_hooks(pm: pluggy.PluginManager,
-                    modules: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _unmarked_hooks(pm: pluggy.PluginManager, modules: Mapping[str, Any]) -> list[tuple[str, str]]:
     """A `cleanclaim_*` function without `@hookimpl` would never run: say so."""
     problems = []
     for name, plugin in modules.items():
         for attr in dir(plugin):
-            if (attr.startswith("cleanclaim_") and callable(getattr(plugin, attr, None))
-                    and pm.parse_hookimpl_opts(plugin, attr) is None):
-                problems.append((name, f"`{attr}` is not marked with @hookimpl "
-                                 "(from cleanclaim.engine.hookspecs import hookimpl)"))
+            if (
+                attr.startswith("cleanclaim_")
+                and callable(getattr(plugin, attr, None))
+                and pm.parse_hookimpl_opts(plugin, attr) is None
+            ):
+                problems.append(
+                    (
+                        name,
+                        f"`{attr}` is not marked with @hookimpl "
+                        "(from cleanclaim.engine.hookspecs import hookimpl)",
+                    )
+                )
                 pm.unregister(plugin)
                 break
     return problems
@@ -300,12 +336,18 @@ def _pending_hooks(pm: pluggy.PluginManager) -> list[tuple[str, str]]:
             return problems
         except pluggy.PluginValidationError as exc:
             name = pm.get_name(exc.plugin) or "?"
-            bad = [n for n in dir(exc.plugin) if n.startswith("cleanclaim_")
-                   and pm.parse_hookimpl_opts(exc.plugin, n) is not None
-                   and n not in HOOK_NAMES]
-            hints = "; ".join(f"`{b}` is not a cleanclaim hook"
-                              + (f" ({h})" if (h := did_you_mean(b, HOOK_NAMES)) else "")
-                              for b in bad) or str(exc)
+            bad = [
+                n
+                for n in dir(exc.plugin)
+                if n.startswith("cleanclaim_")
+                and pm.parse_hookimpl_opts(exc.plugin, n) is not None
+                and n not in HOOK_NAMES
+            ]
+            hints = "; ".join(
+                f"`{b}` is not a cleanclaim hook"
+                + (f" ({h})" if (h := did_you_mean(b, HOOK_NAMES)) else "")
+                for b in bad
+            ) or str(exc)
             problems.append((name, hints))
             pm.unregister(exc.plugin)
 
@@ -315,8 +357,9 @@ def _impls(pm: pluggy.PluginManager, hook: str, plugin: object) -> list[Callable
     return [impl.function for impl in caller.get_hookimpls() if impl.plugin is plugin]
 
 
-def _collect(pm: pluggy.PluginManager, name: str, plugin: Any,
-             installed: InstalledPlugin) -> tuple[PluginInfo, list[tuple[str, str]]]:
+def _collect(
+    pm: pluggy.PluginManager, name: str, plugin: Any, installed: InstalledPlugin
+) -> tuple[PluginInfo, list[tuple[str, str]]]:
     """Call the plugin's load-time hooks and check what they return."""
     problems: list[tuple[str, str]] = []
     version = getattr(plugin, "__version__", None)
@@ -334,8 +377,7 @@ def _collect(pm: pluggy.PluginManager, name: str, plugin: Any,
                 if isinstance(item, kind):
                     items.append(item)
                 else:
-                    problems.append((name, f"`{hook}` returned {item!r}, not a "
-                                     f"{kind.__name__}"))
+                    problems.append((name, f"`{hook}` returned {item!r}, not a {kind.__name__}"))
         return items
 
     packs: list[Path] = []
@@ -346,25 +388,42 @@ def _collect(pm: pluggy.PluginManager, name: str, plugin: Any,
             problems.append((name, f"pack folder {folder} has no readable pack.yaml"))
         elif manifest.library:
             if manifest.id != name and not manifest.id.startswith(name + "-"):
-                problems.append((name, f"library pack `{manifest.id}` ({folder}) must be "
-                                 f"named `{name}-<something>`"))
+                problems.append(
+                    (
+                        name,
+                        f"library pack `{manifest.id}` ({folder}) must be "
+                        f"named `{name}-<something>`",
+                    )
+                )
             else:
                 libraries.append(folder)
         elif manifest.id != name or packs:
-            problems.append((name, f"pack `{manifest.id}` ({folder}): a plugin's own pack "
-                             f"must have the plugin's name `{name}` (one per plugin), or "
-                             "say `library: true`"))
+            problems.append(
+                (
+                    name,
+                    f"pack `{manifest.id}` ({folder}): a plugin's own pack "
+                    f"must have the plugin's name `{name}` (one per plugin), or "
+                    "say `library: true`",
+                )
+            )
         else:
             packs.append(folder)
-    functions = [_attributed(f"{name}@{version or installed.version}", spec)
-                 for spec in gather("cleanclaim_functions", T.FunctionSpec)]
+    functions = [
+        _attributed(f"{name}@{version or installed.version}", spec)
+        for spec in gather("cleanclaim_functions", T.FunctionSpec)
+    ]
     info = PluginInfo(
-        name=name, version=str(version or installed.version),
-        distribution=installed.distribution, module=getattr(plugin, "__name__", str(plugin)),
-        hooks=hooks, packs=tuple(packs), libraries=tuple(libraries),
+        name=name,
+        version=str(version or installed.version),
+        distribution=installed.distribution,
+        module=getattr(plugin, "__name__", str(plugin)),
+        hooks=hooks,
+        packs=tuple(packs),
+        libraries=tuple(libraries),
         functions=tuple(functions),
         sections=tuple(gather("cleanclaim_documentation_sections", DocumentationSection)),
-        rules=tuple(gather("cleanclaim_rules", RuleInfo)))
+        rules=tuple(gather("cleanclaim_rules", RuleInfo)),
+    )
     return info, problems
 
 
@@ -390,13 +449,22 @@ def _clashes(infos: Sequence[PluginInfo]) -> list[tuple[str, str]]:
     for info in infos:
         for spec in info.functions:
             if spec.name in functions:
-                problems.append((info.name, f"function `{spec.name}` is already defined by "
-                                 f"{functions[spec.name]}"))
+                problems.append(
+                    (
+                        info.name,
+                        f"function `{spec.name}` is already defined by {functions[spec.name]}",
+                    )
+                )
             functions.setdefault(spec.name, f"plugin `{info.name}`")
         for section in info.sections:
             if section.name in sections:
-                problems.append((info.name, f"documentation section `{section.name}` is "
-                                 f"already declared by plugin `{sections[section.name]}`"))
+                problems.append(
+                    (
+                        info.name,
+                        f"documentation section `{section.name}` is "
+                        f"already declared by plugin `{sections[section.name]}`",
+                    )
+                )
             sections.setdefault(section.name, info.name)
     return problems
 
@@ -444,8 +512,15 @@ class PluginHost:
             plugin = self.pm.get_plugin(info.name)
             for impl in getattr(self.pm.hook, hook).get_hookimpls():
                 if impl.plugin is plugin:
-                    impls.append(_Impl(info, hook, _caller(impl.function, impl.argnames),
-                                       _source_of(impl.function, info.module), {}))
+                    impls.append(
+                        _Impl(
+                            info,
+                            hook,
+                            _caller(impl.function, impl.argnames),
+                            _source_of(impl.function, info.module),
+                            {},
+                        )
+                    )
         return tuple(impls)
 
     # -- load time ------------------------------------------------------------------------
@@ -469,8 +544,9 @@ class PluginHost:
 
     # -- check time -----------------------------------------------------------------------
 
-    def prepare(self, claim: Claim, opt_in: frozenset[str] = frozenset()
-                ) -> tuple[ClaimContext, list[Finding]]:
+    def prepare(
+        self, claim: Claim, opt_in: frozenset[str] = frozenset()
+    ) -> tuple[ClaimContext, list[Finding]]:
         """Validate the claim's documentation sections and derive facts (stages 1-2).
         `opt_in`: the plugin rules the claim's payer pack opts in to."""
         context = ClaimContext(claim, opt_in=opt_in)
@@ -483,8 +559,7 @@ class PluginHost:
                     continue
                 problems: list[DocumentationProblem] = []
                 try:
-                    parsed = section.schema.check(value, f"documentation.{section.name}",
-                                                  problems)
+                    parsed = section.schema.check(value, f"documentation.{section.name}", problems)
                 except Exception as exc:
                     findings.append(self._failure(info, "documentation validation", exc))
                     continue
@@ -520,8 +595,14 @@ class PluginHost:
         for impl in self._check_claim:
             self._run(impl, claim, None, context, out)
 
-    def _run(self, impl: _Impl, claim: Claim, line: ServiceLine | None,
-             context: ClaimContext, out: list[Finding]) -> None:
+    def _run(
+        self,
+        impl: _Impl,
+        claim: Claim,
+        line: ServiceLine | None,
+        context: ClaimContext,
+        out: list[Finding],
+    ) -> None:
         """One check hook on one line (or the claim): its findings, or one about its
         failure."""
         try:
@@ -540,27 +621,49 @@ class PluginHost:
         the same one twice); a malformed one becomes a finding about the plugin."""
         info = impl.info
         if not isinstance(item, Finding):
-            return self._failure(info, impl.hook, TypeError(
-                f"returned {type(item).__name__}, not a Finding"), line)
+            return self._failure(
+                info, impl.hook, TypeError(f"returned {type(item).__name__}, not a Finding"), line
+            )
         problem = _malformed(item)
         if problem is not None:
             return self._failure(info, impl.hook, ValueError(problem), line)
         rule = impl.rule_ids.get(item.rule)
         if rule is None:
             rule = impl.rule_ids[item.rule] = info.rule_id(item.rule)
-        return Finding(rule, item.kind, item.severity,
-                       item.line if item.line is not None else (line.line if line else None),
-                       item.group, item.carc, list(item.rarc), item.root_cause, item.owner,
-                       item.message, item.reference, item.source or dict(impl.source))
+        return Finding(
+            rule,
+            item.kind,
+            item.severity,
+            item.line if item.line is not None else (line.line if line else None),
+            item.group,
+            item.carc,
+            list(item.rarc),
+            item.root_cause,
+            item.owner,
+            item.message,
+            item.reference,
+            item.source or dict(impl.source),
+        )
 
     @staticmethod
-    def _failure(info: PluginInfo, hook: str, exc: Exception,
-                 line: ServiceLine | None = None) -> Finding:
+    def _failure(
+        info: PluginInfo, hook: str, exc: Exception, line: ServiceLine | None = None
+    ) -> Finding:
         return Finding(
-            info.rule_id("plugin-error"), "submission", "review",
-            line.line if line is not None else None, "CO", "16", [], "submission", "billing",
+            info.rule_id("plugin-error"),
+            "submission",
+            "review",
+            line.line if line is not None else None,
+            "CO",
+            "16",
+            [],
+            "submission",
+            "billing",
             f"plugin {info.tag} failed in {hook} ({type(exc).__name__}: {exc}); its checks "
-            "of this claim are incomplete: a person must check it", None, None)
+            "of this claim are incomplete: a person must check it",
+            None,
+            None,
+        )
 
 
 def _source_of(function: Callable[..., Any], default_module: str) -> dict[str, Any]:
@@ -570,12 +673,15 @@ def _source_of(function: Callable[..., Any], default_module: str) -> dict[str, A
     loaded = sys.modules.get(module)
     is_package = Path(getattr(loaded, "__file__", None) or "").name == "__init__.py"
     code = getattr(function, "__code__", None)
-    return {"file": module.replace(".", "/") + ("/__init__.py" if is_package else ".py"),
-            "line": code.co_firstlineno if code is not None else None}
+    return {
+        "file": module.replace(".", "/") + ("/__init__.py" if is_package else ".py"),
+        "line": code.co_firstlineno if code is not None else None,
+    }
 
 
-def _caller(function: Callable[..., Any], argnames: Sequence[str]
-            ) -> Callable[[Claim, ServiceLine | None, ClaimContext], Any]:
+def _caller(
+    function: Callable[..., Any], argnames: Sequence[str]
+) -> Callable[[Claim, ServiceLine | None, ClaimContext], Any]:
     """`function` called as (claim, line, context), passing only the arguments it takes
     (pluggy lets an implementation take a subset, in any order)."""
     order = tuple({"claim": 0, "line": 1, "context": 2}[name] for name in argnames)
@@ -604,9 +710,19 @@ def _malformed(f: Finding) -> str | None:
 
 def _documentation_finding(info: PluginInfo, problem: DocumentationProblem) -> Finding:
     return Finding(
-        info.rule_id("documentation-data"), "documentation", "review", None, "CO", "16",
-        ["N705"], "documentation", "billing", f"{problem.where} {problem.message}",
-        f"documentation section declared by plugin {info.tag}", None)
+        info.rule_id("documentation-data"),
+        "documentation",
+        "review",
+        None,
+        "CO",
+        "16",
+        ["N705"],
+        "documentation",
+        "billing",
+        f"{problem.where} {problem.message}",
+        f"documentation section declared by plugin {info.tag}",
+        None,
+    )
 
 
 # ---- other processes --------------------------------------------------------------------
@@ -652,12 +768,23 @@ def describe_plugins(selection: PluginSelection | None = None) -> list[PluginLis
                 raise PluginError([(name, clashes[name])])
             host = _load_one(name)
             info = host.plugins[0]
-            listing.append(PluginListing(name, info.version, entry.distribution,
-                                         name in enabled, info.hooks, rule_count(info)))
+            listing.append(
+                PluginListing(
+                    name,
+                    info.version,
+                    entry.distribution,
+                    name in enabled,
+                    info.hooks,
+                    rule_count(info),
+                )
+            )
         except PluginError as exc:
             message = "; ".join(m for _n, m in exc.problems)
-            listing.append(PluginListing(name, entry.version, entry.distribution,
-                                         name in enabled, error=message))
+            listing.append(
+                PluginListing(
+                    name, entry.version, entry.distribution, name in enabled, error=message
+                )
+            )
     return listing
 
 
@@ -673,7 +800,7 @@ def rule_count(info: PluginInfo) -> int:
     count = len(info.rules)
     for folder in info.packs:
         sources = load_sources([folder.parent], folder.name)
-        for file, text in (sources.files.items() if sources else ()):
+        for file, text in sources.files.items() if sources else ():
             if sources is not None and sources.file_pack.get(file) != folder.name:
                 continue
             tree, _errors = parse_policy(text, file)

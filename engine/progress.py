@@ -56,9 +56,14 @@ def _clock_text(seconds: float) -> str:
 class Progress:
     """Claims done and claims/s, drawn on `stream` (stderr) as they advance."""
 
-    def __init__(self, stream: TextIO, *, total_bytes: int | None = None,
-                 interval: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        total_bytes: int | None = None,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream
         self.tty = _isatty(stream)
         self.total_bytes = total_bytes or None

@@ -120,9 +120,13 @@ def _read_ndjson(path: Path) -> Iterator[RawClaim]:
             try:
                 data = loads(raw)
             except ValueError as exc:
-                yield RawClaim(position, None,
-                               (ReadProblem(f"line {number}", f"not valid JSON: {exc}"),),
-                               None, origin)
+                yield RawClaim(
+                    position,
+                    None,
+                    (ReadProblem(f"line {number}", f"not valid JSON: {exc}"),),
+                    None,
+                    origin,
+                )
             else:
                 yield RawClaim(position, data, (), _claim_id(data), origin)
             position += 1
@@ -136,8 +140,9 @@ def _read_json(path: Path) -> Iterator[RawClaim]:
     except ValueError as exc:
         # The claims in a broken JSON document cannot be told apart: one rejected
         # decision stands for the file, naming where the JSON breaks.
-        yield RawClaim(0, None, (ReadProblem(file, f"not valid JSON: {exc}"),), None,
-                       json_origin(file, None))
+        yield RawClaim(
+            0, None, (ReadProblem(file, f"not valid JSON: {exc}"),), None, json_origin(file, None)
+        )
         return
     if isinstance(data, list):
         for position, item in enumerate(data):
@@ -146,8 +151,9 @@ def _read_json(path: Path) -> Iterator[RawClaim]:
         yield RawClaim(0, data, (), _claim_id(data), json_origin(file, None))
 
 
-def iter_inputs(paths: list[Path], payer_map: Mapping[str, str] | None = None
-                ) -> Iterator[RawClaim | InputFileError]:
+def iter_inputs(
+    paths: list[Path], payer_map: Mapping[str, str] | None = None
+) -> Iterator[RawClaim | InputFileError]:
     """Claims of several files in order; a file that cannot be read yields its error
     in place, and the next file is read."""
     offset = 0
@@ -156,8 +162,9 @@ def iter_inputs(paths: list[Path], payer_map: Mapping[str, str] | None = None
         try:
             for raw in read_claims(path, payer_map):
                 count += 1
-                yield RawClaim(offset + raw.position, raw.data, raw.problems, raw.claim_id,
-                               raw.origin)
+                yield RawClaim(
+                    offset + raw.position, raw.data, raw.problems, raw.claim_id, raw.origin
+                )
         except InputFileError as exc:
             yield exc
         offset += count

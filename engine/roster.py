@@ -108,23 +108,32 @@ def _read_csv(path: Path, text: str) -> list[RosterEntry]:
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip().lower() for h in reader.fieldnames or []]
     if "member_id" not in header:
-        raise RosterError([f"{path}:1: the header needs a `member_id` column "
-                           f"(columns: {', '.join(COLUMNS)})"])
+        raise RosterError(
+            [f"{path}:1: the header needs a `member_id` column (columns: {', '.join(COLUMNS)})"]
+        )
     unknown = [h for h in header if h not in COLUMNS]
     if unknown:
-        raise RosterError([f"{path}:1: unknown column(s) {', '.join(unknown)} "
-                           f"(columns: {', '.join(COLUMNS)})"])
+        raise RosterError(
+            [f"{path}:1: unknown column(s) {', '.join(unknown)} (columns: {', '.join(COLUMNS)})"]
+        )
     entries: list[RosterEntry] = []
     problems: list[str] = []
     for number, row in enumerate(reader, start=2):
-        clean = {str(k).strip().lower(): (v or "").strip() for k, v in row.items()
-                 if k is not None}
+        clean = {str(k).strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
         where = f"{path}:{number}"
         therapy_given = any(clean.get(c) for c in THERAPY_COLUMNS)
         if therapy_given:
-            found = _therapy(clean.get("member_id"), {
-                "pt_slp": clean.get("therapy_ytd_pt_slp"), "ot": clean.get("therapy_ytd_ot"),
-                "as_of": clean.get("therapy_ytd_as_of")}, where, "therapy_ytd_", problems)
+            found = _therapy(
+                clean.get("member_id"),
+                {
+                    "pt_slp": clean.get("therapy_ytd_pt_slp"),
+                    "ot": clean.get("therapy_ytd_ot"),
+                    "as_of": clean.get("therapy_ytd_as_of"),
+                },
+                where,
+                "therapy_ytd_",
+                problems,
+            )
             if found is not None:
                 entries.append(found)
             if not any(clean.get(c) for c in SPAN_COLUMNS[1:]):
@@ -156,8 +165,9 @@ def _read_json(path: Path, text: str) -> list[RosterEntry]:
         if item.get("therapy_ytd") is not None:
             ytd = item["therapy_ytd"]
             if isinstance(ytd, dict):
-                found_ytd = _therapy(item.get("id", item.get("member_id")), ytd,
-                                     f"{where}.therapy_ytd", "", problems)
+                found_ytd = _therapy(
+                    item.get("id", item.get("member_id")), ytd, f"{where}.therapy_ytd", "", problems
+                )
                 if found_ytd is not None:
                     spans.append(found_ytd)
             else:
@@ -174,8 +184,7 @@ def _read_json(path: Path, text: str) -> list[RosterEntry]:
                 if not isinstance(span, dict):
                     problems.append(f"{where}.coverage[{j}]: must be an object")
                     continue
-                found = _span({**span, "member_id": member_id}, f"{where}.coverage[{j}]",
-                              problems)
+                found = _span({**span, "member_id": member_id}, f"{where}.coverage[{j}]", problems)
                 if found is not None:
                     spans.append(found)
         else:
@@ -223,20 +232,32 @@ def _span(row: dict[str, Any], where: str, problems: list[str]) -> RosterSpan | 
     member_id = text("member_id")
     if member_id is None:
         problems.append(f"{where}: `member_id` is required")
-    span = RosterSpan(member_id or "", text("payer"), text("plan"), date("start"), date("end"),
-                      word("type", COVERAGE_TYPES), word("order", COVERAGE_ORDERS))
+    span = RosterSpan(
+        member_id or "",
+        text("payer"),
+        text("plan"),
+        date("start"),
+        date("end"),
+        word("type", COVERAGE_TYPES),
+        word("order", COVERAGE_ORDERS),
+    )
     if span.start and span.end and span.end < span.start:
         problems.append(f"{where}: coverage ends ({span.end}) before it starts ({span.start})")
     return span if len(problems) == before else None
 
 
-def _therapy(member_id: Any, values: dict[str, Any], where: str, prefix: str,
-             problems: list[str]) -> RosterTherapy | None:
+def _therapy(
+    member_id: Any, values: dict[str, Any], where: str, prefix: str, problems: list[str]
+) -> RosterTherapy | None:
     """A therapy year to date from `values` (pt_slp, ot, as_of); problems name the
     field as the file writes it (`prefix` + name)."""
     before = len(problems)
-    if member_id is None or member_id == "" or not isinstance(member_id, (str, int)) \
-            or isinstance(member_id, bool):
+    if (
+        member_id is None
+        or member_id == ""
+        or not isinstance(member_id, (str, int))
+        or isinstance(member_id, bool)
+    ):
         problems.append(f"{where}: `member_id` is required")
         member_id = ""
 
@@ -262,8 +283,10 @@ def _therapy(member_id: Any, values: dict[str, Any], where: str, prefix: str,
     raw_date = values.get("as_of")
     as_of: dt.date | None = None
     if raw_date is None or raw_date == "":
-        problems.append(f"{where}: `{prefix}as_of` is required with a therapy year to date "
-                        "(the date the amounts are as of)")
+        problems.append(
+            f"{where}: `{prefix}as_of` is required with a therapy year to date "
+            "(the date the amounts are as of)"
+        )
     elif not isinstance(raw_date, str) or not _ISO_DATE.match(raw_date.strip()):
         problems.append(f"{where}: `{prefix}as_of` is not a date YYYY-MM-DD")
     else:
@@ -292,17 +315,33 @@ def import_roster(store: HistoryStore, entries: Iterable[RosterEntry]) -> tuple[
         store._lock_members(by_member.keys() | therapy.keys())
         for key, ytd in therapy.items():
             store.db.execute("DELETE FROM therapy_ytd WHERE member_key = ?", (key,))
-            store.db.execute("INSERT INTO therapy_ytd VALUES (?, ?, ?, ?)", (
-                key, None if ytd.pt_slp is None else str(ytd.pt_slp),
-                None if ytd.ot is None else str(ytd.ot), ytd.as_of.isoformat()))
+            store.db.execute(
+                "INSERT INTO therapy_ytd VALUES (?, ?, ?, ?)",
+                (
+                    key,
+                    None if ytd.pt_slp is None else str(ytd.pt_slp),
+                    None if ytd.ot is None else str(ytd.ot),
+                    ytd.as_of.isoformat(),
+                ),
+            )
         for key, member_spans in by_member.items():
             store.db.execute("DELETE FROM coverage WHERE member_key = ?", (key,))
             store.db.executemany(
                 "INSERT INTO coverage (member_key, payer, plan, start_date, end_date, "
                 "coverage_type, benefit_order) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(key, s.payer, s.plan, s.start.isoformat() if s.start else None,
-                  s.end.isoformat() if s.end else None, s.type, s.order)
-                 for s in member_spans])
+                [
+                    (
+                        key,
+                        s.payer,
+                        s.plan,
+                        s.start.isoformat() if s.start else None,
+                        s.end.isoformat() if s.end else None,
+                        s.type,
+                        s.order,
+                    )
+                    for s in member_spans
+                ],
+            )
             count += len(member_spans)
     if by_member:
         store._roster = True
@@ -313,21 +352,35 @@ def import_roster(store: HistoryStore, entries: Iterable[RosterEntry]) -> tuple[
 
 def roster_therapy_ytd(store: HistoryStore, member_id: str) -> TherapyYearToDate | None:
     """The member's therapy year to date on the roster, or None."""
-    row = store.db.execute("SELECT pt_slp, ot, as_of FROM therapy_ytd WHERE member_key = ?",
-                           (store.roster_key(member_id),)).fetchone()
+    row = store.db.execute(
+        "SELECT pt_slp, ot, as_of FROM therapy_ytd WHERE member_key = ?",
+        (store.roster_key(member_id),),
+    ).fetchone()
     if row is None:
         return None
     pt_slp, ot, as_of = row
-    return TherapyYearToDate(None if pt_slp is None else Decimal(pt_slp),
-                             None if ot is None else Decimal(ot),
-                             dt.date.fromisoformat(as_of))
+    return TherapyYearToDate(
+        None if pt_slp is None else Decimal(pt_slp),
+        None if ot is None else Decimal(ot),
+        dt.date.fromisoformat(as_of),
+    )
 
 
 def roster_coverage(store: HistoryStore, member_id: str) -> tuple[Coverage, ...]:
     """The member's coverage spans on the roster (empty when the roster has none)."""
     rows = store.db.execute(
         "SELECT payer, plan, start_date, end_date, coverage_type, benefit_order FROM coverage "
-        "WHERE member_key = ? ORDER BY start_date", (store.roster_key(member_id),)).fetchall()
-    return tuple(Coverage(payer, plan, dt.date.fromisoformat(start) if start else None,
-                          dt.date.fromisoformat(end) if end else None, kind, order)
-                 for payer, plan, start, end, kind, order in rows)
+        "WHERE member_key = ? ORDER BY start_date",
+        (store.roster_key(member_id),),
+    ).fetchall()
+    return tuple(
+        Coverage(
+            payer,
+            plan,
+            dt.date.fromisoformat(start) if start else None,
+            dt.date.fromisoformat(end) if end else None,
+            kind,
+            order,
+        )
+        for payer, plan, start, end, kind, order in rows
+    )

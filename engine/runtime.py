@@ -79,8 +79,7 @@ def icd10_invalid_on(claim: Claim, line: ServiceLine | None, code: str | None) -
     return _first_date_judged(claim, code, icd10cm.NOT_BILLABLE)
 
 
-def icd10_unverified_on(claim: Claim, line: ServiceLine | None,
-                        code: str | None) -> dt.date | None:
+def icd10_unverified_on(claim: Claim, line: ServiceLine | None, code: str | None) -> dt.date | None:
     """The first date of service no shipped release can settle `code` for."""
     return _first_date_judged(claim, code, icd10cm.UNVERIFIED)
 
@@ -90,15 +89,17 @@ def icd10_manifestation(code: str | None) -> bool:
     return code is not None and icd10cm_notes.is_manifestation(code)
 
 
-def icd10_excludes1_on_claim(claim: Claim, line: ServiceLine | None,
-                             code: str | None) -> str | None:
+def icd10_excludes1_on_claim(
+    claim: Claim, line: ServiceLine | None, code: str | None
+) -> str | None:
     """The first diagnosis listed after `code` on the claim that an Excludes1 note keeps
     apart from it (a note of either code): each pair is reported once, on the first."""
     if code is None or code not in claim.diagnoses:
         return None
-    for other in claim.diagnoses[claim.diagnoses.index(code) + 1:]:
-        if other != code and (icd10cm_notes.excluded_pair(code, other)
-                              or icd10cm_notes.excluded_pair(other, code)):
+    for other in claim.diagnoses[claim.diagnoses.index(code) + 1 :]:
+        if other != code and (
+            icd10cm_notes.excluded_pair(code, other) or icd10cm_notes.excluded_pair(other, code)
+        ):
             return other
     return None
 
@@ -129,16 +130,26 @@ def valid_clia(value: str | None) -> bool:
     """True when `value` is shaped like a CLIA certificate number: 10 characters, digits
     with the letter D in the third position (Noridian JF "CLIA Certification Number -
     Missing/Invalid": "CLIA numbers are 10 digits with letter D in third position")."""
-    return (value is not None and len(value) == 10 and value.isascii()
-            and value[:2].isdigit() and value[2] == "D" and value[3:].isdigit())
+    return (
+        value is not None
+        and len(value) == 10
+        and value.isascii()
+        and value[:2].isdigit()
+        and value[2] == "D"
+        and value[3:].isdigit()
+    )
 
 
 def digits(value: str | None, n: Any) -> bool:
     """True when `value` is exactly `n` ASCII digits (remembered, as the others)."""
-    answer = (value is not None and n is not None and len(value) == n and value.isdigit()
-              and value.isascii())
+    answer = (
+        value is not None
+        and n is not None
+        and len(value) == n
+        and value.isdigit()
+        and value.isascii()
+    )
     return _remember(_digits, (value, n), value or "", answer)
-
 
 
 def coverage_count(claim: Claim, line: ServiceLine | None) -> int:
@@ -174,8 +185,11 @@ def ptp_conflict(claim: Claim, line: ServiceLine | None, table: PtpTable) -> str
             break
     else:
         return None
-    others = [(o.code, o.modifiers, o.service_date) for o in claim.lines
-              if o is not line and o.code is not None]
+    others = [
+        (o.code, o.modifiers, o.service_date)
+        for o in claim.lines
+        if o is not line and o.code is not None
+    ]
     hit = table.column1_conflict(line.code, line.modifiers, line.service_date, others)
     return hit.column1 if hit is not None else None
 
@@ -224,9 +238,12 @@ def ptp_pair(claim: Claim, line: ServiceLine | None, table: PtpTable) -> bool:
     if line is None or line.code is None or line.code not in table.column2:
         return False
     for other in claim.lines:
-        if (other is not line and other.code is not None
-                and other.service_date == line.service_date
-                and table.edit_in_force(other.code, line.code, line.service_date) is not None):
+        if (
+            other is not line
+            and other.code is not None
+            and other.service_date == line.service_date
+            and table.edit_in_force(other.code, line.code, line.service_date) is not None
+        ):
             return True
     return False
 
@@ -253,9 +270,9 @@ AB_MAC_JURISDICTIONS: dict[str, tuple[str, ...]] = {
     "JM": ("NC", "SC", "VA", "WV"),  # Palmetto GBA
     "JN": ("FL", "PR", "VI"),  # First Coast
 }
-_JURISDICTION_OF_STATE = {state: jurisdiction
-                          for jurisdiction, states in AB_MAC_JURISDICTIONS.items()
-                          for state in states}
+_JURISDICTION_OF_STATE = {
+    state: jurisdiction for jurisdiction, states in AB_MAC_JURISDICTIONS.items() for state in states
+}
 
 
 def service_state(claim: Claim) -> str | None:
@@ -285,8 +302,9 @@ def _is_federal_holiday(day: dt.date) -> bool:
     if dates is None:
         # The years around the first date asked for, in one go: a run's dates of service
         # cluster, and the library's cost is in building a calendar, not in its years.
-        first, last = (day.year - 6, day.year + 6) if not _federal_holidays else \
-            (day.year, day.year)
+        first, last = (
+            (day.year - 6, day.year + 6) if not _federal_holidays else (day.year, day.year)
+        )
         _federal_holidays.update(_federal_calendar(first, last))
         dates = _federal_holidays[day.year]
     return day in dates
@@ -301,8 +319,11 @@ def _holidays_version() -> str:
     try:
         spec = importlib.util.find_spec("holidays")
         origin = spec.origin if spec is not None else None
-        return (Path(origin).parent / "version.py").read_text(encoding="utf-8") \
-            if origin else "no holidays"
+        return (
+            (Path(origin).parent / "version.py").read_text(encoding="utf-8")
+            if origin
+            else "no holidays"
+        )
     except (ImportError, OSError, ValueError):
         return "no holidays"
 
@@ -392,88 +413,227 @@ ANYWHERE = frozenset({"line", "claim", "diagnosis"})
 _MEMO = "({memo}.get({0}) or {call})"
 
 ENGINE_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
-    T.FunctionSpec("billable_icd10", (T.ICD10,), T.BOOL, billable_icd10,
-                   "true when the code is a valid, billable ICD-10-CM code",
-                   inline=_MEMO, consts={"memo": _billable}, constant=True),
-    T.FunctionSpec("icd10_invalid_on", (T.ICD10,), T.DATE.maybe(), icd10_invalid_on,
-                   "the first date of service (of the lines pointing to the diagnosis) on "
-                   "which the ICD-10-CM release in force does not bill the code",
-                   contextual=True),
-    T.FunctionSpec("icd10_unverified_on", (T.ICD10,), T.DATE.maybe(), icd10_unverified_on,
-                   "the first date of service no shipped ICD-10-CM release can settle the "
-                   "code for (before the oldest, after the newest)", contextual=True),
-    T.FunctionSpec("icd10_manifestation", (T.ICD10,), T.BOOL, icd10_manifestation,
-                   "true for a manifestation code (its title or its category's says \"in "
-                   "diseases classified elsewhere\"): never first-listed", constant=True),
-    T.FunctionSpec("icd10_excludes1_on_claim", (T.ICD10,), T.ICD10.maybe(),
-                   icd10_excludes1_on_claim,
-                   "the first diagnosis listed after the code that an Excludes1 note (of "
-                   "either code, or of its category, block or chapter) keeps apart from it",
-                   contextual=True),
-    T.FunctionSpec("icd10_release", (T.DATE.maybe(),), T.STR, icd10_release,
-                   "the ICD-10-CM release in force on a date, as a message names it",
-                   constant=True),
-    T.FunctionSpec("procedure_code", (T.CODE,), T.BOOL, procedure_code,
-                   "true when the code is shaped like a CPT or HCPCS Level II code",
-                   inline=_MEMO, consts={"memo": _procedure}, constant=True),
-    T.FunctionSpec("valid_npi", (T.STR,), T.BOOL, valid_npi,
-                   "true when the NPI has 10 digits and a valid check digit",
-                   inline=_MEMO, consts={"memo": _npi}, constant=True),
-    T.FunctionSpec("valid_clia", (T.STR,), T.BOOL, valid_clia,
-                   "true when the text is shaped like a CLIA number (10 characters: 2 "
-                   "digits, D, 7 digits)", constant=True),
-    T.FunctionSpec("digits", (T.STR, T.NUMBER), T.BOOL, digits,
-                   "true when the text is exactly N digits",
-                   inline="({memo}.get(({0}, {1})) or {call})", consts={"memo": _digits},
-                   constant=True),
-    T.FunctionSpec("coverage_count", (), T.NUMBER, coverage_count,
-                   "coverage spans the member has with the claim's payer", contextual=True,
-                   inline="len({claim}.payer_coverage)", line_free=True),
-    T.FunctionSpec("covered_on", (T.DATE,), T.BOOL, covered_on,
-                   "true when coverage with the claim's payer includes the date",
-                   contextual=True, line_free=True),
-    T.FunctionSpec("coverage_start", (), T.DATE.maybe(), coverage_start,
-                   "first day of the member's coverage with the claim's payer",
-                   contextual=True, inline="{claim}.coverage_start", line_free=True),
-    T.FunctionSpec("ptp_conflict", (T.table("ncci-ptp"),), T.CODE.maybe(), ptp_conflict,
-                   "the column-1 code an NCCI PTP edit bundles this line into",
-                   contextual=True, scopes=LINE,
-                   inline="({call} if {line}.code in {0}.column2 and len({claim}.lines) > 1 "
-                          "else None)"),
-    T.FunctionSpec("mue_units", (T.table("ncci-mue"),), T.NUMBER.maybe(), mue_units,
-                   "units the MUE counts for this line (line, or code and date)",
-                   contextual=True, scopes=LINE,
-                   inline="(None if {line}.code not in {0}.values else {line}.units "
-                          "if {line}.code in {0}.per_line else ({line}.units or 0) "
-                          "if len({claim}.lines) == 1 else {call})"),
-    T.FunctionSpec("mue_limit", (T.table("ncci-mue"),), T.NUMBER.maybe(), mue_limit,
-                   "the MUE value of this line's code", contextual=True, scopes=LINE,
-                   inline="{0}.values.get({line}.code)"),
-    T.FunctionSpec("mue_indicator", (T.table("ncci-mue"),), T.NUMBER.maybe(), mue_indicator,
-                   "the MUE adjudication indicator (1, 2, 3) of this line's code",
-                   contextual=True, scopes=LINE, inline="{0}.indicators.get({line}.code)"),
-    T.FunctionSpec("ptp_pair", (T.table("ncci-ptp"),), T.BOOL, ptp_pair,
-                   "true when the PTP table carries an edit pairing this line (column 2) "
-                   "with another line's code that date (a pack's pair rule then stands down)",
-                   contextual=True, scopes=LINE,
-                   inline="({call} if {line}.code in {0}.column2 else False)"),
-    T.FunctionSpec("mac_jurisdiction", (), T.STR.maybe(), mac_jurisdiction,
-                   "the A/B MAC jurisdiction (J6, JK, ...) of the claim's state of service",
-                   contextual=True, line_free=True),
-    T.FunctionSpec("business_day_on_or_after", (T.DATE,), T.DATE.maybe(),
-                   business_day_on_or_after,
-                   "the date, or the next day that is not a weekend day or US federal holiday",
-                   inline="({memo}.get({0}) or {call})", consts={"memo": _business_days},
-                   constant=True),
-    T.FunctionSpec("authorized_units", (), T.NUMBER.maybe(), authorized_units,
-                   "units of the authorization covering this line", contextual=True,
-                   scopes=LINE),
-    T.FunctionSpec("authorized_units_used", (), T.NUMBER.maybe(), authorized_units_used,
-                   "units of this code billed under its authorization through this line",
-                   contextual=True, scopes=LINE),
-    T.FunctionSpec("authorized", (), T.BOOL, authorized,
-                   "true when an authorization on the claim lists this line's code and "
-                   "covers its date of service", contextual=True, scopes=LINE),
+    T.FunctionSpec(
+        "billable_icd10",
+        (T.ICD10,),
+        T.BOOL,
+        billable_icd10,
+        "true when the code is a valid, billable ICD-10-CM code",
+        inline=_MEMO,
+        consts={"memo": _billable},
+        constant=True,
+    ),
+    T.FunctionSpec(
+        "icd10_invalid_on",
+        (T.ICD10,),
+        T.DATE.maybe(),
+        icd10_invalid_on,
+        "the first date of service (of the lines pointing to the diagnosis) on "
+        "which the ICD-10-CM release in force does not bill the code",
+        contextual=True,
+    ),
+    T.FunctionSpec(
+        "icd10_unverified_on",
+        (T.ICD10,),
+        T.DATE.maybe(),
+        icd10_unverified_on,
+        "the first date of service no shipped ICD-10-CM release can settle the "
+        "code for (before the oldest, after the newest)",
+        contextual=True,
+    ),
+    T.FunctionSpec(
+        "icd10_manifestation",
+        (T.ICD10,),
+        T.BOOL,
+        icd10_manifestation,
+        "true for a manifestation code (its title or its category's says \"in "
+        'diseases classified elsewhere"): never first-listed',
+        constant=True,
+    ),
+    T.FunctionSpec(
+        "icd10_excludes1_on_claim",
+        (T.ICD10,),
+        T.ICD10.maybe(),
+        icd10_excludes1_on_claim,
+        "the first diagnosis listed after the code that an Excludes1 note (of "
+        "either code, or of its category, block or chapter) keeps apart from it",
+        contextual=True,
+    ),
+    T.FunctionSpec(
+        "icd10_release",
+        (T.DATE.maybe(),),
+        T.STR,
+        icd10_release,
+        "the ICD-10-CM release in force on a date, as a message names it",
+        constant=True,
+    ),
+    T.FunctionSpec(
+        "procedure_code",
+        (T.CODE,),
+        T.BOOL,
+        procedure_code,
+        "true when the code is shaped like a CPT or HCPCS Level II code",
+        inline=_MEMO,
+        consts={"memo": _procedure},
+        constant=True,
+    ),
+    T.FunctionSpec(
+        "valid_npi",
+        (T.STR,),
+        T.BOOL,
+        valid_npi,
+        "true when the NPI has 10 digits and a valid check digit",
+        inline=_MEMO,
+        consts={"memo": _npi},
+        constant=True,
+    ),
+    T.FunctionSpec(
+        "valid_clia",
+        (T.STR,),
+        T.BOOL,
+        valid_clia,
+        "true when the text is shaped like a CLIA number (10 characters: 2 digits, D, 7 digits)",
+        constant=True,
+    ),
+    T.FunctionSpec(
+        "digits",
+        (T.STR, T.NUMBER),
+        T.BOOL,
+        digits,
+        "true when the text is exactly N digits",
+        inline="({memo}.get(({0}, {1})) or {call})",
+        consts={"memo": _digits},
+        constant=True,
+    ),
+    T.FunctionSpec(
+        "coverage_count",
+        (),
+        T.NUMBER,
+        coverage_count,
+        "coverage spans the member has with the claim's payer",
+        contextual=True,
+        inline="len({claim}.payer_coverage)",
+        line_free=True,
+    ),
+    T.FunctionSpec(
+        "covered_on",
+        (T.DATE,),
+        T.BOOL,
+        covered_on,
+        "true when coverage with the claim's payer includes the date",
+        contextual=True,
+        line_free=True,
+    ),
+    T.FunctionSpec(
+        "coverage_start",
+        (),
+        T.DATE.maybe(),
+        coverage_start,
+        "first day of the member's coverage with the claim's payer",
+        contextual=True,
+        inline="{claim}.coverage_start",
+        line_free=True,
+    ),
+    T.FunctionSpec(
+        "ptp_conflict",
+        (T.table("ncci-ptp"),),
+        T.CODE.maybe(),
+        ptp_conflict,
+        "the column-1 code an NCCI PTP edit bundles this line into",
+        contextual=True,
+        scopes=LINE,
+        inline="({call} if {line}.code in {0}.column2 and len({claim}.lines) > 1 else None)",
+    ),
+    T.FunctionSpec(
+        "mue_units",
+        (T.table("ncci-mue"),),
+        T.NUMBER.maybe(),
+        mue_units,
+        "units the MUE counts for this line (line, or code and date)",
+        contextual=True,
+        scopes=LINE,
+        inline="(None if {line}.code not in {0}.values else {line}.units "
+        "if {line}.code in {0}.per_line else ({line}.units or 0) "
+        "if len({claim}.lines) == 1 else {call})",
+    ),
+    T.FunctionSpec(
+        "mue_limit",
+        (T.table("ncci-mue"),),
+        T.NUMBER.maybe(),
+        mue_limit,
+        "the MUE value of this line's code",
+        contextual=True,
+        scopes=LINE,
+        inline="{0}.values.get({line}.code)",
+    ),
+    T.FunctionSpec(
+        "mue_indicator",
+        (T.table("ncci-mue"),),
+        T.NUMBER.maybe(),
+        mue_indicator,
+        "the MUE adjudication indicator (1, 2, 3) of this line's code",
+        contextual=True,
+        scopes=LINE,
+        inline="{0}.indicators.get({line}.code)",
+    ),
+    T.FunctionSpec(
+        "ptp_pair",
+        (T.table("ncci-ptp"),),
+        T.BOOL,
+        ptp_pair,
+        "true when the PTP table carries an edit pairing this line (column 2) "
+        "with another line's code that date (a pack's pair rule then stands down)",
+        contextual=True,
+        scopes=LINE,
+        inline="({call} if {line}.code in {0}.column2 else False)",
+    ),
+    T.FunctionSpec(
+        "mac_jurisdiction",
+        (),
+        T.STR.maybe(),
+        mac_jurisdiction,
+        "the A/B MAC jurisdiction (J6, JK, ...) of the claim's state of service",
+        contextual=True,
+        line_free=True,
+    ),
+    T.FunctionSpec(
+        "business_day_on_or_after",
+        (T.DATE,),
+        T.DATE.maybe(),
+        business_day_on_or_after,
+        "the date, or the next day that is not a weekend day or US federal holiday",
+        inline="({memo}.get({0}) or {call})",
+        consts={"memo": _business_days},
+        constant=True,
+    ),
+    T.FunctionSpec(
+        "authorized_units",
+        (),
+        T.NUMBER.maybe(),
+        authorized_units,
+        "units of the authorization covering this line",
+        contextual=True,
+        scopes=LINE,
+    ),
+    T.FunctionSpec(
+        "authorized_units_used",
+        (),
+        T.NUMBER.maybe(),
+        authorized_units_used,
+        "units of this code billed under its authorization through this line",
+        contextual=True,
+        scopes=LINE,
+    ),
+    T.FunctionSpec(
+        "authorized",
+        (),
+        T.BOOL,
+        authorized,
+        "true when an authorization on the claim lists this line's code and "
+        "covers its date of service",
+        contextual=True,
+        scopes=LINE,
+    ),
 )
 
 

@@ -24,8 +24,7 @@ MEDICARE = ("medicare",)
 __all__ = ["MEDICARE", "applies"]
 
 
-def applies(claim: Claim, context: ClaimContext, rule: str,
-            payers: Collection[str]) -> bool:
+def applies(claim: Claim, context: ClaimContext, rule: str, payers: Collection[str]) -> bool:
     """Whether the plugin rule `rule` (`<plugin>/<rule>`), written for the payer packs
     `payers`, applies to this claim: its payer is one of them, or its pack opts in."""
     return claim.payer in payers or rule in context.opt_in

@@ -43,8 +43,10 @@ def pytest_configure(config: object) -> None:
     import os
     import tempfile
 
-    for name, prefix in ((_CACHE_ENV, "cleanclaim-test-cache-"),
-                         (_DATA_ENV, "cleanclaim-test-data-")):
+    for name, prefix in (
+        (_CACHE_ENV, "cleanclaim-test-cache-"),
+        (_DATA_ENV, "cleanclaim-test-data-"),
+    ):
         _saved_env.append((name, os.environ.get(name)))
         os.environ[name] = tempfile.mkdtemp(prefix=prefix)
 

@@ -63,8 +63,9 @@ class PolicyCaseItem(pytest.Item):
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:
         if isinstance(excinfo.value, PolicyCaseFailure):
-            return (f"{self.case.file}:{self.case.line}: case '{self.case.name}'\n  "
-                    + "\n  ".join(excinfo.value.problems))
+            return f"{self.case.file}:{self.case.line}: case '{self.case.name}'\n  " + "\n  ".join(
+                excinfo.value.problems
+            )
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:

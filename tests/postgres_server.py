@@ -34,9 +34,12 @@ def _binaries() -> Path | None:
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                      key=lambda p: int(Path(p).parent.parent.name)
-                      if Path(p).parent.parent.name.isdigit() else 0)
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
+    )
     return Path(versions[-1]).parent if versions else None
 
 
@@ -67,31 +70,62 @@ class Server:
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str) -> None:
-        subprocess.run([str(self.bin / args[0]), *args[1:]], check=True,
-                       capture_output=True, user=self.user, group=self.group, timeout=120)
+        subprocess.run(
+            [str(self.bin / args[0]), *args[1:]],
+            check=True,
+            capture_output=True,
+            user=self.user,
+            group=self.group,
+            timeout=120,
+        )
 
     def start(self) -> None:
         data = self.folder / "data"
-        self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                  "--locale=C", "--no-sync")
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-                   "-c max_connections=60")
-        self._run("pg_ctl", "-D", str(data), "-o", options, "-l",
-                  str(self.folder / "server.log"), "-w", "-t", "60", "start")
+        self._run(
+            "initdb",
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=60"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(self.folder / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
-            self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "-w",
-                      "stop")
+            self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"PostgreSQL is required under CI=true: {reason}")
-    pytest.skip(f"no PostgreSQL server for the PostgreSQL history store: {reason} "
-                f"(install the `postgresql` package, or set {URL_ENV})")
+    pytest.skip(
+        f"no PostgreSQL server for the PostgreSQL history store: {reason} "
+        f"(install the `postgresql` package, or set {URL_ENV})"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -169,8 +203,7 @@ class Backends:
 
     def state(self, backend: str, folder: Path) -> str:
         """A new store's `--state`: a SQLite file in `folder`, or a new database's URL."""
-        return str(folder / "state.sqlite") if backend == "sqlite" else \
-            new_database(self.server())
+        return str(folder / "state.sqlite") if backend == "sqlite" else new_database(self.server())
 
 
 @pytest.fixture(scope="session")

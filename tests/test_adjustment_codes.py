@@ -31,18 +31,20 @@ def _pack(tmp_path: Path, outcome: str, *, until: str = "") -> Path:
         "  when line.units is present and line.units > 99\n"
         f"  then {outcome}\n"
         '  reference "payer manual 4.2"\n'
-        "end\n")
+        "end\n"
+    )
     return pack
 
 
 def _problems(pack: Path) -> list[tuple[str, int, int, str]]:
     report = lint([str(pack)], ENV, roots=[pack.parent], today=dt.date(2026, 12, 7))
-    return [(p.code, p.span.line, p.span.column, p.message + " " + (p.hint or ""))
-            for p in report.problems]
+    return [
+        (p.code, p.span.line, p.span.column, p.message + " " + (p.hint or ""))
+        for p in report.problems
+    ]
 
 
-def test_an_unknown_carc_and_rarc_are_located_errors_with_the_closest_codes(
-        tmp_path: Path) -> None:
+def test_an_unknown_carc_and_rarc_are_located_errors_with_the_closest_codes(tmp_path: Path) -> None:
     found = _problems(_pack(tmp_path, "deny CO-999 with N9999"))
     line = 8 - 1  # the `then` line
     assert [(c, ln, col) for c, ln, col, _ in found] == [("E306", line, 13), ("E306", line, 25)]
@@ -51,14 +53,16 @@ def test_an_unknown_carc_and_rarc_are_located_errors_with_the_closest_codes(
 
 
 def test_a_deactivated_code_is_an_error_unless_the_version_ended_before_it_stopped(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     (tmp_path / "a").mkdir()
     found = _problems(_pack(tmp_path / "a", "deny CO-46"))
     assert [c for c, *_ in found] == ["E307"] and "use 96 instead" in found[0][3]
     (tmp_path / "b").mkdir()
     # CARC 46 stopped on 2003-10-16: a version that ended before is history, not an error.
-    assert [c for c, *_ in _problems(_pack(tmp_path / "b", "deny CO-46",
-                                           until="2003-01-01"))] == ["W203"]  # expired only
+    assert [c for c, *_ in _problems(_pack(tmp_path / "b", "deny CO-46", until="2003-01-01"))] == [
+        "W203"
+    ]  # expired only
     (tmp_path / "c").mkdir()
     assert [c for c, *_ in _problems(_pack(tmp_path / "c", "deny CO-16 with M58"))] == ["E307"]
 

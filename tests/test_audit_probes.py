@@ -29,9 +29,21 @@ PROBES = Path(__file__).parent / "data" / "audit-probes"
 
 
 def check(*args: str) -> dict[str, dict[str, Any]]:
-    result = CliRunner().invoke(app, ["check", *args, "--today", "2026-03-02",
-                                      "--no-plugin", "cardiology", "--no-plugin",
-                                      "dermatology", "--no-plugin", "therapy"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "check",
+            *args,
+            "--today",
+            "2026-03-02",
+            "--no-plugin",
+            "cardiology",
+            "--no-plugin",
+            "dermatology",
+            "--no-plugin",
+            "therapy",
+        ],
+    )
     assert result.exit_code in (0, 1), result.output
     return {d["claim_id"]: d for d in json.loads(result.stdout)}
 
@@ -49,9 +61,11 @@ def test_fd1_no_tte_indication_is_denied_on_the_partial_list() -> None:
     # of the LCD rule; each alone lacks the companion code the paragraph (pre-operative:
     # mitral valve prolapse) or the ICD-10-CM tabular (Z51.81: Z79.-; Z08: Z85.-) asks
     # for, a coding review, never a denial.
-    companion = {"TTE-Z01.818": "medicare/necessity/tte-a56781-preop-second-diagnosis",
-                 "TTE-Z51.81": "medicare/necessity/tte-a56781-z5181-drug-therapy",
-                 "TTE-Z08": "medicare/necessity/tte-a56781-z08-history"}
+    companion = {
+        "TTE-Z01.818": "medicare/necessity/tte-a56781-preop-second-diagnosis",
+        "TTE-Z51.81": "medicare/necessity/tte-a56781-z5181-drug-therapy",
+        "TTE-Z08": "medicare/necessity/tte-a56781-z08-history",
+    }
     for claim_id, rule in companion.items():
         found = rules(decisions[claim_id])
         assert set(found) == {rule}, claim_id
@@ -62,8 +76,7 @@ def test_fd3_kx_on_charges_is_never_a_denial() -> None:
     decision = check(str(PROBES / "kx_charges.json"))["KX-CHARGES"]
     assert decision["status"] != "deny"
     kx = [f for f in decision["findings"] if f["carc"] == "119"]
-    assert kx and all(f["severity"] == "review" and "basis is charges" in f["message"]
-                      for f in kx)
+    assert kx and all(f["severity"] == "review" and "basis is charges" in f["message"] for f in kx)
 
 
 def test_fd4_weekend_deadline_is_met_on_monday() -> None:
@@ -98,8 +111,11 @@ def test_fd8_serial_ecgs_over_the_sample_mue_are_a_review() -> None:
 def test_fp1_doppler_add_ons_with_93306_are_denied() -> None:
     decision = check(str(PROBES / "tte_addon.json"))["TTE-ADDON"]
     assert decision["status"] == "deny"
-    denied = [(f["line"], f["carc"]) for f in decision["findings"]
-              if f["rule"] == "medicare/echo/doppler-with-complete-tte"]
+    denied = [
+        (f["line"], f["carc"])
+        for f in decision["findings"]
+        if f["rule"] == "medicare/echo/doppler-with-complete-tte"
+    ]
     assert denied == [(2, "97"), (3, "97")]
 
 

@@ -40,12 +40,20 @@ from tests.policy_cases_plugin import REPO, TODAY
 N_DAMAGED = 10_000
 # Damaged lines at known positions (0-based; the file has no blank lines, so the line
 # number is position + 1), including the first and the last line.
-BAD_JSON = {0: b'{"claim_id": "X-0", "payer": ', 1234: b"not json at all",
-            5000: b'{"claim_id": "X-5000",}', 7777: b"\xff\xfe{}", 9999: b'[{"claim_id": '}
+BAD_JSON = {
+    0: b'{"claim_id": "X-0", "payer": ',
+    1234: b"not json at all",
+    5000: b'{"claim_id": "X-5000",}',
+    7777: b"\xff\xfe{}",
+    9999: b'[{"claim_id": ',
+}
 NOT_OBJECTS = {3000: b"[1, 2]", 3001: b"42", 3002: b"null"}
 WRONG_TYPES: dict[int, tuple[str, Any]] = {
-    17: ("lines", "x"), 2500: ("diagnoses", 5), 4999: ("received_date", "2026-13-45"),
-    8000: ("member", ["M1"])}
+    17: ("lines", "x"),
+    2500: ("diagnoses", 5),
+    4999: ("received_date", "2026-13-45"),
+    8000: ("member", ["M1"]),
+}
 UNKNOWN_PAYER = {100, 6001, 9998}
 
 
@@ -82,12 +90,27 @@ def claims_1200(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _check(*args: str, env: dict[str, str] | None = None,
-           **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
-    command = [sys.executable, "-m", "cleanclaim.engine.cli", "check", "--today",
-               TODAY.isoformat(), *args]
-    return subprocess.run(command, capture_output=True, cwd=REPO, timeout=300,
-                          env={**os.environ, **(env or {})}, check=False, **kwargs)
+def _check(
+    *args: str, env: dict[str, str] | None = None, **kwargs: Any
+) -> subprocess.CompletedProcess[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "cleanclaim.engine.cli",
+        "check",
+        "--today",
+        TODAY.isoformat(),
+        *args,
+    ]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        check=False,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +169,8 @@ def test_damaged_lines_give_one_decision_each_in_order_with_any_workers(damaged:
             assert decision["status"] == "reject"
             assert rules == ["engine/claim-format"]
             assert decision["findings"][0]["message"].startswith(
-                f"line {position + 1}: not valid JSON")
+                f"line {position + 1}: not valid JSON"
+            )
         elif position in NOT_OBJECTS or position in WRONG_TYPES:
             assert decision["status"] == "reject", position
             assert rules == ["engine/claim-format"], position
@@ -161,14 +185,16 @@ def test_damaged_lines_give_one_decision_each_in_order_with_any_workers(damaged:
 
 
 @pytest.mark.parametrize("output", [OutputFormat.json, OutputFormat.table])
-def test_every_format_is_the_same_with_workers(engine: Any, damaged: Path,
-                                               output: OutputFormat) -> None:
+def test_every_format_is_the_same_with_workers(
+    engine: Any, damaged: Path, output: OutputFormat
+) -> None:
     claims = list(itertools.islice(InputReader([damaged]), 700))
 
     def text(workers: int) -> str:
         out = io.StringIO()
-        encoded = check_batch(claims, partial(_encode, output), engine=engine,
-                              workers=workers, chunk_size=64)
+        encoded = check_batch(
+            claims, partial(_encode, output), engine=engine, workers=workers, chunk_size=64
+        )
         assert len(list(_write(encoded, output, out))) == 700
         return out.getvalue()
 
@@ -180,28 +206,47 @@ def test_every_format_is_the_same_with_workers(engine: Any, damaged: Path,
 # ---- workers that fail ---------------------------------------------------------------------
 
 
-def test_a_worker_that_dies_once_loses_nothing(claims_1200: Path, one_worker_1200: bytes,
-                                               tmp_path: Path) -> None:
+def test_a_worker_that_dies_once_loses_nothing(
+    claims_1200: Path, one_worker_1200: bytes, tmp_path: Path
+) -> None:
     marker = tmp_path / "crashed"
-    run = _check(str(claims_1200), "--format", "ndjson", "--workers", "2",
-                 env={TEST_CRASH_ENV: f"B-777@{marker}"})
+    run = _check(
+        str(claims_1200),
+        "--format",
+        "ndjson",
+        "--workers",
+        "2",
+        env={TEST_CRASH_ENV: f"B-777@{marker}"},
+    )
     assert marker.exists()  # the worker did die on B-777
     assert run.stdout == one_worker_1200
     assert run.returncode == 1
     stderr = run.stderr.decode()
-    assert "warning: a worker process died (exit code 1) while checking the claims at " \
-           "positions 500-999; checking them again one at a time" in stderr
+    assert (
+        "warning: a worker process died (exit code 1) while checking the claims at "
+        "positions 500-999; checking them again one at a time" in stderr
+    )
     assert INTERNAL_ERROR_RULE not in stderr
 
 
-@pytest.mark.parametrize(("mode", "reason"), [
-    ("", "a worker process died (exit code 1)"),
-    (":raise", "RuntimeError in a worker: test hook: raise on B-777"),
-])
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("", "a worker process died (exit code 1)"),
+        (":raise", "RuntimeError in a worker: test hook: raise on B-777"),
+    ],
+)
 def test_a_claim_that_always_fails_is_rejected_not_lost(
-        claims_1200: Path, one_worker_1200: bytes, mode: str, reason: str) -> None:
-    run = _check(str(claims_1200), "--format", "ndjson", "--workers", "2",
-                 env={TEST_CRASH_ENV: f"B-777{mode}"})
+    claims_1200: Path, one_worker_1200: bytes, mode: str, reason: str
+) -> None:
+    run = _check(
+        str(claims_1200),
+        "--format",
+        "ndjson",
+        "--workers",
+        "2",
+        env={TEST_CRASH_ENV: f"B-777{mode}"},
+    )
     assert run.returncode == 3  # the run failed for one claim (and it says so)
     got = run.stdout.splitlines()
     want = one_worker_1200.splitlines()
@@ -218,10 +263,13 @@ def test_a_claim_that_always_fails_is_rejected_not_lost(
     assert finding["root_cause"] == "submission"
     assert finding["message"] == (
         f"the claim could not be checked ({reason}, 2 times); nothing is known about it: "
-        "check it again or have a person review it")
+        "check it again or have a person review it"
+    )
     stderr = run.stderr.decode()
-    assert f"claim B-777 at position 777 failed 2 times ({reason}); it is rejected as " \
-           f"{INTERNAL_ERROR_RULE}" in stderr
+    assert (
+        f"claim B-777 at position 777 failed 2 times ({reason}); it is rejected as "
+        f"{INTERNAL_ERROR_RULE}" in stderr
+    )
 
 
 def test_an_engine_exception_on_one_claim_rejects_that_claim() -> None:
@@ -234,7 +282,9 @@ def test_an_engine_exception_on_one_claim_rejects_that_claim() -> None:
     items = [RawClaim(3, {"claim_id": "K-3"}, (), "K-3"), ClaimLine(4, 5, b'{"claim_id":"K-4"}')]
     decisions = list(check_batch(items, as_decision, engine=BrokenEngine()))  # type: ignore[arg-type]
     assert [(d.position, d.claim_id, d.status) for d in decisions] == [
-        (3, "K-3", "reject"), (4, "K-4", "reject")]
+        (3, "K-3", "reject"),
+        (4, "K-4", "reject"),
+    ]
     for decision in decisions:
         [finding] = decision.findings
         assert finding.rule == INTERNAL_ERROR_RULE
@@ -245,9 +295,18 @@ def test_workers_that_cannot_start_leave_the_claims_to_the_parent(engine: Any) -
     warnings: list[str] = []
     broken = EngineOptions((REPO / "tests/policies/broken/bad-date",), (), TODAY)
     claims = [ClaimLine(i, i + 1, line) for i, line in enumerate(_claim_lines(30))]
-    got = [d.to_json() for d in check_batch(claims, as_decision, engine=engine,
-                                            options=broken, workers=2, chunk_size=10,
-                                            on_warning=warnings.append)]
+    got = [
+        d.to_json()
+        for d in check_batch(
+            claims,
+            as_decision,
+            engine=engine,
+            options=broken,
+            workers=2,
+            chunk_size=10,
+            on_warning=warnings.append,
+        )
+    ]
     want = [d.to_json() for d in check_batch(claims, as_decision, engine=engine)]
     assert got == want
     assert len(warnings) == 1
@@ -272,8 +331,9 @@ def test_input_is_read_lazily_with_bounded_read_ahead(engine: Any, workers: int)
 
     chunk = 50
     window = chunk * workers * 4
-    decisions = check_batch(endless(), as_decision, engine=engine, workers=workers,
-                            chunk_size=chunk)
+    decisions = check_batch(
+        endless(), as_decision, engine=engine, workers=workers, chunk_size=chunk
+    )
     for done, decision in enumerate(decisions, start=1):
         assert decision.position == done - 1
         if workers == 1:
@@ -324,17 +384,32 @@ def claims_20000(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="samples /proc/self/statm")
 @pytest.mark.parametrize("workers", [1, 2])
-def test_memory_stays_flat_over_20000_claims(claims_20000: Path, tmp_path: Path,
-                                             workers: int) -> None:
+def test_memory_stays_flat_over_20000_claims(
+    claims_20000: Path, tmp_path: Path, workers: int
+) -> None:
     """From the 2,000th decision to the 20,000th, the resident memory of `check` may not
     grow by 6 MB: keeping the 18,000 decisions, even as text (~470 bytes each), would take
     8.5 MB, as Decision objects several times that."""
     probe = tmp_path / "probe.py"
     probe.write_text(RSS_PROBE)
     run = subprocess.run(
-        [sys.executable, str(probe), "check", str(claims_20000), "--format", "ndjson",
-         "--workers", str(workers), "--today", TODAY.isoformat()],
-        capture_output=True, cwd=REPO, timeout=600, check=False)
+        [
+            sys.executable,
+            str(probe),
+            "check",
+            str(claims_20000),
+            "--format",
+            "ndjson",
+            "--workers",
+            str(workers),
+            "--today",
+            TODAY.isoformat(),
+        ],
+        capture_output=True,
+        cwd=REPO,
+        timeout=600,
+        check=False,
+    )
     report = json.loads(run.stderr.decode().splitlines()[-1])
     assert (report["code"], report["lines"]) == (1, 20_000)
     samples = dict(report["samples"])
@@ -368,8 +443,11 @@ def _run_with_terminal_stderr(args: list[str], stdout: Any) -> str:
     leader, follower = os.openpty()
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cleanclaim.engine.cli", "check", *args], cwd=REPO,
-            stdout=stdout, stderr=follower)
+            [sys.executable, "-m", "cleanclaim.engine.cli", "check", *args],
+            cwd=REPO,
+            stdout=stdout,
+            stderr=follower,
+        )
         os.close(follower)
         seen = b""
         while True:
@@ -390,7 +468,8 @@ def _run_with_terminal_stderr(args: list[str], stdout: Any) -> str:
 
 
 def test_progress_shows_on_a_terminal_only_when_decisions_go_to_a_file(
-        claims_1200: Path, tmp_path: Path) -> None:
+    claims_1200: Path, tmp_path: Path
+) -> None:
     args = [str(claims_1200), "--format", "ndjson"]
     with (tmp_path / "out.ndjson").open("wb") as out:
         shown = _run_with_terminal_stderr(args, out)
@@ -442,5 +521,6 @@ def test_progress_line_redraws_at_most_ten_times_a_second() -> None:
     text = stream.getvalue()
     assert 9 <= text.count("\r[") <= 11
     assert "\r\x1b[Kwarning: something\n" in text
-    assert text.endswith("\r[########################] 100%  1,000 claims  1,000 claims/s  "
-                         "0:01\x1b[K\n")
+    assert text.endswith(
+        "\r[########################] 100%  1,000 claims  1,000 claims/s  0:01\x1b[K\n"
+    )

@@ -11,10 +11,23 @@ from pathlib import Path
 from cleanclaim.engine.batch import InputReader, as_decision, check_batch
 from cleanclaim.engine.engine import Engine
 
-CLAIM = {"claim_id": "B-1", "payer": "medicare", "member": {"id": "M1", "sex": "F",
-         "birth_date": "1950-01-01"}, "billing_provider": {"npi": "1234567893"},
-         "diagnoses": ["I10"], "lines": [{"line": 1, "code": "99213", "units": 1,
-         "charge": 100, "service_date": "2026-10-01", "diagnosis_pointers": [1]}]}
+CLAIM = {
+    "claim_id": "B-1",
+    "payer": "medicare",
+    "member": {"id": "M1", "sex": "F", "birth_date": "1950-01-01"},
+    "billing_provider": {"npi": "1234567893"},
+    "diagnoses": ["I10"],
+    "lines": [
+        {
+            "line": 1,
+            "code": "99213",
+            "units": 1,
+            "charge": 100,
+            "service_date": "2026-10-01",
+            "diagnosis_pointers": [1],
+        }
+    ],
+}
 
 
 def test_an_unreadable_file_keeps_its_place(tmp_path: Path) -> None:
@@ -23,8 +36,7 @@ def test_an_unreadable_file_keeps_its_place(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_bytes(b"\xff\xfe not utf-8")
     engine = Engine(today=dt.date(2026, 11, 1), plugins=())
-    decisions = list(check_batch(InputReader([good, bad]), partial(as_decision),
-                                 engine=engine))
+    decisions = list(check_batch(InputReader([good, bad]), partial(as_decision), engine=engine))
     assert [d.claim_id for d in decisions] == ["B-1", None]
     record = decisions[1].to_json()
     assert record["status"] == "reject"

@@ -144,7 +144,8 @@ def test_broken_policy_reports_its_errors(case: BrokenCase) -> None:
     for want in case.expected:
         found = next((e for e in remaining if _matches(case, want, e)), None)
         assert found is not None, (
-            f"{case.name}: expected {want}\nbut the errors were:\n{_describe(error.errors)}")
+            f"{case.name}: expected {want}\nbut the errors were:\n{_describe(error.errors)}"
+        )
         remaining.remove(found)
     if case.expect.get("only", True):
         assert not remaining, f"{case.name}: unexpected errors:\n{_describe(remaining)}"
@@ -171,13 +172,16 @@ def test_broken_policy_renders_file_line_column_source_and_caret(case: BrokenCas
     rendered = error.render().splitlines()
     for found in error.errors:
         span = found.span
-        head = (f"{span.file}:{span.line}:{span.column}: "
-                f"error {found.code} {found.name}: {found.message.splitlines()[0]}")
+        head = (
+            f"{span.file}:{span.line}:{span.column}: "
+            f"error {found.code} {found.name}: {found.message.splitlines()[0]}"
+        )
         assert head in rendered, f"no {head!r} in:\n" + "\n".join(rendered)
         at = rendered.index(head)
         source = Path(span.file).read_text(encoding="utf-8").splitlines()[span.line - 1]
-        assert rendered[at + 1:at + 2] == ["    " + source.expandtabs(1)], (
-            f"{case.name}: the source line is not shown under {head!r}")
+        assert rendered[at + 1 : at + 2] == ["    " + source.expandtabs(1)], (
+            f"{case.name}: the source line is not shown under {head!r}"
+        )
         caret = rendered[at + 2]
         assert caret.startswith("    " + " " * (span.column - 1) + "^")
         assert set(caret.strip()) == {"^"}

@@ -16,14 +16,17 @@ from tests.test_testing_cmd import case_file
 
 
 def test_a_typo_in_a_line_field_is_a_located_error(tmp_path: Path) -> None:
-    path = case_file(tmp_path, """\
+    path = case_file(
+        tmp_path,
+        """\
   - name: a typo in the service date
     claim:
       lines:
         - {line: 1, code: "93000", units: 1, servce_date: "2026-02-10",
            diagnosis_pointers: [1, 2]}
     expect: {status: clean}
-""")
+""",
+    )
     with pytest.raises(CaseFileError) as excinfo:
         load_cases(path)
     message = str(excinfo.value)
@@ -31,18 +34,37 @@ def test_a_typo_in_a_line_field_is_a_located_error(tmp_path: Path) -> None:
     assert "did you mean `service_date`?" in message
 
 
-@pytest.mark.parametrize(("text", "line", "key"), [
-    ("  - name: a case-level typo\n    expct: {status: clean}\n    expect: {status: clean}\n",
-     17, "cases[0].expct"),
-    ("  - name: a member typo\n    claim: {member: {sexx: F}}\n    expect: {status: clean}\n",
-     17, "cases[0].claim.member.sexx"),
-    ("  - name: a history typo\n    history: [{claim_id: MC-0, recieved_date: '2026-01-01'}]\n"
-     "    expect: {status: deny}\n", 17, "cases[0].history[0].recieved_date"),
-    ("  - name: a batch typo\n    claims:\n      - claim: {claim_id: B-1}\n"
-     "        expekt: {status: clean}\n", 19, "cases[0].claims[0].expekt"),
-])
-def test_unknown_keys_anywhere_are_errors(tmp_path: Path, text: str, line: int,
-                                          key: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        (
+            "  - name: a case-level typo\n    expct: {status: clean}\n"
+            "    expect: {status: clean}\n",
+            17,
+            "cases[0].expct",
+        ),
+        (
+            "  - name: a member typo\n    claim: {member: {sexx: F}}\n"
+            "    expect: {status: clean}\n",
+            17,
+            "cases[0].claim.member.sexx",
+        ),
+        (
+            "  - name: a history typo\n"
+            "    history: [{claim_id: MC-0, recieved_date: '2026-01-01'}]\n"
+            "    expect: {status: deny}\n",
+            17,
+            "cases[0].history[0].recieved_date",
+        ),
+        (
+            "  - name: a batch typo\n    claims:\n      - claim: {claim_id: B-1}\n"
+            "        expekt: {status: clean}\n",
+            19,
+            "cases[0].claims[0].expekt",
+        ),
+    ],
+)
+def test_unknown_keys_anywhere_are_errors(tmp_path: Path, text: str, line: int, key: str) -> None:
     path = case_file(tmp_path, text)
     with pytest.raises(CaseFileError, match=re.escape(f"ecg.yaml:{line}: unknown key `{key}`")):
         load_cases(path)
@@ -57,18 +79,23 @@ def test_a_typo_in_base_is_an_error(tmp_path: Path) -> None:
 
 
 def test_free_form_sections_stay_free(tmp_path: Path) -> None:
-    path = case_file(tmp_path, """\
+    path = case_file(
+        tmp_path,
+        """\
   - name: documentation and addresses are free-form
     claim:
       documentation: {ecg: {anything: 1}}
       billing_provider: {npi: "1234567893", address: {state: TX, city: Austin}}
     expect: {status: clean}
-""")
+""",
+    )
     assert len(load_cases(path)) == 1
 
 
 def test_a_case_claim_the_engine_rejects_says_so(tmp_path: Path) -> None:
-    path = case_file(tmp_path, """\
+    path = case_file(
+        tmp_path,
+        """\
   - name: a date that is no date
     claim: {received_date: "2026-13-45"}
     expect: {status: clean, findings: []}
@@ -80,13 +107,13 @@ def test_a_case_claim_the_engine_rejects_says_so(tmp_path: Path) -> None:
     expect:
       status: reject
       findings: [{rule: engine/claim-format}]
-""")
+""",
+    )
     run = run_cases(shared_engine(), [path])
     first, second, meant = run.results
     assert meant.passed
     for result in (first, second):
-        assert result.problems[0].startswith(
-            "the case's claim is not valid: received_date: ")
+        assert result.problems[0].startswith("the case's claim is not valid: received_date: ")
         assert not any(p.startswith("unexpected finding") for p in result.problems)
     text = render_text(run, coverage=False)
     assert "  the case's claim is not valid: received_date: " in text

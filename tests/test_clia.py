@@ -43,8 +43,10 @@ def test_x12_without_ref_x4_has_no_clia_number() -> None:
 
 def test_x12_empty_ref_x4_is_a_located_problem() -> None:
     first = _x12_with("REF*X4*")[0]
-    assert any("CLIA number (X4) is empty" in p.message and p.where.startswith("REF")
-               for p in first.problems)
+    assert any(
+        "CLIA number (X4) is empty" in p.message and p.where.startswith("REF")
+        for p in first.problems
+    )
 
 
 def test_x12_ref_x4_in_a_line_loop_is_not_the_claims() -> None:
@@ -65,14 +67,17 @@ def test_fhir_clia_identifier_of_the_billing_provider() -> None:
     bundle = professional()
     prac = bundle["entry"][3]["resource"]
     prac.setdefault("identifier", []).append(
-        {"system": "http://terminology.hl7.org/NamingSystem/CLIA", "value": " 05D0123456 "})
+        {"system": "http://terminology.hl7.org/NamingSystem/CLIA", "value": " 05D0123456 "}
+    )
     assert _fhir_clia(bundle) == "05D0123456"
 
 
 def test_fhir_clia_oid_on_the_reference_itself() -> None:
     bundle = professional()
     claim_of(bundle)["provider"]["identifier"] = {
-        "system": "urn:oid:2.16.840.1.113883.4.7", "value": "05D0123456"}
+        "system": "urn:oid:2.16.840.1.113883.4.7",
+        "value": "05D0123456",
+    }
     assert _fhir_clia(bundle) == "05D0123456"
 
 
@@ -81,19 +86,36 @@ def test_fhir_without_clia_identifier_has_none() -> None:
 
 
 CLAIM: dict[str, Any] = {
-    "claim_id": "L-1", "payer": "medicare", "received_date": "2026-03-02",
-    "member": {"id": "M1", "birth_date": "1951-04-12", "sex": "F",
-               "coverage": [{"payer": "medicare", "start": "2016-01-01"}]},
-    "billing_provider": {"npi": "1234567893"}, "rendering_provider": {"npi": "1234567893"},
+    "claim_id": "L-1",
+    "payer": "medicare",
+    "received_date": "2026-03-02",
+    "member": {
+        "id": "M1",
+        "birth_date": "1951-04-12",
+        "sex": "F",
+        "coverage": [{"payer": "medicare", "start": "2016-01-01"}],
+    },
+    "billing_provider": {"npi": "1234567893"},
+    "rendering_provider": {"npi": "1234567893"},
     "referring_provider": {"npi": "1234567893"},  # an ordered test (provider-data.policy)
-    "place_of_service": "11", "diagnoses": ["E11.9"],
-    "lines": [{"line": 1, "code": "82962", "units": 1, "charge": "12.00",
-               "service_date": "2026-02-10", "diagnosis_pointers": [1]}],
+    "place_of_service": "11",
+    "diagnoses": ["E11.9"],
+    "lines": [
+        {
+            "line": 1,
+            "code": "82962",
+            "units": 1,
+            "charge": "12.00",
+            "service_date": "2026-02-10",
+            "diagnosis_pointers": [1],
+        }
+    ],
 }
 
 
-@pytest.mark.parametrize("value, expected", [(" 05D0123456 ", "05D0123456"), ("", None),
-                                             (None, None), (12345, "12345")])
+@pytest.mark.parametrize(
+    "value, expected", [(" 05D0123456 ", "05D0123456"), ("", None), (None, None), (12345, "12345")]
+)
 def test_both_decoders_read_clia_number_alike(value: Any, expected: str | None) -> None:
     data = {**CLAIM, "clia_number": value}
     slow, problems = model.decode_claim(data, TODAY_DATE)
@@ -106,12 +128,21 @@ def test_both_decoders_read_clia_number_alike(value: Any, expected: str | None) 
         assert from_bytes is not None and from_bytes.clia_number == expected
 
 
-@pytest.mark.parametrize("value, ok", [
-    ("05D0123456", True), ("99D9999999", True),
-    ("0512345678", False),  # no D in the third position
-    ("05d0123456", False),  # the letter is an upper-case D
-    ("05D012345", False), ("05D01234567", False),  # 9 or 11 characters
-    ("AAD0123456", False), ("05D012345X", False), ("\uff105D0123456", False), (None, False)])
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("05D0123456", True),
+        ("99D9999999", True),
+        ("0512345678", False),  # no D in the third position
+        ("05d0123456", False),  # the letter is an upper-case D
+        ("05D012345", False),
+        ("05D01234567", False),  # 9 or 11 characters
+        ("AAD0123456", False),
+        ("05D012345X", False),
+        ("\uff105D0123456", False),
+        (None, False),
+    ],
+)
 def test_valid_clia_is_two_digits_d_seven_digits(value: str | None, ok: bool) -> None:
     assert valid_clia(value) is ok
 
@@ -120,6 +151,7 @@ def test_engine_rejects_a_lab_line_without_clia_and_passes_it_with_one() -> None
     engine = Engine()
     without = engine.check(CLAIM, today=TODAY_DATE).to_json()
     assert [(f["rule"], f["carc"], f["rarc"]) for f in without["findings"]] == [
-        ("medicare/clia/number-missing", "16", ["MA120"])]
+        ("medicare/clia/number-missing", "16", ["MA120"])
+    ]
     with_clia = engine.check({**CLAIM, "clia_number": "05D0123456"}, today=TODAY_DATE)
     assert with_clia.to_json()["status"] == "clean"

@@ -19,8 +19,7 @@ from cleanclaim.engine import runtime
 from cleanclaim.engine.bench import workload_claim
 
 # (pydantic is not among them: typer 0.29 builds its parameter converters with it)
-HEAVY = ("holidays", "fhir", "simple_icd_10_cm", "uvicorn", "psycopg", "lark",
-         "multiprocessing")
+HEAVY = ("holidays", "fhir", "simple_icd_10_cm", "uvicorn", "psycopg", "lark", "multiprocessing")
 
 _PROBE = """
 import atexit, sys
@@ -38,8 +37,13 @@ main()
 
 def _cold_check(path: Path, cache: Path) -> tuple[bytes, set[str], int]:
     env = {**os.environ, "CLEANCLAIM_CACHE_DIR": str(cache)}
-    done = subprocess.run([sys.executable, "-c", _PROBE.format(heavy=HEAVY, path=str(path))],
-                          capture_output=True, env=env, check=False, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(heavy=HEAVY, path=str(path))],
+        capture_output=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
     lines = done.stderr.decode().splitlines()
     line = [x for x in lines if x.startswith("IMPORTED")][-1]
     read = [x for x in lines if x.startswith("DESCRIPTIONS")][-1]
@@ -60,7 +64,8 @@ def test_a_second_cold_check_imports_no_heavy_module(tmp_path: Path) -> None:
 
 
 def test_the_cached_manifestation_codes_are_those_the_descriptions_give(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cleanclaim.dsl.codesets import icd10cm, icd10cm_notes
 
     monkeypatch.setenv("CLEANCLAIM_CACHE_DIR", str(tmp_path))
@@ -69,8 +74,11 @@ def test_the_cached_manifestation_codes_are_those_the_descriptions_give(
     icd10cm_notes._manifestation_keys.cache_clear()
     cached = icd10cm_notes._manifestation_keys()
     icd10cm_notes._manifestation_keys.cache_clear()
-    expected = frozenset(code for code, title in icd10cm._descriptions().items()
-                         if "diseases classified elsewhere" in title.lower())
+    expected = frozenset(
+        code
+        for code, title in icd10cm._descriptions().items()
+        if "diseases classified elsewhere" in title.lower()
+    )
     assert computed == cached == expected
     assert len(expected) > 100 and any((tmp_path / "icd10cm-manifestations").iterdir())
     assert icd10cm_notes.is_manifestation("F02.80")  # dementia in other diseases ...
@@ -78,7 +86,8 @@ def test_the_cached_manifestation_codes_are_those_the_descriptions_give(
 
 
 def test_the_cached_federal_calendar_is_the_library_calendar(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CLEANCLAIM_CACHE_DIR", str(tmp_path))
     computed = runtime._federal_calendar(2019, 2031)
     cached = runtime._federal_calendar(2019, 2031)
@@ -88,4 +97,5 @@ def test_the_cached_federal_calendar_is_the_library_calendar(
     assert any((tmp_path / "holidays").iterdir())
     # Other years are another entry, never a part of this one taken for the whole.
     assert runtime._federal_calendar(2030, 2032)[2032] == frozenset(
-        d for d in holidays.country_holidays("US", years=[2032]))
+        d for d in holidays.country_holidays("US", years=[2032])
+    )

@@ -19,17 +19,38 @@ from tests.test_x12 import MULTI, PAYERS, TODAY, join, segments, text_of
 
 DAY = dt.date(2026, 3, 2)
 CLAIM: dict[str, Any] = {
-    "claim_id": "COB-1", "payer": "medicare", "received_date": "2026-03-02",
-    "member": {"id": "M1", "birth_date": "1951-04-12", "sex": "F",
-               "date_of_death": "2026-03-01",
-               "coverage": [{"payer": "medicare", "start": "2016-01-01",
-                             "type": " Medicare ", "order": "SECONDARY"},
-                            {"payer": "acme-ppo", "start": "2020-01-01",
-                             "type": "commercial", "order": "primary"}]},
-    "billing_provider": {"npi": "1234567893"}, "rendering_provider": {"npi": "1234567893"},
-    "place_of_service": "11", "diagnoses": ["I10"],
-    "lines": [{"line": 1, "code": "99213", "units": 1, "charge": "90.00",
-               "service_date": "2026-02-10", "diagnosis_pointers": [1]}],
+    "claim_id": "COB-1",
+    "payer": "medicare",
+    "received_date": "2026-03-02",
+    "member": {
+        "id": "M1",
+        "birth_date": "1951-04-12",
+        "sex": "F",
+        "date_of_death": "2026-03-01",
+        "coverage": [
+            {
+                "payer": "medicare",
+                "start": "2016-01-01",
+                "type": " Medicare ",
+                "order": "SECONDARY",
+            },
+            {"payer": "acme-ppo", "start": "2020-01-01", "type": "commercial", "order": "primary"},
+        ],
+    },
+    "billing_provider": {"npi": "1234567893"},
+    "rendering_provider": {"npi": "1234567893"},
+    "place_of_service": "11",
+    "diagnoses": ["I10"],
+    "lines": [
+        {
+            "line": 1,
+            "code": "99213",
+            "units": 1,
+            "charge": "90.00",
+            "service_date": "2026-02-10",
+            "diagnosis_pointers": [1],
+        }
+    ],
 }
 
 
@@ -41,13 +62,15 @@ def test_both_decoders_read_type_order_and_date_of_death_alike() -> None:
     slow, problems = model.decode_claim(copy.deepcopy(CLAIM), DAY)
     fast = decoding.decode_json(json.dumps(CLAIM).encode(), DAY)
     assert problems == [] and slow is not None and fast is not None
-    assert _spans(slow) == _spans(fast) == [("medicare", "medicare", "secondary"),
-                                            ("acme-ppo", "commercial", "primary")]
+    assert (
+        _spans(slow)
+        == _spans(fast)
+        == [("medicare", "medicare", "secondary"), ("acme-ppo", "commercial", "primary")]
+    )
     assert slow.member.date_of_death == fast.member.date_of_death == dt.date(2026, 3, 1)
 
 
-@pytest.mark.parametrize(("key", "value"), [("type", "medicare-advantage"),
-                                            ("order", "first")])
+@pytest.mark.parametrize(("key", "value"), [("type", "medicare-advantage"), ("order", "first")])
 def test_an_unknown_type_or_order_is_a_located_problem(key: str, value: str) -> None:
     data = copy.deepcopy(CLAIM)
     data["member"]["coverage"][1][key] = value
@@ -74,8 +97,11 @@ def _x12(pat: str | None, before: str = "NM1*QC") -> Any:
         del segs[i]
     else:
         segs[i] = pat
-    return [c for c in read_x12(join(segs), "t.837", PAYERS, today=TODAY)
-            if c.data is not None and c.data["member"].get("birth_date") == "2015-06-07"]
+    return [
+        c
+        for c in read_x12(join(segs), "t.837", PAYERS, today=TODAY)
+        if c.data is not None and c.data["member"].get("birth_date") == "2015-06-07"
+    ]
 
 
 def test_x12_pat06_is_the_date_of_death() -> None:
@@ -89,12 +115,14 @@ def test_x12_without_pat06_has_no_date_of_death() -> None:
     assert claim.data is not None and "date_of_death" not in claim.data["member"]
 
 
-@pytest.mark.parametrize(("pat", "where", "fragment"), [
-    ("PAT*19****D8*20260230", "PAT06", "not a valid date"),
-    ("PAT*19****RD8*20260101", "PAT05", "is not D8"),
-])
-def test_x12_bad_pat_dates_are_located_and_not_quoted(pat: str, where: str,
-                                                      fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("pat", "where", "fragment"),
+    [
+        ("PAT*19****D8*20260230", "PAT06", "not a valid date"),
+        ("PAT*19****RD8*20260101", "PAT05", "is not D8"),
+    ],
+)
+def test_x12_bad_pat_dates_are_located_and_not_quoted(pat: str, where: str, fragment: str) -> None:
     [claim] = _x12(pat)
     found = [p for p in claim.problems if fragment in p.message]
     assert found and found[0].where.endswith(where) and "2026" not in found[0].message
@@ -115,12 +143,12 @@ def test_fhir_insurance_sequence_gives_the_order_of_several_coverages() -> None:
     bundle["entry"].append(second)
     claim = claim_of(bundle)
     claim["insurance"][0]["sequence"] = 2
-    claim["insurance"].append({"sequence": 1, "focal": False,
-                               "coverage": {"reference": "Coverage/cov-2"}})
+    claim["insurance"].append(
+        {"sequence": 1, "focal": False, "coverage": {"reference": "Coverage/cov-2"}}
+    )
     [raw] = list(read_fhir(json.dumps(bundle), "t.json", FHIR_PAYERS))
     assert raw.data is not None
-    assert [s.get("order") for s in raw.data["member"]["coverage"]] == ["secondary",
-                                                                        "primary"]
+    assert [s.get("order") for s in raw.data["member"]["coverage"]] == ["secondary", "primary"]
 
 
 def test_fhir_one_insurance_says_no_order() -> None:

@@ -26,8 +26,10 @@ def shape(value: Any) -> Any:
     and amount: 1 and 1.0 are different claims to a rule that prints them)."""
     slots = getattr(type(value), "__slots__", None)
     if slots is not None and not isinstance(value, (str, bytes)):
-        return (type(value).__name__,
-                tuple((name, shape(getattr(value, name))) for name in sorted(slots)))
+        return (
+            type(value).__name__,
+            tuple((name, shape(getattr(value, name))) for name in sorted(slots)),
+        )
     if isinstance(value, (list, tuple)):
         return tuple(shape(v) for v in value)
     if isinstance(value, dict):
@@ -72,12 +74,61 @@ def test_every_slot_of_the_claim_is_set_by_the_fast_path() -> None:
 
 
 ODD_VALUES: list[Any] = [
-    None, "", " ", "x", " ab ", "IL", "il", "I", "2026-02-30", "2026-01-05", "2026-W07-2",
-    " 2026-01-05", 0, 1, -1, 2, 1.5, 1e20, 10**25, True, False, [], [1], ["x"], {}, {"a": 1},
-    "12.50", "NaN", "1e3", "1_000", "9999999999", "x" * 81, "tab\there", "é", "25",
-    "original", "void", "replacement", "\ud800", " \udfff ", "a\ud83d", 99_999, 100_000,
-    10_001, 9_999, 10_000, "20260105", "2026-01-05T00:00:00", "2026-01-05Z", "+2026-01-05",
-    "0000-01-01", "9999-12-31", "2026-1-5", "2026-01-05\n", "\uff12\uff10\uff12\uff16-01-05",
+    None,
+    "",
+    " ",
+    "x",
+    " ab ",
+    "IL",
+    "il",
+    "I",
+    "2026-02-30",
+    "2026-01-05",
+    "2026-W07-2",
+    " 2026-01-05",
+    0,
+    1,
+    -1,
+    2,
+    1.5,
+    1e20,
+    10**25,
+    True,
+    False,
+    [],
+    [1],
+    ["x"],
+    {},
+    {"a": 1},
+    "12.50",
+    "NaN",
+    "1e3",
+    "1_000",
+    "9999999999",
+    "x" * 81,
+    "tab\there",
+    "é",
+    "25",
+    "original",
+    "void",
+    "replacement",
+    "\ud800",
+    " \udfff ",
+    "a\ud83d",
+    99_999,
+    100_000,
+    10_001,
+    9_999,
+    10_000,
+    "20260105",
+    "2026-01-05T00:00:00",
+    "2026-01-05Z",
+    "+2026-01-05",
+    "0000-01-01",
+    "9999-12-31",
+    "2026-1-5",
+    "2026-01-05\n",
+    "\uff12\uff10\uff12\uff16-01-05",
 ]
 
 
@@ -98,8 +149,17 @@ def _set(data: Any, path: tuple[Any, ...], value: Any) -> None:
     data[path[-1]] = value
 
 
-EXTRA_KEYS = ["service_state", "service_facility", "referring_provider", "authorizations",
-              "documentation", "frequency", "replaces", "line", "address"]
+EXTRA_KEYS = [
+    "service_state",
+    "service_facility",
+    "referring_provider",
+    "authorizations",
+    "documentation",
+    "frequency",
+    "replaces",
+    "line",
+    "address",
+]
 
 
 def test_damaged_claims_get_the_reference_readers_decision_and_problems() -> None:
@@ -107,8 +167,15 @@ def test_damaged_claims_get_the_reference_readers_decision_and_problems() -> Non
     for i in range(3000):
         data = workload_claim(rng, i)
         if i % 3 == 0:
-            data["authorizations"] = [{"number": "PA-1", "codes": ["93306"],
-                                       "start": "2026-01-01", "end": None, "units": 2}]
+            data["authorizations"] = [
+                {
+                    "number": "PA-1",
+                    "codes": ["93306"],
+                    "start": "2026-01-01",
+                    "end": None,
+                    "units": 2,
+                }
+            ]
             data["service_facility"] = {"address": {"state": "oh"}}
             data["billing_provider"]["address"] = {"state": " wi "}
             data["referring_provider"] = {"npi": npi_of(rng)}
@@ -131,10 +198,19 @@ def npi_of(rng: random.Random) -> str:
     return rng.choice(["1234567893", " 1234567893 ", ""])
 
 
-@pytest.mark.parametrize("text", [
-    b"", b"{", b"[1]", b"null", b'{"claim_id": "\\ud800"}', b'{"claim_id": NaN}',
-    b'{"a": 1} trailing', "{\"claim_id\": \"C-1\"}".encode("utf-16"),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"",
+        b"{",
+        b"[1]",
+        b"null",
+        b'{"claim_id": "\\ud800"}',
+        b'{"claim_id": NaN}',
+        b'{"a": 1} trailing',
+        '{"claim_id": "C-1"}'.encode("utf-16"),
+    ],
+)
 def test_text_the_fast_path_does_not_read_goes_to_the_reference_reader(text: bytes) -> None:
     assert decoding.decode_json(text, TODAY) is None
 
@@ -152,6 +228,7 @@ def test_lone_surrogates_and_deep_nesting_go_to_the_reference_reader() -> None:
         return nested(depth - 1) if depth else decoding.decode_json(deep, TODAY)
 
     import sys
+
     assert nested(sys.getrecursionlimit() - 60) is None
 
 

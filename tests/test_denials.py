@@ -58,22 +58,33 @@ def test_the_shipped_mapping_uses_the_engines_vocabulary_and_has_a_source_per_ro
     assert {r.root_cause for r in mapping.rows if r.root_cause} <= set(ROOT_CAUSES)
 
 
-@pytest.mark.parametrize(("row", "message"), [
-    ("*,50,,denial,medical_necessity,frontdesk,appeal,x,y,z",
-     "2: column owner: `frontdesk` is not allowed (did you mean `front_end`?)"),
-    ("*,999,,denial,coding,coding,appeal,x,y,z",
-     "2: column carc: `999` is not a CARC X12 defines"),
-    ("*,50,N99999,denial,coding,coding,appeal,x,y,z",
-     "2: column rarc: `N99999` is not a RARC X12 defines"),
-    ("CO,45,,contractual,coding,,none,x,y,z",
-     "2: columns root_cause/owner are only for a denial (this row is contractual)"),
-    ("*,50,,denial,submission_data,billing,appeal,x,y,z",
-     "2: column root_cause: `submission_data` is not allowed (did you mean `submission`?)"),
-    ("*,50,,denial,coding,coding,appeal,x,y",
-     "2: 9 cells, expected 10"),
-    ("*,50,,denial,coding,coding,appeal,x,y,",
-     "2: column source is empty"),
-])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            "*,50,,denial,medical_necessity,frontdesk,appeal,x,y,z",
+            "2: column owner: `frontdesk` is not allowed (did you mean `front_end`?)",
+        ),
+        (
+            "*,999,,denial,coding,coding,appeal,x,y,z",
+            "2: column carc: `999` is not a CARC X12 defines",
+        ),
+        (
+            "*,50,N99999,denial,coding,coding,appeal,x,y,z",
+            "2: column rarc: `N99999` is not a RARC X12 defines",
+        ),
+        (
+            "CO,45,,contractual,coding,,none,x,y,z",
+            "2: columns root_cause/owner are only for a denial (this row is contractual)",
+        ),
+        (
+            "*,50,,denial,submission_data,billing,appeal,x,y,z",
+            "2: column root_cause: `submission_data` is not allowed (did you mean `submission`?)",
+        ),
+        ("*,50,,denial,coding,coding,appeal,x,y", "2: 9 cells, expected 10"),
+        ("*,50,,denial,coding,coding,appeal,x,y,", "2: column source is empty"),
+    ],
+)
 def test_a_bad_mapping_row_is_a_located_error(row: str, message: str) -> None:
     with pytest.raises(MappingError) as caught:
         parse_mapping(HEADER + row + "\n", "my.csv")
@@ -97,7 +108,11 @@ def test_the_rarc_decides_an_ambiguous_carc_and_never_a_guess() -> None:
     m = load_mapping()
     decided = m.classify("CO", "16", ("MA130", "M51"))
     assert (decided.category, decided.root_cause, decided.owner, decided.rarc) == (
-        "denial", "submission", "billing", "M51")
+        "denial",
+        "submission",
+        "billing",
+        "M51",
+    )
     alone = m.classify("CO", "16", ())
     assert alone.category == "unclassified" and "needs a remark code" in (alone.why or "")
     both = m.classify("CO", "16", ("M76",))  # M76: missing (billing) or invalid (coding)
@@ -115,7 +130,10 @@ def test_non_denials_are_classified_as_such() -> None:
     assert m.classify("CO", "45").category == "contractual"
     assert m.classify("PR", "45").category == "patient_responsibility"
     assert [m.classify("PR", c).label for c in ("1", "2", "3")] == [
-        "deductible", "coinsurance", "copay"]
+        "deductible",
+        "coinsurance",
+        "copay",
+    ]
     assert m.classify("OA", "23").category == "coordination_of_benefits"
     assert m.classify("CR", "50").category == "correction"  # the group decides alone
     assert "not a CARC X12 defines" in (m.classify("CO", "999").why or "")
@@ -130,8 +148,10 @@ def test_report_of_the_samples_has_no_denial_and_every_adjustment_classified() -
     report = build_report(files)
     assert report["totals"]["denials"] == 0 and report["unclassified"] == []
     assert {r["category"]: r["amount"] for r in report["adjusted"]} == {
-        "contractual": "76608.24", "coordination_of_benefits": "9548.14",
-        "patient_responsibility": "1120.00"}
+        "contractual": "76608.24",
+        "coordination_of_benefits": "9548.14",
+        "patient_responsibility": "1120.00",
+    }
     assert report["totals"]["clean_claim_rate"] == 1.0
 
 
@@ -143,14 +163,25 @@ def _report(decisions: Path | None = None) -> dict[str, Any]:
 def test_denials_by_root_cause_owner_code_procedure_and_month() -> None:
     report = _report()
     totals = report["totals"]
-    assert (totals["claims"], totals["claims_damaged"], totals["denials"],
-            totals["denied_amount"], totals["denied_claims"]) == (6, 1, 5, "413.00", 4)
+    assert (
+        totals["claims"],
+        totals["claims_damaged"],
+        totals["denials"],
+        totals["denied_amount"],
+        totals["denied_claims"],
+    ) == (6, 1, 5, "413.00", 4)
     by = report["denials_by"]
     assert {r["root_cause"]: r["amount"] for r in by["root_cause"]} == {
-        "medical_necessity": "250.00", "coding": "163.00"}
+        "medical_necessity": "250.00",
+        "coding": "163.00",
+    }
     assert {r["carc"] for r in by["carc"]} == {"CO-4", "CO-236", "CO-50", "CO-97"}
     assert {r["procedure"]: r["count"] for r in by["procedure"]} == {
-        "93000": 2, "93010": 1, "93306": 1, "82306": 1}
+        "93000": 2,
+        "93010": 1,
+        "93306": 1,
+        "82306": 1,
+    }
     assert by["month"] == [{"month": "2026-02", "count": 5, "claims": 4, "amount": "413.00"}]
     assert by["rendering_provider"][0]["rendering_provider"] in ("1234567893", "unknown")
     assert report["top_reasons"][0]["code"] == "CO-50"
@@ -165,25 +196,45 @@ def test_denials_by_root_cause_owner_code_procedure_and_month() -> None:
 def test_what_the_checker_caught_with_our_decisions(decisions: Path) -> None:
     checker = _report(decisions)["checker"]
     assert checker["basis"] == "findings"
-    counts = {k: (checker[k]["count"], checker[k]["amount"])
-              for k in ("predicted", "missed", "over_flagged", "not_checked")}
-    assert counts == {"predicted": (3, "268.00"), "missed": (1, "45.00"),
-                      "over_flagged": (1, "600.00"), "not_checked": (1, "100.00")}
-    rules = {r["rule"]: (r["predicted"]["count"], r["over_flagged"]["count"])
-             for r in checker["rules"]}
+    counts = {
+        k: (checker[k]["count"], checker[k]["amount"])
+        for k in ("predicted", "missed", "over_flagged", "not_checked")
+    }
+    assert counts == {
+        "predicted": (3, "268.00"),
+        "missed": (1, "45.00"),
+        "over_flagged": (1, "600.00"),
+        "not_checked": (1, "100.00"),
+    }
+    rules = {
+        r["rule"]: (r["predicted"]["count"], r["over_flagged"]["count"]) for r in checker["rules"]
+    }
     assert rules["medicare/ecg/component-with-global"] == (1, 0)  # CO-236 on line 2
     assert rules["medicare/necessity/tte-lcd-l33577-no-state"] == (1, 0)  # a review
     assert rules["acme-ppo/auth/missing"] == (0, 1)  # line 1 paid: too strict here
     assert checker["missed_reasons"][0]["code"] == "CO-4"
-    assert checker["over_flagged_lines"] == [{
-        "claim_id": "C-2001", "line": 1, "paid": "600.00",
-        "rules": ["acme-ppo/auth/missing", "acme-ppo/timely-filing/limit"]}]
+    assert checker["over_flagged_lines"] == [
+        {
+            "claim_id": "C-2001",
+            "line": 1,
+            "paid": "600.00",
+            "rules": ["acme-ppo/auth/missing", "acme-ppo/timely-filing/limit"],
+        }
+    ]
 
 
 def test_what_the_checker_caught_from_the_history_store(tmp_path: Path) -> None:
     store = tmp_path / "history.sqlite"
-    result = _cli("check", str(DATA / "claims.json"), "--today", TODAY, "--format", "ndjson",
-                  "--state", str(store))
+    result = _cli(
+        "check",
+        str(DATA / "claims.json"),
+        "--today",
+        TODAY,
+        "--format",
+        "ndjson",
+        "--state",
+        str(store),
+    )
     assert result.exit_code == 1, result.output
     result = _cli("denials", str(REMIT), "--state", str(store), "--format", "json")
     assert result.exit_code == 3  # C-3003 is damaged
@@ -191,8 +242,11 @@ def test_what_the_checker_caught_from_the_history_store(tmp_path: Path) -> None:
     assert checker["basis"] == "status"
     # The store keeps which lines were denied, not the rules: C-1001 line 2 (denied) and
     # C-2001 (rejected whole) and C-1002 (review) predicted; C-1001 line 1 missed.
-    assert (checker["predicted"]["count"], checker["missed"]["count"],
-            checker["not_checked"]["count"]) == (3, 1, 1)
+    assert (
+        checker["predicted"]["count"],
+        checker["missed"]["count"],
+        checker["not_checked"]["count"],
+    ) == (3, 1, 1)
     assert checker["missed_reasons"][0]["code"] == "CO-4"
 
 
@@ -212,8 +266,13 @@ def test_cli_worklist_csv_per_owner_without_patient_ids(decisions: Path) -> None
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["owner"] for r in rows] == sorted(r["owner"] for r in rows)
     missed = next(r for r in rows if r["code"] == "CO-4")
-    assert (missed["claim_id"], missed["line"], missed["owner"], missed["route"],
-            missed["checker"]) == ("C-1001", "1", "coding", "corrected_claim", "missed")
+    assert (
+        missed["claim_id"],
+        missed["line"],
+        missed["owner"],
+        missed["route"],
+        missed["checker"],
+    ) == ("C-1001", "1", "coding", "corrected_claim", "missed")
     assert missed["reason"].startswith("modifier missing or does not fit the procedure")
     assert any(r["category"] == "damaged" and r["claim_id"] == "C-3003" for r in rows)
     assert "DOE" not in result.stdout and "1EG4TE5MK73" not in result.stdout
@@ -234,8 +293,10 @@ def test_cli_table_and_usage_errors(tmp_path: Path, decisions: Path) -> None:
     assert "What the checker caught" in result.stdout and "over_flagged" in result.stdout
     assert "CAS segment 55, element CAS03" in result.stdout
     assert _cli("denials", str(tmp_path / "none.835")).exit_code == 2
-    assert _cli("denials", str(REMIT), "--decisions", str(decisions), "--state",
-                "x.sqlite").exit_code == 2
+    assert (
+        _cli("denials", str(REMIT), "--decisions", str(decisions), "--state", "x.sqlite").exit_code
+        == 2
+    )
     assert _cli("denials", str(REMIT), "--owner", "frontdesk").exit_code == 2
     bad = tmp_path / "map.csv"
     bad.write_text(HEADER + "*,50,,denial,coding,coderz,appeal,x,y,z\n")

@@ -14,10 +14,27 @@ from tests.test_server import call, running
 
 DATA = Path(__file__).parent / "data" / "x835"
 REMIT = DATA / "denials.835"
-DECISION = {"claim_id": "C-1001", "status": "deny", "policy": {}, "findings": [
-    {"rule": "r/ncci", "kind": "coding", "severity": "deny", "line": 2, "group": "CO",
-     "carc": "236", "rarc": [], "root_cause": "coding", "owner": "coding", "message": "m",
-     "reference": None, "source": None}]}
+DECISION = {
+    "claim_id": "C-1001",
+    "status": "deny",
+    "policy": {},
+    "findings": [
+        {
+            "rule": "r/ncci",
+            "kind": "coding",
+            "severity": "deny",
+            "line": 2,
+            "group": "CO",
+            "carc": "236",
+            "rarc": [],
+            "root_cause": "coding",
+            "owner": "coding",
+            "message": "m",
+            "reference": None,
+            "source": None,
+        }
+    ],
+}
 
 
 def test_the_engine_package_exposes_reading_and_the_report(tmp_path: Path) -> None:
@@ -47,10 +64,10 @@ def test_post_denials_takes_an_835_or_json_with_decisions() -> None:
         assert status == 200 and report["checker"]["predicted"]["count"] == 1
         status, report = _post(srv, b'{"claim_id": "C-1"}', "text/plain")
         assert status == 200 and report["files"][0]["problems"][0]["message"].startswith(
-            "not an X12 file")
+            "not an X12 file"
+        )
         status, report = _post(srv, b"{not json", "application/json")
-        assert status == 200 and "not valid JSON" in report["files"][0]["problems"][0][
-            "message"]
+        assert status == 200 and "not valid JSON" in report["files"][0]["problems"][0]["message"]
         status, _, _ = call(srv, "GET", "/v1/denials")
         assert status == 405
         _, _, doc = call(srv, "GET", "/openapi.json")
@@ -61,8 +78,9 @@ def test_post_denials_takes_an_835_or_json_with_decisions() -> None:
 
 def test_post_denials_over_the_body_limit_is_413() -> None:
     with running(max_body=1000, timeout=5.0) as srv:
-        status, _, answer = call(srv, "POST", "/v1/denials", REMIT.read_bytes(),
-                                 {"Content-Type": "application/edi-x12"})
+        status, _, answer = call(
+            srv, "POST", "/v1/denials", REMIT.read_bytes(), {"Content-Type": "application/edi-x12"}
+        )
         assert status == 413 and b"body-too-large" in answer
 
 

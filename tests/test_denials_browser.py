@@ -76,17 +76,32 @@ def test_the_report_renders_its_charts_in_headless_chromium(tmp_path: Path) -> N
         '{"claim_id":"C-1001","status":"deny","findings":[{"rule":"r/ncci","kind":"coding",'
         '"severity":"deny","line":2,"group":"CO","carc":"236","rarc":[],"root_cause":'
         '"coding","owner":"coding","message":"m","reference":null,"source":null}],'
-        '"policy":{}}\n')
-    report = build_report([read_remittance(DATA / "denials.835")],
-                          checked=parse_decisions(decisions.read_text(), str(decisions)))
+        '"policy":{}}\n'
+    )
+    report = build_report(
+        [read_remittance(DATA / "denials.835")],
+        checked=parse_decisions(decisions.read_text(), str(decisions)),
+    )
     page = tmp_path / "report.html"
     page.write_text(render_html(report), encoding="utf-8")
     assert "<script src=" not in page.read_text()  # self-contained: plotly.js inline
     result = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=180, check=False)
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     charts = _Charts()
     charts.feed(result.stdout)
@@ -94,7 +109,9 @@ def test_the_report_renders_its_charts_in_headless_chromium(tmp_path: Path) -> N
     for chart in CHART_IDS:
         assert "js-plotly-plot" in charts.classes[chart], chart  # plotly ran
         assert charts.found[chart]["svg"] >= 1 and charts.found[chart]["bars"] >= 1, (
-            chart, charts.found[chart])
+            chart,
+            charts.found[chart],
+        )
     # One bar series per root cause over time, named in the legend.
     assert sorted(charts.legend["chart-root-cause-month"]) == ["coding", "medical_necessity"]
     # Predicted, missed, over-flagged, not checked: four bars.

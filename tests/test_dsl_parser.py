@@ -54,9 +54,14 @@ def shape(node: Any) -> Any:
     if isinstance(node, ast.Span):
         return None
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        return (type(node).__name__,
-                *(shape(getattr(node, f.name)) for f in dataclasses.fields(node)
-                  if f.name not in ("span", "path")))
+        return (
+            type(node).__name__,
+            *(
+                shape(getattr(node, f.name))
+                for f in dataclasses.fields(node)
+                if f.name not in ("span", "path")
+            ),
+        )
     if isinstance(node, tuple):
         return tuple(shape(n) for n in node)
     return node
@@ -66,8 +71,9 @@ def shape(node: Any) -> Any:
 
 
 def test_a_file_is_a_version_line_then_value_sets_and_rules() -> None:
-    tree = parse('version 1\nvalueset a = [93000]\nrule "p/r"\n  when true\nend\n'
-                 'valueset b = [93005]\n')
+    tree = parse(
+        'version 1\nvalueset a = [93000]\nrule "p/r"\n  when true\nend\nvalueset b = [93005]\n'
+    )
     assert tree.language_version == 1
     assert tree.path == FILE
     assert [v.name for v in tree.valuesets] == ["a", "b"]
@@ -96,9 +102,15 @@ def test_value_set_literal_with_kind_and_spans() -> None:
     assert [span(i) for i in term.codes.items] == [(2, 23, 2, 28), (2, 30, 2, 41)]
 
 
-@pytest.mark.parametrize(("marker", "kind"), [
-    ("codes ", "codes"), ("icd10 ", "icd10"), ("modifiers ", "modifiers"), ("", None),
-])
+@pytest.mark.parametrize(
+    ("marker", "kind"),
+    [
+        ("codes ", "codes"),
+        ("icd10 ", "icd10"),
+        ("modifiers ", "modifiers"),
+        ("", None),
+    ],
+)
 def test_value_set_kind_markers(marker: str, kind: str | None) -> None:
     (vs,) = parse(f"version 1\nvalueset v = {marker}[A1]\n").valuesets
     (term,) = vs.terms
@@ -130,8 +142,9 @@ def test_value_set_from_a_csv_column() -> None:
 
 
 def test_value_set_union_of_references_literals_and_csv() -> None:
-    (vs,) = parse('version 1\nvalueset every = ecg + [93010] + codes csv "x.csv" column "c"\n'
-                  ).valuesets
+    (vs,) = parse(
+        'version 1\nvalueset every = ecg + [93010] + codes csv "x.csv" column "c"\n'
+    ).valuesets
     assert [type(t).__name__ for t in vs.terms] == ["SetRef", "SetLiteral", "SetCsv"]
     ref = vs.terms[0]
     assert isinstance(ref, ast.SetRef)
@@ -144,17 +157,17 @@ def test_value_set_union_of_references_literals_and_csv() -> None:
 
 def test_rule_header_clauses_and_their_spans() -> None:
     rule = rule_with(
-        '  title "ECG component with global"\n'      # line 3
-        "  applies to codes ecg_components\n"         # line 4
-        '  plan is not "gold", "silver"\n'            # line 5
-        '  place of service is "11"\n'                # line 6
-        "  root cause coding\n"                       # line 7
-        "  owner billing\n"                           # line 8
-        "  kind duplicate\n"                          # line 9
-        "  when true\n"                               # line 10
-        "  then deny CO-97 with M15, N54\n"           # line 11
-        '  message "m {line.code}"\n'                 # line 12
-        '  reference "NCCI ch. XI"'                   # line 13
+        '  title "ECG component with global"\n'  # line 3
+        "  applies to codes ecg_components\n"  # line 4
+        '  plan is not "gold", "silver"\n'  # line 5
+        '  place of service is "11"\n'  # line 6
+        "  root cause coding\n"  # line 7
+        "  owner billing\n"  # line 8
+        "  kind duplicate\n"  # line 9
+        "  when true\n"  # line 10
+        "  then deny CO-97 with M15, N54\n"  # line 11
+        '  message "m {line.code}"\n'  # line 12
+        '  reference "NCCI ch. XI"'  # line 13
     )
     assert rule.id == "p/r"
     assert span(rule) == (2, 1, 14, 4)
@@ -176,20 +189,24 @@ def test_rule_header_clauses_and_their_spans() -> None:
     (version,) = rule.versions
     assert version.start is None and version.end is None
     assert span(version) == span(rule)  # no `effective`: the version is the whole rule
-    assert version.outcome == ast.Outcome("deny", "CO", "97", ("M15", "N54"),
-                                          ast.Span(FILE, 11, 3, 11, 32))
+    assert version.outcome == ast.Outcome(
+        "deny", "CO", "97", ("M15", "N54"), ast.Span(FILE, 11, 3, 11, 32)
+    )
     assert version.message is not None and version.message.value == "m {line.code}"
     assert span(version.message) == (12, 11, 12, 26)
     assert version.reference is not None and version.reference.value == "NCCI ch. XI"
     assert rule.misplaced == ()
 
 
-@pytest.mark.parametrize(("text", "kind"), [
-    ("applies to codes ecg", "codes"),
-    ("applies to all lines", "all_lines"),
-    ("applies to claim", "claim"),
-    ("applies to each diagnosis", "diagnosis"),
-])
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("applies to codes ecg", "codes"),
+        ("applies to all lines", "all_lines"),
+        ("applies to claim", "claim"),
+        ("applies to each diagnosis", "diagnosis"),
+    ],
+)
 def test_scopes(text: str, kind: str) -> None:
     rule = rule_with(f"  {text}\n  when true")
     assert rule.scope is not None
@@ -206,13 +223,16 @@ def test_scope_codes_may_be_a_union_with_an_inline_list() -> None:
     assert [i.text for i in literal.codes.items] == ["93010", "93306-93308"]
 
 
-@pytest.mark.parametrize(("text", "outcome"), [
-    ("then reject CO-16 with MA130, M76", ("reject", "CO", "16", ("MA130", "M76"))),
-    ("then deny PR-204", ("deny", "PR", "204", ())),
-    ("then review OA-23", ("review", "OA", "23", ())),
-    ("then info CO-97 with N54", ("info", "CO", "97", ("N54",))),
-    ("then deny CO-P1", ("deny", "CO", "P1", ())),
-])
+@pytest.mark.parametrize(
+    ("text", "outcome"),
+    [
+        ("then reject CO-16 with MA130, M76", ("reject", "CO", "16", ("MA130", "M76"))),
+        ("then deny PR-204", ("deny", "PR", "204", ())),
+        ("then review OA-23", ("review", "OA", "23", ())),
+        ("then info CO-97 with N54", ("info", "CO", "97", ("N54",))),
+        ("then deny CO-P1", ("deny", "CO", "P1", ())),
+    ],
+)
 def test_outcomes(text: str, outcome: tuple[Any, ...]) -> None:
     found = rule_with(f"  when true\n  {text}").versions[0].outcome
     assert found is not None
@@ -222,16 +242,19 @@ def test_outcomes(text: str, outcome: tuple[Any, ...]) -> None:
 # ---- expressions ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("1", 1),
-    ("365", 365),
-    ("2.50", Decimal("2.50")),
-    ('"gold"', "gold"),
-    ('"say \\"hi\\""', 'say "hi"'),
-    ("2024-02-29", dt.date(2024, 2, 29)),
-    ("true", True),
-    ("false", False),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1", 1),
+        ("365", 365),
+        ("2.50", Decimal("2.50")),
+        ('"gold"', "gold"),
+        ('"say \\"hi\\""', 'say "hi"'),
+        ("2024-02-29", dt.date(2024, 2, 29)),
+        ("true", True),
+        ("false", False),
+    ],
+)
 def test_literals(text: str, value: object) -> None:
     node = expr(f"x == {text}")
     assert isinstance(node, ast.Compare)
@@ -247,7 +270,9 @@ def test_paths_calls_and_code_lists() -> None:
     assert isinstance(call, ast.Call)
     assert call.name == "days_between"
     assert [a.parts for a in call.args if isinstance(a, ast.Path)] == [
-        ("line", "service_date"), ("claim", "received_date")]
+        ("line", "service_date"),
+        ("claim", "received_date"),
+    ]
     assert isinstance(node.right, ast.CodeList)
     assert [i.text for i in node.right.items] == ["93000", "R07.*"]
 
@@ -269,11 +294,14 @@ def test_comparison_operators(op: str) -> None:
 
 def test_boolean_precedence_not_then_and_then_or() -> None:
     node = expr("not a or b and c")
-    assert shape(node) == shape(ast.BoolOp(
-        "or",
-        ast.Not(ast.Path(("a",), _S), _S),
-        ast.BoolOp("and", ast.Path(("b",), _S), ast.Path(("c",), _S), _S),
-        _S))
+    assert shape(node) == shape(
+        ast.BoolOp(
+            "or",
+            ast.Not(ast.Path(("a",), _S), _S),
+            ast.BoolOp("and", ast.Path(("b",), _S), ast.Path(("c",), _S), _S),
+            _S,
+        )
+    )
 
 
 def test_parentheses_group() -> None:
@@ -292,8 +320,9 @@ def test_arithmetic_is_left_associative_and_binds_tighter_than_comparison() -> N
     assert isinstance(outer.right, ast.Literal_) and outer.right.value == 30
 
 
-@pytest.mark.parametrize(("text", "negated"), [("line.code in ecg", False),
-                                               ("line.code not in ecg", True)])
+@pytest.mark.parametrize(
+    ("text", "negated"), [("line.code in ecg", False), ("line.code not in ecg", True)]
+)
 def test_membership(text: str, negated: bool) -> None:
     node = expr(text)
     assert isinstance(node, ast.Membership)
@@ -302,8 +331,9 @@ def test_membership(text: str, negated: bool) -> None:
     assert isinstance(node.container, ast.Path) and node.container.parts == ("ecg",)
 
 
-@pytest.mark.parametrize(("text", "missing"), [("line.units is missing", True),
-                                               ("line.units is present", False)])
+@pytest.mark.parametrize(
+    ("text", "missing"), [("line.units is missing", True), ("line.units is present", False)]
+)
 def test_presence(text: str, missing: bool) -> None:
     node = expr(text)
     assert isinstance(node, ast.Presence)
@@ -344,8 +374,10 @@ def test_the_where_condition_extends_to_the_end_of_the_expression() -> None:
 
 
 def test_expression_spans() -> None:
-    rule = rule_with("  applies to all lines\n  root cause coding\n"
-                     "  when line.units > 1 and line.code in [93000]")
+    rule = rule_with(
+        "  applies to all lines\n  root cause coding\n"
+        "  when line.units > 1 and line.code in [93000]"
+    )
     (cond,) = rule.versions[0].conditions
     assert isinstance(cond, ast.BoolOp)
     assert span(cond) == (5, 8, 5, 47)
@@ -375,20 +407,20 @@ def test_dated_versions_merge_shared_and_own_clauses() -> None:
     rule = rule_with(
         "  applies to all lines\n"
         "  root cause timely_filing\n"
-        "  let received = claim.received_date\n"          # shared let
-        "  when line.units > 0\n"                          # shared condition
-        "  then deny CO-29\n"                              # shared outcome
-        '  reference "manual"\n'                           # shared reference
-        "  effective 2026-01-01\n"                         # line 9
+        "  let received = claim.received_date\n"  # shared let
+        "  when line.units > 0\n"  # shared condition
+        "  then deny CO-29\n"  # shared outcome
+        '  reference "manual"\n'  # shared reference
+        "  effective 2026-01-01\n"  # line 9
         "    let limit = 90\n"
         "    when days_between(line.service_date, received) > limit\n"
         '    message "new"\n'
-        "  effective 2025-01-01 until 2025-12-31\n"         # line 13
+        "  effective 2025-01-01 until 2025-12-31\n"  # line 13
         "    let limit = 180\n"
         "    when days_between(line.service_date, received) > limit\n"
         "    then review CO-29\n"
         '    reference "old manual"\n'
-        "  effective until 2024-12-31\n"                    # line 18
+        "  effective until 2024-12-31\n"  # line 18
         "    when false"
     )
     new, old, oldest = rule.versions
@@ -412,27 +444,34 @@ def test_dated_versions_merge_shared_and_own_clauses() -> None:
 
 
 def test_header_clauses_after_effective_are_recorded_as_misplaced() -> None:
-    rule = rule_with("  root cause coding\n  effective 2026-01-01\n    applies to all lines\n"
-                     '    title "late"\n    plan is "gold"\n    when true\n    then deny CO-1')
+    rule = rule_with(
+        "  root cause coding\n  effective 2026-01-01\n    applies to all lines\n"
+        '    title "late"\n    plan is "gold"\n    when true\n    then deny CO-1'
+    )
     assert rule.misplaced == (
-        ("applies to", ast.Span(FILE, 5, 5, 5, 25)), ("title", ast.Span(FILE, 6, 5, 6, 17)),
-        ("plan", ast.Span(FILE, 7, 5, 7, 19)))
+        ("applies to", ast.Span(FILE, 5, 5, 5, 25)),
+        ("title", ast.Span(FILE, 6, 5, 6, 17)),
+        ("plan", ast.Span(FILE, 7, 5, 7, 19)),
+    )
     # the clause still takes effect, so later checks do not report it as absent
     assert rule.scope is not None and rule.title is not None
 
 
-@pytest.mark.parametrize(("clauses", "second"), [
-    ("  when true\n  then deny CO-1\n  then deny CO-2", "then"),
-    ('  when true\n  then deny CO-1\n  message "a"\n  message "b"', "message"),
-    ('  when true\n  then deny CO-1\n  reference "a"\n  reference "b"', "reference"),
-    ('  title "a"\n  when true\n  then deny CO-1\n  title "b"', "title"),
-    ("  root cause coding\n  when true\n  then deny CO-1\n  root cause coverage", "root cause"),
-    ("  applies to claim\n  when true\n  then deny CO-1\n  applies to all lines", "applies to"),
-    ("  owner billing\n  when true\n  then deny CO-1\n  owner coding", "owner"),
-    ("  kind coding\n  when true\n  then deny CO-1\n  kind duplicate", "kind"),
-    ("  let a = 1\n  when true\n  then deny CO-1\n  let a = 2", "let a"),
-    ("  effective 2026-01-01\n  when true\n  then deny CO-1\n  then deny CO-2", "then"),
-])
+@pytest.mark.parametrize(
+    ("clauses", "second"),
+    [
+        ("  when true\n  then deny CO-1\n  then deny CO-2", "then"),
+        ('  when true\n  then deny CO-1\n  message "a"\n  message "b"', "message"),
+        ('  when true\n  then deny CO-1\n  reference "a"\n  reference "b"', "reference"),
+        ('  title "a"\n  when true\n  then deny CO-1\n  title "b"', "title"),
+        ("  root cause coding\n  when true\n  then deny CO-1\n  root cause coverage", "root cause"),
+        ("  applies to claim\n  when true\n  then deny CO-1\n  applies to all lines", "applies to"),
+        ("  owner billing\n  when true\n  then deny CO-1\n  owner coding", "owner"),
+        ("  kind coding\n  when true\n  then deny CO-1\n  kind duplicate", "kind"),
+        ("  let a = 1\n  when true\n  then deny CO-1\n  let a = 2", "let a"),
+        ("  effective 2026-01-01\n  when true\n  then deny CO-1\n  then deny CO-2", "then"),
+    ],
+)
 def test_a_repeated_clause_is_E407_at_the_second_one(clauses: str, second: str) -> None:
     text = f'version 1\nrule "p/r"\n{clauses}\nend\n'
     tree, errors = parse_policy(text, FILE)
@@ -444,8 +483,10 @@ def test_a_repeated_clause_is_E407_at_the_second_one(clauses: str, second: str) 
 
 
 def test_a_version_s_own_then_and_let_replace_the_shared_ones() -> None:
-    rule = rule_with("  let limit = 1\n  when line.units > limit\n  then deny CO-1\n"
-                     "  effective 2026-01-01\n    let limit = 2\n    then review CO-2")
+    rule = rule_with(
+        "  let limit = 1\n  when line.units > limit\n  then deny CO-1\n"
+        "  effective 2026-01-01\n    let limit = 2\n    then review CO-2"
+    )
     (version,) = rule.versions
     assert [let.name for let in version.lets] == ["limit", "limit"]
     assert version.outcome is not None and version.outcome.severity == "review"
@@ -526,9 +567,11 @@ end # after end
 # at the end, with no newline"""
 
 
-@pytest.mark.parametrize("text", [ONE_LINE, SPREAD, COMMENTED,
-                                  POLICY.replace("\n", "\r\n"), POLICY.replace("  ", "\t")],
-                         ids=["one-line", "spread", "commented", "crlf", "tabs"])
+@pytest.mark.parametrize(
+    "text",
+    [ONE_LINE, SPREAD, COMMENTED, POLICY.replace("\n", "\r\n"), POLICY.replace("  ", "\t")],
+    ids=["one-line", "spread", "commented", "crlf", "tabs"],
+)
 def test_layout_and_comments_do_not_change_the_tree(text: str) -> None:
     assert shape(parse(text)) == shape(parse(POLICY))
 
@@ -542,8 +585,9 @@ def test_a_hash_inside_a_string_is_text() -> None:
 # ---- syntax errors ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", 'rule "p/r"\nend\n',
-                                  "versions 1\n", "Version 1\n"])
+@pytest.mark.parametrize(
+    "text", ["", "\n\n", "# only a comment\n", 'rule "p/r"\nend\n', "versions 1\n", "Version 1\n"]
+)
 def test_a_file_without_a_version_line_is_E004(text: str) -> None:
     (error,) = errors_of(text)
     assert (error.code, error.span.line, error.span.column) == ("E004", 1, 1)
@@ -562,14 +606,17 @@ def test_every_broken_item_is_reported_and_the_rest_still_parses() -> None:
     text = (
         "version 1\n"
         "valueset good = [93000]\n"
-        "valueset bad = [93000\n"                         # 3: unclosed list
+        "valueset bad = [93000\n"  # 3: unclosed list
         'rule "p/one"\n  when line.units >> 1\n  then deny CO-1\nend\n'  # 5: `>>`
         'rule "p/two"\n  when true\n  then deny CO-1\nend\n'
-        'rule "p/three"\n  when true\n  then deny 12\nend\n'        # 14: bad CARC
+        'rule "p/three"\n  when true\n  then deny 12\nend\n'  # 14: bad CARC
     )
     tree, errors = parse_policy(text, FILE)
     assert [(e.code, e.span.line, e.span.column) for e in errors] == [
-        ("E001", 4, 1), ("E001", 5, 20), ("E001", 14, 13)]
+        ("E001", 4, 1),
+        ("E001", 5, 20),
+        ("E001", 14, 13),
+    ]
     assert tree is not None
     assert [v.name for v in tree.valuesets] == ["good"]
     assert [r.id for r in tree.rules] == ["p/two"]
@@ -583,8 +630,9 @@ def test_a_stray_character_is_E003_at_its_position() -> None:
 
 @pytest.mark.parametrize("date", ["2025-02-29", "2026-00-10", "2026-04-31"])
 def test_an_impossible_date_is_E006(date: str) -> None:
-    (error,) = errors_of(f'version 1\nrule "p/r"\n  when line.service_date > {date}\n'
-                         "  then deny CO-1\nend\n")
+    (error,) = errors_of(
+        f'version 1\nrule "p/r"\n  when line.service_date > {date}\n  then deny CO-1\nend\n'
+    )
     assert (error.code, error.span.line, error.span.column) == ("E006", 3, 28)
     assert (error.span.end_line, error.span.end_column) == (3, 38)
     assert error.message == f"`{date}` is not a calendar date"
@@ -597,9 +645,11 @@ def test_syntax_errors_carry_a_one_character_span() -> None:
 
 
 def test_truncated_policies_give_errors_never_exceptions() -> None:
-    text = ('version 1\nvalueset a = icd10 [R07.*]\nrule "p/r"\n  applies to codes [93000]\n'
-            '  let d = add_days(line.service_date, 1)\n  when any of line.pointed_diagnoses in a\n'
-            '  then deny CO-50 with N115\n  message "{line.code}"\nend\n')
+    text = (
+        'version 1\nvalueset a = icd10 [R07.*]\nrule "p/r"\n  applies to codes [93000]\n'
+        "  let d = add_days(line.service_date, 1)\n  when any of line.pointed_diagnoses in a\n"
+        '  then deny CO-50 with N115\n  message "{line.code}"\nend\n'
+    )
     for cut in range(10, len(text), 3):
         tree, errors = parse_policy(text[:cut], FILE)
         assert tree is not None or errors, f"no tree and no error for {text[:cut]!r}"
@@ -625,14 +675,16 @@ def test_an_upper_case_name_gets_the_lower_case_hint() -> None:
 
 
 def test_a_dangling_plus_in_a_value_set_is_reported_before_the_next_rule() -> None:
-    (error,) = errors_of('version 1\nvalueset a = [93000]\nvalueset b = a +\n'
-                         'rule "p/r"\n  when true\n  then deny CO-1\nend\n')
+    (error,) = errors_of(
+        "version 1\nvalueset a = [93000]\nvalueset b = a +\n"
+        'rule "p/r"\n  when true\n  then deny CO-1\nend\n'
+    )
     assert error.code == "E001"
     assert (error.span.line, error.span.column) == (4, 1)
 
 
 def test_a_byte_order_mark_does_not_shift_the_columns_of_the_first_line() -> None:
-    (error,) = errors_of('\ufeffversion 1 rule p\n')
+    (error,) = errors_of("\ufeffversion 1 rule p\n")
     assert (error.code, error.span.line, error.span.column) == ("E001", 1, 16)
 
 
@@ -642,53 +694,80 @@ def test_the_end_of_file_after_a_trailing_comment_points_after_the_last_token() 
     assert error.hint is not None and "missing `end`" in error.hint
 
 
-@pytest.mark.parametrize(("text", "where", "hint"), [
-    # each mistake in the second item of the file: the hints do not depend on the position
-    ('  when line.units > 1\n  deny CO-1\nend\n', (7, 3), "missing `then`"),
-    ("  root cause coding\n  line.units > 1\n  then deny CO-1\nend\n", (7, 3),
-     "missing `when`"),
-    ('  titel "t"\n  when true\n  then deny CO-1\nend\n', (6, 3), "did you mean `title`?"),
-    ('  when true\n  then deny CO-1\nrule "p/s"\n  when true\n  then deny CO-1\nend\n',
-     (8, 1), "missing `end`"),
-    ("  when true\n  then deny M15\nend\n", (7, 13), "group code and CARC"),
-    ("  when true\n  then deny CO-1 with\nend\n", (8, 1), "RARCs such as M15"),
-    ("  when line.units >\n  then deny CO-1\nend\n", (7, 3),
-     "the expression is not finished: something must follow `>`"),
-    ("  let end = 1\n  when true\n  then deny CO-1\nend\n", (6, 7),
-     "`end` is a keyword of the policy language"),
-    ("  when any then in other_lines where true\n  then deny CO-1\nend\n", (6, 12),
-     "`then` is a keyword"),
-])
-def test_common_mistakes_are_named_wherever_they_stand(text: str, where: tuple[int, int],
-                                                       hint: str) -> None:
-    errors = errors_of('version 1\nvalueset a = [93000]\nrule "p/first"\n  when true\n'
-                       '  then deny CO-1\nend\nrule "p/r"\n' + text)
+@pytest.mark.parametrize(
+    ("text", "where", "hint"),
+    [
+        # each mistake in the second item of the file: the hints do not depend on the position
+        ("  when line.units > 1\n  deny CO-1\nend\n", (7, 3), "missing `then`"),
+        (
+            "  root cause coding\n  line.units > 1\n  then deny CO-1\nend\n",
+            (7, 3),
+            "missing `when`",
+        ),
+        ('  titel "t"\n  when true\n  then deny CO-1\nend\n', (6, 3), "did you mean `title`?"),
+        (
+            '  when true\n  then deny CO-1\nrule "p/s"\n  when true\n  then deny CO-1\nend\n',
+            (8, 1),
+            "missing `end`",
+        ),
+        ("  when true\n  then deny M15\nend\n", (7, 13), "group code and CARC"),
+        ("  when true\n  then deny CO-1 with\nend\n", (8, 1), "RARCs such as M15"),
+        (
+            "  when line.units >\n  then deny CO-1\nend\n",
+            (7, 3),
+            "the expression is not finished: something must follow `>`",
+        ),
+        (
+            "  let end = 1\n  when true\n  then deny CO-1\nend\n",
+            (6, 7),
+            "`end` is a keyword of the policy language",
+        ),
+        (
+            "  when any then in other_lines where true\n  then deny CO-1\nend\n",
+            (6, 12),
+            "`then` is a keyword",
+        ),
+    ],
+)
+def test_common_mistakes_are_named_wherever_they_stand(
+    text: str, where: tuple[int, int], hint: str
+) -> None:
+    errors = errors_of(
+        'version 1\nvalueset a = [93000]\nrule "p/first"\n  when true\n'
+        '  then deny CO-1\nend\nrule "p/r"\n' + text
+    )
     (error,) = errors
     assert (error.span.line - 2, error.span.column) == where
     assert error.hint is not None and hint in error.hint
 
 
-@pytest.mark.parametrize(("text", "hint"), [
-    ("valueset b = [93000, 93005\nrule", "unclosed code list: a `]` is missing"),
-    ("valueset b = [93000 93005]\n", "separate the codes of a list with `,`"),
-    ("valueset b = a +\nvalueset c = [1]\n", "the value set is not finished"),
-    ("valueset rule = [93000]\n", "`rule` is a keyword"),
-    ('rule medicare\n  when true\nend\n', "a rule id must be a quoted string"),
-    ("valueset b = [93000,\n", "unclosed code list"),
-])
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("valueset b = [93000, 93005\nrule", "unclosed code list: a `]` is missing"),
+        ("valueset b = [93000 93005]\n", "separate the codes of a list with `,`"),
+        ("valueset b = a +\nvalueset c = [1]\n", "the value set is not finished"),
+        ("valueset rule = [93000]\n", "`rule` is a keyword"),
+        ("rule medicare\n  when true\nend\n", "a rule id must be a quoted string"),
+        ("valueset b = [93000,\n", "unclosed code list"),
+    ],
+)
 def test_common_mistakes_in_value_sets_and_rule_ids(text: str, hint: str) -> None:
     errors = errors_of("version 1\nvalueset a = [93000]\n" + text)
     assert errors, text
     assert errors[0].hint is not None and hint in errors[0].hint
 
 
-@pytest.mark.parametrize(("text", "column"), [
-    ("  effective 2026-2-3\n  when true", 13),
-    ("  effective 2026-02\n  when true", 13),
-    ("  effective 20260203\n  when true", 13),
-    ("  effective 2026-01-01 until 2026-1-31\n  when true", 30),
-    ("  when line.service_date > 2026-2-03", 28),
-])
+@pytest.mark.parametrize(
+    ("text", "column"),
+    [
+        ("  effective 2026-2-3\n  when true", 13),
+        ("  effective 2026-02\n  when true", 13),
+        ("  effective 20260203\n  when true", 13),
+        ("  effective 2026-01-01 until 2026-1-31\n  when true", 30),
+        ("  when line.service_date > 2026-2-03", 28),
+    ],
+)
 def test_a_date_not_written_yyyy_mm_dd_is_E006(text: str, column: int) -> None:
     (error,) = errors_of(f'version 1\nrule "p/r"\n{text}\n  then deny CO-1\nend\n')
     assert (error.code, error.span.line, error.span.column) == ("E006", 3, column)
@@ -697,8 +776,9 @@ def test_a_date_not_written_yyyy_mm_dd_is_E006(text: str, column: int) -> None:
 
 @pytest.mark.parametrize("word", ["end", "then", "all", "codes", "plan", "is", "rule"])
 def test_a_keyword_cannot_be_a_name(word: str) -> None:
-    errors = errors_of(f'version 1\nrule "p/r"\n  let {word} = 1\n  when true\n'
-                       "  then deny CO-1\nend\n")
+    errors = errors_of(
+        f'version 1\nrule "p/r"\n  let {word} = 1\n  when true\n  then deny CO-1\nend\n'
+    )
     assert [(e.code, e.span.line, e.span.column) for e in errors] == [("E001", 3, 7)]
 
 
@@ -709,7 +789,10 @@ def test_a_name_may_start_with_a_keyword_and_a_field_may_be_spelt_like_one() -> 
     assert isinstance(left, ast.Compare) and isinstance(right, ast.Compare)
     paths = [left.left, right.left, right.right]
     assert [p.parts for p in paths if isinstance(p, ast.Path)] == [
-        ("end_date",), ("member", "coverage", "end"), ("claim", "plan")]
+        ("end_date",),
+        ("member", "coverage", "end"),
+        ("claim", "plan"),
+    ]
 
 
 def test_claim_and_diagnosis_are_keywords_and_names() -> None:
@@ -722,17 +805,23 @@ def test_claim_and_diagnosis_are_keywords_and_names() -> None:
 def test_the_reserved_words_are_the_grammar_s_keywords() -> None:
     from cleanclaim.dsl.parser import _parser, reserved_words
 
-    keywords = {t.pattern.value for t in _parser(1).terminals
-                if t.pattern.type == "str" and t.pattern.value.isalnum()}
+    keywords = {
+        t.pattern.value
+        for t in _parser(1).terminals
+        if t.pattern.type == "str" and t.pattern.value.isalnum()
+    }
     assert reserved_words(1) == keywords - {"claim", "diagnosis"}
 
 
 def test_blanked_value_sets_are_named_so_their_users_are_not_reported() -> None:
     from cleanclaim.dsl.parser import parse_policy_file
 
-    parsed = parse_policy_file("version 1\nvalueset good = [93000]\nvalueset ecg = [93000\n"
-                               'rule "p/r"\n  applies to codes ecg\n  when true\n'
-                               "  then deny CO-1\nend\n", FILE)
+    parsed = parse_policy_file(
+        "version 1\nvalueset good = [93000]\nvalueset ecg = [93000\n"
+        'rule "p/r"\n  applies to codes ecg\n  when true\n'
+        "  then deny CO-1\nend\n",
+        FILE,
+    )
     assert parsed.broken_names == {"ecg"}
     assert parsed.tree is not None and [v.name for v in parsed.tree.valuesets] == ["good"]
 

@@ -21,8 +21,10 @@ REPO = Path(__file__).resolve().parent.parent
 EDITOR = REPO / "docs" / "editor"
 GRAMMAR = json.loads((EDITOR / "cleanclaim-policy.tmLanguage.json").read_text("utf-8"))
 FILES = sorted((REPO / "payer_policies").glob("*/*.policy")) + [
-    p for p in sorted((REPO / "tests" / "fmt").glob("*.policy"))
-    if p.read_text(encoding="utf-8").strip()]
+    p
+    for p in sorted((REPO / "tests" / "fmt").glob("*.policy"))
+    if p.read_text(encoding="utf-8").strip()
+]
 
 
 # ---- a TextMate interpreter, just enough for our grammar ---------------------------------
@@ -65,8 +67,9 @@ def _patterns(patterns: list[dict[str, Any]]) -> list[_Rule]:
     return out
 
 
-def _captured(match: re.Match[str], captures: dict[str, Any], base: list[str],
-              scopes: dict[int, list[str]]) -> None:
+def _captured(
+    match: re.Match[str], captures: dict[str, Any], base: list[str], scopes: dict[int, list[str]]
+) -> None:
     for index, capture in captures.items():
         group = int(index)
         if match.group(group) is None:
@@ -133,8 +136,20 @@ def tokenize(text: str) -> dict[tuple[int, int], list[str]]:
 
 # ---- what each token of the parser must be --------------------------------------------
 
-NAMED = {"NAME", "FIELD", "STRING", "DATE", "NUMBER", "INT", "CODE_ITEM", "CARC", "RARC",
-         "COMP_OP", "ADD_OP", "COMMENT"}
+NAMED = {
+    "NAME",
+    "FIELD",
+    "STRING",
+    "DATE",
+    "NUMBER",
+    "INT",
+    "CODE_ITEM",
+    "CARC",
+    "RARC",
+    "COMP_OP",
+    "ADD_OP",
+    "COMMENT",
+}
 
 
 def expected_scope(token: Token) -> str | None:
@@ -180,8 +195,10 @@ def test_every_token_of_a_policy_gets_its_scope(path: Path) -> None:
         if want is not None:
             kinds.add(want)
             if not any(s.startswith(want) for s in scopes):
-                wrong.append(f"{token.line}:{token.column} {token.type} {str(token)!r}: "
-                             f"wanted {want}, got {scopes}")
+                wrong.append(
+                    f"{token.line}:{token.column} {token.type} {str(token)!r}: "
+                    f"wanted {want}, got {scopes}"
+                )
         if token.type in ("NAME", "FIELD") and any(s.startswith("keyword") for s in scopes):
             wrong.append(f"{token.line}:{token.column} name {str(token)!r} scoped {scopes}")
     assert wrong == [], "\n".join(wrong)
@@ -194,11 +211,21 @@ def test_the_shipped_policies_show_every_kind_of_token() -> None:
     for path in FILES:
         for scopes in tokenize(path.read_text(encoding="utf-8")).values():
             seen.update(s.rsplit(".", 1)[0] for s in scopes)
-    for scope in ("comment.line.number-sign", "string.quoted.double", "constant.other.date",
-                  "constant.other.code", "constant.other.carc", "constant.other.rarc",
-                  "keyword.other.clause", "keyword.operator.word", "constant.numeric",
-                  "variable.other.placeholder", "variable.other.member",
-                  "variable.language.record", "support.function"):
+    for scope in (
+        "comment.line.number-sign",
+        "string.quoted.double",
+        "constant.other.date",
+        "constant.other.code",
+        "constant.other.carc",
+        "constant.other.rarc",
+        "keyword.other.clause",
+        "keyword.operator.word",
+        "constant.numeric",
+        "variable.other.placeholder",
+        "variable.other.member",
+        "variable.language.record",
+        "support.function",
+    ):
         assert scope in seen, scope
 
 
@@ -211,8 +238,9 @@ def test_a_message_placeholder_and_an_escape_inside_a_string() -> None:
 
 def test_every_keyword_of_the_language_grammar_is_in_the_editor_grammar() -> None:
     lark_grammar = (REPO / "dsl" / "grammar" / "policy_v1.lark").read_text(encoding="utf-8")
-    rules = "\n".join(line for line in lark_grammar.splitlines()
-                      if not line.lstrip().startswith("//"))
+    rules = "\n".join(
+        line for line in lark_grammar.splitlines() if not line.lstrip().startswith("//")
+    )
     keywords = set(re.findall(r'"([a-z][a-z0-9]*)"', rules))
     assert {"rule", "end", "valueset", "icd10", "where"} <= keywords
     table_text = json.dumps(GRAMMAR["repository"])

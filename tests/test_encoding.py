@@ -28,17 +28,42 @@ def test_decisions_of_the_workload_encode_as_before() -> None:
 
 
 def _finding(message: str, **extra: object) -> Finding:
-    finding = Finding("x/y", "coding", "deny", 2, "CO", "4", ["N54"], "coding", "coding",
-                      message, None, {"file": "a.policy", "line": 3})
+    finding = Finding(
+        "x/y",
+        "coding",
+        "deny",
+        2,
+        "CO",
+        "4",
+        ["N54"],
+        "coding",
+        "coding",
+        message,
+        None,
+        {"file": "a.policy", "line": 3},
+    )
     for key, value in extra.items():
         setattr(finding, key, value)
     return finding
 
 
-@pytest.mark.parametrize("message", [
-    "plain", "é accents", "≥ 2 units", "tab\there", "new\nline", "del\x7fete", "nul\x00",
-    'quote " and \\ backslash', "</script>", "1e16 units", "B12E5", "emoji 😀",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "plain",
+        "é accents",
+        "≥ 2 units",
+        "tab\there",
+        "new\nline",
+        "del\x7fete",
+        "nul\x00",
+        'quote " and \\ backslash',
+        "</script>",
+        "1e16 units",
+        "B12E5",
+        "emoji 😀",
+    ],
+)
 def test_text_the_encoders_write_differently_still_gives_the_old_bytes(message: str) -> None:
     decision = Decision(message, "deny", [_finding(message)], {"packs": {"p": "sha256:0"}}, 7)
     decision.origin = {"file": message, "segment": 12, "ratio": 1e16, "small": 1e-7}
@@ -48,15 +73,29 @@ def test_text_the_encoders_write_differently_still_gives_the_old_bytes(message: 
 
 def test_a_decision_without_optional_parts_leaves_them_out() -> None:
     decision = Decision("C-1", "clean", [], {})
-    assert ndjson_bytes(decision) == b'{"claim_id":"C-1","status":"clean","findings":[],' \
-        b'"policy":{}}'
+    assert (
+        ndjson_bytes(decision) == b'{"claim_id":"C-1","status":"clean","findings":[],"policy":{}}'
+    )
 
 
-@pytest.mark.parametrize("number", [
-    1e16, 1.5e-7, 1e-5, 0.00001, 0.5, 1.0, -2.5e-10, 1e300, 123456789012345678.0, 2.0 ** 60,
-])
+@pytest.mark.parametrize(
+    "number",
+    [
+        1e16,
+        1.5e-7,
+        1e-5,
+        0.00001,
+        0.5,
+        1.0,
+        -2.5e-10,
+        1e300,
+        123456789012345678.0,
+        2.0**60,
+    ],
+)
 def test_every_float_the_encoders_write_differently_still_gives_the_old_bytes(
-        number: float) -> None:
+    number: float,
+) -> None:
     for where in ("origin", "error"):
         decision = Decision("C-1", "clean", [], {"packs": {"p": "sha256:3e5"}})
         setattr(decision, where, {"a": number, "b": [number, -number], "c": {"d": number}})

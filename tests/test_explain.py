@@ -14,14 +14,26 @@ from cleanclaim.engine.cli import app
 
 def _claim(diagnosis: str, code: str = "93306", **extra: Any) -> dict[str, Any]:
     claim: dict[str, Any] = {
-        "claim_id": "X-1", "payer": "medicare", "received_date": "2026-03-02",
-        "member": {"id": "M", "coverage": [{"payer": "medicare", "start": "2016-04-01",
-                                            "end": None}]},
+        "claim_id": "X-1",
+        "payer": "medicare",
+        "received_date": "2026-03-02",
+        "member": {
+            "id": "M",
+            "coverage": [{"payer": "medicare", "start": "2016-04-01", "end": None}],
+        },
         "billing_provider": {"npi": "1234567893"},
         "rendering_provider": {"npi": "1234567893"},
-        "place_of_service": "11", "diagnoses": [diagnosis],
-        "lines": [{"line": 1, "code": code, "units": 1, "service_date": "2026-02-12",
-                   "diagnosis_pointers": [1]}],
+        "place_of_service": "11",
+        "diagnoses": [diagnosis],
+        "lines": [
+            {
+                "line": 1,
+                "code": code,
+                "units": 1,
+                "service_date": "2026-02-12",
+                "diagnosis_pointers": [1],
+            }
+        ],
     }
     claim.update(extra)
     return claim
@@ -92,8 +104,10 @@ def test_cli_json_trace_and_unknown_rule(tmp_path: Any) -> None:
     path = tmp_path / "claim.json"
     path.write_text(json.dumps(_acme_vitamin_d("M54.50")))
     runner = CliRunner()
-    result = runner.invoke(app, ["explain", str(path), "--format", "json", "--rule",
-                                 VITAMIN_D, "--today", "2026-03-02"])
+    result = runner.invoke(
+        app,
+        ["explain", str(path), "--format", "json", "--rule", VITAMIN_D, "--today", "2026-03-02"],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["decision"]["status"] == "deny"

@@ -18,7 +18,7 @@ from cleanclaim.engine.cli import app
 from cleanclaim.engine.engine import Engine
 
 TODAY = "2026-03-02"
-POLICY = '''version 1
+POLICY = """version 1
 
 counter pt_visits
   counts visits of codes [97110]
@@ -35,7 +35,7 @@ rule "demo/pt/limit"
   message "PT visit {visit} of the year; the plan covers 2"
   reference "demo plan benefit summary, PT"
 end
-'''
+"""
 
 
 def pack(root: Path) -> Path:
@@ -48,15 +48,31 @@ def pack(root: Path) -> Path:
 
 def claim(claim_id: str, day: str, *lines: str) -> dict[str, Any]:
     return {
-        "claim_id": claim_id, "payer": "demo", "received_date": "2026-03-01",
-        "member": {"id": "M-1", "birth_date": "1980-01-01", "sex": "F",
-                   "coverage": [{"payer": "demo", "start": "2016-01-01", "end": None}]},
+        "claim_id": claim_id,
+        "payer": "demo",
+        "received_date": "2026-03-01",
+        "member": {
+            "id": "M-1",
+            "birth_date": "1980-01-01",
+            "sex": "F",
+            "coverage": [{"payer": "demo", "start": "2016-01-01", "end": None}],
+        },
         "billing_provider": {"npi": "1234567893"},
         "rendering_provider": {"npi": "1234567893"},
-        "place_of_service": "11", "diagnoses": ["M54.50"],
-        "lines": [{"line": i + 1, "code": code, "modifiers": ["GP"], "units": 1, "charge": "90.00",
-                   "service_date": day, "diagnosis_pointers": [1]}
-                  for i, code in enumerate(lines or ("97110",))],
+        "place_of_service": "11",
+        "diagnoses": ["M54.50"],
+        "lines": [
+            {
+                "line": i + 1,
+                "code": code,
+                "modifiers": ["GP"],
+                "units": 1,
+                "charge": "90.00",
+                "service_date": day,
+                "diagnosis_pointers": [1],
+            }
+            for i, code in enumerate(lines or ("97110",))
+        ],
     }
 
 
@@ -69,17 +85,20 @@ def explain(*args: str) -> Any:
     return CliRunner().invoke(app, ["explain", *args, "--today", TODAY])
 
 
-def test_a_claim_explained_inside_its_file_shows_the_counted_earlier_visits(
-        tmp_path: Path) -> None:
+def test_a_claim_explained_inside_its_file_shows_the_counted_earlier_visits(tmp_path: Path) -> None:
     policies = pack(tmp_path)
-    claims = write(tmp_path / "claims.json", [
-        claim("V-1", "2026-01-05"), claim("V-2", "2026-01-12"), claim("V-3", "2026-01-19")])
+    claims = write(
+        tmp_path / "claims.json",
+        [claim("V-1", "2026-01-05"), claim("V-2", "2026-01-12"), claim("V-3", "2026-01-19")],
+    )
     result = explain(str(claims), "--claim", "V-3", "--policies", str(policies))
     assert result.exit_code == 0, result.output
     out = result.output
     assert "FIRED  demo/pt/limit" in out and "visit = 3" in out
-    assert ("counted by pt_visits: claim V-1 line 1 97110 on 2026-01-05; claim V-2 line 1 "
-            "97110 on 2026-01-12") in out
+    assert (
+        "counted by pt_visits: claim V-1 line 1 97110 on 2026-01-05; claim V-2 line 1 "
+        "97110 on 2026-01-12"
+    ) in out
     assert "PR-119: patient responsibility" in out and "N640:" in out
     assert "reference: demo plan benefit summary, PT" in out
     assert "Decision: deny" in out
@@ -99,14 +118,25 @@ def test_explained_alone_the_file_claim_would_not_fire(tmp_path: Path) -> None:
     assert "`visit > 2` is false (visit = 1)" in result.output
 
 
-def test_a_claim_is_explained_against_the_state_store_which_is_not_changed(
-        tmp_path: Path) -> None:
+def test_a_claim_is_explained_against_the_state_store_which_is_not_changed(tmp_path: Path) -> None:
     policies = pack(tmp_path)
     state = tmp_path / "state.sqlite"
-    earlier = write(tmp_path / "earlier.json", [claim("V-1", "2026-01-05"),
-                                                claim("V-2", "2026-01-12")])
-    checked = CliRunner().invoke(app, ["check", str(earlier), "--state", str(state),
-                                       "--policies", str(policies), "--today", TODAY])
+    earlier = write(
+        tmp_path / "earlier.json", [claim("V-1", "2026-01-05"), claim("V-2", "2026-01-12")]
+    )
+    checked = CliRunner().invoke(
+        app,
+        [
+            "check",
+            str(earlier),
+            "--state",
+            str(state),
+            "--policies",
+            str(policies),
+            "--today",
+            TODAY,
+        ],
+    )
     assert checked.exit_code == 0, checked.output
     before = state.read_bytes()
     later = write(tmp_path / "later.json", [claim("V-3", "2026-01-19")])
@@ -119,14 +149,14 @@ def test_a_claim_is_explained_against_the_state_store_which_is_not_changed(
 
 def test_claim_selection_errors(tmp_path: Path) -> None:
     policies = pack(tmp_path)
-    claims = write(tmp_path / "claims.json", [claim("V-1", "2026-01-05"),
-                                              claim("V-2", "2026-01-12")])
+    claims = write(
+        tmp_path / "claims.json", [claim("V-1", "2026-01-05"), claim("V-2", "2026-01-12")]
+    )
     many = explain(str(claims), "--policies", str(policies))
     assert many.exit_code == 2 and "--claim ID" in many.output and "V-1" in many.output
     wrong = explain(str(claims), "--claim", "V-9", "--policies", str(policies))
     assert wrong.exit_code == 2 and "no claim `V-9`" in wrong.output
-    both = explain(str(claims), "--claim", "V-1", "--full", "--fails",
-                   "--policies", str(policies))
+    both = explain(str(claims), "--claim", "V-1", "--full", "--fails", "--policies", str(policies))
     assert both.exit_code == 2
 
 
@@ -157,17 +187,26 @@ def test_the_traces_of_cleanclaim_test_use_the_cases_history(engine: Engine) -> 
     from cleanclaim.engine.cases import PolicyCase
     from cleanclaim.engine.testing import explain_trace
 
-    case = PolicyCase("third visit", Path("cases/pt.yaml"), claim("V-3", "2026-01-19"),
-                      "clean", None, dt.date(2026, 3, 2),
-                      history=(claim("V-1", "2026-01-05"), claim("V-2", "2026-01-12")))
+    case = PolicyCase(
+        "third visit",
+        Path("cases/pt.yaml"),
+        claim("V-3", "2026-01-19"),
+        "clean",
+        None,
+        dt.date(2026, 3, 2),
+        history=(claim("V-1", "2026-01-05"), claim("V-2", "2026-01-12")),
+    )
     text = explain_trace(engine, case, "demo/pt/limit")
     assert text is not None and "FIRED  demo/pt/limit" in text, text
     assert "counted by pt_visits: claim V-1 line 1 97110 on 2026-01-05" in text
 
 
 def test_render_modes_and_json(engine: Engine) -> None:
-    items = [claim("V-1", "2026-01-05"), claim("V-2", "2026-01-12"),
-             claim("V-3", "2026-01-19", "97110", "97140")]
+    items = [
+        claim("V-1", "2026-01-05"),
+        claim("V-2", "2026-01-12"),
+        claim("V-3", "2026-01-19", "97110", "97140"),
+    ]
     found = engine.explain_in_run(items, "V-3")
     assert found is not None
     decision, traces = found

@@ -90,8 +90,13 @@ EXPECTED_PROFESSIONAL: dict[str, Any] = {
     "diagnoses": ["R07.9", "R06.02"],
     "authorizations": [
         # insurance-level preAuthRef: every item's code, first to last date of service
-        {"number": "PA-77812", "codes": ["93000", "93306", "J1100"], "start": "2026-02-10",
-         "end": "2026-02-10", "units": None}
+        {
+            "number": "PA-77812",
+            "codes": ["93000", "93306", "J1100"],
+            "start": "2026-02-10",
+            "end": "2026-02-10",
+            "units": None,
+        }
     ],
     "lines": [
         {

@@ -22,12 +22,17 @@ TOO_DEEP = "nested too deeply"
 
 
 def check(path: Path) -> tuple[int, list[dict[str, Any]], str]:
-    result = CliRunner().invoke(app, ["check", str(path), "--format", "ndjson",
-                                      "--today", "2026-03-02"],
-                                env={"CLEANCLAIM_PLUGINS": "none"})
+    result = CliRunner().invoke(
+        app,
+        ["check", str(path), "--format", "ndjson", "--today", "2026-03-02"],
+        env={"CLEANCLAIM_PLUGINS": "none"},
+    )
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return (result.exit_code, [json.loads(line) for line in result.stdout.splitlines()],
-            result.stderr)
+    return (
+        result.exit_code,
+        [json.loads(line) for line in result.stdout.splitlines()],
+        result.stderr,
+    )
 
 
 def messages(decision: dict[str, Any]) -> str:
@@ -35,13 +40,17 @@ def messages(decision: dict[str, Any]) -> str:
 
 
 def json_extension_chain(depth: int) -> str:
-    return ('{"url": "http://x", "extension": [' * depth
-            + '{"url": "http://x", "valueString": "a"}' + "]}" * depth)
+    return (
+        '{"url": "http://x", "extension": [' * depth
+        + '{"url": "http://x", "valueString": "a"}'
+        + "]}" * depth
+    )
 
 
 def xml_extension_chain(depth: int) -> str:
-    return ('<extension url="http://x">' * depth + '<valueString value="a"/>'
-            + "</extension>" * depth)
+    return (
+        '<extension url="http://x">' * depth + '<valueString value="a"/>' + "</extension>" * depth
+    )
 
 
 def two_claims_one_deep(depth: int) -> str:
@@ -58,8 +67,9 @@ def two_claims_one_deep(depth: int) -> str:
 
 def test_5000_deep_xml_is_a_located_file_error(tmp_path: Path) -> None:
     path = tmp_path / "deep.xml"
-    path.write_text('<Bundle xmlns="http://hl7.org/fhir">' + "<entry>" * 5000
-                    + "</entry>" * 5000 + "</Bundle>")
+    path.write_text(
+        '<Bundle xmlns="http://hl7.org/fhir">' + "<entry>" * 5000 + "</entry>" * 5000 + "</Bundle>"
+    )
     code, decisions, stderr = check(path)
     assert code == 3
     [record] = decisions
@@ -70,8 +80,11 @@ def test_5000_deep_xml_is_a_located_file_error(tmp_path: Path) -> None:
 
 def test_5000_deep_claim_extension_in_xml_is_a_located_file_error(tmp_path: Path) -> None:
     path = tmp_path / "deep.xml"
-    path.write_text(BUNDLE_XML.replace('<id value="C-1001"/>',
-                                       '<id value="C-1001"/>' + xml_extension_chain(5000)))
+    path.write_text(
+        BUNDLE_XML.replace(
+            '<id value="C-1001"/>', '<id value="C-1001"/>' + xml_extension_chain(5000)
+        )
+    )
     code, decisions, _ = check(path)
     assert code == 3 and TOO_DEEP in decisions[0]["error"]["reason"]
 
@@ -80,8 +93,9 @@ def test_5000_deep_claim_extension_in_xml_is_a_located_file_error(tmp_path: Path
 def test_deep_xml_within_the_parser_limit_rejects_the_claim(tmp_path: Path, depth: int) -> None:
     # Before: a PydanticSerializationError ("not valid FHIR R4 (PydanticSerializationError)").
     path = tmp_path / "deep.xml"
-    text = BUNDLE_XML.replace('<id value="C-1001"/>',
-                              '<id value="C-1001"/>' + xml_extension_chain(depth))
+    text = BUNDLE_XML.replace(
+        '<id value="C-1001"/>', '<id value="C-1001"/>' + xml_extension_chain(depth)
+    )
     assert text != BUNDLE_XML
     path.write_text(text)
     code, decisions, _ = check(path)
@@ -112,8 +126,10 @@ def test_a_deep_patient_rejects_the_claim_that_refers_to_it(tmp_path: Path) -> N
     path.write_text(json.dumps(data).replace('"DEEP"', json_extension_chain(300)))
     _, [decision], _ = check(path)
     assert decision["status"] == "reject"
-    assert ("Claim.patient: the Patient it refers to (Bundle.entry[0].resource) is not valid "
-            f"FHIR R4: Patient: elements {TOO_DEEP}") in messages(decision)
+    assert (
+        "Claim.patient: the Patient it refers to (Bundle.entry[0].resource) is not valid "
+        f"FHIR R4: Patient: elements {TOO_DEEP}"
+    ) in messages(decision)
 
 
 def test_5000_deep_json_is_a_file_error(tmp_path: Path) -> None:
@@ -132,13 +148,19 @@ def _mutate(text: str, rng: random.Random, xml: bool) -> str:
         return text[:cut] + xml_extension_chain(depth) + text[cut:]
     cuts = [i + 1 for i, ch in enumerate(text) if ch in "[:"]
     cut = rng.choice(cuts)
-    chain = rng.choice(["[" * depth + "1" + "]" * depth, json_extension_chain(depth),
-                        '{"a": ' * depth + "1" + "}" * depth])
+    chain = rng.choice(
+        [
+            "[" * depth + "1" + "]" * depth,
+            json_extension_chain(depth),
+            '{"a": ' * depth + "1" + "}" * depth,
+        ]
+    )
     return text[:cut] + chain + ("," if text[cut:].lstrip()[:1] not in "]}," else "") + text[cut:]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in DATA.iterdir()
-                                        if p.suffix in (".json", ".xml")))
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in DATA.iterdir() if p.suffix in (".json", ".xml"))
+)
 def test_mutated_samples_never_crash(name: str) -> None:
     text = (DATA / name).read_text()
     rng = random.Random(f"19.1 {name}")

@@ -19,9 +19,11 @@ BUNDLE = json.loads((DATA / "professional-claim-bundle.json").read_text())
 
 
 def check(*args: str) -> list[dict[str, Any]]:
-    result = CliRunner().invoke(app, ["check", *args, "--format", "ndjson",
-                                      "--today", "2026-03-02"],
-                                env={"CLEANCLAIM_PLUGINS": "none"})
+    result = CliRunner().invoke(
+        app,
+        ["check", *args, "--format", "ndjson", "--today", "2026-03-02"],
+        env={"CLEANCLAIM_PLUGINS": "none"},
+    )
     assert result.exit_code in (0, 1), result.output
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -55,8 +57,9 @@ def test_fhir_decisions_carry_their_origin_on_every_path(tmp_path: Path) -> None
         assert [d.get("origin") for d in decisions] == want
 
 
-@pytest.mark.parametrize("name", ["professional-claim-bundle.json",
-                                  "professional-claim-bundle.xml"])
+@pytest.mark.parametrize(
+    "name", ["professional-claim-bundle.json", "professional-claim-bundle.xml"]
+)
 def test_the_sample_bundle_in_json_and_xml(name: str) -> None:
     path = DATA / name
     [decision] = check(str(path))

@@ -22,12 +22,28 @@ _BUNDLE: dict[str, Any] = json.loads((DATA / "professional-claim-bundle.json").r
 PATIENT: dict[str, Any] = {
     **_BUNDLE["entry"][0]["resource"],
     "name": [{"family": "Testperson", "given": ["Ada"]}],
-    "address": [{"line": ["742 Evergreen Terrace"], "city": "Springfield", "state": "IL",
-                 "postalCode": "62704"}],
+    "address": [
+        {
+            "line": ["742 Evergreen Terrace"],
+            "city": "Springfield",
+            "state": "IL",
+            "postalCode": "62704",
+        }
+    ],
     "telecom": [{"system": "phone", "value": "555-867-5309"}],
 }
-PATIENT_VALUES = ["Testperson", "Ada", "1EG4TE5MK73", "999-00-1234", "1951", "Evergreen",
-                  "Springfield", "62704", "867-5309", "femal"]
+PATIENT_VALUES = [
+    "Testperson",
+    "Ada",
+    "1EG4TE5MK73",
+    "999-00-1234",
+    "1951",
+    "Evergreen",
+    "Springfield",
+    "62704",
+    "867-5309",
+    "femal",
+]
 
 Damage = Callable[[dict[str, Any]], None]
 
@@ -35,12 +51,14 @@ Damage = Callable[[dict[str, Any]], None]
 def _set(key: str, value: object) -> Damage:
     def damage(patient: dict[str, Any]) -> None:
         patient[key] = value
+
     return damage
 
 
 def _ident(value: object) -> Damage:
     def damage(patient: dict[str, Any]) -> None:
         patient["identifier"][1]["value"] = value
+
     return damage
 
 
@@ -58,8 +76,7 @@ DAMAGES: dict[str, Damage] = {
     "identifier value an object": _ident({"v": "1EG4TE5MK73"}),
     "identifier a string": _set("identifier", "1EG4TE5MK73"),
     "address a string": _set("address", "742 Evergreen Terrace, Springfield 62704"),
-    "address postalCode a number": _set("address", [{"city": "Springfield",
-                                                     "postalCode": 62704}]),
+    "address postalCode a number": _set("address", [{"city": "Springfield", "postalCode": 62704}]),
     "address unknown element": _set("address", [{"city": "Springfield", "zip": "62704"}]),
     "telecom bad system": _set("telecom", [{"system": "fone", "value": "555-867-5309"}]),
     "telecom value a number": _set("telecom", [{"system": "phone", "value": 5558675309}]),
@@ -77,9 +94,11 @@ def bundle(damage: Damage | None) -> dict[str, Any]:
 
 
 def check(path: Path) -> tuple[str, str]:
-    result = CliRunner().invoke(app, ["check", str(path), "--format", "ndjson",
-                                      "--today", "2026-03-02"],
-                                env={"CLEANCLAIM_PLUGINS": "none"})
+    result = CliRunner().invoke(
+        app,
+        ["check", str(path), "--format", "ndjson", "--today", "2026-03-02"],
+        env={"CLEANCLAIM_PLUGINS": "none"},
+    )
     assert result.exit_code in (0, 1, 2, 3), result.output
     return result.stdout, result.stderr
 
@@ -109,24 +128,39 @@ def test_damaged_patient_fields_are_never_quoted(tmp_path: Path, name: str) -> N
     assert_no_patient_value(stdout, stderr)
 
 
-@pytest.mark.parametrize("name", ["birthDate impossible", "gender unknown code",
-                                  "name a string", "address postalCode a number",
-                                  "unknown element"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "birthDate impossible",
+        "gender unknown code",
+        "name a string",
+        "address postalCode a number",
+        "unknown element",
+    ],
+)
 def test_damaged_patient_fields_in_xml_are_never_quoted(tmp_path: Path, name: str) -> None:
     from fhir.resources.R4B.bundle import Bundle
 
     good = Bundle.model_validate(bundle(None)).model_dump_xml()
     text = good if isinstance(good, str) else good.decode()
     xml_damage = {
-        "birthDate impossible": ('<birthDate value="1951-04-12"/>',
-                                 '<birthDate value="1951-13-45"/>'),
+        "birthDate impossible": (
+            '<birthDate value="1951-04-12"/>',
+            '<birthDate value="1951-13-45"/>',
+        ),
         "gender unknown code": ('<gender value="female"/>', '<gender value="femalex"/>'),
-        "name a string": ('<family value="Testperson"/>',
-                          '<family value="Testperson"><given value="Ada"/></family>'),
-        "address postalCode a number": ('<postalCode value="62704"/>',
-                                        '<postalCode value="62704"><x value="1"/></postalCode>'),
-        "unknown element": ('<gender value="female"/>',
-                            '<gender value="female"/><nickname value="Ada Testperson"/>'),
+        "name a string": (
+            '<family value="Testperson"/>',
+            '<family value="Testperson"><given value="Ada"/></family>',
+        ),
+        "address postalCode a number": (
+            '<postalCode value="62704"/>',
+            '<postalCode value="62704"><x value="1"/></postalCode>',
+        ),
+        "unknown element": (
+            '<gender value="female"/>',
+            '<gender value="female"/><nickname value="Ada Testperson"/>',
+        ),
     }[name]
     assert xml_damage[0] in text
     path = tmp_path / "claim.xml"
@@ -138,8 +172,7 @@ def test_damaged_patient_fields_in_xml_are_never_quoted(tmp_path: Path, name: st
 @pytest.mark.parametrize("reference", ["Patient/missing", "urn:uuid:nowhere", "#pat"])
 def test_missing_patient_reference_is_never_quoted(tmp_path: Path, reference: str) -> None:
     data = bundle(None)
-    data["entry"][4]["resource"]["patient"] = {"reference": reference,
-                                               "display": "Ada Testperson"}
+    data["entry"][4]["resource"]["patient"] = {"reference": reference, "display": "Ada Testperson"}
     path = tmp_path / "claim.json"
     path.write_text(json.dumps(data))
     stdout, stderr = check(path)
@@ -154,8 +187,10 @@ def test_malformed_file_error_never_quotes_patient_values(tmp_path: Path) -> Non
     stdout, stderr = check(path)
     assert_no_patient_value(stdout, stderr)
     xml = tmp_path / "claim.xml"
-    xml.write_text('<Bundle xmlns="http://hl7.org/fhir"><entry><resource><Patient>'
-                   '<name><family value="Testperson"></name></Patient></resource></entry>'
-                   '</Bundle>')
+    xml.write_text(
+        '<Bundle xmlns="http://hl7.org/fhir"><entry><resource><Patient>'
+        '<name><family value="Testperson"></name></Patient></resource></entry>'
+        "</Bundle>"
+    )
     stdout, stderr = check(xml)
     assert_no_patient_value(stdout, stderr)

@@ -50,8 +50,12 @@ def ids(paths: list[Path]) -> list[str]:
 def test_the_corpus_is_there() -> None:
     assert len(SHIPPED) >= 8 and len(AWKWARD) >= 12 and len(REFUSED) >= 3
     names = {p.name for p in AWKWARD}
-    assert {"empty.policy", "only-version-line.policy", "comments-everywhere.policy",
-            "long-code-lists.policy"} <= names
+    assert {
+        "empty.policy",
+        "only-version-line.policy",
+        "comments-everywhere.policy",
+        "long-code-lists.policy",
+    } <= names
 
 
 @pytest.mark.parametrize("path", AWKWARD, ids=ids(AWKWARD))
@@ -86,8 +90,7 @@ def test_every_comment_is_kept(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=ids(SHIPPED))
-def test_shipped_lines_are_short_unless_a_string_or_comment_makes_them_long(
-        path: Path) -> None:
+def test_shipped_lines_are_short_unless_a_string_or_comment_makes_them_long(path: Path) -> None:
     for line in format_policy(read(path)).splitlines():
         assert len(line) <= WIDTH or '"' in line or "#" in line, line
 
@@ -95,8 +98,9 @@ def test_shipped_lines_are_short_unless_a_string_or_comment_makes_them_long(
 def test_long_code_lists_wrap_under_their_first_code() -> None:
     out = format_policy(read(CORPUS / "long-code-lists.policy"))
     lines = out.splitlines()
-    assert lines[2] == ("valueset many = codes [10000, 10001, 10002, 10003, 10004, 10005, "
-                        "10006, 10007, 10008,")
+    assert lines[2] == (
+        "valueset many = codes [10000, 10001, 10002, 10003, 10004, 10005, 10006, 10007, 10008,"
+    )
     assert lines[3].startswith(" " * len("valueset many = codes [") + "10009,")
     # A list far to the right wraps 4 columns in instead of in a narrow column.
     assert lines[7] == "    93005, 93010, 93306-93308]"
@@ -104,18 +108,21 @@ def test_long_code_lists_wrap_under_their_first_code() -> None:
 
 
 def test_the_layout_of_one_rule() -> None:
-    text = ('version 1 rule "p/r" applies to codes [93000,93005] root cause coding '
-            'when line.units>1 and(line.code=="93000"or line.modifiers is missing) '
-            'then deny CO-4 with M15,N115 reference "r" end')
+    text = (
+        'version 1 rule "p/r" applies to codes [93000,93005] root cause coding '
+        'when line.units>1 and(line.code=="93000"or line.modifiers is missing) '
+        'then deny CO-4 with M15,N115 reference "r" end'
+    )
     assert format_policy(text) == (
-        'version 1\n\n'
+        "version 1\n\n"
         'rule "p/r"\n'
-        '  applies to codes [93000, 93005]\n'
-        '  root cause coding\n'
+        "  applies to codes [93000, 93005]\n"
+        "  root cause coding\n"
         '  when line.units > 1 and (line.code == "93000" or line.modifiers is missing)\n'
-        '  then deny CO-4 with M15, N115\n'
+        "  then deny CO-4 with M15, N115\n"
         '  reference "r"\n'
-        'end\n')
+        "end\n"
+    )
 
 
 def test_a_long_condition_breaks_before_each_and_with_operators_hanging() -> None:
@@ -123,16 +130,17 @@ def test_a_long_condition_breaks_before_each_and_with_operators_hanging() -> Non
     text = f'version 1\nrule "p/r"\n when {condition} or line.code in [93000]\nend\n'
     assert format_policy(text) == (
         'version 1\n\nrule "p/r"\n'
-        '  when line.units > 1\n'
-        '       and line.units > 2\n'
-        '       and line.units > 3\n'
-        '       and line.units > 4\n'
-        '       and line.units > 5\n'
-        '       and line.units > 6\n'
-        '       and line.units > 7\n'
-        '       and line.units > 8\n'
-        '    or line.code in [93000]\n'
-        'end\n')
+        "  when line.units > 1\n"
+        "       and line.units > 2\n"
+        "       and line.units > 3\n"
+        "       and line.units > 4\n"
+        "       and line.units > 5\n"
+        "       and line.units > 6\n"
+        "       and line.units > 7\n"
+        "       and line.units > 8\n"
+        "    or line.code in [93000]\n"
+        "end\n"
+    )
 
 
 @pytest.mark.parametrize("path", REFUSED, ids=ids(REFUSED))
@@ -146,7 +154,8 @@ def test_a_file_that_does_not_parse_is_refused_with_located_errors(path: Path) -
 
 def test_crlf_becomes_lf() -> None:
     assert format_policy("version 1\r\n\r\nvalueset x = [93000]\r\n") == (
-        "version 1\n\nvalueset x = [93000]\n")
+        "version 1\n\nvalueset x = [93000]\n"
+    )
 
 
 # ---- files and the command -----------------------------------------------------------------

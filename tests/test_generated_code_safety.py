@@ -33,9 +33,32 @@ SENTINEL = "CLEANCLAIM_PWNED"
 # ending a comment or a string (newline, carriage return, quotes).
 PAYLOAD = f'__import__("builtins").__dict__.__setitem__("{SENTINEL}", 1)'
 PIECES = [
-    "\n", "\r", "\r\n", "\x00", "\u2028", "\u2029", "\x0c", "\x0b", "'''", '"""', "'", '"',
-    "\\", "\\n", "#", "x", "é", "}", ")", "    ", PAYLOAD, f"\n    {PAYLOAD}\n#",
-    f"\r    {PAYLOAD}\r#", f"'; {PAYLOAD}; '", f'"; {PAYLOAD}; "', f"\\\n{PAYLOAD}",
+    "\n",
+    "\r",
+    "\r\n",
+    "\x00",
+    "\u2028",
+    "\u2029",
+    "\x0c",
+    "\x0b",
+    "'''",
+    '"""',
+    "'",
+    '"',
+    "\\",
+    "\\n",
+    "#",
+    "x",
+    "é",
+    "}",
+    ")",
+    "    ",
+    PAYLOAD,
+    f"\n    {PAYLOAD}\n#",
+    f"\r    {PAYLOAD}\r#",
+    f"'; {PAYLOAD}; '",
+    f'"; {PAYLOAD}; "',
+    f"\\\n{PAYLOAD}",
 ]
 
 
@@ -66,26 +89,50 @@ def policy_string(text: str) -> str:
 
 def claim(claim_id: str = "C-1", **fields: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "claim_id": claim_id, "payer": "t", "plan": "silver", "frequency": "original",
+        "claim_id": claim_id,
+        "payer": "t",
+        "plan": "silver",
+        "frequency": "original",
         "received_date": "2026-03-02",
-        "member": {"id": "M1", "birth_date": "1951-04-12", "sex": "F",
-                   "coverage": [{"payer": "t", "start": "2016-04-01", "end": None}]},
+        "member": {
+            "id": "M1",
+            "birth_date": "1951-04-12",
+            "sex": "F",
+            "coverage": [{"payer": "t", "start": "2016-04-01", "end": None}],
+        },
         "billing_provider": {"npi": "1234567893"},
         "rendering_provider": {"npi": "1234567893"},
-        "place_of_service": "11", "diagnoses": ["R07.9"], "authorizations": [],
-        "lines": [{"line": 1, "code": "93000", "modifiers": [], "units": 1,
-                   "charge": "45.00", "service_date": "2026-02-10",
-                   "diagnosis_pointers": [1]},
-                  {"line": 2, "code": "93000", "modifiers": [], "units": 1,
-                   "charge": "45.00", "service_date": "2026-02-10",
-                   "diagnosis_pointers": [1]}],
+        "place_of_service": "11",
+        "diagnoses": ["R07.9"],
+        "authorizations": [],
+        "lines": [
+            {
+                "line": 1,
+                "code": "93000",
+                "modifiers": [],
+                "units": 1,
+                "charge": "45.00",
+                "service_date": "2026-02-10",
+                "diagnosis_pointers": [1],
+            },
+            {
+                "line": 2,
+                "code": "93000",
+                "modifiers": [],
+                "units": 1,
+                "charge": "45.00",
+                "service_date": "2026-02-10",
+                "diagnosis_pointers": [1],
+            },
+        ],
     }
     data.update(fields)
     return data
 
 
-def make_pack(base: Path, files: dict[str, str], pack: str = "t",
-              manifest: str | None = None) -> Path:
+def make_pack(
+    base: Path, files: dict[str, str], pack: str = "t", manifest: str | None = None
+) -> Path:
     root = base / f"root{next(_COUNTER)}"
     folder = root / pack
     folder.mkdir(parents=True)
@@ -128,7 +175,8 @@ def check_strings_survive(engine: Engine, claim_id: str, message: str, reference
     compile(program.source, "<check>", "exec")
     explained, traces = engine.explain(claim(claim_id))
     assert {(t.rule, t.message) for t in traces if t.status == "fired"} == {
-        (f.rule, f.message) for f in explained.findings}
+        (f.rule, f.message) for f in explained.findings
+    }
 
 
 def test_a_policy_file_name_with_a_newline_does_not_run(base: Path) -> None:
@@ -142,31 +190,42 @@ def test_a_policy_file_name_with_a_newline_does_not_run(base: Path) -> None:
     assert rule.file.endswith(name)  # the finding's source keeps the real name
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(file_name=hostile(exclude="/\x00", max_bytes=200),
-       pack=hostile(exclude="/\x00\n\r.#:'\"\\ "),
-       title=hostile(exclude="\n\r{"), claim_id=hostile(exclude="\n\r"),
-       message=hostile(exclude="\n\r{}"), reference=hostile(exclude="\n\r"))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    file_name=hostile(exclude="/\x00", max_bytes=200),
+    pack=hostile(exclude="/\x00\n\r.#:'\"\\ "),
+    title=hostile(exclude="\n\r{"),
+    claim_id=hostile(exclude="\n\r"),
+    message=hostile(exclude="\n\r{}"),
+    reference=hostile(exclude="\n\r"),
+)
 def test_hostile_names_and_strings_never_run_and_survive(
-        base: Path, file_name: str, pack: str, title: str, claim_id: str, message: str,
-        reference: str) -> None:
+    base: Path, file_name: str, pack: str, title: str, claim_id: str, message: str, reference: str
+) -> None:
     del pack  # the pack id is fixed by rule ids (`t/...`); see the test below
     # Claim ids are at most 80 characters, none a control character (engine/model.py:
     # other ids are rejected when read, before any rule sees them).
     claim_id = "<" + re.sub(r"[\x00-\x1f\x7f-\x9f]", "", claim_id)[:70] + ">"
-    text = RULES.format(title=policy_string(title), claim_id=policy_string(claim_id),
-                        message=policy_string(message), reference=policy_string(reference))
-    engine = Engine(policy_roots=[make_pack(base, {file_name + ".policy": text})],
-                    today=TODAY, plugins=())
+    text = RULES.format(
+        title=policy_string(title),
+        claim_id=policy_string(claim_id),
+        message=policy_string(message),
+        reference=policy_string(reference),
+    )
+    engine = Engine(
+        policy_roots=[make_pack(base, {file_name + ".policy": text})], today=TODAY, plugins=()
+    )
     check_strings_survive(engine, claim_id, message, reference)
 
 
 @pytest.mark.parametrize("folder", ["t\nx", "t\rx", "t'x", 't"x', "t\u2028x", "t\\x"])
 def test_a_hostile_pack_folder_name_is_an_error_not_code(base: Path, folder: str) -> None:
     text = RULES.format(title='"T"', claim_id='"C-1"', message='"m"', reference='"R"')
-    root = make_pack(base, {"rules.policy": text}, pack=folder,
-                     manifest=f"id: {folder!r}\nname: x\n")
+    root = make_pack(
+        base, {"rules.policy": text}, pack=folder, manifest=f"id: {folder!r}\nname: x\n"
+    )
     with pytest.raises(PolicyCompileError):  # its rules cannot start with its id
         Engine(policy_roots=[root], today=TODAY, plugins=())
 
@@ -178,17 +237,23 @@ def test_source_names_are_one_printable_line(text: str) -> None:
     compile("x = 1", name, "exec")  # `compile` refuses a NUL in a file name
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(cell=hostile(exclude="\n\r\x00,"))
 def test_csv_cells_are_data(base: Path, cell: str) -> None:
     """A CSV cell that is not a code is reported; one that is becomes a set member."""
     csv = "code,label\n93000," + cell.replace('"', "") + "\n"
-    text = ('version 1\nvalueset v = codes csv "v.csv" column "code"\n'
-            'rule "t/a"\n  applies to codes v\n  root cause coding\n  when true\n'
-            '  then deny CO-97\n  message "m"\nend\n')
-    engine = Engine(policy_roots=[make_pack(base, {"rules.policy": text, "v.csv": csv})],
-                    today=TODAY, plugins=())
+    text = (
+        'version 1\nvalueset v = codes csv "v.csv" column "code"\n'
+        'rule "t/a"\n  applies to codes v\n  root cause coding\n  when true\n'
+        '  then deny CO-97\n  message "m"\nend\n'
+    )
+    engine = Engine(
+        policy_roots=[make_pack(base, {"rules.policy": text, "v.csv": csv})],
+        today=TODAY,
+        plugins=(),
+    )
     assert {f.rule for f in engine.check(claim()).findings} == {"t/a"}
     bad = 'code\n"' + cell.replace('"', '""') + '"\n'
     root = make_pack(base, {"rules.policy": text, "v.csv": bad})
@@ -196,19 +261,32 @@ def test_csv_cells_are_data(base: Path, cell: str) -> None:
         Engine(policy_roots=[root], today=TODAY, plugins=()).check(claim())
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(value=hostile(), name=hostile(exclude="\x00"))
 def test_plugin_function_values_and_names_are_data(base: Path, value: str, name: str) -> None:
     """A function's answer is shown as data; a function's name never reaches the source."""
-    spec = T.FunctionSpec("hostile_text", (), T.STR, lambda: value, "hostile", scopes=frozenset(
-        {"line", "claim", "diagnosis"}))
+    spec = T.FunctionSpec(
+        "hostile_text",
+        (),
+        T.STR,
+        lambda: value,
+        "hostile",
+        scopes=frozenset({"line", "claim", "diagnosis"}),
+    )
     odd = T.FunctionSpec(name, (), T.STR, lambda: value, "odd name")
-    text = ('version 1\nrule "t/a"\n  applies to all lines\n  root cause coding\n'
-            '  let v = hostile_text()\n  when v is present\n  then deny CO-97\n'
-            '  message "<{v}>"\nend\n')
-    engine = Engine(policy_roots=[make_pack(base, {"rules.policy": text})], today=TODAY,
-                    functions=[spec, odd], plugins=())
+    text = (
+        'version 1\nrule "t/a"\n  applies to all lines\n  root cause coding\n'
+        "  let v = hostile_text()\n  when v is present\n  then deny CO-97\n"
+        '  message "<{v}>"\nend\n'
+    )
+    engine = Engine(
+        policy_roots=[make_pack(base, {"rules.policy": text})],
+        today=TODAY,
+        functions=[spec, odd],
+        plugins=(),
+    )
     assert {f.message for f in engine.check(claim()).findings} == {f"<{value}>"}
     compile(engine.programs["t"].source, "<check>", "exec")
 
@@ -222,8 +300,9 @@ def test_a_message_holding_the_memo_s_own_text_is_left_unchanged(base: Path) -> 
     assert memo is not None, source  # the two `days_between` calls share one memo
     call = memo.group(2)
     message = f"{call} and {call} again"
-    text = RULES.format(title='"T"', claim_id='"C-1"', message=policy_string(message),
-                        reference='"R"')
+    text = RULES.format(
+        title='"T"', claim_id='"C-1"', message=policy_string(message), reference='"R"'
+    )
     engine = Engine(policy_roots=[make_pack(base, {"rules.policy": text})], today=TODAY, plugins=())
     assert call in engine.programs["t"].source  # the same call, memoised again
     check_strings_survive(engine, "C-1", message, "R")

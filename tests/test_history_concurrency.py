@@ -30,13 +30,25 @@ PROCESSES = 4
 
 def _claim(claim_id: str, member: int, day: int, **extra: Any) -> dict[str, Any]:
     dos = dt.date(2025, 7, 1) + dt.timedelta(days=day)
-    data = {"claim_id": claim_id, "payer": "hist",
-            "received_date": (dos + dt.timedelta(days=2)).isoformat(),
-            "member": {"id": f"M-{member}", "coverage": [{"payer": "hist"}]},
-            "billing_provider": {"npi": "1234567893"},
-            "rendering_provider": {"npi": "1234567893"}, "diagnoses": ["M54.50"],
-            "lines": [{"line": 1, "code": "97110", "units": 1, "charge": "100.00",
-                       "service_date": dos.isoformat(), "diagnosis_pointers": [1]}]}
+    data = {
+        "claim_id": claim_id,
+        "payer": "hist",
+        "received_date": (dos + dt.timedelta(days=2)).isoformat(),
+        "member": {"id": f"M-{member}", "coverage": [{"payer": "hist"}]},
+        "billing_provider": {"npi": "1234567893"},
+        "rendering_provider": {"npi": "1234567893"},
+        "diagnoses": ["M54.50"],
+        "lines": [
+            {
+                "line": 1,
+                "code": "97110",
+                "units": 1,
+                "charge": "100.00",
+                "service_date": dos.isoformat(),
+                "diagnosis_pointers": [1],
+            }
+        ],
+    }
     data.update(extra)
     return data
 
@@ -67,13 +79,14 @@ def _writer(path: str, share: list[dict[str, Any]], start: Any, key_file: str) -
     start.wait()
     for first in range(0, len(share), 4):  # small runs: many interleaved transactions
         with open_store(path) as store:
-            for _decision in engine.check_many(share[first:first + 4], history=store):
+            for _decision in engine.check_many(share[first : first + 4], history=store):
                 pass
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_concurrent_writers_lose_no_visit_and_count_none_twice(
-        tmp_path: Path, backends: Backends, backend: str) -> None:
+    tmp_path: Path, backends: Backends, backend: str
+) -> None:
     """Against one SQLite file, and against one PostgreSQL database."""
     from cleanclaim.engine.history.postgres import KEY_FILE_ENV
 
@@ -83,8 +96,10 @@ def test_concurrent_writers_lose_no_visit_and_count_none_twice(
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(PROCESSES)
     key_file = os.environ.get(KEY_FILE_ENV, "")
-    workers = [context.Process(target=_writer, args=(path, share, start, key_file))
-               for share in _shares(claims)]
+    workers = [
+        context.Process(target=_writer, args=(path, share, start, key_file))
+        for share in _shares(claims)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -95,15 +110,24 @@ def test_concurrent_writers_lose_no_visit_and_count_none_twice(
     with open_store(path) as store:
         assert store.counts()["claims"] == len(claims)
         for m in range(MEMBERS):
-            recorded = {c["claim_id"]: (c["lines"], c["decision"])
-                        for c in store.member_claims(store.member_key("hist", f"M-{m}"))}
+            recorded = {
+                c["claim_id"]: (c["lines"], c["decision"])
+                for c in store.member_claims(store.member_key("hist", f"M-{m}"))
+            }
             mine = [c for c in claims if c["member"]["id"] == f"M-{m}"]
             assert set(recorded) == {c["claim_id"] for c in mine}, m
             for c in mine:  # each decided; it counts unless replaced, void or denied
                 lines, decision = recorded[c["claim_id"]]
                 assert decision is not None, c["claim_id"]
-                assert lines == (0 if (c["claim_id"] in replaced or c.get("frequency") == "void"
-                                       or decision in ("deny", "reject")) else 1), c["claim_id"]
+                assert lines == (
+                    0
+                    if (
+                        c["claim_id"] in replaced
+                        or c.get("frequency") == "void"
+                        or decision in ("deny", "reject")
+                    )
+                    else 1
+                ), c["claim_id"]
         engine = Engine([HIST], today=TODAY, plugins=())
         against_store = [d.to_json() for d in engine.check_many(claims, history=store)]
     assert against_store == [d.to_json() for d in engine.check_many(claims)]

@@ -30,33 +30,40 @@ def hist() -> Engine:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cleanclaim.engine.cli", *args],
-                          capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
-                          env={**os.environ, "CLEANCLAIM_PLUGINS": "none"})
+    return subprocess.run(
+        [sys.executable, "-m", "cleanclaim.engine.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        check=False,
+        env={**os.environ, "CLEANCLAIM_PLUGINS": "none"},
+    )
 
 
 def _visits() -> list[dict[str, Any]]:
     claims = [claim(f"V-{n}", ("97110", f"2025-08-{n + 1:02d}")) for n in range(6)]
-    claims.append(claim("V-2R", ("97110", "2025-09-20"), frequency="replacement",
-                        replaces="V-2"))
+    claims.append(claim("V-2R", ("97110", "2025-09-20"), frequency="replacement", replaces="V-2"))
     claims.append(claim("V-4X", ("97110", "2025-08-05"), frequency="void", replaces="V-4"))
     claims.append(claim("V-9", ("97110", "2025-08-09")))
     return claims
 
 
 def test_check_decides_the_same_on_both_stores_and_across_runs(
-        tmp_path: Path, backends: Backends) -> None:
+    tmp_path: Path, backends: Backends
+) -> None:
     """`cleanclaim check --state`: SQLite, PostgreSQL, PostgreSQL with --workers 2 - the
     same bytes; and the next run on each store sees what the first decided."""
     first, second = tmp_path / "first.ndjson", tmp_path / "second.ndjson"
     first.write_text("".join(json.dumps(c) + "\n" for c in _visits()))
     second.write_text(json.dumps(claim("V-10", ("97110", "2025-08-10"))) + "\n")
-    common = ["check", "--policies", str(HIST), "--today", TODAY.isoformat(), "--format",
-              "ndjson"]
+    common = ["check", "--policies", str(HIST), "--today", TODAY.isoformat(), "--format", "ndjson"]
     outputs = []
-    for state, extra in ((str(tmp_path / "s.sqlite"), []),
-                         (backends.state("postgresql", tmp_path), []),
-                         (backends.state("postgresql", tmp_path), ["--workers", "2"])):
+    for state, extra in (
+        (str(tmp_path / "s.sqlite"), []),
+        (backends.state("postgresql", tmp_path), []),
+        (backends.state("postgresql", tmp_path), ["--workers", "2"]),
+    ):
         runs = [_cli(*common, str(path), "--state", state, *extra) for path in (first, second)]
         assert all(r.returncode in (0, 1) for r in runs), runs[0].stderr
         outputs.append([r.stdout for r in runs])
@@ -71,8 +78,10 @@ def test_rechecking_the_same_claims_is_idempotent(backends: Backends, hist: Engi
         counts = store.counts()
         assert [d.to_json() for d in hist.check_many(_visits(), history=store)] == first
         assert store.counts() == counts
-        recorded = {c["claim_id"]: (c["lines"], c["superseded_by"], c["decision"])
-                    for c in store.member_claims(store.member_key("hist", "M-1"))}
+        recorded = {
+            c["claim_id"]: (c["lines"], c["superseded_by"], c["decision"])
+            for c in store.member_claims(store.member_key("hist", "M-1"))
+        }
     assert recorded["V-2"] == (0, "V-2R", "clean")  # replaced: soft state, kept
     assert recorded["V-4"][:2] == (0, "V-4X")  # voided
     assert recorded["V-9"] == (0, None, "deny")  # denied: its line does not count
@@ -90,9 +99,11 @@ def test_a_killed_run_leaves_nothing_that_counts(backends: Backends, hist: Engin
         url = killed.path
     with open_store(url) as store:
         for _ in range(2):  # the killed run's claims do not count; a replay is idempotent
-            decisions = list(hist.check_many(
-                [claim(f"K{d}", ("97110", f"2025-08-0{d}")) for d in range(1, 4)],
-                history=store))
+            decisions = list(
+                hist.check_many(
+                    [claim(f"K{d}", ("97110", f"2025-08-0{d}")) for d in range(1, 4)], history=store
+                )
+            )
             assert [d.status for d in decisions] == ["clean"] * 3
         assert [r[2] is not None for r in store.runs()] == [False, True, True]
 
@@ -115,18 +126,33 @@ def test_a_store_of_an_older_schema_is_migrated(backends: Backends, hist: Engine
         assert decoded is not None
         with psycopg.connect(url, autocommit=True) as db:
             f = claim_facts(decoded, store.member_key("hist", "M-1"))
-            db.execute("INSERT INTO claims (member_key, claim_id, payer, received, "
-                       "first_dos, last_dos, line_count, recorded_at, lines, decision, "
-                       "submitted) VALUES (%s, %s, %s, %s, %s, %s, 1, 'x', %s, 'recorded', "
-                       "%s)", (f.member_key, f.claim_id, f.payer, f.received, f.first_dos,
-                               f.last_dos, f.lines, f.lines))
-        decisions = list(hist.check_many(
-            [claim(f"N{d}", ("97110", f"2025-08-0{d}")) for d in range(2, 5)], history=store))
+            db.execute(
+                "INSERT INTO claims (member_key, claim_id, payer, received, "
+                "first_dos, last_dos, line_count, recorded_at, lines, decision, "
+                "submitted) VALUES (%s, %s, %s, %s, %s, %s, 1, 'x', %s, 'recorded', "
+                "%s)",
+                (
+                    f.member_key,
+                    f.claim_id,
+                    f.payer,
+                    f.received,
+                    f.first_dos,
+                    f.last_dos,
+                    f.lines,
+                    f.lines,
+                ),
+            )
+        decisions = list(
+            hist.check_many(
+                [claim(f"N{d}", ("97110", f"2025-08-0{d}")) for d in range(2, 5)], history=store
+            )
+        )
     assert [d.status for d in decisions] == ["clean", "clean", "deny"]  # OLD counts
 
 
 def test_the_key_is_not_in_the_store_and_a_wrong_key_is_refused(
-        backends: Backends, hist: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    backends: Backends, hist: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import psycopg
 
     url = new_database(backends.server())
@@ -142,8 +168,10 @@ def test_the_key_is_not_in_the_store_and_a_wrong_key_is_refused(
 
 
 def test_a_password_never_shows_in_messages(postgres_url: str) -> None:
-    url = postgres_url.replace("postgres@", "postgres:s3cret@").rsplit("/", 1)[0] + \
-        "/no_such_database"
+    url = (
+        postgres_url.replace("postgres@", "postgres:s3cret@").rsplit("/", 1)[0]
+        + "/no_such_database"
+    )
     assert "s3cret" not in redacted(url)
     with pytest.raises(StoreError) as caught:
         PostgresStore(url)
@@ -152,12 +180,24 @@ def test_a_password_never_shows_in_messages(postgres_url: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_history_show_and_members_import_take_either_store(
-        tmp_path: Path, backends: Backends, backend: str) -> None:
+    tmp_path: Path, backends: Backends, backend: str
+) -> None:
     state = backends.state(backend, tmp_path)
     path = tmp_path / "c.ndjson"
     path.write_text(json.dumps(claim("S1", ("97110", "2025-08-04"))) + "\n")
-    assert _cli("check", str(path), "--policies", str(HIST), "--today", TODAY.isoformat(),
-                "--state", state).returncode == 0
+    assert (
+        _cli(
+            "check",
+            str(path),
+            "--policies",
+            str(HIST),
+            "--today",
+            TODAY.isoformat(),
+            "--state",
+            state,
+        ).returncode
+        == 0
+    )
     shown = _cli("history", "show", "--member", "M-1", "--state", state, "--format", "json")
     assert shown.returncode == 0, shown.stderr
     assert [c["claim_id"] for c in json.loads(shown.stdout)[0]["claims"]] == ["S1"]

@@ -34,16 +34,34 @@ HIST = Path(__file__).resolve().parent / "policies" / "history"
 START = dt.date(2026, 1, 5)
 PAYERS = ("medicare", "acme-ppo", "hist")
 LINES: dict[str, list[tuple[str, list[str], str]]] = {
-    "medicare": [("97110", ["GP"], "900.00"), ("92507", ["GN"], "700.00"),
-                 ("97530", ["GO"], "1300.00"), ("93010", [], "18.00"), ("93000", [], "45.00"),
-                 ("99213", [], "95.00"), ("97110", ["GP", "KX"], "900.00")],
-    "acme-ppo": [("97110", ["GP"], "100.00"), ("97530", ["GO"], "100.00"),
-                 ("97140", ["GP"], "80.00"), ("99213", [], "95.00")],
-    "hist": [("97110", [], "100.00"), ("93306", [], "400.00"), ("J1100", [], "30.00"),
-             ("G0402", [], "150.00")],
+    "medicare": [
+        ("97110", ["GP"], "900.00"),
+        ("92507", ["GN"], "700.00"),
+        ("97530", ["GO"], "1300.00"),
+        ("93010", [], "18.00"),
+        ("93000", [], "45.00"),
+        ("99213", [], "95.00"),
+        ("97110", ["GP", "KX"], "900.00"),
+    ],
+    "acme-ppo": [
+        ("97110", ["GP"], "100.00"),
+        ("97530", ["GO"], "100.00"),
+        ("97140", ["GP"], "80.00"),
+        ("99213", [], "95.00"),
+    ],
+    "hist": [
+        ("97110", [], "100.00"),
+        ("93306", [], "400.00"),
+        ("J1100", [], "30.00"),
+        ("G0402", [], "150.00"),
+    ],
 }
-PROPERTY = settings(max_examples=40, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 _ENGINE: list[Engine] = []
 
 
@@ -62,9 +80,17 @@ def claim_data(draw: st.DrawFn, index: int, one_date: bool) -> dict[str, Any]:
     for n in range(draw(st.integers(1, 1 if one_date else 4))):
         code, modifiers, charge = draw(st.sampled_from(LINES[payer]))
         day = first if one_date else first + dt.timedelta(days=draw(st.integers(0, 6)))
-        lines.append({"line": n + 1, "code": code, "modifiers": modifiers,
-                      "units": draw(st.integers(1, 2)), "charge": charge,
-                      "service_date": day.isoformat(), "diagnosis_pointers": [1]})
+        lines.append(
+            {
+                "line": n + 1,
+                "code": code,
+                "modifiers": modifiers,
+                "units": draw(st.integers(1, 2)),
+                "charge": charge,
+                "service_date": day.isoformat(),
+                "diagnosis_pointers": [1],
+            }
+        )
     last = max(dt.date.fromisoformat(line["service_date"]) for line in lines)
     received = last + dt.timedelta(days=draw(st.integers(1, 3)))
     # Some claims are denied or rejected in the run (docs/history.md, "What counts"):
@@ -74,37 +100,60 @@ def claim_data(draw: st.DrawFn, index: int, one_date: bool) -> dict[str, Any]:
     if damage == "late":
         received += dt.timedelta(days=400)
     data: dict[str, Any] = {
-        "claim_id": f"P-{index:02d}", "payer": payer, "plan": None,
+        "claim_id": f"P-{index:02d}",
+        "payer": payer,
+        "plan": None,
         "received_date": received.isoformat(),
-        "member": {"id": f"{payer}-{member}", "birth_date": "1950-03-03", "sex": "F",
-                   "coverage": [{"payer": payer, "start": "2015-01-01"}]},
+        "member": {
+            "id": f"{payer}-{member}",
+            "birth_date": "1950-03-03",
+            "sex": "F",
+            "coverage": [{"payer": payer, "start": "2015-01-01"}],
+        },
         "billing_provider": {"npi": "1234567893"},
         "rendering_provider": {"npi": draw(st.sampled_from(["1234567893", "1245319599"]))},
-        "place_of_service": "1" if damage == "pos" else "11", "diagnoses": ["M54.50"],
+        "place_of_service": "1" if damage == "pos" else "11",
+        "diagnoses": ["M54.50"],
         "lines": lines,
-        "authorizations": draw(st.sampled_from([[], [{
-            "number": "PA-1", "codes": ["97110", "97530"], "start": "2026-01-01",
-            "end": "2026-12-31", "units": 99}]])),
+        "authorizations": draw(
+            st.sampled_from(
+                [
+                    [],
+                    [
+                        {
+                            "number": "PA-1",
+                            "codes": ["97110", "97530"],
+                            "start": "2026-01-01",
+                            "end": "2026-12-31",
+                            "units": 99,
+                        }
+                    ],
+                ]
+            )
+        ),
     }
     return data
 
 
 @st.composite
-def batches(draw: st.DrawFn, one_date: bool = False, amend: bool = True
-            ) -> list[dict[str, Any]]:
+def batches(draw: st.DrawFn, one_date: bool = False, amend: bool = True) -> list[dict[str, Any]]:
     claims = [draw(claim_data(i, one_date)) for i in range(draw(st.integers(2, 12)))]
     if amend:  # some claims replace or void an earlier one of the same payer and member
         for later in claims:
-            earlier = [c for c in claims if c is not later and c["payer"] == later["payer"]
-                       and c["member"]["id"] == later["member"]["id"]]
+            earlier = [
+                c
+                for c in claims
+                if c is not later
+                and c["payer"] == later["payer"]
+                and c["member"]["id"] == later["member"]["id"]
+            ]
             if earlier and draw(st.integers(0, 5)) == 0:
                 later["frequency"] = draw(st.sampled_from(["replacement", "void"]))
                 later["replaces"] = draw(st.sampled_from(earlier))["claim_id"]
     return claims
 
 
-def decide(claims: list[dict[str, Any]], store: HistoryStore | None = None
-           ) -> dict[str, Any]:
+def decide(claims: list[dict[str, Any]], store: HistoryStore | None = None) -> dict[str, Any]:
     """Decision JSON by claim id (the position says only where a claim stood)."""
     out = {}
     for decision in engine().check_many(claims, history=store):
@@ -116,8 +165,9 @@ def decide(claims: list[dict[str, Any]], store: HistoryStore | None = None
 
 @PROPERTY
 @given(batches(), st.randoms(use_true_random=False))
-def test_any_permutation_of_a_batch_gets_the_same_decisions(claims: list[dict[str, Any]],
-                                                           rng: Any) -> None:
+def test_any_permutation_of_a_batch_gets_the_same_decisions(
+    claims: list[dict[str, Any]], rng: Any
+) -> None:
     shuffled = list(claims)
     rng.shuffle(shuffled)
     assert decide(shuffled) == decide(claims)
@@ -131,8 +181,8 @@ def _order(claim: dict[str, Any]) -> tuple[str, str, str]:
 @PROPERTY
 @given(batches(one_date=True, amend=False), st.lists(st.integers(1, 11), max_size=3))
 def test_a_batch_split_into_runs_against_one_store_gets_the_decisions_of_one_run(
-        backends: Backends, backend: str, claims: list[dict[str, Any]],
-        cuts: list[int]) -> None:
+    backends: Backends, backend: str, claims: list[dict[str, Any]], cuts: list[int]
+) -> None:
     """Runs in counting order, as claims arrive over time (each claim has one date of
     service, so the runs do not overlap in the counting order). Against SQLite and
     PostgreSQL alike."""
@@ -149,7 +199,8 @@ def test_a_batch_split_into_runs_against_one_store_gets_the_decisions_of_one_run
 @PROPERTY
 @given(batches())
 def test_replaying_a_run_against_its_store_changes_nothing(
-        backends: Backends, backend: str, claims: list[dict[str, Any]]) -> None:
+    backends: Backends, backend: str, claims: list[dict[str, Any]]
+) -> None:
     with backends.store(backend) as store:
         first = decide(claims, store)
         counts = store.counts()
@@ -160,8 +211,9 @@ def test_replaying_a_run_against_its_store_changes_nothing(
 
 @PROPERTY
 @given(batches())
-def test_the_member_cache_and_the_read_plan_change_no_decision(claims: list[dict[str, Any]]
-                                                              ) -> None:
+def test_the_member_cache_and_the_read_plan_change_no_decision(
+    claims: list[dict[str, Any]],
+) -> None:
     """Phase 2 reads each member once and ahead of its claims (a plan made in phase 1,
     a cache of members). With a cache too small for the run's members (the plan then
     reads ahead only the dates the next claims look at), and with neither cache nor

@@ -26,6 +26,7 @@ def test_put_decided_loads_claims_that_count(backends: Backends, backend: str) -
             facts.append(claim_facts(decoded, store.member_key("hist", "M-1")))
         assert store.put_decided(facts) == 3
         assert store.counts()["lines"] == 3
-        decision = next(iter(engine.check_many([claim("N-1", ("97110", "2025-08-07"))],
-                                               history=store)))
+        decision = next(
+            iter(engine.check_many([claim("N-1", ("97110", "2025-08-07"))], history=store))
+        )
     assert [f.rule for f in decision.findings] == ["hist/pt-limit"]

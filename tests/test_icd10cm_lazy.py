@@ -53,8 +53,7 @@ def test_compiling_the_packs_and_checking_a_claim_build_no_full_index() -> None:
     icd10cm._category.cache_clear()
     try:
         engine = Engine(today=TODAY)
-        for claim in json.loads((REPO / "payer_policies" / "examples" / "claims.json")
-                                .read_text()):
+        for claim in json.loads((REPO / "payer_policies" / "examples" / "claims.json").read_text()):
             engine.check(claim)
         assert icd10cm._index.cache_info().currsize == 0
         # a few hundred categories at most (medicare/age-sex.policy names the ~80

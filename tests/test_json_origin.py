@@ -22,9 +22,12 @@ PLAIN_PACKS = REPO / "tests/plugins/packs"
 
 
 def check(*args: str, stdin: str | None = None) -> list[dict[str, Any]]:
-    result = CliRunner().invoke(app, ["check", *args, "--format", "ndjson",
-                                      "--today", "2026-03-02"],
-                                env={"CLEANCLAIM_PLUGINS": "none"}, input=stdin)
+    result = CliRunner().invoke(
+        app,
+        ["check", *args, "--format", "ndjson", "--today", "2026-03-02"],
+        env={"CLEANCLAIM_PLUGINS": "none"},
+        input=stdin,
+    )
     assert result.exit_code in (0, 1), result.output
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -33,8 +36,14 @@ def ndjson_lines() -> list[str]:
     """A readable claim, a blank line, broken JSON, a claim of the wrong shape, the first
     claim's id again (refused: engine/duplicate-claim-id), another readable claim."""
     first, other = EXAMPLES[0], EXAMPLES[2]
-    return [json.dumps(first), "", '{"claim_id": "broken", ', json.dumps({"claim_id": "S"}),
-            json.dumps(first), json.dumps(other)]
+    return [
+        json.dumps(first),
+        "",
+        '{"claim_id": "broken", ',
+        json.dumps({"claim_id": "S"}),
+        json.dumps(first),
+        json.dumps(other),
+    ]
 
 
 def ndjson_file(tmp_path: Path) -> Path:
@@ -59,8 +68,7 @@ def test_ndjson_decisions_carry_file_and_line_on_every_path(tmp_path: Path) -> N
         assert [d.get("origin") for d in decisions] == want
 
 
-def test_a_run_without_history_keeps_the_origin_of_a_refused_duplicate(tmp_path: Path
-                                                                        ) -> None:
+def test_a_run_without_history_keeps_the_origin_of_a_refused_duplicate(tmp_path: Path) -> None:
     path = tmp_path / "plain.ndjson"
     claim = {**EXAMPLES[0], "payer": "plain"}
     path.write_text(json.dumps(claim) + "\n" + json.dumps(claim) + "\n")
@@ -73,7 +81,8 @@ def test_json_arrays_give_the_index_and_one_claim_none(tmp_path: Path) -> None:
     array = tmp_path / "claims.json"
     array.write_text(json.dumps([EXAMPLES[0], {"claim_id": "S"}, EXAMPLES[2]]))
     assert [d["origin"] for d in check(str(array))] == [
-        {"file": str(array), "format": "json", "index": i} for i in range(3)]
+        {"file": str(array), "format": "json", "index": i} for i in range(3)
+    ]
     one = tmp_path / "one.json"
     one.write_text(json.dumps(EXAMPLES[0]))
     [decision] = check(str(one))

@@ -56,11 +56,18 @@ def test_every_field_is_documented_with_its_type_and_optionality(record: str) ->
         assert name in rows, f"field `{record}.{name}` is missing from docs/language.md"
         documented_type, optional = rows[name][0], rows[name][1]
         assert documented_type == _type_words(typ.definite()), (
-            f"`{record}.{name}` is documented as {documented_type}, but is {typ.definite()}")
-        want = ("no" if not typ.nullable else "absent is an answer"
-                if (record, name) in T.ABSENT_IS_AN_ANSWER else "yes")
+            f"`{record}.{name}` is documented as {documented_type}, but is {typ.definite()}"
+        )
+        want = (
+            "no"
+            if not typ.nullable
+            else "absent is an answer"
+            if (record, name) in T.ABSENT_IS_AN_ANSWER
+            else "yes"
+        )
         assert optional == want, (
-            f"`{record}.{name}`: optional is `{optional}`, the language says `{want}`")
+            f"`{record}.{name}`: optional is `{optional}`, the language says `{want}`"
+        )
 
 
 def test_every_root_name_of_every_scope_is_documented() -> None:
@@ -73,21 +80,23 @@ def test_every_root_name_of_every_scope_is_documented() -> None:
 
 
 @pytest.mark.parametrize("spec", standard_functions(), ids=lambda s: s.name)
-def test_every_standard_function_is_documented_with_its_signature(
-        spec: T.FunctionSpec) -> None:
+def test_every_standard_function_is_documented_with_its_signature(spec: T.FunctionSpec) -> None:
     rows = _rows(SECTIONS["Functions"])
     sig = signature(spec)
     assert sig in rows, f"function `{sig}` is missing from docs/language.md (Functions)"
     assert rows[sig][0] == result_words(spec), (
-        f"`{sig}` is documented to give {rows[sig][0]}, but gives {result_words(spec)}")
+        f"`{sig}` is documented to give {rows[sig][0]}, but gives {result_words(spec)}"
+    )
     line_only = spec.scopes == frozenset({"line"})
     assert ("line rules only" in rows[sig][1]) == line_only, (
-        f"`{sig}`: say `line rules only` exactly when it can be called in line rules only")
+        f"`{sig}`: say `line rules only` exactly when it can be called in line rules only"
+    )
 
 
 def test_every_grammar_keyword_appears_in_the_reference() -> None:
-    grammar = re.sub(r"//[^\n]*", "", (REPO / "dsl" / "grammar" / "policy_v1.lark")
-                     .read_text(encoding="utf-8"))
+    grammar = re.sub(
+        r"//[^\n]*", "", (REPO / "dsl" / "grammar" / "policy_v1.lark").read_text(encoding="utf-8")
+    )
     keywords = set(re.findall(r'"([a-z][a-z0-9]*)"', grammar))
     missing = sorted(k for k in keywords if not re.search(rf"\b{k}\b", TEXT))
     assert not missing, f"keywords not described in docs/language.md: {missing}"

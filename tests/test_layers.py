@@ -22,10 +22,12 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 def _violations(folder: str, forbidden: str) -> list[str]:
-    return [f"{path.relative_to(ROOT)}:{line}: imports {name}"
-            for path in sorted((ROOT / folder).rglob("*.py"))
-            for line, name in _imports(path)
-            if name == forbidden or name.startswith(forbidden + ".")]
+    return [
+        f"{path.relative_to(ROOT)}:{line}: imports {name}"
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for line, name in _imports(path)
+        if name == forbidden or name.startswith(forbidden + ".")
+    ]
 
 
 def test_the_language_imports_nothing_from_the_engine() -> None:
@@ -39,8 +41,9 @@ def test_the_policy_packs_hold_no_code_that_imports_the_engine() -> None:
 def test_the_check_finds_a_lazy_import(tmp_path: Path) -> None:
     """The test above could not fail if `_imports` missed imports inside functions."""
     source = tmp_path / "lazy.py"
-    source.write_text("def f():\n    from cleanclaim.engine.engine import Engine\n",
-                      encoding="utf-8")
+    source.write_text(
+        "def f():\n    from cleanclaim.engine.engine import Engine\n", encoding="utf-8"
+    )
     assert _imports(source) == [(2, "cleanclaim.engine.engine.Engine")]
 
 
@@ -66,10 +69,13 @@ def test_the_plugin_api_does_not_import_the_checker() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, cleanclaim.engine.hookspecs; "
-            "print(sorted(m for m in ('cleanclaim.dsl.checker', 'lark') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys, cleanclaim.engine.hookspecs; "
+        "print(sorted(m for m in ('cleanclaim.dsl.checker', 'lark') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"
 
 
@@ -77,8 +83,10 @@ def test_plugins_import_only_the_plugin_api() -> None:
     """Layer rule 3: a shipped plugin imports the plugin API and its own modules, nothing
     else of cleanclaim (not the language, not the engine's internals)."""
     allowed = ("cleanclaim.engine.hookspecs", "cleanclaim.plugins")
-    bad = [f"{path.relative_to(ROOT)}:{line}: imports {name}"
-           for path in sorted((ROOT / "plugins").rglob("*.py"))
-           for line, name in _imports(path)
-           if name.startswith("cleanclaim.") and not name.startswith(allowed)]
+    bad = [
+        f"{path.relative_to(ROOT)}:{line}: imports {name}"
+        for path in sorted((ROOT / "plugins").rglob("*.py"))
+        for line, name in _imports(path)
+        if name.startswith("cleanclaim.") and not name.startswith(allowed)
+    ]
     assert bad == []

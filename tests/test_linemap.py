@@ -62,12 +62,26 @@ def _program(specialize: bool = True, file: str = "t/rules.policy") -> Program:
 
 
 def _claim() -> Claim:
-    claim, problems = decode_claim({
-        "claim_id": "C1", "payer": "t", "diagnoses": ["R07.9"],
-        "member": {"id": "M1", "birth_date": "1950-01-01", "sex": "F", "coverage": []},
-        "lines": [{"line": 1, "code": "93000", "modifiers": [], "units": 1,
-                   "charge": "45.00", "service_date": "2026-02-10",
-                   "diagnosis_pointers": [1]}]}, dt.date(2026, 3, 1))
+    claim, problems = decode_claim(
+        {
+            "claim_id": "C1",
+            "payer": "t",
+            "diagnoses": ["R07.9"],
+            "member": {"id": "M1", "birth_date": "1950-01-01", "sex": "F", "coverage": []},
+            "lines": [
+                {
+                    "line": 1,
+                    "code": "93000",
+                    "modifiers": [],
+                    "units": 1,
+                    "charge": "45.00",
+                    "service_date": "2026-02-10",
+                    "diagnosis_pointers": [1],
+                }
+            ],
+        },
+        dt.date(2026, 3, 1),
+    )
     assert claim is not None and not problems
     return claim
 
@@ -92,7 +106,8 @@ def test_a_rule_applied_alone_fails_at_its_policy_file_and_line() -> None:
 
 @pytest.mark.parametrize("specialize", [True, False])
 def test_the_whole_pack_failing_shows_the_generated_line_and_its_policy_line(
-        specialize: bool) -> None:
+    specialize: bool,
+) -> None:
     program, claim = _program(specialize), _claim()
     frames = _traceback_of(lambda: program.evaluate_fn(claim, []))
     frame = next(f for f in frames if f.name == "_evaluate")
@@ -124,8 +139,11 @@ def test_a_policy_file_name_cannot_break_a_traceback_line() -> None:
 
 def test_the_source_of_a_program_leaves_linecache_with_the_program() -> None:
     program = _program()
-    names = [n for n in list(linecache.cache) if isinstance(n, str)
-             and n.startswith(("<pack t #", "<evaluate t #"))]
+    names = [
+        n
+        for n in list(linecache.cache)
+        if isinstance(n, str) and n.startswith(("<pack t #", "<evaluate t #"))
+    ]
     serial = max(int(n.rsplit("#", 1)[1].rstrip(">")) for n in names)
     mine = {f"<pack t #{serial}>", f"<evaluate t #{serial}>"}
     assert mine <= set(linecache.cache)

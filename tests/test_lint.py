@@ -33,12 +33,14 @@ NOT_YET: dict[str, str] = {}
 
 
 def run_lint(root: Path, *targets: str) -> LintReport:
-    return lint(list(targets) or [str(root / "demo")], ENV, roots=[root], today=TODAY,
-                table_loaders=LOADERS)
+    return lint(
+        list(targets) or [str(root / "demo")], ENV, roots=[root], today=TODAY, table_loaders=LOADERS
+    )
 
 
-def write_pack(root: Path, policy: str | None, manifest: str | None = None,
-               base: bool = True) -> Path:
+def write_pack(
+    root: Path, policy: str | None, manifest: str | None = None, base: bool = True
+) -> Path:
     pack = root / "demo"
     pack.mkdir(parents=True, exist_ok=True)
     (pack / "pack.yaml").write_text(manifest or "id: demo\nname: Demo\n", encoding="utf-8")
@@ -87,12 +89,14 @@ def sections() -> dict[str, Section]:
     found: dict[str, Section] = {}
     heads = list(_SECTION.finditer(text))
     for i, head in enumerate(heads):
-        body = text[head.end(): heads[i + 1].start() if i + 1 < len(heads) else len(text)]
+        body = text[head.end() : heads[i + 1].start() if i + 1 < len(heads) else len(text)]
         bad_part, _, good_part = body.partition("\nGood")
         found[head.group(1)] = Section(
-            head.group(1), head.group(2),
+            head.group(1),
+            head.group(2),
             [_example(m) for m in _FENCE.finditer(bad_part)],
-            [_example(m) for m in _FENCE.finditer(good_part)])
+            [_example(m) for m in _FENCE.finditer(good_part)],
+        )
     return found
 
 
@@ -136,7 +140,7 @@ def _lint_example(tmp_path: Path, examples: list[Example], code: str) -> LintRep
     policy = next((e.text for e in examples if e.kind == "policy"), None)
     manifest = next((e.text for e in examples if e.kind == "yaml"), None)
     if policy is None:
-        policy = 'version 1\n'
+        policy = "version 1\n"
     pack = write_pack(tmp_path, policy, manifest, base=code != "E505")
     for case in (e for e in examples if e.kind == "case"):
         (pack / case.where).parent.mkdir(parents=True, exist_ok=True)
@@ -186,10 +190,12 @@ def test_the_shipped_packs_lint_clean() -> None:
 
 
 def test_a_file_of_a_pack_is_linted_with_its_pack(tmp_path: Path) -> None:
-    pack = write_pack(tmp_path, 'version 1\nvalueset ecg = codes [93000]\n')
+    pack = write_pack(tmp_path, "version 1\nvalueset ecg = codes [93000]\n")
     (pack / "other.policy").write_text(
         'version 1\nrule "demo/r"\n  applies to codes ecg\n  root cause coding\n'
-        '  when line.units > 1\n  then deny CO-151\nend\n', encoding="utf-8")
+        "  when line.units > 1\n  then deny CO-151\nend\n",
+        encoding="utf-8",
+    )
     report = run_lint(tmp_path, str(pack / "other.policy"))
     # `ecg` comes from the pack's other file; only this file's problems are shown.
     assert codes(report) == ["W401"]
@@ -201,8 +207,10 @@ def test_a_file_outside_any_pack_is_a_pack_named_after_its_folder(tmp_path: Path
     folder.mkdir()
     (folder / "a.policy").write_text(
         'version 1\nrule "loose/r"\n  applies to all lines\n  root cause coding\n'
-        '  when line.units is present and line.units > 1\n  then deny CO-151\n'
-        '  reference "r"\nend\n', encoding="utf-8")
+        "  when line.units is present and line.units > 1\n  then deny CO-151\n"
+        '  reference "r"\nend\n',
+        encoding="utf-8",
+    )
     assert run_lint(tmp_path, str(folder / "a.policy")).problems == []
     assert codes(run_lint(tmp_path, str(folder))) == []
 
@@ -216,18 +224,22 @@ def test_a_target_that_is_nothing_is_an_error(tmp_path: Path) -> None:
 
 # ---- the quality checks on a small pack --------------------------------------------------
 
-RULE = '''rule "demo/{name}"
+RULE = """rule "demo/{name}"
   applies to {scope}
   root cause coding
   when {condition}
   then {outcome}
   reference "r"
 end
-'''
+"""
 
 
-def rule(name: str, scope: str = "all lines", condition: str = "line.units > 1",
-         outcome: str = "deny CO-151") -> str:
+def rule(
+    name: str,
+    scope: str = "all lines",
+    condition: str = "line.units > 1",
+    outcome: str = "deny CO-151",
+) -> str:
     return RULE.format(name=name, scope=scope, condition=condition, outcome=outcome)
 
 
@@ -237,19 +249,20 @@ def lint_text(tmp_path: Path, text: str, today: dt.date = TODAY) -> LintReport:
 
 
 def test_problems_are_sorted_and_rendered_with_line_and_caret(tmp_path: Path) -> None:
-    report = lint_text(tmp_path, "valueset b = codes [93000]\nvalueset a = codes [93000]\n"
-                       + rule("r"))
+    report = lint_text(
+        tmp_path, "valueset b = codes [93000]\nvalueset a = codes [93000]\n" + rule("r")
+    )
     assert [(p.code, p.span.line) for p in report.problems] == [("W101", 2), ("W101", 3)]
     text = report.render()
-    assert ("rules.policy:2:1: warning W101 unused-value-set: value set `b` is never used\n"
-            "    valueset b = codes [93000]\n    ^^^^^^^^^^\n  hint: delete it") in text
+    assert (
+        "rules.policy:2:1: warning W101 unused-value-set: value set `b` is never used\n"
+        "    valueset b = codes [93000]\n    ^^^^^^^^^^\n  hint: delete it"
+    ) in text
     assert text.endswith("demo: 0 errors, 2 warnings\n")
 
 
-def test_a_value_set_used_only_by_another_value_set_or_a_message_is_used(
-        tmp_path: Path) -> None:
-    text = ("valueset a = codes [93000]\nvalueset b = a + codes [93005]\n"
-            + rule("r", "codes b"))
+def test_a_value_set_used_only_by_another_value_set_or_a_message_is_used(tmp_path: Path) -> None:
+    text = "valueset a = codes [93000]\nvalueset b = a + codes [93005]\n" + rule("r", "codes b")
     assert codes(lint_text(tmp_path, text)) == []
 
 
@@ -259,20 +272,27 @@ def test_a_library_value_set_used_by_an_including_pack_is_used(tmp_path: Path) -
     (lib / "pack.yaml").write_text("id: lib\nname: lib\nlibrary: true\n", encoding="utf-8")
     (lib / "sets.policy").write_text(
         "version 1\nvalueset shared = codes [93000]\nvalueset spare = codes [93005]\n",
-        encoding="utf-8")
-    write_pack(tmp_path, "version 1\n" + rule("r", "codes shared"),
-               "id: demo\nname: demo\ninclude: [lib]\n")
+        encoding="utf-8",
+    )
+    write_pack(
+        tmp_path,
+        "version 1\n" + rule("r", "codes shared"),
+        "id: demo\nname: demo\ninclude: [lib]\n",
+    )
     report = lint([str(lib)], ENV, roots=[tmp_path], today=TODAY)
     assert [(p.code, p.message) for p in report.problems] == [
-        ("W101", "value set `spare` is never used")]
+        ("W101", "value set `spare` is never used")
+    ]
     # Linting the including pack reports nothing of the library's.
     assert lint([str(tmp_path / "demo")], ENV, roots=[tmp_path], today=TODAY).problems == []
 
 
 def test_duplicate_codes_name_what_already_holds_them(tmp_path: Path) -> None:
-    text = ("valueset a = codes [93000, 93005, 93000, 11400-11446, 11401]\n"
-            "valueset b = icd10 [R07.*, R07.89]\n"
-            + rule("r", "codes a", "any of line.pointed_diagnoses in b"))
+    text = (
+        "valueset a = codes [93000, 93005, 93000, 11400-11446, 11401]\n"
+        "valueset b = icd10 [R07.*, R07.89]\n"
+        + rule("r", "codes a", "any of line.pointed_diagnoses in b")
+    )
     found = [(p.code, p.message) for p in lint_text(tmp_path, text).problems]
     assert found == [
         ("W102", "`93000` is already in this value set"),
@@ -282,13 +302,15 @@ def test_duplicate_codes_name_what_already_holds_them(tmp_path: Path) -> None:
 
 
 def test_rules_that_can_never_fire(tmp_path: Path) -> None:
-    text = ("valueset ecg = codes [93000, 93005]\nvalueset none = codes []\n"
-            + rule("empty", "codes none")
-            + rule("disjoint", "codes ecg", "line.code in [99213]")
-            + rule("all-excluded", "codes ecg", "line.code not in [93000, 93005, 93010]")
-            + rule("other-code", "codes ecg", 'line.units > 1 and line.code == "93010"')
-            + rule("false", "all lines", "false")
-            + rule("fine", "codes ecg", 'line.code == "93005" and line.code not in [93000]'))
+    text = (
+        "valueset ecg = codes [93000, 93005]\nvalueset none = codes []\n"
+        + rule("empty", "codes none")
+        + rule("disjoint", "codes ecg", "line.code in [99213]")
+        + rule("all-excluded", "codes ecg", "line.code not in [93000, 93005, 93010]")
+        + rule("other-code", "codes ecg", 'line.units > 1 and line.code == "93010"')
+        + rule("false", "all lines", "false")
+        + rule("fine", "codes ecg", 'line.code == "93005" and line.code not in [93000]')
+    )
     found = [(p.code, p.message.split(":")[0]) for p in lint_text(tmp_path, text).problems]
     assert found == [
         ("W103", "value set `none` holds no code"),
@@ -301,39 +323,58 @@ def test_rules_that_can_never_fire(tmp_path: Path) -> None:
 
 
 def test_filters_that_no_claim_passes(tmp_path: Path) -> None:
-    text = ('rule "demo/plans"\n  applies to all lines\n  plan is "gold"\n'
-            '  plan is not "gold", "silver"\n  place of service is "1", "11"\n'
-            '  root cause coding\n  when true\n  then deny CO-4\n  reference "r"\nend\n')
+    text = (
+        'rule "demo/plans"\n  applies to all lines\n  plan is "gold"\n'
+        '  plan is not "gold", "silver"\n  place of service is "1", "11"\n'
+        '  root cause coding\n  when true\n  then deny CO-4\n  reference "r"\nend\n'
+    )
     found = [(p.code, p.message, p.hint) for p in lint_text(tmp_path, text).problems]
     assert found == [
-        ("W202", "rule `demo/plans` never fires: no plan passes all of its `plan is` filters",
-         "keep one `plan is` filter that lists the values it applies to"),
-        ("W202", 'place of service "1" never matches: place of service codes are two digits',
-         'write "01"'),
+        (
+            "W202",
+            "rule `demo/plans` never fires: no plan passes all of its `plan is` filters",
+            "keep one `plan is` filter that lists the values it applies to",
+        ),
+        (
+            "W202",
+            'place of service "1" never matches: place of service codes are two digits',
+            'write "01"',
+        ),
     ]
 
 
 def dated(*versions: str) -> str:
     body = "".join(f"  {v}\n    when line.units > 1\n" for v in versions)
-    return ('rule "demo/dated"\n  applies to all lines\n  root cause coding\n'
-            f'  then deny CO-151\n  reference "r"\n{body}end\n')
+    return (
+        'rule "demo/dated"\n  applies to all lines\n  root cause coding\n'
+        f'  then deny CO-151\n  reference "r"\n{body}end\n'
+    )
 
 
 def test_versions_overlapping_shadowed_and_with_gaps(tmp_path: Path) -> None:
-    text = dated("effective 2026-01-01",
-                 "effective 2026-03-01 until 2026-04-30",  # overlaps the first
-                 "effective 2026-03-01 until 2026-03-31",  # taken by the one before
-                 "effective until 2025-06-30")  # a gap 2025-07-01 .. 2025-12-31
+    text = dated(
+        "effective 2026-01-01",
+        "effective 2026-03-01 until 2026-04-30",  # overlaps the first
+        "effective 2026-03-01 until 2026-03-31",  # taken by the one before
+        "effective until 2025-06-30",
+    )  # a gap 2025-07-01 .. 2025-12-31
     found = [(p.code, p.span.line, p.message) for p in lint_text(tmp_path, text).problems]
     assert found == [
-        ("W206", 7, "no version of rule `demo/dated` applies to services 2025-07-01 to "
-         "2025-12-31"),
-        ("W205", 9, "this version and the one at line 7 are both in force 2026-03-01 to "
-         "2026-04-30; there the version at line 9 applies"),
+        ("W206", 7, "no version of rule `demo/dated` applies to services 2025-07-01 to 2025-12-31"),
+        (
+            "W205",
+            9,
+            "this version and the one at line 7 are both in force 2026-03-01 to "
+            "2026-04-30; there the version at line 9 applies",
+        ),
         # Starting the same day as the version before it, it loses: that one is written
         # first (the compiler's order).
-        ("W204", 11, "the version 2026-03-01 to 2026-03-31 never applies: versions that "
-         "start later take every one of its dates"),
+        (
+            "W204",
+            11,
+            "the version 2026-03-01 to 2026-03-31 never applies: versions that "
+            "start later take every one of its dates",
+        ),
     ]
 
 
@@ -341,55 +382,77 @@ def test_a_rule_whose_versions_all_ended_has_expired(tmp_path: Path) -> None:
     text = dated("effective 2024-01-01 until 2024-12-31", "effective until 2023-12-31")
     report = lint_text(tmp_path, text, today=dt.date(2025, 1, 1))
     assert [(p.code, p.message) for p in report.problems] == [
-        ("W203", "every version of rule `demo/dated` ended by 2024-12-31: it only applies "
-         "to services on or before that date")]
+        (
+            "W203",
+            "every version of rule `demo/dated` ended by 2024-12-31: it only applies "
+            "to services on or before that date",
+        )
+    ]
     assert lint_text(tmp_path, text, today=dt.date(2024, 12, 31)).problems == []
 
 
-def test_conflicts_need_shared_lines_filters_dates_and_the_same_conditions(
-        tmp_path: Path) -> None:
-    text = ("valueset ecg = codes [93000, 93005]\nvalueset echo = codes [93306]\n"
-            + rule("a", "codes ecg", "line.units > 1 and line.modifiers is missing")
-            # the same conditions, in another order and through a `let`: W301
-            + rule("b", "codes [93000, 93005, 93010]", "line.modifiers is missing and n > 1",
-                   "review CO-151").replace("  when", "  let n = line.units\n  when")
-            # other codes: never on the same line
-            + rule("c", "codes echo", "line.units > 1 and line.modifiers is missing",
-                   "deny CO-4")
-            # the same outcome: W302
-            + rule("d", "codes [93005]", "line.modifiers is missing and line.units > 1"))
+def test_conflicts_need_shared_lines_filters_dates_and_the_same_conditions(tmp_path: Path) -> None:
+    text = (
+        "valueset ecg = codes [93000, 93005]\nvalueset echo = codes [93306]\n"
+        + rule("a", "codes ecg", "line.units > 1 and line.modifiers is missing")
+        # the same conditions, in another order and through a `let`: W301
+        + rule(
+            "b",
+            "codes [93000, 93005, 93010]",
+            "line.modifiers is missing and n > 1",
+            "review CO-151",
+        ).replace("  when", "  let n = line.units\n  when")
+        # other codes: never on the same line
+        + rule("c", "codes echo", "line.units > 1 and line.modifiers is missing", "deny CO-4")
+        # the same outcome: W302
+        + rule("d", "codes [93005]", "line.modifiers is missing and line.units > 1")
+    )
     found = [(p.code, p.message) for p in lint_text(tmp_path, text).problems]
     assert found == [
-        ("W301", f"rules `demo/b` (review CO-151) and `demo/a` (deny CO-151, "
-         f"{tmp_path}/demo/rules.policy:4) fire on the same conditions for code 93000, "
-         "93005: a line gets both outcomes"),
-        ("W301", f"rules `demo/d` (deny CO-151) and `demo/b` (review CO-151, "
-         f"{tmp_path}/demo/rules.policy:11) fire on the same conditions for code 93005: a "
-         "line gets both outcomes"),
-        ("W302", f"rules `demo/d` and `demo/a` ({tmp_path}/demo/rules.policy:4) fire on the "
-         "same conditions for code 93005 with the same outcome: the line gets the finding "
-         "twice"),
+        (
+            "W301",
+            f"rules `demo/b` (review CO-151) and `demo/a` (deny CO-151, "
+            f"{tmp_path}/demo/rules.policy:4) fire on the same conditions for code 93000, "
+            "93005: a line gets both outcomes",
+        ),
+        (
+            "W301",
+            f"rules `demo/d` (deny CO-151) and `demo/b` (review CO-151, "
+            f"{tmp_path}/demo/rules.policy:11) fire on the same conditions for code 93005: a "
+            "line gets both outcomes",
+        ),
+        (
+            "W302",
+            f"rules `demo/d` and `demo/a` ({tmp_path}/demo/rules.policy:4) fire on the "
+            "same conditions for code 93005 with the same outcome: the line gets the finding "
+            "twice",
+        ),
     ]
 
 
 def test_rules_for_other_plans_or_dates_do_not_conflict(tmp_path: Path) -> None:
     gold = rule("gold", outcome="deny CO-4").replace(
-        "  root cause", '  plan is "gold"\n  root cause')
+        "  root cause", '  plan is "gold"\n  root cause'
+    )
     silver = rule("silver", outcome="deny CO-50").replace(
-        "  root cause", '  plan is "silver"\n  root cause')
+        "  root cause", '  plan is "silver"\n  root cause'
+    )
     assert codes(lint_text(tmp_path, gold + silver)) == []
     not_gold = rule("not-gold", outcome="deny CO-50").replace(
-        "  root cause", '  plan is not "gold"\n  root cause')
+        "  root cause", '  plan is not "gold"\n  root cause'
+    )
     assert codes(lint_text(tmp_path, gold + not_gold)) == []
     anyone = rule("anyone", outcome="deny CO-50")
     assert codes(lint_text(tmp_path, gold + anyone)) == ["W301"]
 
 
 def test_missing_references_per_rule_and_per_version(tmp_path: Path) -> None:
-    text = (rule("none").replace('  reference "r"\n', "")
-            + 'rule "demo/some"\n  applies to all lines\n  root cause coding\n'
-              '  then deny CO-4\n  effective 2026-01-01\n    when true\n    reference "r"\n'
-              '  effective until 2025-12-31\n    when true\nend\n')
+    text = (
+        rule("none").replace('  reference "r"\n', "")
+        + 'rule "demo/some"\n  applies to all lines\n  root cause coding\n'
+        '  then deny CO-4\n  effective 2026-01-01\n    when true\n    reference "r"\n'
+        "  effective until 2025-12-31\n    when true\nend\n"
+    )
     found = [(p.code, p.message) for p in lint_text(tmp_path, text).problems]
     assert found == [
         ("W401", "rule `demo/none` has no reference"),
@@ -399,10 +462,10 @@ def test_missing_references_per_rule_and_per_version(tmp_path: Path) -> None:
 
 def test_invalid_codes_come_with_the_closest_valid_ones(tmp_path: Path) -> None:
     text = "valueset dx = icd10 [R07.99]\n" + rule(
-        "r", condition="any of line.pointed_diagnoses in dx")
+        "r", condition="any of line.pointed_diagnoses in dx"
+    )
     (problem,) = lint_text(tmp_path, text).problems
-    assert (problem.code, problem.hint) == ("E301", "did you mean `R07.9` or `R07.89` or "
-                                                    "`R79.9`?")
+    assert (problem.code, problem.hint) == ("E301", "did you mean `R07.9` or `R07.89` or `R79.9`?")
 
 
 # ---- the command -----------------------------------------------------------------------
@@ -447,9 +510,11 @@ def test_lint_warns_on_deny_over_partial_data() -> None:
     result = CliRunner().invoke(app, ["lint", "medicare", "--format", "json"])
     problems = [p for p in json.loads(result.output)["problems"] if p["code"] == "W402"]
     messages = {p["message"].split("`")[1]: p["message"] for p in problems}
-    assert sorted(messages) == ["medicare/addon/g2212-wrong-primary",
-                                "medicare/echo/doppler-addon-without-primary",
-                                "medicare/necessity/tte-lcd-l33577"]
+    assert sorted(messages) == [
+        "medicare/addon/g2212-wrong-primary",
+        "medicare/echo/doppler-addon-without-primary",
+        "medicare/necessity/tte-lcd-l33577",
+    ]
     assert "Article A56781" in messages["medicare/necessity/tte-lcd-l33577"]
 
 

@@ -16,12 +16,15 @@ ENV, LOADERS, _ROOTS = lint_environment(None)
 
 
 def rule(name: str, condition: str, scope: str = "codes [88142]", extra: str = "") -> str:
-    return (f'rule "demo/{name}"\n  applies to {scope}\n  root cause medical_necessity\n'
-            f'{extra}  when {condition}\n  then deny CO-50 with N95\n  reference "r"\nend\n')
+    return (
+        f'rule "demo/{name}"\n  applies to {scope}\n  root cause medical_necessity\n'
+        f'{extra}  when {condition}\n  then deny CO-50 with N95\n  reference "r"\nend\n'
+    )
 
 
-def make(root: Path, text: str, manifest: str = "id: demo\n",
-         cases: dict[str, str] | None = None) -> Path:
+def make(
+    root: Path, text: str, manifest: str = "id: demo\n", cases: dict[str, str] | None = None
+) -> Path:
     pack = root / "demo"
     pack.mkdir(parents=True, exist_ok=True)
     (pack / "pack.yaml").write_text(manifest, encoding="utf-8")
@@ -47,19 +50,24 @@ def test_an_unguarded_sex_comparison_warns_at_the_comparison(tmp_path: Path) -> 
 
 
 def test_guarded_quantified_and_answered_reads_do_not_warn(tmp_path: Path) -> None:
-    make(tmp_path, rule("a", 'member.sex is present and member.sex != "F"')
-         + rule("b", 'member.sex is missing or member.sex == "M"')
-         + rule("c", "any o in other_lines where o.units > 1")  # plain rule inside `any`
-         + rule("d", 'claim.plan == "gold"')  # no plan is an answer
-         + rule("e", 'line.code == "88142"')  # the scope's code is there
-         + rule("f", "line.charge in [1]".replace("[1]", '["1"]')))  # `in`: plain rule
+    make(
+        tmp_path,
+        rule("a", 'member.sex is present and member.sex != "F"')
+        + rule("b", 'member.sex is missing or member.sex == "M"')
+        + rule("c", "any o in other_lines where o.units > 1")  # plain rule inside `any`
+        + rule("d", 'claim.plan == "gold"')  # no plan is an answer
+        + rule("e", 'line.code == "88142"')  # the scope's code is there
+        + rule("f", "line.charge in [1]".replace("[1]", '["1"]')),
+    )  # `in`: plain rule
     assert found(run(tmp_path), "W405") == []
 
 
 def test_a_field_the_pack_rejects_when_missing_does_not_warn(tmp_path: Path) -> None:
-    required = ('rule "demo/required/units"\n  applies to all lines\n  root cause submission\n'
-                '  when line.units is missing or line.units <= 0\n'
-                '  then reject CO-16 with M53\n  reference "r"\nend\n')
+    required = (
+        'rule "demo/required/units"\n  applies to all lines\n  root cause submission\n'
+        "  when line.units is missing or line.units <= 0\n"
+        '  then reject CO-16 with M53\n  reference "r"\nend\n'
+    )
     make(tmp_path, rule("units", "line.units > 2"))
     assert [m for _l, m in found(run(tmp_path), "W405")] != []
     make(tmp_path, rule("units", "line.units > 2") + required)
@@ -67,31 +75,54 @@ def test_a_field_the_pack_rejects_when_missing_does_not_warn(tmp_path: Path) -> 
 
 
 def test_a_table_row_warns_unless_its_key_is_tested_or_literal(tmp_path: Path) -> None:
-    table = ('table limits = key "plan" columns "plan", "visits"\n  row "gold", 20\nend\n')
-    make(tmp_path, table
-         + rule("a", "count(claim.lines) > limits[claim.plan].visits", "claim")
-         + rule("b", "claim.plan in limits and count(claim.lines) > limits[claim.plan].visits",
-                "claim")
-         + rule("c", 'count(claim.lines) > limits["gold"].visits', "claim"))
+    table = 'table limits = key "plan" columns "plan", "visits"\n  row "gold", 20\nend\n'
+    make(
+        tmp_path,
+        table
+        + rule("a", "count(claim.lines) > limits[claim.plan].visits", "claim")
+        + rule(
+            "b", "claim.plan in limits and count(claim.lines) > limits[claim.plan].visits", "claim"
+        )
+        + rule("c", 'count(claim.lines) > limits["gold"].visits', "claim"),
+    )
     report = run(tmp_path)
     assert [m.split(" reads")[0] for _l, m in found(report, "W405")] == ["rule `demo/a`"]
 
 
 CLAIM = {
-    "claim_id": "P-1", "payer": "demo", "received_date": "2026-03-02",
-    "member": {"id": "X", "birth_date": "1980-01-01",
-               "coverage": [{"payer": "demo", "start": "2016-01-01", "end": None}]},
-    "billing_provider": {"npi": "1234567893"}, "rendering_provider": {"npi": "1234567893"},
-    "place_of_service": "11", "diagnoses": ["Z12.4"],
-    "lines": [{"line": 1, "code": "88142", "units": 1, "charge": "30.00",
-               "service_date": "2026-02-10", "diagnosis_pointers": [1]}],
+    "claim_id": "P-1",
+    "payer": "demo",
+    "received_date": "2026-03-02",
+    "member": {
+        "id": "X",
+        "birth_date": "1980-01-01",
+        "coverage": [{"payer": "demo", "start": "2016-01-01", "end": None}],
+    },
+    "billing_provider": {"npi": "1234567893"},
+    "rendering_provider": {"npi": "1234567893"},
+    "place_of_service": "11",
+    "diagnoses": ["Z12.4"],
+    "lines": [
+        {
+            "line": 1,
+            "code": "88142",
+            "units": 1,
+            "charge": "30.00",
+            "service_date": "2026-02-10",
+            "diagnosis_pointers": [1],
+        }
+    ],
 }
 
 
 def test_w405_marks_the_rules_the_engine_reviews_on_a_claim_without_the_field(
-        tmp_path: Path) -> None:
-    make(tmp_path, rule("warned", 'member.sex != "F"')
-         + rule("guarded", 'member.sex is present and member.sex != "F"'))
+    tmp_path: Path,
+) -> None:
+    make(
+        tmp_path,
+        rule("warned", 'member.sex != "F"')
+        + rule("guarded", 'member.sex is present and member.sex != "F"'),
+    )
     warned = {m.split("`")[1] for _l, m in found(run(tmp_path), "W405")}
     decision = Engine([tmp_path], today=TODAY, plugins=[]).check(CLAIM)  # no sex
     reviewed = {f.rule for f in decision.findings if f.severity == "review"}
@@ -111,19 +142,27 @@ CASES = """cases:
 
 
 def test_a_plan_no_case_has_warns_case_insensitively(tmp_path: Path) -> None:
-    make(tmp_path, rule("a", "line.units > 0", "all lines", '  plan is "gold"\n')
-         + rule("b", 'claim.plan == "Silver"', "all lines")
-         + rule("c", 'claim.plan in ["platinum", "gold"]', "all lines")
-         + rule("d", "line.units > 0", "all lines", '  plan is not "glod"\n'),
-         cases={"plans.yaml": CASES})
+    make(
+        tmp_path,
+        rule("a", "line.units > 0", "all lines", '  plan is "gold"\n')
+        + rule("b", 'claim.plan == "Silver"', "all lines")
+        + rule("c", 'claim.plan in ["platinum", "gold"]', "all lines")
+        + rule("d", "line.units > 0", "all lines", '  plan is not "glod"\n'),
+        cases={"plans.yaml": CASES},
+    )
     report = run(tmp_path)
     assert [(line, m.split('"')[1]) for line, m in found(report, "W406")] == [
-        (20, "platinum"), (27, "glod")], report.render()
+        (20, "platinum"),
+        (27, "glod"),
+    ], report.render()
 
 
 def test_plans_of_a_roster_in_the_cases_count(tmp_path: Path) -> None:
-    make(tmp_path, rule("a", "line.units > 0", "all lines", '  plan is "bronze"\n'),
-         cases={"roster.csv": "member_id,payer,plan,start\nM1,demo,Bronze,2016-01-01\n"})
+    make(
+        tmp_path,
+        rule("a", "line.units > 0", "all lines", '  plan is "bronze"\n'),
+        cases={"roster.csv": "member_id,payer,plan,start\nM1,demo,Bronze,2016-01-01\n"},
+    )
     assert found(run(tmp_path), "W406") == []
 
 

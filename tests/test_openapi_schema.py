@@ -30,8 +30,7 @@ def standalone_claim_schema() -> dict[str, Any]:
 
 
 CLAIM_SCHEMA = standalone_claim_schema()
-VALIDATOR = jsonschema.Draft202012Validator(CLAIM_SCHEMA,
-                                            format_checker=jsonschema.FormatChecker())
+VALIDATOR = jsonschema.Draft202012Validator(CLAIM_SCHEMA, format_checker=jsonschema.FormatChecker())
 
 
 def strategy(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
@@ -53,35 +52,43 @@ def strategy(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
             return st.dates(dt.date(1, 1, 1)).map(dt.date.isoformat)
         if "pattern" in schema:
             return st.from_regex(schema["pattern"], fullmatch=True).filter(
-                lambda t: len(t) <= schema.get("maxLength", 10**9))
+                lambda t: len(t) <= schema.get("maxLength", 10**9)
+            )
         return st.text(max_size=min(schema.get("maxLength", 30), 30))
     if kind == "integer":
         return st.integers(schema.get("minimum"), schema.get("maximum"))
     if kind == "number":
         low, high = schema.get("minimum"), schema.get("maximum")
-        return st.one_of(st.integers(None if low is None else int(low),
-                                     None if high is None else int(high)),
-                         st.floats(low, high, allow_nan=False, allow_infinity=False))
+        return st.one_of(
+            st.integers(None if low is None else int(low), None if high is None else int(high)),
+            st.floats(low, high, allow_nan=False, allow_infinity=False),
+        )
     if kind == "array":
-        return st.lists(strategy(schema.get("items", {})),
-                        min_size=schema.get("minItems", 0), max_size=4)
+        return st.lists(
+            strategy(schema.get("items", {})), min_size=schema.get("minItems", 0), max_size=4
+        )
     if kind == "object" or "properties" in schema:
         props = schema.get("properties", {})
         required = set(schema.get("required", ()))
-        extra = st.dictionaries(st.text(min_size=1, max_size=8).filter(
-            lambda k: k not in props), JSON_VALUES, max_size=2)
+        extra = st.dictionaries(
+            st.text(min_size=1, max_size=8).filter(lambda k: k not in props),
+            JSON_VALUES,
+            max_size=2,
+        )
         return st.fixed_dictionaries(
             {k: strategy(v) for k, v in props.items() if k in required},
-            optional={k: strategy(v) for k, v in props.items() if k not in required}
+            optional={k: strategy(v) for k, v in props.items() if k not in required},
         ).flatmap(lambda d: extra.map(lambda e: {**e, **d}))
     return JSON_VALUES
 
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-1000, 1000) | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                max_size=3),
-    max_leaves=6)
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 def shape_problems(body: dict[str, Any]) -> list[str]:
@@ -89,26 +96,36 @@ def shape_problems(body: dict[str, Any]) -> list[str]:
     return [f.message for f in decision.findings if f.rule == "engine/claim-format"]
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.filter_too_much])
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
 @given(strategy(CLAIM_SCHEMA).filter(VALIDATOR.is_valid))
 def test_schema_valid_bodies_are_never_rejected_for_their_shape(body: dict[str, Any]) -> None:
     assert shape_problems(body) == [], json.dumps(body)[:2000]
 
 
-@pytest.mark.parametrize("field", ["received_date", "lines", "charge", "line",
-                                   "service_date", "diagnoses", "member"])
+@pytest.mark.parametrize(
+    "field", ["received_date", "lines", "charge", "line", "service_date", "diagnoses", "member"]
+)
 def test_what_the_engine_refuses_the_schema_refuses(field: str) -> None:
     body = json.loads(json.dumps(EXAMPLE_CLAIM))
     line = body["lines"][0]
-    broken = {"received_date": lambda: body.update(received_date="2026-02-30"),
-              "lines": lambda: body.update(lines=[]),
-              "charge": lambda: line.update(charge="12,00"),
-              "line": lambda: line.update(line=True),
-              "service_date": lambda: line.update(service_date="2026-W07-2"),
-              "diagnoses": lambda: body.update(diagnoses=[""]),
-              "member": lambda: body.update(member=[1])}
+    broken = {
+        "received_date": lambda: body.update(received_date="2026-02-30"),
+        "lines": lambda: body.update(lines=[]),
+        "charge": lambda: line.update(charge="12,00"),
+        "line": lambda: line.update(line=True),
+        "service_date": lambda: line.update(service_date="2026-W07-2"),
+        "diagnoses": lambda: body.update(diagnoses=[""]),
+        "member": lambda: body.update(member=[1]),
+    }
     broken[field]()
     assert not VALIDATOR.is_valid(body)
     assert shape_problems(body), field
@@ -122,8 +139,9 @@ def test_the_example_claim_is_valid() -> None:
 def test_every_status_and_problem_type_is_documented() -> None:
     doc = openapi_document(4096, "http://127.0.0.1:5555", ["medicare"])
     assert doc["servers"] == [{"url": "http://127.0.0.1:5555"}]
-    documented = {int(code) for op in doc["paths"].values() for o in op.values()
-                  for code in o["responses"]}
+    documented = {
+        int(code) for op in doc["paths"].values() for o in op.values() for code in o["responses"]
+    }
     assert {status for status, _ in PROBLEMS.values()} | {200} == documented
     assert {400, 408, 413, 501, 503} <= documented
     types = doc["components"]["schemas"]["Problem"]["properties"]["type"]["enum"]
@@ -136,6 +154,7 @@ def test_every_status_and_problem_type_is_documented() -> None:
 
 
 # ---- the schema lists exactly the fields the engine reads (18.13: service_state) ----------
+
 
 class _Recording(dict):  # type: ignore[type-arg]
     """A claim object that records every key the decoder looks up, as a dotted path."""
@@ -173,15 +192,30 @@ def fields_the_engine_reads() -> set[str]:
 
     full = json.loads(json.dumps(EXAMPLE_CLAIM))
     full.update(
-        referring_provider={"npi": "1234567893", "taxonomy": "207Q00000X",
-                            "specialty": "family"},
-        ordering_provider={"npi": "1234567893", "taxonomy": "207Q00000X",
-                           "specialty": "family"},
-        authorizations=[{"number": "PA-1", "codes": ["93306"], "start": "2026-01-01",
-                         "end": "2026-12-31", "units": 1}],
-        service_facility={"address": {"state": "IL"}}, documentation={"ecg": {}},
-        insurance=[{"payer": "medicare", "plan": "part-b", "start": "2026-01-01",
-                    "end": "2026-12-31", "type": "medicare", "order": "primary"}])
+        referring_provider={"npi": "1234567893", "taxonomy": "207Q00000X", "specialty": "family"},
+        ordering_provider={"npi": "1234567893", "taxonomy": "207Q00000X", "specialty": "family"},
+        authorizations=[
+            {
+                "number": "PA-1",
+                "codes": ["93306"],
+                "start": "2026-01-01",
+                "end": "2026-12-31",
+                "units": 1,
+            }
+        ],
+        service_facility={"address": {"state": "IL"}},
+        documentation={"ecg": {}},
+        insurance=[
+            {
+                "payer": "medicare",
+                "plan": "part-b",
+                "start": "2026-01-01",
+                "end": "2026-12-31",
+                "type": "medicare",
+                "order": "primary",
+            }
+        ],
+    )
     full["billing_provider"]["address"] = {"state": "WI"}
     full["lines"][0]["minutes"] = 10
     full["member"]["therapy_ytd"] = {"pt_slp": "100.00", "ot": "0", "as_of": "2026-01-31"}
@@ -193,8 +227,7 @@ def fields_the_engine_reads() -> set[str]:
     return seen
 
 
-def schema_fields(schema: dict[str, Any], schemas: dict[str, Any], path: str = ""
-                  ) -> set[str]:
+def schema_fields(schema: dict[str, Any], schemas: dict[str, Any], path: str = "") -> set[str]:
     """Every property path of a schema, `[]` for array items (`oneOf` null unwrapped)."""
     if "$ref" in schema:
         return schema_fields(schemas[schema["$ref"].rsplit("/", 1)[1]], schemas, path)

@@ -26,27 +26,55 @@ CLAIMS = 25
 
 # A small generator of well-typed policies (engine/tools/fuzz.py's mostly checks the checker).
 _NUMBERS = {
-    "line": ["line.units", "1", "2", "count(line.modifiers)", "line.minutes",
-             "days_between(line.service_date, claim.received_date)",
-             "years_between(member.birth_date, line.service_date)"],
-    "claim": ["1", "65", "count(claim.lines)",
-              "years_between(member.birth_date, claim.first_service_date)"],
+    "line": [
+        "line.units",
+        "1",
+        "2",
+        "count(line.modifiers)",
+        "line.minutes",
+        "days_between(line.service_date, claim.received_date)",
+        "years_between(member.birth_date, line.service_date)",
+    ],
+    "claim": [
+        "1",
+        "65",
+        "count(claim.lines)",
+        "years_between(member.birth_date, claim.first_service_date)",
+    ],
 }
 _CONDITIONS = {
-    "line": ["line.code in [93000, 93005]", "any of line.modifiers in [26, TC]",
-             "line.units is missing", "line.units is present",
-             # lookup tables (13.6): a key the table lacks is missing
-             "line.units > lim[line.code].max", "lim[line.code].max is present",
-             "line.code in lim", 'lim[line.code].note == "a"',
-             'lim[line.code].note != "a"',
-             # counters reading the member, summing amounts (13.8)
-             "total_to_date(oc) > 2", "total_before(oc) >= 1", "visit_number(ov) > 1",
-             "any o in other_lines where o.code == line.code", "line.code == 93306"],
-    "claim": ['claim.place_of_service in ["11", "21"]', "member.birth_date is missing",
-              'lim["93306"].max == count(claim.lines)'],
+    "line": [
+        "line.code in [93000, 93005]",
+        "any of line.modifiers in [26, TC]",
+        "line.units is missing",
+        "line.units is present",
+        # lookup tables (13.6): a key the table lacks is missing
+        "line.units > lim[line.code].max",
+        "lim[line.code].max is present",
+        "line.code in lim",
+        'lim[line.code].note == "a"',
+        'lim[line.code].note != "a"',
+        # counters reading the member, summing amounts (13.8)
+        "total_to_date(oc) > 2",
+        "total_before(oc) >= 1",
+        "visit_number(ov) > 1",
+        "any o in other_lines where o.code == line.code",
+        "line.code == 93306",
+    ],
+    "claim": [
+        'claim.place_of_service in ["11", "21"]',
+        "member.birth_date is missing",
+        'lim["93306"].max == count(claim.lines)',
+    ],
 }
-_SHARED = ['member.sex == "F"', 'member.sex != "M"', 'claim.plan == "gold"',
-           'claim.plan in ["GOLD", "platinum"]', "true", "member.sex is present"]
+_SHARED = [
+    'member.sex == "F"',
+    'member.sex != "M"',
+    'claim.plan == "gold"',
+    'claim.plan in ["GOLD", "platinum"]',
+    "true",
+    "member.sex is present",
+]
 
 
 def _condition(rng: random.Random, scope: str, depth: int) -> str:
@@ -56,8 +84,14 @@ def _condition(rng: random.Random, scope: str, depth: int) -> str:
             return f"{rng.choice(_NUMBERS[scope])} {op} {rng.choice(_NUMBERS[scope])}"
         return rng.choice(_CONDITIONS[scope] + _SHARED)
     left, right = _condition(rng, scope, depth - 1), _condition(rng, scope, depth - 1)
-    return rng.choice((f"{left} and {right}", f"{left} or {right}", f"not ({left})",
-                       f"({left}) and not ({right})"))
+    return rng.choice(
+        (
+            f"{left} and {right}",
+            f"{left} or {right}",
+            f"not ({left})",
+            f"({left}) and not ({right})",
+        )
+    )
 
 
 TABLE = """table lim = key "code" columns "code", "max", "note"
@@ -91,19 +125,28 @@ def generate(rng: random.Random) -> str:
             extra += f"  except when {_condition(rng, kind, 1)}\n"
         if i and rng.random() < 0.4:
             extra += f'  except rule "fuzz/r{rng.randrange(i)}"\n'
-        message = rng.choice(["m", "{member.sex} {claim.plan}", '{lim["93000"].note}',
-                              "{days_between(claim.first_service_date, claim.received_date)}"])
-        rules.append(f'rule "fuzz/r{i}"\n  applies to {scope}\n  root cause coding\n{extra}'
-                     f"{let}  when {when}\n  then {rng.choice(['deny', 'review'])} CO-16\n"
-                     f'  message "{message}"\nend')
+        message = rng.choice(
+            [
+                "m",
+                "{member.sex} {claim.plan}",
+                '{lim["93000"].note}',
+                "{days_between(claim.first_service_date, claim.received_date)}",
+            ]
+        )
+        rules.append(
+            f'rule "fuzz/r{i}"\n  applies to {scope}\n  root cause coding\n{extra}'
+            f"{let}  when {when}\n  then {rng.choice(['deny', 'review'])} CO-16\n"
+            f'  message "{message}"\nend'
+        )
     return "\n".join(rules) + "\n"
 
 
 def _claims(rng: random.Random) -> list[dict[str, Any]]:
     claims = []
     for i in range(CLAIMS):
-        data = synthetic_claim(rng, i, codes=["93000", "93005", "93306", "J0100", "99213"],
-                               payers=("fuzz",))
+        data = synthetic_claim(
+            rng, i, codes=["93000", "93005", "93306", "J0100", "99213"], payers=("fuzz",)
+        )
         if rng.random() < 0.3:  # missing values, for the missing-value rule
             data["member"].pop(rng.choice(["sex", "birth_date"]), None)
         for line in data["lines"]:
@@ -133,8 +176,9 @@ def _fired(traces: list[Any]) -> list[tuple[str, str | None]]:
     return sorted((t.rule, t.message) for t in traces if t.status == "fired")
 
 
-def test_general_specialised_and_explain_agree(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_general_specialised_and_explain_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rng = random.Random(17)
     compiled = found = undecided = tables = excepted = 0
     for n in itertools.count():
@@ -160,9 +204,11 @@ def test_general_specialised_and_explain_agree(tmp_path: Path,
             undecided += sum(f.message.startswith("needs ") for f in decision.findings)
             tables += sum(f.message.startswith("needs lim[") for f in decision.findings)
             excepted += sum(t.status == "excepted" for t in traces)
-            assert _fired(traces) == sorted((f.rule, f.message) for f in decision.findings
-                                            if "could not be applied" not in f.message), (
-                f"explain differs\n{text}\n{data}")
+            assert _fired(traces) == sorted(
+                (f.rule, f.message)
+                for f in decision.findings
+                if "could not be applied" not in f.message
+            ), f"explain differs\n{text}\n{data}"
     assert compiled >= POLICIES // 2, compiled
     assert found > 100 and undecided > 10, (found, undecided)  # the test sees findings
     assert tables > 5, tables  # and reads of tables (a key they lack)

@@ -18,8 +18,13 @@ from cleanclaim.engine.refdata.ordering import open_order_referring, read_order_
 from cleanclaim.engine.refdata.store import DataStore, default_data_dir
 
 FILE = Path(__file__).parent / "data" / "refdata" / "OrderReferring.csv"
-SAMPLE = (Path(__file__).parent.parent / "payer_policies" / "medicare" / "tables"
-          / "order-referring-sample.csv")
+SAMPLE = (
+    Path(__file__).parent.parent
+    / "payer_policies"
+    / "medicare"
+    / "tables"
+    / "order-referring-sample.csv"
+)
 RULE = "medicare/provider/orderer-not-eligible"
 NPI_RULE = "medicare/provider/ordering-npi-missing"
 HEADER = "NPI,LAST_NAME,FIRST_NAME,PARTB,DME,HHA,PMD,HOSPICE\n"
@@ -38,16 +43,33 @@ def cli(*args: str) -> Any:
 
 def mri(referring: str | None, ordering: str | None = None) -> dict[str, Any]:
     return {
-        "claim_id": "C-ORD", "payer": "medicare", "received_date": "2026-04-01",
-        "member": {"id": "M1", "birth_date": "1951-04-12", "sex": "F",
-                   "coverage": [{"payer": "medicare", "start": "2016-01-01", "end": None}]},
-        "billing_provider": {"npi": "1234567893"}, "rendering_provider": {"npi": "1234567893"},
+        "claim_id": "C-ORD",
+        "payer": "medicare",
+        "received_date": "2026-04-01",
+        "member": {
+            "id": "M1",
+            "birth_date": "1951-04-12",
+            "sex": "F",
+            "coverage": [{"payer": "medicare", "start": "2016-01-01", "end": None}],
+        },
+        "billing_provider": {"npi": "1234567893"},
+        "rendering_provider": {"npi": "1234567893"},
         "referring_provider": None if referring is None else {"npi": referring},
         "ordering_provider": None if ordering is None else {"npi": ordering},
-        "place_of_service": "11", "diagnoses": ["M54.50"],
-        "lines": [{"line": 1, "code": "72148", "modifiers": [], "units": 1,
-                   "charge": "900.00", "service_date": "2026-03-10",
-                   "diagnosis_pointers": [1]}]}
+        "place_of_service": "11",
+        "diagnoses": ["M54.50"],
+        "lines": [
+            {
+                "line": 1,
+                "code": "72148",
+                "modifiers": [],
+                "units": 1,
+                "charge": "900.00",
+                "service_date": "2026-03-10",
+                "diagnosis_pointers": [1],
+            }
+        ],
+    }
 
 
 def findings(claim: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -67,16 +89,25 @@ def test_the_cms_layout_is_read_by_column_name() -> None:
     assert read_order_referring("o.csv", older)[0] == {"1245319599": "YNNNN"}
 
 
-@pytest.mark.parametrize(("text", "where", "says"), [
-    ("NPI,LAST_NAME,FIRST_NAME,DME\n", 1, "header lacks PARTB"),
-    (HEADER + "1245319599,A,B,Y,Y,N,N,N\n1245319598,C,D,Y,N,N,N,N\n", 3,
-     "'1245319598' is not a valid NPI"),
-    (HEADER + "1245319599,A,B,YES,Y,N,N,N\n", 2, "PARTB 'YES' is neither Y nor N"),
-    (HEADER + "1245319599,A,B,Y,Y,N,N,N\n1245319599,A,B,N,N,N,N,N\n", 3,
-     "listed twice (first at line 2)"),
-    (HEADER + "1245319599,A,B,Y\n", 2, "row has 4 fields, the header 8"),
-    (HEADER, None, "no data rows"),
-])
+@pytest.mark.parametrize(
+    ("text", "where", "says"),
+    [
+        ("NPI,LAST_NAME,FIRST_NAME,DME\n", 1, "header lacks PARTB"),
+        (
+            HEADER + "1245319599,A,B,Y,Y,N,N,N\n1245319598,C,D,Y,N,N,N,N\n",
+            3,
+            "'1245319598' is not a valid NPI",
+        ),
+        (HEADER + "1245319599,A,B,YES,Y,N,N,N\n", 2, "PARTB 'YES' is neither Y nor N"),
+        (
+            HEADER + "1245319599,A,B,Y,Y,N,N,N\n1245319599,A,B,N,N,N,N,N\n",
+            3,
+            "listed twice (first at line 2)",
+        ),
+        (HEADER + "1245319599,A,B,Y\n", 2, "row has 4 fields, the header 8"),
+        (HEADER, None, "no data rows"),
+    ],
+)
 def test_a_damaged_file_is_a_located_error(text: str, where: int | None, says: str) -> None:
     with pytest.raises(TableError) as exc:
         read_order_referring("bad.csv", text.encode())
@@ -93,8 +124,9 @@ def test_import_list_and_reimport(data_dir: Path) -> None:
     assert record.detail == "2 NPIs eligible to order/refer Part B services"
     again = cli("data", "import", "order-referring", str(FILE))
     assert again.exit_code == 0 and "already imported" in again.output
-    assert DataStore().table_overrides()["cms-order-referring"] == \
-        data_dir / "order-referring.sqlite"
+    assert (
+        DataStore().table_overrides()["cms-order-referring"] == data_dir / "order-referring.sqlite"
+    )
     stored = open_order_referring(data_dir / "order-referring.sqlite")
     assert stored.flags("1245319607") == "NYNNN" and stored.flags("1999999992") is None
 
@@ -104,8 +136,7 @@ def test_a_zip_holding_the_file_imports(data_dir: Path, tmp_path: Path) -> None:
     with zipfile.ZipFile(archive, "w") as z:
         z.write(FILE, "OrderReferring.csv")
     assert cli("data", "import", "order-referring", str(archive)).exit_code == 0
-    assert open_order_referring(data_dir / "order-referring.sqlite").flags(
-        "1245319599") == "YYNNN"
+    assert open_order_referring(data_dir / "order-referring.sqlite").flags("1245319599") == "YYNNN"
 
 
 def test_a_damaged_file_imports_nothing(data_dir: Path, tmp_path: Path) -> None:
@@ -123,7 +154,8 @@ def test_the_shipped_sample_is_refused_as_an_import(data_dir: Path) -> None:
 
 
 def test_without_an_import_only_the_samples_npis_are_judged_and_only_reviews(
-        data_dir: Path) -> None:
+    data_dir: Path,
+) -> None:
     # An NPI the sample does not list: no finding (nothing loaded to say it is not enrolled).
     assert findings(mri("1999999992")) == {}
     # Listed with PARTB N in the sample: a review naming the import, never a denial.
@@ -136,8 +168,11 @@ def test_without_an_import_only_the_samples_npis_are_judged_and_only_reviews(
 def test_with_the_cms_file_imported_the_edit_denies(data_dir: Path) -> None:
     assert cli("data", "import", "order-referring", str(FILE)).exit_code == 0
     not_listed = findings(mri("1999999992"))[RULE]
-    assert (not_listed["severity"], not_listed["carc"], not_listed["rarc"]) == \
-        ("deny", "183", ["N574"])
+    assert (not_listed["severity"], not_listed["carc"], not_listed["rarc"]) == (
+        "deny",
+        "183",
+        ["N574"],
+    )
     assert "not_on_file" in not_listed["message"]
     not_part_b = findings(mri("1245319607"))[RULE]
     assert not_part_b["severity"] == "deny" and "not_part_b" in not_part_b["message"]

@@ -46,12 +46,18 @@ def test_x12_nm1_dk_in_the_claim_loop_is_not_taken() -> None:
 
 
 def test_both_decoders_read_the_ordering_provider_alike() -> None:
-    claim = {"claim_id": "O-1", "payer": "medicare", "received_date": "2026-03-02",
-             "ordering_provider": {"npi": " 1245319599 "},
-             "billing_provider": {"npi": "1234567893"},
-             "rendering_provider": {"npi": "1234567893"}, "diagnoses": ["I10"],
-             "lines": [{"code": "72148", "service_date": "2026-02-10", "units": 1,
-                        "diagnosis_pointers": [1]}]}
+    claim = {
+        "claim_id": "O-1",
+        "payer": "medicare",
+        "received_date": "2026-03-02",
+        "ordering_provider": {"npi": " 1245319599 "},
+        "billing_provider": {"npi": "1234567893"},
+        "rendering_provider": {"npi": "1234567893"},
+        "diagnoses": ["I10"],
+        "lines": [
+            {"code": "72148", "service_date": "2026-02-10", "units": 1, "diagnosis_pointers": [1]}
+        ],
+    }
     day = dt.date(2026, 3, 2)
     slow, problems = model.decode_claim(claim, day)
     fast = decoding.decode_json(json.dumps(claim).encode(), day)

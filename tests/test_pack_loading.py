@@ -18,7 +18,7 @@ from cleanclaim.engine.cli import app
 from cleanclaim.engine.engine import Engine, shipped_policies
 
 TODAY = dt.date(2026, 3, 2)
-RULE = '''version 1
+RULE = """version 1
 valueset mri = codes [72148]
 rule "demo/auth/mri"
   applies to codes mri
@@ -27,20 +27,37 @@ rule "demo/auth/mri"
   then deny CO-197
   message "no authorization for {line.code}"
 end
-'''
+"""
 CLAIM: dict[str, Any] = {
-    "claim_id": "D-1", "payer": "demo", "received_date": "2026-03-02",
-    "member": {"id": "X", "birth_date": "1980-01-01", "sex": "M",
-               "coverage": [{"payer": "demo", "start": "2016-01-01", "end": None}]},
-    "billing_provider": {"npi": "1234567893"}, "rendering_provider": {"npi": "1234567893"},
-    "place_of_service": "11", "diagnoses": ["M54.50"],
-    "lines": [{"line": 1, "code": "72148", "units": 1, "charge": "900.00",
-               "service_date": "2026-02-10", "diagnosis_pointers": [1]}],
+    "claim_id": "D-1",
+    "payer": "demo",
+    "received_date": "2026-03-02",
+    "member": {
+        "id": "X",
+        "birth_date": "1980-01-01",
+        "sex": "M",
+        "coverage": [{"payer": "demo", "start": "2016-01-01", "end": None}],
+    },
+    "billing_provider": {"npi": "1234567893"},
+    "rendering_provider": {"npi": "1234567893"},
+    "place_of_service": "11",
+    "diagnoses": ["M54.50"],
+    "lines": [
+        {
+            "line": 1,
+            "code": "72148",
+            "units": 1,
+            "charge": "900.00",
+            "service_date": "2026-02-10",
+            "diagnosis_pointers": [1],
+        }
+    ],
 }
 
 
-def make_pack(root: Path, manifest: str = "id: demo\nname: Demo\n",
-              files: dict[str, str] | None = None) -> Path:
+def make_pack(
+    root: Path, manifest: str = "id: demo\nname: Demo\n", files: dict[str, str] | None = None
+) -> Path:
     pack = root / "demo"
     pack.mkdir(parents=True)
     (pack / "pack.yaml").write_text(manifest, encoding="utf-8")
@@ -76,8 +93,9 @@ def test_a_folder_that_is_a_pack_loads_that_pack(tmp_path: Path) -> None:
 def test_check_with_a_shipped_pack_folder_as_policies_works() -> None:
     claims = Path(__file__).parent / "data"
     claim = dict(CLAIM, payer="acme-ppo", claim_id="A-1")
-    claim["member"] = dict(CLAIM["member"], coverage=[{"payer": "acme-ppo", "start":
-                                                       "2016-01-01", "end": None}])
+    claim["member"] = dict(
+        CLAIM["member"], coverage=[{"payer": "acme-ppo", "start": "2016-01-01", "end": None}]
+    )
     engine = Engine([shipped_policies() / "acme-ppo"], today=TODAY)
     assert list(engine.programs) == ["acme-ppo"]  # and `include: [common]` resolved
     decision = engine.check(claim)
@@ -166,8 +184,9 @@ def test_a_library_of_the_same_id_replaces_the_shipped_one(tmp_path: Path) -> No
     shutil.copytree(shipped_policies() / "common", common)
     for policy in common.glob("*.policy"):
         policy.unlink()
-    (common / "own.policy").write_text("version 1\nvalueset own = codes [99213]\n",
-                                       encoding="utf-8")
+    (common / "own.policy").write_text(
+        "version 1\nvalueset own = codes [99213]\n", encoding="utf-8"
+    )
     engine = Engine([tmp_path], today=TODAY)
     decision = engine.check(dict(CLAIM, diagnoses=[]))
     assert not any(f.rule.startswith("common/") for f in decision.findings)

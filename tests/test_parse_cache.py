@@ -62,6 +62,7 @@ def build() -> Engine:
 
 def no_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make any call of the parser fail the test."""
+
     def refuse(text: str, file: str) -> Any:
         raise AssertionError(f"{file} was parsed although it is in the cache")
 
@@ -80,7 +81,8 @@ def a_pack(root: Path, text: str = RULES) -> Path:
 
 
 def test_a_warm_cache_gives_the_same_programs_and_decisions_as_no_cache(
-        cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(cache.ENV_OFF, "1")
     uncached = build()
     assert not cache_root.exists()
@@ -95,23 +97,31 @@ def test_a_warm_cache_gives_the_same_programs_and_decisions_as_no_cache(
     assert entries(cache_root) == stored
     for engine in (filling, warm):
         assert engine.packs == uncached.packs
-        assert {pack: [r.id for r in p.rules] for pack, p in engine.programs.items()} == \
-            {pack: [r.id for r in p.rules] for pack, p in uncached.programs.items()}
+        assert {pack: [r.id for r in p.rules] for pack, p in engine.programs.items()} == {
+            pack: [r.id for r in p.rules] for pack, p in uncached.programs.items()
+        }
         assert decisions(engine) == decisions(uncached)
 
 
 def test_a_warm_start_imports_no_parser(cache_root: Path) -> None:
-    script = ("import sys, datetime\n"
-              "from cleanclaim.engine import Engine\n"
-              f"Engine(today=datetime.date(2026, 11, 27), plugins={PLUGINS!r})\n"
-              "print('cleanclaim.dsl.parser' in sys.modules, 'yaml' in sys.modules)\n")
-    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                           check=True, cwd=REPO).stdout.split() for _ in range(2)]
+    script = (
+        "import sys, datetime\n"
+        "from cleanclaim.engine import Engine\n"
+        f"Engine(today=datetime.date(2026, 11, 27), plugins={PLUGINS!r})\n"
+        "print('cleanclaim.dsl.parser' in sys.modules, 'yaml' in sys.modules)\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO
+        ).stdout.split()
+        for _ in range(2)
+    ]
     assert runs == [["True", "True"], ["False", "False"]]  # filling the cache, then warm
 
 
-SHOWN = RULES.replace('"too many units of {line.code}"',
-                      '"{line.units - limit} units of {line.code} too many"')
+SHOWN = RULES.replace(
+    '"too many units of {line.code}"', '"{line.units - limit} units of {line.code} too many"'
+)
 
 
 def test_a_message_expression_is_cached_too(cache_root: Path) -> None:
@@ -119,13 +129,19 @@ def test_a_message_expression_is_cached_too(cache_root: Path) -> None:
     # expression in a message's braces on every start, so a pack showing one imported
     # the parser on a warm start. Its tree is cached with its position.
     packs = a_pack(cache_root.parent / "packs", SHOWN)
-    script = ("import sys, datetime, pathlib\n"
-              "from cleanclaim.engine import Engine\n"
-              f"e = Engine([pathlib.Path({str(packs)!r})], today=datetime.date(2026, 11, 27),"
-              " plugins=())\n"
-              "print('cleanclaim.dsl.parser' in sys.modules, len(e.programs['t'].rules))\n")
-    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                           check=True, cwd=REPO).stdout.split() for _ in range(2)]
+    script = (
+        "import sys, datetime, pathlib\n"
+        "from cleanclaim.engine import Engine\n"
+        f"e = Engine([pathlib.Path({str(packs)!r})], today=datetime.date(2026, 11, 27),"
+        " plugins=())\n"
+        "print('cleanclaim.dsl.parser' in sys.modules, len(e.programs['t'].rules))\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO
+        ).stdout.split()
+        for _ in range(2)
+    ]
     assert runs == [["True", "1"], ["False", "1"]]
     where = ("line.units - limit", "t/rules.policy", 9, 13)
     fresh = parser.parse_expression(*where)
@@ -137,8 +153,9 @@ def test_a_message_expression_is_cached_too(cache_root: Path) -> None:
 
 
 def test_a_broken_message_expression_reports_the_same_error_warm(cache_root: Path) -> None:
-    packs = a_pack(cache_root.parent / "packs",
-                   SHOWN.replace("{line.units - limit}", "{line.units -}"))
+    packs = a_pack(
+        cache_root.parent / "packs", SHOWN.replace("{line.units - limit}", "{line.units -}")
+    )
     renders = []
     for _ in range(2):
         with pytest.raises(PolicyCompileError) as exc:
@@ -147,10 +164,10 @@ def test_a_broken_message_expression_reports_the_same_error_warm(cache_root: Pat
     assert "E109" in renders[0] and renders[1] == renders[0]
 
 
-def test_a_cached_tree_equals_the_parsed_one_and_keeps_its_shared_nodes(
-        cache_root: Path) -> None:
-    text = RULES.replace('  let limit = 2\n', '  let limit = 2\n  effective 2026-01-01\n'
-                         '  effective 2027-01-01\n')
+def test_a_cached_tree_equals_the_parsed_one_and_keeps_its_shared_nodes(cache_root: Path) -> None:
+    text = RULES.replace(
+        "  let limit = 2\n", "  let limit = 2\n  effective 2026-01-01\n  effective 2027-01-01\n"
+    )
     fresh = parse_policy_file(text, "t/rules.policy")
     assert parse_policy_file_cached(text, "t/rules.policy") == fresh  # stored
     cached = parse_policy_file_cached(text, "t/rules.policy")  # loaded
@@ -165,15 +182,19 @@ def test_a_cached_tree_equals_the_parsed_one_and_keeps_its_shared_nodes(
 # ---- a bad entry or folder is skipped --------------------------------------------------
 
 
-@pytest.mark.parametrize("damage", [
-    b"",
-    b"not a pickle at all",
-    pickle.dumps({"a": "dict, not a tree"}),
-    # An entry that would run code when loaded is refused, not run.
-    b"cos\nsystem\n(S'echo owned > /dev/null'\ntR.",
-])
-def test_a_corrupt_entry_is_ignored_and_replaced(cache_root: Path, damage: bytes,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"",
+        b"not a pickle at all",
+        pickle.dumps({"a": "dict, not a tree"}),
+        # An entry that would run code when loaded is refused, not run.
+        b"cos\nsystem\n(S'echo owned > /dev/null'\ntR.",
+    ],
+)
+def test_a_corrupt_entry_is_ignored_and_replaced(
+    cache_root: Path, damage: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
     expected = parse_policy_file(RULES, "t/rules.policy")
     parse_policy_file_cached(RULES, "t/rules.policy")
     [entry] = entries(cache_root)
@@ -200,8 +221,9 @@ def test_corrupt_entries_do_not_change_the_engine(cache_root: Path) -> None:
     assert decisions(build()) == expected
 
 
-def test_an_unusable_cache_folder_is_skipped(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unusable_cache_folder_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A folder below a plain file cannot be created, even by root.
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -244,8 +266,9 @@ def test_the_same_text_under_another_name_misses_the_cache(cache_root: Path) -> 
     assert len(entries(cache_root)) == 2
 
 
-def test_a_changed_parser_misses_the_cache(cache_root: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_changed_parser_misses_the_cache(
+    cache_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     entry = parsed._PARSED.entry("t/rules.policy", RULES)
     monkeypatch.setattr(parsed._PARSED, "_fingerprint", b"another parser")
     assert parsed._PARSED.entry("t/rules.policy", RULES) != entry
@@ -275,7 +298,8 @@ def test_a_broken_file_reports_the_same_errors_and_is_not_stored(cache_root: Pat
 
 
 def test_a_broken_pack_renders_the_same_errors_with_and_without_the_cache(
-        cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     packs = a_pack(cache_root.parent / "packs")
     (packs / "t" / "more.policy").write_text(BROKEN.replace('"t/ecg"', '"t/other"'))
 
@@ -300,8 +324,10 @@ def test_the_cache_folder_follows_the_environment(tmp_path: Path) -> None:
     assert cache.cache_dir({}) == home / ".cache" / "cleanclaim"
     assert cache.cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "cleanclaim"
     assert cache.cache_dir({"XDG_CACHE_HOME": "relative"}) == home / ".cache" / "cleanclaim"
-    assert cache.cache_dir({cache.ENV_DIR: str(tmp_path / "x"),
-                            "XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "x"
+    assert (
+        cache.cache_dir({cache.ENV_DIR: str(tmp_path / "x"), "XDG_CACHE_HOME": str(tmp_path)})
+        == tmp_path / "x"
+    )
     assert cache.cache_dir({cache.ENV_DIR: str(tmp_path), cache.ENV_OFF: "1"}) is None
     assert cache.cache_dir({cache.ENV_DIR: str(tmp_path), cache.ENV_OFF: "0"}) == tmp_path
 

@@ -59,8 +59,10 @@ def test_the_shipped_tables_are_samples_and_cms_layout_copies_are_not(tmp_path: 
 
 
 def test_one_warning_names_every_sample_and_the_fix() -> None:
-    tables = [load_ptp(TABLES / "ptp-practitioner-sample.txt"),
-              load_mue(TABLES / "mue-practitioner-sample.csv")]
+    tables = [
+        load_ptp(TABLES / "ptp-practitioner-sample.txt"),
+        load_mue(TABLES / "mue-practitioner-sample.csv"),
+    ]
     warning = sample_warning(tables)
     assert warning is not None and "load the CMS quarterly files with --ptp/--mue" in warning
     assert "ptp-practitioner-sample.txt" in warning and "mue-practitioner-sample.csv" in warning
@@ -81,19 +83,34 @@ def test_mue_on_the_sample_is_a_review_saying_so_with_the_mai() -> None:
 
 
 def test_with_real_files_the_ncci_rules_deny_as_before(tmp_path: Path) -> None:
-    engine = Engine(today=TODAY, tables={
-        "ncci-ptp": _real_copy(tmp_path, "ptp-practitioner-sample.txt"),
-        "ncci-mue": _real_copy(tmp_path, "mue-practitioner-sample.csv")})
+    engine = Engine(
+        today=TODAY,
+        tables={
+            "ncci-ptp": _real_copy(tmp_path, "ptp-practitioner-sample.txt"),
+            "ncci-mue": _real_copy(tmp_path, "mue-practitioner-sample.csv"),
+        },
+    )
     decision = engine.check(_probe("ecg_serial")[0])
     mue = _findings(decision, "medicare/ncci/mue")
     assert [f.severity for f in mue] == ["deny", "deny"]
     assert "sample" not in mue[0].message and "(MAI 3" in mue[0].message
     claim = _probe("ecg_serial")[0]
     claim["lines"] = [
-        {"line": 1, "code": "11042", "units": 1, "service_date": "2026-02-10",
-         "diagnosis_pointers": [1]},
-        {"line": 2, "code": "97597", "units": 1, "service_date": "2026-02-10",
-         "diagnosis_pointers": [1]}]
+        {
+            "line": 1,
+            "code": "11042",
+            "units": 1,
+            "service_date": "2026-02-10",
+            "diagnosis_pointers": [1],
+        },
+        {
+            "line": 2,
+            "code": "97597",
+            "units": 1,
+            "service_date": "2026-02-10",
+            "diagnosis_pointers": [1],
+        },
+    ]
     ptp = _findings(engine.check(claim), "medicare/ncci/ptp")
     assert [(f.line, f.severity, f.carc) for f in ptp] == [(2, "deny", "236")]
     sample_ptp = _findings(Engine(today=TODAY).check(claim), "medicare/ncci/ptp")
@@ -101,16 +118,26 @@ def test_with_real_files_the_ncci_rules_deny_as_before(tmp_path: Path) -> None:
 
 
 def test_check_warns_once_per_run_with_sample_tables_and_not_with_real_files(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     runner = CliRunner()
     probe = str(PROBES / "ecg_serial.json")
     result = runner.invoke(app, ["check", probe, probe, "--today", "2026-03-02"])
     warnings = [line for line in result.stderr.splitlines() if "sample tables" in line]
     assert len(warnings) == 1 and "--ptp/--mue" in warnings[0]
-    real = runner.invoke(app, [
-        "check", probe, "--today", "2026-03-02",
-        "--ptp", str(_real_copy(tmp_path, "ptp-practitioner-sample.txt")),
-        "--mue", str(_real_copy(tmp_path, "mue-practitioner-sample.csv"))])
+    real = runner.invoke(
+        app,
+        [
+            "check",
+            probe,
+            "--today",
+            "2026-03-02",
+            "--ptp",
+            str(_real_copy(tmp_path, "ptp-practitioner-sample.txt")),
+            "--mue",
+            str(_real_copy(tmp_path, "mue-practitioner-sample.csv")),
+        ],
+    )
     assert "NCCI sample" not in real.stderr
     # The medicare pack's fee schedule is still the shipped MPFS sample: said once, with
     # the file to import in its place.
@@ -150,19 +177,26 @@ def _name(name: str) -> ast.Path:
     return ast.Path((name,), _span())
 
 
-@pytest.mark.parametrize(("make", "rests"), [
-    (lambda: ast.QuantifiedIn("no", _name("dx"), _name("part"), _span()), True),
-    (lambda: ast.QuantifiedIn("any", _name("dx"), _name("part"), _span()), False),
-    (lambda: ast.QuantifiedIn("all", _name("dx"), _name("part"), _span()), False),
-    (lambda: ast.Membership(_name("code"), _name("part"), True, _span()), True),
-    (lambda: ast.Membership(_name("code"), _name("part"), False, _span()), False),
-    (lambda: ast.Not(ast.Membership(_name("code"), _name("part"), False, _span()), _span()),
-     True),
-    (lambda: ast.QuantifiedIn("any", _name("dx"), _name("whole"), _span()), False),
-])
+@pytest.mark.parametrize(
+    ("make", "rests"),
+    [
+        (lambda: ast.QuantifiedIn("no", _name("dx"), _name("part"), _span()), True),
+        (lambda: ast.QuantifiedIn("any", _name("dx"), _name("part"), _span()), False),
+        (lambda: ast.QuantifiedIn("all", _name("dx"), _name("part"), _span()), False),
+        (lambda: ast.Membership(_name("code"), _name("part"), True, _span()), True),
+        (lambda: ast.Membership(_name("code"), _name("part"), False, _span()), False),
+        (
+            lambda: ast.Not(ast.Membership(_name("code"), _name("part"), False, _span()), _span()),
+            True,
+        ),
+        (lambda: ast.QuantifiedIn("any", _name("dx"), _name("whole"), _span()), False),
+    ],
+)
 def test_only_a_code_not_found_in_a_partial_set_is_unsound(make: Any, rests: bool) -> None:
-    sets = {"part": CodeSet("icd10", frozenset({"I082"})).declared_partial("the article"),
-            "whole": CodeSet("icd10", frozenset({"I082"}))}
+    sets = {
+        "part": CodeSet("icd10", frozenset({"I082"})).declared_partial("the article"),
+        "whole": CodeSet("icd10", frozenset({"I082"})),
+    }
     notes = partial_notes([make()], [], sets, {}, {})
     assert bool(notes) is rests
     if rests:
@@ -184,8 +218,9 @@ def test_partial_naming_an_unknown_value_set_is_a_located_error(tmp_path: Path) 
     (pack / "pack.yaml").write_text("id: demo\nname: Demo\npartial:\n  nope: somewhere\n")
     (pack / "rules.policy").write_text(
         'version 1\nvalueset covered = icd10 [I10]\nrule "demo/r"\n  applies to codes [93306]\n'
-        '  root cause medical_necessity\n  when no of line.pointed_diagnoses in covered\n'
-        '  then deny CO-50\n  reference "x"\nend\n')
+        "  root cause medical_necessity\n  when no of line.pointed_diagnoses in covered\n"
+        '  then deny CO-50\n  reference "x"\nend\n'
+    )
     from cleanclaim.dsl.errors import PolicyCompileError
 
     with pytest.raises(PolicyCompileError) as raised:
@@ -196,11 +231,25 @@ def test_partial_naming_an_unknown_value_set_is_a_located_error(tmp_path: Path) 
 # ---- jurisdiction and business days ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("state", "jurisdiction"), [
-    ("IL", "J6"), ("mn", "J6"), ("WI", "J6"), ("NY", "JK"), ("VT", "JK"), ("TX", "JH"),
-    ("CA", "JE"), ("FL", "JN"), (None, None), ("", None), ("ZZ", None)])
-def test_mac_jurisdiction_of_the_state_of_service(state: str | None,
-                                                  jurisdiction: str | None) -> None:
+@pytest.mark.parametrize(
+    ("state", "jurisdiction"),
+    [
+        ("IL", "J6"),
+        ("mn", "J6"),
+        ("WI", "J6"),
+        ("NY", "JK"),
+        ("VT", "JK"),
+        ("TX", "JH"),
+        ("CA", "JE"),
+        ("FL", "JN"),
+        (None, None),
+        ("", None),
+        ("ZZ", None),
+    ],
+)
+def test_mac_jurisdiction_of_the_state_of_service(
+    state: str | None, jurisdiction: str | None
+) -> None:
     claim: Any = SimpleNamespace(service_state=state)
     assert runtime.mac_jurisdiction(claim, None) == jurisdiction
 
@@ -212,17 +261,21 @@ def test_every_state_has_one_jurisdiction() -> None:
     assert {"CT", "NY", "ME", "MA", "NH", "RI", "VT"} == set(runtime.AB_MAC_JURISDICTIONS["JK"])
 
 
-@pytest.mark.parametrize(("day", "due"), [
-    ("2026-03-01", "2026-03-02"),  # Sunday -> Monday (probe tf_weekend.json)
-    ("2026-02-28", "2026-03-02"),  # Saturday -> Monday
-    ("2025-07-04", "2025-07-07"),  # Independence Day (Friday) -> Monday
-    ("2026-01-19", "2026-01-20"),  # Martin Luther King Jr. Day
-    ("2026-12-25", "2026-12-28"),  # Christmas (Friday) -> Monday
-    ("2026-03-03", "2026-03-03"),  # an ordinary Tuesday
-])
+@pytest.mark.parametrize(
+    ("day", "due"),
+    [
+        ("2026-03-01", "2026-03-02"),  # Sunday -> Monday (probe tf_weekend.json)
+        ("2026-02-28", "2026-03-02"),  # Saturday -> Monday
+        ("2025-07-04", "2025-07-07"),  # Independence Day (Friday) -> Monday
+        ("2026-01-19", "2026-01-20"),  # Martin Luther King Jr. Day
+        ("2026-12-25", "2026-12-28"),  # Christmas (Friday) -> Monday
+        ("2026-03-03", "2026-03-03"),  # an ordinary Tuesday
+    ],
+)
 def test_business_day_on_or_after(day: str, due: str) -> None:
-    assert runtime.business_day_on_or_after(dt.date.fromisoformat(day)) == \
-        dt.date.fromisoformat(due)
+    assert runtime.business_day_on_or_after(dt.date.fromisoformat(day)) == dt.date.fromisoformat(
+        due
+    )
     assert runtime.business_day_on_or_after(None) is None
 
 
@@ -250,9 +303,11 @@ def test_rules_lists_every_rule_with_its_source() -> None:
 
 def _ptp_file(tmp_path: Path, rows: list[str]) -> Path:
     """A PTP file in the CMS ccipra layout (tab-delimited, preamble and header lines)."""
-    head = ("CPT codes and descriptions only are copyright American Medical Association.\n"
-            "Column 1\tColumn 2\t*=in existence prior to 1996\tEffective Date\tDeletion Date"
-            "\tModifier\tPTP Edit Rationale\n")
+    head = (
+        "CPT codes and descriptions only are copyright American Medical Association.\n"
+        "Column 1\tColumn 2\t*=in existence prior to 1996\tEffective Date\tDeletion Date"
+        "\tModifier\tPTP Edit Rationale\n"
+    )
     path = tmp_path / "ccipra-v321r0-f1.TXT"
     path.write_text(head + "".join(row + "\n" for row in rows), encoding="utf-8")
     return path
@@ -261,34 +316,42 @@ def _ptp_file(tmp_path: Path, rows: list[str]) -> Path:
 def _ecg_claim(*lines: tuple[str, list[str]]) -> dict[str, Any]:
     claim = _probe("c1002")[0]
     claim["diagnoses"] = ["R07.9"]
-    claim["lines"] = [{"line": i, "code": code, "modifiers": mods, "units": 1,
-                       "service_date": "2026-02-10", "diagnosis_pointers": [1]}
-                      for i, (code, mods) in enumerate(lines, 1)]
+    claim["lines"] = [
+        {
+            "line": i,
+            "code": code,
+            "modifiers": mods,
+            "units": 1,
+            "service_date": "2026-02-10",
+            "diagnosis_pointers": [1],
+        }
+        for i, (code, mods) in enumerate(lines, 1)
+    ]
     return claim
 
 
 def test_an_ecg_pair_the_ptp_table_carries_is_one_finding(tmp_path: Path) -> None:
     # AUDIT-2026-12 rule 12: with real PTP files the ECG pair fired twice.
-    ptp = _ptp_file(tmp_path, ["93000\t93010\t\t20100101\t*\t1\tCPT Manual or CMS manual "
-                               "coding instructions"])
+    ptp = _ptp_file(
+        tmp_path, ["93000\t93010\t\t20100101\t*\t1\tCPT Manual or CMS manual coding instructions"]
+    )
     engine = Engine(today=TODAY, tables={"ncci-ptp": ptp})
     pair = engine.check(_ecg_claim(("93000", []), ("93010", [])))
-    found = [(f.rule, f.line, f.severity, f.carc) for f in pair.findings
-             if f.carc in ("236", "97")]
+    found = [(f.rule, f.line, f.severity, f.carc) for f in pair.findings if f.carc in ("236", "97")]
     assert found == [("medicare/ncci/ptp", 2, "deny", "236")]
     bypassed = engine.check(_ecg_claim(("93000", ["XU"]), ("93010", [])))
     assert [f for f in bypassed.findings if f.carc in ("236", "97")] == []
     # Without the pair in the table the pack's own rule (CPT code structure) reports it.
     alone = Engine(today=TODAY).check(_ecg_claim(("93000", []), ("93010", [])))
     assert [(f.rule, f.line, f.severity) for f in alone.findings if f.carc == "236"] == [
-        ("medicare/ecg/component-with-global", 2, "deny")]
+        ("medicare/ecg/component-with-global", 2, "deny")
+    ]
 
 
 # ---- the MPFS sample ------------------------------------------------------------------------
 
 
-def test_the_shipped_fee_schedule_is_a_sample_of_indicators_without_amounts(
-        tmp_path: Path) -> None:
+def test_the_shipped_fee_schedule_is_a_sample_of_indicators_without_amounts(tmp_path: Path) -> None:
     from datetime import date
 
     from cleanclaim.engine.refdata.mpfs import open_fee_schedule
@@ -302,21 +365,39 @@ def test_the_shipped_fee_schedule_is_a_sample_of_indicators_without_amounts(
     assert row["nonfac_amount"] is None and row["fac_amount"] is None
     # The same rows without the sample line are read as a CMS file.
     text = shipped.read_text(encoding="utf-8").replace(
-        '"cleanclaim SAMPLE TABLE - NOT CMS DATA."\n', "", 1)
+        '"cleanclaim SAMPLE TABLE - NOT CMS DATA."\n', "", 1
+    )
     real = tmp_path / "PPRRVU26_JAN.csv"
     real.write_text(text, encoding="utf-8")
     assert open_fee_schedule(real).sample is None
 
 
 def test_a_rule_resting_on_the_mpfs_sample_is_a_review_naming_the_import() -> None:
-    claim = {"claim_id": "S-1", "payer": "medicare", "received_date": "2026-03-16",
-             "member": {"id": "1EG4TE5MK73", "birth_date": "1951-04-12", "sex": "F",
-                        "coverage": [{"payer": "medicare", "start": "2016-01-01"}]},
-             "billing_provider": {"npi": "1234567893"},
-             "rendering_provider": {"npi": "1234567893"}, "place_of_service": "11",
-             "diagnoses": ["M54.16"],
-             "lines": [{"line": 1, "code": "64484", "units": 1, "charge": "150.00",
-                        "service_date": "2026-03-09", "diagnosis_pointers": [1]}]}
+    claim = {
+        "claim_id": "S-1",
+        "payer": "medicare",
+        "received_date": "2026-03-16",
+        "member": {
+            "id": "1EG4TE5MK73",
+            "birth_date": "1951-04-12",
+            "sex": "F",
+            "coverage": [{"payer": "medicare", "start": "2016-01-01"}],
+        },
+        "billing_provider": {"npi": "1234567893"},
+        "rendering_provider": {"npi": "1234567893"},
+        "place_of_service": "11",
+        "diagnoses": ["M54.16"],
+        "lines": [
+            {
+                "line": 1,
+                "code": "64484",
+                "units": 1,
+                "charge": "150.00",
+                "service_date": "2026-03-09",
+                "diagnosis_pointers": [1],
+            }
+        ],
+    }
     decision = Engine(today=TODAY, tables={}).check(claim)
     found = [f for f in decision.findings if f.rule == "medicare/addon/without-any-primary"]
     assert [f.severity for f in found] == ["review"]
@@ -325,26 +406,56 @@ def test_a_rule_resting_on_the_mpfs_sample_is_a_review_naming_the_import() -> No
 
 
 def test_global_surgery_denies_on_a_cms_fee_schedule_and_reviews_on_the_sample(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     # NCCI Policy Manual 2025 ch. I section D: an E/M on the day of a minor (010)
     # procedure without modifier 25 is included in the procedure (CO-97 + M144).
     shipped = ROOT / "payer_policies" / "medicare" / "tables" / "mpfs-sample-PPRRVU26_JAN.csv"
     real = tmp_path / "PPRRVU26_JAN.csv"
-    real.write_text(shipped.read_text(encoding="utf-8").replace(
-        '"cleanclaim SAMPLE TABLE - NOT CMS DATA."\n', "", 1), encoding="utf-8")
-    claim = {"claim_id": "GS-1", "payer": "medicare", "received_date": "2026-03-16",
-             "member": {"id": "1EG4TE5MK73", "birth_date": "1951-04-12", "sex": "F",
-                        "coverage": [{"payer": "medicare", "start": "2016-01-01"}]},
-             "billing_provider": {"npi": "1234567893"},
-             "rendering_provider": {"npi": "1234567893"}, "place_of_service": "11",
-             "diagnoses": ["L57.0"],
-             "lines": [{"line": 1, "code": "99213", "units": 1, "charge": "95.00",
-                        "service_date": "2026-03-09", "diagnosis_pointers": [1]},
-                       {"line": 2, "code": "17000", "units": 1, "charge": "80.00",
-                        "service_date": "2026-03-09", "diagnosis_pointers": [1]}]}
+    real.write_text(
+        shipped.read_text(encoding="utf-8").replace(
+            '"cleanclaim SAMPLE TABLE - NOT CMS DATA."\n', "", 1
+        ),
+        encoding="utf-8",
+    )
+    claim = {
+        "claim_id": "GS-1",
+        "payer": "medicare",
+        "received_date": "2026-03-16",
+        "member": {
+            "id": "1EG4TE5MK73",
+            "birth_date": "1951-04-12",
+            "sex": "F",
+            "coverage": [{"payer": "medicare", "start": "2016-01-01"}],
+        },
+        "billing_provider": {"npi": "1234567893"},
+        "rendering_provider": {"npi": "1234567893"},
+        "place_of_service": "11",
+        "diagnoses": ["L57.0"],
+        "lines": [
+            {
+                "line": 1,
+                "code": "99213",
+                "units": 1,
+                "charge": "95.00",
+                "service_date": "2026-03-09",
+                "diagnosis_pointers": [1],
+            },
+            {
+                "line": 2,
+                "code": "17000",
+                "units": 1,
+                "charge": "80.00",
+                "service_date": "2026-03-09",
+                "diagnosis_pointers": [1],
+            },
+        ],
+    }
     rule = "medicare/global/em-same-day-minor-without-25"
     for tables, severity in (({}, "review"), ({"cms-mpfs": real}, "deny")):
-        found = [f for f in Engine(today=TODAY, tables=tables).check(claim).findings
-                 if f.rule == rule]
+        found = [
+            f for f in Engine(today=TODAY, tables=tables).check(claim).findings if f.rule == rule
+        ]
         assert [(f.severity, f.carc, list(f.rarc)) for f in found] == [
-            (severity, "97", ["M144"])], tables
+            (severity, "97", ["M144"])
+        ], tables

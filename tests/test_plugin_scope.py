@@ -46,8 +46,9 @@ def test_acme_gets_no_medicare_plan_of_care_review(shipped: Engine) -> None:
 
 def test_medicare_still_gets_the_8_minute_rule(shipped: Engine) -> None:
     claim = probe("acme_8x8.json")["ACME-PT-8x8"] | {"payer": "medicare"}
-    claim["member"] = dict(claim["member"], coverage=[{"payer": "medicare",
-                                                       "start": "2016-01-01", "end": None}])
+    claim["member"] = dict(
+        claim["member"], coverage=[{"payer": "medicare", "start": "2016-01-01", "end": None}]
+    )
     assert "eight-minute-rule" in rules_of(shipped, claim)
 
 
@@ -82,8 +83,7 @@ def test_an_opt_in_must_name_plugin_rules(tmp_path: Path) -> None:
     root = write_pack(tmp_path, 'id: opted\nversion: "1"\nopt_in: eight-minute-rule\n')
     with pytest.raises(PolicyCompileError) as raised:
         Engine([root], today=TODAY)
-    assert any("`opt_in` must be a list of plugin rules" in e.message
-               for e in raised.value.errors)
+    assert any("`opt_in` must be a list of plugin rules" in e.message for e in raised.value.errors)
 
 
 def test_an_opted_in_pack_gets_the_rule(tmp_path: Path) -> None:
@@ -93,19 +93,23 @@ def test_an_opted_in_pack_gets_the_rule(tmp_path: Path) -> None:
     assert "eight-minute-rule" in rules_of(engine, claim)
 
 
-PTP_HEADER = ("cleanclaim TEST TABLE - NOT CMS DATA.\n\n"
-              "Column 1\tColumn 2\t* = in existence prior to 1996\tEffective Date\t"
-              "Deletion Date\tModifier\tPTP Edit Rationale\n"
-              "\t\t\t(YYYYMMDD)\t(YYYYMMDD) *=no data\t0=not allowed 1=allowed 9=not "
-              "applicable\t\n")
+PTP_HEADER = (
+    "cleanclaim TEST TABLE - NOT CMS DATA.\n\n"
+    "Column 1\tColumn 2\t* = in existence prior to 1996\tEffective Date\t"
+    "Deletion Date\tModifier\tPTP Edit Rationale\n"
+    "\t\t\t(YYYYMMDD)\t(YYYYMMDD) *=no data\t0=not allowed 1=allowed 9=not "
+    "applicable\t\n"
+)
 
 
 def test_a_pair_the_ptp_table_carries_yields_one_finding(tmp_path: Path) -> None:
     # The medicare pack's PTP edit and the cardiology plugin's stress-test rule name the
     # same pair: the payer's CO-236 stands alone (INTERFACES.md, NCCI-style pair rules).
     table = tmp_path / "ptp.txt"
-    table.write_text(PTP_HEADER + "93015\t93000\t\t20100101\t*\t1\tStandards of medical "
-                     "practice\n", encoding="utf-8")
+    table.write_text(
+        PTP_HEADER + "93015\t93000\t\t20100101\t*\t1\tStandards of medical practice\n",
+        encoding="utf-8",
+    )
     engine = Engine(today=TODAY, plugins=["cardiology"], tables={"ncci-ptp": table})
     claim = probe("stress_ecg.json")["STRESS-XU"]
     claim["lines"][1]["modifiers"] = []
@@ -125,7 +129,8 @@ def test_units_the_mue_already_denies_yield_one_finding(shipped: Engine) -> None
     on_line = [f.rule for f in shipped.check(claim).findings if f.line == 2]
     assert on_line == ["medicare/ncci/mue"]
     claim["payer"] = "acme-ppo"  # no MUE table: the plugin's rule speaks
-    claim["member"] = dict(claim["member"], coverage=[{"payer": "acme-ppo",
-                                                       "start": "2016-01-01", "end": None}])
+    claim["member"] = dict(
+        claim["member"], coverage=[{"payer": "acme-ppo", "start": "2016-01-01", "end": None}]
+    )
     on_line = [f.rule for f in shipped.check(claim).findings if f.line == 2]
     assert on_line == ["dermatology@0.1.0/17003-units"]

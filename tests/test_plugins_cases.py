@@ -55,14 +55,14 @@ HAS_SERVICE_STATE = "service_state" in getattr(Claim, "__slots__", ())
 CASES: list[tuple[Path, PolicyCase]] = [(p, c) for p in CASE_FILES for c in load_cases(p)]
 
 
-@pytest.mark.parametrize(("path", "case"), CASES,
-                         ids=[f"{p.stem}::{c.name}" for p, c in CASES])
+@pytest.mark.parametrize(("path", "case"), CASES, ids=[f"{p.stem}::{c.name}" for p, c in CASES])
 def test_plugin_case(path: Path, case: PolicyCase) -> None:
     if path.name in NEEDS_SERVICE_STATE and not HAS_SERVICE_STATE:
         pytest.skip("the claim model has no service_state yet (INTERFACES.md, readers)")
     outcome = run_case(engine_for(plugins_of(path)), case)
-    assert outcome.passed, (f"{path.name}:{case.line}: case '{case.name}'\n  "
-                            + "\n  ".join(outcome.problems))
+    assert outcome.passed, f"{path.name}:{case.line}: case '{case.name}'\n  " + "\n  ".join(
+        outcome.problems
+    )
 
 
 def _expected_rules(plugin: str) -> tuple[set[str], int]:
@@ -83,8 +83,7 @@ def test_every_rule_of_every_shipped_plugin_has_cases(name: str) -> None:
     info = load_plugins([name]).plugins[0]
     ids = {info.rule_id(r.id) for r in info.rules}
     for folder in info.packs:
-        sources = load_sources([folder.parent, *[f.parent for f in info.libraries]],
-                               folder.name)
+        sources = load_sources([folder.parent, *[f.parent for f in info.libraries]], folder.name)
         assert sources is not None
         engine = engine_for((name,))
         checked = check_pack(sources, CheckEnv(engine.functions), {})
@@ -120,26 +119,58 @@ def test_excision_codes_in_python_are_the_packs_excision_set() -> None:
     checked = check_pack(sources, CheckEnv(engine.functions), {})
     excision = checked.valuesets["lesion_excision"].exact
     assert set(lesions.EXCISION_CODES) <= excision
-    assert {c for c in excision if c.endswith("5") or c.endswith(("7", "8", "9"))} \
-        .isdisjoint(lesions.EXCISION_CODES)
+    assert {c for c in excision if c.endswith("5") or c.endswith(("7", "8", "9"))}.isdisjoint(
+        lesions.EXCISION_CODES
+    )
 
 
-@pytest.mark.parametrize(("minutes", "units"), [
-    (0, 0), (7, 0), (7.9, 0), (8, 1), (22, 1), (22.9, 1), (23, 2), (37, 2), (38, 3),
-    (52, 3), (53, 4), (67, 4), (68, 5), (82, 5), (83, 6), (97, 6), (98, 7), (112, 7),
-    (113, 8), (127, 8), (128, 9)])
+@pytest.mark.parametrize(
+    ("minutes", "units"),
+    [
+        (0, 0),
+        (7, 0),
+        (7.9, 0),
+        (8, 1),
+        (22, 1),
+        (22.9, 1),
+        (23, 2),
+        (37, 2),
+        (38, 3),
+        (52, 3),
+        (53, 4),
+        (67, 4),
+        (68, 5),
+        (82, 5),
+        (83, 6),
+        (97, 6),
+        (98, 7),
+        (112, 7),
+        (113, 8),
+        (127, 8),
+        (128, 9),
+    ],
+)
 def test_eight_minute_table(minutes: float, units: int) -> None:
     assert therapy.units_for_minutes(minutes) == units
 
 
-@pytest.mark.parametrize(("behavior", "site", "diameter", "code"), [
-    ("benign", "leg", 0.5, "11400"), ("benign", "leg", 0.55, "11401"),
-    ("benign", "arm", 1.0, "11401"), ("benign", "trunk", 1.05, "11402"),
-    ("benign", "neck", 2.0, "11422"), ("benign", "foot", 2.1, "11423"),
-    ("benign", "genitalia", 3.0, "11423"), ("benign", "scalp", 3.1, "11424"),
-    ("benign", "ear", 4.0, "11444"), ("benign", "lip", 4.1, "11446"),
-    ("malignant", "trunk", 0.5, "11600"), ("malignant", "hand", 1.4, "11622"),
-    ("malignant", "mucous_membrane", 9.0, "11646"),
-])
+@pytest.mark.parametrize(
+    ("behavior", "site", "diameter", "code"),
+    [
+        ("benign", "leg", 0.5, "11400"),
+        ("benign", "leg", 0.55, "11401"),
+        ("benign", "arm", 1.0, "11401"),
+        ("benign", "trunk", 1.05, "11402"),
+        ("benign", "neck", 2.0, "11422"),
+        ("benign", "foot", 2.1, "11423"),
+        ("benign", "genitalia", 3.0, "11423"),
+        ("benign", "scalp", 3.1, "11424"),
+        ("benign", "ear", 4.0, "11444"),
+        ("benign", "lip", 4.1, "11446"),
+        ("malignant", "trunk", 0.5, "11600"),
+        ("malignant", "hand", 1.4, "11622"),
+        ("malignant", "mucous_membrane", 9.0, "11646"),
+    ],
+)
 def test_excision_code_table(behavior: str, site: str, diameter: float, code: str) -> None:
     assert lesions.supported_code(behavior, lesions.GROUP_OF_SITE[site], diameter) == code

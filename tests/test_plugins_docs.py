@@ -16,8 +16,11 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 def _specs() -> set[str]:
     """Hook names the plugin manager knows from the hookspecs module."""
     pm = build_manager()
-    return {name for name in dir(pm.hook) if name.startswith("cleanclaim_")
-            and getattr(pm.hook, name).has_spec()}
+    return {
+        name
+        for name in dir(pm.hook)
+        if name.startswith("cleanclaim_") and getattr(pm.hook, name).has_spec()
+    }
 
 
 def test_the_hook_list_is_the_hookspecs() -> None:
@@ -37,5 +40,6 @@ def test_every_hook_is_documented_with_a_worked_example(hook: str) -> None:
     assert f"`{hook}(" in section, "the section should show the hook's signature"
     assert "```python" in section, "the section should have a worked example"
     doc = getattr(hookspecs, hook).__doc__ or ""
-    assert "When:" in doc and "Combining:" in doc, \
+    assert "When:" in doc and "Combining:" in doc, (
         f"the hookspec of {hook} should say when it runs and how results combine"
+    )

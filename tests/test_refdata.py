@@ -33,13 +33,32 @@ TTE_RULE = "medicare/necessity/tte-lcd-l33577"
 
 def tte_claim(diagnosis: str, code: str = "93306", units: int = 1) -> dict[str, Any]:
     return {
-        "claim_id": "C-TTE", "payer": "medicare", "received_date": "2026-03-02",
-        "member": {"id": "M1", "birth_date": "1951-04-12", "sex": "F",
-                   "coverage": [{"payer": "medicare", "start": "2016-04-01", "end": None}]},
-        "billing_provider": {"npi": "1234567893"}, "rendering_provider": {"npi": "1234567893"},
-        "service_state": "IL", "place_of_service": "11", "diagnoses": [diagnosis],
-        "lines": [{"line": 1, "code": code, "modifiers": [], "units": units, "charge": "210.00",
-                   "service_date": "2026-02-12", "diagnosis_pointers": [1]}]}
+        "claim_id": "C-TTE",
+        "payer": "medicare",
+        "received_date": "2026-03-02",
+        "member": {
+            "id": "M1",
+            "birth_date": "1951-04-12",
+            "sex": "F",
+            "coverage": [{"payer": "medicare", "start": "2016-04-01", "end": None}],
+        },
+        "billing_provider": {"npi": "1234567893"},
+        "rendering_provider": {"npi": "1234567893"},
+        "service_state": "IL",
+        "place_of_service": "11",
+        "diagnoses": [diagnosis],
+        "lines": [
+            {
+                "line": 1,
+                "code": code,
+                "modifiers": [],
+                "units": units,
+                "charge": "210.00",
+                "service_date": "2026-02-12",
+                "diagnosis_pointers": [1],
+            }
+        ],
+    }
 
 
 def check(claim: dict[str, Any], *extra: str) -> dict[str, Any]:
@@ -108,8 +127,7 @@ def test_mcd_lookup_uses_the_highest_version_and_the_group(data_dir: Path) -> No
     assert store.article_codes(99999, 1, "covered") is None
 
 
-def test_mcd_download_zip_is_read_and_other_members_skipped(data_dir: Path,
-                                                             tmp_path: Path) -> None:
+def test_mcd_download_zip_is_read_and_other_members_skipped(data_dir: Path, tmp_path: Path) -> None:
     inner = tmp_path / "current_article_csv.zip"
     with zipfile.ZipFile(inner, "w") as z:
         for path in (COVERED, NONCOVERED, HCPC, DATA / "article.csv"):
@@ -121,11 +139,14 @@ def test_mcd_download_zip_is_read_and_other_members_skipped(data_dir: Path,
     result = cli("data", "import", "mcd", str(outer))
     assert result.exit_code == 0, result.output
     assert {r.table for r in DataStore().current()} == {
-        "mcd-covered", "mcd-noncovered", "mcd-hcpc", "mcd-article"}
+        "mcd-covered",
+        "mcd-noncovered",
+        "mcd-hcpc",
+        "mcd-article",
+    }
 
 
-def test_damaged_mcd_file_is_located_and_imports_nothing(data_dir: Path,
-                                                         tmp_path: Path) -> None:
+def test_damaged_mcd_file_is_located_and_imports_nothing(data_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "article_x_icd10_covered.csv"
     lines = COVERED.read_text(encoding="utf-8").splitlines()
     lines[3] = lines[3].replace('"R06.02"', '"R06 02"')
@@ -156,8 +177,13 @@ def test_imported_mue_row_changes_the_mue_finding(data_dir: Path) -> None:
 
 def test_explicit_mue_option_wins_over_the_import(data_dir: Path) -> None:
     assert cli("data", "import", "mue", str(MUE)).exit_code == 0
-    sample = (Path(__file__).parents[1] / "payer_policies" / "medicare" / "tables"
-              / "mue-practitioner-sample.csv")
+    sample = (
+        Path(__file__).parents[1]
+        / "payer_policies"
+        / "medicare"
+        / "tables"
+        / "mue-practitioner-sample.csv"
+    )
     claim = tte_claim("M62.81", code="97110", units=5)
     assert "medicare/ncci/mue" not in rules(check(claim, "--mue", str(sample)))
 
@@ -173,15 +199,25 @@ def test_imported_ptp_keeps_dates_and_indicators(data_dir: Path) -> None:
     deleted = table.edit_in_force("97110", "97530", date(2025, 6, 1))
     assert deleted is not None and deleted.deletion == date(2026, 1, 1)
     assert table.edit_in_force("97110", "97530", date(2026, 1, 1)) is None
-    assert table.column1_conflict("97530", ["59"], date(2025, 6, 1),
-                                  [("97110", [], date(2025, 6, 1))]) is None  # bypassed
+    assert (
+        table.column1_conflict("97530", ["59"], date(2025, 6, 1), [("97110", [], date(2025, 6, 1))])
+        is None
+    )  # bypassed
 
 
 def test_imported_ptp_edit_reaches_check(data_dir: Path) -> None:
     claim = tte_claim("I48.91")
-    claim["lines"].append({"line": 2, "code": "93320", "modifiers": [], "units": 1,
-                           "charge": "50.00", "service_date": "2026-02-12",
-                           "diagnosis_pointers": [1]})
+    claim["lines"].append(
+        {
+            "line": 2,
+            "code": "93320",
+            "modifiers": [],
+            "units": 1,
+            "charge": "50.00",
+            "service_date": "2026-02-12",
+            "diagnosis_pointers": [1],
+        }
+    )
     assert cli("data", "import", "ptp", str(PTP)).exit_code == 0
     finding = rules(check(claim))["medicare/ncci/ptp"]
     assert finding["line"] == 2 and "bundled into 93306" in finding["message"]
@@ -203,8 +239,9 @@ def test_reimport_is_a_no_op_and_list_shows_versions(data_dir: Path) -> None:
     assert shown["imports"][0]["detail"].endswith("NCCI version 32.1r0")
 
 
-def test_damaged_ptp_file_is_located_and_keeps_the_old_table(data_dir: Path,
-                                                             tmp_path: Path) -> None:
+def test_damaged_ptp_file_is_located_and_keeps_the_old_table(
+    data_dir: Path, tmp_path: Path
+) -> None:
     assert cli("data", "import", "ptp", str(PTP)).exit_code == 0
     before = DataStore().current()
     bad = tmp_path / "ccipra-v322r0-f1.TXT"
@@ -232,21 +269,34 @@ def test_store_tables_behave_like_the_file_tables(data_dir: Path) -> None:
 def test_fee_schedule_per_code_modifier_and_date(data_dir: Path, tmp_path: Path) -> None:
     assert cli("data", "import", "mpfs", str(PPRRVU)).exit_code == 0
     april = tmp_path / "PPRRVU26_APR.csv"
-    april.write_text(PPRRVU.read_text(encoding="utf-8").replace("33.4009", "34.0000")
-                     .replace("January", "April"), encoding="utf-8")
+    april.write_text(
+        PPRRVU.read_text(encoding="utf-8")
+        .replace("33.4009", "34.0000")
+        .replace("January", "April"),
+        encoding="utf-8",
+    )
     assert cli("data", "import", "mpfs", str(april)).exit_code == 0
     store = DataStore()
     assert [r.effective_from for r in store.current()] == ["2026-01-01", "2026-04-01"]
     row = store.fee_schedule("93306", date(2026, 2, 12))
     assert row is not None
-    assert (row["global_days"], row["pctc"], row["mult_proc"], row["bilat"],
-            row["asst_surg"], row["co_surg"]) == ("XXX", "1", "4", "0", "1", "0")
+    assert (
+        row["global_days"],
+        row["pctc"],
+        row["mult_proc"],
+        row["bilat"],
+        row["asst_surg"],
+        row["co_surg"],
+    ) == ("XXX", "1", "4", "0", "1", "0")
     assert row["nonfac_amount"] == round(5.54 * 33.4009, 2) and row["conv_factor"] == 33.4009
     later = store.fee_schedule("93306", date(2026, 5, 1))
     assert later is not None and later["conv_factor"] == 34.0
     tc = store.fee_schedule("93306", date(2026, 2, 12), "TC")
-    assert tc is not None and tc["fac_amount"] is None and tc["nonfac_amount"] == round(
-        3.5 * 33.4009, 2)
+    assert (
+        tc is not None
+        and tc["fac_amount"] is None
+        and tc["nonfac_amount"] == round(3.5 * 33.4009, 2)
+    )
     lt = store.fee_schedule("27447", date(2026, 2, 12), "LT")  # no LT row: the code's own
     assert lt is not None and lt["global_days"] == "090" and lt["nonfac_amount"] is None
     assert store.fee_schedule("93306", date(2025, 12, 31)) is None  # before any version
@@ -262,8 +312,7 @@ def test_fee_schedule_reads_a_csv_directly() -> None:
 
 def test_damaged_pprrvu_is_located(data_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "PPRRVU26_JAN.csv"
-    bad.write_text(PPRRVU.read_text(encoding="utf-8").replace(",090,", ",90 ,"),
-                   encoding="utf-8")
+    bad.write_text(PPRRVU.read_text(encoding="utf-8").replace(",090,", ",90 ,"), encoding="utf-8")
     result = cli("data", "import", "mpfs", str(bad))
     assert result.exit_code == 2
     assert f"{bad}:9: GLOB DAYS '90' is not one of" in result.output
@@ -275,8 +324,7 @@ def test_mpfs_needs_an_effective_date(data_dir: Path, tmp_path: Path) -> None:
     shutil.copyfile(PPRRVU, plain)
     result = cli("data", "import", "mpfs", str(plain))
     assert result.exit_code == 2 and "--effective" in result.output
-    assert cli("data", "import", "mpfs", str(plain), "--effective", "2026-07-01"
-               ).exit_code == 0
+    assert cli("data", "import", "mpfs", str(plain), "--effective", "2026-07-01").exit_code == 0
     assert effective_from_name("RVU26D.zip") == date(2026, 10, 1)
     assert effective_from_name("PPRRVU2026_Jan_nonQPP.csv") == date(2026, 1, 1)
 
@@ -303,9 +351,10 @@ def test_refdata_entry_naming_no_value_set_is_an_error(tmp_path: Path) -> None:
     pack.mkdir(parents=True)
     (pack / "pack.yaml").write_text(
         "id: p\nrefdata:\n  nosuch: {mcd_article: 56781, group: 1, list: covered}\n"
-        "  bad: {mcd_article: A56781, group: one}\n", encoding="utf-8")
-    (pack / "r.policy").write_text("version 1\nvalueset v = codes [93306]\n",
-                                   encoding="utf-8")
+        "  bad: {mcd_article: A56781, group: one}\n",
+        encoding="utf-8",
+    )
+    (pack / "r.policy").write_text("version 1\nvalueset v = codes [93306]\n", encoding="utf-8")
     with pytest.raises(PolicyCompileError) as err:
         Engine([tmp_path / "packs"])
     text = str(err.value.render() if hasattr(err.value, "render") else err.value)
@@ -370,14 +419,21 @@ def test_decisions_name_the_imported_data_they_read(data_dir: Path) -> None:
     assert cli("data", "import", "mue", str(MUE)).exit_code == 0
     shas = {r.table: r.sha256 for r in DataStore().current()}
     policy = check(tte_claim("I48.91"))["policy"]
-    assert policy["data"] == {"mcd-covered": f"sha256:{shas['mcd-covered']}",
-                              "mue": f"sha256:{shas['mue']}"}
-    sample = (Path(__file__).parents[1] / "payer_policies" / "medicare" / "tables"
-              / "mue-practitioner-sample.csv")
+    assert policy["data"] == {
+        "mcd-covered": f"sha256:{shas['mcd-covered']}",
+        "mue": f"sha256:{shas['mue']}",
+    }
+    sample = (
+        Path(__file__).parents[1]
+        / "payer_policies"
+        / "medicare"
+        / "tables"
+        / "mue-practitioner-sample.csv"
+    )
     assert "mue" not in check(tte_claim("I48.91"), "--mue", str(sample))["policy"]["data"]
 
 
-FEE_POLICY = '''version 1
+FEE_POLICY = """version 1
 
 rule "p/fee/shown"
   title "The fee schedule as a rule reads it"
@@ -390,22 +446,28 @@ rule "p/fee/shown"
   message "{line.code} {days} {allowed}"
   reference "MPFS PPRRVU"
 end
-'''
+"""
 
 
 def fee_engine(tmp_path: Path, tables: dict[str, Path]) -> Engine:
     pack = tmp_path / "packs" / "p"
     pack.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(__file__).parents[1] / "payer_policies" / "medicare" / "tables"
-                    / "mpfs-not-shipped.csv", pack / "mpfs.csv")
+    shutil.copyfile(
+        Path(__file__).parents[1]
+        / "payer_policies"
+        / "medicare"
+        / "tables"
+        / "mpfs-not-shipped.csv",
+        pack / "mpfs.csv",
+    )
     (pack / "pack.yaml").write_text(
-        "id: p\ntables:\n  mpfs: {format: cms-mpfs, file: mpfs.csv}\n", encoding="utf-8")
+        "id: p\ntables:\n  mpfs: {format: cms-mpfs, file: mpfs.csv}\n", encoding="utf-8"
+    )
     (pack / "fee.policy").write_text(FEE_POLICY, encoding="utf-8")
     return Engine([tmp_path / "packs"], today=date(2026, 11, 27), tables=tables)
 
 
-def fee_messages(engine: Engine, pos: str = "11", modifiers: tuple[str, ...] = ()
-                 ) -> list[str]:
+def fee_messages(engine: Engine, pos: str = "11", modifiers: tuple[str, ...] = ()) -> list[str]:
     claim = tte_claim("I48.91", units=2)
     claim["payer"], claim["place_of_service"] = "p", pos
     claim["lines"][0]["modifiers"] = list(modifiers)
@@ -421,7 +483,8 @@ def test_rules_read_the_imported_fee_schedule(data_dir: Path, tmp_path: Path) ->
     # Inpatient hospital (21) is a facility setting: the facility amount; TC has none.
     assert fee_messages(engine, pos="21", modifiers=("TC",)) == []
     assert fee_messages(engine, pos="11", modifiers=("TC",)) == [
-        f"93306 XXX {round(round(3.5 * 33.4009, 2) * 2, 2)}"]
+        f"93306 XXX {round(round(3.5 * 33.4009, 2) * 2, 2)}"
+    ]
 
 
 def test_article_dates_choose_the_version_in_force(data_dir: Path) -> None:
@@ -430,15 +493,21 @@ def test_article_dates_choose_the_version_in_force(data_dir: Path) -> None:
     store = DataStore()
     assert store.article_codes(56781, 1, "covered", date(2026, 8, 1)) == frozenset({"Q211"})
     assert store.article_codes(56781, 1, "covered", date(2026, 11, 1)) == frozenset(
-        {"I082", "I4891", "R0602"})
+        {"I082", "I4891", "R0602"}
+    )
     assert store.article_codes(56781, 1, "covered", date(2026, 1, 1)) is None  # none yet
     assert store.article_codes(56781, 1, "covered") == frozenset({"I082", "I4891", "R0602"})
     record = next(r for r in store.current() if r.table == "mcd-article")
     assert (record.rows, record.effective_from, record.effective_to) == (
-        3, "2026-01-01", "2026-09-30")
+        3,
+        "2026-01-01",
+        "2026-09-30",
+    )
     bad = data_dir.parent / "article.csv"
-    bad.write_text((DATA / "article.csv").read_text(encoding="utf-8").replace(
-        "10/01/2026", "2026/13/01"), encoding="utf-8")
+    bad.write_text(
+        (DATA / "article.csv").read_text(encoding="utf-8").replace("10/01/2026", "2026/13/01"),
+        encoding="utf-8",
+    )
     failed = cli("data", "import", "mcd", str(bad))
     assert failed.exit_code == 2 and f"{bad}:3: date '2026/13/01'" in failed.output
 

@@ -27,9 +27,28 @@ TODAY = "2026-11-27"
 EXAMPLES = json.loads((REPO / "payer_policies/examples/claims.json").read_text())
 # Plugin codes (cardiology ECG/echo/stress, therapy, dermatology excision/repair/
 # destruction) mixed with office visits, so that plugin rules and counters fire.
-CODES = ["93000", "93010", "93005", "93351", "93015", "93016", "99213", "99214", "97110",
-         "97140", "97530", "97112", "11400", "11420", "12001", "12031", "17000", "17003",
-         "17110", "99203"]
+CODES = [
+    "93000",
+    "93010",
+    "93005",
+    "93351",
+    "93015",
+    "93016",
+    "99213",
+    "99214",
+    "97110",
+    "97140",
+    "97530",
+    "97112",
+    "11400",
+    "11420",
+    "12001",
+    "12031",
+    "17000",
+    "17003",
+    "17110",
+    "99203",
+]
 MODIFIERS = [[], [], [], ["GP"], ["59"], ["25"], ["KX"], ["GO"]]
 
 
@@ -42,23 +61,43 @@ def generated(count: int, seed: int = 18) -> list[dict[str, Any]]:
         lines = []
         for i in range(rng.randint(1, 4)):
             day = dt.date(2026, 1, 5) + dt.timedelta(days=rng.randrange(60))
-            lines.append({"line": i + 1, "code": rng.choice(CODES),
-                          "modifiers": rng.choice(MODIFIERS), "units": rng.randint(1, 4),
-                          "charge": f"{rng.randint(20, 400)}.00",
-                          "service_date": day.isoformat(), "diagnosis_pointers": [1],
-                          "minutes": rng.choice([None, 8, 15, 23, 38, 60])})
+            lines.append(
+                {
+                    "line": i + 1,
+                    "code": rng.choice(CODES),
+                    "modifiers": rng.choice(MODIFIERS),
+                    "units": rng.randint(1, 4),
+                    "charge": f"{rng.randint(20, 400)}.00",
+                    "service_date": day.isoformat(),
+                    "diagnosis_pointers": [1],
+                    "minutes": rng.choice([None, 8, 15, 23, 38, 60]),
+                }
+            )
         documentation: dict[str, Any] = {}
         if rng.random() < 0.5:
-            documentation = {"echo": {"report": {"signed": rng.random() < 0.5}},
-                             "ecg": {"indication": "R07.9"}}
-        claims.append({
-            "claim_id": f"G-{n}", "payer": payer, "received_date": "2026-03-20",
-            "member": {"id": member, "birth_date": "1950-06-01", "sex": "F",
-                       "coverage": [{"payer": payer, "start": "2020-01-01", "end": None}]},
-            "billing_provider": {"npi": "1234567893"},
-            "rendering_provider": {"npi": "1234567893"}, "place_of_service": "11",
-            "diagnoses": [rng.choice(["R07.9", "M54.50", "L82.1", "I10", "M25.511"])],
-            "lines": lines, "documentation": documentation})
+            documentation = {
+                "echo": {"report": {"signed": rng.random() < 0.5}},
+                "ecg": {"indication": "R07.9"},
+            }
+        claims.append(
+            {
+                "claim_id": f"G-{n}",
+                "payer": payer,
+                "received_date": "2026-03-20",
+                "member": {
+                    "id": member,
+                    "birth_date": "1950-06-01",
+                    "sex": "F",
+                    "coverage": [{"payer": payer, "start": "2020-01-01", "end": None}],
+                },
+                "billing_provider": {"npi": "1234567893"},
+                "rendering_provider": {"npi": "1234567893"},
+                "place_of_service": "11",
+                "diagnoses": [rng.choice(["R07.9", "M54.50", "L82.1", "I10", "M25.511"])],
+                "lines": lines,
+                "documentation": documentation,
+            }
+        )
     return claims
 
 
@@ -74,9 +113,24 @@ def clean_env(tmp: Path) -> dict[str, str]:
 
 def cli_check(path: Path, tmp: Path, *extra: str) -> list[bytes]:
     result = subprocess.run(
-        [sys.executable, "-m", "cleanclaim.engine.cli", "check", str(path), "--format",
-         "ndjson", "--today", TODAY, *extra],
-        capture_output=True, cwd=tmp, env=clean_env(tmp), timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "cleanclaim.engine.cli",
+            "check",
+            str(path),
+            "--format",
+            "ndjson",
+            "--today",
+            TODAY,
+            *extra,
+        ],
+        capture_output=True,
+        cwd=tmp,
+        env=clean_env(tmp),
+        timeout=300,
+        check=False,
+    )
     assert result.returncode in (0, 1), result.stderr.decode()
     return result.stdout.splitlines()
 
@@ -85,8 +139,13 @@ def cli_check(path: Path, tmp: Path, *extra: str) -> list[bytes]:
 def serve(tmp: Path) -> Iterator[int]:
     process = subprocess.Popen(
         [sys.executable, "-m", "cleanclaim.engine.cli", "serve", "--port", "0"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        cwd=tmp, env=clean_env(tmp), preexec_fn=die_with_parent)
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp,
+        env=clean_env(tmp),
+        preexec_fn=die_with_parent,
+    )
     try:
         assert process.stderr is not None
         first = process.stderr.readline().decode()
@@ -123,8 +182,7 @@ def without_origin(lines: list[bytes], file: Path) -> list[bytes]:
     out = []
     for number, line in enumerate(lines, start=1):
         decision = json.loads(line)
-        assert decision.pop("origin") == {"file": str(file), "format": "ndjson",
-                                          "line": number}
+        assert decision.pop("origin") == {"file": str(file), "format": "ndjson", "line": number}
         out.append(json.dumps(decision, separators=(",", ":")).encode())
     return out
 
@@ -141,8 +199,7 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         status, _, body = post(port, "/v1/check/batch", ndjson.read_bytes())
         assert status == 200
         out["server"] = body.splitlines()
-        out["single"] = [post(port, "/v1/check", json.dumps(c).encode())[2]
-                         for c in CLAIMS[:60]]
+        out["single"] = [post(port, "/v1/check", json.dumps(c).encode())[2] for c in CLAIMS[:60]]
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         connection.request("GET", "/v1/packs")
         out["packs"] = json.loads(connection.getresponse().read())
@@ -150,8 +207,9 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return out
 
 
-def test_the_four_paths_give_the_same_decision_bytes(paths: dict[str, Any],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_four_paths_give_the_same_decision_bytes(
+    paths: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cleanclaim.engine import Engine
 
     monkeypatch.delenv("CLEANCLAIM_PLUGINS", raising=False)
@@ -167,8 +225,7 @@ def test_the_four_paths_give_the_same_decision_bytes(paths: dict[str, Any],
     assert {"clean", "deny"} <= statuses
     # plugin rules and history counters really fired on this workload
     rules = {f["rule"] for line in cli for f in json.loads(line)["findings"]}
-    assert {r.split("@")[0] for r in rules if "@" in r} >= {"cardiology", "therapy",
-                                                           "dermatology"}
+    assert {r.split("@")[0] for r in rules if "@" in r} >= {"cardiology", "therapy", "dermatology"}
     assert json.loads(cli[0])["policy"]["plugins"]
 
 
@@ -177,9 +234,9 @@ def test_the_server_loads_the_plugins_check_loads(paths: dict[str, Any]) -> None
     assert names == ["cardiology", "dermatology", "therapy"]
 
 
-def test_one_claim_over_http_is_a_check_run_of_that_claim(paths: dict[str, Any],
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def test_one_claim_over_http_is_a_check_run_of_that_claim(
+    paths: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cleanclaim.engine import Engine
 
     monkeypatch.delenv("CLEANCLAIM_PLUGINS", raising=False)
@@ -211,9 +268,23 @@ def test_explain_explains_the_decision_check_gives(paths: dict[str, Any]) -> Non
     one = tmp / "one.json"
     one.write_text(json.dumps(EXAMPLES[0]))
     result = subprocess.run(
-        [sys.executable, "-m", "cleanclaim.engine.cli", "explain", str(one), "--format",
-         "json", "--today", TODAY], capture_output=True, cwd=tmp, env=clean_env(tmp),
-        timeout=120, check=True)
+        [
+            sys.executable,
+            "-m",
+            "cleanclaim.engine.cli",
+            "explain",
+            str(one),
+            "--format",
+            "json",
+            "--today",
+            TODAY,
+        ],
+        capture_output=True,
+        cwd=tmp,
+        env=clean_env(tmp),
+        timeout=120,
+        check=True,
+    )
     explained = json.loads(result.stdout)["decision"]
     explained.pop("position", None)
     checked = json.loads(paths["cli"][0])

@@ -45,8 +45,7 @@ TOKEN = "s3cret-token-for-tests"
 
 
 def clean_claim(claim_id: str = "OK-1") -> dict[str, Any]:
-    return {**DENIED, "claim_id": claim_id,
-            "lines": [dict(DENIED["lines"][0], line=1)]}
+    return {**DENIED, "claim_id": claim_id, "lines": [dict(DENIED["lines"][0], line=1)]}
 
 
 class Records(logging.Handler):
@@ -67,8 +66,9 @@ def running(engine: Any = None, **options: Any) -> Iterator[tuple[str, int, Reco
     ACCESS_LOG.setLevel(logging.INFO)
     config = ServerConfig(host="127.0.0.1", port=0, follow_today=False, **options)
     server = make_server(engine or shared_engine(), config)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield "127.0.0.1", server.server_port, records
@@ -84,8 +84,13 @@ def srv() -> Iterator[tuple[str, int, Records]]:
         yield value
 
 
-def call(srv: tuple[str, int, Records], method: str, path: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def call(
+    srv: tuple[str, int, Records],
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     host, port, _ = srv
     connection = http.client.HTTPConnection(host, port, timeout=5)
     try:
@@ -110,17 +115,24 @@ def problem(body: bytes) -> str:
     doc = json.loads(body)
     assert doc["type"].startswith(PROBLEM_BASE) and isinstance(doc["status"], int)
     assert doc["title"] and doc["detail"]
-    return str(doc["type"][len(PROBLEM_BASE):])
+    return str(doc["type"][len(PROBLEM_BASE) :])
 
 
-def post_json(srv: tuple[str, int, Records], path: str, value: Any,
-              headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    status, _, body = call(srv, "POST", path, json.dumps(value).encode(),
-                           {"Content-Type": "application/json", **(headers or {})})
+def post_json(
+    srv: tuple[str, int, Records], path: str, value: Any, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    status, _, body = call(
+        srv,
+        "POST",
+        path,
+        json.dumps(value).encode(),
+        {"Content-Type": "application/json", **(headers or {})},
+    )
     return status, json.loads(body)
 
 
 # ---- endpoints ---------------------------------------------------------------------------
+
 
 def test_health_and_head(srv: Any) -> None:
     status, headers, body = call(srv, "GET", "/health")
@@ -143,15 +155,26 @@ def test_openapi_document(srv: Any) -> None:
     status, _, body = call(srv, "GET", "/openapi.json")
     doc = json.loads(body)
     assert status == 200 and doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) == {"/v1/check", "/v1/check/batch", "/v1/packs", "/health",
-                                 "/ready", "/openapi.json", "/v1/denials"}
+    assert set(doc["paths"]) == {
+        "/v1/check",
+        "/v1/check/batch",
+        "/v1/packs",
+        "/health",
+        "/ready",
+        "/openapi.json",
+        "/v1/denials",
+    }
     assert doc["servers"] == [{"url": f"http://127.0.0.1:{srv[1]}"}]
     assert "post" in doc["paths"]["/v1/check"] and "get" in doc["paths"]["/v1/packs"]
     schemas = doc["components"]["schemas"]
     assert {"Claim", "Decision", "Finding", "Problem"} <= set(schemas)
     assert set(schemas["Claim"]["required"]) == {"claim_id", "payer", "lines"}
-    assert schemas["Decision"]["properties"]["status"]["enum"] == ["reject", "deny", "review",
-                                                                    "clean"]
+    assert schemas["Decision"]["properties"]["status"]["enum"] == [
+        "reject",
+        "deny",
+        "review",
+        "clean",
+    ]
 
     def refs(node: Any) -> Iterator[str]:
         if isinstance(node, dict):
@@ -173,8 +196,12 @@ def test_check_denied_claim_has_findings(srv: Any) -> None:
     assert status == 200
     assert decision["claim_id"] == "C-1001" and decision["status"] == "deny"
     [finding] = decision["findings"]
-    assert (finding["line"], finding["group"], finding["carc"], finding["rarc"]) == \
-        (2, "CO", "236", [])
+    assert (finding["line"], finding["group"], finding["carc"], finding["rarc"]) == (
+        2,
+        "CO",
+        "236",
+        [],
+    )
     assert finding["root_cause"] == "coding" and finding["owner"] == "coding"
     assert decision["policy"]["packs"]["medicare"] == shared_engine().packs["medicare"]
     assert "position" not in decision
@@ -192,14 +219,17 @@ def test_check_clean_claim_and_keep_alive(srv: Any) -> None:
     connection.close()
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    (b'{"claim_id": "C-1", "payer": ', "not valid JSON"),
-    (b"", "not valid JSON"),
-    (b"\xff\xfe garbage", "not valid JSON"),
-    (b"[1, 2]", "must be a JSON object"),
-    (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
-    (json.dumps({"claim_id": "C-9", "payer": "medicare"}).encode(), "lines"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"claim_id": "C-1", "payer": ', "not valid JSON"),
+        (b"", "not valid JSON"),
+        (b"\xff\xfe garbage", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+        (json.dumps({"claim_id": "C-9", "payer": "medicare"}).encode(), "lines"),
+    ],
+)
 def test_malformed_claims_are_reject_decisions(body: bytes, message: str) -> None:
     with running(max_body=1_000_000) as server:
         status, _, raw = call(server, "POST", "/v1/check", body)
@@ -246,8 +276,7 @@ def test_oversized_body_is_413(srv: Any) -> None:
     # chunked, with no length announced
     host, port, _ = srv
     connection = http.client.HTTPConnection(host, port, timeout=5)
-    connection.request("POST", "/v1/check", iter([big[:3000], big[3000:]]),
-                       encode_chunked=True)
+    connection.request("POST", "/v1/check", iter([big[:3000], big[3000:]]), encode_chunked=True)
     response = connection.getresponse()
     assert response.status == 413 and json.loads(response.read())["status"] == 413
     connection.close()
@@ -256,8 +285,10 @@ def test_oversized_body_is_413(srv: Any) -> None:
 def test_expect_100_continue_oversized_is_refused_before_the_body(srv: Any) -> None:
     host, port, _ = srv
     with socket.create_connection((host, port), timeout=5) as sock:
-        sock.sendall(b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n"
-                     b"Expect: 100-continue\r\n\r\n")
+        sock.sendall(
+            b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
         reply = sock.recv(4096)
     assert reply.startswith(b"HTTP/1.1 413 ")
 
@@ -277,12 +308,23 @@ def test_404_and_405_are_json(srv: Any) -> None:
 
 # ---- batch -------------------------------------------------------------------------------
 
+
 def test_batch_damaged_line_in_the_middle(srv: Any) -> None:
-    lines = [json.dumps(DENIED), '{"claim_id": "broken", ', json.dumps(clean_claim("OK-2")),
-             "", "[1, 2]", json.dumps(EXAMPLES[2])]
-    status, headers, body = call(srv, "POST", "/v1/check/batch",
-                                 ("\n".join(lines) + "\n").encode(),
-                                 {"Content-Type": "application/x-ndjson"})
+    lines = [
+        json.dumps(DENIED),
+        '{"claim_id": "broken", ',
+        json.dumps(clean_claim("OK-2")),
+        "",
+        "[1, 2]",
+        json.dumps(EXAMPLES[2]),
+    ]
+    status, headers, body = call(
+        srv,
+        "POST",
+        "/v1/check/batch",
+        ("\n".join(lines) + "\n").encode(),
+        {"Content-Type": "application/x-ndjson"},
+    )
     assert status == 200 and headers["Transfer-Encoding"] == "chunked"
     assert headers["Content-Type"] == "application/x-ndjson"
     decisions = [json.loads(line) for line in body.splitlines()]
@@ -340,6 +382,7 @@ def test_batch_line_over_the_limit_is_rejected_and_skipped(srv: Any) -> None:
 
 # ---- auth and binding --------------------------------------------------------------------
 
+
 def test_bearer_token() -> None:
     claim = json.dumps(DENIED).encode()
     with running(token=TOKEN) as server:
@@ -347,14 +390,15 @@ def test_bearer_token() -> None:
         assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
         assert headers["Connection"] == "close"  # the body was not read
         assert problem(body) == "unauthorized"
-        status, _, _ = call(server, "GET", "/v1/packs", None,
-                            {"Authorization": "Bearer wrong"})
+        status, _, _ = call(server, "GET", "/v1/packs", None, {"Authorization": "Bearer wrong"})
         assert status == 401
-        status, _, _ = call(server, "POST", "/v1/check/batch", claim,
-                            {"Authorization": f"Basic {TOKEN}"})
+        status, _, _ = call(
+            server, "POST", "/v1/check/batch", claim, {"Authorization": f"Basic {TOKEN}"}
+        )
         assert status == 401
-        status, _, body = call(server, "POST", "/v1/check", claim,
-                               {"Authorization": f"Bearer {TOKEN}"})
+        status, _, body = call(
+            server, "POST", "/v1/check", claim, {"Authorization": f"Bearer {TOKEN}"}
+        )
         assert status == 200 and json.loads(body)["status"] == "deny"
         assert call(server, "GET", "/health")[0] == 200  # probes need no token
         assert call(server, "GET", "/openapi.json")[0] == 200
@@ -367,13 +411,15 @@ def test_no_token_needed_without_one(srv: Any) -> None:
 def test_refuses_non_loopback_without_token() -> None:
     with pytest.raises(BindRefused, match="without a token"):
         make_server(shared_engine(), ServerConfig(host="0.0.0.0", port=0))
-    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "0"],
-                                env={"CLEANCLAIM_TOKEN": None})
+    result = CliRunner().invoke(
+        app, ["serve", "--host", "0.0.0.0", "--port", "0"], env={"CLEANCLAIM_TOKEN": None}
+    )
     assert result.exit_code == 2
     assert "refusing to listen on '0.0.0.0' without a token" in result.output
 
 
 # ---- limits ------------------------------------------------------------------------------
+
 
 def test_slow_clients_are_dropped() -> None:
     with running(timeout=0.3) as server:
@@ -411,6 +457,7 @@ def test_too_many_connections_get_503_but_probes_are_answered() -> None:
 
 # ---- privacy -----------------------------------------------------------------------------
 
+
 def test_access_log_has_no_claim_content() -> None:
     with running(max_body=100_000) as server:
         _, _, records = server
@@ -420,8 +467,10 @@ def test_access_log_has_no_claim_content() -> None:
         call(server, "POST", "/v1/check/batch", (json.dumps(DENIED) + "\n{bad\n").encode())
         call(server, "POST", "/v1/check", b'{"member": {"id": "' + MEMBER_ID.encode() + b'"')
     assert len(records.lines) == 5
-    shape = re.compile(r"^[0-9a-f]{16} (GET|POST) (/v1/check|/v1/check/batch|-) \d{3} "
-                       r"\d+\.\d+ms in=\d+ out=\d+$")
+    shape = re.compile(
+        r"^[0-9a-f]{16} (GET|POST) (/v1/check|/v1/check/batch|-) \d{3} "
+        r"\d+\.\d+ms in=\d+ out=\d+$"
+    )
     for line in records.lines:
         assert shape.match(line), line
         for secret in (MEMBER_ID, "1951-04-12", "C-1001", "93000", "R07.9", "1234567893"):
@@ -431,8 +480,12 @@ def test_access_log_has_no_claim_content() -> None:
 def test_cli_serve_starts_and_stops() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "cleanclaim.engine.cli", "serve", "--port", "0"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, preexec_fn=die_with_parent)
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=die_with_parent,
+    )
     try:
         assert process.stderr is not None
         first = ""
@@ -442,8 +495,9 @@ def test_cli_serve_starts_and_stops() -> None:
             if match:
                 break
         assert match, first
-        with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/health",
-                                    timeout=5) as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{match.group(1)}/health", timeout=5
+        ) as response:
             assert json.loads(response.read())["status"] == "ok"
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/nope", timeout=5)
@@ -461,10 +515,13 @@ def test_cli_serve_starts_and_stops() -> None:
 def test_cli_serve_with_two_processes() -> None:
     """`--workers 2`: two forked processes answer on one port; SIGTERM stops all."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "cleanclaim.engine.cli", "serve", "--port", "0",
-         "--workers", "2"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, preexec_fn=die_with_parent)
+        [sys.executable, "-m", "cleanclaim.engine.cli", "serve", "--port", "0", "--workers", "2"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=die_with_parent,
+    )
     try:
         assert process.stderr is not None
         first = ""
@@ -478,8 +535,9 @@ def test_cli_serve_with_two_processes() -> None:
         if children.exists():
             assert eventually(lambda: len(children.read_text().split()) == 2)
         for _ in range(10):  # a new connection each: the kernel hands them to either
-            with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/ready",
-                                        timeout=5) as response:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{match.group(1)}/ready", timeout=5
+            ) as response:
                 assert json.loads(response.read())["status"] == "ready"
     finally:
         process.terminate()

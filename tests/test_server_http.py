@@ -82,61 +82,80 @@ SMUGGLED = b"GET /v1/packs HTTP/1.1\r\nHost: x\r\n\r\n"
 
 # ---- framing (RFC 9112) ------------------------------------------------------------------
 
+
 def test_content_length_with_transfer_encoding_is_refused_and_closes(srv: Any) -> None:
-    raw = exchange(srv, b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-                   b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED)
+    raw = exchange(
+        srv,
+        b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,
+    )
     one_problem(raw, 400, "conflicting-framing")
 
 
-@pytest.mark.parametrize(("header", "status", "key"), [
-    (b"Transfer-Encoding: gzip\r\n", 501, "unsupported-transfer-coding"),
-    (b"Transfer-Encoding: gzip, chunked\r\n", 501, "unsupported-transfer-coding"),
-    (b"Transfer-Encoding: chunked, gzip\r\n", 400, "bad-chunked-body"),
-    (b"Transfer-Encoding : chunked\r\n", 400, "malformed-request"),  # space before colon
-    (b"Transfer-Encoding:\tchunked\r\n Content-Length: 3\r\n", 400, "malformed-request"),
-    (b"Content-Length: 3\r\nContent-Length: 4\r\n", 400, "bad-content-length"),
-    (b"Content-Length: -1\r\n", 400, "bad-content-length"),
-    (b"Content-Length: 0x10\r\n", 400, "bad-content-length"),
-    (b"X-Note: a\nContent-Length: 2\r\n", 400, "malformed-request"),  # bare LF
-    (b"Content-Length: 1\r\n\x00Bad: 1\r\n", 400, "malformed-request"),
-])
-def test_bad_framing_is_refused_and_the_rest_is_never_run(srv: Any, header: bytes,
-                                                           status: int, key: str) -> None:
-    raw = exchange(srv, b"POST /v1/check HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n"
-                   + b"0\r\n\r\n" + SMUGGLED)
+@pytest.mark.parametrize(
+    ("header", "status", "key"),
+    [
+        (b"Transfer-Encoding: gzip\r\n", 501, "unsupported-transfer-coding"),
+        (b"Transfer-Encoding: gzip, chunked\r\n", 501, "unsupported-transfer-coding"),
+        (b"Transfer-Encoding: chunked, gzip\r\n", 400, "bad-chunked-body"),
+        (b"Transfer-Encoding : chunked\r\n", 400, "malformed-request"),  # space before colon
+        (b"Transfer-Encoding:\tchunked\r\n Content-Length: 3\r\n", 400, "malformed-request"),
+        (b"Content-Length: 3\r\nContent-Length: 4\r\n", 400, "bad-content-length"),
+        (b"Content-Length: -1\r\n", 400, "bad-content-length"),
+        (b"Content-Length: 0x10\r\n", 400, "bad-content-length"),
+        (b"X-Note: a\nContent-Length: 2\r\n", 400, "malformed-request"),  # bare LF
+        (b"Content-Length: 1\r\n\x00Bad: 1\r\n", 400, "malformed-request"),
+    ],
+)
+def test_bad_framing_is_refused_and_the_rest_is_never_run(
+    srv: Any, header: bytes, status: int, key: str
+) -> None:
+    raw = exchange(
+        srv, b"POST /v1/check HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n" + b"0\r\n\r\n" + SMUGGLED
+    )
     one_problem(raw, status, key)
 
 
-@pytest.mark.parametrize("body", [
-    b"5\n{\"a\":\r\n0\r\n\r\n",                 # bare LF after the size
-    b"5\r\n{\"a\":\n0\r\n\r\n",                 # bare LF after the data
-    b"5\r\n{\"a\":XX0\r\n\r\n",                 # no CRLF after the data
-    b"5 \r\n{\"a\":\r\n0\r\n\r\n",              # whitespace after the size
-    # Whitespace before an extension: RFC 9112 7.1.1 allows it (BWS), llhttp refuses it,
-    # and so does this server since it moved to uvicorn+httptools (docs/api.md "Stack").
-    b"5 ;bare\r\n{\"a\":\r\n0\r\n\r\n",
-    b"+5\r\n{\"a\":\r\n0\r\n\r\n",
-    b"5;\r\n{\"a\":\r\n0\r\n\r\n",              # an empty extension
-    b"5;a=\"open\r\n{\"a\":\r\n0\r\n\r\n",      # an unterminated quoted extension
-    b"0\r\nBad Trailer: 1\r\n\r\n",             # a malformed trailer
-    b"0\r\n\r",                                 # a cut final CRLF (then the deadline)
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'5\n{"a":\r\n0\r\n\r\n',  # bare LF after the size
+        b'5\r\n{"a":\n0\r\n\r\n',  # bare LF after the data
+        b'5\r\n{"a":XX0\r\n\r\n',  # no CRLF after the data
+        b'5 \r\n{"a":\r\n0\r\n\r\n',  # whitespace after the size
+        # Whitespace before an extension: RFC 9112 7.1.1 allows it (BWS), llhttp refuses it,
+        # and so does this server since it moved to uvicorn+httptools (docs/api.md "Stack").
+        b'5 ;bare\r\n{"a":\r\n0\r\n\r\n',
+        b'+5\r\n{"a":\r\n0\r\n\r\n',
+        b'5;\r\n{"a":\r\n0\r\n\r\n',  # an empty extension
+        b'5;a="open\r\n{"a":\r\n0\r\n\r\n',  # an unterminated quoted extension
+        b"0\r\nBad Trailer: 1\r\n\r\n",  # a malformed trailer
+        b"0\r\n\r",  # a cut final CRLF (then the deadline)
+    ],
+)
 def test_chunked_framing_is_strict(srv: Any, body: bytes) -> None:
-    raw = exchange(srv, b"POST /v1/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
-                   b"chunked\r\n\r\n" + body + SMUGGLED)
+    raw = exchange(
+        srv,
+        b"POST /v1/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+        b"chunked\r\n\r\n" + body + SMUGGLED,
+    )
     [(status, headers, _)] = responses(raw)
     assert status in (400, 408) and headers["connection"] == "close"
 
 
 def test_chunk_extensions_and_trailers_are_understood(srv: Any) -> None:
     half = len(CLAIM) // 2
-    body = (b"%x;name=value;q=\"a \\\"quoted\\\" ext\"\r\n%b\r\n%x;bare\r\n%b\r\n"
-            b"0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n"
-            % (half, CLAIM[:half], len(CLAIM) - half, CLAIM[half:]))
+    body = (
+        b'%x;name=value;q="a \\"quoted\\" ext"\r\n%b\r\n%x;bare\r\n%b\r\n'
+        b"0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n"
+        % (half, CLAIM[:half], len(CLAIM) - half, CLAIM[half:])
+    )
     host, port, _ = srv
     with socket.create_connection((host, port), timeout=5) as sock:
-        sock.sendall(b"POST /v1/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                     b"\r\n" + body + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(
+            b"POST /v1/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"\r\n" + body + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
         data = b""
         for _ in range(50):  # bounded: both answers on the kept-alive connection
             data += sock.recv(65536)
@@ -151,11 +170,17 @@ def test_an_error_closes_the_connection_even_when_the_body_was_read(srv: Any) ->
     one_problem(raw, 404, "not-found")
 
 
-@pytest.mark.parametrize("line", [
-    b"hello\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
-    b"GET /health\r\n\r\n", b"GET /health HTTP/1.1\n\n", b"GET  /health HTTP/1.1\r\n\r\n",
-    b"GET health HTTP/1.1\r\nHost: x\r\n\r\n",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"hello\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+        b"GET /health\r\n\r\n",
+        b"GET /health HTTP/1.1\n\n",
+        b"GET  /health HTTP/1.1\r\n\r\n",
+        b"GET health HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+)
 def test_garbage_request_lines_get_a_status_line_and_a_problem(srv: Any, line: bytes) -> None:
     raw = exchange(srv, line)
     assert raw.startswith(b"HTTP/1.1 400 Bad Request\r\n")
@@ -176,6 +201,7 @@ def test_obs_fold_is_refused(srv: Any) -> None:
 
 # ---- slow clients ------------------------------------------------------------------------
 
+
 def test_trickling_clients_never_starve_health() -> None:
     with running(max_connections=4, reserve=4, timeout=5.0, header_timeout=1.0) as server:
         host, port, _ = server
@@ -192,10 +218,8 @@ def test_trickling_clients_never_starve_health() -> None:
                     return
                 stop.wait(0.05)
 
-        slow = (b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n"
-                + b"x" * 200)
-        threads = [threading.Thread(target=trickle, args=(s, slow), daemon=True)
-                   for s in sockets]
+        slow = b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n" + b"x" * 200
+        threads = [threading.Thread(target=trickle, args=(s, slow), daemon=True) for s in sockets]
         for thread in threads:
             thread.start()
         try:
@@ -247,6 +271,7 @@ def test_a_body_trickled_past_its_deadline_is_408(srv: Any) -> None:
 
 
 # ---- conventions -------------------------------------------------------------------------
+
 
 def test_request_ids_are_echoed_or_made_and_logged(srv: Any) -> None:
     host, port, records = srv
@@ -311,11 +336,13 @@ def test_large_answers_are_gzipped_when_asked(srv: Any) -> None:
 
 # ---- big batches: succeed or fail honestly ------------------------------------------------
 
+
 def test_a_client_that_sends_everything_before_reading_gets_every_decision() -> None:
     from tests.test_server import plain_engine
 
     with running(plain_engine(), timeout=5.0) as server:
         host, port, records = server
+
         # Each claim its own id (a claim id twice in one batch rejects the second); all
         # lines of one length.
         def line(n: int) -> bytes:
@@ -323,8 +350,11 @@ def test_a_client_that_sends_everything_before_reading_gets_every_decision() -> 
 
         count = 100_000
         with socket.create_connection((host, port), timeout=60) as sock:
-            sock.sendall(b"POST /v1/check/batch HTTP/1.1\r\nHost: x\r\nContent-Length: "
-                         + str(len(line(0)) * count).encode() + b"\r\n\r\n")
+            sock.sendall(
+                b"POST /v1/check/batch HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                + str(len(line(0)) * count).encode()
+                + b"\r\n\r\n"
+            )
             for start in range(0, count, 1000):  # bounded: the whole body before reading
                 sock.sendall(b"".join(line(n) for n in range(start, start + 1000)))
             sock.shutdown(socket.SHUT_WR)
@@ -347,9 +377,10 @@ def test_a_cut_stream_is_logged_as_aborted_not_200() -> None:
         host, port, records = server
         line = json.dumps({**clean_claim("B"), "payer": "plain"}).encode() + b"\n"
         with socket.create_connection((host, port), timeout=5) as sock:
-            sock.sendall(b"POST /v1/check/batch HTTP/1.1\r\nHost: x\r\n"
-                         b"Transfer-Encoding: chunked\r\n\r\n"
-                         + b"%x\r\n%b\r\n" % (len(line), line))
+            sock.sendall(
+                b"POST /v1/check/batch HTTP/1.1\r\nHost: x\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%b\r\n" % (len(line), line)
+            )
             data = b""
             for _ in range(100):  # bounded: until the server gives up on the body
                 chunk = sock.recv(65536)
@@ -364,6 +395,7 @@ def test_a_cut_stream_is_logged_as_aborted_not_200() -> None:
 
 # ---- memory and tokens (19.10) -----------------------------------------------------------
 
+
 def test_big_requests_do_not_fill_the_answer_memos() -> None:
     before = runtime.cache_bytes()
     with running(max_body=2_000_000) as server:
@@ -371,9 +403,13 @@ def test_big_requests_do_not_fill_the_answer_memos() -> None:
         connection = http.client.HTTPConnection(host, port, timeout=30)
         for n in range(40):
             big = f"{n}".rjust(300_000, "9")
-            claim = {**DENIED, "claim_id": f"BIG-{n}", "diagnoses": [big, "R07.9"],
-                     "billing_provider": {"npi": big},
-                     "lines": [{**DENIED["lines"][0], "code": big}]}
+            claim = {
+                **DENIED,
+                "claim_id": f"BIG-{n}",
+                "diagnoses": [big, "R07.9"],
+                "billing_provider": {"npi": big},
+                "lines": [{**DENIED["lines"][0], "code": big}],
+            }
             connection.request("POST", "/v1/check", json.dumps(claim).encode())
             assert connection.getresponse().read()
         connection.close()
@@ -403,6 +439,7 @@ def test_a_short_token_is_refused_beyond_loopback() -> None:
 
 # ---- what uvicorn + llhttp alone would not do (the stack switch, 18.13 / 14) --------------
 
+
 def test_a_batch_needs_http_1_1(srv: Any) -> None:
     raw = exchange(srv, b"POST /v1/check/batch HTTP/1.0\r\nContent-Length: 3\r\n\r\n{}\n")
     one_problem(raw, 505, "version-not-supported")
@@ -416,18 +453,31 @@ def test_a_silent_connection_is_closed_after_the_timeout(srv: Any) -> None:
         assert time.monotonic() - start < 3.5  # the fixture's 2 s timeout
 
 
-@pytest.mark.parametrize(("head", "status", "key"), [
-    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "request-line-too-long"),
-    (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431,
-     "headers-too-large"),
-    (b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(101))
-     + b"\r\n", 431, "headers-too-large"),
-    (b"GET /health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, "missing-host"),
-    (b"GET /health HTTP/1.1\r\nHost: x\r\nExpect: 101-wait\r\n\r\n", 417,
-     "expectation-failed"),
-    (b"POST /v1/check HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
-     "conflicting-framing"),
-])
+@pytest.mark.parametrize(
+    ("head", "status", "key"),
+    [
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "request-line-too-long"),
+        (
+            b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
+            431,
+            "headers-too-large",
+        ),
+        (
+            b"GET /health HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-%d: 1\r\n" % n for n in range(101))
+            + b"\r\n",
+            431,
+            "headers-too-large",
+        ),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, "missing-host"),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\nExpect: 101-wait\r\n\r\n", 417, "expectation-failed"),
+        (
+            b"POST /v1/check HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+            "conflicting-framing",
+        ),
+    ],
+)
 def test_limits_llhttp_does_not_keep(srv: Any, head: bytes, status: int, key: str) -> None:
     one_problem(exchange(srv, head + SMUGGLED), status, key)
 

@@ -17,9 +17,12 @@ from cleanclaim.engine.model import decode_claim
 DATA = Path(__file__).parent / "data"
 TODAY = dt.date(2026, 3, 2)
 CLAIM: dict[str, Any] = {
-    "claim_id": "S-1", "payer": "state-test", "member": {"id": "M1"},
-    "lines": [{"line": 1, "code": "99213", "units": 1, "charge": "80.00",
-               "service_date": "2026-02-10"}],
+    "claim_id": "S-1",
+    "payer": "state-test",
+    "member": {"id": "M1"},
+    "lines": [
+        {"line": 1, "code": "99213", "units": 1, "charge": "80.00", "service_date": "2026-02-10"}
+    ],
 }
 
 
@@ -30,15 +33,26 @@ def state_of(data: dict[str, Any]) -> str | None:
 
 
 def test_json_service_state_field_wins_over_addresses() -> None:
-    data = {**CLAIM, "service_state": "ma",
-            "service_facility": {"address": {"state": "NY"}},
-            "billing_provider": {"npi": "1234567893", "address": {"state": "IL"}}}
+    data = {
+        **CLAIM,
+        "service_state": "ma",
+        "service_facility": {"address": {"state": "NY"}},
+        "billing_provider": {"npi": "1234567893", "address": {"state": "IL"}},
+    }
     assert state_of(data) == "MA"
 
 
 def test_json_facility_then_billing_address() -> None:
-    assert state_of({**CLAIM, "service_facility": {"address": {"state": "NY"}},
-                     "billing_provider": {"address": {"state": "IL"}}}) == "NY"
+    assert (
+        state_of(
+            {
+                **CLAIM,
+                "service_facility": {"address": {"state": "NY"}},
+                "billing_provider": {"address": {"state": "IL"}},
+            }
+        )
+        == "NY"
+    )
     assert state_of({**CLAIM, "billing_provider": {"address": {"state": "IL"}}}) == "IL"
     assert state_of(CLAIM) is None
 
@@ -61,8 +75,9 @@ def test_x12_service_facility_2310c_n4_wins() -> None:
     assert [c["service_state"] for c in x12("demo.autoaccident.837")] == ["CA"]
     text = (DATA / "x12" / "demo.example11.837").read_text()
     moved = text.replace("N4*WASHINGTON*IN*", "N4*WASHINGTON*DC*")
-    assert [r.data["service_state"] for r in read_x12(moved, "x", {}, today=TODAY)
-            if r.data] == ["DC"]
+    assert [r.data["service_state"] for r in read_x12(moved, "x", {}, today=TODAY) if r.data] == [
+        "DC"
+    ]
 
 
 def test_x12_billing_provider_2010aa_n4_else() -> None:
@@ -81,7 +96,8 @@ def test_x12_bad_state_is_located_and_not_quoted() -> None:
 
 def fhir_bundle() -> dict[str, Any]:
     bundle: dict[str, Any] = json.loads(
-        (DATA / "fhir" / "professional-claim-bundle.json").read_text())
+        (DATA / "fhir" / "professional-claim-bundle.json").read_text()
+    )
     return copy.deepcopy(bundle)
 
 
@@ -95,12 +111,17 @@ def test_fhir_facility_location_then_provider_address() -> None:
     bundle = fhir_bundle()
     entries = bundle["entry"]
     assert fhir_state(bundle) == (None, [])
-    practitioner = next(e["resource"] for e in entries
-                        if e["resource"]["resourceType"] == "Practitioner")
+    practitioner = next(
+        e["resource"] for e in entries if e["resource"]["resourceType"] == "Practitioner"
+    )
     practitioner["address"] = [{"use": "home", "state": "NJ"}, {"use": "work", "state": "ny"}]
     assert fhir_state(bundle) == ("NY", [])
-    entries.append({"fullUrl": "urn:uuid:loc-1", "resource": {
-        "resourceType": "Location", "id": "loc-1", "address": {"state": "MA"}}})
+    entries.append(
+        {
+            "fullUrl": "urn:uuid:loc-1",
+            "resource": {"resourceType": "Location", "id": "loc-1", "address": {"state": "MA"}},
+        }
+    )
     claim = next(e["resource"] for e in entries if e["resource"]["resourceType"] == "Claim")
     claim["facility"] = {"reference": "Location/loc-1"}
     assert fhir_state(bundle) == ("MA", [])
@@ -123,7 +144,8 @@ def test_policy_language_reads_claim_service_state(tmp_path: Path) -> None:
         "  root cause coverage\n"
         '  when claim.service_state is present and claim.service_state == "NY"\n'
         "  then info CO-16\n"
-        '  message "in {claim.service_state}"\nend\n')
+        '  message "in {claim.service_state}"\nend\n'
+    )
     engine = Engine([tmp_path], today=TODAY)
     assert [f.rule for f in engine.check(CLAIM).findings] == ["state-test/no-state"]
     ny = engine.check({**CLAIM, "service_state": "NY"})

@@ -69,7 +69,8 @@ def _phase_two(engine: Engine, path: Path) -> tuple[list[bytes], int, int]:
 
 @pytest.mark.parametrize("in_memory", [100_000, 7])
 def test_settled_decisions_are_the_decisions_phase_two_makes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_memory: int) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_memory: int
+) -> None:
     monkeypatch.setattr(history_module, "SETTLED_IN_MEMORY", in_memory)
     claims = _claims(600, 60, seed=in_memory)
     path = tmp_path / "claims.ndjson"

@@ -46,18 +46,20 @@ def spark(backends: Backends) -> Iterator[Any]:
     # cleanclaim); the environment is how pyspark takes it.
     saved = os.environ.get("PYSPARK_PYTHON")
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    session = (SparkSession.builder.master("local[2]").appName("cleanclaim-tests")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", "4")
-               .config("spark.default.parallelism", "2")
-               .config("spark.driver.memory", "1g")
-               .config("spark.sql.adaptive.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false")
-               # A short-lived JVM: the quick compiler only and one GC thread, about a
-               # third of the JVM's CPU time for these tests (measured: 13 s against 36 s).
-               .config("spark.driver.extraJavaOptions",
-                       "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-               .getOrCreate())
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("cleanclaim-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.default.parallelism", "2")
+        .config("spark.driver.memory", "1g")
+        .config("spark.sql.adaptive.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        # A short-lived JVM: the quick compiler only and one GC thread, about a
+        # third of the JVM's CPU time for these tests (measured: 13 s against 36 s).
+        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+        .getOrCreate()
+    )
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -91,7 +93,7 @@ def _mixed_input(folder: Path, count: int = 3000, members: int = 300) -> list[Pa
             if i % 250 == 3:
                 out.write(b"\n   \n")  # blank lines: no claim, still numbered
     second = folder / "b.ndjson"
-    rest = claims[count // 2:]
+    rest = claims[count // 2 :]
     damaged: list[bytes] = [
         b'{"claim_id": "BAD-1", "payer": "medicare", "lines": [',  # cut short
         b"not json at all",
@@ -108,14 +110,22 @@ def _mixed_input(folder: Path, count: int = 3000, members: int = 300) -> list[Pa
     again_other["member"] = dict(claims[11]["member"], id="M99999")
     # A replacement of a claim of the same member, a void, and a replacement naming a
     # claim of another member (refused in one run: it must be refused here too).
-    replacement = dict(claims[20], claim_id="R-1", frequency="replacement",
-                       replaces=claims[20]["claim_id"])
+    replacement = dict(
+        claims[20], claim_id="R-1", frequency="replacement", replaces=claims[20]["claim_id"]
+    )
     void = dict(claims[21], claim_id=claims[21]["claim_id"], frequency="void")
     void["claim_id"] = "V-1"
     void["replaces"] = claims[21]["claim_id"]
     # (members 2k and 2k + 2: the same payer, very likely in other partitions)
-    cross = [dict(claims[k], claim_id=f"R-X{k}", frequency="replacement",
-                  replaces=claims[k + 2]["claim_id"]) for k in range(30, 46, 2)]
+    cross = [
+        dict(
+            claims[k],
+            claim_id=f"R-X{k}",
+            frequency="replacement",
+            replaces=claims[k + 2]["claim_id"],
+        )
+        for k in range(30, 46, 2)
+    ]
     with second.open("wb") as out:
         for i, claim in enumerate(rest):
             out.write(_line(claim) + b"\n")
@@ -137,9 +147,21 @@ def _no_imported_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _cli(paths: list[Path], *extra: str) -> tuple[int, bytes]:
     done = subprocess.run(
-        [sys.executable, "-m", "cleanclaim.engine.cli", "check", *map(str, paths),
-         "--format", "ndjson", "--today", TODAY, *extra],
-        capture_output=True, check=False)
+        [
+            sys.executable,
+            "-m",
+            "cleanclaim.engine.cli",
+            "check",
+            *map(str, paths),
+            "--format",
+            "ndjson",
+            "--today",
+            TODAY,
+            *extra,
+        ],
+        capture_output=True,
+        check=False,
+    )
     assert done.returncode in (0, 1), done.stderr.decode()
     return done.returncode, done.stdout
 
@@ -173,8 +195,11 @@ def test_same_bytes_as_one_process(spark: Any, tmp_path: Path) -> None:
     # The input had what this test is for: rules that count other claims fired, damaged
     # claims and repeated ids were rejected, the cross-member replacement refused.
     rules = {f["rule"] for line in lines for f in json.loads(line)["findings"]}
-    assert {"engine/claim-format", "engine/duplicate-claim-id",
-            "engine/replaces-other-claim"} <= rules
+    assert {
+        "engine/claim-format",
+        "engine/duplicate-claim-id",
+        "engine/replaces-other-claim",
+    } <= rules
     assert any("frequency" in r or "visit" in r or "threshold" in r for r in rules), rules
 
 
@@ -210,15 +235,15 @@ def _write(path: Path, claims: list[dict[str, Any]]) -> Path:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_state_a_spark_job_is_one_run_of_the_store(spark: Any, backends: Backends,
-                                                   backend: str, tmp_path: Path) -> None:
+def test_state_a_spark_job_is_one_run_of_the_store(
+    spark: Any, backends: Backends, backend: str, tmp_path: Path
+) -> None:
     """Against a store (--state): the history recorded by earlier runs read per partition,
     the job recorded as one run - the next run sees what one process would have left."""
     from cleanclaim import spark as cc
 
     claims = _claims(1800, 150, seed=5)
-    days = [_write(tmp_path / f"day{i}.ndjson", claims[i * 600:(i + 1) * 600])
-            for i in range(3)]
+    days = [_write(tmp_path / f"day{i}.ndjson", claims[i * 600 : (i + 1) * 600]) for i in range(3)]
     (tmp_path / "one").mkdir()
     (tmp_path / "job").mkdir()
     one = backends.state(backend, tmp_path / "one")
@@ -226,8 +251,7 @@ def test_state_a_spark_job_is_one_run_of_the_store(spark: Any, backends: Backend
     for state in (one, job):  # day 0: the same history in both stores
         _cli([days[0]], "--state", state)
     code, expected = _cli([days[1]], "--state", one)
-    decisions = cc.check(cc.read_ndjson(spark, [days[1]]), _recipe(), state=job,
-                         partitions=3)
+    decisions = cc.check(cc.read_ndjson(spark, [days[1]]), _recipe(), state=job, partitions=3)
     assert _spark_bytes(decisions) == expected
     assert cc.exit_code(decisions) == code
     # History from the store decided something: day 1 alone decides otherwise.
@@ -257,8 +281,7 @@ def test_dataframe_and_parquet_input(spark: Any, tmp_path: Path) -> None:
     from_parquet = cc.read_parquet(spark, [tmp_path / "claims.parquet"])
     assert from_parquet.count() == len(lines)
     decisions = cc.check(from_parquet, _recipe(), partitions=3)
-    got = [json.loads(row[0]) for row in
-           decisions.orderBy("position").select("decision").collect()]
+    got = [json.loads(row[0]) for row in decisions.orderBy("position").select("decision").collect()]
     # (Parquet keeps the rows in order within its one file: positions are the lines')
     assert got == expected
     row = decisions.where("claim_id = 'W-3'").first()

@@ -33,6 +33,7 @@ def _specializers(engine: Engine) -> dict[str, S.Specializer]:
 @pytest.fixture(scope="module")
 def plain() -> Engine:
     """The shipped packs compiled with the general line body only."""
+
     def general(*args: Any, **kwargs: Any) -> Any:
         return compile_pack(*args, **{**kwargs, "specialize": False})
 
@@ -48,16 +49,29 @@ def _workload(seed: int, n: int) -> list[dict[str, Any]]:
     """Bench claims, plus codes no table knows, malformed codes, modifiers that bypass or
     trigger rules, bad units and pointers."""
     rng = random.Random(seed)
-    codes = [*CODES, "99999", "J3490", "0591T", "1234", "ABCDE", "", "93351", "15780",
-             "93005", "93010", "93307"]
+    codes = [
+        *CODES,
+        "99999",
+        "J3490",
+        "0591T",
+        "1234",
+        "ABCDE",
+        "",
+        "93351",
+        "15780",
+        "93005",
+        "93010",
+        "93307",
+    ]
     claims = []
     for i in range(n):
         claim = synthetic_claim(rng, i, codes=codes)
         for line in claim["lines"]:
             r = rng.random()
             if r < 0.15:
-                line["modifiers"] = rng.choice([["GP", "KX"], ["GO"], ["GN"], ["26", "59"],
-                                                ["TC"], ["25"], ["76"], ["XU"]])
+                line["modifiers"] = rng.choice(
+                    [["GP", "KX"], ["GO"], ["GN"], ["26", "59"], ["TC"], ["25"], ["76"], ["XU"]]
+                )
             if r > 0.93:
                 line["units"] = rng.choice([0, -1, 7, 3, 40, None])
             if 0.88 < r < 0.9:
@@ -69,8 +83,7 @@ def _workload(seed: int, n: int) -> list[dict[str, Any]]:
 def test_specialised_bodies_decide_as_the_general_body(engine: Engine, plain: Engine) -> None:
     claims = _workload(5, 4000)
     for claim in claims:
-        assert engine.check(claim).to_json() == plain.check(claim).to_json(), \
-            json.dumps(claim)
+        assert engine.check(claim).to_json() == plain.check(claim).to_json(), json.dumps(claim)
     # ... and classes were really built and used: they are what this test checks.
     for owner in _specializers(engine).values():
         assert owner.generation > 1 and owner.classes is not None
@@ -109,7 +122,8 @@ def test_an_older_map_never_answers_a_class_its_code_does_not_have() -> None:
 
 
 def test_a_code_whose_key_cannot_be_worked_out_gets_the_general_body(
-        plain: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = Engine(today=TODAY, plugins=())
     owner = _specializers(engine)["medicare"]
     classes = owner._analysed()[1]
@@ -150,38 +164,49 @@ def simplified(source: str) -> str:
     return S._source(S.simplify(py.parse(source).body))
 
 
-@pytest.mark.parametrize(("source", "expected"), [
-    # a constant that decides a chain cuts it short; one that does not is dropped
-    ("if a and False and b:\n    x()", "pass"),
-    ("if a and True and b:\n    x()", "if a and b:\n    x()"),
-    ("if a or True:\n    x()", "x()"),
-    ("if (a and b) and c:\n    x()", "if a and b and c:\n    x()"),
-    # only truth counts in a test: len(x) > 0 is x
-    ("if len(a) > 0:\n    x()", "if a:\n    x()"),
-    ("if len(a) == 0:\n    x()", "if not a:\n    x()"),
-    # ... but a value keeps its len
-    ("v = len(a) > 0", "v = len(a) > 0"),
-    # after `x is None or`, x is present
-    ("if u is None or (u is not None and u <= 0):\n    x()",
-     "if u is None or u <= 0:\n    x()"),
-    ("if u is not None and (u is not None and u > 1):\n    x()",
-     "if u is not None and u > 1:\n    x()"),
-    # not of a comparison flips it
-    ("if not (a is None):\n    x()", "if a is not None:\n    x()"),
-    # a let set to a constant is written in where it is read, then goes
-    ("_l_c = None\nif _l_c:\n    x(_l_c)\ny()", "y()"),
-    ("_l_t = 5\nif a > _l_t:\n    x(_l_t)", "if a > 5:\n    x(5)"),
-    # a memo of a constant is the constant
-    ("v = _ml0 if _ml0 is not _U else (_ml0 := None)", "v = None"),
-    # consecutive ifs starting with the same test make it once
-    ("if a and b:\n    x()\nif a and c:\n    y()",
-     "if a:\n    if b:\n        x()\n    if c:\n        y()"),
-    ("if _l_a and b:\n    x()\nif _l_a and c:\n    y()",
-     "if _l_a and b:\n    x()\nif _l_a and c:\n    y()"),
-    # a value chain keeps the value of its last operand
-    ("v = a and True", "v = a and True"),
-    ("v = None if False else w", "v = w"),
-])
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        # a constant that decides a chain cuts it short; one that does not is dropped
+        ("if a and False and b:\n    x()", "pass"),
+        ("if a and True and b:\n    x()", "if a and b:\n    x()"),
+        ("if a or True:\n    x()", "x()"),
+        ("if (a and b) and c:\n    x()", "if a and b and c:\n    x()"),
+        # only truth counts in a test: len(x) > 0 is x
+        ("if len(a) > 0:\n    x()", "if a:\n    x()"),
+        ("if len(a) == 0:\n    x()", "if not a:\n    x()"),
+        # ... but a value keeps its len
+        ("v = len(a) > 0", "v = len(a) > 0"),
+        # after `x is None or`, x is present
+        (
+            "if u is None or (u is not None and u <= 0):\n    x()",
+            "if u is None or u <= 0:\n    x()",
+        ),
+        (
+            "if u is not None and (u is not None and u > 1):\n    x()",
+            "if u is not None and u > 1:\n    x()",
+        ),
+        # not of a comparison flips it
+        ("if not (a is None):\n    x()", "if a is not None:\n    x()"),
+        # a let set to a constant is written in where it is read, then goes
+        ("_l_c = None\nif _l_c:\n    x(_l_c)\ny()", "y()"),
+        ("_l_t = 5\nif a > _l_t:\n    x(_l_t)", "if a > 5:\n    x(5)"),
+        # a memo of a constant is the constant
+        ("v = _ml0 if _ml0 is not _U else (_ml0 := None)", "v = None"),
+        # consecutive ifs starting with the same test make it once
+        (
+            "if a and b:\n    x()\nif a and c:\n    y()",
+            "if a:\n    if b:\n        x()\n    if c:\n        y()",
+        ),
+        (
+            "if _l_a and b:\n    x()\nif _l_a and c:\n    y()",
+            "if _l_a and b:\n    x()\nif _l_a and c:\n    y()",
+        ),
+        # a value chain keeps the value of its last operand
+        ("v = a and True", "v = a and True"),
+        ("v = None if False else w", "v = w"),
+    ],
+)
 def test_simplify(source: str, expected: str) -> None:
     assert simplified(source) == expected
 
@@ -195,8 +220,20 @@ def test_a_let_read_after_a_branch_that_sets_it_is_kept() -> None:
 
 
 def test_new_decision_is_a_decision() -> None:
-    finding = Finding("r", "k", "deny", 1, "CO", "4", ["M15"], "coding", "coding", "m",
-                      None, {"file": "f", "line": 1})
+    finding = Finding(
+        "r",
+        "k",
+        "deny",
+        1,
+        "CO",
+        "4",
+        ["M15"],
+        "coding",
+        "coding",
+        "m",
+        None,
+        {"file": "f", "line": 1},
+    )
     fast = new_decision("C-1", "deny", [finding], {"packs": {}})
     assert fast == Decision("C-1", "deny", [finding], {"packs": {}})
     assert fast.position is None
@@ -239,7 +276,8 @@ def test_new_classes_are_compiled_in_batches_and_all_in_the_end() -> None:
 
 
 def test_a_failure_while_building_a_class_leaves_the_general_body(
-        plain: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = Engine(today=TODAY, plugins=())
     owner = _specializers(engine)["medicare"]
 

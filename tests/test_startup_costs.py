@@ -19,9 +19,20 @@ from cleanclaim.engine.engine import Engine
 
 
 def _rule(index: int, scope: str, codes: set[str]) -> CompiledRule:
-    return CompiledRule(index=index, id=f"r{index}", pack="p", title=None, scope=scope,
-                        root_cause="coding", owner="coding", kind="coding", file="f",
-                        line=1, versions=(), codes=frozenset(codes))
+    return CompiledRule(
+        index=index,
+        id=f"r{index}",
+        pack="p",
+        title=None,
+        scope=scope,
+        root_cause="coding",
+        owner="coding",
+        kind="coding",
+        file="f",
+        line=1,
+        versions=(),
+        codes=frozenset(codes),
+    )
 
 
 def _code_by_code(rules: list[CompiledRule]) -> dict[str, tuple[int, ...]]:
@@ -38,8 +49,14 @@ def _code_by_code(rules: list[CompiledRule]) -> dict[str, tuple[int, ...]]:
 def test_codes_grouped_by_rules_are_the_code_by_code_index(seed: int) -> None:
     rng = random.Random(seed)
     pool = [f"{n:05d}" for n in range(60)]
-    rules = [_rule(i, rng.choice(["codes", "codes", "codes", "all_lines", "claim"]),
-                   set(rng.sample(pool, rng.randint(0, 40)))) for i in range(rng.randint(1, 12))]
+    rules = [
+        _rule(
+            i,
+            rng.choice(["codes", "codes", "codes", "all_lines", "claim"]),
+            set(rng.sample(pool, rng.randint(0, 40))),
+        )
+        for i in range(rng.randint(1, 12))
+    ]
     groups = _codes_by_rules(rules)
     flat = {code: key for key, codes in groups.items() for code in codes}
     assert flat == _code_by_code(rules)
@@ -70,7 +87,8 @@ def test_ranges_are_written_as_before() -> None:
 
 
 def test_options_not_given_build_no_coercion_and_given_ones_are_still_checked(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer import _coercion
 
     assert defer_missing_values()  # in place (cli.py installs it at import)
@@ -134,8 +152,13 @@ def test_a_warm_check_imports_no_pydantic(tmp_path: Path) -> None:
     env = {**os.environ, "CLEANCLAIM_CACHE_DIR": str(tmp_path / "cache")}
     outputs = []
     for _ in range(2):  # the first run fills the cache
-        done = subprocess.run([sys.executable, "-c", _NO_PYDANTIC_PROBE.format(path=str(claim))],
-                              capture_output=True, env=env, check=False, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", _NO_PYDANTIC_PROBE.format(path=str(claim))],
+            capture_output=True,
+            env=env,
+            check=False,
+            timeout=120,
+        )
         line = [x for x in done.stderr.decode().splitlines() if x.startswith("IMPORTED")][-1]
         outputs.append(done.stdout)
     assert b'"claim_id":"C-1"' in outputs[1] and outputs[0] == outputs[1]
@@ -159,13 +182,18 @@ def test_values_given_are_coerced_as_typer_coerces_them(tmp_path: Path) -> None:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cli_startup, "_plain", recording)
-        run = CliRunner().invoke(app, ["check", str(claim), "--format", "ndjson",
-                                       "--workers", "1", "--today", "2026-06-01"])
+        run = CliRunner().invoke(
+            app,
+            ["check", str(claim), "--format", "ndjson", "--workers", "1", "--today", "2026-06-01"],
+        )
     assert run.exit_code == 1, run.output
     assert given["paths"] == [claim] and type(given["paths"][0]) is type(claim)
     assert given["today"] == "2026-06-01" and given["workers"] == 1
-    for args, expected in ((["--workers", "-5"], "--workers"), (["--format", "xml"], "--format"),
-                           (["--workers", "many"], "integer")):
+    for args, expected in (
+        (["--workers", "-5"], "--workers"),
+        (["--format", "xml"], "--format"),
+        (["--workers", "many"], "integer"),
+    ):
         bad = CliRunner().invoke(app, ["check", str(claim), *args])
         assert bad.exit_code == 2 and expected in bad.output, bad.output
     missing = CliRunner().invoke(app, ["check", str(tmp_path / "absent.json")])

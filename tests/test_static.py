@@ -21,14 +21,29 @@ CODES = ("93000", "93005", "93010")
 
 def claim(code: str, received: str = "2026-03-02") -> dict[str, object]:
     return {
-        "claim_id": f"S-{code}", "payer": "demo", "received_date": received,
-        "member": {"id": "X", "birth_date": "1980-01-01", "sex": "F",
-                   "coverage": [{"payer": "demo", "start": "2016-01-01", "end": None}]},
+        "claim_id": f"S-{code}",
+        "payer": "demo",
+        "received_date": received,
+        "member": {
+            "id": "X",
+            "birth_date": "1980-01-01",
+            "sex": "F",
+            "coverage": [{"payer": "demo", "start": "2016-01-01", "end": None}],
+        },
         "billing_provider": {"npi": "1234567893"},
         "rendering_provider": {"npi": "1234567893"},
-        "place_of_service": "11", "diagnoses": ["R07.9"],
-        "lines": [{"line": 1, "code": code, "units": 1, "charge": "45.00",
-                   "service_date": "2026-02-10", "diagnosis_pointers": [1]}],
+        "place_of_service": "11",
+        "diagnoses": ["R07.9"],
+        "lines": [
+            {
+                "line": 1,
+                "code": code,
+                "units": 1,
+                "charge": "45.00",
+                "service_date": "2026-02-10",
+                "diagnosis_pointers": [1],
+            }
+        ],
     }
 
 
@@ -40,25 +55,33 @@ def write(root: Path, condition: str) -> None:
         "version 1\nvalueset ecg = codes [93000, 93005, 93010]\n"
         "valueset tracing = codes [93005]\n"
         'rule "demo/r"\n  applies to codes ecg\n  root cause coding\n'
-        f"  when {condition}\n  then deny CO-4 with N519\n  reference \"r\"\nend\n",
-        encoding="utf-8")
+        f'  when {condition}\n  then deny CO-4 with N519\n  reference "r"\nend\n',
+        encoding="utf-8",
+    )
 
 
-@pytest.mark.parametrize("condition", [
-    "line.code in ecg - [93000, 93005, 93010]",     # nothing left: never fires
-    "line.code in ecg - tracing",                   # fires on 93000 and 93010
-    "line.code in ecg - tracing - [93000, 93010]",  # nothing left
-    "line.code in tracing + [93010] - [93010]",     # only 93005
-    "line.code not in ecg - tracing",               # only 93005
-])
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "line.code in ecg - [93000, 93005, 93010]",  # nothing left: never fires
+        "line.code in ecg - tracing",  # fires on 93000 and 93010
+        "line.code in ecg - tracing - [93000, 93010]",  # nothing left
+        "line.code in tracing + [93010] - [93010]",  # only 93005
+        "line.code not in ecg - tracing",  # only 93005
+    ],
+)
 def test_lint_and_the_compiler_agree_on_set_differences(tmp_path: Path, condition: str) -> None:
     write(tmp_path, condition)
-    report = lint([str(tmp_path / "demo")], ENV, roots=[tmp_path], today=TODAY,
-                  table_loaders=LOADERS)
+    report = lint(
+        [str(tmp_path / "demo")], ENV, roots=[tmp_path], today=TODAY, table_loaders=LOADERS
+    )
     never = any(p.code == "W202" for p in report.problems)
     engine = Engine([tmp_path], today=TODAY, plugins=[])
-    fired = [code for code in CODES
-             if any(f.rule == "demo/r" for f in engine.check(claim(code)).findings)]
+    fired = [
+        code
+        for code in CODES
+        if any(f.rule == "demo/r" for f in engine.check(claim(code)).findings)
+    ]
     assert never == (fired == []), (report.render(), fired)
 
 

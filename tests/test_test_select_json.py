@@ -37,8 +37,9 @@ def test_run_selects_by_rule_id_glob_and_by_several_patterns(tmp_path: Path) -> 
 
 
 def test_run_matching_nothing_is_a_usage_error(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["test", str(case_file(tmp_path, PASSING)),
-                                      "--run", "no such case"])
+    result = CliRunner().invoke(
+        app, ["test", str(case_file(tmp_path, PASSING)), "--run", "no such case"]
+    )
     assert result.exit_code == 2
     assert "no case matches --run no such case" in result.stderr
 
@@ -51,9 +52,16 @@ def test_format_json_is_one_object(tmp_path: Path) -> None:
     data = json.loads(out)
     assert data["totals"] == {"cases": 3, "passed": 2, "failed": 1, "file_errors": 1}
     first, second, failed = data["cases"]
-    assert first == {"name": "the global ECG alone is clean", "file": str(path), "line": 16,
-                     "rule": None, "rules": [], "passed": True, "status": "clean",
-                     "message": None}
+    assert first == {
+        "name": "the global ECG alone is clean",
+        "file": str(path),
+        "line": 16,
+        "rule": None,
+        "rules": [],
+        "passed": True,
+        "status": "clean",
+        "message": None,
+    }
     assert second["rule"] == "medicare/ecg/component-with-global" and second["passed"]
     assert failed["passed"] is False and failed["status"] == "deny"
     assert failed["rules"] == ["medicare/ecg/component-with-global", "medicare/ncci/ptp"]

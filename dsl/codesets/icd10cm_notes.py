@@ -48,8 +48,12 @@ def _span(token: str) -> Span | None:
     if "-" in token[1:] and not token.endswith("-"):
         low, _, high = token.partition("-")
         low_key, high_key = icd10cm.normalize(low), icd10cm.normalize(high)
-        if _TOKEN.match(low.strip()) and _TOKEN.match(high.strip()) and \
-                len(low_key) == len(high_key) and low_key <= high_key:
+        if (
+            _TOKEN.match(low.strip())
+            and _TOKEN.match(high.strip())
+            and len(low_key) == len(high_key)
+            and low_key <= high_key
+        ):
             return low_key, high_key
         return None
     if not _TOKEN.match(token):
@@ -61,7 +65,7 @@ def _span(token: str) -> Span | None:
 
 def _covers(span: Span, code: str) -> bool:
     low, high = span
-    head = code[:len(low)]
+    head = code[: len(low)]
     return len(code) >= len(low) and low <= head <= high
 
 
@@ -99,8 +103,10 @@ def _excluded_pair(a: str, b: str) -> bool:
         return False
     # A target that covers `code` itself (a block's note naming a range the code is in)
     # says nothing about this pair.
-    return any(_covers(owner, a) and any(_covers(t, b) and not _covers(t, a) for t in targets)
-               for owner, targets in _notes())
+    return any(
+        _covers(owner, a) and any(_covers(t, b) and not _covers(t, a) for t in targets)
+        for owner, targets in _notes()
+    )
 
 
 def is_manifestation(code: str) -> bool:
@@ -127,16 +133,20 @@ def _manifestation_keys() -> frozenset[str]:
     of one claim (issue 14)."""
     from cleanclaim.dsl.cache import PickleCache
 
-    cache_ = PickleCache("icd10cm-manifestations",
-                         sources=(f"codesets/data/{icd10cm.DESCRIPTIONS_FILE}",),
-                         salt=lambda: _MANIFESTATION, allowed={})
+    cache_ = PickleCache(
+        "icd10cm-manifestations",
+        sources=(f"codesets/data/{icd10cm.DESCRIPTIONS_FILE}",),
+        salt=lambda: _MANIFESTATION,
+        allowed={},
+    )
     entry = cache_.entry("manifestation codes")
     if entry is not None:
         kept = cache_.load(entry)
         if isinstance(kept, frozenset):
             return kept
-    found = frozenset(code for code, title in icd10cm._descriptions().items()
-                      if _MANIFESTATION in title.lower())
+    found = frozenset(
+        code for code, title in icd10cm._descriptions().items() if _MANIFESTATION in title.lower()
+    )
     if entry is not None:
         cache_.store(entry, found)
     return found
@@ -175,15 +185,19 @@ def build() -> str:
             owner: Span = (icd10cm.normalize(low), icd10cm.normalize(high))
         elif item.isdigit():  # a chapter: its first block's start to its last block's end
             blocks = cm.get_children(item)
-            owner = (icd10cm.normalize(blocks[0].split("-")[0]),
-                     icd10cm.normalize(blocks[-1].split("-")[-1]))
+            owner = (
+                icd10cm.normalize(blocks[0].split("-")[0]),
+                icd10cm.normalize(blocks[-1].split("-")[-1]),
+            )
         else:
             owner = (icd10cm.normalize(item), icd10cm.normalize(item))
         rows.append(f"{_write(owner)}\t{','.join(_write(t) for t in targets)}")
-    header = (f"# title=cleanclaim ICD-10-CM Excludes1 notes | format=1 | "
-              f"release={icd10cm.release()} | notes={len(rows)} | "
-              f"built_with=simple_icd_10_cm {version('simple-icd-10-cm')} | "
-              f"source={icd10cm.SOURCE}")
+    header = (
+        f"# title=cleanclaim ICD-10-CM Excludes1 notes | format=1 | "
+        f"release={icd10cm.release()} | notes={len(rows)} | "
+        f"built_with=simple_icd_10_cm {version('simple-icd-10-cm')} | "
+        f"source={icd10cm.SOURCE}"
+    )
     return "\n".join([header, *sorted(rows)]) + "\n"
 
 

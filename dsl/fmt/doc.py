@@ -70,8 +70,7 @@ class Comment:
     own_line: bool
 
 
-Doc = (str | Line | Hard | Nest | Align | Group | Fill | FillBreak | Comment
-       | tuple[Any, ...])
+Doc = str | Line | Hard | Nest | Align | Group | Fill | FillBreak | Comment | tuple[Any, ...]
 _FLAT, _BREAK = 0, 1
 _Cmd = tuple[int, int, Doc]
 

@@ -30,8 +30,12 @@ def format_file(path: Path, display: str | None = None) -> FileResult:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return FileResult(path, False, None, (PolicyError(
-            "E503", f"cannot read policy file: {exc}", ast.Span(name, 1, 1, 1, 2)),))
+        return FileResult(
+            path,
+            False,
+            None,
+            (PolicyError("E503", f"cannot read policy file: {exc}", ast.Span(name, 1, 1, 1, 2)),),
+        )
     try:
         formatted = format_policy(text, name)
     except FormatError as exc:
@@ -73,10 +77,14 @@ def format_paths(paths: Iterable[Path], *, write: bool, diff: bool = False) -> F
             continue
         outcome.changed.append(path)
         if diff:
-            outcome.diff += "".join(difflib.unified_diff(
-                (_read(path) or "").splitlines(keepends=True),
-                result.formatted.splitlines(keepends=True),
-                fromfile=f"{path} (before)", tofile=f"{path} (formatted)"))
+            outcome.diff += "".join(
+                difflib.unified_diff(
+                    (_read(path) or "").splitlines(keepends=True),
+                    result.formatted.splitlines(keepends=True),
+                    fromfile=f"{path} (before)",
+                    tofile=f"{path} (formatted)",
+                )
+            )
         if write:
             path.write_text(result.formatted, encoding="utf-8")
     return outcome

@@ -35,7 +35,6 @@ class FormatError(Exception):
         super().__init__("; ".join(e.message for e in self.errors))
 
 
-
 @dataclass(slots=True)
 class _Unit:
     """A top-level piece of the output: an item (the version line, a value set, a rule)
@@ -49,8 +48,9 @@ class _Unit:
     is_version: bool = False
 
 
-def format_policy(text: str, file: str = "<policy>", width: int = WIDTH, *,
-                  verify: bool = True) -> str:
+def format_policy(
+    text: str, file: str = "<policy>", width: int = WIDTH, *, verify: bool = True
+) -> str:
     """The canonical layout of a policy text; raises `FormatError` for a file that has
     syntax errors (it is left to the author) or, should the printer ever get one wrong, for
     output that would not mean what the input means. `verify=False` skips that last
@@ -61,9 +61,15 @@ def format_policy(text: str, file: str = "<policy>", width: int = WIDTH, *,
     try:
         return _format(text, file, width, verify)
     except RecursionError as exc:  # hundreds of nested parentheses: not ours to lay out
-        raise FormatError([PolicyError(
-            "E001", "the file nests expressions too deeply to be laid out; it was left "
-            "as is", ast.Span(file, 1, 1, 1, 2))]) from exc
+        raise FormatError(
+            [
+                PolicyError(
+                    "E001",
+                    "the file nests expressions too deeply to be laid out; it was left as is",
+                    ast.Span(file, 1, 1, 1, 2),
+                )
+            ]
+        ) from exc
 
 
 def _format(text: str, file: str, width: int, verify: bool) -> str:
@@ -71,8 +77,9 @@ def _format(text: str, file: str, width: int, verify: bool) -> str:
         try:
             return _layout(text, *parse_with_comments(text), width)
         except (LarkError, LostComment) as exc:
-            raise FormatError([PolicyError("E001", f"cannot format: {exc}",
-                                           ast.Span(file, 1, 1, 1, 2))]) from exc
+            raise FormatError(
+                [PolicyError("E001", f"cannot format: {exc}", ast.Span(file, 1, 1, 1, 2))]
+            ) from exc
     before, errors = parse_policy(text, file)
     syntax = [e for e in errors if e.code in _SYNTAX_ERRORS]
     if before is None or syntax:
@@ -82,18 +89,30 @@ def _format(text: str, file: str, width: int, verify: bool) -> str:
     except LarkError as exc:
         # The whole text must parse: the parser recovers from a broken item (and reports
         # some syntax errors, a date such as 2026-1, with other codes), fmt does not.
-        raise FormatError(errors or [PolicyError(
-            "E001", f"cannot format: {exc}", ast.Span(file, 1, 1, 1, 2))]) from exc
+        raise FormatError(
+            errors or [PolicyError("E001", f"cannot format: {exc}", ast.Span(file, 1, 1, 1, 2))]
+        ) from exc
     try:
         result = _layout(text, tree, comments, width)
     except LostComment:
         result = ""
     after, after_errors = parse_policy(result, file)
-    if not result or after is None or strip_spans(after) != strip_spans(before) or (
-            {e.code for e in after_errors} - {e.code for e in errors}):
-        raise FormatError([PolicyError(
-            "E001", "the formatter would change this file's meaning or drop a comment; it "
-            "was left as is (please report this file)", ast.Span(file, 1, 1, 1, 2))])
+    if (
+        not result
+        or after is None
+        or strip_spans(after) != strip_spans(before)
+        or ({e.code for e in after_errors} - {e.code for e in errors})
+    ):
+        raise FormatError(
+            [
+                PolicyError(
+                    "E001",
+                    "the formatter would change this file's meaning or drop a comment; it "
+                    "was left as is (please report this file)",
+                    ast.Span(file, 1, 1, 1, 2),
+                )
+            ]
+        )
     return result
 
 
@@ -128,14 +147,20 @@ def _layout(text: str, tree: Tree[Token], comments: list[Token], width: int) -> 
         line_start = text.rfind("\n", 0, pos) + 1
         own_line = not text[line_start:pos].strip()
         comments_after.setdefault(anchor.start_pos or 0, []).append(
-            Comment(str(comment).rstrip(), own_line))
+            Comment(str(comment).rstrip(), own_line)
+        )
 
     printer = Printer(comments_after)
     for item, (first, last) in zip(items, spans, strict=True):
-        units.append(_Unit(first.line or 1, last.end_line or last.line or 1,
-                           render(printer.node(item), width),
-                           is_block=str(item.data) not in ("valueset", "version_decl"),
-                           is_version=str(item.data) == "version_decl"))
+        units.append(
+            _Unit(
+                first.line or 1,
+                last.end_line or last.line or 1,
+                render(printer.node(item), width),
+                is_block=str(item.data) not in ("valueset", "version_decl"),
+                is_version=str(item.data) == "version_decl",
+            )
+        )
     if set(comments_after) - printer.used:  # a token the printer skipped: never lose a comment
         raise LostComment
     units.sort(key=lambda u: u.first_line)
@@ -176,9 +201,14 @@ def strip_spans(node: Any) -> Any:
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
         if isinstance(node, ast.Span):
             return None
-        return (type(node).__name__, *(
-            strip_spans(getattr(node, f.name)) for f in dataclasses.fields(node)
-            if f.name not in ("span", "path")))
+        return (
+            type(node).__name__,
+            *(
+                strip_spans(getattr(node, f.name))
+                for f in dataclasses.fields(node)
+                if f.name not in ("span", "path")
+            ),
+        )
     if isinstance(node, (tuple, list)):
         return tuple(strip_spans(x) for x in node)
     return node

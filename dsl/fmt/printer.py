@@ -72,8 +72,15 @@ class Printer:
 
     def _valueset(self, c: list[Any]) -> Doc:
         keyword, name, equal, union = c
-        return (self.tok(keyword), " ", self.tok(name), " ", self.tok(equal), " ",
-                Align(self.node(union)))
+        return (
+            self.tok(keyword),
+            " ",
+            self.tok(name),
+            " ",
+            self.tok(equal),
+            " ",
+            Align(self.node(union)),
+        )
 
     def _set_union(self, c: list[Any]) -> Doc:
         parts: list[Doc] = [self.node(c[0])]
@@ -95,11 +102,17 @@ class Printer:
         for i, item in enumerate(items):
             after = item.start_pos or 0
             until = items[i + 1].start_pos or 0 if i + 1 < len(items) else None
-            comma = [t for t in commas if (t.start_pos or 0) > after
-                     and (until is None or (t.start_pos or 0) < until)]
+            comma = [
+                t
+                for t in commas
+                if (t.start_pos or 0) > after and (until is None or (t.start_pos or 0) < until)
+            ]
             docs.append((self.tok(item), *(self.tok(t, "") for t in comma)))
-        return (self.tok(open_), Align(Fill(tuple(docs), ",", 1), limit=WIDTH // 2),
-                self.tok(close))
+        return (
+            self.tok(open_),
+            Align(Fill(tuple(docs), ",", 1), limit=WIDTH // 2),
+            self.tok(close),
+        )
 
     def _counter(self, c: list[Any]) -> Doc:
         keyword, name, *clauses, end = c
@@ -111,8 +124,15 @@ class Printer:
 
     def _table(self, c: list[Any]) -> Doc:
         keyword, name, equal, source = c
-        return (self.tok(keyword), " ", self.tok(name), " ", self.tok(equal), " ",
-                self.node(source))
+        return (
+            self.tok(keyword),
+            " ",
+            self.tok(name),
+            " ",
+            self.tok(equal),
+            " ",
+            self.node(source),
+        )
 
     def _table_inline(self, c: list[Any]) -> Doc:
         """`key ... columns ...`, then one `row` a line, then `end` under `table`."""
@@ -147,8 +167,15 @@ class Printer:
     # ---- clauses ------------------------------------------------------------------------
     def _let(self, c: list[Any]) -> Doc:
         keyword, name, equal, value = c
-        return (self.tok(keyword), " ", self.tok(name), " ", self.tok(equal), " ",
-                Align(self.top(value)))
+        return (
+            self.tok(keyword),
+            " ",
+            self.tok(name),
+            " ",
+            self.tok(equal),
+            " ",
+            Align(self.top(value)),
+        )
 
     def _when(self, c: list[Any]) -> Doc:
         keyword, condition = c
@@ -242,8 +269,7 @@ class Printer:
     def _table_read(self, c: list[Any]) -> Doc:
         """`t[k1, k2].column`: no space before `[`, `.` and the column."""
         name, open_, *rest = c
-        close_at = max(i for i, t in enumerate(rest)
-                       if isinstance(t, Token) and t.type == "RSQB")
+        close_at = max(i for i, t in enumerate(rest) if isinstance(t, Token) and t.type == "RSQB")
         keys, tail = rest[:close_at], rest[close_at:]
         docs: list[Doc] = []
         for key in keys:
@@ -261,10 +287,16 @@ class Printer:
 
     def _quantified(self, c: list[Any]) -> Doc:
         quantifier, name, in_, collection, where, condition = c
-        head = (self.node(quantifier), " ", self.tok(name), " ", self.tok(in_), " ",
-                self.node(collection))
-        return Group(Align((head, Line(), self.tok(where), " ",
-                              Align(self.top(condition)))))
+        head = (
+            self.node(quantifier),
+            " ",
+            self.tok(name),
+            " ",
+            self.tok(in_),
+            " ",
+            self.node(collection),
+        )
+        return Group(Align((head, Line(), self.tok(where), " ", Align(self.top(condition)))))
 
 
 def _flatten(tree: Tree[Token], data: str) -> tuple[list[Any], list[Token]]:

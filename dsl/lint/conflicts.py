@@ -21,12 +21,22 @@ def normalize(expr: Any, lets: Mapping[str, Any]) -> Any:
         return head if len(expr.parts) == 1 else ("field", head, expr.parts[1:])
     if isinstance(expr, ast.Quantified):
         inner = {k: v for k, v in lets.items() if k != expr.var}
-        return ("Quantified", expr.quantifier, expr.var, normalize(expr.collection, lets),
-                normalize(expr.condition, inner))
+        return (
+            "Quantified",
+            expr.quantifier,
+            expr.var,
+            normalize(expr.collection, lets),
+            normalize(expr.condition, inner),
+        )
     if dataclasses.is_dataclass(expr) and not isinstance(expr, type):
-        return (type(expr).__name__, *(
-            normalize(getattr(expr, f.name), lets) for f in dataclasses.fields(expr)
-            if f.name != "span"))
+        return (
+            type(expr).__name__,
+            *(
+                normalize(getattr(expr, f.name), lets)
+                for f in dataclasses.fields(expr)
+                if f.name != "span"
+            ),
+        )
     if isinstance(expr, tuple):
         return tuple(normalize(x, lets) for x in expr)
     return expr
@@ -37,8 +47,9 @@ def condition_key(version: ast.Version) -> frozenset[Any]:
     lets: dict[str, Any] = {}
     for let in version.lets:
         lets[let.name] = normalize(let.value, lets)
-    return frozenset(normalize(part, lets) for condition in version.conditions
-                     for part in conjuncts(condition))
+    return frozenset(
+        normalize(part, lets) for condition in version.conditions for part in conjuncts(condition)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +68,7 @@ def _filter_sets(rule: ast.Rule) -> tuple[tuple[str, frozenset[str] | None, froz
     out = []
     for name in ("plan", "place_of_service"):
         included, excluded = passing_values(vf for vf in rule.filters if vf.field == name)
-        out.append((name, None if included is None else frozenset(included),
-                    frozenset(excluded)))
+        out.append((name, None if included is None else frozenset(included), frozenset(excluded)))
     return tuple(out)
 
 
@@ -128,7 +138,7 @@ def conflicts(ctx: LintContext) -> None:
     reported: set[tuple[str, str]] = set()
     for firings in groups.values():
         for i, first in enumerate(firings):
-            for second in firings[i + 1:]:
+            for second in firings[i + 1 :]:
                 pair = (first.rule.id, second.rule.id)
                 if first.rule is second.rule or pair in reported:
                     continue
@@ -146,12 +156,20 @@ def _report_pair(ctx: LintContext, first: _Firing, second: _Firing, shared: str)
         here, there = first, second
     where = f"{there.rule.span.file}:{there.rule.span.line}"
     if _outcome(first.version) != _outcome(second.version):
-        ctx.warn("W301", f"rules `{here.rule.id}` ({_show_outcome(here.version)}) and "
-                 f"`{there.rule.id}` ({_show_outcome(there.version)}, {where}) fire on the "
-                 f"same conditions for {shared}: a line gets both outcomes",
-                 rule_span(here.rule),
-                 "decide which outcome the policy means and delete or narrow the other rule")
+        ctx.warn(
+            "W301",
+            f"rules `{here.rule.id}` ({_show_outcome(here.version)}) and "
+            f"`{there.rule.id}` ({_show_outcome(there.version)}, {where}) fire on the "
+            f"same conditions for {shared}: a line gets both outcomes",
+            rule_span(here.rule),
+            "decide which outcome the policy means and delete or narrow the other rule",
+        )
     else:
-        ctx.warn("W302", f"rules `{here.rule.id}` and `{there.rule.id}` ({where}) fire on "
-                 f"the same conditions for {shared} with the same outcome: the line gets "
-                 "the finding twice", rule_span(here.rule), "delete one of them")
+        ctx.warn(
+            "W302",
+            f"rules `{here.rule.id}` and `{there.rule.id}` ({where}) fire on "
+            f"the same conditions for {shared} with the same outcome: the line gets "
+            "the finding twice",
+            rule_span(here.rule),
+            "delete one of them",
+        )

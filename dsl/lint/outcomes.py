@@ -8,8 +8,10 @@ from cleanclaim.dsl.lint.context import LintContext, date_range, rule_span, show
 
 
 def references(ctx: LintContext) -> None:
-    hint = ('add `reference "..."` naming the policy text the rule encodes (manual '
-            "chapter, LCD, contract section)")
+    hint = (
+        'add `reference "..."` naming the policy text the rule encodes (manual '
+        "chapter, LCD, contract section)"
+    )
     for _pack, rule in ctx.checked.rules:
         missing = [v for v in rule.versions if v.reference is None]
         if not missing:
@@ -18,8 +20,13 @@ def references(ctx: LintContext) -> None:
             ctx.warn("W401", f"rule `{rule.id}` has no reference", rule_span(rule), hint)
         else:
             for version in missing:
-                ctx.warn("W401", f"the version of rule `{rule.id}` "
-                         f"{show_dates(*date_range(version))} has no reference", version.span, hint)
+                ctx.warn(
+                    "W401",
+                    f"the version of rule `{rule.id}` "
+                    f"{show_dates(*date_range(version))} has no reference",
+                    version.span,
+                    hint,
+                )
 
 
 def partial_data(ctx: LintContext) -> None:
@@ -30,14 +37,23 @@ def partial_data(ctx: LintContext) -> None:
         for version in rule.versions:
             if version.outcome is None or version.outcome.severity not in ("deny", "reject"):
                 continue
-            notes = partial_notes(version.conditions, version.lets, ctx.checked.valuesets,
-                                  ctx.checked.literal_sets, {})
+            notes = partial_notes(
+                version.conditions,
+                version.lets,
+                ctx.checked.valuesets,
+                ctx.checked.literal_sets,
+                {},
+            )
             if notes:
-                ctx.warn("W402", f"rule `{rule.id}` {version.outcome.severity}s when a code is "
-                         f"not found in partial data: {'; '.join(notes)}", rule_span(rule),
-                         "its findings are reviews until the list is complete; complete the "
-                         "list (e.g. `cleanclaim data import`), or write the outcome as "
-                         "`review`")
+                ctx.warn(
+                    "W402",
+                    f"rule `{rule.id}` {version.outcome.severity}s when a code is "
+                    f"not found in partial data: {'; '.join(notes)}",
+                    rule_span(rule),
+                    "its findings are reviews until the list is complete; complete the "
+                    "list (e.g. `cleanclaim data import`), or write the outcome as "
+                    "`review`",
+                )
 
 
 def adjustment_usage(ctx: LintContext) -> None:
@@ -49,8 +65,12 @@ def adjustment_usage(ctx: LintContext) -> None:
             if outcome is None:
                 continue
             for problem in adjustment.check_outcome(
-                    outcome.group, outcome.carc, outcome.rarcs, severity=outcome.severity,
-                    in_force_until=version.end):
+                outcome.group,
+                outcome.carc,
+                outcome.rarcs,
+                severity=outcome.severity,
+                in_force_until=version.end,
+            ):
                 if problem.level == "warning":
                     spans = outcome.code_spans
                     span = spans[problem.index] if problem.index < len(spans) else outcome.span

@@ -25,13 +25,16 @@ LINT_CODES: dict[str, tuple[str, str]] = {
     "W301": ("conflicting-rules", "two rules that fire together with different outcomes"),
     "W302": ("duplicate-rules", "two rules that fire together with the same outcome"),
     "W401": ("missing-reference", "a rule that does not say which policy text it encodes"),
-    "W402": ("deny-over-partial-data",
-             "a rule that denies because a code is not in a value set declared partial"),
-    "W403": ("group-code-mismatch",
-             "a CARC with a group code the X12 list does not allow for it"),
+    "W402": (
+        "deny-over-partial-data",
+        "a rule that denies because a code is not in a value set declared partial",
+    ),
+    "W403": ("group-code-mismatch", "a CARC with a group code the X12 list does not allow for it"),
     "W404": ("remark-code-required", "a CARC that X12 says needs a remark code, given none"),
-    "W405": ("unguarded-optional-read",
-             "a comparison of a field that can be missing, without `is present`"),
+    "W405": (
+        "unguarded-optional-read",
+        "a comparison of a field that can be missing, without `is present`",
+    ),
     "W406": ("unknown-plan", "a plan name that no claim or roster of the pack's cases has"),
 }
 
@@ -87,8 +90,10 @@ class LintProblem:
         return " " * (start - 1) + "^" * (end - start)
 
     def render(self, source: str | None = None) -> str:
-        out = [f"{self.span.file}:{self.span.line}:{self.span.column}: "
-               f"{self.severity} {self.code} {self.name}: {self.message}"]
+        out = [
+            f"{self.span.file}:{self.span.line}:{self.span.column}: "
+            f"{self.severity} {self.code} {self.name}: {self.message}"
+        ]
         line = self.source_line(source)
         if line is not None:
             out.append(f"    {line}")
@@ -142,8 +147,10 @@ class LintReport:
         what = ", ".join(self.checked) or "nothing"
         if not self.problems:
             return f"{what}: no problems"
-        return (f"{what}: {self.errors} error{'s' if self.errors != 1 else ''}, "
-                f"{self.warnings} warning{'s' if self.warnings != 1 else ''}")
+        return (
+            f"{what}: {self.errors} error{'s' if self.errors != 1 else ''}, "
+            f"{self.warnings} warning{'s' if self.warnings != 1 else ''}"
+        )
 
     def render(self) -> str:
         parts = [p.render(self.sources.get(p.span.file)) for p in self.problems]
@@ -157,7 +164,6 @@ class LintReport:
             "warnings": self.warnings,
             "problems": [p.to_json(self.sources.get(p.span.file)) for p in self.problems],
         }
-
 
 
 def all_codes() -> dict[str, tuple[str, str]]:

@@ -52,15 +52,22 @@ def rejected_when_missing(checked: CheckedPack) -> frozenset[tuple[str, ...]]:
         if rule.filters or rule.scope is None or rule.scope.kind not in ("all_lines", "claim"):
             continue
         for version in rule.versions:
-            if (version.start or version.end or version.outcome is None
-                    or version.outcome.severity not in ("reject", "deny")
-                    or len(version.conditions) != 1 or version.exceptions):
+            if (
+                version.start
+                or version.end
+                or version.outcome is None
+                or version.outcome.severity not in ("reject", "deny")
+                or len(version.conditions) != 1
+                or version.exceptions
+            ):
                 continue
             for part in _disjuncts(version.conditions[0]):
-                if (isinstance(part, ast.Presence) and part.missing
-                        and isinstance(part.operand, ast.Path)
-                        and (rule.scope.kind == "all_lines"
-                             or part.operand.parts[0] != "line")):
+                if (
+                    isinstance(part, ast.Presence)
+                    and part.missing
+                    and isinstance(part.operand, ast.Path)
+                    and (rule.scope.kind == "all_lines" or part.operand.parts[0] != "line")
+                ):
                     found.add(part.operand.parts)
     return frozenset(found)
 
@@ -87,12 +94,16 @@ def unguarded_reads(checked: CheckedPack, warn: Warn) -> None:
                         continue
                     seen.add(key)
                     field = name if isinstance(read, ast.Path) else f"the row {name}"
-                    warn("W405", f"rule `{rule.id}` reads {field}, which can be missing, "
-                         f"without `is present`: a claim without it gets review CO-16 "
-                         f"(\"needs {name}\")", compare.span,
-                         f"if a review is what a missing value should give, keep it; else "
-                         f"say what it means: `{name} is present and ...` (passes) or "
-                         f"`{name} is missing or ...` (fires)")
+                    warn(
+                        "W405",
+                        f"rule `{rule.id}` reads {field}, which can be missing, "
+                        f"without `is present`: a claim without it gets review CO-16 "
+                        f'("needs {name}")',
+                        compare.span,
+                        f"if a review is what a missing value should give, keep it; else "
+                        f"say what it means: `{name} is present and ...` (passes) or "
+                        f"`{name} is missing or ...` (fires)",
+                    )
 
 
 def _rows_tested(checked: CheckedPack, version: ast.Version) -> set[tuple[str, Any]]:
@@ -103,16 +114,18 @@ def _rows_tested(checked: CheckedPack, version: ast.Version) -> set[tuple[str, A
     found: set[tuple[str, Any]] = set()
     for condition in version.conditions:
         for part in conjuncts(condition):
-            if (isinstance(part, ast.Membership) and not part.negated
-                    and isinstance(part.container, ast.Path)
-                    and len(part.container.parts) == 1
-                    and part.container.parts[0] in checked.lookup_decls):
+            if (
+                isinstance(part, ast.Membership)
+                and not part.negated
+                and isinstance(part.container, ast.Path)
+                and len(part.container.parts) == 1
+                and part.container.parts[0] in checked.lookup_decls
+            ):
                 found.add((part.container.parts[0], strip_spans(part.element)))
     return found
 
 
-def _row_exists(checked: CheckedPack, read: ast.TableRead,
-                rows: set[tuple[str, Any]]) -> bool:
+def _row_exists(checked: CheckedPack, read: ast.TableRead, rows: set[tuple[str, Any]]) -> bool:
     """Whether the row a table read reads is always there: its keys are literals (the
     checker has found them in the pack's own table, dsl/tables.py) or the condition
     tests `KEY in TABLE` first."""
@@ -139,17 +152,26 @@ def plan_names(rule: ast.Rule) -> list[tuple[str, ast.Span]]:
         if vf.field == "plan":
             found.extend((value, vf.span) for value in vf.values)
     for version in rule.versions:
-        exprs = [*version.conditions, *(let.value for let in version.lets),
-                 *(e.condition for e in version.exceptions if e.condition is not None)]
+        exprs = [
+            *version.conditions,
+            *(let.value for let in version.lets),
+            *(e.condition for e in version.exceptions if e.condition is not None),
+        ]
         for expr in exprs:
             for node in ast.nodes(expr):
                 if isinstance(node, ast.Compare) and node.op in ("==", "!="):
                     for this, other in ((node.left, node.right), (node.right, node.left)):
-                        if (_is_plan(this) and isinstance(other, ast.Literal_)
-                                and isinstance(other.value, str)):
+                        if (
+                            _is_plan(this)
+                            and isinstance(other, ast.Literal_)
+                            and isinstance(other.value, str)
+                        ):
                             found.append((other.value, other.span))
-                elif isinstance(node, ast.Membership) and _is_plan(node.element) \
-                        and isinstance(node.container, ast.CodeList):
+                elif (
+                    isinstance(node, ast.Membership)
+                    and _is_plan(node.element)
+                    and isinstance(node.container, ast.CodeList)
+                ):
                     found.extend((item.text, item.span) for item in node.container.items)
     return found
 
@@ -170,9 +192,11 @@ def case_plans(folder: Path) -> set[Any] | None:
     """The plans (folded) of the claims, coverage spans and rosters in a pack's `cases/`
     folder; None when it has no case file."""
     cases = folder / "cases"
-    files = sorted(p for p in cases.rglob("*") if p.suffix in (".yaml", ".yml", ".json",
-                                                                 ".csv")) \
-        if cases.is_dir() else []
+    files = (
+        sorted(p for p in cases.rglob("*") if p.suffix in (".yaml", ".yml", ".json", ".csv"))
+        if cases.is_dir()
+        else []
+    )
     if not files:
         return None
     plans: set[Any] = set()
@@ -205,8 +229,11 @@ def unused_plans(checked: CheckedPack, warn: Warn) -> None:
         for name, span in plan_names(rule):
             if T.plan_key(name) not in plans:
                 known = ", ".join(sorted(str(p) for p in plans)) or "none"
-                warn("W406", f"rule `{rule.id}` names plan \"{name}\", which no claim, "
-                     f"coverage span or roster in {folder.name}/cases has (plans there: "
-                     f"{known})", span,
-                     "check the spelling of the plan id, or add a case with a claim of "
-                     "that plan")
+                warn(
+                    "W406",
+                    f'rule `{rule.id}` names plan "{name}", which no claim, '
+                    f"coverage span or roster in {folder.name}/cases has (plans there: "
+                    f"{known})",
+                    span,
+                    "check the spelling of the plan id, or add a case with a claim of that plan",
+                )

@@ -52,8 +52,9 @@ def lint_pack(
     problems = [LintProblem.from_error(e) for e in checked.errors]
     problems.extend(_table_problems(sources, table_loaders or {}))
     if own_files is None:
-        own_files = [name for name, pack in sources.file_pack.items()
-                     if pack == sources.manifest.id]
+        own_files = [
+            name for name, pack in sources.file_pack.items() if pack == sources.manifest.id
+        ]
     context = LintContext(checked, frozenset(own_files), today, frozenset(used_elsewhere))
     for _name, stage in STAGES:
         try:
@@ -73,12 +74,18 @@ def _table_problems(sources: PackSources, loaders: Mapping[str, TableLoader]) ->
         try:
             loader(table.file)
         except Exception as exc:  # any loader failure is a problem of the table, not of lint
-            manifest = next((p.manifest_file for p in sources.packs
-                             if table in p.tables), sources.manifest.manifest_file)
-            problems.append(LintProblem(
-                "E504", f"table `{table.name}` ({table.format}): {exc}",
-                ast.Span(display_path(manifest), 1, 1, 1, 2),
-                "check the `file` of the table in pack.yaml"))
+            manifest = next(
+                (p.manifest_file for p in sources.packs if table in p.tables),
+                sources.manifest.manifest_file,
+            )
+            problems.append(
+                LintProblem(
+                    "E504",
+                    f"table `{table.name}` ({table.format}): {exc}",
+                    ast.Span(display_path(manifest), 1, 1, 1, 2),
+                    "check the `file` of the table in pack.yaml",
+                )
+            )
     return problems
 
 
@@ -103,8 +110,7 @@ class LintTargetError(Exception):
 
 
 def _real_paths(sources: PackSources) -> dict[str, Path]:
-    return {display_path(p): p for pack in sources.packs
-            for p in pack_policy_files(pack.root)}
+    return {display_path(p): p for pack in sources.packs for p in pack_policy_files(pack.root)}
 
 
 def _read_sources(report: LintReport, sources: PackSources) -> None:
@@ -168,8 +174,14 @@ def lint(
         if sources is None:
             raise LintTargetError(f"no pack `{pack_id}`")
         used = _includers_use(pack_roots, pack_id) if sources.manifest.library else set()
-        problems = lint_pack(sources, env, _real_paths(sources), today=today,
-                             used_elsewhere=used, table_loaders=table_loaders)
+        problems = lint_pack(
+            sources,
+            env,
+            _real_paths(sources),
+            today=today,
+            used_elsewhere=used,
+            table_loaders=table_loaders,
+        )
         if only is not None:
             problems = [p for p in problems if p.span.file == only]
         _read_sources(report, sources)
@@ -177,16 +189,18 @@ def lint(
         report.checked.append(only or pack_id)
     for path in loose:
         sources = _loose_file(path)
-        problems = lint_pack(sources, env, {display_path(path): path}, today=today,
-                             table_loaders=table_loaders)
+        problems = lint_pack(
+            sources, env, {display_path(path): path}, today=today, table_loaders=table_loaders
+        )
         report.sources.update(sources.files)
         report.add(problems)
         report.checked.append(display_path(path))
     return report
 
 
-def _resolve(target: Path | str, roots: Sequence[Path]
-             ) -> tuple[list[tuple[Sequence[Path], str, str | None]], list[Path]]:
+def _resolve(
+    target: Path | str, roots: Sequence[Path]
+) -> tuple[list[tuple[Sequence[Path], str, str | None]], list[Path]]:
     path = Path(target)
     if path.is_file():
         if path.suffix != ".policy":
@@ -228,6 +242,7 @@ def _loose_file(path: Path) -> PackSources:
         sources.files[name] = path.read_text(encoding="utf-8")
         sources.file_pack[name] = pack_id
     except (OSError, UnicodeDecodeError) as exc:
-        sources.errors.append(PolicyError("E503", f"cannot read policy file: {exc}",
-                                          ast.Span(name, 1, 1, 1, 2)))
+        sources.errors.append(
+            PolicyError("E503", f"cannot read policy file: {exc}", ast.Span(name, 1, 1, 1, 2))
+        )
     return sources

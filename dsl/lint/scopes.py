@@ -29,9 +29,13 @@ def scopes(ctx: LintContext) -> None:
             if resolved is None:
                 continue  # the checker reported why
             if not resolved.exact and not bad_codes(ctx):
-                ctx.warn("W201", f"rule `{rule.id}` applies to codes, but its scope holds "
-                         "no code: it never fires", rule.scope.span,
-                         "list the codes it is about, or delete the rule")
+                ctx.warn(
+                    "W201",
+                    f"rule `{rule.id}` applies to codes, but its scope holds "
+                    "no code: it never fires",
+                    rule.scope.span,
+                    "list the codes it is about, or delete the rule",
+                )
                 continue
             scope_codes = resolved.exact
         _filters(ctx, rule)
@@ -40,12 +44,17 @@ def scopes(ctx: LintContext) -> None:
                 for part in conjuncts(condition):
                     reason = _never(ctx, part, scope_codes, rule)
                     if reason is not None:
-                        ctx.warn("W202", f"rule `{rule.id}` never fires: {reason}", part.span,
-                                 "check the condition against the rule's `applies to`")
+                        ctx.warn(
+                            "W202",
+                            f"rule `{rule.id}` never fires: {reason}",
+                            part.span,
+                            "check the condition against the rule's `applies to`",
+                        )
 
 
-def _never(ctx: LintContext, part: ast.Expr, scope: frozenset[str] | None,
-           rule: ast.Rule) -> str | None:
+def _never(
+    ctx: LintContext, part: ast.Expr, scope: frozenset[str] | None, rule: ast.Rule
+) -> str | None:
     """Why a top-level condition can never hold for a line in scope, or None."""
     if isinstance(part, ast.Literal_) and part.value is False:
         return "its condition is `false`"
@@ -62,12 +71,15 @@ def _never(ctx: LintContext, part: ast.Expr, scope: frozenset[str] | None,
         elif scope is not None and scope <= found.exact:
             return "every code of its `applies to` is in this set"
         return None
-    if (isinstance(part, ast.Compare) and part.op == "==" and line_scoped
-            and scope is not None):
+    if isinstance(part, ast.Compare) and part.op == "==" and line_scoped and scope is not None:
         sides = (part.left, part.right)
         for this, other in (sides, sides[::-1]):
-            if (_is_line_code(this) and isinstance(other, ast.Literal_)
-                    and isinstance(other.value, str) and other.value.upper() not in scope):
+            if (
+                _is_line_code(this)
+                and isinstance(other, ast.Literal_)
+                and isinstance(other.value, str)
+                and other.value.upper() not in scope
+            ):
                 return f"`{other.value}` is not one of the codes it applies to"
     return None
 
@@ -82,18 +94,25 @@ def _filters(ctx: LintContext, rule: ast.Rule) -> None:
         if vf.field == "place_of_service":
             for value in vf.values:
                 if not _POS.fullmatch(value):
-                    ctx.warn("W202", f"place of service \"{value}\" never matches: place of "
-                             "service codes are two digits", vf.span,
-                             f"write \"{value.zfill(2)}\"" if value.isdigit() and len(value) < 2
-                             else "use a CMS place of service code such as \"11\"")
+                    ctx.warn(
+                        "W202",
+                        f'place of service "{value}" never matches: place of '
+                        "service codes are two digits",
+                        vf.span,
+                        f'write "{value.zfill(2)}"'
+                        if value.isdigit() and len(value) < 2
+                        else 'use a CMS place of service code such as "11"',
+                    )
     for name, filters in by_field.items():
         included, excluded = passing_values(filters)
         if included is not None and not (included - excluded):
             label = "plan" if name == "plan" else "place of service"
-            ctx.warn("W202", f"rule `{rule.id}` never fires: no {label} passes all of its "
-                     f"`{label} is` filters", filters[-1].span,
-                     f"keep one `{label} is` filter that lists the values it applies to")
-
+            ctx.warn(
+                "W202",
+                f"rule `{rule.id}` never fires: no {label} passes all of its `{label} is` filters",
+                filters[-1].span,
+                f"keep one `{label} is` filter that lists the values it applies to",
+            )
 
 
 def exceptions(ctx: LintContext) -> None:

@@ -64,9 +64,14 @@ def read_remittance_text(text: str, source: str) -> RemittanceFile:
         return RemittanceFile(source, [], [ReadProblem("file", exc.message)])
 
 
-def denial_report(paths: Sequence[Path], *, decisions: Path | None = None,
-                  state: str | None = None, mapping: AdjustmentMap | None = None,
-                  show_ids: bool = False) -> dict[str, Any]:
+def denial_report(
+    paths: Sequence[Path],
+    *,
+    decisions: Path | None = None,
+    state: str | None = None,
+    mapping: AdjustmentMap | None = None,
+    show_ids: bool = False,
+) -> dict[str, Any]:
     """Read the remittances, classify them and build the report (with what the checker
     caught when `decisions` or the history store `state` is given)."""
     files = [read_remittance(p) for p in paths]

@@ -22,8 +22,7 @@ from pathlib import Path
 
 __all__ = ["generate_835", "main", "measure"]
 
-_CODES = ("99213", "99214", "93000", "93306", "97110", "97140", "36415", "80053", "71046",
-          "20610")
+_CODES = ("99213", "99214", "93000", "93306", "97110", "97140", "36415", "80053", "71046", "20610")
 # (group, CARC, RARC or "", share of the allowed amount): one of these per line, plus the
 # contractual write-off of the charge above the allowed amount.
 _OUTCOMES = (
@@ -59,8 +58,11 @@ def generate_835(lines: int, seed: int = 835) -> str:
             group, carc, remark, share = rng.choices(_OUTCOMES, _WEIGHTS)[0]
             adjusted = (allowed * share).quantize(Decimal("0.01")) if group else Decimal(0)
             paid = allowed - adjusted
-            services += [f"SVC*HC:{rng.choice(_CODES)}*{charge}*{paid}**1",
-                         f"DTM*472*{day}", f"CAS*CO*45*{charge - allowed}"]
+            services += [
+                f"SVC*HC:{rng.choice(_CODES)}*{charge}*{paid}**1",
+                f"DTM*472*{day}",
+                f"CAS*CO*45*{charge - allowed}",
+            ]
             if group:
                 services.append(f"CAS*{group}*{carc}*{adjusted}")
             services.append(f"REF*6R*{number}")
@@ -69,20 +71,39 @@ def generate_835(lines: int, seed: int = 835) -> str:
             charge_total += charge
             paid_claim += paid
         paid_total += paid_claim
-        body += [f"CLP*B-{claim:07d}*1*{charge_total}*{paid_claim}**12*PCN{claim:07d}",
-                 f"NM1*QC*1*PATIENT*TEST****MI*M{claim:09d}",
-                 f"NM1*82*1*PROVIDER*TEST****XX*{1000000000 + claim % 50}", *services]
+        body += [
+            f"CLP*B-{claim:07d}*1*{charge_total}*{paid_claim}**12*PCN{claim:07d}",
+            f"NM1*QC*1*PATIENT*TEST****MI*M{claim:09d}",
+            f"NM1*82*1*PROVIDER*TEST****XX*{1000000000 + claim % 50}",
+            *services,
+        ]
     segments = [
         "ST*835*0001",
         f"BPR*I*{paid_total}*C*ACH*CCP*01*999999999*DA*123456*1512345678**01*888888888*DA"
         "*654321*20261201",
-        "TRN*1*BENCH0001*1512345678", "N1*PR*BENCH PAYER", "N1*PE*BENCH GROUP*XX*1234567893",
-        "LX*1", *body]
+        "TRN*1*BENCH0001*1512345678",
+        "N1*PR*BENCH PAYER",
+        "N1*PE*BENCH GROUP*XX*1234567893",
+        "LX*1",
+        *body,
+    ]
     segments.append(f"SE*{len(segments) + 1}*0001")
-    isa = ("ISA*00*          *00*          *ZZ*BENCHPAYER     *ZZ*BENCHGROUP     *261201*1200"
-           "*^*00501*000000001*0*T*:")
-    return "~\n".join([isa, "GS*HP*BENCHPAYER*BENCHGROUP*20261201*1200*1*X*005010X221A1",
-                       *segments, "GE*1*1", "IEA*1*000000001"]) + "~\n"
+    isa = (
+        "ISA*00*          *00*          *ZZ*BENCHPAYER     *ZZ*BENCHGROUP     *261201*1200"
+        "*^*00501*000000001*0*T*:"
+    )
+    return (
+        "~\n".join(
+            [
+                isa,
+                "GS*HP*BENCHPAYER*BENCHGROUP*20261201*1200*1*X*005010X221A1",
+                *segments,
+                "GE*1*1",
+                "IEA*1*000000001",
+            ]
+        )
+        + "~\n"
+    )
 
 
 def measure(path: Path) -> dict[str, object]:
@@ -99,19 +120,26 @@ def measure(path: Path) -> dict[str, object]:
     total = time.perf_counter() - start
     lines = found.service_count()
     return {
-        "file": str(path), "bytes": path.stat().st_size, "claims": report["totals"]["claims"],
-        "service_lines": lines, "damaged": report["totals"]["claims_damaged"],
+        "file": str(path),
+        "bytes": path.stat().st_size,
+        "claims": report["totals"]["claims"],
+        "service_lines": lines,
+        "damaged": report["totals"]["claims_damaged"],
         "denials": report["totals"]["denials"],
         "unclassified_amount": report["totals"]["unclassified_amount"],
-        "read_seconds": round(read, 3), "classify_report_seconds": round(total - read, 3),
-        "total_seconds": round(total, 3), "lines_per_second": round(lines / total),
+        "read_seconds": round(read, 3),
+        "classify_report_seconds": round(total - read, 3),
+        "total_seconds": round(total, 3),
+        "lines_per_second": round(lines / total),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cleanclaim.engine.denials.bench",
-                                     description=__doc__.split("\n\n")[0] if __doc__ else "")
+    parser = argparse.ArgumentParser(
+        prog="python -m cleanclaim.engine.denials.bench",
+        description=__doc__.split("\n\n")[0] if __doc__ else "",
+    )
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=835)
     parser.add_argument("--out", type=Path, help="keep the generated 835 here")

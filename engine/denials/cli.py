@@ -25,25 +25,46 @@ class ReportFormat(StrEnum):
 
 
 def denials(
-    remits: Annotated[list[Path], typer.Argument(
-        help="X12 835 (005010X221A1) remittance files.", show_default=False)],
-    decisions: Annotated[Path | None, typer.Option(
-        "--decisions", help="Our decisions for the same claims: the NDJSON or JSON that "
-        "`cleanclaim check` wrote.")] = None,
-    state: Annotated[str | None, typer.Option(
-        "--state", help="Or: the claim-history store the claims were checked with (a "
-        "SQLite file or a postgresql:// URL); it keeps statuses, not rules.")] = None,
-    output: Annotated[ReportFormat, typer.Option(
-        "--format", help="table, json or html: the report; csv or ndjson: the worklist.")
+    remits: Annotated[
+        list[Path],
+        typer.Argument(help="X12 835 (005010X221A1) remittance files.", show_default=False),
+    ],
+    decisions: Annotated[
+        Path | None,
+        typer.Option(
+            "--decisions",
+            help="Our decisions for the same claims: the NDJSON or JSON that "
+            "`cleanclaim check` wrote.",
+        ),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            help="Or: the claim-history store the claims were checked with (a "
+            "SQLite file or a postgresql:// URL); it keeps statuses, not rules.",
+        ),
+    ] = None,
+    output: Annotated[
+        ReportFormat,
+        typer.Option(
+            "--format", help="table, json or html: the report; csv or ndjson: the worklist."
+        ),
     ] = ReportFormat.table,
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Write here instead of standard output.")] = None,
-    owner: Annotated[list[str] | None, typer.Option(
-        "--owner", help="Worklist rows of this owner only (repeatable).")] = None,
-    show_ids: Annotated[bool, typer.Option(
-        "--show-ids", help="Show patient names and ids (left out by default).")] = False,
-    mapping_file: Annotated[Path | None, typer.Option(
-        "--mapping", help="An adjustment mapping CSV instead of the shipped one.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of standard output.")
+    ] = None,
+    owner: Annotated[
+        list[str] | None,
+        typer.Option("--owner", help="Worklist rows of this owner only (repeatable)."),
+    ] = None,
+    show_ids: Annotated[
+        bool, typer.Option("--show-ids", help="Show patient names and ids (left out by default).")
+    ] = False,
+    mapping_file: Annotated[
+        Path | None,
+        typer.Option("--mapping", help="An adjustment mapping CSV instead of the shipped one."),
+    ] = None,
 ) -> None:
     """Trace every denial of X12 835 remittances to its root cause and owner, and say
     what our pre-submission check caught, missed and over-flagged."""
@@ -68,15 +89,17 @@ def denials(
         _usage(f"{state}: no such history store")  # never create an empty one
 
     try:
-        report = denial_report(remits, decisions=decisions, state=state, mapping=mapping,
-                               show_ids=show_ids)
+        report = denial_report(
+            remits, decisions=decisions, state=state, mapping=mapping, show_ids=show_ids
+        )
     except StoreError as exc:
         _usage(str(exc))
     if owner:
         report["worklist"] = [r for r in report["worklist"] if r["owner"] in owner]
     _emit(_render(report, output), out)
     partial = report["totals"]["claims_damaged"] or any(
-        not f["transactions"] for f in report["files"])
+        not f["transactions"] for f in report["files"]
+    )
     raise typer.Exit(3 if partial else 0)
 
 

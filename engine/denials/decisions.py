@@ -47,8 +47,11 @@ class CheckedClaim:
     def on_line(self, line: int | None, severities: frozenset[str]) -> list[CheckedFinding]:
         """The findings of these severities that apply to `line` (None: the claim): a
         claim-level finding applies to every line, and any finding to the claim."""
-        return [f for f in self.findings if f.severity in severities
-                and (line is None or f.line is None or f.line == line)]
+        return [
+            f
+            for f in self.findings
+            if f.severity in severities and (line is None or f.line is None or f.line == line)
+        ]
 
 
 @dataclass(slots=True)
@@ -83,8 +86,12 @@ def parse_decisions(text: str, source: str) -> Checked:
         try:
             array = json.loads(text)
         except json.JSONDecodeError as exc:
-            checked.problems.append({"where": f"{source}:{exc.lineno}:{exc.colno}",
-                                     "message": f"not valid JSON: {exc.msg}"})
+            checked.problems.append(
+                {
+                    "where": f"{source}:{exc.lineno}:{exc.colno}",
+                    "message": f"not valid JSON: {exc.msg}",
+                }
+            )
             return checked
         items = ((f"{source}, item {i}", item) for i, item in enumerate(array))
     else:
@@ -95,9 +102,15 @@ def parse_decisions(text: str, source: str) -> Checked:
         if claim is None:
             continue
         if claim.claim_id in seen:
-            checked.problems.append({"where": where, "message": (
-                f"claim {claim.claim_id} was decided before ({seen[claim.claim_id]}):"
-                " the later decision is used")})
+            checked.problems.append(
+                {
+                    "where": where,
+                    "message": (
+                        f"claim {claim.claim_id} was decided before ({seen[claim.claim_id]}):"
+                        " the later decision is used"
+                    ),
+                }
+            )
         seen[claim.claim_id] = where
         checked.claims[claim.claim_id] = claim
     return checked
@@ -110,8 +123,9 @@ def _ndjson(text: str, source: str, checked: Checked) -> Iterable[tuple[str, Any
         try:
             yield f"{source}:{number}", json.loads(line)
         except json.JSONDecodeError as exc:
-            checked.problems.append({"where": f"{source}:{number}:{exc.colno}",
-                                     "message": f"not valid JSON: {exc.msg}"})
+            checked.problems.append(
+                {"where": f"{source}:{number}:{exc.colno}", "message": f"not valid JSON: {exc.msg}"}
+            )
 
 
 def _decision(item: Any, where: str, checked: Checked) -> CheckedClaim | None:
@@ -125,20 +139,35 @@ def _decision(item: Any, where: str, checked: Checked) -> CheckedClaim | None:
             checked.problems.append({"where": where, "message": "decision has no claim_id"})
         return None
     if status not in ("clean", "review", "deny", "reject"):
-        checked.problems.append({"where": f"{where}, status",
-                                 "message": f"status {status!r} is not a decision status"})
+        checked.problems.append(
+            {"where": f"{where}, status", "message": f"status {status!r} is not a decision status"}
+        )
         return None
     findings: list[CheckedFinding] = []
     raw = item.get("findings")
     for i, f in enumerate(raw if isinstance(raw, list) else []):
         line = f.get("line") if isinstance(f, dict) else None
-        if (not isinstance(f, dict) or not isinstance(f.get("rule"), str)
-                or not (line is None or (isinstance(line, int) and not isinstance(line, bool)))):
-            checked.problems.append({"where": f"{where}, findings[{i}]",
-                                     "message": "not a finding (rule, severity, line)"})
+        if (
+            not isinstance(f, dict)
+            or not isinstance(f.get("rule"), str)
+            or not (line is None or (isinstance(line, int) and not isinstance(line, bool)))
+        ):
+            checked.problems.append(
+                {
+                    "where": f"{where}, findings[{i}]",
+                    "message": "not a finding (rule, severity, line)",
+                }
+            )
             continue
-        findings.append(CheckedFinding(f["rule"], str(f.get("severity") or ""), line,
-                                       _text(f.get("carc")), _text(f.get("root_cause"))))
+        findings.append(
+            CheckedFinding(
+                f["rule"],
+                str(f.get("severity") or ""),
+                line,
+                _text(f.get("carc")),
+                _text(f.get("root_cause")),
+            )
+        )
     return CheckedClaim(claim_id, status, findings)
 
 
@@ -167,8 +196,11 @@ def decisions_from_store(state: str, claim_ids: Sequence[str]) -> Checked:
         elif decision.denied is None:
             findings.append(CheckedFinding("(stored decision)", severity, None, None, None))
         else:
-            findings.extend(CheckedFinding("(stored decision)", severity, n, None, None)
-                            for n in sorted(x for x in decision.denied if x is not None))
-        checked.claims[decision.claim_id] = CheckedClaim(decision.claim_id, decision.status,
-                                                         findings)
+            findings.extend(
+                CheckedFinding("(stored decision)", severity, n, None, None)
+                for n in sorted(x for x in decision.denied if x is not None)
+            )
+        checked.claims[decision.claim_id] = CheckedClaim(
+            decision.claim_id, decision.status, findings
+        )
     return checked

@@ -19,8 +19,13 @@ def _figure(traces: list[Any], title: str, **layout: Any) -> Any:
     import plotly.graph_objects as go
 
     figure = go.Figure(data=traces)
-    figure.update_layout(title=title, template="plotly_white", height=380,
-                         margin={"l": 60, "r": 20, "t": 60, "b": 60}, **layout)
+    figure.update_layout(
+        title=title,
+        template="plotly_white",
+        height=380,
+        margin={"l": 60, "r": 20, "t": 60, "b": 60},
+        **layout,
+    )
     return figure
 
 
@@ -31,43 +36,93 @@ def _charts(report: dict[str, Any]) -> list[tuple[str, Any]]:
     months = sorted({r["month"] for r in over_time})
     causes = sorted({r["root_cause"] for r in over_time})
     amount = {(r["month"], r["root_cause"]): float(r["amount"]) for r in over_time}
-    time_traces = [go.Bar(name=cause, x=months, y=[amount.get((m, cause), 0.0) for m in months])
-                   for cause in causes]
+    time_traces = [
+        go.Bar(name=cause, x=months, y=[amount.get((m, cause), 0.0) for m in months])
+        for cause in causes
+    ]
     owners = report["denials_by"]["owner"]
     checker = report["checker"]
     verdicts = ("predicted", "missed", "over_flagged", "not_checked")
-    checker_traces = ([go.Bar(x=list(verdicts), y=[checker[v]["count"] for v in verdicts],
-                              text=[checker[v]["amount"] for v in verdicts],
-                              marker_color=["#2e7d32", "#c62828", "#ef6c00", "#9e9e9e"])]
-                      if checker else [])
+    checker_traces = (
+        [
+            go.Bar(
+                x=list(verdicts),
+                y=[checker[v]["count"] for v in verdicts],
+                text=[checker[v]["amount"] for v in verdicts],
+                marker_color=["#2e7d32", "#c62828", "#ef6c00", "#9e9e9e"],
+            )
+        ]
+        if checker
+        else []
+    )
     reasons = list(reversed(report["top_reasons"]))
     return [
-        (CHART_IDS[0], _figure(time_traces, "Denied amount by root cause and month of service",
-                               barmode="stack", xaxis_title="month", yaxis_title="amount",
-                               xaxis_type="category", showlegend=True)),
-        (CHART_IDS[1], _figure(
-            [go.Bar(x=[r["owner"] for r in owners], y=[float(r["amount"]) for r in owners],
-                    text=[r["count"] for r in owners])],
-            "Denied amount by owner", yaxis_title="amount")),
-        (CHART_IDS[2], _figure(
-            checker_traces, "What the checker caught (denials; over-flagged lines)"
-            if checker else "What the checker caught: no decisions given (--decisions or"
-            " --state)", yaxis_title="count")),
-        (CHART_IDS[3], _figure(
-            [go.Bar(orientation="h", y=[f"{r['code']} {r['rarc'] or ''}".strip()
-                                        for r in reasons],
-                    x=[r["count"] for r in reasons], text=[r["label"] for r in reasons])],
-            "Top denial reasons", xaxis_title="denials")),
+        (
+            CHART_IDS[0],
+            _figure(
+                time_traces,
+                "Denied amount by root cause and month of service",
+                barmode="stack",
+                xaxis_title="month",
+                yaxis_title="amount",
+                xaxis_type="category",
+                showlegend=True,
+            ),
+        ),
+        (
+            CHART_IDS[1],
+            _figure(
+                [
+                    go.Bar(
+                        x=[r["owner"] for r in owners],
+                        y=[float(r["amount"]) for r in owners],
+                        text=[r["count"] for r in owners],
+                    )
+                ],
+                "Denied amount by owner",
+                yaxis_title="amount",
+            ),
+        ),
+        (
+            CHART_IDS[2],
+            _figure(
+                checker_traces,
+                "What the checker caught (denials; over-flagged lines)"
+                if checker
+                else "What the checker caught: no decisions given (--decisions or --state)",
+                yaxis_title="count",
+            ),
+        ),
+        (
+            CHART_IDS[3],
+            _figure(
+                [
+                    go.Bar(
+                        orientation="h",
+                        y=[f"{r['code']} {r['rarc'] or ''}".strip() for r in reasons],
+                        x=[r["count"] for r in reasons],
+                        text=[r["label"] for r in reasons],
+                    )
+                ],
+                "Top denial reasons",
+                xaxis_title="denials",
+            ),
+        ),
     ]
 
 
 def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape('-' if v is None else str(v))}</td>" for v in row)
-        + "</tr>" for row in rows)
-    return (f"<h2>{html.escape(title)}</h2><table><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table>")
+        "<tr>"
+        + "".join(f"<td>{html.escape('-' if v is None else str(v))}</td>" for v in row)
+        + "</tr>"
+        for row in rows
+    )
+    return (
+        f"<h2>{html.escape(title)}</h2><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
 
 
 def _pct(rate: float | None) -> str:
@@ -80,9 +135,16 @@ def render_html(report: dict[str, Any]) -> str:
 
     parts: list[str] = []
     for number, (div_id, figure) in enumerate(_charts(report)):
-        parts.append(pio.to_html(figure, full_html=False, include_plotlyjs=number == 0,
-                                 div_id=div_id, default_height="380px",
-                                 config={"displaylogo": False, "responsive": True}))
+        parts.append(
+            pio.to_html(
+                figure,
+                full_html=False,
+                include_plotlyjs=number == 0,
+                div_id=div_id,
+                default_height="380px",
+                config={"displaylogo": False, "responsive": True},
+            )
+        )
     t = report["totals"]
     summary = (
         f"<p>{t['claims']} claims ({t['claims_damaged']} damaged), {t['service_lines']}"
@@ -90,44 +152,102 @@ def render_html(report: dict[str, Any]) -> str:
         f" {t['denied_amount']} in {t['denials']} denials on {t['denied_claims']} claims;"
         f" denial rate {_pct(t['denial_rate'])}, clean-claim rate"
         f" {_pct(t['clean_claim_rate'])} (of {t['rate_claims']} claims; {t['claims_unknown']}"
-        " left out as unclassified).</p>")
+        " left out as unclassified).</p>"
+    )
     tables = [
-        _table("Adjusted by category", ("category", "count", "claims", "amount"),
-               ((r["category"], r["count"], r["claims"], r["amount"]) for r in report["adjusted"])),
-        _table("Top denial reasons", ("code", "rarc", "root cause", "count", "amount", "label"),
-               ((r["code"], r["rarc"], r["root_cause"], r["count"], r["amount"], r["label"])
-                for r in report["top_reasons"])),
+        _table(
+            "Adjusted by category",
+            ("category", "count", "claims", "amount"),
+            ((r["category"], r["count"], r["claims"], r["amount"]) for r in report["adjusted"]),
+        ),
+        _table(
+            "Top denial reasons",
+            ("code", "rarc", "root cause", "count", "amount", "label"),
+            (
+                (r["code"], r["rarc"], r["root_cause"], r["count"], r["amount"], r["label"])
+                for r in report["top_reasons"]
+            ),
+        ),
     ]
     for name in ("root_cause", "payer", "procedure", "rendering_provider", "carc", "rarc"):
-        tables.append(_table(f"Denials by {name.replace('_', ' ')}",
-                             (name, "count", "claims", "amount"),
-                             ((r[name], r["count"], r["claims"], r["amount"])
-                              for r in report["denials_by"][name])))
+        tables.append(
+            _table(
+                f"Denials by {name.replace('_', ' ')}",
+                (name, "count", "claims", "amount"),
+                (
+                    (r[name], r["count"], r["claims"], r["amount"])
+                    for r in report["denials_by"][name]
+                ),
+            )
+        )
     checker = report["checker"]
     if checker:
-        tables.append(_table("Rules: predicted and over-flagged",
-                             ("rule", "predicted", "amount", "over-flagged", "paid"),
-                             ((r["rule"], r["predicted"]["count"], r["predicted"]["amount"],
-                               r["over_flagged"]["count"], r["over_flagged"]["amount"])
-                              for r in checker["rules"])))
-        tables.append(_table("Missed: rules to write next",
-                             ("code", "rarc", "root cause", "count", "amount"),
-                             ((r["code"], r["rarc"], r["root_cause"], r["count"], r["amount"])
-                              for r in checker["missed_reasons"])))
-    tables.append(_table("Unclassified (never guessed)", ("reason", "count", "amount"),
-                         ((r["reason"], r["count"], r["amount"])
-                          for r in report["unclassified"])))
-    tables.append(_table("Damaged claims (left out of every figure)",
-                         ("claim", "where", "problem"),
-                         ((d["claim_id"], p["where"], p["message"])
-                          for d in report["damaged"] for p in d["problems"])))
+        tables.append(
+            _table(
+                "Rules: predicted and over-flagged",
+                ("rule", "predicted", "amount", "over-flagged", "paid"),
+                (
+                    (
+                        r["rule"],
+                        r["predicted"]["count"],
+                        r["predicted"]["amount"],
+                        r["over_flagged"]["count"],
+                        r["over_flagged"]["amount"],
+                    )
+                    for r in checker["rules"]
+                ),
+            )
+        )
+        tables.append(
+            _table(
+                "Missed: rules to write next",
+                ("code", "rarc", "root cause", "count", "amount"),
+                (
+                    (r["code"], r["rarc"], r["root_cause"], r["count"], r["amount"])
+                    for r in checker["missed_reasons"]
+                ),
+            )
+        )
+    tables.append(
+        _table(
+            "Unclassified (never guessed)",
+            ("reason", "count", "amount"),
+            ((r["reason"], r["count"], r["amount"]) for r in report["unclassified"]),
+        )
+    )
+    tables.append(
+        _table(
+            "Damaged claims (left out of every figure)",
+            ("claim", "where", "problem"),
+            (
+                (d["claim_id"], p["where"], p["message"])
+                for d in report["damaged"]
+                for p in d["problems"]
+            ),
+        )
+    )
     worklist = report["worklist"]
     ids = bool(worklist) and "patient_id" in worklist[0]
-    columns = ["owner", "claim_id", "line", "code", "amount", "reason", "next_step", "route",
-               "checker", *(["patient_id", "patient_name"] if ids else [])]
+    columns = [
+        "owner",
+        "claim_id",
+        "line",
+        "code",
+        "amount",
+        "reason",
+        "next_step",
+        "route",
+        "checker",
+        *(["patient_id", "patient_name"] if ids else []),
+    ]
     shown = sorted(worklist, key=lambda r: -float(r["amount"] or 0))[:_WORKLIST_ROWS]
-    tables.append(_table(f"Worklist ({len(shown)} of {len(worklist)} rows, largest first)",
-                         columns, ([r.get(c) for c in columns] for r in shown)))
+    tables.append(
+        _table(
+            f"Worklist ({len(shown)} of {len(worklist)} rows, largest first)",
+            columns,
+            ([r.get(c) for c in columns] for r in shown),
+        )
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>cleanclaim denial report</title>

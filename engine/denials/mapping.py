@@ -38,15 +38,42 @@ __all__ = [
     "load_mapping",
 ]
 
-Category = Literal["denial", "contractual", "patient_responsibility",
-                   "coordination_of_benefits", "correction", "unclassified"]
-CATEGORIES: Final = ("denial", "contractual", "patient_responsibility",
-                     "coordination_of_benefits", "correction")
+Category = Literal[
+    "denial",
+    "contractual",
+    "patient_responsibility",
+    "coordination_of_benefits",
+    "correction",
+    "unclassified",
+]
+CATEGORIES: Final = (
+    "denial",
+    "contractual",
+    "patient_responsibility",
+    "coordination_of_benefits",
+    "correction",
+)
 _ROW_CATEGORIES: Final = (*CATEGORIES, "ambiguous")
-ROUTES: Final = ("appeal", "corrected_claim", "bill_patient", "bill_other_payer",
-                 "write_off", "none")
-COLUMNS: Final = ("group", "carc", "rarc", "category", "root_cause", "owner", "route",
-                  "label", "next_step", "source")
+ROUTES: Final = (
+    "appeal",
+    "corrected_claim",
+    "bill_patient",
+    "bill_other_payer",
+    "write_off",
+    "none",
+)
+COLUMNS: Final = (
+    "group",
+    "carc",
+    "rarc",
+    "category",
+    "root_cause",
+    "owner",
+    "route",
+    "label",
+    "next_step",
+    "source",
+)
 
 
 class MappingError(Exception):
@@ -99,7 +126,8 @@ class AdjustmentMap:
         self.source = source
         self.rows = list(rows)
         self._index: dict[tuple[str, str, str], MappingRow] = {
-            (r.group, r.carc, r.rarc): r for r in self.rows}
+            (r.group, r.carc, r.rarc): r for r in self.rows
+        }
         self._remarked = {(r.group, r.carc) for r in self.rows if r.rarc}
         self._cache: dict[tuple[str, str, tuple[str, ...]], Classification] = {}
 
@@ -123,13 +151,13 @@ class AdjustmentMap:
                     row = index.get((g, code, remark))
                     if row is not None and remark not in by_remark:
                         by_remark[remark] = row
-        decided = {remark: row for remark, row in by_remark.items()
-                   if row.category != "ambiguous"}
+        decided = {remark: row for remark, row in by_remark.items() if row.category != "ambiguous"}
         answers = {(r.category, r.root_cause, r.owner) for r in decided.values()}
         name = f"{group}-{code}"
         if len(answers) > 1:
-            said = ", ".join(f"{m} says {r.root_cause or r.category}"
-                             for m, r in sorted(decided.items()))
+            said = ", ".join(
+                f"{m} says {r.root_cause or r.category}" for m, r in sorted(decided.items())
+            )
             return _unclassified(f"{name}: its remark codes disagree ({said})")
         if decided:
             remark, row = sorted(decided.items())[0]
@@ -139,11 +167,12 @@ class AdjustmentMap:
             return _of(base, None)
         if base is not None:
             sent = ", ".join(remarks) if remarks else "no remark code"
-            extra = (f" ({', '.join(sorted(by_remark))}: ambiguous too)"
-                     if by_remark else "")
+            extra = f" ({', '.join(sorted(by_remark))}: ambiguous too)" if by_remark else ""
             return _unclassified(
                 f"{name} ({base.label}) needs a remark code that says why; the payer sent"
-                f" {sent}{extra}", base)
+                f" {sent}{extra}",
+                base,
+            )
         known = carc(code)
         what = "not a CARC X12 defines" if known is None else "not in the mapping"
         return _unclassified(f"{name}: CARC {code} is {what}")
@@ -151,16 +180,31 @@ class AdjustmentMap:
 
 def _of(row: MappingRow, remark: str | None) -> Classification:
     category: Category = row.category  # type: ignore[assignment]  # checked on load
-    return Classification(category, row.root_cause or None, row.owner or None,
-                          row.route or None, row.label, row.next_step or None, remark, None,
-                          row.line)
+    return Classification(
+        category,
+        row.root_cause or None,
+        row.owner or None,
+        row.route or None,
+        row.label,
+        row.next_step or None,
+        remark,
+        None,
+        row.line,
+    )
 
 
 def _unclassified(why: str, row: MappingRow | None = None) -> Classification:
-    return Classification("unclassified", None, None, row.route if row else None,
-                          row.label if row else "not classified",
-                          row.next_step if row else None, None, why,
-                          row.line if row else None)
+    return Classification(
+        "unclassified",
+        None,
+        None,
+        row.route if row else None,
+        row.label if row else "not classified",
+        row.next_step if row else None,
+        None,
+        why,
+        row.line if row else None,
+    )
 
 
 # --------------------------------------------------------------------------- loading
@@ -173,8 +217,11 @@ def load_mapping(path: Path | None = None) -> AdjustmentMap:
     """The shipped mapping (engine/denials/adjustments.csv), or the file at `path`.
     Raises `MappingError` with every problem of the file, each at its line."""
     if path is None:
-        text = resources.files("cleanclaim.engine.denials").joinpath(
-            DEFAULT_MAPPING).read_text(encoding="utf-8")
+        text = (
+            resources.files("cleanclaim.engine.denials")
+            .joinpath(DEFAULT_MAPPING)
+            .read_text(encoding="utf-8")
+        )
         source = "engine/denials/adjustments.csv"
     else:
         source = str(path)
@@ -199,23 +246,26 @@ def parse_mapping(text: str, source: str) -> AdjustmentMap:
         if not header_seen:
             header_seen = True
             if tuple(cells) != COLUMNS:
-                problems.append(f"{source}:{number}: the header must be "
-                                + ",".join(COLUMNS))
+                problems.append(f"{source}:{number}: the header must be " + ",".join(COLUMNS))
                 break
             continue
         at = f"{source}:{number}"
         if len(cells) != len(COLUMNS):
-            problems.append(f"{at}: {len(cells)} cells, expected {len(COLUMNS)}"
-                            " (quote a value that holds a comma)")
+            problems.append(
+                f"{at}: {len(cells)} cells, expected {len(COLUMNS)}"
+                " (quote a value that holds a comma)"
+            )
             continue
         group, code, remark, category, cause, owner, route, label, step, source_ = cells
-        row = MappingRow(group, code, remark, category, cause, owner, route, label, step,
-                         source_, number)
+        row = MappingRow(
+            group, code, remark, category, cause, owner, route, label, step, source_, number
+        )
         problems.extend(_row_problems(row, at, carcs, rarcs))
         key = (row.group, row.carc, row.rarc)
         if key in seen:
-            problems.append(f"{at}: {'-'.join(k for k in key if k)} is already mapped at line"
-                            f" {seen[key]}")
+            problems.append(
+                f"{at}: {'-'.join(k for k in key if k)} is already mapped at line {seen[key]}"
+            )
         seen.setdefault(key, number)
         rows.append(row)
     if not header_seen:
@@ -232,8 +282,9 @@ def _choice(value: str, allowed: Sequence[str], at: str, column: str) -> list[st
     return [f"{at}: column {column}: `{value}` is not allowed ({hint})"]
 
 
-def _row_problems(row: MappingRow, at: str, carcs: frozenset[str],
-                  rarcs: frozenset[str]) -> list[str]:
+def _row_problems(
+    row: MappingRow, at: str, carcs: frozenset[str], rarcs: frozenset[str]
+) -> list[str]:
     problems: list[str] = []
     if row.group != "*":
         problems += _choice(row.group, tuple(GROUPS), at, "group")
@@ -243,9 +294,14 @@ def _row_problems(row: MappingRow, at: str, carcs: frozenset[str],
     elif row.carc not in carcs:
         problems.append(f"{at}: column carc: `{row.carc}` is not a CARC X12 defines")
     if row.rarc and row.rarc not in rarcs:
-        problems.append(f"{at}: column rarc: `{row.rarc}` is not a RARC X12 defines"
-                        + (f" ({did_you_mean(row.rarc, sorted(rarcs))})"
-                           if did_you_mean(row.rarc, sorted(rarcs)) else ""))
+        problems.append(
+            f"{at}: column rarc: `{row.rarc}` is not a RARC X12 defines"
+            + (
+                f" ({did_you_mean(row.rarc, sorted(rarcs))})"
+                if did_you_mean(row.rarc, sorted(rarcs))
+                else ""
+            )
+        )
     elif row.rarc and rarc(row.rarc) is None:  # pragma: no cover - same list
         problems.append(f"{at}: column rarc: unknown `{row.rarc}`")
     problems += _choice(row.category, _ROW_CATEGORIES, at, "category")
@@ -253,8 +309,9 @@ def _row_problems(row: MappingRow, at: str, carcs: frozenset[str],
         problems += _choice(row.root_cause, ROOT_CAUSES, at, "root_cause")
         problems += _choice(row.owner, OWNERS, at, "owner")
     elif row.root_cause or row.owner:
-        problems.append(f"{at}: columns root_cause/owner are only for a denial"
-                        f" (this row is {row.category})")
+        problems.append(
+            f"{at}: columns root_cause/owner are only for a denial (this row is {row.category})"
+        )
     problems += _choice(row.route, ROUTES, at, "route")
     for column in ("label", "next_step", "source"):
         if not getattr(row, column):

@@ -46,11 +46,27 @@ REPORT_VERSION: Final = "cleanclaim-denials/1"
 _ZERO: Final = Decimal(0)
 _PROCESSED: Final = frozenset({"1", "2", "3", "19", "20", "21"})
 _RESENT: Final = frozenset({"7", "8"})
-_REVERSAL: Final = Classification("correction", None, None, "none",
-                                  "reversal of an earlier payment",
-                                  "match it to the claim it reverses", None, None, None)
-BREAKDOWNS: Final = ("root_cause", "owner", "payer", "carc", "rarc", "procedure",
-                     "rendering_provider", "month")
+_REVERSAL: Final = Classification(
+    "correction",
+    None,
+    None,
+    "none",
+    "reversal of an earlier payment",
+    "match it to the claim it reverses",
+    None,
+    None,
+    None,
+)
+BREAKDOWNS: Final = (
+    "root_cause",
+    "owner",
+    "payer",
+    "carc",
+    "rarc",
+    "procedure",
+    "rendering_provider",
+    "month",
+)
 TOP_REASONS: Final = 10
 
 
@@ -68,8 +84,11 @@ class AdjustmentFact:
         return self.service.line_number() if self.service is not None else None
 
     def month(self) -> str:
-        day = (self.service.service_date if self.service and self.service.service_date
-               else self.claim.first_date() or self.claim.payment_date)
+        day = (
+            self.service.service_date
+            if self.service and self.service.service_date
+            else self.claim.first_date() or self.claim.payment_date
+        )
         return day[:7] if day else "unknown"
 
 
@@ -79,13 +98,25 @@ def classify_claim(claim: ClaimPayment, mapping: AdjustmentMap) -> list[Adjustme
     reversal = claim.status == "22"
     remarks = tuple(claim.remarks)
     for adj in claim.adjustments:
-        facts.append(AdjustmentFact(claim, None, adj, _REVERSAL if reversal
-                                    else mapping.classify(adj.group, adj.carc, remarks)))
+        facts.append(
+            AdjustmentFact(
+                claim,
+                None,
+                adj,
+                _REVERSAL if reversal else mapping.classify(adj.group, adj.carc, remarks),
+            )
+        )
     for service in claim.services:
         sent = (*service.remarks, *remarks)
         for adj in service.adjustments:
-            facts.append(AdjustmentFact(claim, service, adj, _REVERSAL if reversal
-                                        else mapping.classify(adj.group, adj.carc, sent)))
+            facts.append(
+                AdjustmentFact(
+                    claim,
+                    service,
+                    adj,
+                    _REVERSAL if reversal else mapping.classify(adj.group, adj.carc, sent),
+                )
+            )
     return facts
 
 
@@ -107,8 +138,12 @@ class _Bucket:
         self.claims.add(id(fact.claim))
 
     def json(self, **key: Any) -> dict[str, Any]:
-        return {**key, "count": self.count, "claims": len(self.claims),
-                "amount": _money(self.amount)}
+        return {
+            **key,
+            "count": self.count,
+            "claims": len(self.claims),
+            "amount": _money(self.amount),
+        }
 
 
 def _rows(buckets: dict[Any, _Bucket], name: str) -> list[dict[str, Any]]:
@@ -144,8 +179,13 @@ def reason_words(fact: AdjustmentFact) -> str:
     return text + ")"
 
 
-def build_report(files: Sequence[RemittanceFile], mapping: AdjustmentMap | None = None,
-                 checked: Checked | None = None, *, show_ids: bool = False) -> dict[str, Any]:
+def build_report(
+    files: Sequence[RemittanceFile],
+    mapping: AdjustmentMap | None = None,
+    checked: Checked | None = None,
+    *,
+    show_ids: bool = False,
+) -> dict[str, Any]:
     """The report as JSON-ready data (REPORT_VERSION; docs/denials.md "JSON")."""
     mapping = mapping or load_mapping()
     return _Builder(mapping, checked, show_ids).build(files)
@@ -187,15 +227,22 @@ class _Builder:
             "denials_by": {name: _rows(by[name], name) for name in BREAKDOWNS},
             "denials_over_time": [
                 bucket.json(month=month, root_cause=cause)
-                for (month, cause), bucket in sorted(over_time.items())],
+                for (month, cause), bucket in sorted(over_time.items())
+            ],
             "top_reasons": [
-                {**bucket.json(code=code, rarc=remark or None, root_cause=cause),
-                 "label": next(f.classification.label for f in denials
-                               if f"{f.adjustment.group}-{f.adjustment.carc}" == code
-                               and (f.classification.rarc or "") == remark)}
+                {
+                    **bucket.json(code=code, rarc=remark or None, root_cause=cause),
+                    "label": next(
+                        f.classification.label
+                        for f in denials
+                        if f"{f.adjustment.group}-{f.adjustment.carc}" == code
+                        and (f.classification.rarc or "") == remark
+                    ),
+                }
                 for (code, remark, cause), bucket in sorted(
                     reasons.items(), key=lambda kv: (-kv[1].count, -kv[1].amount, kv[0])
-                )[:TOP_REASONS]],
+                )[:TOP_REASONS]
+            ],
             "unclassified": _rows(self.group_unclassified(unclassified), "reason"),
             "checker": verdicts.json() if verdicts else None,
             "damaged": [self.damaged_json(c) for c in claims if c.damaged],
@@ -208,39 +255,55 @@ class _Builder:
         return {
             "file": found.source,
             "transactions": [
-                {"transaction": r.transaction, "segment": r.segment,
-                 "payer": r.payer.name if r.payer else None,
-                 "payment": _money(r.payment) if r.payment is not None else None,
-                 "payment_date": r.payment_date, "trace": r.trace, "claims": len(r.claims),
-                 "provider_adjustments": [
-                     {"reason": p.reason, "amount": _money(p.amount), "where": p.where}
-                     for p in r.provider_adjustments],
-                 "problems": [{"where": p.where, "message": p.message} for p in r.problems]}
-                for r in found.remittances],
+                {
+                    "transaction": r.transaction,
+                    "segment": r.segment,
+                    "payer": r.payer.name if r.payer else None,
+                    "payment": _money(r.payment) if r.payment is not None else None,
+                    "payment_date": r.payment_date,
+                    "trace": r.trace,
+                    "claims": len(r.claims),
+                    "provider_adjustments": [
+                        {"reason": p.reason, "amount": _money(p.amount), "where": p.where}
+                        for p in r.provider_adjustments
+                    ],
+                    "problems": [{"where": p.where, "message": p.message} for p in r.problems],
+                }
+                for r in found.remittances
+            ],
             "problems": [{"where": p.where, "message": p.message} for p in found.problems],
         }
 
-    def totals(self, good: list[ClaimPayment], claims: list[ClaimPayment],
-               facts_by_claim: dict[int, list[AdjustmentFact]], denials: list[AdjustmentFact],
-               unclassified: list[AdjustmentFact]) -> dict[str, Any]:
+    def totals(
+        self,
+        good: list[ClaimPayment],
+        claims: list[ClaimPayment],
+        facts_by_claim: dict[int, list[AdjustmentFact]],
+        denials: list[AdjustmentFact],
+        unclassified: list[AdjustmentFact],
+    ) -> dict[str, Any]:
         denied_claims = {id(f.claim) for f in denials}
         unknown_claims = {id(f.claim) for f in unclassified} - denied_claims
         counted = [c for c in good if c.status != "22" and id(c) not in unknown_claims]
         known = [c for c in counted if c.status != "25"]
-        clean = [c for c in known if c.status in _PROCESSED and c.frequency not in _RESENT
-                 and id(c) not in denied_claims]
+        clean = [
+            c
+            for c in known
+            if c.status in _PROCESSED and c.frequency not in _RESENT and id(c) not in denied_claims
+        ]
         denied_lines = {(id(f.claim), f.line) for f in denials if f.service is not None}
         return {
-            "claims": len(claims), "claims_read": len(good),
+            "claims": len(claims),
+            "claims_read": len(good),
             "claims_damaged": len(claims) - len(good),
             "service_lines": sum(len(c.services) for c in good),
             "charged": _money(sum((c.charge or _ZERO for c in good), _ZERO)),
             "paid": _money(sum((c.paid or _ZERO for c in good), _ZERO)),
             "denied_amount": _money(sum((f.adjustment.amount for f in denials), _ZERO)),
             "denials": len(denials),
-            "denied_claims": len(denied_claims), "denied_lines": len(denied_lines),
-            "unclassified_amount": _money(sum((f.adjustment.amount for f in unclassified),
-                                              _ZERO)),
+            "denied_claims": len(denied_claims),
+            "denied_lines": len(denied_lines),
+            "unclassified_amount": _money(sum((f.adjustment.amount for f in unclassified), _ZERO)),
             "claims_unknown": len(unknown_claims),
             "reversals": sum(1 for c in good if c.status == "22"),
             "denial_rate": _rate(sum(1 for c in known if id(c) in denied_claims), len(known)),
@@ -256,18 +319,20 @@ class _Builder:
 
     def damaged_json(self, claim: ClaimPayment) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "claim_id": claim.claim_id, "transaction": claim.transaction,
+            "claim_id": claim.claim_id,
+            "transaction": claim.transaction,
             "segment": claim.segment,
-            "problems": [{"where": p.where, "message": p.message}
-                         for p in claim.all_problems()]}
+            "problems": [{"where": p.where, "message": p.message} for p in claim.all_problems()],
+        }
         if self.show_ids:
             out["patient_id"], out["patient_name"] = claim.patient_id, claim.patient_name
         return out
 
     # ----------------------------------------------------------------- the checker
 
-    def join(self, good: list[ClaimPayment],
-             facts_by_claim: dict[int, list[AdjustmentFact]]) -> _Verdicts:
+    def join(
+        self, good: list[ClaimPayment], facts_by_claim: dict[int, list[AdjustmentFact]]
+    ) -> _Verdicts:
         assert self.checked is not None
         verdicts = _Verdicts(self.checked)
         for claim in good:
@@ -282,8 +347,9 @@ class _Builder:
 
     # ----------------------------------------------------------------- worklist
 
-    def worklist(self, facts: list[AdjustmentFact], claims: list[ClaimPayment],
-                 verdicts: _Verdicts | None) -> list[dict[str, Any]]:
+    def worklist(
+        self, facts: list[AdjustmentFact], claims: list[ClaimPayment], verdicts: _Verdicts | None
+    ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for fact in facts:
             cls = fact.classification
@@ -293,17 +359,19 @@ class _Builder:
             row: dict[str, Any] = {
                 # Unclassified adjustments go to billing to read: triage, not a root cause.
                 "owner": cls.owner or "billing",
-                "claim_id": claim.claim_id, "line": fact.line,
+                "claim_id": claim.claim_id,
+                "line": fact.line,
                 "procedure": fact.service.code if fact.service else None,
                 "payer": claim.payer.name if claim.payer else None,
                 "payer_claim_number": claim.payer_claim_number,
                 "code": f"{adj.group}-{adj.carc}",
                 "rarc": [*(fact.service.remarks if fact.service else ()), *claim.remarks],
                 "amount": _money(adj.amount),
-                "category": cls.category, "root_cause": cls.root_cause or "unclassified",
+                "category": cls.category,
+                "root_cause": cls.root_cause or "unclassified",
                 "reason": reason_words(fact),
-                "next_step": cls.next_step or "read the remark codes and classify it by hand;"
-                " add a row to the mapping",
+                "next_step": cls.next_step
+                or "read the remark codes and classify it by hand; add a row to the mapping",
                 "route": cls.route or "none",
                 "checker": verdicts.of(fact) if verdicts else None,
                 "where": adj.where,
@@ -312,18 +380,33 @@ class _Builder:
         for claim in claims:
             if claim.damaged:
                 problem = claim.all_problems()[0]
-                row = {"owner": "billing", "claim_id": claim.claim_id, "line": None,
-                       "procedure": None, "payer": claim.payer.name if claim.payer else None,
-                       "payer_claim_number": claim.payer_claim_number, "code": None,
-                       "rarc": [], "amount": None, "category": "damaged",
-                       "root_cause": "unclassified",
-                       "reason": f"the remittance could not be read: {problem.message}",
-                       "next_step": "ask the payer for a corrected 835 or read the paper"
-                       " remittance", "route": "none", "checker": None,
-                       "where": problem.where}
+                row = {
+                    "owner": "billing",
+                    "claim_id": claim.claim_id,
+                    "line": None,
+                    "procedure": None,
+                    "payer": claim.payer.name if claim.payer else None,
+                    "payer_claim_number": claim.payer_claim_number,
+                    "code": None,
+                    "rarc": [],
+                    "amount": None,
+                    "category": "damaged",
+                    "root_cause": "unclassified",
+                    "reason": f"the remittance could not be read: {problem.message}",
+                    "next_step": "ask the payer for a corrected 835 or read the paper remittance",
+                    "route": "none",
+                    "checker": None,
+                    "where": problem.where,
+                }
                 rows.append(self.ids(row, claim))
-        rows.sort(key=lambda r: (r["owner"], -Decimal(r["amount"] or 0), r["claim_id"] or "",
-                                 r["line"] or 0))
+        rows.sort(
+            key=lambda r: (
+                r["owner"],
+                -Decimal(r["amount"] or 0),
+                r["claim_id"] or "",
+                r["line"] or 0,
+            )
+        )
         return rows
 
     def ids(self, row: dict[str, Any], claim: ClaimPayment) -> dict[str, Any]:
@@ -358,8 +441,12 @@ class _Verdicts:
             findings = checked.on_line(fact.line, PREDICTING)
             if self.checked.basis == "findings":
                 cls = fact.classification
-                findings = [f for f in findings if f.carc == fact.adjustment.carc
-                            or (f.root_cause is not None and f.root_cause == cls.root_cause)]
+                findings = [
+                    f
+                    for f in findings
+                    if f.carc == fact.adjustment.carc
+                    or (f.root_cause is not None and f.root_cause == cls.root_cause)
+                ]
             rules = sorted({f.rule for f in findings})
             verdict = "predicted" if findings else "missed"
         self.by_fact[id(fact)] = verdict
@@ -368,13 +455,14 @@ class _Verdicts:
             self.rules[rule]["predicted"].add(fact)
         if verdict == "missed":
             cls, adj = fact.classification, fact.adjustment
-            self.missed[(f"{adj.group}-{adj.carc}", cls.rarc or "", cls.root_cause or "")
-                        ].add(fact)
+            self.missed[(f"{adj.group}-{adj.carc}", cls.rarc or "", cls.root_cause or "")].add(fact)
 
-    def over_flagged(self, claim: ClaimPayment, facts: list[AdjustmentFact],
-                     checked: CheckedClaim) -> None:
-        troubled = {f.line for f in facts
-                    if f.classification.category in ("denial", "unclassified")}
+    def over_flagged(
+        self, claim: ClaimPayment, facts: list[AdjustmentFact], checked: CheckedClaim
+    ) -> None:
+        troubled = {
+            f.line for f in facts if f.classification.category in ("denial", "unclassified")
+        }
         if claim.status == "22":
             return
         if claim.status == "4":  # denied whole, whatever its adjustments say
@@ -408,30 +496,49 @@ class _Verdicts:
             paid = {None: claim.paid or _ZERO}
         for line, rules in flagged.items():
             self.over_amount += paid[line]
-            self.over.append({"claim_id": claim.claim_id, "line": line,
-                              "rules": sorted(rules), "paid": _money(paid[line])})
+            self.over.append(
+                {
+                    "claim_id": claim.claim_id,
+                    "line": line,
+                    "rules": sorted(rules),
+                    "paid": _money(paid[line]),
+                }
+            )
 
     def json(self) -> dict[str, Any]:
-        split = {name: self.totals[name].json() if name in self.totals
-                 else {"count": 0, "claims": 0, "amount": "0.00"}
-                 for name in ("predicted", "missed", "not_checked")}
-        split["over_flagged"] = {"count": len(self.over),
-                                 "claims": len({o["claim_id"] for o in self.over}),
-                                 "amount": _money(self.over_amount)}
+        split = {
+            name: self.totals[name].json()
+            if name in self.totals
+            else {"count": 0, "claims": 0, "amount": "0.00"}
+            for name in ("predicted", "missed", "not_checked")
+        }
+        split["over_flagged"] = {
+            "count": len(self.over),
+            "claims": len({o["claim_id"] for o in self.over}),
+            "amount": _money(self.over_amount),
+        }
         return {
-            "decisions": self.checked.source, "basis": self.checked.basis,
+            "decisions": self.checked.source,
+            "basis": self.checked.basis,
             "problems": self.checked.problems,
             **split,
             "rules": [
-                {"rule": rule,
-                 **{name: kinds[name].json() if name in kinds
-                    else {"count": 0, "claims": 0, "amount": "0.00"}
-                    for name in ("predicted", "over_flagged")}}
-                for rule, kinds in sorted(self.rules.items())],
+                {
+                    "rule": rule,
+                    **{
+                        name: kinds[name].json()
+                        if name in kinds
+                        else {"count": 0, "claims": 0, "amount": "0.00"}
+                        for name in ("predicted", "over_flagged")
+                    },
+                }
+                for rule, kinds in sorted(self.rules.items())
+            ],
             "missed_reasons": [
                 bucket.json(code=code, rarc=remark or None, root_cause=cause)
                 for (code, remark, cause), bucket in sorted(
-                    self.missed.items(), key=lambda kv: (-kv[1].count, -kv[1].amount, kv[0]))],
+                    self.missed.items(), key=lambda kv: (-kv[1].count, -kv[1].amount, kv[0])
+                )
+            ],
             "over_flagged_lines": self.over,
         }
-

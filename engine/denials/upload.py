@@ -53,13 +53,19 @@ def report_from_upload(body: bytes, content_type: str) -> dict[str, Any]:
         try:
             request = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            where = (f"body, line {exc.lineno} column {exc.colno}"
-                     if isinstance(exc, json.JSONDecodeError) else "body")
-            return build_report([RemittanceFile(SOURCE, [], [
-                ReadProblem(where, f"not valid JSON: {exc}")])], _mapping)
+            where = (
+                f"body, line {exc.lineno} column {exc.colno}"
+                if isinstance(exc, json.JSONDecodeError)
+                else "body"
+            )
+            return build_report(
+                [RemittanceFile(SOURCE, [], [ReadProblem(where, f"not valid JSON: {exc}")])],
+                _mapping,
+            )
         if not isinstance(request, dict) or not isinstance(request.get("remittance"), str):
-            return build_report([_unread(
-                'a JSON body must be an object with "remittance": the 835 text')], _mapping)
+            return build_report(
+                [_unread('a JSON body must be an object with "remittance": the 835 text')], _mapping
+            )
         text, undecodable = request["remittance"], False
         decisions = request.get("decisions")
         if isinstance(decisions, list):
@@ -68,8 +74,9 @@ def report_from_upload(body: bytes, content_type: str) -> dict[str, Any]:
             checked = parse_decisions(decisions, "decisions")
         elif decisions is not None:
             checked = Checked("decisions", "findings")
-            checked.problems.append({"where": "decisions", "message": (
-                "must be NDJSON text or an array of decisions")})
+            checked.problems.append(
+                {"where": "decisions", "message": ("must be NDJSON text or an array of decisions")}
+            )
         show_ids = request.get("show_ids") is True
     else:
         text, undecodable = _text(body)

@@ -87,8 +87,10 @@ def read_x835(text: str, source: str, *, undecodable: bool = False) -> Remittanc
     walker.walk()
     if not walker.file.remittances:
         reasons = "; ".join(f"{p.where}: {p.message}" for p in walker.file.problems)
-        raise InputFileError(source, (reasons + "; " if reasons else "")
-                             + "no 835 005010X221 transaction set in the file")
+        raise InputFileError(
+            source,
+            (reasons + "; " if reasons else "") + "no 835 005010X221 transaction set in the file",
+        )
     return walker.file
 
 
@@ -127,27 +129,46 @@ class _Walker(Tokens):
         for no, els in self.segments():
             self.segment(no, els)
             if self.undecodable and any("\ufffd" in e for e in els):
-                self.problem(ReadProblem(_where(els[0], no), "holds bytes that are not UTF-8"
-                                         " text (read as U+FFFD)"))
+                self.problem(
+                    ReadProblem(
+                        _where(els[0], no), "holds bytes that are not UTF-8 text (read as U+FFFD)"
+                    )
+                )
             last_no, last_id = no, els[0]
         self.end(last_no, last_id)
 
     def end(self, last_no: int, last_id: str) -> None:
-        missing = [name for name, open_no in (
-            ("SE", self.remittance.segment if self.remittance else self.other_st),
-            ("GE", self.gs), ("IEA", self.isa)) if open_no is not None]
+        missing = [
+            name
+            for name, open_no in (
+                ("SE", self.remittance.segment if self.remittance else self.other_st),
+                ("GE", self.gs),
+                ("IEA", self.isa),
+            )
+            if open_no is not None
+        ]
         if missing or self.cut is not None:
-            at = (f"it ends in the middle of segment {last_no + 1} ({self.cut})"
-                  if self.cut is not None else f"it ends after segment {last_no} ({last_id})")
+            at = (
+                f"it ends in the middle of segment {last_no + 1} ({self.cut})"
+                if self.cut is not None
+                else f"it ends after segment {last_no} ({last_id})"
+            )
             trailer = f" with no {', '.join(missing)}" if missing else ""
             where = _where(last_id or "ISA", last_no)
             if self.claim is not None:
-                self.claim.problems.append(ReadProblem(
-                    where, f"the file is truncated: {at}{trailer}, inside the claim begun at"
-                    f" CLP segment {self.claim.segment}; the claim may be incomplete"))
+                self.claim.problems.append(
+                    ReadProblem(
+                        where,
+                        f"the file is truncated: {at}{trailer}, inside the claim begun at"
+                        f" CLP segment {self.claim.segment}; the claim may be incomplete",
+                    )
+                )
             else:
-                self.file.problems.append(ReadProblem(
-                    where, f"the file is truncated: {at}{trailer}; what came after is missing"))
+                self.file.problems.append(
+                    ReadProblem(
+                        where, f"the file is truncated: {at}{trailer}; what came after is missing"
+                    )
+                )
         self.close_st()
 
     def problem(self, problem: ReadProblem) -> None:
@@ -178,10 +199,14 @@ class _Walker(Tokens):
             self.close_st()
         elif self.remittance is None:
             if sid == "CLP":
-                why = ("it is in a transaction set that is not an 835 005010X221"
-                       if self.other_st is not None else "it is outside any transaction set")
-                self.file.problems.append(ReadProblem(
-                    _where("CLP", no), f"claim payment not read: {why}"))
+                why = (
+                    "it is in a transaction set that is not an 835 005010X221"
+                    if self.other_st is not None
+                    else "it is outside any transaction set"
+                )
+                self.file.problems.append(
+                    ReadProblem(_where("CLP", no), f"claim payment not read: {why}")
+                )
         elif sid == "CLP":
             self.close_claim()
             self.clp(no, els)
@@ -206,9 +231,13 @@ class _Walker(Tokens):
             self.part = ""
         else:
             self.other_st = no
-            self.file.problems.append(ReadProblem(
-                _where("ST", no), f"transaction set {control or '(no ST02)'} is"
-                f" {kind or '?'} {version or '?'}, not an 835 005010X221; it was not read"))
+            self.file.problems.append(
+                ReadProblem(
+                    _where("ST", no),
+                    f"transaction set {control or '(no ST02)'} is"
+                    f" {kind or '?'} {version or '?'}, not an 835 005010X221; it was not read",
+                )
+            )
 
     def close_st(self, no: int | None = None, sid: str = "") -> None:
         """Close the open transaction set (at its SE, or at an envelope segment that comes
@@ -264,38 +293,56 @@ class _Walker(Tokens):
             parts = _components(reason_ref, self.component)
             value = self.amount(els, "PLB", no, pos + 1, remittance.problems, "adjustment amount")
             if not parts[0]:
-                remittance.problems.append(ReadProblem(
-                    _where("PLB", no, pos, 1), "adjustment reason code is missing"))
+                remittance.problems.append(
+                    ReadProblem(_where("PLB", no, pos, 1), "adjustment reason code is missing")
+                )
             elif value is not None:
-                remittance.provider_adjustments.append(ProviderAdjustment(
-                    provider, period, parts[0], parts[1] if len(parts) > 1 else None, value,
-                    _where("PLB", no, pos)))
+                remittance.provider_adjustments.append(
+                    ProviderAdjustment(
+                        provider,
+                        period,
+                        parts[0],
+                        parts[1] if len(parts) > 1 else None,
+                        value,
+                        _where("PLB", no, pos),
+                    )
+                )
 
     # ----------------------------------------------------------------- claim (2100)
 
     def clp(self, no: int, els: list[str]) -> None:
         remittance = self.remittance
         assert remittance is not None
-        claim = ClaimPayment(no, remittance.transaction, remittance.payer, remittance.payee,
-                             remittance.payment_date)
+        claim = ClaimPayment(
+            no, remittance.transaction, remittance.payer, remittance.payee, remittance.payment_date
+        )
         self.claim = claim
         problems = claim.problems
         claim.claim_id = _get(els, 1) or None
         if claim.claim_id is None:
-            problems.append(ReadProblem(_where("CLP", no, 1),
-                                        "patient control number (our claim id) is missing"))
+            problems.append(
+                ReadProblem(
+                    _where("CLP", no, 1), "patient control number (our claim id) is missing"
+                )
+            )
         status = _get(els, 2)
         if status in CLAIM_STATUS:
             claim.status = status
         else:
-            problems.append(ReadProblem(_where("CLP", no, 2),
-                                        f'claim status "{status}" is not a CLP02 code'
-                                        if status else "claim status is missing"))
+            problems.append(
+                ReadProblem(
+                    _where("CLP", no, 2),
+                    f'claim status "{status}" is not a CLP02 code'
+                    if status
+                    else "claim status is missing",
+                )
+            )
         claim.charge = self.amount(els, "CLP", no, 3, problems, "total claim charge")
         claim.paid = self.amount(els, "CLP", no, 4, problems, "claim payment")
         if _get(els, 5):
-            claim.patient_responsibility = self.amount(els, "CLP", no, 5, problems,
-                                                       "patient responsibility")
+            claim.patient_responsibility = self.amount(
+                els, "CLP", no, 5, problems, "patient responsibility"
+            )
         claim.filing_indicator = _get(els, 6) or None
         claim.payer_claim_number = _get(els, 7) or None
         claim.frequency = _get(els, 9) or None
@@ -342,15 +389,20 @@ class _Walker(Tokens):
         service.code = procedure[1].strip() if len(procedure) > 1 and procedure[1] else None
         service.modifiers = [m.strip() for m in procedure[2:6] if m.strip()]
         if service.qualifier is None or service.code is None:
-            problems.append(ReadProblem(
-                _where("SVC", no, 1, 1 if service.qualifier is None else 2),
-                "procedure " + ("qualifier" if service.qualifier is None else "code")
-                + " is missing"))
+            problems.append(
+                ReadProblem(
+                    _where("SVC", no, 1, 1 if service.qualifier is None else 2),
+                    "procedure "
+                    + ("qualifier" if service.qualifier is None else "code")
+                    + " is missing",
+                )
+            )
         service.charge = self.amount(els, "SVC", no, 2, problems, "line charge")
         service.paid = self.amount(els, "SVC", no, 3, problems, "line payment")
         service.revenue_code = _get(els, 4) or None
-        service.units = (self.amount(els, "SVC", no, 5, problems, "units paid")
-                         if _get(els, 5) else Decimal(1))
+        service.units = (
+            self.amount(els, "SVC", no, 5, problems, "units paid") if _get(els, 5) else Decimal(1)
+        )
         billed = _components(_get(els, 6), self.component)
         if len(billed) > 1 and billed[1]:
             service.billed_code = billed[1].strip()
@@ -373,20 +425,28 @@ class _Walker(Tokens):
             if code:
                 service.remarks.append(code)
             else:
-                service.problems.append(ReadProblem(_where("LQ", no, 2),
-                                                    "remark code is missing"))
+                service.problems.append(ReadProblem(_where("LQ", no, 2), "remark code is missing"))
 
-    def cas(self, no: int, els: list[str], into: list[Adjustment],
-            problems: list[ReadProblem]) -> None:
+    def cas(
+        self, no: int, els: list[str], into: list[Adjustment], problems: list[ReadProblem]
+    ) -> None:
         group = _get(els, 1)
         if group not in GROUPS:
-            problems.append(ReadProblem(
-                _where("CAS", no, 1), f'group code "{group}" is not one of '
-                + ", ".join(GROUPS) if group else "group code is missing"))
+            problems.append(
+                ReadProblem(
+                    _where("CAS", no, 1),
+                    f'group code "{group}" is not one of ' + ", ".join(GROUPS)
+                    if group
+                    else "group code is missing",
+                )
+            )
             return
         if len(els) > _MAX_CAS_ELEMENTS + 1 and any(e.strip() for e in els[20:]):
-            problems.append(ReadProblem(_where("CAS", no, 20),
-                                        "a CAS holds at most six adjustments (19 elements)"))
+            problems.append(
+                ReadProblem(
+                    _where("CAS", no, 20), "a CAS holds at most six adjustments (19 elements)"
+                )
+            )
         found = 0
         size = len(els)
         for pos in range(2, min(size, _MAX_CAS_ELEMENTS + 1), 3):  # only the elements sent
@@ -397,17 +457,22 @@ class _Walker(Tokens):
                 continue
             found += 1
             if not reason:
-                problems.append(ReadProblem(_where("CAS", no, pos),
-                                            "adjustment reason code (CARC) is missing"))
+                problems.append(
+                    ReadProblem(_where("CAS", no, pos), "adjustment reason code (CARC) is missing")
+                )
                 continue
             value = self.amount(els, "CAS", no, pos + 1, problems, f"amount of CARC {reason}")
-            count = (self.amount(els, "CAS", no, pos + 2, problems, "adjustment quantity")
-                     if quantity else None)
+            count = (
+                self.amount(els, "CAS", no, pos + 2, problems, "adjustment quantity")
+                if quantity
+                else None
+            )
             if value is not None and (count is not None or not quantity):
                 into.append(Adjustment(group, reason, value, count, _where("CAS", no, pos)))
         if not found:
-            problems.append(ReadProblem(_where("CAS", no, 2),
-                                        "the CAS has no adjustment (CAS02-CAS04)"))
+            problems.append(
+                ReadProblem(_where("CAS", no, 2), "the CAS has no adjustment (CAS02-CAS04)")
+            )
 
     def close_claim(self) -> None:
         claim = self.claim
@@ -428,19 +493,25 @@ class _Walker(Tokens):
             if service.charge is not None and service.paid is not None and not service.problems:
                 gap = service.charge - service.paid - adjusted
                 if gap:
-                    service.problems.append(ReadProblem(
-                        _where("SVC", service.segment, 3),
-                        f"the service does not balance: charge {service.charge} - paid"
-                        f" {service.paid} - adjustments {adjusted} = {gap}"))
+                    service.problems.append(
+                        ReadProblem(
+                            _where("SVC", service.segment, 3),
+                            f"the service does not balance: charge {service.charge} - paid"
+                            f" {service.paid} - adjustments {adjusted} = {gap}",
+                        )
+                    )
         if claim.charge is None or claim.paid is None or claim.damaged:
             return
         adjusted = sum((a.amount for a in claim.adjustments), _ZERO) + service_total
         gap = claim.charge - claim.paid - adjusted
         if gap:
-            claim.problems.append(ReadProblem(
-                _where("CLP", claim.segment, 4),
-                f"the claim does not balance: charge {claim.charge} - paid {claim.paid}"
-                f" - adjustments {adjusted} = {gap}"))
+            claim.problems.append(
+                ReadProblem(
+                    _where("CLP", claim.segment, 4),
+                    f"the claim does not balance: charge {claim.charge} - paid {claim.paid}"
+                    f" - adjustments {adjusted} = {gap}",
+                )
+            )
 
     def balance_transaction(self, remittance: Remittance) -> None:
         if remittance.payment is None or any(c.paid is None for c in remittance.claims):
@@ -448,33 +519,40 @@ class _Walker(Tokens):
         paid = sum((c.paid for c in remittance.claims if c.paid is not None), _ZERO)
         provider = sum((p.amount for p in remittance.provider_adjustments), _ZERO)
         if paid - provider != remittance.payment:
-            remittance.problems.append(ReadProblem(
-                _where("BPR", remittance.payment_segment or remittance.segment, 2),
-                f"the payment {remittance.payment} is not the claim payments"
-                f" {paid} less the provider adjustments {provider}"))
+            remittance.problems.append(
+                ReadProblem(
+                    _where("BPR", remittance.payment_segment or remittance.segment, 2),
+                    f"the payment {remittance.payment} is not the claim payments"
+                    f" {paid} less the provider adjustments {provider}",
+                )
+            )
 
     # ----------------------------------------------------------------- values
 
-    def amount(self, els: list[str], sid: str, no: int, pos: int,
-               problems: list[ReadProblem], what: str) -> Decimal | None:
+    def amount(
+        self, els: list[str], sid: str, no: int, pos: int, problems: list[ReadProblem], what: str
+    ) -> Decimal | None:
         value = _get(els, pos)
         if not value:
             problems.append(ReadProblem(_where(sid, no, pos), f"{what} is missing"))
             return None
         number = _decimal(value)
         if number is None:
-            problems.append(ReadProblem(_where(sid, no, pos),
-                                        f'{what} "{value[:20]}" is not a number'))
+            problems.append(
+                ReadProblem(_where(sid, no, pos), f'{what} "{value[:20]}" is not a number')
+            )
         return number
 
-    def date(self, els: list[str], sid: str, no: int, pos: int,
-             problems: list[ReadProblem]) -> str | None:
+    def date(
+        self, els: list[str], sid: str, no: int, pos: int, problems: list[ReadProblem]
+    ) -> str | None:
         value = _get(els, pos)
         if not value:
             return None
         found = _ccyymmdd(value)
         if found is None:
             # Never quoted: a date of service is patient data.
-            problems.append(ReadProblem(_where(sid, no, pos),
-                                        "date is not a valid date (CCYYMMDD)"))
+            problems.append(
+                ReadProblem(_where(sid, no, pos), "date is not a valid date (CCYYMMDD)")
+            )
         return found

@@ -117,16 +117,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX coverage_by_member ON coverage (member_key)",
     ),
     (  # 3: the replaced and voided claims (and tombstones), which recording looks up for
-       # every claim it writes: a small index instead of a read of each claim's row
+        # every claim it writes: a small index instead of a read of each claim's row
         "CREATE INDEX claims_superseded ON claims (payer, claim_id) "
         "WHERE superseded_by IS NOT NULL",
     ),
     (  # 4: each claim's decision with it (docs/history.md, "What counts"). `decision`:
-       # the claim's status, NULL while the run that recorded it (`run`) has not decided
-       # it (provisional: it counts only in that run); `submitted`: the lines as sent
-       # (`lines` keeps the lines that count); `superseded_run`: the run whose
-       # replacement or void superseded the claim (soft state: the row and its lines
-       # stay, and come back if the replacing claim is rejected or never decided).
+        # the claim's status, NULL while the run that recorded it (`run`) has not decided
+        # it (provisional: it counts only in that run); `submitted`: the lines as sent
+        # (`lines` keeps the lines that count); `superseded_run`: the run whose
+        # replacement or void superseded the claim (soft state: the row and its lines
+        # stay, and come back if the replacing claim is rejected or never decided).
         "ALTER TABLE claims ADD COLUMN decision TEXT",
         "ALTER TABLE claims ADD COLUMN run TEXT",
         "ALTER TABLE claims ADD COLUMN submitted TEXT",
@@ -139,7 +139,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "NULL, finished TEXT)",
     ),
     (  # 5: the eligibility roster's therapy year to date (`cleanclaim members import`,
-       # engine/roster.py): amounts applied toward the KX thresholds as of a date
+        # engine/roster.py): amounts applied toward the KX thresholds as of a date
         """CREATE TABLE therapy_ytd (
              member_key TEXT PRIMARY KEY,
              pt_slp TEXT,
@@ -148,7 +148,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
            )""",
     ),
     (  # 6: what each roster span is and its order of benefits (engine/roster.py; the
-       # medicare/coverage-other-payer rules); NULL: not said, as for spans stored before
+        # medicare/coverage-other-payer rules); NULL: not said, as for spans stored before
         "ALTER TABLE coverage ADD COLUMN coverage_type TEXT",
         "ALTER TABLE coverage ADD COLUMN benefit_order TEXT",
     ),
@@ -225,8 +225,11 @@ class HistoryStore:
             _create_private(self.path)
         try:
             self.db: Database = sqlite3.connect(
-                self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
-                check_same_thread=False)
+                self.path,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False,
+            )
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if self.path != ":memory:":
                 self.db.execute("PRAGMA journal_mode = WAL")
@@ -277,14 +280,17 @@ class HistoryStore:
             # Read again under the write lock: another process may have migrated.
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise StoreError(f"{self.label}: history store schema {version} is newer "
-                                 f"than this cleanclaim (schema {SCHEMA_VERSION})")
+                raise StoreError(
+                    f"{self.label}: history store schema {version} is newer "
+                    f"than this cleanclaim (schema {SCHEMA_VERSION})"
+                )
             for step in MIGRATIONS[version:]:
                 for statement in step:
                     self.db.execute(statement)
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        log.info("history store %s migrated from schema %d to %d", self.label, version,
-                 SCHEMA_VERSION)
+        log.info(
+            "history store %s migrated from schema %d to %d", self.label, version, SCHEMA_VERSION
+        )
 
     def _key(self) -> bytes:
         """The key of the member-key hash: from KEY_ENV, else the key file beside the
@@ -301,8 +307,7 @@ class HistoryStore:
             except ValueError:
                 key = b""
             if len(key) < 16:
-                raise StoreError(f"{KEY_ENV} must be at least 16 bytes in hex "
-                                 "(32 hex digits)")
+                raise StoreError(f"{KEY_ENV} must be at least 16 bytes in hex (32 hex digits)")
         else:
             key = self._key_file(row[0] if row else None)
         check = hashlib.blake2b(_KEY_CHECK, key=key[:64], digest_size=16).hexdigest()
@@ -310,13 +315,14 @@ class HistoryStore:
         if found is not None and found[0] == check and row is None:
             return key[:64]  # (no write: workers open the store while the parent writes)
         with self.transaction():
-            found = self.db.execute("SELECT value FROM meta WHERE key = 'key_check'"
-                                    ).fetchone()
+            found = self.db.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
             if found is None:
                 self.db.execute("INSERT INTO meta VALUES ('key_check', ?)", (check,))
             elif found[0] != check:
-                raise StoreError(f"{self.label}: the history key ({KEY_ENV} or "
-                                 f"{self._key_location().name}) is not this store's")
+                raise StoreError(
+                    f"{self.label}: the history key ({KEY_ENV} or "
+                    f"{self._key_location().name}) is not this store's"
+                )
             self.db.execute("DELETE FROM meta WHERE key = 'salt'")
         return key[:64]
 
@@ -331,8 +337,11 @@ class HistoryStore:
         except FileExistsError:
             text = path.read_text(encoding="ascii").strip()
             if path.stat().st_mode & 0o077:
-                log.warning("%s can be read by others: the member keys are only as safe "
-                            "as this file (chmod 600)", path)
+                log.warning(
+                    "%s can be read by others: the member keys are only as safe "
+                    "as this file (chmod 600)",
+                    path,
+                )
             try:
                 return bytes.fromhex(text)
             except ValueError as exc:
@@ -356,8 +365,9 @@ class HistoryStore:
         """The key a member's history is stored under: a keyed hash, never the id."""
         key = self._keys.get((payer, member_id))
         if key is None:
-            digest = hashlib.blake2b(f"{payer}\0{member_id}".encode(), key=self.salt,
-                                     digest_size=16)
+            digest = hashlib.blake2b(
+                f"{payer}\0{member_id}".encode(), key=self.salt, digest_size=16
+            )
             key = digest.hexdigest()
             if len(self._keys) >= 8_192:  # a run meets a member's claims close together
                 self._keys.clear()
@@ -366,13 +376,13 @@ class HistoryStore:
 
     def roster_key(self, member_id: str) -> str:
         """The key of a member's roster coverage (all payers)."""
-        return hashlib.blake2b(f"roster\0{member_id}".encode(), key=self.salt,
-                               digest_size=16).hexdigest()
+        return hashlib.blake2b(
+            f"roster\0{member_id}".encode(), key=self.salt, digest_size=16
+        ).hexdigest()
 
     # ---- recording ---------------------------------------------------------------------
 
-    def record(self, facts: Sequence[ClaimFacts],
-               refused: dict[int, Refusal] | None = None) -> int:
+    def record(self, facts: Sequence[ClaimFacts], refused: dict[int, Refusal] | None = None) -> int:
         """Record claims in one transaction, as this store's run (`run`); returns how many.
 
         A claim is recorded provisionally: it counts in its own run, and for others once
@@ -410,32 +420,59 @@ class HistoryStore:
                     if old_member != f.member_key:
                         if decision not in ("reject", "tombstone", None):
                             refusals[f.position] = Refusal(
-                                "engine/claim-id-taken", "claim_id",
+                                "engine/claim-id-taken",
+                                "claim_id",
                                 "this claim id is on file for another member: a claim id "
                                 "names one claim of one member (send a void of the other "
-                                "claim, or use a new claim id)")
+                                "claim, or use a new claim id)",
+                            )
                             continue
                         by = by_run = None  # another member's tombstone: not this claim
                 counted = f.frequency != "void"
-                rows.append((f.member_key, f.claim_id, f.payer, f.received, f.frequency,
-                             f.replaces, f.first_dos, f.last_dos,
-                             f.line_count if counted else 0, by, f.rendering, f.billing, now,
-                             f.lines if counted else "", None, run, f.lines, by_run))
+                rows.append(
+                    (
+                        f.member_key,
+                        f.claim_id,
+                        f.payer,
+                        f.received,
+                        f.frequency,
+                        f.replaces,
+                        f.first_dos,
+                        f.last_dos,
+                        f.line_count if counted else 0,
+                        by,
+                        f.rendering,
+                        f.billing,
+                        now,
+                        f.lines if counted else "",
+                        None,
+                        run,
+                        f.lines,
+                        by_run,
+                    )
+                )
                 recorded.append(f)
             self._replace_rows(rows)
             count = len(rows)
             for f in recorded:  # replacements and voids, in order
                 target = f.replaces or (f.claim_id if f.frequency == "void" else None)
-                if f.frequency in ("replacement", "void") and target is not None and (
-                        target != f.claim_id or f.frequency == "void") and \
-                        not self._supersede(f, target, now):
+                if (
+                    f.frequency in ("replacement", "void")
+                    and target is not None
+                    and (target != f.claim_id or f.frequency == "void")
+                    and not self._supersede(f, target, now)
+                ):
                     refusals[f.position] = Refusal(
-                        "engine/replaces-other-claim", "replaces",
+                        "engine/replaces-other-claim",
+                        "replaces",
                         f"the claim this {f.frequency} names is on file for another "
                         "member or billing provider: a replacement or void must name a "
-                        "claim of the same member and billing provider")
-                    self.db.execute("DELETE FROM claims WHERE payer = ? AND claim_id = ? "
-                                    "AND run = ?", (f.payer, f.claim_id, run))
+                        "claim of the same member and billing provider",
+                    )
+                    self.db.execute(
+                        "DELETE FROM claims WHERE payer = ? AND claim_id = ? AND run = ?",
+                        (f.payer, f.claim_id, run),
+                    )
                     count -= 1
         return count
 
@@ -447,10 +484,28 @@ class HistoryStore:
         done = 0
         batch: list[tuple[Any, ...]] = []
         for f in facts:
-            batch.append((f.member_key, f.claim_id, f.payer, f.received, f.frequency,
-                          f.replaces, f.first_dos, f.last_dos, f.line_count, None,
-                          f.rendering, f.billing, now, f.lines, decision, self.run, f.lines,
-                          None))
+            batch.append(
+                (
+                    f.member_key,
+                    f.claim_id,
+                    f.payer,
+                    f.received,
+                    f.frequency,
+                    f.replaces,
+                    f.first_dos,
+                    f.last_dos,
+                    f.line_count,
+                    None,
+                    f.rendering,
+                    f.billing,
+                    now,
+                    f.lines,
+                    decision,
+                    self.run,
+                    f.lines,
+                    None,
+                )
+            )
             if len(batch) >= RECORD_BATCH:
                 done += self._put_rows(batch)
                 batch = []
@@ -468,16 +523,18 @@ class HistoryStore:
         id) and the row of its (payer, claim id), if any (inside a transaction)."""
         rows.sort(key=itemgetter(0))  # in key order: the B-tree is written page by page
         # OR REPLACE also drops the row of a claim id recorded under another member.
-        self.db.executemany("INSERT OR REPLACE INTO claims VALUES "
-                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self.db.executemany(
+            "INSERT OR REPLACE INTO claims VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
     def _lock_members(self, member_keys: Iterable[str]) -> None:
         """Inside a write transaction: no other writer changes these members' rows until
         it ends. SQLite's write transaction is the whole store's already; PostgreSQL
         takes advisory locks (engine/history/postgres.py)."""
 
-    def _existing(self, ids: list[tuple[str, str]]
-                  ) -> dict[tuple[str, str], tuple[Any, ...]]:
+    def _existing(self, ids: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...]]:
         """The rows on file among `ids`: (member key, billing NPI, decision, run,
         superseded by, superseded in run)."""
         by_payer: dict[str, list[str]] = {}
@@ -486,12 +543,14 @@ class HistoryStore:
         found: dict[tuple[str, str], tuple[Any, ...]] = {}
         for payer, claim_ids in by_payer.items():
             for start in range(0, len(claim_ids), 500):  # parameters a statement, at most
-                chunk = claim_ids[start:start + 500]
+                chunk = claim_ids[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
                 for row in self.db.execute(
-                        "SELECT claim_id, member_key, billing, decision, run, superseded_by, "
-                        "superseded_run FROM claims INDEXED BY claims_by_id WHERE payer = ? "
-                        f"AND claim_id IN ({marks})", [payer, *chunk]):
+                    "SELECT claim_id, member_key, billing, decision, run, superseded_by, "
+                    "superseded_run FROM claims INDEXED BY claims_by_id WHERE payer = ? "
+                    f"AND claim_id IN ({marks})",
+                    [payer, *chunk],
+                ):
                     found[(payer, row[0])] = row[1:]
         return found
 
@@ -499,27 +558,33 @@ class HistoryStore:
         """`f` replaces or voids `claim_id`: mark it (soft state), or leave a tombstone
         when it is not on file yet. False when it belongs to another member or billing
         provider (nothing is changed)."""
-        row = self.db.execute("SELECT member_key, billing, decision FROM claims WHERE "
-                              "payer = ? AND claim_id = ?", (f.payer, claim_id)).fetchone()
+        row = self.db.execute(
+            "SELECT member_key, billing, decision FROM claims WHERE payer = ? AND claim_id = ?",
+            (f.payer, claim_id),
+        ).fetchone()
         if row is not None and row[2] not in ("reject", "tombstone"):
             member_key, billing, _decision = row
             if member_key != f.member_key or (billing and f.billing and billing != f.billing):
                 return False
-            self.db.execute("UPDATE claims SET superseded_by = ?, superseded_run = ? "
-                            "WHERE payer = ? AND claim_id = ?",
-                            (f.claim_id, self.run, f.payer, claim_id))
+            self.db.execute(
+                "UPDATE claims SET superseded_by = ?, superseded_run = ? "
+                "WHERE payer = ? AND claim_id = ?",
+                (f.claim_id, self.run, f.payer, claim_id),
+            )
             return True
         if claim_id == f.claim_id:  # a void of itself, not seen before: nothing to mark
             return True
         if row is not None:
-            self.db.execute("DELETE FROM claims WHERE payer = ? AND claim_id = ?",
-                            (f.payer, claim_id))
+            self.db.execute(
+                "DELETE FROM claims WHERE payer = ? AND claim_id = ?", (f.payer, claim_id)
+            )
         # Not seen yet: a tombstone, so that the claim does not count when it comes.
-        self.db.execute("INSERT INTO claims (member_key, claim_id, payer, superseded_by, "
-                        "billing, recorded_at, decision, run, superseded_run) "
-                        "VALUES (?, ?, ?, ?, ?, ?, 'tombstone', ?, ?)",
-                        (f.member_key, claim_id, f.payer, f.claim_id, f.billing, now,
-                         self.run, self.run))
+        self.db.execute(
+            "INSERT INTO claims (member_key, claim_id, payer, superseded_by, "
+            "billing, recorded_at, decision, run, superseded_run) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'tombstone', ?, ?)",
+            (f.member_key, claim_id, f.payer, f.claim_id, f.billing, now, self.run, self.run),
+        )
         return True
 
     # ---- decisions ---------------------------------------------------------------------
@@ -534,7 +599,9 @@ class HistoryStore:
             for payer, claim_id, status, denied in outcomes:
                 row = self.db.execute(
                     "SELECT submitted FROM claims WHERE payer = ? AND claim_id = ? AND "
-                    "run = ? AND decision IS NULL", (payer, claim_id, self.run)).fetchone()
+                    "run = ? AND decision IS NULL",
+                    (payer, claim_id, self.run),
+                ).fetchone()
                 if row is None:
                     continue
                 done += 1
@@ -542,14 +609,16 @@ class HistoryStore:
                 if lines is None and (payer, claim_id) in self._settled:
                     lines = row[0] or ""  # what the run took out while settling counts
                 if lines is None:
-                    self.db.execute("UPDATE claims SET decision = ? WHERE payer = ? AND "
-                                    "claim_id = ?", (status, payer, claim_id))
+                    self.db.execute(
+                        "UPDATE claims SET decision = ? WHERE payer = ? AND claim_id = ?",
+                        (status, payer, claim_id),
+                    )
                 else:
                     self.db.execute(
                         "UPDATE claims SET decision = ?, lines = ?, line_count = ? WHERE "
                         "payer = ? AND claim_id = ?",
-                        (status, lines, lines.count("\n") + 1 if lines else 0, payer,
-                         claim_id))
+                        (status, lines, lines.count("\n") + 1 if lines else 0, payer, claim_id),
+                    )
                 if status == "reject":
                     self._restore(payer, claim_id, self.run)
         return done
@@ -564,7 +633,8 @@ class HistoryStore:
                 row = self.db.execute(
                     "SELECT submitted, frequency, member_key, billing, replaces FROM claims "
                     "WHERE payer = ? AND claim_id = ? AND run = ? AND decision IS NULL",
-                    (payer, claim_id, self.run)).fetchone()
+                    (payer, claim_id, self.run),
+                ).fetchone()
                 if row is None:
                     continue
                 self._lock_members([row[2]])
@@ -579,11 +649,12 @@ class HistoryStore:
                 self.db.execute(
                     "UPDATE claims SET lines = ?, line_count = ? WHERE payer = ? AND "
                     "claim_id = ? AND run = ?",
-                    (lines, lines.count("\n") + 1 if lines else 0, payer, claim_id,
-                     self.run))
+                    (lines, lines.count("\n") + 1 if lines else 0, payer, claim_id, self.run),
+                )
 
-    def _settle_supersede(self, payer: str, claim_id: str, status: str,
-                          row: tuple[Any, ...]) -> None:
+    def _settle_supersede(
+        self, payer: str, claim_id: str, status: str, row: tuple[Any, ...]
+    ) -> None:
         """`settle` of a replacement or void: rejected, it supersedes nothing."""
         key = (payer, claim_id)
         if status == "reject":
@@ -597,17 +668,37 @@ class HistoryStore:
         target = replaces or (claim_id if frequency == "void" else None)
         if target is not None and (target != claim_id or frequency == "void"):
             now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-            self._supersede(ClaimFacts(payer, claim_id, member_key, "", frequency, replaces,
-                                       None, None, None, billing, 0, ""), target, now)
+            self._supersede(
+                ClaimFacts(
+                    payer,
+                    claim_id,
+                    member_key,
+                    "",
+                    frequency,
+                    replaces,
+                    None,
+                    None,
+                    None,
+                    billing,
+                    0,
+                    "",
+                ),
+                target,
+                now,
+            )
 
     def _restore(self, payer: str, claim_id: str, run: str) -> None:
         """What `claim_id` (recorded in `run`) replaced or voided counts again."""
-        self.db.execute("DELETE FROM claims WHERE payer = ? AND superseded_by = ? AND "
-                        "superseded_run = ? AND decision = 'tombstone'",
-                        (payer, claim_id, run))
-        self.db.execute("UPDATE claims SET superseded_by = NULL, superseded_run = NULL "
-                        "WHERE payer = ? AND superseded_by = ? AND superseded_run = ?",
-                        (payer, claim_id, run))
+        self.db.execute(
+            "DELETE FROM claims WHERE payer = ? AND superseded_by = ? AND "
+            "superseded_run = ? AND decision = 'tombstone'",
+            (payer, claim_id, run),
+        )
+        self.db.execute(
+            "UPDATE claims SET superseded_by = NULL, superseded_run = NULL "
+            "WHERE payer = ? AND superseded_by = ? AND superseded_run = ?",
+            (payer, claim_id, run),
+        )
 
     def begin_run(self) -> None:
         """This run begins (holding `run_lock`): what interrupted runs left provisional is
@@ -616,24 +707,28 @@ class HistoryStore:
         self.run = os.urandom(8).hex()
         self.sweep()
         with self.transaction():
-            self.db.execute("INSERT INTO runs (run, started) VALUES (?, ?)",
-                            (self.run, dt.datetime.now(dt.UTC).isoformat()))
+            self.db.execute(
+                "INSERT INTO runs (run, started) VALUES (?, ?)",
+                (self.run, dt.datetime.now(dt.UTC).isoformat()),
+            )
 
     def end_run(self) -> None:
         """This run has written its decisions."""
         with self.transaction():
-            self.db.execute("UPDATE runs SET finished = ? WHERE run = ?",
-                            (dt.datetime.now(dt.UTC).isoformat(), self.run))
+            self.db.execute(
+                "UPDATE runs SET finished = ? WHERE run = ?",
+                (dt.datetime.now(dt.UTC).isoformat(), self.run),
+            )
 
     def runs(self) -> list[tuple[str, str, str | None]]:
         """The runs that held the store, in order: (run, started, finished or None)."""
-        return self.db.execute("SELECT run, started, finished FROM runs ORDER BY seq"
-                               ).fetchall()
+        return self.db.execute("SELECT run, started, finished FROM runs ORDER BY seq").fetchall()
 
     def run_of(self, payer: str, claim_id: str) -> str | None:
         """The run that recorded the claim (None: not on file)."""
-        row = self.db.execute("SELECT run FROM claims WHERE payer = ? AND claim_id = ?",
-                              (payer, claim_id)).fetchone()
+        row = self.db.execute(
+            "SELECT run FROM claims WHERE payer = ? AND claim_id = ?", (payer, claim_id)
+        ).fetchone()
         return None if row is None else str(row[0])
 
     def clear_all(self) -> None:
@@ -649,11 +744,16 @@ class HistoryStore:
         with self.transaction():
             rows = self.db.execute(
                 "SELECT payer, claim_id, run FROM claims INDEXED BY claims_provisional "
-                "WHERE decision IS NULL AND run != ?", (self.run,)).fetchall()
+                "WHERE decision IS NULL AND run != ?",
+                (self.run,),
+            ).fetchall()
             for payer, claim_id, run in rows:
                 self._restore(payer, claim_id, run)
-                self.db.execute("DELETE FROM claims WHERE payer = ? AND claim_id = ? AND "
-                                "run = ? AND decision IS NULL", (payer, claim_id, run))
+                self.db.execute(
+                    "DELETE FROM claims WHERE payer = ? AND claim_id = ? AND "
+                    "run = ? AND decision IS NULL",
+                    (payer, claim_id, run),
+                )
         if rows:
             log.info("forgot %d provisional claim(s) of interrupted runs", len(rows))
         return len(rows)
@@ -669,8 +769,9 @@ class HistoryStore:
 
     # What phase 2 reads of a claim (a `ClaimRow`): the primary key leads the row, so a
     # member's claims are one range of the table; no other column is read.
-    _ROW = ("first_dos, last_dos, claim_id, received, rendering, billing, lines, replaces, "
-            "member_key")
+    _ROW = (
+        "first_dos, last_dos, claim_id, received, rendering, billing, lines, replaces, member_key"
+    )
     # What counts (docs/history.md): not superseded, and decided, or provisional in this
     # run (a rejected claim, or one whose lines were all denied, has line_count 0).
     _COUNTS = "superseded_by IS NULL AND (decision IS NOT NULL OR run = ?)"
@@ -680,7 +781,8 @@ class HistoryStore:
         return self.db.execute(
             f"SELECT {self._ROW} FROM claims WHERE member_key = ? AND last_dos >= ? "
             f"AND first_dos <= ? AND line_count > 0 AND {self._COUNTS}",
-            (member_key, first, last, self.run)).fetchall()
+            (member_key, first, last, self.run),
+        ).fetchall()
 
     def members_rows(self, spans: Mapping[str, Sequence[str]]) -> dict[str, list[ClaimRow]]:
         """`member_rows` of many members at once (one statement for up to 300 members):
@@ -688,13 +790,14 @@ class HistoryStore:
         found: dict[str, list[ClaimRow]] = {key: [] for key in spans}
         items = [(key, span[0], span[1]) for key, span in spans.items()]
         for start in range(0, len(items), 300):  # 900 parameters a statement, at most
-            chunk = items[start:start + 300]
+            chunk = items[start : start + 300]
             values = ", ".join(["(?, ?, ?)"] * len(chunk))
             for row in self.db.execute(
-                    f"WITH wanted(k, f, l) AS (VALUES {values}) SELECT {self._ROW} "
-                    "FROM wanted JOIN claims ON member_key = k AND last_dos >= f "
-                    f"AND first_dos <= l AND line_count > 0 AND {self._COUNTS}",
-                    [*(part for item in chunk for part in item), self.run]):
+                f"WITH wanted(k, f, l) AS (VALUES {values}) SELECT {self._ROW} "
+                "FROM wanted JOIN claims ON member_key = k AND last_dos >= f "
+                f"AND first_dos <= l AND line_count > 0 AND {self._COUNTS}",
+                [*(part for item in chunk for part in item), self.run],
+            ):
                 found[row[8]].append(row)
         return found
 
@@ -704,29 +807,55 @@ class HistoryStore:
         claim's status (None while provisional), `counted` which of them count."""
         claims = []
         for row in self.db.execute(
-                "SELECT payer, claim_id, received, frequency, replaces, first_dos, last_dos, "
-                "line_count, superseded_by, recorded_at, rendering, billing, submitted, "
-                "decision, lines, run FROM claims "
-                "WHERE member_key = ? ORDER BY first_dos, received, claim_id", (member_key,)):
-            claim = dict(zip(("payer", "claim_id", "received", "frequency", "replaces",
-                              "first_dos", "last_dos", "lines", "superseded_by",
-                              "recorded_at"), row[:10], strict=True))
+            "SELECT payer, claim_id, received, frequency, replaces, first_dos, last_dos, "
+            "line_count, superseded_by, recorded_at, rendering, billing, submitted, "
+            "decision, lines, run FROM claims "
+            "WHERE member_key = ? ORDER BY first_dos, received, claim_id",
+            (member_key,),
+        ):
+            claim = dict(
+                zip(
+                    (
+                        "payer",
+                        "claim_id",
+                        "received",
+                        "frequency",
+                        "replaces",
+                        "first_dos",
+                        "last_dos",
+                        "lines",
+                        "superseded_by",
+                        "recorded_at",
+                    ),
+                    row[:10],
+                    strict=True,
+                )
+            )
             decision, counted_text, run = row[13], row[14] or "", row[15]
             counts = row[8] is None and (decision is not None or run == self.run)
             if not counts:
                 claim["lines"] = 0
             claim["decision"] = decision
-            counted = {text.split("\t", 2)[1] for text in counted_text.split("\n")
-                       if text} if counts else set()
+            counted = (
+                {text.split("\t", 2)[1] for text in counted_text.split("\n") if text}
+                if counts
+                else set()
+            )
             submitted = row[12] if row[12] is not None else counted_text
-            entries = (unpack_lines(row[1], row[2], row[10], row[11], submitted)
-                       if submitted else [])
+            entries = unpack_lines(row[1], row[2], row[10], row[11], submitted) if submitted else []
             claim["service_lines"] = [
-                {"line": e.line, "service_date": e.dos, "code": e.code,
-                 "modifiers": list(e.modifiers), "units": e.units,
-                 "charge": e.stored_charge or None, "rendering_npi": e.rendering,
-                 "counted": e.stored_line in counted}
-                for e in entries]
+                {
+                    "line": e.line,
+                    "service_date": e.dos,
+                    "code": e.code,
+                    "modifiers": list(e.modifiers),
+                    "units": e.units,
+                    "charge": e.stored_charge or None,
+                    "rendering_npi": e.rendering,
+                    "counted": e.stored_line in counted,
+                }
+                for e in entries
+            ]
             claims.append(claim)
         return claims
 
@@ -734,8 +863,9 @@ class HistoryStore:
         """Forget the member's recorded claims; returns how many claims were removed."""
         with self.transaction():
             self._lock_members([member_key])
-            removed = self.db.execute("DELETE FROM claims WHERE member_key = ?",
-                                      (member_key,)).rowcount
+            removed = self.db.execute(
+                "DELETE FROM claims WHERE member_key = ?", (member_key,)
+            ).rowcount
         log.info("cleared %d claim(s) of member %s", removed, member_key)
         return removed
 
@@ -746,8 +876,9 @@ class HistoryStore:
         """How much the store holds: claims, lines, roster spans."""
         return {
             "claims": self.db.execute("SELECT count(*) FROM claims").fetchone()[0],
-            "lines": self.db.execute("SELECT coalesce(sum(line_count), 0) FROM claims"
-                                     ).fetchone()[0],
+            "lines": self.db.execute("SELECT coalesce(sum(line_count), 0) FROM claims").fetchone()[
+                0
+            ],
             "coverage_spans": self.db.execute("SELECT count(*) FROM coverage").fetchone()[0],
         }
 
@@ -763,24 +894,29 @@ class HistoryStore:
         found: list[StoredDecision] = []
         ids = list(dict.fromkeys(claim_ids))
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             for payer, claim_id, decision, submitted, lines in self.db.execute(
-                    "SELECT payer, claim_id, decision, submitted, lines FROM claims WHERE "
-                    f"claim_id IN ({', '.join('?' * len(chunk))}) AND decision IN "
-                    "('clean', 'review', 'deny', 'reject') ORDER BY recorded_at", chunk):
+                "SELECT payer, claim_id, decision, submitted, lines FROM claims WHERE "
+                f"claim_id IN ({', '.join('?' * len(chunk))}) AND decision IN "
+                "('clean', 'review', 'deny', 'reject') ORDER BY recorded_at",
+                chunk,
+            ):
                 numbers = [_line_number(t) for t in (submitted or "").split("\n") if t]
                 counted = {_line_number(t) for t in (lines or "").split("\n") if t}
-                denied = (None if decision == "reject" or (decision == "deny" and not counted)
-                          else frozenset(n for n in numbers if n not in counted))
-                found.append(StoredDecision(payer, claim_id, decision, tuple(numbers),
-                                            denied))
+                denied = (
+                    None
+                    if decision == "reject" or (decision == "deny" and not counted)
+                    else frozenset(n for n in numbers if n not in counted)
+                )
+                found.append(StoredDecision(payer, claim_id, decision, tuple(numbers), denied))
         return found
 
     def has_therapy_ytd(self) -> bool:
         """Whether a roster import gave any member a therapy year to date."""
         if self._therapy_ytd is None:
-            self._therapy_ytd = self.db.execute(
-                "SELECT 1 FROM therapy_ytd LIMIT 1").fetchone() is not None
+            self._therapy_ytd = (
+                self.db.execute("SELECT 1 FROM therapy_ytd LIMIT 1").fetchone() is not None
+            )
         return self._therapy_ytd
 
 
@@ -837,18 +973,22 @@ def outcome_of(decision: Decision, payer: str | None = None) -> Outcome | None:
                 break
             assert denied is not None
             denied.add(str(f.line))
-    return (payer, decision.claim_id or "", decision.status,
-            None if denied is None else frozenset(denied))
+    return (
+        payer,
+        decision.claim_id or "",
+        decision.status,
+        None if denied is None else frozenset(denied),
+    )
 
 
-def _counted_lines(submitted: str | None, status: str, denied: frozenset[str] | None
-                   ) -> str | None:
+def _counted_lines(submitted: str | None, status: str, denied: frozenset[str] | None) -> str | None:
     """The packed lines of a claim that count after its decision (None: all of them)."""
     if status == "reject" or denied is None:
         return ""
     if denied:
-        return "\n".join(text for text in (submitted or "").split("\n")
-                         if text.split("\t", 2)[1] not in denied)
+        return "\n".join(
+            text for text in (submitted or "").split("\n") if text.split("\t", 2)[1] not in denied
+        )
     return None
 
 
@@ -933,20 +1073,31 @@ def pack_line(idx: int, line: ServiceLine) -> str:
     amount (lines recorded before it was kept have nine fields)."""
     units, charge, minutes = line.units, line.charge, line.minutes
     allowed = line.expected_allowed
-    text = (f"{idx}\t{line.line}\t{line.service_date.isoformat()}\t{line.code or ''}\t"
-            f"{' '.join(line.modifiers)}\t{'' if units is None else units}\t"
-            f"{'' if charge is None else charge}\t{'' if minutes is None else minutes}\t"
-            f"{' '.join(line.pointed_diagnoses)}")
+    text = (
+        f"{idx}\t{line.line}\t{line.service_date.isoformat()}\t{line.code or ''}\t"
+        f"{' '.join(line.modifiers)}\t{'' if units is None else units}\t"
+        f"{'' if charge is None else charge}\t{'' if minutes is None else minutes}\t"
+        f"{' '.join(line.pointed_diagnoses)}"
+    )
     if allowed is not None:
         text += f"\t{allowed}"
-    if text.count("\t") == (8 if allowed is None else 9) and "\n" not in text \
-            and "\r" not in text:
+    if text.count("\t") == (8 if allowed is None else 9) and "\n" not in text and "\r" not in text:
         return text
     # A code or modifier with a tab or line break in it (bad data): blank those out.
-    return "\t".join((str(idx), str(line.line), line.service_date.isoformat(),
-                      _text(line.code), _text(" ".join(line.modifiers)), _text(units),
-                      _text(charge), _text(minutes), _text(" ".join(line.pointed_diagnoses)),
-                      *(() if allowed is None else (_text(allowed),))))
+    return "\t".join(
+        (
+            str(idx),
+            str(line.line),
+            line.service_date.isoformat(),
+            _text(line.code),
+            _text(" ".join(line.modifiers)),
+            _text(units),
+            _text(charge),
+            _text(minutes),
+            _text(" ".join(line.pointed_diagnoses)),
+            *(() if allowed is None else (_text(allowed),)),
+        )
+    )
 
 
 def claim_facts(claim: Claim, member_key: str, position: int = -1) -> ClaimFacts:
@@ -964,10 +1115,20 @@ def claim_facts(claim: Claim, member_key: str, position: int = -1) -> ClaimFacts
     else:
         first_dos = last_dos = None
     return ClaimFacts(
-        claim.payer, claim.claim_id, member_key, claim.received_date.isoformat(),
-        claim.frequency, claim.replaces, first_dos, last_dos, claim.rendering_provider.npi,
-        claim.billing_provider.npi, len(lines),
-        "\n".join([pack_line(i, line) for i, line in enumerate(lines)]), position)
+        claim.payer,
+        claim.claim_id,
+        member_key,
+        claim.received_date.isoformat(),
+        claim.frequency,
+        claim.replaces,
+        first_dos,
+        last_dos,
+        claim.rendering_provider.npi,
+        claim.billing_provider.npi,
+        len(lines),
+        "\n".join([pack_line(i, line) for i, line in enumerate(lines)]),
+        position,
+    )
 
 
 def _number(text: str) -> int | float | None:
@@ -1058,13 +1219,32 @@ class Entry(NamedTuple):
 _new_entry: Any = tuple.__new__  # an `Entry` without `Entry.__new__`'s Python frame
 
 
-def unpack_lines(claim_id: str, received: str, rendering: str | None, billing: str | None,
-                 lines: str) -> list[Entry]:
+def unpack_lines(
+    claim_id: str, received: str, rendering: str | None, billing: str | None, lines: str
+) -> list[Entry]:
     """The stored lines of one recorded claim (`ClaimFacts.lines`)."""
-    return [_new_entry(Entry, (f[2], received, claim_id, f[0], f[1], f[3], f[4], f[5], f[6],
-                               f[7], f[8], rendering, billing,
-                               f[9] if len(f) > 9 else ""))
-            for f in [text.split("\t") for text in lines.split("\n")]]
+    return [
+        _new_entry(
+            Entry,
+            (
+                f[2],
+                received,
+                claim_id,
+                f[0],
+                f[1],
+                f[3],
+                f[4],
+                f[5],
+                f[6],
+                f[7],
+                f[8],
+                rendering,
+                billing,
+                f[9] if len(f) > 9 else "",
+            ),
+        )
+        for f in [text.split("\t") for text in lines.split("\n")]
+    ]
 
 
 # ---- what a claim sees of the history ----------------------------------------------------
@@ -1111,16 +1291,21 @@ class MemberHistory:
             found = self._counted[counter.index] = _grouped(counter, lines)
         return found
 
-    def on_day(self, counter: Counter, dos: str, excluded: frozenset[str],
-               matches: Any = None) -> dict[Any, list[Entry]]:
+    def on_day(
+        self, counter: Counter, dos: str, excluded: frozenset[str], matches: Any = None
+    ) -> dict[Any, list[Entry]]:
         """The lines `counter` counts with date of service `dos`, of claims other than
         `excluded`, grouped as `counted` groups them. Only the claims with a line on that
         date are unpacked (most claims have none: the claim being checked, recorded
         under its id, is one of the excluded)."""
         matches = matches or counter.matches
-        lines = [e for i, row in enumerate(self.rows)
-                 if row[0] <= dos <= row[1] and row[2] not in excluded and dos in row[6]
-                 for e in self._lines(i) if e.dos == dos and matches(e)]
+        lines = [
+            e
+            for i, row in enumerate(self.rows)
+            if row[0] <= dos <= row[1] and row[2] not in excluded and dos in row[6]
+            for e in self._lines(i)
+            if e.dos == dos and matches(e)
+        ]
         return _grouped(counter, lines) if lines else {}
 
     def replacing(self, claim_id: str) -> set[str]:
@@ -1146,8 +1331,13 @@ def _grouped(counter: Counter, lines: list[Entry]) -> dict[Any, list[Entry]]:
 
 _NO_MEMBER = MemberHistory([])
 # A count of each measure when nothing is counted.
-_NOTHING: dict[str, Any] = {"visits": 0, "lines": 0, "units": 0, "charges": Decimal(0),
-                            "sum": Decimal(0)}
+_NOTHING: dict[str, Any] = {
+    "visits": 0,
+    "lines": 0,
+    "units": 0,
+    "charges": Decimal(0),
+    "sum": Decimal(0),
+}
 
 
 class ClaimHistory:
@@ -1163,8 +1353,12 @@ class ClaimHistory:
     # garbage collector.
     __slots__ = ("_values", "excluded", "member", "shown")
 
-    def __init__(self, claim: Claim, member: MemberHistory | None = None,
-                 excluded: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        claim: Claim,
+        member: MemberHistory | None = None,
+        excluded: frozenset[str] = frozenset(),
+    ) -> None:
         self.member = member or _NO_MEMBER
         # Lines of these claims are this claim's own (recorded under its id) or of the
         # claim it replaces: never counted as another claim's.
@@ -1197,8 +1391,9 @@ class ClaimHistory:
         # member whose history it is: dsl/history.py `Counter.matcher`)
         matches = counter.matcher(person)
         # The lines the counter counts, in counting order: (date, place in the claim).
-        counted = sorted((line.service_date, j, line) for j, line in enumerate(claim.lines)
-                         if matches(line))
+        counted = sorted(
+            (line.service_date, j, line) for j, line in enumerate(claim.lines) if matches(line)
+        )
         if not counted:
             return {}
         keys = counter.keys
@@ -1234,24 +1429,33 @@ class ClaimHistory:
                         on_day = days[dos] = member.on_day(counter, dos, excluded, matches)
                     group = on_day.get(want)
                     if group is not None:  # entries compare as their places in the order
-                        others = group[:bisect.bisect_left(group, here)]
+                        others = group[: bisect.bisect_left(group, here)]
                 else:
                     group = member.counted(counter, matches).get(want)
                     if group is not None:
                         first = bisect.bisect_left(group, (start.isoformat(),))
-                        others = [e for e in group[first:bisect.bisect_left(group, here, first)]
-                                  if e.claim_id not in excluded
-                                  and (accept is None or accept(e.code, e.rendering))]
+                        others = [
+                            e
+                            for e in group[first : bisect.bisect_left(group, here, first)]
+                            if e.claim_id not in excluded
+                            and (accept is None or accept(e.code, e.rendering))
+                        ]
             earlier = own_before.get(want)
             if earlier is None:
                 own_before[want] = [line]
                 own: list[ServiceLine] = []
             else:
-                own = [o for o in earlier if o.service_date >= start
-                       and (accept is None or accept(o.code, rendering))]
+                own = [
+                    o
+                    for o in earlier
+                    if o.service_date >= start and (accept is None or accept(o.code, rendering))
+                ]
                 earlier.append(line)
-            values[id(line)] = (_sum(counter, person, others, own, line) if measure == "sum"
-                                else _measure(measure, others, own, line))
+            values[id(line)] = (
+                _sum(counter, person, others, own, line)
+                if measure == "sum"
+                else _measure(measure, others, own, line)
+            )
             if self.shown is not None:
                 self.shown[(counter.index, id(line))] = (others, own)
         return values
@@ -1285,8 +1489,9 @@ def _entry_key_values(keys: tuple[str, ...], e: Entry) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _measure(measure: str, others: list[Entry], own: list[ServiceLine], line: ServiceLine
-             ) -> tuple[Any, Any, Any]:
+def _measure(
+    measure: str, others: list[Entry], own: list[ServiceLine], line: ServiceLine
+) -> tuple[Any, Any, Any]:
     """(THROUGH, BEFORE, OTHERS): visits (distinct dates), lines, units (a line without
     units is one) or charges of the other claims' lines, then with the claim's own lines
     before `line`, then with `line` as well."""
@@ -1295,8 +1500,7 @@ def _measure(measure: str, others: list[Entry], own: list[ServiceLine], line: Se
             return 1, 0, 0
         if measure == "units":
             return (line.units if line.units is not None else 1), 0, 0
-        return (line.charge if line.charge is not None else Decimal(0)), Decimal(0), \
-            Decimal(0)
+        return (line.charge if line.charge is not None else Decimal(0)), Decimal(0), Decimal(0)
     if measure == "visits":
         days = {e.dos for e in others}
         on_others = len(days)
@@ -1312,12 +1516,16 @@ def _measure(measure: str, others: list[Entry], own: list[ServiceLine], line: Se
         return own_units + (line.units if line.units is not None else 1), own_units, units
     charges = sum((Decimal(e.stored_charge) for e in others if e.stored_charge), Decimal(0))
     own_charges = charges + sum((o.charge for o in own if o.charge is not None), Decimal(0))
-    return (own_charges + (line.charge if line.charge is not None else Decimal(0)),
-            own_charges, charges)
+    return (
+        own_charges + (line.charge if line.charge is not None else Decimal(0)),
+        own_charges,
+        charges,
+    )
 
 
-def _sum(counter: Counter, person: Any, others: list[Entry], own: list[ServiceLine],
-         line: ServiceLine) -> tuple[Any, Any, Any]:
+def _sum(
+    counter: Counter, person: Any, others: list[Entry], own: list[ServiceLine], line: ServiceLine
+) -> tuple[Any, Any, Any]:
     """(THROUGH, BEFORE, OTHERS) of a `counts sum(AMOUNT)` counter: the amounts of the
     lines, as `_measure` counts charges (a line whose amount is missing adds nothing)."""
     value = counter.value
@@ -1343,8 +1551,10 @@ def _view(claim: Claim) -> ClaimHistory:
 _COUNTED = "({call} if {counts} else None)"
 # Outside a run (no history for the claim, or only the claim's own view of itself) there
 # is no other claim: nothing, no call.
-_ON_OTHERS = ("(({call} if {claim}.history is not None and {claim}.history.member.rows "
-              "else {nothing}[{0}.measure]) if {counts} else None)")
+_ON_OTHERS = (
+    "(({call} if {claim}.history is not None and {claim}.history.member.rows "
+    "else {nothing}[{0}.measure]) if {counts} else None)"
+)
 
 
 def visit_number(claim: Claim, line: ServiceLine | None, counter: Counter) -> int | None:
@@ -1381,24 +1591,50 @@ def total_on_other_claims(claim: Claim, line: ServiceLine | None, counter: Count
 _LINE = frozenset({"line"})
 HISTORY_FUNCTIONS: tuple[T.FunctionSpec, ...] = (
     T.FunctionSpec(
-        "visit_number", (counter_of("visits"),), T.NUMBER.maybe(), visit_number,
+        "visit_number",
+        (counter_of("visits"),),
+        T.NUMBER.maybe(),
+        visit_number,
         "visit_number(c): which visit of c's window this line's date of service is, counting "
         "the member's visits on earlier claims and on this claim up to this date (missing "
-        "when c does not count the line)", contextual=True, scopes=_LINE, inline=_COUNTED),
+        "when c does not count the line)",
+        contextual=True,
+        scopes=_LINE,
+        inline=_COUNTED,
+    ),
     T.FunctionSpec(
-        "total_to_date", (COUNTER,), T.NUMBER.maybe(), total_to_date,
+        "total_to_date",
+        (COUNTER,),
+        T.NUMBER.maybe(),
+        total_to_date,
         "total_to_date(c): what c counts in its window up to and including this line "
-        "(visits, units, lines or charges)", contextual=True, scopes=_LINE,
-        inline=_COUNTED),
+        "(visits, units, lines or charges)",
+        contextual=True,
+        scopes=_LINE,
+        inline=_COUNTED,
+    ),
     T.FunctionSpec(
-        "total_before", (COUNTER,), T.NUMBER.maybe(), total_before,
+        "total_before",
+        (COUNTER,),
+        T.NUMBER.maybe(),
+        total_before,
         "total_before(c): what c counts in its window before this line",
-        contextual=True, scopes=_LINE, inline=_COUNTED),
+        contextual=True,
+        scopes=_LINE,
+        inline=_COUNTED,
+    ),
     T.FunctionSpec(
-        "total_on_other_claims", (COUNTER,), T.NUMBER.maybe(), total_on_other_claims,
+        "total_on_other_claims",
+        (COUNTER,),
+        T.NUMBER.maybe(),
+        total_on_other_claims,
         "total_on_other_claims(c): what c counts in its window on the member's other claims "
         "that stand before this line (e.g. the same service billed already)",
-        contextual=True, scopes=_LINE, inline=_ON_OTHERS, consts={"nothing": _NOTHING}),
+        contextual=True,
+        scopes=_LINE,
+        inline=_ON_OTHERS,
+        consts={"nothing": _NOTHING},
+    ),
 )
 
 
@@ -1423,8 +1659,11 @@ def counts_history(engine: Engine) -> bool:
 
 
 def _counters(engine: Engine) -> dict[str, tuple[Counter, ...]]:
-    return {pack_id: program.counters for pack_id, program in engine.programs.items()
-            if program.counters}
+    return {
+        pack_id: program.counters
+        for pack_id, program in engine.programs.items()
+        if program.counters
+    }
 
 
 def _earliest(counters: Sequence[Counter], day: dt.date) -> dt.date:
@@ -1457,8 +1696,9 @@ class HistoryRecorder:
         if claim.payer not in self.counters or not claim.member.id or not claim.lines:
             return True
         try:
-            facts = claim_facts(claim, self.store.member_key(claim.payer, claim.member.id),
-                                position)
+            facts = claim_facts(
+                claim, self.store.member_key(claim.payer, claim.member.id), position
+            )
         except Exception as exc:  # bad data the model let through: this claim only
             self.refused[position] = _failure(exc, "recording it")
             return False
@@ -1486,26 +1726,45 @@ class HistoryRecorder:
 
 
 def _failure(exc: Exception, doing: str) -> Refusal:
-    return Refusal("engine/internal-error", "claim",
-                   f"the claim could not be checked ({type(exc).__name__} while {doing}); "
-                   "check it again or have a person review it")
+    return Refusal(
+        "engine/internal-error",
+        "claim",
+        f"the claim could not be checked ({type(exc).__name__} while {doing}); "
+        "check it again or have a person review it",
+    )
 
 
 DUPLICATE_ID = Refusal(
-    "engine/duplicate-claim-id", "claim_id",
+    "engine/duplicate-claim-id",
+    "claim_id",
     "this claim id came earlier in the same run: the first claim with an id is checked, "
-    "a later one is rejected (give each claim its own id)")
+    "a later one is rejected (give each claim its own id)",
+)
 
 
-def refusal_decision(claim_id: str | None, refusal: Refusal, position: int | None
-                     ) -> Decision:
+def refusal_decision(claim_id: str | None, refusal: Refusal, position: int | None) -> Decision:
     """The reject of a claim phase 1 refused."""
     from cleanclaim.engine.decision import Finding
 
-    message = refusal.message if refusal.rule == "engine/internal-error" else \
-        f"{refusal.where}: {refusal.message}"
-    finding = Finding(refusal.rule, "submission", "reject", None, "CO", "16", ["MA130"],
-                      "submission", "billing", message, None, None)
+    message = (
+        refusal.message
+        if refusal.rule == "engine/internal-error"
+        else f"{refusal.where}: {refusal.message}"
+    )
+    finding = Finding(
+        refusal.rule,
+        "submission",
+        "reject",
+        None,
+        "CO",
+        "16",
+        ["MA130"],
+        "submission",
+        "billing",
+        message,
+        None,
+        None,
+    )
     return Decision(claim_id, "reject", [finding], {}, position)
 
 
@@ -1626,8 +1885,11 @@ class HistoryReader:
             return
         # (refused claims read nothing either; a member's span may stay wider than its
         # remaining claims need: a wider read, never a wrong one)
-        kept = [(need, at) for need, at in zip(self.plan, self._plan_positions, strict=True)
-                if at not in settled and at not in self.refused]
+        kept = [
+            (need, at)
+            for need, at in zip(self.plan, self._plan_positions, strict=True)
+            if at not in settled and at not in self.refused
+        ]
         self.plan = [need for need, _ in kept]
         self._plan_positions = [at for _, at in kept]
 
@@ -1698,7 +1960,7 @@ class HistoryReader:
         if key in self._members:
             return
         needs: dict[str, list[str]] = {}
-        for k, first, last in self.plan[position:position + PREFETCH]:
+        for k, first, last in self.plan[position : position + PREFETCH]:
             if k in self._members:
                 continue
             span = needs.get(k)
@@ -1729,10 +1991,12 @@ class HistoryReader:
                     break
         if earliest is None:
             return None
-        last = max(line.service_date for line in lines) if len(lines) > 1 else \
-            lines[0].service_date
-        return (self.store.member_key(claim.payer, claim.member.id), earliest.isoformat(),
-                last.isoformat())
+        last = max(line.service_date for line in lines) if len(lines) > 1 else lines[0].service_date
+        return (
+            self.store.member_key(claim.payer, claim.member.id),
+            earliest.isoformat(),
+            last.isoformat(),
+        )
 
     def _member(self, key: str, first: str, last: str) -> MemberHistory:
         cached = self._members.get(key)
@@ -1744,8 +2008,9 @@ class HistoryReader:
         span = None if self._dropped else self.spans.get(key)
         if span is not None:  # what the run's other claims of the member will want
             first, last = min(first, span[0]), max(last, span[1])
-        return self._remember(key, first, last,
-                              MemberHistory(self.store.member_rows(key, first, last)))
+        return self._remember(
+            key, first, last, MemberHistory(self.store.member_rows(key, first, last))
+        )
 
     def forget(self, key: str) -> None:
         """The member's recorded claims have changed (`settle`): read them again."""
@@ -1753,8 +2018,7 @@ class HistoryReader:
         if old is not None:
             self._cached_rows -= len(old[2].rows)
 
-    def _remember(self, key: str, first: str, last: str, member: MemberHistory
-                  ) -> MemberHistory:
+    def _remember(self, key: str, first: str, last: str, member: MemberHistory) -> MemberHistory:
         old = self._members.pop(key, None)
         if old is not None:
             self._cached_rows -= len(old[2].rows)
@@ -1793,8 +2057,12 @@ class _Chains:
         names counts for the run's other claims."""
         if need is not None:
             key = need[0]
-        elif claim.frequency in ("replacement", "void") and claim.member.id and \
-                claim.lines and claim.payer in self.recorder.counters:
+        elif (
+            claim.frequency in ("replacement", "void")
+            and claim.member.id
+            and claim.lines
+            and claim.payer in self.recorder.counters
+        ):
             key = self.recorder.store.member_key(claim.payer, claim.member.id)
         else:
             return
@@ -1814,8 +2082,7 @@ class _Chains:
         file, self.file = self.file, None
         try:
             for entries in self.members.values():
-                kept = [(position, where) for position, where in entries
-                        if position not in refused]
+                kept = [(position, where) for position, where in entries if position not in refused]
                 if len(kept) < 2:
                     continue
                 chain = []
@@ -1907,9 +2174,13 @@ class SettleStats(NamedTuple):
     seconds: float = 0.0
 
 
-def settle(engine: Engine, store: HistoryStore, chains: _Chains,
-           refused: Mapping[int, Refusal], keep: SettledDecisions | None = None
-           ) -> SettleStats:
+def settle(
+    engine: Engine,
+    store: HistoryStore,
+    chains: _Chains,
+    refused: Mapping[int, Refusal],
+    keep: SettledDecisions | None = None,
+) -> SettleStats:
     """Between the phases: the run's claims count against each other with their
     decisions in the run (docs/history.md, "What counts"). A member's claims of the run
     are decided against the store, their lines that do not count (a rejected claim, a
@@ -1930,8 +2201,7 @@ def settle(engine: Engine, store: HistoryStore, chains: _Chains,
     most = members = evaluations = total = unsettled = 0
     for chain in chains.claims(refused):
         members += 1
-        effects: dict[str, frozenset[str] | None] = {c.claim_id: frozenset()
-                                                     for _, c in chain}
+        effects: dict[str, frozenset[str] | None] = {c.claim_id: frozenset() for _, c in chain}
         key = ""
         # The member is read once a round, with the dates all its claims look at (not
         # again for each claim whose window reaches further).
@@ -1967,22 +2237,28 @@ def settle(engine: Engine, store: HistoryStore, chains: _Chains,
             total += 1
             if not changed:
                 if keep is not None:
-                    for (position, _claim), decision, needed in zip(chain, decisions, needs,
-                                                                    strict=True):
+                    for (position, _claim), decision, needed in zip(
+                        chain, decisions, needs, strict=True
+                    ):
                         keep.add(position, decision, needed)
                 break
             store.settle(changed)
             reader.forget(key)
         else:
             unsettled += 1
-            log.warning("a member's claims of the run did not settle in %d rounds",
-                        SETTLE_ROUNDS)
+            log.warning("a member's claims of the run did not settle in %d rounds", SETTLE_ROUNDS)
         reader.forget(key)  # done with the member: the cache holds one member at a time
-    stats = SettleStats(members, evaluations, most, total, unsettled,
-                        time.process_time() - started)
+    stats = SettleStats(members, evaluations, most, total, unsettled, time.process_time() - started)
     if members:
-        log.info("settled %d member(s): %d claim decisions in %d round(s), at most %d "
-                 "for a member, %.2f s", members, evaluations, total, most, stats.seconds)
+        log.info(
+            "settled %d member(s): %d claim decisions in %d round(s), at most %d "
+            "for a member, %.2f s",
+            members,
+            evaluations,
+            total,
+            most,
+            stats.seconds,
+        )
     return stats
 
 
@@ -1990,8 +2266,12 @@ class HistoryRun:
     """`Engine.check_many` with claim history: both phases over one iterable, the claims
     kept between them (in memory, then in a temporary file)."""
 
-    def __init__(self, engine: Engine, store: HistoryStore | None = None,
-                 observe: Callable[[Claim, Decision, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: HistoryStore | None = None,
+        observe: Callable[[Claim, Decision, int], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.store = store if store is not None else HistoryStore.memory()
         self._own_store = store is None
@@ -2024,8 +2304,7 @@ class HistoryRun:
                             need = reader.plan_claim(thing)
                             chains.add(need, at, thing)
                     except Exception as exc:  # this claim only: the run goes on
-                        thing, at = _internal_error_at(position, item, exc, "reading it"), \
-                            position
+                        thing, at = _internal_error_at(position, item, exc, "reading it"), position
                     spool.add((thing, at, need))
                 recorder.flush()
             if recorder.recorded:
@@ -2089,9 +2368,9 @@ class HistoryRun:
         claim, problems = decode_claim(raw.data, engine.today)
         if claim is None:
             claim_id = raw.data.get("claim_id") if isinstance(raw.data, dict) else None
-            decision = engine.unreadable(RawClaim(
-                raw.position, None, tuple(problems),
-                readable_id(claim_id)))
+            decision = engine.unreadable(
+                RawClaim(raw.position, None, tuple(problems), readable_id(claim_id))
+            )
             decision.position = raw.position
             return decision, raw.position
         return claim, raw.position
@@ -2181,8 +2460,11 @@ class _Decided:
 
 def _internal_error_at(position: int, item: Any, exc: Exception, doing: str) -> Decision:
     """The reject of an input item phase 1 could not read at all."""
-    claim_id = readable_id(item.get("claim_id")) if isinstance(item, Mapping) else \
-        readable_id(getattr(item, "claim_id", None))
+    claim_id = (
+        readable_id(item.get("claim_id"))
+        if isinstance(item, Mapping)
+        else readable_id(getattr(item, "claim_id", None))
+    )
     return refusal_decision(claim_id, _failure(exc, doing), position)
 
 
@@ -2191,9 +2473,20 @@ def _internal_error(claim: Claim, exc: Exception) -> Decision:
     from cleanclaim.engine.decision import Finding
 
     finding = Finding(
-        "engine/internal-error", "submission", "reject", None, "CO", "16", [], "submission",
-        "billing", f"the claim could not be checked ({type(exc).__name__} while checking "
-        "it against its history); check it again or have a person review it", None, None)
+        "engine/internal-error",
+        "submission",
+        "reject",
+        None,
+        "CO",
+        "16",
+        [],
+        "submission",
+        "billing",
+        f"the claim could not be checked ({type(exc).__name__} while checking "
+        "it against its history); check it again or have a person review it",
+        None,
+        None,
+    )
     return Decision(claim.claim_id, "reject", [finding], {})
 
 
@@ -2258,8 +2551,9 @@ class HistoryBatch:
     Two passes over the input keep memory flat whatever its size; each claim is decoded
     once in each."""
 
-    def __init__(self, engine: Engine, state: Path | str | None, workers: int = 1,
-                 run: str | None = None) -> None:
+    def __init__(
+        self, engine: Engine, state: Path | str | None, workers: int = 1, run: str | None = None
+    ) -> None:
         self.engine = engine
         self.workers = workers
         # `run`: a run another process holds (`cleanclaim.spark`'s driver: it takes the
@@ -2316,8 +2610,7 @@ class HistoryBatch:
             log.info("recorded %d claim(s) in %s", recorder.recorded, self.store.label)
         # With one worker, phase 2 takes the decisions settle reached (workers, which
         # read the store themselves, decide those claims again).
-        settled = self._settled_decisions = SettledDecisions() if self.workers == 1 \
-            else None
+        settled = self._settled_decisions = SettledDecisions() if self.workers == 1 else None
         self.settled = settle(self.engine, self.store, chains, recorder.refused, settled)
         reader.roster = self.store.has_roster()
         reader.therapy_ytd = self.store.has_therapy_ytd()
@@ -2328,8 +2621,9 @@ class HistoryBatch:
         return recorder.recorded
 
     def builder(self, inner: Any) -> HistoryEngineBuilder:
-        return HistoryEngineBuilder(inner, self.store.path, self.store.run,
-                                    tuple(sorted(self.refused.items())))
+        return HistoryEngineBuilder(
+            inner, self.store.path, self.store.run, tuple(sorted(self.refused.items()))
+        )
 
     def decide(self, outcome: Outcome | None) -> None:
         """A decision of the run (`outcome_of`), for the store at `--state`."""
@@ -2358,8 +2652,9 @@ class HistoryBatch:
 # ---- records for `cleanclaim history` ----------------------------------------------------
 
 
-def member_report(store: HistoryStore, member_id: str,
-                  payers: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def member_report(
+    store: HistoryStore, member_id: str, payers: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     """The member's recorded claims per payer, keyed by member key (never the id)."""
     out = []
     for payer in payers or store.payers():
@@ -2378,22 +2673,33 @@ def render_report(report: Sequence[Mapping[str, Any]]) -> str:
     for part in report:
         claims = part["claims"]
         counted = sum(1 for c in claims if c["lines"])
-        lines.append(f"member {part['member_key']} (payer {part['payer']}): "
-                     f"{len(claims)} claim(s), {counted} counted")
+        lines.append(
+            f"member {part['member_key']} (payer {part['payer']}): "
+            f"{len(claims)} claim(s), {counted} counted"
+        )
         for c in claims:
-            state = (f"replaced by {c['superseded_by']}" if c["superseded_by"] else
-                     "void" if c["frequency"] == "void" else
-                     "provisional (its run has not decided it)" if c["decision"] is None else
-                     "rejected: not on file" if c["decision"] == "reject" else
-                     f"{c['decision']}, {c['lines']} line(s) counted")
-            lines.append(f"  {c['claim_id']}  received {c['received'] or '-'}  "
-                         f"{c['frequency'] or '-'}  {state}")
+            state = (
+                f"replaced by {c['superseded_by']}"
+                if c["superseded_by"]
+                else "void"
+                if c["frequency"] == "void"
+                else "provisional (its run has not decided it)"
+                if c["decision"] is None
+                else "rejected: not on file"
+                if c["decision"] == "reject"
+                else f"{c['decision']}, {c['lines']} line(s) counted"
+            )
+            lines.append(
+                f"  {c['claim_id']}  received {c['received'] or '-'}  "
+                f"{c['frequency'] or '-'}  {state}"
+            )
             for ln in c["service_lines"]:
                 mods = ",".join(ln["modifiers"]) or "-"
-                lines.append(f"    {ln['service_date']}  line {ln['line']}  {ln['code']}  "
-                             f"modifiers {mods}  units {ln['units']}  "
-                             f"charge {ln['charge'] or '-'}"
-                             + ("" if ln["counted"] else "  (not counted)"))
+                lines.append(
+                    f"    {ln['service_date']}  line {ln['line']}  {ln['code']}  "
+                    f"modifiers {mods}  units {ln['units']}  "
+                    f"charge {ln['charge'] or '-'}" + ("" if ln["counted"] else "  (not counted)")
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -45,8 +45,7 @@ class MueTable:
 
     __slots__ = ("_edits", "indicators", "per_line", "sample", "source", "values")
 
-    def __init__(self, edits: dict[str, MueEdit], source: str,
-                 sample: str | None = None) -> None:
+    def __init__(self, edits: dict[str, MueEdit], source: str, sample: str | None = None) -> None:
         self._edits = edits
         # Set (to the file) when the table is a shipped sample, not CMS data.
         self.sample = sample

@@ -106,8 +106,9 @@ class PtpTable:
 
     __slots__ = ("_index", "_rows", "column2", "sample", "source")
 
-    def __init__(self, index: dict[str, dict[str, _Rows]], rows: int, source: str,
-                 sample: str | None = None) -> None:
+    def __init__(
+        self, index: dict[str, dict[str, _Rows]], rows: int, source: str, sample: str | None = None
+    ) -> None:
         self._index = index
         # Set (to the file) when the table is a shipped sample, not CMS data.
         self.sample = sample
@@ -329,5 +330,6 @@ def load_ptp(path: Path | str, *more: Path | str) -> PtpTable:
             raise no_rows(source, "PTP")
         if is_sample(source):
             samples.append(Path(source.label).name)
-    return PtpTable(reader.index, reader.rows, ", ".join(str(p) for p in paths),
-                    ", ".join(samples) or None)
+    return PtpTable(
+        reader.index, reader.rows, ", ".join(str(p) for p in paths), ", ".join(samples) or None
+    )

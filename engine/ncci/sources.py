@@ -103,11 +103,12 @@ def sample_warning(tables: Iterable[object]) -> str | None:
         return None
     parts = []
     if samples:
-        parts.append(f"NCCI sample tables in use ({', '.join(sorted(samples))}): their "
-                     "edits are illustrative, findings on them are reviews; load the CMS "
-                     "quarterly files with --ptp/--mue")
-    parts.extend(f"sample table in use, findings on it are reviews ({h})"
-                 for h in sorted(hints))
+        parts.append(
+            f"NCCI sample tables in use ({', '.join(sorted(samples))}): their "
+            "edits are illustrative, findings on them are reviews; load the CMS "
+            "quarterly files with --ptp/--mue"
+        )
+    parts.extend(f"sample table in use, findings on it are reviews ({h})" for h in sorted(hints))
     return "; ".join(parts)
 
 

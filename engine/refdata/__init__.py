@@ -29,19 +29,31 @@ from cleanclaim.engine.refdata.store import (
     default_data_dir,
 )
 
-__all__ = ["DATA_ENV", "KINDS", "DataStore", "ImportRecord", "default_data_dir",
-           "fee_schedule", "load_article_codes"]
+__all__ = [
+    "DATA_ENV",
+    "KINDS",
+    "DataStore",
+    "ImportRecord",
+    "default_data_dir",
+    "fee_schedule",
+    "load_article_codes",
+]
 
 
-def load_article_codes(article: int | str, group: int, kind: str = "covered",
-                       on_date: date | None = None,
-                       data_dir: Path | None = None) -> frozenset[str] | None:
+def load_article_codes(
+    article: int | str,
+    group: int,
+    kind: str = "covered",
+    on_date: date | None = None,
+    data_dir: Path | None = None,
+) -> frozenset[str] | None:
     """The codes of an imported MCD article group list (`DataStore.article_codes`) in
     the default (or given) data folder; None when it is not imported."""
     return DataStore(data_dir).article_codes(article, group, kind, on_date)
 
 
-def fee_schedule(code: str, on_date: date, modifier: str | None = None,
-                 data_dir: Path | None = None) -> dict[str, Any] | None:
+def fee_schedule(
+    code: str, on_date: date, modifier: str | None = None, data_dir: Path | None = None
+) -> dict[str, Any] | None:
     """The imported MPFS row of a code on a date (`DataStore.fee_schedule`)."""
     return DataStore(data_dir).fee_schedule(code, on_date, modifier)

@@ -73,8 +73,7 @@ def kx_since(line: Any, member: Any, table: Any) -> Any:
     return allowed_amount(line, table)
 
 
-def applied_to_date(ytd: TherapyYearToDate | None, threshold: str,
-                    day: dt.date) -> Decimal | None:
+def applied_to_date(ytd: TherapyYearToDate | None, threshold: str, day: dt.date) -> Decimal | None:
     """The amount applied toward `threshold` (pt_slp, ot) in the calendar year of `day`
     as `ytd` reports it; None when nothing is reported for that year (an as-of date in
     another year)."""
@@ -106,24 +105,52 @@ def kx_applied_as_of(claim: Claim, line: ServiceLine | None) -> Any:
 _LINE: Final = frozenset({"line"})
 
 ALLOWED_FUNCTIONS: Final[tuple[T.FunctionSpec, ...]] = (
-    T.FunctionSpec("amount_times_units", (T.NUMBER, T.NUMBER), T.NUMBER.maybe(),
-                   amount_times_units, "a one-unit amount (e.g. mpfs[line.code]."
-                   "nonfac_amount) times the units (missing units: 1)", constant=True),
-    T.FunctionSpec("allowed_amount", (T.Type("Line"), T.table("cms-mpfs")),
-                   T.NUMBER.maybe(), allowed_amount, "the line's allowed amount: its "
-                   "expected_allowed, else the fee schedule's national non-facility amount "
-                   "times the units on its date of service, else the charge; also in "
-                   "counters"),
-    T.FunctionSpec("kx_since", (T.Type("Line"), T.Type("Member"), T.table("cms-mpfs")),
-                   T.NUMBER.maybe(), kx_since, "allowed_amount of a line dated after "
-                   "member.therapy_ytd_as_of (not yet in the applied amount), else 0; "
-                   "without a year to date, allowed_amount; also in counters"),
-    T.FunctionSpec("kx_applied_to_date", (T.STR,), T.NUMBER, kx_applied_to_date,
-                   "line rules only: the member's amount applied toward the KX threshold "
-                   "(\"pt_slp\" or \"ot\") in the line's calendar year as of "
-                   "member.therapy_ytd.as_of; 0 when none is reported for that year",
-                   contextual=True, scopes=_LINE),
-    T.FunctionSpec("kx_applied_as_of", (), T.DATE.maybe(), kx_applied_as_of,
-                   "line rules only: the as-of date of member.therapy_ytd when it reports "
-                   "the line's calendar year, else missing", contextual=True, scopes=_LINE),
+    T.FunctionSpec(
+        "amount_times_units",
+        (T.NUMBER, T.NUMBER),
+        T.NUMBER.maybe(),
+        amount_times_units,
+        "a one-unit amount (e.g. mpfs[line.code].nonfac_amount) times the units (missing units: 1)",
+        constant=True,
+    ),
+    T.FunctionSpec(
+        "allowed_amount",
+        (T.Type("Line"), T.table("cms-mpfs")),
+        T.NUMBER.maybe(),
+        allowed_amount,
+        "the line's allowed amount: its "
+        "expected_allowed, else the fee schedule's national non-facility amount "
+        "times the units on its date of service, else the charge; also in "
+        "counters",
+    ),
+    T.FunctionSpec(
+        "kx_since",
+        (T.Type("Line"), T.Type("Member"), T.table("cms-mpfs")),
+        T.NUMBER.maybe(),
+        kx_since,
+        "allowed_amount of a line dated after "
+        "member.therapy_ytd_as_of (not yet in the applied amount), else 0; "
+        "without a year to date, allowed_amount; also in counters",
+    ),
+    T.FunctionSpec(
+        "kx_applied_to_date",
+        (T.STR,),
+        T.NUMBER,
+        kx_applied_to_date,
+        "line rules only: the member's amount applied toward the KX threshold "
+        '("pt_slp" or "ot") in the line\'s calendar year as of '
+        "member.therapy_ytd.as_of; 0 when none is reported for that year",
+        contextual=True,
+        scopes=_LINE,
+    ),
+    T.FunctionSpec(
+        "kx_applied_as_of",
+        (),
+        T.DATE.maybe(),
+        kx_applied_as_of,
+        "line rules only: the as-of date of member.therapy_ytd when it reports "
+        "the line's calendar year, else missing",
+        contextual=True,
+        scopes=_LINE,
+    ),
 )

@@ -15,7 +15,8 @@ data_app = typer.Typer(
     help="Import the CMS files a billing office downloads (NCCI PTP and MUE, MCD article "
     "lists, MPFS relative values, the Order and Referring file) into the local data "
     "folder that check, serve and test read by default; list what is loaded.",
-    no_args_is_help=True)
+    no_args_is_help=True,
+)
 
 
 class Kind(StrEnum):
@@ -27,24 +28,35 @@ class Kind(StrEnum):
 
 
 _PART = re.compile(r"-f\d\.txt$", re.IGNORECASE)
-DATA_DIR_HELP = ("The data folder; default $CLEANCLAIM_DATA_DIR, else "
-                 "$XDG_DATA_HOME/cleanclaim, else ~/.local/share/cleanclaim.")
+DATA_DIR_HELP = (
+    "The data folder; default $CLEANCLAIM_DATA_DIR, else "
+    "$XDG_DATA_HOME/cleanclaim, else ~/.local/share/cleanclaim."
+)
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help=DATA_DIR_HELP)]
 
 
 @data_app.command("import")
 def data_import(
-    kind: Annotated[Kind, typer.Argument(
-        help="ptp: NCCI practitioner PTP (ccipra-*.TXT, zip, folder; all files of a "
-        "quarter together); mue: practitioner MUE csv or zip; mcd: MCD "
-        "article_x_icd10_covered.csv, article_x_icd10_noncovered.csv, "
-        "article_x_hcpc_code.csv (or the download's zip/folder); mpfs: PPRRVU csv or "
-        "RVU zip; order-referring: the CMS Order and Referring csv (or its zip).")],
+    kind: Annotated[
+        Kind,
+        typer.Argument(
+            help="ptp: NCCI practitioner PTP (ccipra-*.TXT, zip, folder; all files of a "
+            "quarter together); mue: practitioner MUE csv or zip; mcd: MCD "
+            "article_x_icd10_covered.csv, article_x_icd10_noncovered.csv, "
+            "article_x_hcpc_code.csv (or the download's zip/folder); mpfs: PPRRVU csv or "
+            "RVU zip; order-referring: the CMS Order and Referring csv (or its zip)."
+        ),
+    ],
     files: Annotated[list[Path], typer.Argument(help="The CMS files as downloaded.")],
     data_dir: DataDir = None,
-    effective: Annotated[str | None, typer.Option(
-        "--effective", help="Effective date (YYYY-MM-DD) when the file name does not "
-        "tell it (mue, mpfs); for order-referring, the day the file was published.")] = None,
+    effective: Annotated[
+        str | None,
+        typer.Option(
+            "--effective",
+            help="Effective date (YYYY-MM-DD) when the file name does not "
+            "tell it (mue, mpfs); for order-referring, the day the file was published.",
+        ),
+    ] = None,
 ) -> None:
     """Import CMS files into the data folder (atomic, idempotent, versioned).
 
@@ -98,12 +110,17 @@ def data_import(
     if imported:
         store.log(imported)
     for record in imported:
-        typer.echo(f"imported {record.table}: {record.rows} rows from "
-                   f"{', '.join(record.files)} (sha256 {record.sha256[:12]}) into {store.root}")
+        typer.echo(
+            f"imported {record.table}: {record.rows} rows from "
+            f"{', '.join(record.files)} (sha256 {record.sha256[:12]}) into {store.root}"
+        )
         if record.table == "ptp" and len(record.files) == 1 and _PART.search(record.files[0]):
-            typer.echo("note: the practitioner PTP table comes in several files (-f1 to "
-                       "-f4); this import replaced the PTP table with this one file: import "
-                       "all of a quarter's files in one command", err=True)
+            typer.echo(
+                "note: the practitioner PTP table comes in several files (-f1 to "
+                "-f4); this import replaced the PTP table with this one file: import "
+                "all of a quarter's files in one command",
+                err=True,
+            )
     for table in unchanged:
         typer.echo(f"{table}: already imported (same sha256); nothing to do")
 
@@ -112,8 +129,9 @@ def data_import(
 def data_list(
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    history: Annotated[bool, typer.Option(
-        "--history", help="Every import ever made, not only what is in use.")] = False,
+    history: Annotated[
+        bool, typer.Option("--history", help="Every import ever made, not only what is in use.")
+    ] = False,
 ) -> None:
     """What is loaded: per table the files, sha256, rows, effective dates.
 
@@ -126,22 +144,35 @@ def data_list(
     for problem in problems:
         typer.echo(f"error: {problem}", err=True)
     if as_json:
-        typer.echo(json.dumps({"data_dir": str(store.root),
-                               "imports": [r.to_json() for r in records]}, indent=2))
+        typer.echo(
+            json.dumps(
+                {"data_dir": str(store.root), "imports": [r.to_json() for r in records]}, indent=2
+            )
+        )
     elif not records:
-        typer.echo(f"no CMS data imported in {store.root} (the packs use their shipped "
-                   "samples); see `cleanclaim data import --help`")
+        typer.echo(
+            f"no CMS data imported in {store.root} (the packs use their shipped "
+            "samples); see `cleanclaim data import --help`"
+        )
     else:
         typer.echo(f"data folder: {store.root}")
         head = ("TABLE", "ROWS", "EFFECTIVE", "FILES", "SHA256", "IMPORTED")
-        lines = [head] + [(
-            r.table, str(r.rows),
-            (r.effective_from or "?") + (f"..{r.effective_to}" if r.effective_to else ""),
-            ", ".join(r.files), r.sha256[:12], r.imported_at) for r in records]
+        lines = [head] + [
+            (
+                r.table,
+                str(r.rows),
+                (r.effective_from or "?") + (f"..{r.effective_to}" if r.effective_to else ""),
+                ", ".join(r.files),
+                r.sha256[:12],
+                r.imported_at,
+            )
+            for r in records
+        ]
         widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
         for line in lines:
-            typer.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
-                       .rstrip())
+            typer.echo(
+                "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+            )
         for r in records:
             if r.detail:
                 typer.echo(f"  {r.table}: {r.detail}")

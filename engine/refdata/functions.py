@@ -23,8 +23,9 @@ from cleanclaim.engine.refdata.allowed import ALLOWED_FUNCTIONS
 # Places of service paid at the facility rate (MCPM 100-04 ch.12 section 20.4.2: the
 # facility setting is a hospital, SNF, ASC and the like; every other place, the office
 # first, is paid at the non-facility rate).
-FACILITY_POS: Final = frozenset({"19", "21", "22", "23", "24", "26", "31", "34", "41", "42",
-                                 "51", "52", "53", "56", "61"})
+FACILITY_POS: Final = frozenset(
+    {"19", "21", "22", "23", "24", "26", "31", "34", "41", "42", "51", "52", "53", "56", "61"}
+)
 _OWN_ROW_MODIFIERS: Final = ("26", "TC", "53")
 
 
@@ -43,8 +44,7 @@ def fee_schedule_amount(claim: Claim, line: ServiceLine | None, table: Any) -> f
     row = _row(line, table)
     if row is None or line is None:
         return None
-    amount = row["fac_amount"] if claim.place_of_service in FACILITY_POS \
-        else row["nonfac_amount"]
+    amount = row["fac_amount"] if claim.place_of_service in FACILITY_POS else row["nonfac_amount"]
     if amount is None:
         return None
     units = 1.0 if line.units is None else float(line.units)
@@ -55,19 +55,29 @@ def _indicator(column: str) -> Any:
     def read(claim: Claim, line: ServiceLine | None, table: Any) -> str | None:
         row = _row(line, table)
         return None if row is None else str(row[column])
+
     read.__name__ = column
     return read
 
 
 _INDICATORS: Final = (
-    ("global_days", "global_days", "the MPFS global surgery days of the line's code "
-     "(000, 010, 090, XXX, YYY, ZZZ, MMM)"),
+    (
+        "global_days",
+        "global_days",
+        "the MPFS global surgery days of the line's code (000, 010, 090, XXX, YYY, ZZZ, MMM)",
+    ),
     ("pctc_indicator", "pctc", "the MPFS PC/TC indicator of the line's code (0-9)"),
-    ("multiple_procedure_indicator", "mult_proc",
-     "the MPFS multiple-procedure indicator of the line's code (0-9)"),
+    (
+        "multiple_procedure_indicator",
+        "mult_proc",
+        "the MPFS multiple-procedure indicator of the line's code (0-9)",
+    ),
     ("bilateral_indicator", "bilat", "the MPFS bilateral-surgery indicator (0-3, 9)"),
-    ("assistant_surgeon_indicator", "asst_surg",
-     "the MPFS assistant-at-surgery indicator (0, 1, 2, 9)"),
+    (
+        "assistant_surgeon_indicator",
+        "asst_surg",
+        "the MPFS assistant-at-surgery indicator (0, 1, 2, 9)",
+    ),
     ("co_surgeon_indicator", "co_surg", "the MPFS co-surgeons indicator (0, 1, 2, 9)"),
 )
 
@@ -92,18 +102,40 @@ def orderer_part_b_status(claim: Claim, line: ServiceLine | None, table: Any) ->
             return status
     return None
 
+
 FEE_SCHEDULE_FUNCTIONS: Final[tuple[T.FunctionSpec, ...]] = (
-    T.FunctionSpec("fee_schedule_amount", (T.table("cms-mpfs"),), T.NUMBER.maybe(),
-                   fee_schedule_amount, "the line's national MPFS amount for its setting "
-                   "and units on its date of service (None: not in the imported schedule)",
-                   contextual=True, scopes=_LINE),
-    *(T.FunctionSpec(name, (T.table("cms-mpfs"),), T.STR.maybe(), _indicator(column), doc,
-                     contextual=True, scopes=_LINE)
-      for name, column, doc in _INDICATORS),
-    T.FunctionSpec("orderer_part_b_status", (T.table("cms-order-referring"),), T.STR.maybe(),
-                   orderer_part_b_status, "whether the claim's ordering/referring NPI may "
-                   "order Part B services per the CMS Order and Referring file: eligible, "
-                   "not_part_b, not_on_file (None: not judged)",
-                   contextual=True, scopes=frozenset({"line", "claim"})),
+    T.FunctionSpec(
+        "fee_schedule_amount",
+        (T.table("cms-mpfs"),),
+        T.NUMBER.maybe(),
+        fee_schedule_amount,
+        "the line's national MPFS amount for its setting "
+        "and units on its date of service (None: not in the imported schedule)",
+        contextual=True,
+        scopes=_LINE,
+    ),
+    *(
+        T.FunctionSpec(
+            name,
+            (T.table("cms-mpfs"),),
+            T.STR.maybe(),
+            _indicator(column),
+            doc,
+            contextual=True,
+            scopes=_LINE,
+        )
+        for name, column, doc in _INDICATORS
+    ),
+    T.FunctionSpec(
+        "orderer_part_b_status",
+        (T.table("cms-order-referring"),),
+        T.STR.maybe(),
+        orderer_part_b_status,
+        "whether the claim's ordering/referring NPI may "
+        "order Part B services per the CMS Order and Referring file: eligible, "
+        "not_part_b, not_on_file (None: not judged)",
+        contextual=True,
+        scopes=frozenset({"line", "claim"}),
+    ),
     *ALLOWED_FUNCTIONS,  # the KX threshold's allowed amounts (engine/refdata/allowed.py)
 )

@@ -47,10 +47,18 @@ from cleanclaim.engine.refdata.store import (
 
 # List name -> (file name, table, the code column, the group column).
 LISTS: Final = {
-    "covered": ("article_x_icd10_covered.csv", "mcd-covered", "icd10_code_id",
-                "icd10_covered_group"),
-    "noncovered": ("article_x_icd10_noncovered.csv", "mcd-noncovered", "icd10_code_id",
-                   "icd10_noncovered_group"),
+    "covered": (
+        "article_x_icd10_covered.csv",
+        "mcd-covered",
+        "icd10_code_id",
+        "icd10_covered_group",
+    ),
+    "noncovered": (
+        "article_x_icd10_noncovered.csv",
+        "mcd-noncovered",
+        "icd10_code_id",
+        "icd10_noncovered_group",
+    ),
     "hcpc": ("article_x_hcpc_code.csv", "mcd-hcpc", "hcpc_code_id", "hcpc_code_group"),
 }
 ARTICLE_FILE: Final = "article.csv"
@@ -82,15 +90,20 @@ def sources(paths: Sequence[Path]) -> list[McdSource]:
     out: list[McdSource] = []
     for path in paths:
         if path.is_dir():
-            found = [s for p in sorted(path.iterdir()) if p.is_file()
-                     and p.suffix.lower() in (".csv", ".zip") for s in _from_file(p, True)]
+            found = [
+                s
+                for p in sorted(path.iterdir())
+                if p.is_file() and p.suffix.lower() in (".csv", ".zip")
+                for s in _from_file(p, True)
+            ]
         elif path.is_file():
             found = _from_file(path, False)
         else:
             raise TableError(str(path), None, "no such file or directory")
         if not found:
-            raise TableError(str(path), None, "holds none of " + ", ".join(
-                spec[0] for spec in LISTS.values()))
+            raise TableError(
+                str(path), None, "holds none of " + ", ".join(spec[0] for spec in LISTS.values())
+            )
         out.extend(found)
     return out
 
@@ -105,8 +118,12 @@ def _from_file(path: Path, quiet: bool) -> list[McdSource]:
     if _list_of(path.name) is None and not quiet:
         data = path.read_bytes()
         if _list_of_header(data) is None:
-            raise TableError(str(path), 1, "not an MCD article_x_icd10_covered, "
-                             "article_x_icd10_noncovered or article_x_hcpc_code file")
+            raise TableError(
+                str(path),
+                1,
+                "not an MCD article_x_icd10_covered, "
+                "article_x_icd10_noncovered or article_x_hcpc_code file",
+            )
         return [McdSource(str(path), path.name, data)]
     if _list_of(path.name) is None:
         return []
@@ -152,8 +169,9 @@ def _text(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def _csv_records(source: McdSource, need: Sequence[str], *, show_columns: bool = False
-                 ) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+def _csv_records(
+    source: McdSource, need: Sequence[str], *, show_columns: bool = False
+) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     """The lower-cased header of an MCD CSV and its non-blank rows with their line numbers.
 
     Raises ``TableError`` (file:line) for an empty file, a header without a needed column,
@@ -174,8 +192,11 @@ def _csv_records(source: McdSource, need: Sequence[str], *, show_columns: bool =
             if not any(field.strip() for field in record):
                 continue
             if len(record) < len(header):
-                raise TableError(source.label, reader.line_num,
-                                 f"row has {len(record)} fields, the header {len(header)}")
+                raise TableError(
+                    source.label,
+                    reader.line_num,
+                    f"row has {len(record)} fields, the header {len(header)}",
+                )
             yield reader.line_num, record
 
     return header, records()
@@ -188,7 +209,8 @@ def read(source: McdSource) -> McdList:
         raise TableError(source.label, 1, "not an MCD article code list")
     _name, _table, code_col, group_col = LISTS[list_name]
     header, records = _csv_records(
-        source, ["article_id", "article_version", code_col, group_col], show_columns=True)
+        source, ["article_id", "article_version", code_col, group_col], show_columns=True
+    )
     at = {name: header.index(name) for name in header}
     version_col = code_col.replace("_id", "_version")
     rows: list[tuple[int, int, int, str, str, str]] = []
@@ -202,23 +224,31 @@ def read(source: McdSource) -> McdList:
         code = record[at[code_col]].strip().upper()
         if list_name == "hcpc":
             if not is_procedure_code(code):
-                raise TableError(source.label, line,
-                                 f"hcpc_code_id {code!r} is not a CPT or HCPCS code")
+                raise TableError(
+                    source.label, line, f"hcpc_code_id {code!r} is not a CPT or HCPCS code"
+                )
         else:
             if not _ICD10.fullmatch(code):
-                raise TableError(source.label, line,
-                                 f"icd10_code_id {code!r} is not an ICD-10-CM code")
+                raise TableError(
+                    source.label, line, f"icd10_code_id {code!r} is not an ICD-10-CM code"
+                )
             code = code.replace(".", "")
-        rows.append((numbers[0], numbers[1], numbers[2], code,
-                     record[at[version_col]].strip() if version_col in at else "",
-                     record[at["range"]].strip() if "range" in at else ""))
+        rows.append(
+            (
+                numbers[0],
+                numbers[1],
+                numbers[2],
+                code,
+                record[at[version_col]].strip() if version_col in at else "",
+                record[at["range"]].strip() if "range" in at else "",
+            )
+        )
     if not rows:
         raise TableError(source.label, None, "no data rows")
     return McdList(list_name, source, rows)
 
 
-def import_mcd(store: DataStore, paths: Sequence[Path]) -> tuple[list[ImportRecord],
-                                                                   list[str]]:
+def import_mcd(store: DataStore, paths: Sequence[Path]) -> tuple[list[ImportRecord], list[str]]:
     """Import the MCD lists found in ``paths``. Every file is read and checked before
     any is written. Returns the new records and the tables already current."""
     import hashlib
@@ -237,8 +267,13 @@ def import_mcd(store: DataStore, paths: Sequence[Path]) -> tuple[list[ImportReco
     for source in found:
         sha = hashlib.sha256(source.data).hexdigest()
         list_name = _list_of(source.name) or _list_of_header(source.data) or ""
-        table = "mcd-article" if list_name == "article" else \
-            LISTS[list_name][1] if list_name in LISTS else ""
+        table = (
+            "mcd-article"
+            if list_name == "article"
+            else LISTS[list_name][1]
+            if list_name in LISTS
+            else ""
+        )
         if table and store.is_current(table, sha) is not None:
             unchanged.append(table)
             continue
@@ -252,14 +287,22 @@ def import_mcd(store: DataStore, paths: Sequence[Path]) -> tuple[list[ImportReco
         starts = sorted(r[2] for r in rows if r[2])
         ends = sorted(r[3] for r in rows if r[3])
         record = ImportRecord(
-            "mcd-article", (name,), sha, len(rows), starts[0] if starts else None,
-            ends[-1] if ends else None, f"{len({r[0] for r in rows})} article(s); the "
+            "mcd-article",
+            (name,),
+            sha,
+            len(rows),
+            starts[0] if starts else None,
+            ends[-1] if ends else None,
+            f"{len({r[0] for r in rows})} article(s); the "
             "dates are the earliest effective and latest end date of their versions",
-            now_utc())
+            now_utc(),
+        )
         with store.writing("mcd-article") as conn:
-            conn.execute("CREATE TABLE articles (article INTEGER NOT NULL, version INTEGER "
-                         "NOT NULL, effective TEXT, ending TEXT, PRIMARY KEY (article, "
-                         "version))")
+            conn.execute(
+                "CREATE TABLE articles (article INTEGER NOT NULL, version INTEGER "
+                "NOT NULL, effective TEXT, ending TEXT, PRIMARY KEY (article, "
+                "version))"
+            )
             conn.executemany("INSERT OR REPLACE INTO articles VALUES (?, ?, ?, ?)", rows)
             write_record(conn, record)
         records.append(record)
@@ -268,13 +311,21 @@ def import_mcd(store: DataStore, paths: Sequence[Path]) -> tuple[list[ImportReco
         articles = sorted({(a, v) for a, v, *_ in parsed.rows})
         shown = ", ".join(f"A{a} v{v}" for a, v in articles[:4])
         record = ImportRecord(
-            table, (parsed.source.name,), sha, len(parsed.rows), None, None,
-            f"{len(articles)} article version(s): {shown}"
-            + (" ..." if len(articles) > 4 else ""), now_utc())
+            table,
+            (parsed.source.name,),
+            sha,
+            len(parsed.rows),
+            None,
+            None,
+            f"{len(articles)} article version(s): {shown}" + (" ..." if len(articles) > 4 else ""),
+            now_utc(),
+        )
         with store.writing(table) as conn:
-            conn.execute("CREATE TABLE codes (article INTEGER NOT NULL, version INTEGER "
-                         "NOT NULL, grp INTEGER NOT NULL, code TEXT NOT NULL, code_version "
-                         "TEXT, range TEXT)")
+            conn.execute(
+                "CREATE TABLE codes (article INTEGER NOT NULL, version INTEGER "
+                "NOT NULL, grp INTEGER NOT NULL, code TEXT NOT NULL, code_version "
+                "TEXT, range TEXT)"
+            )
             conn.executemany("INSERT INTO codes VALUES (?, ?, ?, ?, ?, ?)", parsed.rows)
             conn.execute("CREATE INDEX codes_by_article ON codes (article, grp)")
             write_record(conn, record)
@@ -307,13 +358,17 @@ def read_articles(source: McdSource) -> list[tuple[int, int, str | None, str | N
     for line, record in records:
         article, version, start, end = (record[i].strip() for i in at)
         if not (article.isdigit() and version.isdigit()):
-            raise TableError(source.label, line, f"article_id {article!r} / article_version "
-                             f"{version!r} is not a number")
+            raise TableError(
+                source.label,
+                line,
+                f"article_id {article!r} / article_version {version!r} is not a number",
+            )
         try:
             rows.append((int(article), int(version), _date_text(start), _date_text(end)))
         except ValueError as exc:
-            raise TableError(source.label, line, f"date {exc.args[0]!r} is not MM/DD/YYYY "
-                             "or YYYY-MM-DD") from None
+            raise TableError(
+                source.label, line, f"date {exc.args[0]!r} is not MM/DD/YYYY or YYYY-MM-DD"
+            ) from None
     if not rows:
         raise TableError(source.label, None, "no data rows")
     return rows
@@ -327,8 +382,9 @@ def article_number(article: int | str) -> int:
     return int(text)
 
 
-def article_codes(store: DataStore, article: int | str, group: int, list_name: str,
-                  on_date: date | None = None) -> frozenset[str] | None:
+def article_codes(
+    store: DataStore, article: int | str, group: int, list_name: str, on_date: date | None = None
+) -> frozenset[str] | None:
     """The codes of one article group list, highest imported article version (with
     ``on_date`` and article.csv imported: highest version in force that day); None when
     that article and group are not in the imported list, or no version is in force."""
@@ -341,17 +397,30 @@ def article_codes(store: DataStore, article: int | str, group: int, list_name: s
 
     number = article_number(article)
     reader = StoreReader(store.path(table))
-    versions = [v for (v,) in reader.query(
-        "SELECT DISTINCT version FROM codes WHERE article = ? AND grp = ?", (number, group))]
+    versions = [
+        v
+        for (v,) in reader.query(
+            "SELECT DISTINCT version FROM codes WHERE article = ? AND grp = ?", (number, group)
+        )
+    ]
     if on_date is not None and store.has("mcd-article"):
         day = on_date.isoformat()
-        in_force = {v for (v,) in StoreReader(store.path("mcd-article")).query(
-            "SELECT version FROM articles WHERE article = ? AND (effective IS NULL OR "
-            "effective <= ?) AND (ending IS NULL OR ? <= ending)", (number, day, day))}
+        in_force = {
+            v
+            for (v,) in StoreReader(store.path("mcd-article")).query(
+                "SELECT version FROM articles WHERE article = ? AND (effective IS NULL OR "
+                "effective <= ?) AND (ending IS NULL OR ? <= ending)",
+                (number, day, day),
+            )
+        }
         versions = [v for v in versions if v in in_force]
     if not versions:
         return None
     version = max(versions)
-    return frozenset(code for (code,) in reader.query(
-        "SELECT code FROM codes WHERE article = ? AND grp = ? AND version = ?",
-        (number, group, version)))
+    return frozenset(
+        code
+        for (code,) in reader.query(
+            "SELECT code FROM codes WHERE article = ? AND grp = ? AND version = ?",
+            (number, group, version),
+        )
+    )

@@ -48,17 +48,47 @@ from cleanclaim.engine.refdata.store import (
 GLOBAL_DAYS: Final = frozenset({"000", "010", "090", "XXX", "YYY", "ZZZ", "MMM"})
 # Column name (as rules read it) -> type, for lookup tables (`mpfs[line.code].global_days`).
 COLUMNS: Final[Mapping[str, str]] = {
-    "status": "str", "global_days": "str", "pctc": "str", "mult_proc": "str",
-    "bilat": "str", "asst_surg": "str", "co_surg": "str", "team_surg": "str",
-    "nonfac_na": "str", "fac_na": "str",
-    "work_rvu": "number", "nonfac_pe_rvu": "number", "fac_pe_rvu": "number",
-    "mp_rvu": "number", "nonfac_total": "number", "fac_total": "number",
-    "conv_factor": "number", "nonfac_amount": "number", "fac_amount": "number",
+    "status": "str",
+    "global_days": "str",
+    "pctc": "str",
+    "mult_proc": "str",
+    "bilat": "str",
+    "asst_surg": "str",
+    "co_surg": "str",
+    "team_surg": "str",
+    "nonfac_na": "str",
+    "fac_na": "str",
+    "work_rvu": "number",
+    "nonfac_pe_rvu": "number",
+    "fac_pe_rvu": "number",
+    "mp_rvu": "number",
+    "nonfac_total": "number",
+    "fac_total": "number",
+    "conv_factor": "number",
+    "nonfac_amount": "number",
+    "fac_amount": "number",
 }
-_TEXT: Final = {"status": 3, "global_days": 14, "pctc": 13, "mult_proc": 18, "bilat": 19,
-                "asst_surg": 20, "co_surg": 21, "team_surg": 22, "nonfac_na": 7, "fac_na": 9}
-_NUMBER: Final = {"work_rvu": 5, "nonfac_pe_rvu": 6, "fac_pe_rvu": 8, "mp_rvu": 10,
-                  "nonfac_total": 11, "fac_total": 12, "conv_factor": 24}
+_TEXT: Final = {
+    "status": 3,
+    "global_days": 14,
+    "pctc": 13,
+    "mult_proc": 18,
+    "bilat": 19,
+    "asst_surg": 20,
+    "co_surg": 21,
+    "team_surg": 22,
+    "nonfac_na": 7,
+    "fac_na": 9,
+}
+_NUMBER: Final = {
+    "work_rvu": 5,
+    "nonfac_pe_rvu": 6,
+    "fac_pe_rvu": 8,
+    "mp_rvu": 10,
+    "nonfac_total": 11,
+    "fac_total": 12,
+    "conv_factor": 24,
+}
 _STORED: Final = (*_TEXT, *_NUMBER)
 _MONTHS: Final = {"JAN": 1, "APR": 4, "JUL": 7, "OCT": 10}
 _FILE_DATE = re.compile(r"PPRRVU(\d{2}|\d{4})_?(JAN|APR|JUL|OCT)", re.IGNORECASE)
@@ -81,13 +111,22 @@ def _csv_source(path: Path) -> tuple[str, str, bytes]:
         return str(path), path.name, path.read_bytes()
     try:
         with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if n.upper().rsplit("/", 1)[-1]
-                     .startswith("PPRRVU") and n.lower().endswith(".csv")]
+            names = [
+                n
+                for n in archive.namelist()
+                if n.upper().rsplit("/", 1)[-1].startswith("PPRRVU") and n.lower().endswith(".csv")
+            ]
             if len(names) != 1:
-                raise TableError(str(path), None, (
-                    "holds no PPRRVU*.csv" if not names else
-                    f"holds {len(names)} PPRRVU CSVs ({', '.join(names)}): extract the "
-                    "one to import and import that file"))
+                raise TableError(
+                    str(path),
+                    None,
+                    (
+                        "holds no PPRRVU*.csv"
+                        if not names
+                        else f"holds {len(names)} PPRRVU CSVs ({', '.join(names)}): extract the "
+                        "one to import and import that file"
+                    ),
+                )
             return f"{path}!{names[0]}", names[0].rsplit("/", 1)[-1], archive.read(names[0])
     except zipfile.BadZipFile as exc:
         raise TableError(str(path), None, f"not a readable zip archive ({exc})") from None
@@ -109,35 +148,55 @@ def read_pprrvu(label: str, data: bytes) -> list[tuple[Any, ...]]:
         if not is_procedure_code(code):
             continue  # preamble, header lines, blank lines
         if len(record) < 25:
-            raise TableError(label, line, f"PPRRVU row has {len(record)} fields, expected "
-                             "at least 25 (through CONV FACTOR)")
+            raise TableError(
+                label,
+                line,
+                f"PPRRVU row has {len(record)} fields, expected at least 25 (through CONV FACTOR)",
+            )
         modifier = record[1].strip().upper()
         values: list[Any] = [code, modifier]
         for name, col in _TEXT.items():
             value = record[col].strip().upper()
             if name == "global_days" and value not in GLOBAL_DAYS:
-                raise TableError(label, line, f"GLOB DAYS {value!r} is not one of "
-                                 + ", ".join(sorted(GLOBAL_DAYS)))
+                raise TableError(
+                    label,
+                    line,
+                    f"GLOB DAYS {value!r} is not one of " + ", ".join(sorted(GLOBAL_DAYS)),
+                )
             if name in ("nonfac_na", "fac_na"):
                 if value not in ("", "NA"):
-                    raise TableError(label, line, f"{name.upper().replace('_', ' ')} "
-                                     f"{value!r} is neither NA nor blank")
-            elif name != "status" and name != "global_days" and not (
-                    value.isdigit() and len(value) == 1):
-                raise TableError(label, line, f"{name.upper().replace('_', ' ')} {value!r} "
-                                 "is not a one-digit indicator")
+                    raise TableError(
+                        label,
+                        line,
+                        f"{name.upper().replace('_', ' ')} {value!r} is neither NA nor blank",
+                    )
+            elif (
+                name != "status"
+                and name != "global_days"
+                and not (value.isdigit() and len(value) == 1)
+            ):
+                raise TableError(
+                    label,
+                    line,
+                    f"{name.upper().replace('_', ' ')} {value!r} is not a one-digit indicator",
+                )
             values.append(value)
         for name, col in _NUMBER.items():
             value = record[col].strip()
             try:
                 values.append(float(value) if value else 0.0)
             except ValueError:
-                raise TableError(label, line, f"{name.upper().replace('_', ' ')} {value!r} "
-                                 "is not a number") from None
+                raise TableError(
+                    label, line, f"{name.upper().replace('_', ' ')} {value!r} is not a number"
+                ) from None
         key = (code, modifier)
         if key in seen:
-            raise TableError(label, line, f"{code}{' ' + modifier if modifier else ''} "
-                             f"listed twice (first at line {seen[key]})")
+            raise TableError(
+                label,
+                line,
+                f"{code}{' ' + modifier if modifier else ''} "
+                f"listed twice (first at line {seen[key]})",
+            )
         seen[key] = line
         rows.append(tuple(values))
     if not rows:
@@ -145,13 +204,15 @@ def read_pprrvu(label: str, data: bytes) -> list[tuple[Any, ...]]:
     return rows
 
 
-def import_mpfs(store: DataStore, paths: Sequence[Path],
-                effective: date | None = None) -> ImportRecord | None:
+def import_mpfs(
+    store: DataStore, paths: Sequence[Path], effective: date | None = None
+) -> ImportRecord | None:
     """Import one PPRRVU file as the version for its effective date (``effective`` or
     the file name). None when that file is already imported."""
     if len(paths) != 1:
-        raise TableError(", ".join(map(str, paths)), None,
-                         "import one PPRRVU file (one quarter) at a time")
+        raise TableError(
+            ", ".join(map(str, paths)), None, "import one PPRRVU file (one quarter) at a time"
+        )
     path = paths[0]
     if not path.is_file():
         raise TableError(str(path), None, "no such file")
@@ -161,23 +222,37 @@ def import_mpfs(store: DataStore, paths: Sequence[Path],
     label, name, data = _csv_source(path)
     when = effective or effective_from_name(name) or effective_from_name(path.name)
     if when is None:
-        raise TableError(label, None, "cannot tell the effective date from the file name: "
-                         "give --effective YYYY-MM-DD")
+        raise TableError(
+            label,
+            None,
+            "cannot tell the effective date from the file name: give --effective YYYY-MM-DD",
+        )
     rows = read_pprrvu(label, data)
-    factors = sorted({row[2 + len(_TEXT) + list(_NUMBER).index("conv_factor")]
-                      for row in rows} - {0.0})
+    factors = sorted(
+        {row[2 + len(_TEXT) + list(_NUMBER).index("conv_factor")] for row in rows} - {0.0}
+    )
     record = ImportRecord(
-        "mpfs", (name,), sha, len(rows), when.isoformat(), None,
-        "conversion factor " + ", ".join(f"{f:.4f}" for f in factors), now_utc())
+        "mpfs",
+        (name,),
+        sha,
+        len(rows),
+        when.isoformat(),
+        None,
+        "conversion factor " + ", ".join(f"{f:.4f}" for f in factors),
+        now_utc(),
+    )
     with store.writing("mpfs", keep=True) as conn:
         cols = ", ".join(f"{c} {'REAL' if c in _NUMBER else 'TEXT'}" for c in _STORED)
-        conn.execute(f"CREATE TABLE IF NOT EXISTS fees (effective TEXT NOT NULL, code TEXT "
-                     f"NOT NULL, modifier TEXT NOT NULL, {cols}, "
-                     "PRIMARY KEY (code, modifier, effective))")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS fees (effective TEXT NOT NULL, code TEXT "
+            f"NOT NULL, modifier TEXT NOT NULL, {cols}, "
+            "PRIMARY KEY (code, modifier, effective))"
+        )
         conn.execute("DELETE FROM fees WHERE effective = ?", (when.isoformat(),))
         marks = ", ".join("?" * (3 + len(_STORED)))
-        conn.executemany(f"INSERT INTO fees VALUES ({marks})",
-                         [(when.isoformat(), *row) for row in rows])
+        conn.executemany(
+            f"INSERT INTO fees VALUES ({marks})", [(when.isoformat(), *row) for row in rows]
+        )
         write_record(conn, record, key=f"version {when.isoformat()}")
     return record
 
@@ -189,11 +264,17 @@ class FeeSchedule:
     # Set (to the file name) when the table is a shipped sample, not CMS data: findings
     # resting on it are reviews (dsl/valuesets.py `partial_notes`), naming `import_hint`.
     sample: str | None = None
-    import_hint: Final = ("import the CMS PFS relative value file of the quarter: "
-                          "`cleanclaim data import mpfs PPRRVUyy_MON.csv` (docs/data.md)")
+    import_hint: Final = (
+        "import the CMS PFS relative value file of the quarter: "
+        "`cleanclaim data import mpfs PPRRVUyy_MON.csv` (docs/data.md)"
+    )
 
-    def __init__(self, rows: dict[str, dict[tuple[str, str], dict[str, Any]]] | None,
-                 path: Path | None, source: str) -> None:
+    def __init__(
+        self,
+        rows: dict[str, dict[tuple[str, str], dict[str, Any]]] | None,
+        path: Path | None,
+        source: str,
+    ) -> None:
         # rows: effective date (ISO) -> (code, modifier) -> row, for a CSV read whole;
         # or None and `path`, a store file read on demand.
         self._rows = rows
@@ -207,8 +288,12 @@ class FeeSchedule:
             from cleanclaim.engine.refdata.tables import StoreReader
 
             self._reader = StoreReader(path)
-            self.versions = [v for (v,) in self._reader.query(
-                "SELECT DISTINCT effective FROM fees ORDER BY effective")]
+            self.versions = [
+                v
+                for (v,) in self._reader.query(
+                    "SELECT DISTINCT effective FROM fees ORDER BY effective"
+                )
+            ]
 
     def __repr__(self) -> str:
         return f"FeeSchedule({self.source!r}, versions={self.versions})"
@@ -243,7 +328,9 @@ class FeeSchedule:
         else:
             found_rows = self._reader.query(
                 f"SELECT {', '.join(_STORED)} FROM fees WHERE code = ? AND modifier = ? "
-                "AND effective = ?", (code, modifier, version))
+                "AND effective = ?",
+                (code, modifier, version),
+            )
             found = _row(version, code, modifier, found_rows[0]) if found_rows else None
         self._cache[key] = found
         return found
@@ -253,11 +340,17 @@ def _row(version: str, code: str, modifier: str, values: Sequence[Any]) -> dict[
     row: dict[str, Any] = dict(zip(_STORED, values, strict=True))
     # An NA indicator: the setting's PE RVU does not apply (CMS pays the service in the
     # other setting only), so there is no amount for it.
-    row.update(code=code, modifier=modifier, effective=version,
-               nonfac_amount=None if row["nonfac_na"] == "NA" else
-               round(row["nonfac_total"] * row["conv_factor"], 2),
-               fac_amount=None if row["fac_na"] == "NA" else
-               round(row["fac_total"] * row["conv_factor"], 2))
+    row.update(
+        code=code,
+        modifier=modifier,
+        effective=version,
+        nonfac_amount=None
+        if row["nonfac_na"] == "NA"
+        else round(row["nonfac_total"] * row["conv_factor"], 2),
+        fac_amount=None
+        if row["fac_na"] == "NA"
+        else round(row["fac_total"] * row["conv_factor"], 2),
+    )
     return row
 
 
@@ -277,8 +370,9 @@ def open_fee_schedule(path: Path, effective: date | None = None) -> FeeSchedule:
     when = effective or effective_from_name(name) or effective_from_name(path.name)
     if when is None:
         raise TableError(label, None, "cannot tell the effective date from the file name")
-    rows = {(r[0], r[1]): _row(when.isoformat(), r[0], r[1], r[2:])
-            for r in read_pprrvu(label, data)}
+    rows = {
+        (r[0], r[1]): _row(when.isoformat(), r[0], r[1], r[2:]) for r in read_pprrvu(label, data)
+    }
     sample = SAMPLE_MARKER in data[:512]
     if sample:
         # A shipped sample holds payment-policy indicators only: no amounts.

@@ -63,9 +63,16 @@ def _source(path: Path) -> tuple[str, str, bytes]:
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if n.lower().endswith(".csv")]
             if len(names) != 1:
-                raise TableError(str(path), None, (
-                    "holds no CSV" if not names else f"holds {len(names)} CSVs "
-                    f"({', '.join(names)}): extract the Order and Referring file"))
+                raise TableError(
+                    str(path),
+                    None,
+                    (
+                        "holds no CSV"
+                        if not names
+                        else f"holds {len(names)} CSVs "
+                        f"({', '.join(names)}): extract the Order and Referring file"
+                    ),
+                )
             return f"{path}!{names[0]}", names[0].rsplit("/", 1)[-1], archive.read(names[0])
     except zipfile.BadZipFile as exc:
         raise TableError(str(path), None, f"not a readable zip archive ({exc})") from None
@@ -95,18 +102,20 @@ def read_order_referring(label: str, data: bytes) -> tuple[dict[str, str], bool]
             names = [h.strip().lower() for h in record]
             if sample and "npi" not in names:
                 continue  # the sample's marker and notes, before the CMS header
-            missing = [c.upper() for c in (*_REQUIRED, "last_name", "first_name")
-                       if c not in names]
+            missing = [c.upper() for c in (*_REQUIRED, "last_name", "first_name") if c not in names]
             if missing:
-                raise TableError(label, line, f"header lacks {', '.join(missing)} (not the "
-                                 "CMS Order and Referring file? its header is NPI,LAST_NAME,"
-                                 "FIRST_NAME,PARTB,DME,HHA,PMD,HOSPICE)")
+                raise TableError(
+                    label,
+                    line,
+                    f"header lacks {', '.join(missing)} (not the "
+                    "CMS Order and Referring file? its header is NPI,LAST_NAME,"
+                    "FIRST_NAME,PARTB,DME,HHA,PMD,HOSPICE)",
+                )
             header = names
             at = {name: names.index(name) for name in names}
             continue
         if len(record) < len(header):
-            raise TableError(label, line, f"row has {len(record)} fields, the header "
-                             f"{len(header)}")
+            raise TableError(label, line, f"row has {len(record)} fields, the header {len(header)}")
         npi = record[at["npi"]].strip()
         if not is_valid_npi(npi):
             raise TableError(label, line, f"NPI {npi!r} is not a valid NPI")
@@ -117,8 +126,7 @@ def read_order_referring(label: str, data: bytes) -> tuple[dict[str, str], bool]
                 raise TableError(label, line, f"{flag.upper()} {value!r} is neither Y nor N")
             flags += value
         if npi in rows:
-            raise TableError(label, line, f"NPI {npi} listed twice (first at line "
-                             f"{first_at[npi]})")
+            raise TableError(label, line, f"NPI {npi} listed twice (first at line {first_at[npi]})")
         rows[npi] = flags
         first_at[npi] = line
     if header is None:
@@ -128,14 +136,16 @@ def read_order_referring(label: str, data: bytes) -> tuple[dict[str, str], bool]
     return rows, sample
 
 
-def import_order_referring(store: DataStore, paths: Sequence[Path],
-                           effective: date | None = None) -> ImportRecord | None:
+def import_order_referring(
+    store: DataStore, paths: Sequence[Path], effective: date | None = None
+) -> ImportRecord | None:
     """Import one Order and Referring file (it replaces the one in use). ``effective``:
     the day the file was published (the file is a snapshot; shown by `data list`). None
     when that file is already the one in use."""
     if len(paths) != 1:
-        raise TableError(", ".join(map(str, paths)), None,
-                         "import one Order and Referring file at a time")
+        raise TableError(
+            ", ".join(map(str, paths)), None, "import one Order and Referring file at a time"
+        )
     path = paths[0]
     if not path.is_file():
         raise TableError(str(path), None, "no such file")
@@ -145,15 +155,27 @@ def import_order_referring(store: DataStore, paths: Sequence[Path],
     label, name, data = _source(path)
     rows, sample = read_order_referring(label, data)
     if sample:
-        raise TableError(label, 1, "a cleanclaim sample, not the CMS file: import the "
-                         "Order and Referring file from data.cms.gov")
+        raise TableError(
+            label,
+            1,
+            "a cleanclaim sample, not the CMS file: import the "
+            "Order and Referring file from data.cms.gov",
+        )
     part_b = sum(1 for flags in rows.values() if flags[0] == "Y")
     record = ImportRecord(
-        TABLE, (name,), sha, len(rows), effective.isoformat() if effective else None, None,
-        f"{part_b} NPIs eligible to order/refer Part B services", now_utc())
+        TABLE,
+        (name,),
+        sha,
+        len(rows),
+        effective.isoformat() if effective else None,
+        None,
+        f"{part_b} NPIs eligible to order/refer Part B services",
+        now_utc(),
+    )
     with store.writing(TABLE) as conn:
-        conn.execute("CREATE TABLE orderers (npi TEXT PRIMARY KEY, flags TEXT NOT NULL) "
-                     "WITHOUT ROWID")
+        conn.execute(
+            "CREATE TABLE orderers (npi TEXT PRIMARY KEY, flags TEXT NOT NULL) WITHOUT ROWID"
+        )
         conn.executemany("INSERT INTO orderers VALUES (?, ?)", sorted(rows.items()))
         write_record(conn, record)
     return record
@@ -167,11 +189,12 @@ class OrderReferringFile:
     not judged (None), and findings resting on it are reviews (`sample`, `import_hint`)."""
 
     sample: str | None = None
-    import_hint: Final = ("import the CMS Order and Referring file: `cleanclaim data import "
-                          "order-referring FILE.csv` (docs/data.md)")
+    import_hint: Final = (
+        "import the CMS Order and Referring file: `cleanclaim data import "
+        "order-referring FILE.csv` (docs/data.md)"
+    )
 
-    def __init__(self, rows: Mapping[str, str] | None, path: Path | None,
-                 source: str) -> None:
+    def __init__(self, rows: Mapping[str, str] | None, path: Path | None, source: str) -> None:
         self._rows = rows
         self.source = source
         self._cache: dict[str, str | None] = {}

@@ -39,8 +39,16 @@ from typing import Any, Final
 DATA_ENV: Final = "CLEANCLAIM_DATA_DIR"
 # What `cleanclaim data import KIND` accepts, and the tables each kind fills.
 KINDS: Final = ("ptp", "mue", "mcd", "mpfs", "order-referring")
-TABLES: Final = ("ptp", "mue", "mcd-covered", "mcd-noncovered", "mcd-hcpc", "mcd-article",
-                  "mpfs", "order-referring")
+TABLES: Final = (
+    "ptp",
+    "mue",
+    "mcd-covered",
+    "mcd-noncovered",
+    "mcd-hcpc",
+    "mcd-article",
+    "mpfs",
+    "order-referring",
+)
 SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 
 
@@ -83,9 +91,16 @@ class ImportRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImportRecord:
-        return cls(str(data["table"]), tuple(data["files"]), str(data["sha256"]),
-                   int(data["rows"]), data.get("effective_from"), data.get("effective_to"),
-                   str(data.get("detail", "")), str(data["imported_at"]))
+        return cls(
+            str(data["table"]),
+            tuple(data["files"]),
+            str(data["sha256"]),
+            int(data["rows"]),
+            data.get("effective_from"),
+            data.get("effective_to"),
+            str(data.get("detail", "")),
+            str(data["imported_at"]),
+        )
 
 
 @dataclass(slots=True)
@@ -159,8 +174,10 @@ class DataStore:
         if not is_store_file(catalog):
             return []
         with contextlib.closing(_connect_ro(catalog)) as conn:
-            return [ImportRecord.from_json(json.loads(text)) for (text,) in
-                    conn.execute("SELECT record FROM imports ORDER BY id")]
+            return [
+                ImportRecord.from_json(json.loads(text))
+                for (text,) in conn.execute("SELECT record FROM imports ORDER BY id")
+            ]
 
     def table_overrides(self) -> dict[str, Path]:
         """The engine's table overrides (`Engine(tables=...)`) for what is imported: the
@@ -181,8 +198,9 @@ class DataStore:
 
     # ---- lookups ------------------------------------------------------------------------
 
-    def article_codes(self, article: int | str, group: int, kind: str = "covered",
-                      on_date: dt.date | None = None) -> frozenset[str] | None:
+    def article_codes(
+        self, article: int | str, group: int, kind: str = "covered", on_date: dt.date | None = None
+    ) -> frozenset[str] | None:
         """The codes of an MCD article's group list (`covered`, `noncovered` ICD-10-CM,
         without dots; `hcpc` procedure codes), of the highest article version imported;
         with ``on_date`` and article.csv imported, of the highest version in force that
@@ -192,8 +210,9 @@ class DataStore:
 
         return article_codes(self, article, group, kind, on_date)
 
-    def fee_schedule(self, code: str, on_date: dt.date,
-                     modifier: str | None = None) -> dict[str, Any] | None:
+    def fee_schedule(
+        self, code: str, on_date: dt.date, modifier: str | None = None
+    ) -> dict[str, Any] | None:
         """The PPRRVU row of ``code`` (and modifier) in the version in force on
         ``on_date``, with the amounts; None when no imported version covers the code."""
         if not self.has("mpfs"):
@@ -253,10 +272,13 @@ class DataStore:
         """Append imports to the catalog (the history `data list --history` shows)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with contextlib.closing(sqlite3.connect(self.root / "catalog.sqlite")) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS imports "
-                         "(id INTEGER PRIMARY KEY, tbl TEXT, record TEXT)")
-            conn.executemany("INSERT INTO imports (tbl, record) VALUES (?, ?)",
-                             [(r.table, json.dumps(r.to_json())) for r in records])
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS imports (id INTEGER PRIMARY KEY, tbl TEXT, record TEXT)"
+            )
+            conn.executemany(
+                "INSERT INTO imports (tbl, record) VALUES (?, ?)",
+                [(r.table, json.dumps(r.to_json())) for r in records],
+            )
             conn.commit()
 
 
@@ -267,8 +289,9 @@ def data_versions(overrides: Mapping[str, Path]) -> dict[str, str]:
     paths = [p for p in overrides.values() if is_store_file(p)]
     root = overrides.get("cms-data")
     if root is not None:
-        paths += [p for t in TABLES if t.startswith("mcd-")
-                  and is_store_file(p := root / f"{t}.sqlite")]
+        paths += [
+            p for t in TABLES if t.startswith("mcd-") and is_store_file(p := root / f"{t}.sqlite")
+        ]
     out: dict[str, str] = {}
     for path in paths:
         with contextlib.suppress(ValueError):  # unreadable: its loader reports it
@@ -278,13 +301,14 @@ def data_versions(overrides: Mapping[str, Path]) -> dict[str, str]:
 
 def write_record(conn: sqlite3.Connection, record: ImportRecord, key: str = "import") -> None:
     """Store the import record inside the data file (``key``: one per MPFS version)."""
-    conn.execute("INSERT OR REPLACE INTO meta (key, record) VALUES (?, ?)",
-                 (key, json.dumps(record.to_json())))
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, record) VALUES (?, ?)",
+        (key, json.dumps(record.to_json())),
+    )
 
 
 def _connect_ro(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                           check_same_thread=False)
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
 
 
 def connect_ro(path: Path) -> sqlite3.Connection:
@@ -295,10 +319,16 @@ def connect_ro(path: Path) -> sqlite3.Connection:
 def _records_in(path: Path) -> list[ImportRecord]:
     try:
         with contextlib.closing(_connect_ro(path)) as conn:
-            return [ImportRecord.from_json(json.loads(text)) for (text,) in
-                    conn.execute("SELECT record FROM meta ORDER BY key")]
+            return [
+                ImportRecord.from_json(json.loads(text))
+                for (text,) in conn.execute("SELECT record FROM meta ORDER BY key")
+            ]
     except (sqlite3.Error, ValueError, KeyError) as exc:
         from cleanclaim.engine.ncci import TableError
 
-        raise TableError(str(path), None, f"cannot read the imported table ({exc}); "
-                         "import the CMS file again with `cleanclaim data import`") from None
+        raise TableError(
+            str(path),
+            None,
+            f"cannot read the imported table ({exc}); "
+            "import the CMS file again with `cleanclaim data import`",
+        ) from None

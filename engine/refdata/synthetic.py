@@ -17,10 +17,15 @@ from pathlib import Path
 _PTP_HEADER = (
     "Column 1\tColumn 2\t* = in existence prior to 1996\tEffective Date\tDeletion Date\t"
     "Modifier\tPTP Edit Rationale\n"
-    "\t\t\t(YYYYMMDD)\t(YYYYMMDD) *=no data\t0=not allowed 1=allowed 9=not applicable\t\n")
-_RATIONALES = ("Mutually exclusive procedures", "Standards of medical / surgical practice",
-               "Misuse of column two code with column one code", "CPT Manual or CMS manual "
-               "coding instruction", "More extensive procedure")
+    "\t\t\t(YYYYMMDD)\t(YYYYMMDD) *=no data\t0=not allowed 1=allowed 9=not applicable\t\n"
+)
+_RATIONALES = (
+    "Mutually exclusive procedures",
+    "Standards of medical / surgical practice",
+    "Misuse of column two code with column one code",
+    "CPT Manual or CMS manual coding instruction",
+    "More extensive procedure",
+)
 
 
 def write_ptp(path: Path, rows: int, seed: int = 7) -> None:
@@ -37,19 +42,26 @@ def write_ptp(path: Path, rows: int, seed: int = 7) -> None:
             year = rng.randint(1996, 2025)
             deleted = f"{year + rng.randint(1, 5)}0101" if rng.random() < 0.1 else "*"
             indicator = "9" if deleted != "*" and rng.random() < 0.5 else rng.choice("01")
-            out.write(f"{column1}\t{column2}\t{'*' if year == 1996 else ''}\t{year}0101\t"
-                      f"{deleted}\t{indicator}\t{rng.choice(_RATIONALES)}\n")
+            out.write(
+                f"{column1}\t{column2}\t{'*' if year == 1996 else ''}\t{year}0101\t"
+                f"{deleted}\t{indicator}\t{rng.choice(_RATIONALES)}\n"
+            )
 
 
 def write_mue(path: Path, rows: int, seed: int = 7) -> None:
     """A synthetic practitioner MUE file of ``rows`` codes."""
     rng = random.Random(seed)
-    indicators = ("1 Line Edit", "2 Date of Service Edit: Policy",
-                  "3 Date of Service Edit: Clinical")
+    indicators = (
+        "1 Line Edit",
+        "2 Date of Service Edit: Policy",
+        "3 Date of Service Edit: Clinical",
+    )
     with open(path, "w", encoding="ascii", newline="\n") as out:
         out.write('"SYNTHETIC MUE FILE FOR BENCHMARKS - NOT CMS DATA"\n')
-        out.write("HCPCS/CPT Code,Practitioner Services MUE Values,"
-                  "MUE Adjudication Indicator,MUE Rationale\n")
+        out.write(
+            "HCPCS/CPT Code,Practitioner Services MUE Values,"
+            "MUE Adjudication Indicator,MUE Rationale\n"
+        )
         for n in sorted(rng.sample(range(10000, 99999), rows)):
             out.write(f"{n:05d},{rng.randint(1, 20)},{rng.choice(indicators)},Clinical: Data\n")
 

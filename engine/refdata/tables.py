@@ -71,26 +71,46 @@ def import_ptp(store: DataStore, paths: Sequence[Path]) -> ImportRecord | None:
     for column2 in sorted(table.column2):
         for hit in table.edits(column2):
             rid = rationales.setdefault(hit.rationale, len(rationales))
-            rows.append((column2, hit.column1, _yyyymmdd(hit.effective) or 0,
-                         _yyyymmdd(hit.deletion), hit.indicator, rid))
+            rows.append(
+                (
+                    column2,
+                    hit.column1,
+                    _yyyymmdd(hit.effective) or 0,
+                    _yyyymmdd(hit.deletion),
+                    hit.indicator,
+                    rid,
+                )
+            )
             first = hit.effective if first is None or hit.effective < first else first
             last = hit.effective if last is None or hit.effective > last else last
     names = tuple(p.name for p in _files(paths))
     versions = sorted({f"{m[1]}.{m[2]}r{m[3]}" for n in names if (m := _NCCI_VERSION.search(n))})
     record = ImportRecord(
-        "ptp", names, sha, len(rows), first.isoformat() if first else None,
+        "ptp",
+        names,
+        sha,
+        len(rows),
+        first.isoformat() if first else None,
         last.isoformat() if last else None,
         f"{len(table.column2)} column-2 codes; edit effective dates span the range shown"
-        + (f"; NCCI version {', '.join(versions)}" if versions else ""), now_utc())
+        + (f"; NCCI version {', '.join(versions)}" if versions else ""),
+        now_utc(),
+    )
     with store.writing("ptp") as conn:
         conn.execute("CREATE TABLE rationale (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
-        conn.execute("CREATE TABLE ptp (seq INTEGER PRIMARY KEY, column2 TEXT NOT NULL, "
-                     "column1 TEXT NOT NULL, effective INTEGER NOT NULL, deletion INTEGER, "
-                     "indicator INTEGER NOT NULL, rationale INTEGER NOT NULL)")
-        conn.executemany("INSERT INTO rationale VALUES (?, ?)",
-                         [(i, text) for text, i in rationales.items()])
-        conn.executemany("INSERT INTO ptp (column2, column1, effective, deletion, indicator, "
-                         "rationale) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        conn.execute(
+            "CREATE TABLE ptp (seq INTEGER PRIMARY KEY, column2 TEXT NOT NULL, "
+            "column1 TEXT NOT NULL, effective INTEGER NOT NULL, deletion INTEGER, "
+            "indicator INTEGER NOT NULL, rationale INTEGER NOT NULL)"
+        )
+        conn.executemany(
+            "INSERT INTO rationale VALUES (?, ?)", [(i, text) for text, i in rationales.items()]
+        )
+        conn.executemany(
+            "INSERT INTO ptp (column2, column1, effective, deletion, indicator, "
+            "rationale) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         conn.execute("CREATE INDEX ptp_by_column2 ON ptp (column2)")
         conn.execute("CREATE TABLE codes (kind TEXT PRIMARY KEY, list TEXT)")
         conn.execute("INSERT INTO codes VALUES ('column2', ?)", (" ".join(sorted(table.column2)),))
@@ -98,8 +118,9 @@ def import_ptp(store: DataStore, paths: Sequence[Path]) -> ImportRecord | None:
     return record
 
 
-def import_mue(store: DataStore, paths: Sequence[Path],
-               effective: date | None = None) -> ImportRecord | None:
+def import_mue(
+    store: DataStore, paths: Sequence[Path], effective: date | None = None
+) -> ImportRecord | None:
     """Import the practitioner MUE file (``MCR_MUE_PractitionerServices_Eff_*.csv`` or its
     zip). The effective date is ``effective`` or read from the file name (``Eff_MM-DD-
     YYYY``). Returns None when the file is already the current MUE table."""
@@ -115,11 +136,20 @@ def import_mue(store: DataStore, paths: Sequence[Path],
     edits = [e for code in sorted(table.values) if (e := table.get(code)) is not None]
     counts = {i: sum(1 for e in edits if e.indicator == i) for i in (1, 2, 3)}
     record = ImportRecord(
-        "mue", names, sha, len(edits), effective.isoformat() if effective else None, None,
-        f"adjudication indicator 1: {counts[1]}, 2: {counts[2]}, 3: {counts[3]}", now_utc())
+        "mue",
+        names,
+        sha,
+        len(edits),
+        effective.isoformat() if effective else None,
+        None,
+        f"adjudication indicator 1: {counts[1]}, 2: {counts[2]}, 3: {counts[3]}",
+        now_utc(),
+    )
     with store.writing("mue") as conn:
-        conn.execute("CREATE TABLE mue (code TEXT PRIMARY KEY, value INTEGER NOT NULL, "
-                     "indicator INTEGER NOT NULL, rationale TEXT NOT NULL)")
+        conn.execute(
+            "CREATE TABLE mue (code TEXT PRIMARY KEY, value INTEGER NOT NULL, "
+            "indicator INTEGER NOT NULL, rationale TEXT NOT NULL)"
+        )
         rows = [(e.code, e.value, e.indicator, e.rationale) for e in edits]
         conn.executemany("INSERT INTO mue VALUES (?, ?, ?, ?)", rows)
         # The same rows as one JSON text: read back in one fetch at start-up (a third of
@@ -135,8 +165,13 @@ def _files(paths: Sequence[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.is_file()
-                              and p.suffix.lower() in (".txt", ".csv", ".zip")))
+            out.extend(
+                sorted(
+                    p
+                    for p in path.iterdir()
+                    if p.is_file() and p.suffix.lower() in (".txt", ".csv", ".zip")
+                )
+            )
         else:
             out.append(path)
     return out
@@ -164,9 +199,13 @@ class StoreReader:
                     self._pid = os.getpid()
                 return self._conn.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
-                raise ncci.TableError(str(self.path), None, f"cannot read the imported table "
-                                      f"({exc}); import the CMS file again with `cleanclaim "
-                                      "data import`") from None
+                raise ncci.TableError(
+                    str(self.path),
+                    None,
+                    f"cannot read the imported table "
+                    f"({exc}); import the CMS file again with `cleanclaim "
+                    "data import`",
+                ) from None
 
 
 class _StoredIndex(dict[str, dict[str, _Rows]]):
@@ -204,10 +243,16 @@ class _StoredIndex(dict[str, dict[str, _Rows]]):
                 return default
         by_column1: dict[str, _Rows] = {}
         for column1, effective, deletion, indicator, rid in self._reader.query(
-                "SELECT column1, effective, deletion, indicator, rationale FROM ptp "
-                "WHERE column2 = ? ORDER BY seq", (code,)):
-            row = _PtpRow(self._date(effective), None if deletion is None else
-                          self._date(deletion), indicator, self._rationale(rid))
+            "SELECT column1, effective, deletion, indicator, rationale FROM ptp "
+            "WHERE column2 = ? ORDER BY seq",
+            (code,),
+        ):
+            row = _PtpRow(
+                self._date(effective),
+                None if deletion is None else self._date(deletion),
+                indicator,
+                self._rationale(rid),
+            )
             by_column1[column1] = (*by_column1.get(column1, ()), row)
         dict.__setitem__(self, code, by_column1)
         return by_column1
@@ -244,8 +289,10 @@ def open_mue(path: Path) -> MueTable:
         # A table imported before the packed copy existed, or a damaged one (reading the
         # rows then raises the located error).
         rows = reader.query("SELECT code, value, indicator, rationale FROM mue")
-    edits = {code: MueEdit(code, value, indicator, rationale)
-             for code, value, indicator, rationale in rows}
+    edits = {
+        code: MueEdit(code, value, indicator, rationale)
+        for code, value, indicator, rationale in rows
+    }
     return MueTable(edits, f"{path} (imported)")
 
 
@@ -274,10 +321,14 @@ def order_referring_table(path: Path) -> Any:
 
 
 TABLE_LOADERS: Final[dict[str, Callable[[Path], Any]]] = {
-    "ncci-ptp": ptp_table, "ncci-mue": mue_table, "cms-mpfs": mpfs_table,
-    "cms-order-referring": order_referring_table}
+    "ncci-ptp": ptp_table,
+    "ncci-mue": mue_table,
+    "cms-mpfs": mpfs_table,
+    "cms-order-referring": order_referring_table,
+}
 
 # Formats whose rows policies read by key (dsl/tables.py): `mpfs[line.code].global_days`,
 # `mpfs[line.code, "26"].pctc` reads `FeeSchedule.row(code, date of service, modifier)`.
 TABLE_SCHEMAS: Final[dict[str, DataTableSchema]] = {
-    "cms-mpfs": DataTableSchema(("code", "modifier"), 1, MPFS_COLUMNS)}
+    "cms-mpfs": DataTableSchema(("code", "modifier"), 1, MPFS_COLUMNS)
+}

@@ -28,8 +28,9 @@ from cleanclaim.engine.refdata.store import DataStore
 _KIND = {"covered": "icd10", "noncovered": "icd10", "hcpc": "codes"}
 
 
-def imported_sets(sources: PackSources, data_root: Path | None
-                  ) -> tuple[dict[str, CodeSet], list[PolicyError]]:
+def imported_sets(
+    sources: PackSources, data_root: Path | None
+) -> tuple[dict[str, CodeSet], list[PolicyError]]:
     """The value sets of the pack (and its includes) that the data folder fills, and
     the errors of imported tables that cannot be read (E504)."""
     out: dict[str, CodeSet] = {}
@@ -42,8 +43,13 @@ def imported_sets(sources: PackSources, data_root: Path | None
             try:
                 codes = store.article_codes(article, group, list_name)
             except TableError as exc:
-                errors.append(PolicyError("E504", f"value set `{name}` (refdata): {exc}",
-                                          span or _manifest_span(pack.manifest_file)))
+                errors.append(
+                    PolicyError(
+                        "E504",
+                        f"value set `{name}` (refdata): {exc}",
+                        span or _manifest_span(pack.manifest_file),
+                    )
+                )
                 continue
             if codes is not None:
                 out[name] = CodeSet(_KIND[list_name], codes)
@@ -55,9 +61,13 @@ def check_refdata_names(checked: Any, sources: PackSources) -> None:
     for pack in sources.packs:
         for name, _article, _group, _list, span in pack.refdata:
             if name not in checked.valueset_decls:
-                checked.errors.append(PolicyError(
-                    "E101", f"`refdata` names `{name}`, which no policy file of the pack "
-                    "defines", span or _manifest_span(pack.manifest_file)))
+                checked.errors.append(
+                    PolicyError(
+                        "E101",
+                        f"`refdata` names `{name}`, which no policy file of the pack defines",
+                        span or _manifest_span(pack.manifest_file),
+                    )
+                )
 
 
 def _manifest_span(path: Path) -> Span:

@@ -70,11 +70,32 @@ from cleanclaim.engine.server.common import (
 from cleanclaim.engine.server.protocol import Lanes, protocol_for
 
 __all__ = [
-    "ACCESS_LOG", "DEFAULT_HEADER_TIMEOUT", "DEFAULT_MAX_BODY", "DEFAULT_MAX_CONNECTIONS",
-    "DEFAULT_MIN_RATE", "DEFAULT_RESERVE", "DEFAULT_TIMEOUT", "ERROR_LOG", "LOOPBACK_HOSTS",
-    "MIN_TOKEN_LENGTH", "PROBES", "PROBLEMS", "PROBLEM_BASE", "PROTECTED", "ROUTES",
-    "BindRefused", "ClaimApp", "ClaimServer", "ServerConfig", "bind_problem", "decide",
-    "make_server", "plugins_of", "problem_body", "raw_claim", "run",
+    "ACCESS_LOG",
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MIN_RATE",
+    "DEFAULT_RESERVE",
+    "DEFAULT_TIMEOUT",
+    "ERROR_LOG",
+    "LOOPBACK_HOSTS",
+    "MIN_TOKEN_LENGTH",
+    "PROBES",
+    "PROBLEMS",
+    "PROBLEM_BASE",
+    "PROTECTED",
+    "ROUTES",
+    "BindRefused",
+    "ClaimApp",
+    "ClaimServer",
+    "ServerConfig",
+    "bind_problem",
+    "decide",
+    "make_server",
+    "plugins_of",
+    "problem_body",
+    "raw_claim",
+    "run",
 ]
 
 BACKLOG = 128
@@ -110,8 +131,11 @@ class ClaimServer:
     @property
     def url(self) -> str:
         host = str(self.server_address[0])
-        return f"http://[{host}]:{self.server_port}" if ":" in host else \
-            f"http://{host}:{self.server_port}"
+        return (
+            f"http://[{host}]:{self.server_port}"
+            if ":" in host
+            else f"http://{host}:{self.server_port}"
+        )
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Serve until `shutdown()` (or, in the main thread, SIGINT/SIGTERM).
@@ -121,11 +145,21 @@ class ClaimServer:
 
         lanes = Lanes(self.config.max_connections, self.config.reserve)
         settings = uvicorn.Config(
-            self.app, http=protocol_for(self.config, lanes), loop="auto", ws="none",
-            lifespan="off", interface="asgi3", log_config=None, access_log=False,
-            proxy_headers=False, server_header=False, date_header=True,
+            self.app,
+            http=protocol_for(self.config, lanes),
+            loop="auto",
+            ws="none",
+            lifespan="off",
+            interface="asgi3",
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            date_header=True,
             timeout_keep_alive=max(1, round(self.config.timeout)),
-            timeout_graceful_shutdown=5, backlog=BACKLOG)
+            timeout_graceful_shutdown=5,
+            backlog=BACKLOG,
+        )
         self._uvicorn = uvicorn.Server(settings)
         self._started.set()
         try:
@@ -174,9 +208,13 @@ def run(engine: Engine, config: ServerConfig) -> None:
     auth = "bearer token" if config.token else "none (loopback only)"
     plugins = ", ".join(p["name"] for p in plugins_of(engine)) or "none"
     processes = f"; {config.workers} processes" if config.workers > 1 else ""
-    print(f"cleanclaim serve: listening on {server.url} (auth: {auth}; "
-          f"packs: {', '.join(sorted(engine.packs)) or 'none'}; plugins: {plugins}"
-          f"{processes})", file=sys.stderr, flush=True)
+    print(
+        f"cleanclaim serve: listening on {server.url} (auth: {auth}; "
+        f"packs: {', '.join(sorted(engine.packs)) or 'none'}; plugins: {plugins}"
+        f"{processes})",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         if config.workers > 1:
             _serve_in_processes(server, config.workers)

@@ -54,8 +54,7 @@ _HEALTH = json_bytes({"status": "ok"})
 class _Request:
     """Per-request state: what the access log says of it."""
 
-    __slots__ = ("bytes_in", "bytes_out", "close", "exchange", "gzip", "method", "route",
-                 "status")
+    __slots__ = ("bytes_in", "bytes_out", "close", "exchange", "gzip", "method", "route", "status")
 
     def __init__(self, exchange: Exchange, method: str) -> None:
         self.exchange = exchange
@@ -79,15 +78,18 @@ class ClaimApp:
         self.engine = engine
         self.config = config
         self.token = config.token.encode() if config.token else None
-        self.packs_body = json_bytes({
-            "packs": [{"id": pack_id, "digest": digest}
-                      for pack_id, digest in sorted(engine.packs.items())],
-            "plugins": (config.plugins or plugins_of)(engine),
-        })
+        self.packs_body = json_bytes(
+            {
+                "packs": [
+                    {"id": pack_id, "digest": digest}
+                    for pack_id, digest in sorted(engine.packs.items())
+                ],
+                "plugins": (config.plugins or plugins_of)(engine),
+            }
+        )
         from cleanclaim.engine.openapi import openapi_document
 
-        self.openapi_body = json_bytes(openapi_document(config.max_body, url,
-                                                         sorted(engine.packs)))
+        self.openapi_body = json_bytes(openapi_document(config.max_body, url, sorted(engine.packs)))
 
     def roll_today(self) -> None:
         if self.config.follow_today:
@@ -116,18 +118,33 @@ class ClaimApp:
             if exchange.broken is None or isinstance(request.status, str):
                 if exchange.broken is not None and request.status == "aborted:client-gone":
                     request.status = f"aborted:{exchange.broken}"
-                log_access(exchange.request_id, request.method, request.route,
-                           request.status, (time.perf_counter() - exchange.start) * 1000,
-                           request.bytes_in, request.bytes_out)
+                log_access(
+                    exchange.request_id,
+                    request.method,
+                    request.route,
+                    request.status,
+                    (time.perf_counter() - exchange.start) * 1000,
+                    request.bytes_in,
+                    request.bytes_out,
+                )
 
     # ---- answers ---------------------------------------------------------------------
 
-    async def _send(self, send: Send, request: _Request, status: int, body: bytes,
-                    content_type: bytes = b"application/json",
-                    extra: dict[str, str] | None = None) -> None:
+    async def _send(
+        self,
+        send: Send,
+        request: _Request,
+        status: int,
+        body: bytes,
+        content_type: bytes = b"application/json",
+        extra: dict[str, str] | None = None,
+    ) -> None:
         request.status = status
-        headers = [(b"content-type", content_type), *self._common(request),
-                   *((k.lower().encode(), v.encode()) for k, v in (extra or {}).items())]
+        headers = [
+            (b"content-type", content_type),
+            *self._common(request),
+            *((k.lower().encode(), v.encode()) for k, v in (extra or {}).items()),
+        ]
         if request.gzip and len(body) >= GZIP_MIN and status == 200:
             body = gzip_bytes(body)
             headers.append((b"content-encoding", b"gzip"))
@@ -144,9 +161,12 @@ class ClaimApp:
 
     @staticmethod
     def _common(request: _Request) -> list[tuple[bytes, bytes]]:
-        return [(b"server", b"cleanclaim"), (b"cache-control", b"no-store"),
-                (b"x-content-type-options", b"nosniff"),
-                (b"x-request-id", request.exchange.request_id.encode())]
+        return [
+            (b"server", b"cleanclaim"),
+            (b"cache-control", b"no-store"),
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-request-id", request.exchange.request_id.encode()),
+        ]
 
     async def _problem(self, send: Send, request: _Request, exc: Refused) -> None:
         """An error answer; it always closes the connection (RFC 9112 9.6: nothing after
@@ -155,8 +175,9 @@ class ClaimApp:
         body = problem_body(exc.key, exc.detail, request.exchange.request_id)
         from cleanclaim.engine.server.common import PROBLEMS
 
-        await self._send(send, request, PROBLEMS[exc.key][0], body,
-                         b"application/problem+json", exc.headers)
+        await self._send(
+            send, request, PROBLEMS[exc.key][0], body, b"application/problem+json", exc.headers
+        )
 
     # ---- routing ---------------------------------------------------------------------
 
@@ -173,30 +194,40 @@ class ClaimApp:
         if request.exchange.lane == "reserve" and path not in PROBES:
             raise Refused("busy", "too many connections; retry shortly", {"Retry-After": "1"})
         if request.method not in methods:
-            raise Refused("method-not-allowed", f"{path} allows {', '.join(methods)}",
-                          {"Allow": ", ".join(methods)})
+            raise Refused(
+                "method-not-allowed",
+                f"{path} allows {', '.join(methods)}",
+                {"Allow": ", ".join(methods)},
+            )
         if self.token is not None and path in PROTECTED:
             given = b"".join(_header(scope, b"authorization")[:1]).decode("latin-1")
             scheme, _, credential = given.partition(" ")
             ok = hmac.compare_digest(credential.strip().encode("latin-1"), self.token)
             if scheme.lower() != "bearer" or not ok:
-                raise Refused("unauthorized", "a valid bearer token is required",
-                              {"WWW-Authenticate": 'Bearer realm="cleanclaim"'})
+                raise Refused(
+                    "unauthorized",
+                    "a valid bearer token is required",
+                    {"WWW-Authenticate": 'Bearer realm="cleanclaim"'},
+                )
         if path == "/v1/check/batch" and scope.get("http_version") == "1.0":
             # The answer streams while the body arrives: chunked, which HTTP/1.0 lacks.
-            raise Refused("version-not-supported", "/v1/check/batch needs HTTP/1.1 (its "
-                          "answer is streamed, chunked)")
-        if (path in ("/v1/check", "/v1/denials") and length is not None
-                and length > self.config.max_body):
-            raise Refused("body-too-large", f"the body is {length} bytes; the limit is "
-                          f"{self.config.max_body}")
+            raise Refused(
+                "version-not-supported",
+                "/v1/check/batch needs HTTP/1.1 (its answer is streamed, chunked)",
+            )
+        if (
+            path in ("/v1/check", "/v1/denials")
+            and length is not None
+            and length > self.config.max_body
+        ):
+            raise Refused(
+                "body-too-large", f"the body is {length} bytes; the limit is {self.config.max_body}"
+            )
         return length
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send,
-                      request: _Request) -> None:
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, request: _Request) -> None:
         self._precheck(scope, request)
-        request.gzip = accepts_gzip(b",".join(_header(scope, b"accept-encoding"))
-                                    .decode("latin-1"))
+        request.gzip = accepts_gzip(b",".join(_header(scope, b"accept-encoding")).decode("latin-1"))
         route = request.route
         if route == "/v1/check":
             await self._check(receive, send, request)
@@ -212,16 +243,21 @@ class ClaimApp:
             packs = len(self.engine.packs)
             if not packs:
                 raise Refused("not-ready", "no policy pack is loaded")
-            await self._send(send, request, 200, json_bytes({
-                "status": "ready", "packs": packs, "plugins": len(plugins_of(self.engine))}))
+            await self._send(
+                send,
+                request,
+                200,
+                json_bytes(
+                    {"status": "ready", "packs": packs, "plugins": len(plugins_of(self.engine))}
+                ),
+            )
         else:
             await self._send(send, request, 200, self.openapi_body)
 
     # ---- bodies ----------------------------------------------------------------------
 
     @staticmethod
-    async def _receive(receive: Receive, request: _Request, deadline: float
-                       ) -> tuple[bytes, bool]:
+    async def _receive(receive: Receive, request: _Request, deadline: float) -> tuple[bytes, bool]:
         """The next piece of the body before `deadline` (loop time) and whether more
         follows; raises `Refused("request-timeout")` or `ClientGone`."""
         left = deadline - asyncio.get_running_loop().time()
@@ -249,8 +285,7 @@ class ClaimApp:
             body, more = await self._receive(receive, request, deadline)
             size += len(body)
             if size > limit:
-                raise Refused("body-too-large", f"the body is over the limit of {limit} "
-                              "bytes")
+                raise Refused("body-too-large", f"the body is over the limit of {limit} bytes")
             parts.append(body)
         return b"".join(parts)
 
@@ -261,8 +296,7 @@ class ClaimApp:
         decision.position = None
         await self._send(send, request, 200, ndjson_bytes(decision))
 
-    async def _denials(self, scope: Scope, receive: Receive, send: Send,
-                       request: _Request) -> None:
+    async def _denials(self, scope: Scope, receive: Receive, send: Send, request: _Request) -> None:
         """An 835 (or JSON with the 835 and our decisions) in, the denial report out
         (engine/denials/upload.py); built in a thread: a large remittance takes seconds."""
         from cleanclaim.engine.denials.upload import report_from_upload
@@ -272,8 +306,7 @@ class ClaimApp:
         report = await asyncio.to_thread(report_from_upload, body, kind)
         await self._send(send, request, 200, json_bytes(report))
 
-    async def _batch(self, scope: Scope, receive: Receive, send: Send,
-                     request: _Request) -> None:
+    async def _batch(self, scope: Scope, receive: Receive, send: Send, request: _Request) -> None:
         """NDJSON in, NDJSON out: every non-blank line gets one decision, in order - the
         decisions `cleanclaim check` gives for the same lines (`Engine.check_many`:
         with packs that count history, every claim of the batch is read before the first
@@ -321,8 +354,7 @@ class ClaimApp:
                     future.result(min(1.0, config.timeout))
                     break
                 except TimeoutError:
-                    if request.exchange.gone or \
-                            time.monotonic() - progress[0] > config.timeout:
+                    if request.exchange.gone or time.monotonic() - progress[0] > config.timeout:
                         future.cancel()
                         raise
             progress[0] = time.monotonic()
@@ -347,9 +379,9 @@ class ClaimApp:
     async def _body(send: Send, data: bytes) -> None:
         await send({"type": "http.response.body", "body": data, "more_body": True})
 
-    def _decide_batch(self, pull: Callable[[], bytes | None],
-                      write: Callable[[bytes], None],
-                      compressor: Any) -> str:
+    def _decide_batch(
+        self, pull: Callable[[], bytes | None], write: Callable[[bytes], None], compressor: Any
+    ) -> str:
         """Runs in the batch's thread: decide every line, send the decisions; returns
         "complete" or the `aborted:<why>` status."""
         engine = self.engine
@@ -359,8 +391,9 @@ class ClaimApp:
 
         def send(data: bytes, final: bool = False) -> None:
             if compressor is not None:
-                data = (compressor.compress(data)
-                        + compressor.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH))
+                data = compressor.compress(data) + compressor.flush(
+                    zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH
+                )
             if data:
                 output.put(data)
 
@@ -377,8 +410,9 @@ class ClaimApp:
             skipping = False  # inside a line over the limit, already answered
 
             def too_long() -> RawClaim:
-                problem = ReadProblem(f"line {number + 1}",
-                                      f"the line is over the limit of {limit} bytes")
+                problem = ReadProblem(
+                    f"line {number + 1}", f"the line is over the limit of {limit} bytes"
+                )
                 return RawClaim(position, None, (problem,))
 
             for block in iter(pull, None):

@@ -34,8 +34,9 @@ class BatchOutput:
         self._closing = False
         self._failed = False
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="cleanclaim-batch-writer",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="cleanclaim-batch-writer", daemon=True
+        )
         self._thread.start()
 
     def put(self, data: bytes) -> None:
@@ -46,8 +47,9 @@ class BatchOutput:
                 self._items.append(data)
                 self._held += len(data)
             else:
-                while (self._spool_written - self._spool_read > BATCH_SPOOL_LIMIT
-                       and not self._failed):
+                while (
+                    self._spool_written - self._spool_read > BATCH_SPOOL_LIMIT and not self._failed
+                ):
                     if not self._cond.wait(self._timeout):
                         raise TimeoutError("the client does not read its decisions")
                 if self._failed:
@@ -84,8 +86,7 @@ class BatchOutput:
                     return data
                 if self._spool is not None and self._spool_read < self._spool_written:
                     self._spool.seek(self._spool_read)
-                    data = self._spool.read(min(BLOCK * 16,
-                                                self._spool_written - self._spool_read))
+                    data = self._spool.read(min(BLOCK * 16, self._spool_written - self._spool_read))
                     self._spool_read += len(data)
                     if self._spool_read == self._spool_written:  # drained: back to memory
                         self._spool.seek(0)

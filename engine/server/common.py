@@ -140,11 +140,15 @@ def die_with_parent() -> None:
 def plugins_of(engine: Engine) -> list[dict[str, Any]]:
     """The plugins an engine loaded (name, version, distribution, hooks); [] for none."""
     host = getattr(engine, "plugins", None)
-    return [{"name": str(getattr(info, "name", "")),
-             "version": str(getattr(info, "version", "")),
-             "distribution": str(getattr(info, "distribution", "")),
-             "hooks": sorted(str(h) for h in getattr(info, "hooks", ()))}
-            for info in getattr(host, "plugins", ())]
+    return [
+        {
+            "name": str(getattr(info, "name", "")),
+            "version": str(getattr(info, "version", "")),
+            "distribution": str(getattr(info, "distribution", "")),
+            "hooks": sorted(str(h) for h in getattr(info, "hooks", ())),
+        }
+        for info in getattr(host, "plugins", ())
+    ]
 
 
 def bind_problem(host: str, token: str | None) -> str | None:
@@ -152,13 +156,17 @@ def bind_problem(host: str, token: str | None) -> str | None:
     if host in LOOPBACK_HOSTS:
         return None
     if not token:
-        return (f"refusing to listen on {host!r} without a token: only 127.0.0.1, ::1 and "
-                "localhost may be served without authentication. Set --token or the "
-                "CLEANCLAIM_TOKEN environment variable.")
+        return (
+            f"refusing to listen on {host!r} without a token: only 127.0.0.1, ::1 and "
+            "localhost may be served without authentication. Set --token or the "
+            "CLEANCLAIM_TOKEN environment variable."
+        )
     if len(token) < MIN_TOKEN_LENGTH:
-        return (f"refusing to listen on {host!r} with a token of {len(token)} characters: "
-                f"beyond loopback the token must have at least {MIN_TOKEN_LENGTH} "
-                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`).")
+        return (
+            f"refusing to listen on {host!r} with a token of {len(token)} characters: "
+            f"beyond loopback the token must have at least {MIN_TOKEN_LENGTH} "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)."
+        )
     return None
 
 
@@ -170,8 +178,12 @@ def json_bytes(value: Any) -> bytes:
 def problem_body(key: str, detail: str, request_id: str | None = None) -> bytes:
     """An RFC 9457 problem document (`application/problem+json`)."""
     status, title = PROBLEMS[key]
-    body: dict[str, Any] = {"type": PROBLEM_BASE + key, "title": title, "status": status,
-                            "detail": detail}
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + key,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if request_id is not None:
         body["request_id"] = request_id
     return json_bytes(body)
@@ -189,15 +201,31 @@ def given_request_id(value: bytes | None) -> str | None:
     return text if _REQUEST_ID.fullmatch(text) else None
 
 
-def log_access(request_id: str, method: str, route: str, status: int | str,
-               elapsed_ms: float, bytes_in: int, bytes_out: int) -> None:
+def log_access(
+    request_id: str,
+    method: str,
+    route: str,
+    status: int | str,
+    elapsed_ms: float,
+    bytes_in: int,
+    bytes_out: int,
+) -> None:
     """The one log line of a request. Status "-": the client went away or fell silent
     before an answer was sent; "aborted:<why>": a streamed answer that started 200 and
     was cut short. Never claim content, query strings, client paths or addresses."""
-    shown = method if method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH",
-                                 "OPTIONS") else "-"
-    ACCESS_LOG.info("%s %s %s %s %.1fms in=%d out=%d", request_id, shown, route,
-                    status or "-", elapsed_ms, bytes_in, bytes_out)
+    shown = (
+        method if method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS") else "-"
+    )
+    ACCESS_LOG.info(
+        "%s %s %s %s %.1fms in=%d out=%d",
+        request_id,
+        shown,
+        route,
+        status or "-",
+        elapsed_ms,
+        bytes_in,
+        bytes_out,
+    )
 
 
 def accepts_gzip(value: str) -> bool:
@@ -221,10 +249,20 @@ def gzip_bytes(body: bytes) -> bytes:
 
 def _internal_failure(position: int | None, exc: BaseException) -> Decision:
     ERROR_LOG.error("engine failed on a claim: %s", type(exc).__name__)
-    finding = Finding("engine/internal-error", "submission", "review", None, "CO", "16", [],
-                      "submission", "billing",
-                      f"the engine failed on this claim ({type(exc).__name__}); "
-                      "a person must check it", None, None)
+    finding = Finding(
+        "engine/internal-error",
+        "submission",
+        "review",
+        None,
+        "CO",
+        "16",
+        [],
+        "submission",
+        "billing",
+        f"the engine failed on this claim ({type(exc).__name__}); a person must check it",
+        None,
+        None,
+    )
     return Decision(None, "review", [finding], {}, position)
 
 
@@ -235,8 +273,9 @@ def raw_claim(text: bytes, position: int, number: int) -> RawClaim:
     try:
         return ClaimLine(position, number, text).to_raw()
     except RecursionError:
-        return RawClaim(position, None, (ReadProblem(f"line {number}",
-                                                     "not valid JSON: nested too deeply"),))
+        return RawClaim(
+            position, None, (ReadProblem(f"line {number}", "not valid JSON: nested too deeply"),)
+        )
 
 
 def decide(engine: Engine, body: bytes, position: int | None, where: str) -> Decision:
@@ -244,8 +283,9 @@ def decide(engine: Engine, body: bytes, position: int | None, where: str) -> Dec
     try:
         raw = raw_claim(body, position or 0, 1)
         if raw.problems:  # the message names the claim, not "line 1"
-            raw = RawClaim(raw.position, None,
-                           tuple(ReadProblem(where, p.message) for p in raw.problems))
+            raw = RawClaim(
+                raw.position, None, tuple(ReadProblem(where, p.message) for p in raw.problems)
+            )
         return engine.check_raw(raw)
     except Exception as exc:  # an engine bug must not cost the client its answer
         return _internal_failure(position, exc)

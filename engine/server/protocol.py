@@ -162,14 +162,20 @@ class StrictProtocol(HttpToolsProtocol):
         self.transport = _Transport(transport, self)  # type: ignore[assignment]
         self.lane = self.lanes.take()
         if self.lane is None:
-            self._answer("busy", "too many connections; retry shortly", new_request_id(),
-                         time.perf_counter(), "-", "-", {"Retry-After": "1"})
+            self._answer(
+                "busy",
+                "too many connections; retry shortly",
+                new_request_id(),
+                time.perf_counter(),
+                "-",
+                "-",
+                {"Retry-After": "1"},
+            )
             return
         idle = self.settings.timeout
         if self.lane == "reserve":
             idle = min(idle, RESERVE_DEADLINE)
-        self.timeout_keep_alive_task = self.loop.call_later(
-            idle, self.timeout_keep_alive_handler)
+        self.timeout_keep_alive_task = self.loop.call_later(idle, self.timeout_keep_alive_handler)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lanes.give(self.lane)
@@ -245,8 +251,11 @@ class StrictProtocol(HttpToolsProtocol):
             return
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            self._refuse(cause if isinstance(cause, Refused) else
-                         Refused("malformed-request", "the request could not be read"))
+            self._refuse(
+                cause
+                if isinstance(cause, Refused)
+                else Refused("malformed-request", "the request could not be read")
+            )
             return
         except httptools.HttpParserUpgrade:
             return  # no upgrades: the body is never read; the body deadline ends it
@@ -261,7 +270,7 @@ class StrictProtocol(HttpToolsProtocol):
         3 writes it (llhttp alone takes extra spaces and versions 0.9 and 2.0)."""
         if self._line is None:
             self._line = bytearray()
-        self._line += data[:MAX_REQUEST_LINE + 2]
+        self._line += data[: MAX_REQUEST_LINE + 2]
         line = self._line
         for _ in range(4):  # RFC 9112 2.2: empty lines before a request are ignored
             if line.startswith(b"\r\n"):
@@ -273,7 +282,7 @@ class StrictProtocol(HttpToolsProtocol):
             if not line:
                 self._line = None
             return
-        first = bytes(line[:end + 1])
+        first = bytes(line[: end + 1])
         self._line = None
         self.state = HEAD
         self._head_bytes = len(data)
@@ -283,8 +292,10 @@ class StrictProtocol(HttpToolsProtocol):
         if match is None:
             if _VERSIONED.fullmatch(first) and not first.split(b" ", 2)[1].startswith(b"/"):
                 raise Refused("malformed-request", "the request target must be a path")
-            raise Refused("malformed-request", "the request line is not "
-                          "`METHOD /path HTTP/1.1` ending in CRLF")
+            raise Refused(
+                "malformed-request",
+                "the request line is not `METHOD /path HTTP/1.1` ending in CRLF",
+            )
         if (match.group(3), match.group(4)) not in ((b"1", b"1"), (b"1", b"0")):
             raise Refused("version-not-supported", "only HTTP/1.0 and HTTP/1.1")
 
@@ -341,14 +352,19 @@ class StrictProtocol(HttpToolsProtocol):
         headers = self.headers
         if version == "1.1" and sum(1 for n, _ in headers if n == b"host") != 1:
             raise Refused("missing-host", "HTTP/1.1 requests need one Host header")
-        codings = [c.strip().lower() for n, v in headers if n == b"transfer-encoding"
-                   for c in v.split(b",")]
+        codings = [
+            c.strip().lower()
+            for n, v in headers
+            if n == b"transfer-encoding"
+            for c in v.split(b",")
+        ]
         if codings:
             if version != "1.1":
                 raise Refused("conflicting-framing", "Transfer-Encoding needs HTTP/1.1")
             if codings != [b"chunked"]:
-                raise Refused("unsupported-transfer-coding",
-                              "only Transfer-Encoding: chunked is supported")
+                raise Refused(
+                    "unsupported-transfer-coding", "only Transfer-Encoding: chunked is supported"
+                )
         expect = [v for n, v in headers if n == b"expect"]
         if expect and (len(expect) > 1 or expect[0].strip().lower() != b"100-continue"):
             raise Refused("expectation-failed", "only Expect: 100-continue")
@@ -366,8 +382,9 @@ class StrictProtocol(HttpToolsProtocol):
     def _head_late(self) -> None:
         self._head_timer = None
         if self.state == HEAD and not self.closing:
-            self._refuse(Refused("request-timeout", "the request line and headers did not "
-                                 "arrive in time"))
+            self._refuse(
+                Refused("request-timeout", "the request line and headers did not arrive in time")
+            )
 
     def _refuse(self, exc: Refused) -> None:
         """Answer a refused request with its problem and close the connection. When the
@@ -376,8 +393,12 @@ class StrictProtocol(HttpToolsProtocol):
             return
         exchange = self.exchange
         cycle = self.cycle
-        current = (cycle is not None and exchange is not None and not cycle.response_complete
-                   and cycle.scope.get("cleanclaim") is exchange)
+        current = (
+            cycle is not None
+            and exchange is not None
+            and not cycle.response_complete
+            and cycle.scope.get("cleanclaim") is exchange
+        )
         if current and exchange is not None and cycle is not None:
             exchange.broken = exc.key
             cycle.disconnected = True  # the app sees the client as gone
@@ -391,25 +412,41 @@ class StrictProtocol(HttpToolsProtocol):
         method = str(scope.get("method", "-")) if scope else "-"
         path = str(scope.get("path", "-")) if scope else "-"
         route = path if path in ROUTES else "-"
-        self._answer(exc.key, exc.detail,
-                     exchange.request_id if exchange is not None else new_request_id(),
-                     exchange.start if exchange is not None else time.perf_counter(),
-                     method, route, exc.headers)
+        self._answer(
+            exc.key,
+            exc.detail,
+            exchange.request_id if exchange is not None else new_request_id(),
+            exchange.start if exchange is not None else time.perf_counter(),
+            method,
+            route,
+            exc.headers,
+        )
 
-    def _answer(self, key: str, detail: str, request_id: str, start: float, method: str,
-                route: str, extra: dict[str, str]) -> None:
+    def _answer(
+        self,
+        key: str,
+        detail: str,
+        request_id: str,
+        start: float,
+        method: str,
+        route: str,
+        extra: dict[str, str],
+    ) -> None:
         status = PROBLEMS[key][0]
         body = problem_body(key, detail, request_id)
-        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nServer: cleanclaim\r\n"
-                 f"Date: {email.utils.formatdate(usegmt=True)}\r\n"
-                 "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
-                 f"X-Request-Id: {request_id}\r\nContent-Type: application/problem+json\r\n"]
+        lines = [
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nServer: cleanclaim\r\n"
+            f"Date: {email.utils.formatdate(usegmt=True)}\r\n"
+            "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+            f"X-Request-Id: {request_id}\r\nContent-Type: application/problem+json\r\n"
+        ]
         lines.extend(f"{name}: {value}\r\n" for name, value in extra.items())
         lines.append(f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
         if self._real is not None and not self._real.is_closing():
             self._real.write("".join(lines).encode("latin-1") + body)
-        log_access(request_id, method, route, status, (time.perf_counter() - start) * 1000,
-                   0, len(body))
+        log_access(
+            request_id, method, route, status, (time.perf_counter() - start) * 1000, 0, len(body)
+        )
         if self.state == IDLE:
             self.state = HEAD
         self.close()
@@ -417,5 +454,4 @@ class StrictProtocol(HttpToolsProtocol):
 
 def protocol_for(config: ServerConfig, lanes: Lanes) -> type[StrictProtocol]:
     """`StrictProtocol` bound to one server (uvicorn builds one per connection)."""
-    return type("BoundStrictProtocol", (StrictProtocol,), {"settings": config,
-                                                           "lanes": lanes})
+    return type("BoundStrictProtocol", (StrictProtocol,), {"settings": config, "lanes": lanes})

@@ -80,34 +80,44 @@ def _types() -> Any:
 
 def claim_schema() -> Any:
     t = _types()
-    return t.StructType([
-        t.StructField("position", t.LongType(), False),
-        t.StructField("file", t.StringType(), True),
-        t.StructField("line", t.LongType(), True),
-        t.StructField("text", t.BinaryType(), False),
-    ])
+    return t.StructType(
+        [
+            t.StructField("position", t.LongType(), False),
+            t.StructField("file", t.StringType(), True),
+            t.StructField("line", t.LongType(), True),
+            t.StructField("text", t.BinaryType(), False),
+        ]
+    )
 
 
 def finding_schema() -> Any:
     """A finding (decision format v1) as a struct."""
     t = _types()
-    return t.StructType([
-        t.StructField("rule", t.StringType(), False),
-        t.StructField("kind", t.StringType(), False),
-        t.StructField("severity", t.StringType(), False),
-        t.StructField("line", t.LongType(), True),
-        t.StructField("group", t.StringType(), False),
-        t.StructField("carc", t.StringType(), False),
-        t.StructField("rarc", t.ArrayType(t.StringType(), False), False),
-        t.StructField("root_cause", t.StringType(), False),
-        t.StructField("owner", t.StringType(), False),
-        t.StructField("message", t.StringType(), False),
-        t.StructField("reference", t.StringType(), True),
-        t.StructField("source", t.StructType([
-            t.StructField("file", t.StringType(), True),
+    return t.StructType(
+        [
+            t.StructField("rule", t.StringType(), False),
+            t.StructField("kind", t.StringType(), False),
+            t.StructField("severity", t.StringType(), False),
             t.StructField("line", t.LongType(), True),
-        ]), True),
-    ])
+            t.StructField("group", t.StringType(), False),
+            t.StructField("carc", t.StringType(), False),
+            t.StructField("rarc", t.ArrayType(t.StringType(), False), False),
+            t.StructField("root_cause", t.StringType(), False),
+            t.StructField("owner", t.StringType(), False),
+            t.StructField("message", t.StringType(), False),
+            t.StructField("reference", t.StringType(), True),
+            t.StructField(
+                "source",
+                t.StructType(
+                    [
+                        t.StructField("file", t.StringType(), True),
+                        t.StructField("line", t.LongType(), True),
+                    ]
+                ),
+                True,
+            ),
+        ]
+    )
 
 
 def decision_schema() -> Any:
@@ -115,32 +125,38 @@ def decision_schema() -> Any:
     NDJSON text (what `cleanclaim check --format ndjson` writes for it, without the line
     break); `failed`: the engine could not check the claim (`engine/internal-error`)."""
     t = _types()
-    return t.StructType([
-        t.StructField("position", t.LongType(), False),
-        t.StructField("claim_id", t.StringType(), True),
-        t.StructField("status", t.StringType(), False),
-        t.StructField("findings", t.ArrayType(finding_schema(), False), False),
-        t.StructField("decision", t.StringType(), False),
-        t.StructField("failed", t.BooleanType(), False),
-    ])
+    return t.StructType(
+        [
+            t.StructField("position", t.LongType(), False),
+            t.StructField("claim_id", t.StringType(), True),
+            t.StructField("status", t.StringType(), False),
+            t.StructField("findings", t.ArrayType(finding_schema(), False), False),
+            t.StructField("decision", t.StringType(), False),
+            t.StructField("failed", t.BooleanType(), False),
+        ]
+    )
 
 
 def _decided_schema() -> Any:
     t = _types()
-    return t.StructType([*decision_schema().fields,
-                         t.StructField("id_key", t.StringType(), True)])
+    return t.StructType([*decision_schema().fields, t.StructField("id_key", t.StringType(), True)])
 
 
 def _keyed_schema() -> Any:
     t = _types()
-    return t.StructType([*claim_schema().fields,
-                         t.StructField("group", t.StringType(), False),
-                         t.StructField("id_key", t.StringType(), True),
-                         t.StructField("target", t.StringType(), True)])
+    return t.StructType(
+        [
+            *claim_schema().fields,
+            t.StructField("group", t.StringType(), False),
+            t.StructField("id_key", t.StringType(), True),
+            t.StructField("target", t.StringType(), True),
+        ]
+    )
 
 
-def session(master: str | None = None, partitions: int | None = None,
-            app_name: str = "cleanclaim") -> SparkSession:
+def session(
+    master: str | None = None, partitions: int | None = None, app_name: str = "cleanclaim"
+) -> SparkSession:
     """A SparkSession: `master` (e.g. `local[2]`; None: what spark-submit or the Spark
     configuration says, else `local[*]`), `spark.sql.shuffle.partitions` = `partitions`.
     Python workers run this interpreter unless PYSPARK_PYTHON says otherwise (pyspark's
@@ -176,13 +192,17 @@ def read_ndjson(spark: SparkSession, paths: Sequence[str | Path]) -> DataFrame:
         # "\n" only (Python's own line splitting): a lone "\r" stays inside its line.
         lines = spark.read.option("lineSep", "\n").text(name)
         shown = F.lit(name) if Path(name).is_file() else F.col("_metadata.file_path")
-        frames.append(lines.select(
-            F.lit(index).alias("arg"), shown.alias("file"),
-            F.col("_metadata.file_path").alias("path"),
-            F.col("_metadata.file_block_start").alias("start"),
-            F.col("_metadata.file_size").alias("size"),
-            # The bytes as read: text cast to binary is never decoded (bad UTF-8 stays).
-            F.col("value").cast("binary").alias("text")))
+        frames.append(
+            lines.select(
+                F.lit(index).alias("arg"),
+                shown.alias("file"),
+                F.col("_metadata.file_path").alias("path"),
+                F.col("_metadata.file_block_start").alias("start"),
+                F.col("_metadata.file_size").alias("size"),
+                # The bytes as read: text cast to binary is never decoded (bad UTF-8 stays).
+                F.col("value").cast("binary").alias("text"),
+            )
+        )
     rows = reduce(lambda a, b: a.unionByName(b), frames).rdd
     blocks = sorted(rows.mapPartitions(_count_block_lines).collect())
     numbering = _numbering(blocks)
@@ -230,8 +250,9 @@ def _numbering(blocks: list[_Block]) -> _Numbering:
     return numbering
 
 
-def _number_lines(numbering: _Numbering, rows: Iterable[Any]
-                  ) -> Iterator[tuple[int, str, int, bytes]]:
+def _number_lines(
+    numbering: _Numbering, rows: Iterable[Any]
+) -> Iterator[tuple[int, str, int, bytes]]:
     split: tuple[int, str, int] | None = None
     number = position = 0
     last: int | None = None
@@ -261,12 +282,13 @@ def claims_of(frame: DataFrame, column: str | None = None) -> DataFrame:
         text = F.to_json(F.struct(*[F.col(c) for c in frame.columns])).cast("binary")
     values = frame.select(text.alias("text")).rdd.map(lambda row: row[0]).zipWithIndex()
     return frame.sparkSession.createDataFrame(
-        values.map(lambda pair: (pair[1], None, pair[1] + 1, _bytes(pair[0]))),
-        claim_schema())
+        values.map(lambda pair: (pair[1], None, pair[1] + 1, _bytes(pair[0]))), claim_schema()
+    )
 
 
-def read_parquet(spark: SparkSession, paths: Sequence[str | Path],
-                 column: str | None = None) -> DataFrame:
+def read_parquet(
+    spark: SparkSession, paths: Sequence[str | Path], column: str | None = None
+) -> DataFrame:
     """The claims of a Parquet dataset (`claims_of`: a JSON column, or claim-shaped
     columns when `column` is None and the dataset has no `claim` column)."""
     frame = spark.read.parquet(*[str(p) for p in paths])
@@ -283,8 +305,13 @@ def _bytes(value: Any) -> bytes:
 # ---- checking ----------------------------------------------------------------------------
 
 
-def check(claims: DataFrame, recipe: EngineRecipe | None = None, *,
-          state: str | None = None, partitions: int | None = None) -> DataFrame:
+def check(
+    claims: DataFrame,
+    recipe: EngineRecipe | None = None,
+    *,
+    state: str | None = None,
+    partitions: int | None = None,
+) -> DataFrame:
     """The decisions of `claims` (`CLAIM_COLUMNS`), one row per claim (`decision_schema`).
 
     recipe: the engine (default: `cleanclaim check`'s: the shipped packs, the imported CMS
@@ -307,15 +334,17 @@ def check(claims: DataFrame, recipe: EngineRecipe | None = None, *,
     # times, and each read would decode every claim again.
     keyed = spark.createDataFrame(
         claims.select(*CLAIM_COLUMNS).rdd.mapPartitions(partial(_executor.key_rows, blob)),
-        _keyed_schema()).persist()
+        _keyed_schema(),
+    ).persist()
     try:
         return _check_keyed(spark, keyed, blob, state, partitions)
     finally:
         keyed.unpersist()
 
 
-def _check_keyed(spark: SparkSession, keyed: DataFrame, blob: bytes, state: str | None,
-                 partitions: int | None) -> DataFrame:
+def _check_keyed(
+    spark: SparkSession, keyed: DataFrame, blob: bytes, state: str | None, partitions: int | None
+) -> DataFrame:
     from pyspark.sql import functions as F
 
     from cleanclaim.engine.history import counts_history
@@ -324,8 +353,9 @@ def _check_keyed(spark: SparkSession, keyed: DataFrame, blob: bytes, state: str 
     history = state is not None or counts_history(engine)
     keyed = _screened(keyed) if history else keyed.withColumn("repeated", F.lit(False))
     grouped = keyed.select("group", "position", "file", "line", "text", "repeated")
-    grouped = (grouped.repartition(partitions, "group") if partitions
-               else grouped.repartition("group"))
+    grouped = (
+        grouped.repartition(partitions, "group") if partitions else grouped.repartition("group")
+    )
     grouped = grouped.sortWithinPartitions("group", "position")
     if state is None:
         decided = _decided(spark, grouped, blob, None, None)
@@ -361,26 +391,40 @@ def _screened(keyed: DataFrame) -> DataFrame:
     replacement or void links (see the module docstring, step 3)."""
     from pyspark.sql import functions as F
 
-    firsts = (keyed.where(F.col("id_key").isNotNull()).groupBy("id_key")
-              .agg(F.min("position").alias("first")))
-    keyed = (keyed.join(firsts, "id_key", "left")
-             .withColumn("repeated", F.coalesce(F.col("position") != F.col("first"),
-                                                F.lit(False)))
-             .drop("first"))
+    firsts = (
+        keyed.where(F.col("id_key").isNotNull())
+        .groupBy("id_key")
+        .agg(F.min("position").alias("first"))
+    )
+    keyed = (
+        keyed.join(firsts, "id_key", "left")
+        .withColumn("repeated", F.coalesce(F.col("position") != F.col("first"), F.lit(False)))
+        .drop("first")
+    )
     kept = keyed.where(~F.col("repeated"))
     named = kept.where(F.col("target").isNotNull()).select(
-        F.col("group").alias("from_group"), F.col("target").alias("key"))
+        F.col("group").alias("from_group"), F.col("target").alias("key")
+    )
     owners = kept.where(F.col("id_key").isNotNull()).select(
-        F.col("id_key").alias("key"), F.col("group").alias("to_group"))
-    links = (named.join(owners, "key").where(F.col("from_group") != F.col("to_group"))
-             .select("from_group", "to_group").distinct().collect())
+        F.col("id_key").alias("key"), F.col("group").alias("to_group")
+    )
+    links = (
+        named.join(owners, "key")
+        .where(F.col("from_group") != F.col("to_group"))
+        .select("from_group", "to_group")
+        .distinct()
+        .collect()
+    )
     if not links:
         return keyed
     roots = _merged([(str(a), str(b)) for a, b in links])
     spark = keyed.sparkSession
     mapping = spark.createDataFrame(sorted(roots.items()), "group string, root string")
-    return (keyed.join(F.broadcast(mapping), "group", "left")
-            .withColumn("group", F.coalesce(F.col("root"), F.col("group"))).drop("root"))
+    return (
+        keyed.join(F.broadcast(mapping), "group", "left")
+        .withColumn("group", F.coalesce(F.col("root"), F.col("group")))
+        .drop("root")
+    )
 
 
 def _merged(links: list[tuple[str, str]]) -> dict[str, str]:
@@ -401,10 +445,10 @@ def _merged(links: list[tuple[str, str]]) -> dict[str, str]:
     return {group: root(group) for group in list(parent)}
 
 
-def _decided(spark: SparkSession, grouped: DataFrame, blob: bytes, state: str | None,
-             run: str | None) -> DataFrame:
-    checked = grouped.rdd.mapPartitions(
-        partial(_executor.check_partition, blob, state, run))
+def _decided(
+    spark: SparkSession, grouped: DataFrame, blob: bytes, state: str | None, run: str | None
+) -> DataFrame:
+    checked = grouped.rdd.mapPartitions(partial(_executor.check_partition, blob, state, run))
     return spark.createDataFrame(checked, _decided_schema())
 
 
@@ -413,15 +457,18 @@ def _first_ids_only(decided: DataFrame) -> DataFrame:
     earlier rejects the later claim, as `cleanclaim check` screens its decisions."""
     from pyspark.sql import functions as F
 
-    firsts = (decided.where(F.col("id_key").isNotNull()).groupBy("id_key")
-              .agg(F.min("position").alias("first")))
+    firsts = (
+        decided.where(F.col("id_key").isNotNull())
+        .groupBy("id_key")
+        .agg(F.min("position").alias("first"))
+    )
     marked = decided.join(firsts, "id_key", "left")
     later = F.col("first").isNotNull() & (F.col("position") != F.col("first"))
     columns = [f.name for f in _decided_schema().fields]
     keep = marked.where(~later).select(*columns)
     refused = decided.sparkSession.createDataFrame(
-        marked.where(later).select(*columns).rdd.map(_executor.repeated_id),
-        _decided_schema())
+        marked.where(later).select(*columns).rdd.map(_executor.repeated_id), _decided_schema()
+    )
     return keep.unionByName(refused).drop("id_key")
 
 
@@ -446,7 +493,8 @@ def exit_code(decisions: DataFrame) -> int:
 
     row = decisions.agg(
         F.max(F.col("failed").cast("int")).alias("failed"),
-        F.max(F.col("status").isin("deny", "reject").cast("int")).alias("bad")).first()
+        F.max(F.col("status").isin("deny", "reject").cast("int")).alias("bad"),
+    ).first()
     if row is None or row["failed"] is None:
         return 0
     return 3 if row["failed"] else 1 if row["bad"] else 0

@@ -18,17 +18,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cleanclaim.spark",
         description="Check claims on Apache Spark: one decision per claim, the bytes "
-        "`cleanclaim check --format ndjson` writes.")
-    parser.add_argument("paths", nargs="+", help="NDJSON files or folders (or Parquet with "
-                        "--input-format parquet), any path Spark reads")
+        "`cleanclaim check --format ndjson` writes.",
+    )
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        help="NDJSON files or folders (or Parquet with "
+        "--input-format parquet), any path Spark reads",
+    )
     parser.add_argument("--input-format", default="ndjson", choices=["ndjson", "parquet"])
-    parser.add_argument("--format", dest="output", default="ndjson",
-                        choices=["ndjson", "json", "parquet"],
-                        help="ndjson/json on stdout; ndjson/parquet files with --out")
+    parser.add_argument(
+        "--format",
+        dest="output",
+        default="ndjson",
+        choices=["ndjson", "json", "parquet"],
+        help="ndjson/json on stdout; ndjson/parquet files with --out",
+    )
     parser.add_argument("--out", help="a folder for the decisions (default: stdout)")
     parser.add_argument("--state", help="the history store: postgresql://... on a cluster")
-    parser.add_argument("--policies", action="append", type=Path,
-                        help="a folder of policy packs (repeatable; default: the shipped)")
+    parser.add_argument(
+        "--policies",
+        action="append",
+        type=Path,
+        help="a folder of policy packs (repeatable; default: the shipped)",
+    )
     parser.add_argument("--ptp", type=Path, help="CMS NCCI practitioner PTP file")
     parser.add_argument("--mue", type=Path, help="CMS practitioner MUE file")
     parser.add_argument("--today", help="the date taken as today (YYYY-MM-DD)")
@@ -48,12 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         parser.error(f"--today {args.today}: not a date YYYY-MM-DD")
     try:
-        engine = build_engine(args.policies, args.ptp, args.mue, today,
-                              plugins=_plugin_selection(None, None))
+        engine = build_engine(
+            args.policies, args.ptp, args.mue, today, plugins=_plugin_selection(None, None)
+        )
         recipe = EngineRecipe.of(engine)
-        return run_job(args.paths, recipe, state=args.state, input_format=args.input_format,
-                       output=args.output, out=args.out, partitions=args.partitions,
-                       master=args.master)
+        return run_job(
+            args.paths,
+            recipe,
+            state=args.state,
+            input_format=args.input_format,
+            output=args.output,
+            out=args.out,
+            partitions=args.partitions,
+            master=args.master,
+        )
     except typer.Exit as exc:  # build_engine has named the problem on stderr
         return int(exc.exit_code)
     except (JobError, StoreError) as exc:

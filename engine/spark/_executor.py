@@ -61,8 +61,9 @@ def engine_for(recipe: bytes) -> Engine:
 KeyedRow = tuple[int, str | None, int | None, bytes, str, str | None, str | None]
 
 
-def key_rows(recipe: bytes, rows: Iterable[tuple[int, str | None, int | None, bytes]]
-             ) -> Iterator[KeyedRow]:
+def key_rows(
+    recipe: bytes, rows: Iterable[tuple[int, str | None, int | None, bytes]]
+) -> Iterator[KeyedRow]:
     """Each claim row with its keys, decoded as phase 1 of a history run decodes it."""
     engine = engine_for(recipe)
     for position, file, number, text in rows:
@@ -77,8 +78,7 @@ def key_rows(recipe: bytes, rows: Iterable[tuple[int, str | None, int | None, by
             if claim.member.id:
                 group = f"{claim.payer}\0{claim.member.id}"
             if claim.frequency in ("replacement", "void"):
-                named = claim.replaces or (claim.claim_id if claim.frequency == "void"
-                                           else None)
+                named = claim.replaces or (claim.claim_id if claim.frequency == "void" else None)
                 if named:
                     target = f"{claim.payer}\0{named}"
         yield position, file, number, bytes(text), group, id_key, target
@@ -88,8 +88,20 @@ def key_rows(recipe: bytes, rows: Iterable[tuple[int, str | None, int | None, by
 
 # A decided row: (position, claim id, status, findings, decision NDJSON text, failed,
 # id key of the decision as `cleanclaim check` screens repeated ids without history).
-Finding = tuple[str, str, str, int | None, str, str, list[str], str, str, str, str | None,
-                tuple[str | None, int | None] | None]
+Finding = tuple[
+    str,
+    str,
+    str,
+    int | None,
+    str,
+    str,
+    list[str],
+    str,
+    str,
+    str,
+    str | None,
+    tuple[str | None, int | None] | None,
+]
 DecidedRow = tuple[int, str | None, str, list[Finding], str, bool, str | None]
 
 # A grouped row: (group, position, file, line, text, repeated): sorted by group, then
@@ -97,8 +109,9 @@ DecidedRow = tuple[int, str | None, str, list[Finding], str, bool, str | None]
 GroupedRow = tuple[str, int, str | None, int | None, bytes, bool]
 
 
-def check_partition(recipe: bytes, state: str | None, run: str | None,
-                    rows: Iterable[GroupedRow]) -> Iterator[DecidedRow]:
+def check_partition(
+    recipe: bytes, state: str | None, run: str | None, rows: Iterable[GroupedRow]
+) -> Iterator[DecidedRow]:
     """The decisions of one partition's claims: whole groups at a time (`GROUP_BATCH`),
     each batch a history run of the engine's own (`HistoryBatch`, as `cleanclaim check`
     with one worker), against the store at `state` as part of the driver's run `run`, or
@@ -116,10 +129,13 @@ def check_partition(recipe: bytes, state: str | None, run: str | None,
         yield from _check_batch(engine, history, state, run, batch)
 
 
-def _check_batch(engine: Engine, history: bool, state: str | None, run: str | None,
-                 rows: list[GroupedRow]) -> Iterator[DecidedRow]:
-    lines = [ClaimLine(position, number or 0, bytes(text), file)
-             for _group, position, file, number, text, _repeated in rows]
+def _check_batch(
+    engine: Engine, history: bool, state: str | None, run: str | None, rows: list[GroupedRow]
+) -> Iterator[DecidedRow]:
+    lines = [
+        ClaimLine(position, number or 0, bytes(text), file)
+        for _group, position, file, number, text, _repeated in rows
+    ]
     repeated = {row[1] for row in rows if row[5]}
     if not history:
         for line in lines:
@@ -130,8 +146,7 @@ def _check_batch(engine: Engine, history: bool, state: str | None, run: str | No
         run_batch.record(line for line in lines if line.position not in repeated)
         for line in lines:
             if line.position in repeated:
-                decision = refusal_decision(_known_claim_id(line), DUPLICATE_ID,
-                                            line.position)
+                decision = refusal_decision(_known_claim_id(line), DUPLICATE_ID, line.position)
                 decision.origin = line.origin
             else:
                 decision = check_item(engine, line)
@@ -147,14 +162,36 @@ def decided(decision: Decision) -> DecidedRow:
     failed = False
     for f in decision.findings:
         failed = failed or f.rule in FAILURE_RULES
-        source = None if f.source is None else (
-            _text(f.source.get("file")), _int(f.source.get("line")))
-        findings.append((f.rule, f.kind, f.severity, f.line, f.group, f.carc, list(f.rarc),
-                         f.root_cause, f.owner, f.message, f.reference, source))
+        source = (
+            None if f.source is None else (_text(f.source.get("file")), _int(f.source.get("line")))
+        )
+        findings.append(
+            (
+                f.rule,
+                f.kind,
+                f.severity,
+                f.line,
+                f.group,
+                f.carc,
+                list(f.rarc),
+                f.root_cause,
+                f.owner,
+                f.message,
+                f.reference,
+                source,
+            )
+        )
     outcome = outcome_of(decision)
     id_key = None if outcome is None else f"{outcome[0]}\0{outcome[1]}"
-    return (_position(decision), decision.claim_id, decision.status, findings,
-            ndjson_bytes(decision).decode(), failed, id_key)
+    return (
+        _position(decision),
+        decision.claim_id,
+        decision.status,
+        findings,
+        ndjson_bytes(decision).decode(),
+        failed,
+        id_key,
+    )
 
 
 def repeated_id(row: DecidedRow) -> DecidedRow:

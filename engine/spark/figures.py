@@ -41,8 +41,12 @@ def _cli(args: list[str], out: Path) -> tuple[float, float, int]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with out.open("wb") as handle:
-        done = subprocess.run([sys.executable, "-m", "cleanclaim.engine.cli", *args],
-                              stdout=handle, stderr=subprocess.DEVNULL, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "cleanclaim.engine.cli", *args],
+            stdout=handle,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -62,10 +66,15 @@ def throughput(claims: int, partitions: int) -> dict[str, Any]:
         workload = write_workload(folder / "workload.ndjson", claims, 14)
         common = ["check", str(workload), "--format", "ndjson", "--today", TODAY]
         for workers in (1, 2):
-            wall, cpu, code = _cli([*common, "--workers", str(workers)],
-                                   folder / f"workers{workers}.ndjson")
-            results[f"workers_{workers}"] = {"wall_s": wall, "cpu_s": cpu, "exit": code,
-                                             "claims_per_s": claims / wall}
+            wall, cpu, code = _cli(
+                [*common, "--workers", str(workers)], folder / f"workers{workers}.ndjson"
+            )
+            results[f"workers_{workers}"] = {
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "exit": code,
+                "claims_per_s": claims / wall,
+            }
         started = time.perf_counter()
         spark = session("local[2]", partitions, "cleanclaim-figures")
         spark.sparkContext.setLogLevel("ERROR")
@@ -77,13 +86,18 @@ def throughput(claims: int, partitions: int) -> dict[str, Any]:
         with out.open("w", encoding="utf-8") as handle:
             code = run_job([str(workload)], recipe, partitions=partitions, stdout=handle)
         wall = time.perf_counter() - started
-        results["spark_local_2"] = {"start_up_s": start_up, "wall_s": wall, "exit": code,
-                                    "claims_per_s": claims / wall,
-                                    "partitions": partitions}
+        results["spark_local_2"] = {
+            "start_up_s": start_up,
+            "wall_s": wall,
+            "exit": code,
+            "claims_per_s": claims / wall,
+            "partitions": partitions,
+        }
         spark.stop()
         expected = (folder / "workers2.ndjson").read_bytes()
-        results["same_bytes"] = (out.read_bytes() == expected
-                                 == (folder / "workers1.ndjson").read_bytes())
+        results["same_bytes"] = (
+            out.read_bytes() == expected == (folder / "workers1.ndjson").read_bytes()
+        )
     results["load_after"] = _load()
     w2 = results["workers_2"]["wall_s"]
     results["ratio_spark_to_workers_2"] = results["spark_local_2"]["wall_s"] / w2
@@ -94,8 +108,12 @@ def stores(pg_url: str, claims: int, prior_visits: int, members: int) -> dict[st
     from cleanclaim.engine.bench import _fill_store, synthetic_claim
     from cleanclaim.engine.history import open_store
 
-    results: dict[str, Any] = {"claims": claims, "prior_visits": prior_visits,
-                               "members": members, "load_before": _load()}
+    results: dict[str, Any] = {
+        "claims": claims,
+        "prior_visits": prior_visits,
+        "members": members,
+        "load_before": _load(),
+    }
     with tempfile.TemporaryDirectory(prefix="cleanclaim-figures-") as tmp:
         folder = Path(tmp)
         os.environ["CLEANCLAIM_DATA_DIR"] = str(folder / "data")
@@ -116,19 +134,28 @@ def stores(pg_url: str, claims: int, prior_visits: int, members: int) -> dict[st
             for i in range(claims):
                 out.write(json.dumps(synthetic_claim(rng, i), separators=(",", ":")) + "\n")
         for name, state in targets.items():
-            wall, cpu, code = _cli(["check", str(workload), "--format", "ndjson",
-                                    "--today", TODAY, "--state", state],
-                                   folder / f"{name}.ndjson")
-            results[name] = {"wall_s": wall, "cpu_s": cpu, "exit": code,
-                             "claims_per_s": claims / wall}
-        results["same_bytes"] = ((folder / "sqlite.ndjson").read_bytes()
-                                 == (folder / "postgresql.ndjson").read_bytes())
-        flagged = sum('"medicare/therapy' in line or "visit" in line
-                      for line in (folder / "sqlite.ndjson").read_text().splitlines())
+            wall, cpu, code = _cli(
+                ["check", str(workload), "--format", "ndjson", "--today", TODAY, "--state", state],
+                folder / f"{name}.ndjson",
+            )
+            results[name] = {
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "exit": code,
+                "claims_per_s": claims / wall,
+            }
+        results["same_bytes"] = (folder / "sqlite.ndjson").read_bytes() == (
+            folder / "postgresql.ndjson"
+        ).read_bytes()
+        flagged = sum(
+            '"medicare/therapy' in line or "visit" in line
+            for line in (folder / "sqlite.ndjson").read_text().splitlines()
+        )
         results["decisions_naming_history_rules"] = flagged
     results["load_after"] = _load()
-    results["ratio_postgresql_to_sqlite_wall"] = (results["postgresql"]["wall_s"]
-                                                  / results["sqlite"]["wall_s"])
+    results["ratio_postgresql_to_sqlite_wall"] = (
+        results["postgresql"]["wall_s"] / results["sqlite"]["wall_s"]
+    )
     return results
 
 

@@ -21,10 +21,18 @@ class JobError(Exception):
     """The job cannot run as asked (a usage error: exit code 2)."""
 
 
-def run_job(paths: Sequence[str], recipe: EngineRecipe, *, state: str | None = None,
-            input_format: str = "ndjson", output: str = "ndjson", out: str | None = None,
-            partitions: int | None = None, master: str | None = None,
-            stdout: TextIO | None = None) -> int:
+def run_job(
+    paths: Sequence[str],
+    recipe: EngineRecipe,
+    *,
+    state: str | None = None,
+    input_format: str = "ndjson",
+    output: str = "ndjson",
+    out: str | None = None,
+    partitions: int | None = None,
+    master: str | None = None,
+    stdout: TextIO | None = None,
+) -> int:
     """Check the claims at `paths` on Spark; returns `cleanclaim check`'s exit code.
 
     out: a folder for the decisions (`ndjson` part files in input order, or `parquet`);
@@ -33,12 +41,16 @@ def run_job(paths: Sequence[str], recipe: EngineRecipe, *, state: str | None = N
     if input_format not in INPUT_FORMATS:
         raise JobError(f"input format {input_format!r}: one of {', '.join(INPUT_FORMATS)}")
     if output not in OUTPUT_FORMATS or (out is None) == (output == "parquet"):
-        raise JobError("the spark engine prints ndjson or json, and writes ndjson or "
-                       f"parquet files to --out; not {output!r}"
-                       + (f" to {out}" if out else ""))
+        raise JobError(
+            "the spark engine prints ndjson or json, and writes ndjson or "
+            f"parquet files to --out; not {output!r}" + (f" to {out}" if out else "")
+        )
     spark = session(master, partitions)
-    claims = (read_ndjson(spark, list(paths)) if input_format == "ndjson"
-              else read_parquet(spark, list(paths)))
+    claims = (
+        read_ndjson(spark, list(paths))
+        if input_format == "ndjson"
+        else read_parquet(spark, list(paths))
+    )
     decisions = check(claims, recipe, state=state, partitions=partitions)  # (computed)
     if out is not None:
         write_decisions(decisions, Path(out), output)

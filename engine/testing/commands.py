@@ -30,8 +30,12 @@ def explain_trace(engine: Any, case: PolicyCase, rule_id: str) -> str | None:
             with HistoryStore.memory() as store:
                 if case.history:
                     put_on_file(engine, store, case.history)
-                found = engine.explain_in_run(case.batch or (case.claim,), rule=rule_id,
-                                              history=store, position=case.batch_index)
+                found = engine.explain_in_run(
+                    case.batch or (case.claim,),
+                    rule=rule_id,
+                    history=store,
+                    position=case.batch_index,
+                )
             if found is None:
                 return "(the case's claim could not be read)"
             decision, traces = found
@@ -47,8 +51,9 @@ def explain_trace(engine: Any, case: PolicyCase, rule_id: str) -> str | None:
     return "\n".join(text.splitlines()[1:]).strip("\n")
 
 
-def lint_environment(policies: Sequence[Path] | None
-                     ) -> tuple[Any, dict[str, Callable[[Path], object]], list[Path]]:
+def lint_environment(
+    policies: Sequence[Path] | None,
+) -> tuple[Any, dict[str, Callable[[Path], object]], list[Path]]:
     """What `cleanclaim lint` checks against: the functions and tables an engine offers
     (built-ins, the engine's functions, the NCCI table loaders) and the policy roots."""
     from cleanclaim.dsl.checker import CheckEnv

@@ -42,24 +42,35 @@ class RuleIndex:
                 tree, _errors = parse_policy(text, name)
                 for rule in tree.rules if tree is not None else ():
                     self.filters.setdefault(rule.id, rule.filters)
-                    if all(isinstance(c, ast.Literal_) and c.value is True
-                           for v in rule.versions for c in v.conditions):
+                    if all(
+                        isinstance(c, ast.Literal_) and c.value is True
+                        for v in rule.versions
+                        for c in v.conditions
+                    ):
                         self.unconditional.add(rule.id)
 
-    def _entry(self, coverage: dict[str, dict[str, RuleCoverage]], pack: str,
-               rule: CompiledRule) -> RuleCoverage:
+    def _entry(
+        self, coverage: dict[str, dict[str, RuleCoverage]], pack: str, rule: CompiledRule
+    ) -> RuleCoverage:
         rules = coverage.setdefault(pack, {})
         entry = rules.get(rule.id)
         if entry is None:
             labels = tuple(f"{v.start or ''}..{v.end or ''}" for v in rule.versions)
-            entry = RuleCoverage(pack, rule.id, rule.file, rule.line, version_labels=labels,
-                                 unconditional=rule.id in self.unconditional,
-                                 origin=self.origin.get(rule.file, pack))
+            entry = RuleCoverage(
+                pack,
+                rule.id,
+                rule.file,
+                rule.line,
+                version_labels=labels,
+                unconditional=rule.id in self.unconditional,
+                origin=self.origin.get(rule.file, pack),
+            )
             rules[rule.id] = entry
         return entry
 
-    def record(self, case: PolicyCase, decision: Decision,
-               coverage: dict[str, dict[str, RuleCoverage]]) -> None:
+    def record(
+        self, case: PolicyCase, decision: Decision, coverage: dict[str, dict[str, RuleCoverage]]
+    ) -> None:
         claim = self._decode(case)
         if claim is None:
             return
@@ -126,11 +137,13 @@ def _targets(rule: CompiledRule, claim: Claim) -> list[tuple[int | None, dt.date
 def version_in_force(rule: CompiledRule, day: dt.date) -> int | None:
     """The index of the version that applies on `day` (the latest start wins, as the
     compiler orders them), or None when no version covers it."""
-    order = sorted(range(len(rule.versions)),
-                   key=lambda i: rule.versions[i].start or dt.date.min, reverse=True)
+    order = sorted(
+        range(len(rule.versions)), key=lambda i: rule.versions[i].start or dt.date.min, reverse=True
+    )
     for index in order:
         version = rule.versions[index]
         if (version.start is None or version.start <= day) and (
-                version.end is None or day <= version.end):
+            version.end is None or day <= version.end
+        ):
             return index
     return None

@@ -15,8 +15,17 @@ from cleanclaim.engine.cases import (
 from cleanclaim.engine.decision import Decision, Finding
 from cleanclaim.engine.testing.results import RuleTrace
 
-_SHOWN_FIELDS = ("rule", "line", "severity", "group", "carc", "rarc", "root_cause", "owner",
-                 "message")
+_SHOWN_FIELDS = (
+    "rule",
+    "line",
+    "severity",
+    "group",
+    "carc",
+    "rarc",
+    "root_cause",
+    "owner",
+    "message",
+)
 _COLUMN = 46
 
 
@@ -47,14 +56,19 @@ def _pair_rows(expected: Mapping[str, Any] | None, actual: Finding | None) -> li
         names = list(_SHOWN_FIELDS)
     rows = []
     for name in names:
-        left = _expected_value(expected, name) if expected is not None and name in expected \
-            else ""
+        left = _expected_value(expected, name) if expected is not None and name in expected else ""
         right = _value(actual, name) if actual is not None else ""
-        differs = expected is not None and actual is not None and name in expected and (
-            not match_findings([{name: expected[name]}], [actual]).matched)
+        differs = (
+            expected is not None
+            and actual is not None
+            and name in expected
+            and (not match_findings([{name: expected[name]}], [actual]).matched)
+        )
         mark = "≠" if differs else " "
-        rows.append(f"    {name:<11}{_clip(left, _COLUMN):<{_COLUMN}} {mark} | "
-                    f"{_clip(right, _COLUMN)}".rstrip())
+        rows.append(
+            f"    {name:<11}{_clip(left, _COLUMN):<{_COLUMN}} {mark} | "
+            f"{_clip(right, _COLUMN)}".rstrip()
+        )
     if expected is None:
         rows.insert(0, f"    {'':<11}{'(not expected)':<{_COLUMN}}   |")
     if actual is None:
@@ -62,8 +76,9 @@ def _pair_rows(expected: Mapping[str, Any] | None, actual: Finding | None) -> li
     return rows
 
 
-def _pairs(missing: list[dict[str, Any]], unexpected: list[Finding]
-           ) -> list[tuple[dict[str, Any] | None, Finding | None]]:
+def _pairs(
+    missing: list[dict[str, Any]], unexpected: list[Finding]
+) -> list[tuple[dict[str, Any] | None, Finding | None]]:
     """Missing and unexpected findings paired by rule (and line), so that the fields that
     differ stand side by side; the rest alone."""
     left = list(unexpected)
@@ -88,8 +103,9 @@ def rule_positions(engine: Any) -> dict[str, str]:
     return positions
 
 
-def failure_report(engine: Any, case: PolicyCase, decision: Decision,
-                   trace: RuleTrace | None = None) -> str:
+def failure_report(
+    engine: Any, case: PolicyCase, decision: Decision, trace: RuleTrace | None = None
+) -> str:
     """A failed case: status, expected and actual findings side by side, where the rules
     involved stand, and (given a `trace`) the trace of each."""
     lines = [f"  {problem}" for problem in invalid_claim(case, decision)]
@@ -105,13 +121,17 @@ def failure_report(engine: Any, case: PolicyCase, decision: Decision,
                 lines.extend(_pair_rows(wanted, found))
                 lines.append("    " + "-" * (11 + _COLUMN + 3) + "+" + "-" * 20)
             for wanted, found in pairs:
-                for rule_id in (str(wanted["rule"]) if wanted and "rule" in wanted else None,
-                                found.rule if found else None):
+                for rule_id in (
+                    str(wanted["rule"]) if wanted and "rule" in wanted else None,
+                    found.rule if found else None,
+                ):
                     if rule_id and rule_id not in involved:
                         involved.append(rule_id)
         if match.matched:
-            lines.append(f"  ({len(match.matched)} expected finding"
-                         f"{'s' if len(match.matched) != 1 else ''} found as listed)")
+            lines.append(
+                f"  ({len(match.matched)} expected finding"
+                f"{'s' if len(match.matched) != 1 else ''} found as listed)"
+            )
     positions = rule_positions(engine)
     for rule_id in involved:
         lines.append(f"  rule {rule_id}: {positions.get(rule_id, 'not in any loaded pack')}")

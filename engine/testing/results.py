@@ -92,8 +92,7 @@ class CaseRun:
 
     def rules_of(self, pack: str, origin: str) -> list[RuleCoverage]:
         """The pack's rules written in `origin` (the pack itself or a library it includes)."""
-        return [r for r in self.coverage.get(pack, {}).values()
-                if (r.origin or pack) == origin]
+        return [r for r in self.coverage.get(pack, {}).values() if (r.origin or pack) == origin]
 
     def origins(self, pack: str) -> list[str]:
         """The pack itself, then the libraries its rules come from, sorted."""

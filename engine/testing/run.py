@@ -46,8 +46,7 @@ def discover(targets: Sequence[str], roots: Sequence[Path]) -> list[Path]:
 
 def case_rules(case: PolicyCase) -> list[str]:
     """The rule ids a case's expected findings list, in order, once each."""
-    return list(dict.fromkeys(str(f["rule"]) for f in case.expect_findings or ()
-                              if "rule" in f))
+    return list(dict.fromkeys(str(f["rule"]) for f in case.expect_findings or () if "rule" in f))
 
 
 def _pattern_matches(pattern: str, text: str) -> bool:
@@ -60,15 +59,22 @@ def case_selector(patterns: Sequence[str]) -> Callable[[PolicyCase], bool]:
     """`--run`: a case is selected when a pattern matches its name or a rule id its
     expected findings list. A pattern with `*`, `?` or `[` is a glob over the whole name
     or id (case-sensitive), any other pattern a substring."""
+
     def selected(case: PolicyCase) -> bool:
         names = [case.name, *case_rules(case)]
         return any(_pattern_matches(p, n) for p in patterns for n in names)
+
     return selected
 
 
-def run_cases(engine: Any, files: Iterable[Path], *, coverage: bool = False,
-              trace: RuleTrace | None = None,
-              select: Callable[[PolicyCase], bool] | None = None) -> CaseRun:
+def run_cases(
+    engine: Any,
+    files: Iterable[Path],
+    *,
+    coverage: bool = False,
+    trace: RuleTrace | None = None,
+    select: Callable[[PolicyCase], bool] | None = None,
+) -> CaseRun:
     """Run every case of the files (the `select`ed ones, given `select`); with
     `coverage`, record what each rule did."""
     run = CaseRun()
@@ -98,9 +104,13 @@ def _run_one(engine: Any, case: PolicyCase, trace: RuleTrace | None) -> CaseResu
     try:
         decision = decide(engine, case)
     except Exception as exc:  # a crash is a failed case with its reason, not a crashed run
-        return CaseResult(case, None, [f"the engine raised {type(exc).__name__}: {exc}"],
-                          f"  the engine raised {type(exc).__name__}: {exc}",
-                          time.perf_counter() - started)
+        return CaseResult(
+            case,
+            None,
+            [f"the engine raised {type(exc).__name__}: {exc}"],
+            f"  the engine raised {type(exc).__name__}: {exc}",
+            time.perf_counter() - started,
+        )
     problems = compare(case, decision)
     report = "" if not problems else failure_report(engine, case, decision, trace)
     return CaseResult(case, decision, problems, report, time.perf_counter() - started)

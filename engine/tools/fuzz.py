@@ -72,14 +72,20 @@ def default_harness() -> Harness:
     folder = shipped_policies() / "medicare"
     tables: dict[str, Any] = {}
     decls: list[TableDecl] = []
-    for name, fmt, file in (("ptp", "ncci-ptp", "tables/ptp-practitioner-sample.txt"),
-                            ("mue", "ncci-mue", "tables/mue-practitioner-sample.csv")):
+    for name, fmt, file in (
+        ("ptp", "ncci-ptp", "tables/ptp-practitioner-sample.txt"),
+        ("mue", "ncci-mue", "tables/mue-practitioner-sample.csv"),
+    ):
         path = folder / file
         if path.is_file():
             decls.append(TableDecl(name, fmt, path))
             tables[name] = TABLE_LOADERS[fmt](path)
-    return Harness(CheckEnv(functions, frozenset(TABLE_LOADERS), table_schemas=TABLE_SCHEMAS),
-                   tables, tuple(decls), folder)
+    return Harness(
+        CheckEnv(functions, frozenset(TABLE_LOADERS), table_schemas=TABLE_SCHEMAS),
+        tables,
+        tuple(decls),
+        folder,
+    )
 
 
 def _validate(error: object, text: str, files: Sequence[str]) -> None:
@@ -106,16 +112,23 @@ def check_text(text: str, pack_id: str = "fuzz", harness: Harness | None = None)
     harness = harness or default_harness()
     name = f"{pack_id}/rules.policy"
     try:
-        manifest = PackManifest(pack_id, pack_id, "0", False, (), harness.table_decls,
-                                harness.folder, harness.folder / "pack.yaml")
+        manifest = PackManifest(
+            pack_id,
+            pack_id,
+            "0",
+            False,
+            (),
+            harness.table_decls,
+            harness.folder,
+            harness.folder / "pack.yaml",
+        )
         sources = PackSources(manifest, [manifest], {name: text}, {name: pack_id})
         checked = check_pack(sources, harness.env, {name: harness.folder / "rules.policy"})
         for error in checked.errors:
             _validate(error, text, [name])
         if not checked.errors:
             compile_pack(checked, harness.env.functions, harness.tables, "fuzz")
-        syntax = any(e.code.startswith("E00") and e.span.file == name
-                     for e in checked.errors)
+        syntax = any(e.code.startswith("E00") and e.span.file == name for e in checked.errors)
         _check_format(text, name, parses=bool(checked.files) and not syntax)
         return len(checked.errors)
     except FuzzFailure:
@@ -145,21 +158,145 @@ def _check_format(text: str, name: str, parses: bool) -> None:
 # ---- inputs: mutations ------------------------------------------------------------------------
 
 VOCABULARY = (
-    "version", "1", "2", "valueset", "rule", "end", "title", "applies", "to", "codes",
-    "icd10", "modifiers", "csv", "column", "all", "lines", "claim", "each", "diagnosis",
-    "plan", "place", "of", "service", "is", "not", "effective", "until", "let", "when",
-    "then", "with", "root", "cause", "owner", "kind", "message", "reference", "reject",
-    "deny", "review", "info", "and", "or", "in", "missing", "present", "true", "false",
-    "any", "no", "count", "where", "counter", "counts", "per", "by", "visits", "units",
-    "calendar", "year", "lifetime", "line", "line.code", "line.units", "claim.plan",
-    "line.service_date", "other_lines", "member.birth_date", "line.pointed_diagnoses",
-    "coverage_count()", "add_days(", "days_between(", "(", ")", "[", "]", ",", ".", "=",
-    "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "\"", "\"x\"", "\"{line.code}\"",
-    "\"{\"", "\"\\\"", "#", "# comment", "\n", "\t", " ", "2026-01-01", "2026-02-30",
-    "2026-13-01", "1999-1-1", "0000-00-00", "93000", "93306-93308", "9300", "11446-11400",
-    "R07.9", "R07.*", "R07", "I48.9*", "Z00.00", "A0A0", "J0100-J0150", "26", "TC", "CO-97",
-    "PR-204", "XX-1", "M15", "MA130", "0", "-1", "1.5", "99999999999999999999", "ecg",
-    "tte_group1", "x", "_", "é", "\u00a0", "\x00", "'", ";", "{", "}", "\\", "@", "$",
+    "version",
+    "1",
+    "2",
+    "valueset",
+    "rule",
+    "end",
+    "title",
+    "applies",
+    "to",
+    "codes",
+    "icd10",
+    "modifiers",
+    "csv",
+    "column",
+    "all",
+    "lines",
+    "claim",
+    "each",
+    "diagnosis",
+    "plan",
+    "place",
+    "of",
+    "service",
+    "is",
+    "not",
+    "effective",
+    "until",
+    "let",
+    "when",
+    "then",
+    "with",
+    "root",
+    "cause",
+    "owner",
+    "kind",
+    "message",
+    "reference",
+    "reject",
+    "deny",
+    "review",
+    "info",
+    "and",
+    "or",
+    "in",
+    "missing",
+    "present",
+    "true",
+    "false",
+    "any",
+    "no",
+    "count",
+    "where",
+    "counter",
+    "counts",
+    "per",
+    "by",
+    "visits",
+    "units",
+    "calendar",
+    "year",
+    "lifetime",
+    "line",
+    "line.code",
+    "line.units",
+    "claim.plan",
+    "line.service_date",
+    "other_lines",
+    "member.birth_date",
+    "line.pointed_diagnoses",
+    "coverage_count()",
+    "add_days(",
+    "days_between(",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    ".",
+    "=",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "+",
+    "-",
+    "*",
+    '"',
+    '"x"',
+    '"{line.code}"',
+    '"{"',
+    '"\\"',
+    "#",
+    "# comment",
+    "\n",
+    "\t",
+    " ",
+    "2026-01-01",
+    "2026-02-30",
+    "2026-13-01",
+    "1999-1-1",
+    "0000-00-00",
+    "93000",
+    "93306-93308",
+    "9300",
+    "11446-11400",
+    "R07.9",
+    "R07.*",
+    "R07",
+    "I48.9*",
+    "Z00.00",
+    "A0A0",
+    "J0100-J0150",
+    "26",
+    "TC",
+    "CO-97",
+    "PR-204",
+    "XX-1",
+    "M15",
+    "MA130",
+    "0",
+    "-1",
+    "1.5",
+    "99999999999999999999",
+    "ecg",
+    "tte_group1",
+    "x",
+    "_",
+    "é",
+    "\u00a0",
+    "\x00",
+    "'",
+    ";",
+    "{",
+    "}",
+    "\\",
+    "@",
+    "$",
 )
 
 
@@ -184,8 +321,9 @@ SHALLOW = (5, 50)
 DEEP = (5, 50, 400)
 
 
-def mutate(text: str, rng: random.Random, times: int | None = None,
-           depths: Sequence[int] = DEEP) -> str:
+def mutate(
+    text: str, rng: random.Random, times: int | None = None, depths: Sequence[int] = DEEP
+) -> str:
     """`text` with 1-4 random edits."""
     for _ in range(times if times is not None else rng.randint(1, 4)):
         index = rng.randrange(len(_MUTATIONS))
@@ -244,7 +382,7 @@ def _flip_char(text: str, rng: random.Random) -> str:
     at = rng.randrange(len(text))
     char = text[at]
     new = char.swapcase() if char.isalpha() and rng.random() < 0.5 else chr(rng.randrange(32, 127))
-    return text[:at] + new + text[at + 1:]
+    return text[:at] + new + text[at + 1 :]
 
 
 def _nest(text: str, rng: random.Random, depths: Sequence[int] = DEEP) -> str:
@@ -266,7 +404,14 @@ def _nest(text: str, rng: random.Random, depths: Sequence[int] = DEEP) -> str:
 
 
 _MUTATIONS: tuple[Callable[[str, random.Random], str], ...] = (
-    _delete, _repeat, _insert, _replace_word, _swap_lines, _truncate, _flip_char, _nest,
+    _delete,
+    _repeat,
+    _insert,
+    _replace_word,
+    _swap_lines,
+    _truncate,
+    _flip_char,
+    _nest,
 )
 
 
@@ -274,19 +419,45 @@ def shipped_policies() -> list[tuple[str, str]]:
     """(pack id, text) of every shipped policy file."""
     from cleanclaim.engine.engine import shipped_policies as root
 
-    return [(p.parent.name, p.read_text(encoding="utf-8"))
-            for p in sorted(root().glob("*/*.policy"))]
+    return [
+        (p.parent.name, p.read_text(encoding="utf-8")) for p in sorted(root().glob("*/*.policy"))
+    ]
 
 
 # ---- inputs: generated from the grammar -----------------------------------------------------
 
 _NAMES = ("ecg", "tte", "dx", "mods", "limit", "due", "n", "x1")
-_PATHS = ("line.code", "line.units", "line.service_date", "line.charge", "line.modifiers",
-          "line.pointed_diagnoses", "claim.received_date", "claim.plan", "claim.payer",
-          "claim.place_of_service", "member.birth_date", "claim.diagnoses", "line.unit",
-          "nope", "claim.member.sex")
-_CODES = ("93000", "93005", "93306-93308", "R07.9", "R07.*", "Z00.00", "26", "TC", "J0100",
-          "9300", "R07", "0001F")
+_PATHS = (
+    "line.code",
+    "line.units",
+    "line.service_date",
+    "line.charge",
+    "line.modifiers",
+    "line.pointed_diagnoses",
+    "claim.received_date",
+    "claim.plan",
+    "claim.payer",
+    "claim.place_of_service",
+    "member.birth_date",
+    "claim.diagnoses",
+    "line.unit",
+    "nope",
+    "claim.member.sex",
+)
+_CODES = (
+    "93000",
+    "93005",
+    "93306-93308",
+    "R07.9",
+    "R07.*",
+    "Z00.00",
+    "26",
+    "TC",
+    "J0100",
+    "9300",
+    "R07",
+    "0001F",
+)
 
 
 def generate(rng: random.Random) -> str:
@@ -299,8 +470,9 @@ def generate(rng: random.Random) -> str:
         measure = rng.choice(("visits", "units", "lines", "charges", "hugs"))
         counted = rng.choice(("all lines", "codes ecg", "lines where " + _expr(rng, 2)))
         window = rng.choice(("calendar year", "12 months", "lifetime", "day", "fortnight"))
-        parts.append(f"counter c{rng.randint(0, 9)}\n  counts {measure} of {counted}\n"
-                     f"  per {window}\nend")
+        parts.append(
+            f"counter c{rng.randint(0, 9)}\n  counts {measure} of {counted}\n  per {window}\nend"
+        )
     for i in range(rng.randint(1, 3)):
         parts.append(_rule(rng, i))
     return "\n".join(parts) + "\n"
@@ -317,30 +489,49 @@ def _set(rng: random.Random) -> str:
 
 def _expr(rng: random.Random, depth: int) -> str:
     if depth <= 0 or rng.random() < 0.3:
-        return rng.choice((*_PATHS, "true", "false", "1", "2026-01-01", '"gold"', "[93000]",
-                           *_NAMES[:3]))
+        return rng.choice(
+            (*_PATHS, "true", "false", "1", "2026-01-01", '"gold"', "[93000]", *_NAMES[:3])
+        )
     left, right = _expr(rng, depth - 1), _expr(rng, depth - 1)
-    return rng.choice((
-        f"{left} and {right}", f"{left} or {right}", f"not {left}", f"({left})",
-        f"{left} {rng.choice(('==', '!=', '<', '<=', '>', '>='))} {right}",
-        f"{left} in {right}", f"{left} not in {right}", f"{left} is missing",
-        f"{left} is present", f"{left} + {right}", f"{left} - {right}",
-        f"any o in {rng.choice(('other_lines', 'claim.authorizations', left))} where {right}",
-        f"{rng.choice(('all', 'no', 'any', 'count'))} of {left} in {right}",
-        f"count({left})", f"days_between({left}, {right})", f"add_days({left})",
-        "coverage_count()", f"nosuch({left})",
-    ))
+    return rng.choice(
+        (
+            f"{left} and {right}",
+            f"{left} or {right}",
+            f"not {left}",
+            f"({left})",
+            f"{left} {rng.choice(('==', '!=', '<', '<=', '>', '>='))} {right}",
+            f"{left} in {right}",
+            f"{left} not in {right}",
+            f"{left} is missing",
+            f"{left} is present",
+            f"{left} + {right}",
+            f"{left} - {right}",
+            f"any o in {rng.choice(('other_lines', 'claim.authorizations', left))} where {right}",
+            f"{rng.choice(('all', 'no', 'any', 'count'))} of {left} in {right}",
+            f"count({left})",
+            f"days_between({left}, {right})",
+            f"add_days({left})",
+            "coverage_count()",
+            f"nosuch({left})",
+        )
+    )
 
 
 def _rule(rng: random.Random, index: int) -> str:
-    scope = rng.choice(("all lines", "claim", "each diagnosis", "codes ecg", "codes [93000]",
-                        "codes tte + ecg"))
+    scope = rng.choice(
+        ("all lines", "claim", "each diagnosis", "codes ecg", "codes [93000]", "codes tte + ecg")
+    )
     clauses = [f'rule "fuzz/r{index}"', f'  title "rule {index}"', f"  applies to {scope}"]
     if rng.random() < 0.2:
         clauses.append(f'  plan is {rng.choice(("", "not "))}"gold", "silver"')
     clauses.append(f"  root cause {rng.choice(('coding', 'submission', 'codng'))}")
-    versions = rng.choice(([""], ["effective 2026-01-01", "effective until 2025-12-31"],
-                           ["effective 2025-01-01 until 2025-06-30"]))
+    versions = rng.choice(
+        (
+            [""],
+            ["effective 2026-01-01", "effective until 2025-12-31"],
+            ["effective 2025-01-01 until 2025-06-30"],
+        )
+    )
     shared_then = rng.random() < 0.5
     if shared_then:
         clauses.append("  then deny CO-97 with M15")
@@ -353,8 +544,10 @@ def _rule(rng: random.Random, index: int) -> str:
             clauses.append(f"{indent}let due = {_expr(rng, 2)}")
         clauses.append(f"{indent}when {_expr(rng, 3)}")
         if not shared_then:
-            clauses.append(f"{indent}then {rng.choice(('reject', 'deny', 'review', 'info'))} "
-                           f"{rng.choice(('CO-16', 'PR-204', 'OA-18'))}")
+            clauses.append(
+                f"{indent}then {rng.choice(('reject', 'deny', 'review', 'info'))} "
+                f"{rng.choice(('CO-16', 'PR-204', 'OA-18'))}"
+            )
         if rng.random() < 0.5:
             clauses.append(f'{indent}message "{{line.code}} {{due}} {{{rng.choice(_PATHS)}}}"')
     clauses.append('  reference "fuzz"')
@@ -374,8 +567,9 @@ class FuzzRun:
     seconds: float = 0.0
 
 
-def next_input(rng: random.Random, corpus: Sequence[tuple[str, str]],
-               depths: Sequence[int] = DEEP) -> tuple[str, str]:
+def next_input(
+    rng: random.Random, corpus: Sequence[tuple[str, str]], depths: Sequence[int] = DEEP
+) -> tuple[str, str]:
     """(pack id, text) of the next input: a mutated shipped file, or a generated one."""
     roll = rng.random()
     if roll < 0.6:
@@ -385,8 +579,13 @@ def next_input(rng: random.Random, corpus: Sequence[tuple[str, str]],
     return "fuzz", mutate(text, rng, depths=depths) if roll < 0.8 else text
 
 
-def run(count: int, seed: int, seconds: float | None = None,
-        out: Path | None = None, echo: Callable[[str], None] = print) -> FuzzRun:
+def run(
+    count: int,
+    seed: int,
+    seconds: float | None = None,
+    out: Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> FuzzRun:
     """Try `count` inputs (or as many as fit in `seconds`)."""
     rng = random.Random(seed)
     corpus = shipped_policies()
@@ -408,15 +607,18 @@ def run(count: int, seed: int, seconds: float | None = None,
                 out.mkdir(parents=True, exist_ok=True)
                 reason = "".join(f"# {line}\n" for line in str(exc).splitlines())
                 (out / f"failure-{len(result.failures):04d}.policy").write_text(
-                    f"{reason}# pack id: {pack_id}\n{text}", encoding="utf-8")
+                    f"{reason}# pack id: {pack_id}\n{text}", encoding="utf-8"
+                )
             continue
         if errors:
             result.with_errors += 1
         else:
             result.clean += 1
         if result.tried % 10_000 == 0:
-            echo(f"{result.tried} inputs, {len(result.failures)} failures, "
-                 f"{time.perf_counter() - started:.0f} s")
+            echo(
+                f"{result.tried} inputs, {len(result.failures)} failures, "
+                f"{time.perf_counter() - started:.0f} s"
+            )
     result.seconds = time.perf_counter() - started
     return result
 
@@ -426,8 +628,9 @@ def _worker(job: tuple[int, int, float | None, Path | None]) -> FuzzRun:
     return run(count, seed, seconds, out / f"seed-{seed}" if out is not None else None)
 
 
-def run_parallel(count: int, seed: int, jobs: int, seconds: float | None = None,
-                 out: Path | None = None) -> FuzzRun:
+def run_parallel(
+    count: int, seed: int, jobs: int, seconds: float | None = None, out: Path | None = None
+) -> FuzzRun:
     """`run` in `jobs` processes, each with its own seed (seed * 1000 + job number)."""
     if jobs <= 1:
         return run(count, seed, seconds, out)
@@ -437,8 +640,9 @@ def run_parallel(count: int, seed: int, jobs: int, seconds: float | None = None,
     started = time.perf_counter()
     total = FuzzRun()
     with ProcessPoolExecutor(jobs) as pool:
-        for part in pool.map(_worker, [(n, seed * 1000 + i, seconds, out)
-                                       for i, n in enumerate(shares)]):
+        for part in pool.map(
+            _worker, [(n, seed * 1000 + i, seconds, out) for i, n in enumerate(shares)]
+        ):
             total.tried += part.tried
             total.with_errors += part.with_errors
             total.clean += part.clean
@@ -448,23 +652,28 @@ def run_parallel(count: int, seed: int, jobs: int, seconds: float | None = None,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cleanclaim.engine.tools.fuzz",
-                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m cleanclaim.engine.tools.fuzz",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
     parser.add_argument("--count", type=int, default=10_000, help="inputs to try")
     parser.add_argument("--seed", type=int, default=1, help="random seed (runs repeat)")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="write each failing input to a file in this folder")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="write each failing input to a file in this folder"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="processes to run in")
     args = parser.parse_args(argv)
     # Generated inputs are throw-away: keep them out of the on-disk parse cache (the
     # worker processes inherit the setting).
     os.environ["CLEANCLAIM_NO_CACHE"] = "1"
     result = run_parallel(args.count, args.seed, args.jobs, args.seconds, args.out)
-    print(f"{result.tried} inputs in {result.seconds:.1f} s "
-          f"({result.tried / max(result.seconds, 1e-9):.0f}/s): {result.with_errors} with "
-          f"located errors, {result.clean} clean, {len(result.failures)} failures "
-          f"(seed {args.seed})")
+    print(
+        f"{result.tried} inputs in {result.seconds:.1f} s "
+        f"({result.tried / max(result.seconds, 1e-9):.0f}/s): {result.with_errors} with "
+        f"located errors, {result.clean} clean, {len(result.failures)} failures "
+        f"(seed {args.seed})"
+    )
     return 1 if result.failures else 0
 
 

@@ -49,24 +49,34 @@ PACKS = Path(__file__).resolve().parent / "packs"
 
 ECG_CODES = frozenset({"93000", "93005", "93010"})
 
-_STUDY = Record({
-    "line": Number(1),        # the claim line the study is billed on (absent: every line)
-    "indication": Text(),     # the ordering indication: sign, symptom or diagnosis
-    "ordered_by": Text(),
-    "report": Record({
-        "signed": Flag(),
-        "signed_by": Text(),
-        "signed_on": Date(),
-        "findings": Text(),
-    }),
-})
+_STUDY = Record(
+    {
+        "line": Number(1),  # the claim line the study is billed on (absent: every line)
+        "indication": Text(),  # the ordering indication: sign, symptom or diagnosis
+        "ordered_by": Text(),
+        "report": Record(
+            {
+                "signed": Flag(),
+                "signed_by": Text(),
+                "signed_on": Date(),
+                "findings": Text(),
+            }
+        ),
+    }
+)
 SECTIONS = (
-    DocumentationSection("ecg", ListOf(_STUDY, single=True),
-                         "12-lead ECGs: the ordering indication and the signed "
-                         "interpretation report, per study (an object or a list)."),
-    DocumentationSection("echo", ListOf(_STUDY, single=True),
-                         "Echocardiograms: the ordering indication and the signed "
-                         "interpretation report, per study (an object or a list)."),
+    DocumentationSection(
+        "ecg",
+        ListOf(_STUDY, single=True),
+        "12-lead ECGs: the ordering indication and the signed "
+        "interpretation report, per study (an object or a list).",
+    ),
+    DocumentationSection(
+        "echo",
+        ListOf(_STUDY, single=True),
+        "Echocardiograms: the ordering indication and the signed "
+        "interpretation report, per study (an object or a list).",
+    ),
 )
 
 
@@ -111,18 +121,42 @@ def cardiology_report_signed(claim: Claim, line: ServiceLine | None) -> bool:
 
 LINE = frozenset({"line"})
 FUNCTIONS = (
-    FunctionSpec("documentation_sent", (), T.BOOL, documentation_sent,
-                   "true when the claim carries any documentation section (an 837 carries "
-                   "none)", contextual=True, scopes=frozenset({"line", "claim"})),
-    FunctionSpec("cardiology_section", (), T.STR, cardiology_section,
-                   "the documentation section of this line's study: ecg or echo",
-                   contextual=True, scopes=LINE),
-    FunctionSpec("cardiology_indication", (), T.STR.maybe(), cardiology_indication,
-                   "the documented ordering indication of this line's ECG or echo",
-                   contextual=True, scopes=LINE),
-    FunctionSpec("cardiology_report_signed", (), T.BOOL, cardiology_report_signed,
-                   "true when this line's ECG or echo has a signed interpretation report",
-                   contextual=True, scopes=LINE),
+    FunctionSpec(
+        "documentation_sent",
+        (),
+        T.BOOL,
+        documentation_sent,
+        "true when the claim carries any documentation section (an 837 carries none)",
+        contextual=True,
+        scopes=frozenset({"line", "claim"}),
+    ),
+    FunctionSpec(
+        "cardiology_section",
+        (),
+        T.STR,
+        cardiology_section,
+        "the documentation section of this line's study: ecg or echo",
+        contextual=True,
+        scopes=LINE,
+    ),
+    FunctionSpec(
+        "cardiology_indication",
+        (),
+        T.STR.maybe(),
+        cardiology_indication,
+        "the documented ordering indication of this line's ECG or echo",
+        contextual=True,
+        scopes=LINE,
+    ),
+    FunctionSpec(
+        "cardiology_report_signed",
+        (),
+        T.BOOL,
+        cardiology_report_signed,
+        "true when this line's ECG or echo has a signed interpretation report",
+        contextual=True,
+        scopes=LINE,
+    ),
 )
 
 

@@ -62,22 +62,29 @@ PACKS = Path(__file__).resolve().parent / "packs"
 
 LESIONS_SECTION = DocumentationSection(
     "lesions",
-    ListOf(Record({
-        "id": Text(),
-        "line": Number(1),            # the claim line that bills this lesion's removal
-        "site": Text(lesions.SITES),
-        "laterality": Text(("left", "right", "bilateral", "midline")),
-        "size": Length(),             # greatest clinical diameter before excision
-        "margin": Length(),           # narrowest margin
-        "method": Text(("excision", "shave", "destruction", "biopsy", "mohs", "other")),
-        "pathology": Text(("benign", "malignant", "uncertain", "pending")),
-        "symptoms": ListOf(Text()),
-        "re_excision": Flag(),        # a re-excision to clear the margin of an earlier one
-        "repair": Record({"type": Text(("simple", "intermediate", "complex")),
-                          "length": Length()}),
-    }, required=("line",))),
+    ListOf(
+        Record(
+            {
+                "id": Text(),
+                "line": Number(1),  # the claim line that bills this lesion's removal
+                "site": Text(lesions.SITES),
+                "laterality": Text(("left", "right", "bilateral", "midline")),
+                "size": Length(),  # greatest clinical diameter before excision
+                "margin": Length(),  # narrowest margin
+                "method": Text(("excision", "shave", "destruction", "biopsy", "mohs", "other")),
+                "pathology": Text(("benign", "malignant", "uncertain", "pending")),
+                "symptoms": ListOf(Text()),
+                "re_excision": Flag(),  # a re-excision to clear the margin of an earlier one
+                "repair": Record(
+                    {"type": Text(("simple", "intermediate", "complex")), "length": Length()}
+                ),
+            },
+            required=("line",),
+        )
+    ),
     "Skin lesions removed: claim line, site, laterality, size and narrowest margin (cm or "
-    "mm), method, pathology result, symptoms, repair type and length.")
+    "mm), method, pathology result, symptoms, repair type and length.",
+)
 
 
 def _documented(claim: Claim, line: ServiceLine | None) -> list[dict[str, object]]:
@@ -103,13 +110,17 @@ def code_units_on_date(claim: Claim, line: ServiceLine | None) -> float | None:
     """Units of this line's code summed over the claim's lines on the line's date."""
     if line is None:
         return None
-    return sum(o.units or 0 for o in claim.lines
-               if o.code == line.code and o.service_date == line.service_date)
+    return sum(
+        o.units or 0
+        for o in claim.lines
+        if o.code == line.code and o.service_date == line.service_date
+    )
 
 
-def removal_lesion_relation(claim: Claim, line: ServiceLine | None,
-                            other_number: float | None) -> str | None:
-    """"separate", "same" or "unclear": how the claim relates this line's lesion removal
+def removal_lesion_relation(
+    claim: Claim, line: ServiceLine | None, other_number: float | None
+) -> str | None:
+    """ "separate", "same" or "unclear": how the claim relates this line's lesion removal
     to the removal on claim line `other_number` (NCCI III.E.1; lesions.removal_relation)."""
     if line is None or other_number is None:
         return None
@@ -122,22 +133,47 @@ def removal_lesion_relation(claim: Claim, line: ServiceLine | None,
 
 LINE = frozenset({"line"})
 FUNCTIONS = (
-    FunctionSpec("lesion_indication_documented", (), T.BOOL, lesion_indication_documented,
-                   "true when a lesion documented for this line has a medical indication "
-                   "LCD L35498 lists (bleeding, intense itching, pain, change, recent "
-                   "enlargement, ...)", contextual=True, scopes=LINE),
-    FunctionSpec("lesion_excised_diameter", (), T.NUMBER.maybe(), lesion_excised_diameter,
-                   "excised diameter in cm (lesion + 2 x narrowest margin) of the lesion "
-                   "documented for this line", contextual=True, scopes=LINE),
-    FunctionSpec("removal_lesion_relation", (T.NUMBER,), T.STR.maybe(),
-                   removal_lesion_relation,
-                   "how the claim relates this line's lesion removal to the one on the given "
-                   "claim line: separate (59/XS or different anatomic modifiers), same (one "
-                   "documented lesion, or the same pointed diagnoses and no mark), unclear",
-                   contextual=True, scopes=LINE),
-    FunctionSpec("code_units_on_date", (), T.NUMBER.maybe(), code_units_on_date,
-                   "units of this line's code on its date, summed over the claim's lines",
-                   contextual=True, scopes=LINE),
+    FunctionSpec(
+        "lesion_indication_documented",
+        (),
+        T.BOOL,
+        lesion_indication_documented,
+        "true when a lesion documented for this line has a medical indication "
+        "LCD L35498 lists (bleeding, intense itching, pain, change, recent "
+        "enlargement, ...)",
+        contextual=True,
+        scopes=LINE,
+    ),
+    FunctionSpec(
+        "lesion_excised_diameter",
+        (),
+        T.NUMBER.maybe(),
+        lesion_excised_diameter,
+        "excised diameter in cm (lesion + 2 x narrowest margin) of the lesion "
+        "documented for this line",
+        contextual=True,
+        scopes=LINE,
+    ),
+    FunctionSpec(
+        "removal_lesion_relation",
+        (T.NUMBER,),
+        T.STR.maybe(),
+        removal_lesion_relation,
+        "how the claim relates this line's lesion removal to the one on the given "
+        "claim line: separate (59/XS or different anatomic modifiers), same (one "
+        "documented lesion, or the same pointed diagnoses and no mark), unclear",
+        contextual=True,
+        scopes=LINE,
+    ),
+    FunctionSpec(
+        "code_units_on_date",
+        (),
+        T.NUMBER.maybe(),
+        code_units_on_date,
+        "units of this line's code on its date, summed over the claim's lines",
+        contextual=True,
+        scopes=LINE,
+    ),
 )
 
 
@@ -177,39 +213,72 @@ def check_cosmetic(claim: Claim, line: ServiceLine, context: ClaimContext) -> li
         return []
     state = getattr(claim, "service_state", None)
     shown = ", ".join(dotted_icd10(d) for d in line.pointed_diagnoses)
-    what = (f"{line.code} removes a benign lesion ({shown}) with none of the indications "
-            "LCD L35498 "
-            "lists documented (bleeding, intense itching, pain, change in appearance, recent "
-            "enlargement, history of malignancy, obstruction of an orifice, clinical "
-            "uncertainty, recurrent trauma, visual restriction, prior suspicious biopsy)")
+    what = (
+        f"{line.code} removes a benign lesion ({shown}) with none of the indications "
+        "LCD L35498 "
+        "lists documented (bleeding, intense itching, pain, change in appearance, recent "
+        "enlargement, history of malignancy, obstruction of an orifice, clinical "
+        "uncertainty, recurrent trauma, visual restriction, prior suspicious biopsy)"
+    )
     reference = lesions.L35498
     if state is None or state in lesions.L35498_PART_STATES:
-        where = ("the claim has no service state" if state is None
-                 else f"in {state} the LCD covers some counties only")
-        return [finding("cosmetic-removal", f"{what}; {where}: check whether the contractor "
-                        "of the place of service applies L35498 or its own LCD",
-                        severity="review", group="PR", carc="96", rarc=["N383"],
-                        root_cause="coverage", reference=reference)]
+        where = (
+            "the claim has no service state"
+            if state is None
+            else f"in {state} the LCD covers some counties only"
+        )
+        return [
+            finding(
+                "cosmetic-removal",
+                f"{what}; {where}: check whether the contractor "
+                "of the place of service applies L35498 or its own LCD",
+                severity="review",
+                group="PR",
+                carc="96",
+                rarc=["N383"],
+                root_cause="coverage",
+                reference=reference,
+            )
+        ]
     if state not in lesions.L35498_STATES:
         return []
     if "GY" in line.modifiers:
-        return [finding("cosmetic-removal", f"{what}: with GY the denial is expected and the "
-                        "patient is liable", severity="info", group="PR", carc="96",
-                        rarc=["N383"], root_cause="coverage", reference=reference)]
+        return [
+            finding(
+                "cosmetic-removal",
+                f"{what}: with GY the denial is expected and the patient is liable",
+                severity="info",
+                group="PR",
+                carc="96",
+                rarc=["N383"],
+                root_cause="coverage",
+                reference=reference,
+            )
+        ]
     # Which states L35498 governs rests on its publisher (Novitas, JH/JL), which no public
     # source at hand confirms [K] (docs/audit-2026-12-status.md, rule 40): the finding is
     # a review until it is verified on the CMS Medicare Coverage Database.
-    return [finding("cosmetic-removal", f"{what}: cosmetic, not covered; the patient is "
-                    "liable (append GY), or document the indication; check that the "
-                    f"contractor for {state} applies L35498 (its publisher, Novitas JH/JL, "
-                    "is not verified here)", severity="review",
-                    group="PR", carc="96", rarc=["N383"], root_cause="coverage",
-                    reference=reference)]
+    return [
+        finding(
+            "cosmetic-removal",
+            f"{what}: cosmetic, not covered; the patient is "
+            "liable (append GY), or document the indication; check that the "
+            f"contractor for {state} applies L35498 (its publisher, Novitas JH/JL, "
+            "is not verified here)",
+            severity="review",
+            group="PR",
+            carc="96",
+            rarc=["N383"],
+            root_cause="coverage",
+            reference=reference,
+        )
+    ]
 
 
 @hookimpl
-def cleanclaim_check_line(claim: Claim, line: ServiceLine,
-                          context: ClaimContext) -> Iterable[Finding] | None:
+def cleanclaim_check_line(
+    claim: Claim, line: ServiceLine, context: ClaimContext
+) -> Iterable[Finding] | None:
     out: list[Finding] = []
     if line.code in lesions.BENIGN_REMOVAL:
         out.extend(check_cosmetic(claim, line, context))

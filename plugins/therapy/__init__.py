@@ -47,23 +47,32 @@ PACKS = Path(__file__).resolve().parent / "packs"
 
 THERAPY_SECTION = DocumentationSection(
     "therapy",
-    Record({
-        "discipline": Text(("PT", "OT", "SLP")),
-        "plan_of_care": Record({
-            "start": Date(),          # first treatment day of the episode (evaluation counts)
-            "end": Date(),            # end of the plan's duration, if shorter than 90 days
-            "certified": Date(),      # physician/NPP signature of the initial certification
-            "recertified": ListOf(Date()),
-        }),
-        "progress_reports": ListOf(Date()),
-        "treatment_days": ListOf(Date()),
-        "evaluations": ListOf(Date()),  # evaluations already billed in this episode
-        "minutes": ListOf(Record({"code": Text(), "date": Date(), "minutes": Number(0)},
-                                 required=("code", "minutes"))),
-    }),
+    Record(
+        {
+            "discipline": Text(("PT", "OT", "SLP")),
+            "plan_of_care": Record(
+                {
+                    "start": Date(),  # first treatment day of the episode (evaluation counts)
+                    "end": Date(),  # end of the plan's duration, if shorter than 90 days
+                    "certified": Date(),  # physician/NPP signature of the initial certification
+                    "recertified": ListOf(Date()),
+                }
+            ),
+            "progress_reports": ListOf(Date()),
+            "treatment_days": ListOf(Date()),
+            "evaluations": ListOf(Date()),  # evaluations already billed in this episode
+            "minutes": ListOf(
+                Record(
+                    {"code": Text(), "date": Date(), "minutes": Number(0)},
+                    required=("code", "minutes"),
+                )
+            ),
+        }
+    ),
     "Outpatient therapy episode: discipline, plan-of-care dates (start, end, certification, "
     "recertifications), progress-report dates, treatment days, earlier evaluations, and "
-    "minutes per timed code and date.")
+    "minutes per timed code and date.",
+)
 
 
 @hookimpl

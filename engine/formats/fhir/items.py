@@ -225,11 +225,19 @@ class _ItemsReader(_ReaderBase):
             return []
         codes = list(dict.fromkeys(ln["code"] for ln in lines if ln.get("code")))
         starts = [ln["service_date"] for ln in lines if ln.get("service_date")]
-        ends = [ln.get("service_end_date") or ln["service_date"] for ln in lines
-                if ln.get("service_date")]
+        ends = [
+            ln.get("service_end_date") or ln["service_date"]
+            for ln in lines
+            if ln.get("service_date")
+        ]
         return [
-            {"number": number, "codes": codes, "start": min(starts, default=None),
-             "end": max(ends, default=None), "units": None}
+            {
+                "number": number,
+                "codes": codes,
+                "start": min(starts, default=None),
+                "end": max(ends, default=None),
+                "units": None,
+            }
             for number in numbers
         ]
 

@@ -266,8 +266,9 @@ class _PartiesReader(_ReaderBase):
         # Claim.provider's problems (a wrong type, invalid FHIR) are reported once, by
         # npi_of; this second look must not repeat them.
         mark = len(self.problems)
-        res = self.resolve(ref, "Claim.provider",
-                           ("Practitioner", "PractitionerRole", "Organization"))
+        res = self.resolve(
+            ref, "Claim.provider", ("Practitioner", "PractitionerRole", "Organization")
+        )
         del self.problems[mark:]
         found = _identifier_in(res.data.get("identifier"), CLIA_SYSTEMS) if res else None
         return found or logical
@@ -290,8 +291,10 @@ class _PartiesReader(_ReaderBase):
             return None
         if provider.resource_type != "PractitionerRole":
             return self.address_state(provider) or None
-        refs: list[tuple[str, object, str]] = [(f"location[{i}]", ref, "Location")
-                for i, ref in enumerate(_objs(provider.data.get("location")))]
+        refs: list[tuple[str, object, str]] = [
+            (f"location[{i}]", ref, "Location")
+            for i, ref in enumerate(_objs(provider.data.get("location")))
+        ]
         refs.append(("organization", provider.data.get("organization"), "Organization"))
         for key, ref, kind in refs:
             inner = self.resolve(ref, f"{provider.path}.{key}", (kind,))

@@ -187,8 +187,12 @@ def _origin(doc: _Document, entry: _Entry) -> dict[str, Any]:
     """Where a Claim is in the input, for its decision (docs/formats.md "Origin"): the
     file, the Claim's resource id and its Bundle entry index (None for a lone Claim)."""
     m = _ENTRY_RE.match(entry.path)
-    return {"file": doc.source, "format": "fhir", "resource_id": entry.resource_id,
-            "entry": int(m.group(1)) if m else None}
+    return {
+        "file": doc.source,
+        "format": "fhir",
+        "resource_id": entry.resource_id,
+        "entry": int(m.group(1)) if m else None,
+    }
 
 
 def _read_one(
@@ -215,8 +219,13 @@ def _read_one(
             )
             for loc, msg in errors
         )
-        return RawClaim(position=position, data=None, problems=problems, claim_id=claim_id,
-                        origin=_origin(doc, entry))
+        return RawClaim(
+            position=position,
+            data=None,
+            problems=problems,
+            claim_id=claim_id,
+            origin=_origin(doc, entry),
+        )
     reader = _ClaimReader(data, entry, doc, validator, payer_map, folded)
     claim_id = claim_id_of(data) or claim_id
     try:
@@ -225,6 +234,9 @@ def _read_one(
         reader.problem("Claim", f"internal error while reading this Claim ({type(exc).__name__})")
         mapped = None
     return RawClaim(
-        position=position, data=mapped, problems=tuple(reader.problems), claim_id=claim_id,
+        position=position,
+        data=mapped,
+        problems=tuple(reader.problems),
+        claim_id=claim_id,
         origin=_origin(doc, entry),
     )

@@ -63,10 +63,18 @@ _ORDERS = {1: "primary", 2: "secondary", 3: "tertiary"}
 # 95x workers' compensation, 96x auto (no-fault) and 97x liability insurance (liability).
 # Another system or code gives no type.
 SOPT_SYSTEMS = _systems("https://nahdo.org/sopt", "urn:oid:2.16.840.1.113883.3.221.5")
-_SOPT_PREFIXES = (("11", "medicare_advantage"), ("13", "hospice"), ("14", None),
-                  ("1", "medicare"), ("2", "medicaid"), ("5", "commercial"),
-                  ("6", "commercial"), ("95", "workers_compensation"), ("96", "liability"),
-                  ("97", "liability"))
+_SOPT_PREFIXES = (
+    ("11", "medicare_advantage"),
+    ("13", "hospice"),
+    ("14", None),
+    ("1", "medicare"),
+    ("2", "medicaid"),
+    ("5", "commercial"),
+    ("6", "commercial"),
+    ("95", "workers_compensation"),
+    ("96", "liability"),
+    ("97", "liability"),
+)
 
 
 def _coverage_type(concept: object) -> str | None:
@@ -75,9 +83,12 @@ def _coverage_type(concept: object) -> str | None:
     if code is None or not code.isdigit():
         return None
     return next((kind for prefix, kind in _SOPT_PREFIXES if code.startswith(prefix)), None)
+
+
 # HL7 NamingSystem CLIA (terminology.hl7.org): the laboratory's CLIA certificate number.
-CLIA_SYSTEMS = _systems("http://terminology.hl7.org/NamingSystem/CLIA",
-                        "urn:oid:2.16.840.1.113883.4.7")
+CLIA_SYSTEMS = _systems(
+    "http://terminology.hl7.org/NamingSystem/CLIA", "urn:oid:2.16.840.1.113883.4.7"
+)
 SSN_SYSTEMS = _systems("http://hl7.org/fhir/sid/us-ssn", "urn:oid:2.16.840.1.113883.4.1")
 CLAIM_TYPE_SYSTEMS = _systems("http://terminology.hl7.org/CodeSystem/claim-type")
 COVERAGE_CLASS_SYSTEMS = _systems("http://terminology.hl7.org/CodeSystem/coverage-class")

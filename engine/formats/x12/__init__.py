@@ -59,7 +59,6 @@ Decisions (see also the tests):
   module logs nothing.
 """
 
-
 from __future__ import annotations
 
 from cleanclaim.engine.formats.x12.syntax import Tokens

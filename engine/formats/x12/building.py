@@ -61,14 +61,17 @@ class _ClaimBuilder:
         """Where a claim (or a problem of no claim) is in the input: decisions carry it."""
         if claim is None:
             return {"file": self.source, "format": "x12"}
-        return {"file": self.source, "format": "x12", "transaction": claim.transaction,
-                "segment": claim.clm}
+        return {
+            "file": self.source,
+            "format": "x12",
+            "transaction": claim.transaction,
+            "segment": claim.clm,
+        }
 
     def lost(self, no: int, els: list[str]) -> None:
         """A CLM outside an 837P transaction set: not read, but never dropped silently."""
         if self.st is not None:
-            why = (f"it is in transaction set {self.st_control}, which is not an 837P"
-                   " 005010X222")
+            why = f"it is in transaction set {self.st_control}, which is not an 837P 005010X222"
         else:
             why = "it is outside any transaction set (no ST opens the envelope it is in)"
         claim_id = _get(els, 1) or None
@@ -184,15 +187,19 @@ class _ClaimBuilder:
                 "birth_date": person.birth_date if person is not None else None,
                 "sex": person.sex if person is not None else None,
                 # PAT06, only when the file says so
-                **({"date_of_death": person.death_date}
-                   if person is not None and person.death_date else {}),
+                **(
+                    {"date_of_death": person.death_date}
+                    if person is not None and person.death_date
+                    else {}
+                ),
             },
             "billing_provider": {"npi": billing_npi, "taxonomy": billing_taxonomy},
             "rendering_provider": rendering,
             "referring_provider": ({"npi": claim.referring_npi} if claim.has_referring else None),
             # 2420E of the first line that names one (a claim-level simplification)
-            "ordering_provider": next(({"npi": ln.ordering_npi} for ln in claim.lines
-                                       if ln.has_ordering), None),
+            "ordering_provider": next(
+                ({"npi": ln.ordering_npi} for ln in claim.lines if ln.has_ordering), None
+            ),
             "place_of_service": claim.place_of_service,
             "service_state": claim.facility_state or (billing.state if billing else None),
             "clia_number": claim.clia_number,
@@ -216,11 +223,17 @@ class _ClaimBuilder:
         out: list[dict[str, Any]] = []
         subscriber = claim.subscriber
         if subscriber is not None and subscriber.sbr is not None:
-            out.append({"payer": self.payer_key(payer), "type": subscriber.sbr.type,
-                        "order": subscriber.sbr.order})
+            out.append(
+                {
+                    "payer": self.payer_key(payer),
+                    "type": subscriber.sbr.type,
+                    "order": subscriber.sbr.order,
+                }
+            )
         for other in claim.other_payers:
-            out.append({"payer": self.payer_key(other.payer), "type": other.type,
-                        "order": other.order})
+            out.append(
+                {"payer": self.payer_key(other.payer), "type": other.type, "order": other.order}
+            )
         return out
 
     @staticmethod
@@ -230,18 +243,28 @@ class _ClaimBuilder:
         if claim.authorizations:
             codes = list(dict.fromkeys(ln.code for ln in claim.lines if ln.code))
             starts = [ln.service_date for ln in claim.lines if ln.service_date]
-            ends = [ln.service_end_date or ln.service_date for ln in claim.lines
-                    if ln.service_date]
+            ends = [ln.service_end_date or ln.service_date for ln in claim.lines if ln.service_date]
             for number in claim.authorizations:
-                out.append({"number": number, "codes": codes,
-                            "start": min(starts, default=None), "end": max(ends, default=None),
-                            "units": None})
+                out.append(
+                    {
+                        "number": number,
+                        "codes": codes,
+                        "start": min(starts, default=None),
+                        "end": max(ends, default=None),
+                        "units": None,
+                    }
+                )
         for line in claim.lines:
             for number in line.authorizations:
-                out.append({"number": number, "codes": [line.code] if line.code else [],
-                            "start": line.service_date,
-                            "end": line.service_end_date or line.service_date,
-                            "units": None})
+                out.append(
+                    {
+                        "number": number,
+                        "codes": [line.code] if line.code else [],
+                        "start": line.service_date,
+                        "end": line.service_end_date or line.service_date,
+                        "units": None,
+                    }
+                )
         return out
 
     def payer_key(self, payer: _Payer | None) -> str | None:

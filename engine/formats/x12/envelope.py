@@ -49,29 +49,40 @@ class _EnvelopeCheck:
         self.st: _Envelope | None = None
 
     def flag(self, envelope: _Envelope, where: str, message: str) -> None:
-        problem = ReadProblem(where, f"{message}: the {envelope.name()} is rejected whole"
-                              f" ({_ENVELOPES[envelope.sid][3]})")
+        problem = ReadProblem(
+            where,
+            f"{message}: the {envelope.name()} is rejected whole ({_ENVELOPES[envelope.sid][3]})",
+        )
         for st in envelope.transactions if envelope.sid != "ST" else [envelope.no]:
             self.found.setdefault(st, []).append(problem)
 
     def unclosed(self, envelope: _Envelope | None, before: str) -> None:
         if envelope is not None:
             trailer = _ENVELOPES[envelope.sid][0]
-            self.flag(envelope, _where(envelope.sid, envelope.no),
-                      f"the {envelope.name()} begun at {envelope.sid} segment {envelope.no}"
-                      f" has no {trailer} before {before}")
+            self.flag(
+                envelope,
+                _where(envelope.sid, envelope.no),
+                f"the {envelope.name()} begun at {envelope.sid} segment {envelope.no}"
+                f" has no {trailer} before {before}",
+            )
 
     def close(self, envelope: _Envelope, no: int, els: list[str]) -> None:
         trailer, control_ref, counted, _ = _ENVELOPES[envelope.sid]
         count, control = _get(els, 1), _get(els, 2)
         if count != str(envelope.count):
-            self.flag(envelope, _where(trailer, no, 1),
-                      f"{trailer}01 says {count or 'nothing'} {counted}, the"
-                      f" {envelope.name()} has {envelope.count}")
+            self.flag(
+                envelope,
+                _where(trailer, no, 1),
+                f"{trailer}01 says {count or 'nothing'} {counted}, the"
+                f" {envelope.name()} has {envelope.count}",
+            )
         if control != envelope.control:
-            self.flag(envelope, _where(trailer, no, 2),
-                      f"{trailer}02 ({control or 'empty'}) is not the {control_ref}"
-                      f" ({envelope.control or 'empty'}) of its header")
+            self.flag(
+                envelope,
+                _where(trailer, no, 2),
+                f"{trailer}02 ({control or 'empty'}) is not the {control_ref}"
+                f" ({envelope.control or 'empty'}) of its header",
+            )
 
     def segment(self, no: int, els: list[str]) -> None:
         sid = els[0]

@@ -26,13 +26,23 @@ _OTHER_SEQUENCES: Final = frozenset("ABCDEFGHU")
 # Advantage plan; auto medical (no-fault) is counted as liability: both are non-group
 # health plan insurance primary to Medicare (MSP Manual, Pub. 100-05 ch.1 s.10).
 _FILING_TYPES: Final = {
-    "MA": "medicare", "MB": "medicare", "16": "medicare_advantage", "MC": "medicaid",
-    "WC": "workers_compensation", "LM": "liability", "AM": "liability",
-    "CI": "commercial", "BL": "commercial", "HM": "commercial", "12": "commercial",
-    "13": "commercial", "14": "commercial", "15": "commercial", "17": "commercial",
+    "MA": "medicare",
+    "MB": "medicare",
+    "16": "medicare_advantage",
+    "MC": "medicaid",
+    "WC": "workers_compensation",
+    "LM": "liability",
+    "AM": "liability",
+    "CI": "commercial",
+    "BL": "commercial",
+    "HM": "commercial",
+    "12": "commercial",
+    "13": "commercial",
+    "14": "commercial",
+    "15": "commercial",
+    "17": "commercial",
 }
-_FILING_CODES: Final = frozenset({*_FILING_TYPES, "11", "CH", "DS", "FI", "OF", "TV", "VA",
-                                  "ZZ"})
+_FILING_CODES: Final = frozenset({*_FILING_TYPES, "11", "CH", "DS", "FI", "OF", "TV", "VA", "ZZ"})
 
 
 # --------------------------------------------------------------------------- loop state

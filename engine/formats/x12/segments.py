@@ -49,17 +49,25 @@ class _ClaimSegments:
         """SBR01 (payer responsibility sequence) and SBR09 (claim filing indicator)."""
         sequence, filing = _get(els, 1), _get(els, 9)
         if sequence not in _ORDERS and sequence not in _OTHER_SEQUENCES:
-            problems.append(ReadProblem(
-                _where("SBR", no, 1),
-                f'payer responsibility sequence "{sequence}" is not P, S, T, A-H or U'
-                if sequence and len(sequence) <= 2
-                else "payer responsibility sequence (SBR01) is missing" if not sequence
-                else "payer responsibility sequence is not P, S, T, A-H or U"))
+            problems.append(
+                ReadProblem(
+                    _where("SBR", no, 1),
+                    f'payer responsibility sequence "{sequence}" is not P, S, T, A-H or U'
+                    if sequence and len(sequence) <= 2
+                    else "payer responsibility sequence (SBR01) is missing"
+                    if not sequence
+                    else "payer responsibility sequence is not P, S, T, A-H or U",
+                )
+            )
         if filing and filing not in _FILING_CODES:
-            problems.append(ReadProblem(
-                _where("SBR", no, 9),
-                f'claim filing indicator "{filing}" is not an 837P code'
-                if len(filing) <= 2 else "claim filing indicator is not an 837P code"))
+            problems.append(
+                ReadProblem(
+                    _where("SBR", no, 9),
+                    f'claim filing indicator "{filing}" is not an 837P code'
+                    if len(filing) <= 2
+                    else "claim filing indicator is not an 837P code",
+                )
+            )
         return _Sbr(_ORDERS.get(sequence), _FILING_TYPES.get(filing))
 
     def clm(self, no: int, els: list[str]) -> None:
@@ -271,7 +279,8 @@ class _ClaimSegments:
                 line.clia_number = value
             else:
                 claim.problems.append(
-                    ReadProblem(_where("REF", no, 2), "CLIA number (X4) is empty"))
+                    ReadProblem(_where("REF", no, 2), "CLIA number (X4) is empty")
+                )
 
     def sv1(self, no: int, els: list[str], line: _Line, problems: list[ReadProblem]) -> None:
         line.has_sv1 = True

@@ -313,12 +313,14 @@ class _Walker(Tokens, _ClaimSegments, _ClaimBuilder):
             return
         if fmt != "D8":
             person.problems.append(
-                ReadProblem(_where("PAT", no, 5), f'date format "{fmt}" is not D8 (CCYYMMDD)'))
+                ReadProblem(_where("PAT", no, 5), f'date format "{fmt}" is not D8 (CCYYMMDD)')
+            )
             return
         death = _ccyymmdd(value)
         if death is None:
             person.problems.append(
-                ReadProblem(_where("PAT", no, 6), "date of death is not a valid date (CCYYMMDD)"))
+                ReadProblem(_where("PAT", no, 6), "date of death is not a valid date (CCYYMMDD)")
+            )
         else:
             person.death_date = death
 

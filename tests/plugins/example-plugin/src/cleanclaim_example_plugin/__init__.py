@@ -36,9 +36,17 @@ def cleanclaim_policy_packs() -> Sequence[Path]:
 
 @hookimpl
 def cleanclaim_functions() -> Sequence[T.FunctionSpec]:
-    return [T.FunctionSpec("telehealth_documented", (), T.BOOL, telehealth_documented,
-                           "true when the visit is documented as telehealth",
-                           contextual=True, scopes=frozenset({"line"}))]
+    return [
+        T.FunctionSpec(
+            "telehealth_documented",
+            (),
+            T.BOOL,
+            telehealth_documented,
+            "true when the visit is documented as telehealth",
+            contextual=True,
+            scopes=frozenset({"line"}),
+        )
+    ]
 
 
 @hookimpl
@@ -55,5 +63,12 @@ def cleanclaim_rules() -> Sequence[RuleInfo]:
 def cleanclaim_check_claim(claim: Claim, context: ClaimContext) -> Iterable[Finding] | None:
     if len(claim.lines) <= 3:
         return None
-    return [finding("too-many-lines", f"{len(claim.lines)} lines (at most 3 here)",
-                    severity="info", carc="16", root_cause="submission")]
+    return [
+        finding(
+            "too-many-lines",
+            f"{len(claim.lines)} lines (at most 3 here)",
+            severity="info",
+            carc="16",
+            root_cause="submission",
+        )
+    ]
