@@ -297,6 +297,10 @@ def check(
         if str(path) != "-" and not path.exists():
             typer.echo(f"error: {path}: no such file", err=True)
             raise typer.Exit(2)
+        if str(path) != "-" and path.is_dir():
+            # (an empty argument reaches here as `.`: typer makes Path("") of it)
+            typer.echo(f"error: {path}: a folder, not a claim file", err=True)
+            raise typer.Exit(2)
     if on != "local":
         raise typer.Exit(_check_on_spark(engine, paths, state, output, workers, on))
     with tempfile.TemporaryDirectory(prefix="cleanclaim-input-") as spool_dir:
